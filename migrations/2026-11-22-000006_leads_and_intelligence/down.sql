@@ -1,0 +1,10 @@
+DROP TABLE prompt_evolution;
+DROP TABLE prompt_ab_tests;
+DROP TABLE prompt_performance;
+DROP TABLE prompt_registry;
+DROP TABLE performance_metrics;
+DROP TABLE feedback_tracking;
+DROP TABLE growth_brain;
+DROP TABLE lead_notes;
+DROP TABLE lead_actions;
+DROP TABLE lead_memory;

@@ -1,0 +1,9 @@
+DROP TABLE outreach_metrics;
+DROP TABLE outreach_tracking;
+DROP TABLE outreach_emails;
+DROP TABLE outreach_campaigns;
+DROP TABLE email_templates;
+DROP TABLE prospect_form_tests;
+DROP TABLE prospect_industry_performance;
+DROP TABLE prospect_outreach_log;
+DROP TABLE prospect_candidates;

@@ -1,0 +1,51 @@
+//! Shared state, built once at start-up and cloned (cheaply) into every handler.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::config::ServeArgs;
+use crate::db::PgPool;
+use crate::graphql::{build_schema, AppSchema};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub pool: PgPool,
+    pub schema: AppSchema,
+    pub limits: ServeArgs,
+    pub metrics: Metrics,
+    /// The demo admin key, pre-filled into GraphiQL when serving the embedded demo on
+    /// loopback.
+    pub graphiql_key: Option<String>,
+}
+
+/// Counters exported at `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub graphql_operations: AtomicU64,
+    pub unauthenticated: AtomicU64,
+    pub rejected_requests: AtomicU64,
+    pub websocket_connections: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, limits: ServeArgs, graphiql_key: Option<String>) -> Self {
+        AppState(Arc::new(Inner {
+            pool,
+            schema: build_schema(),
+            limits,
+            metrics: Metrics::default(),
+            graphiql_key,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,257 @@
+//! Who is calling: API keys (`gg_<role>_…`, stored as SHA-256 hashes), widget keys
+//! (`wgt_…`, read-only, published testimonials only), roles, and the one guard that
+//! enforces which role may run which field.
+
+use std::time::Duration;
+
+use async_graphql::{Context, Guard};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::{PgPool, TenantDb};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum Role {
+    Admin,
+    Analyst,
+    Partner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Partner => "partner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "analyst" => Some(Role::Analyst),
+            "partner" => Some(Role::Partner),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller of one request or one WebSocket connection.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    ApiKey {
+        tenant_id: Uuid,
+        key_id: Uuid,
+        key_name: String,
+        role: Role,
+    },
+    Widget {
+        tenant_id: Uuid,
+        widget_id: Uuid,
+    },
+}
+
+impl Principal {
+    pub fn tenant_id(&self) -> Uuid {
+        match self {
+            Principal::ApiKey { tenant_id, .. } | Principal::Widget { tenant_id, .. } => *tenant_id,
+        }
+    }
+}
+
+/// What a field needs. Every root field declares one; the guard below is the only place
+/// that decides who passes.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// Any API key: admin, analyst or partner.
+    Read,
+    /// Ingestion mutations: admin or partner.
+    Ingest,
+    /// Subscriptions: admin or partner (analysts do not get raw event streams).
+    Subscribe,
+    /// Everything else that writes, and key management.
+    Admin,
+    /// Published testimonials: a widget key, or any API key.
+    Widget,
+}
+
+impl Access {
+    pub fn allows(self, principal: &Principal) -> bool {
+        match (self, principal) {
+            (Access::Widget, _) => true,
+            (_, Principal::Widget { .. }) => false,
+            (Access::Read, Principal::ApiKey { .. }) => true,
+            (Access::Ingest | Access::Subscribe, Principal::ApiKey { role, .. }) => {
+                matches!(role, Role::Admin | Role::Partner)
+            }
+            (Access::Admin, Principal::ApiKey { role, .. }) => *role == Role::Admin,
+        }
+    }
+}
+
+/// Per-request data: the caller and the tenant-scoped database handle built for it.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    pub db: TenantDb,
+}
+
+pub fn request_context<'a>(ctx: &'a Context<'_>) -> AppResult<&'a RequestContext> {
+    ctx.data_opt::<RequestContext>()
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))
+}
+
+impl Guard for Access {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let request = request_context(ctx)?;
+        if self.allows(&request.principal) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("this API key's role may not do this").into())
+        }
+    }
+}
+
+/// A freshly generated API key: shown once, stored only as its hash and display prefix.
+pub struct GeneratedKey {
+    pub secret: String,
+    pub hash: Vec<u8>,
+    pub prefix: String,
+}
+
+pub fn generate_api_key(role: Role) -> GeneratedKey {
+    let mut bytes = [0u8; 24]; // 192 bits
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = format!("gg_{}_{}", role.as_str(), hex::encode(bytes));
+    let prefix = secret[..secret.len() - 40].to_string();
+    GeneratedKey {
+        hash: hash_key(&secret),
+        secret,
+        prefix,
+    }
+}
+
+pub fn generate_widget_key() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("wgt_{}", hex::encode(bytes))
+}
+
+pub fn hash_key(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = SqlUuid)]
+    key_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    tenant_id: Uuid,
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = Text)]
+    key_name: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct WidgetRow {
+    #[diesel(sql_type = SqlUuid)]
+    widget_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    tenant_id: Uuid,
+}
+
+/// How stale `last_used_at` may get before a request refreshes it (off the request path).
+const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Resolves an `Authorization` header value to its principal.
+pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Principal> {
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
+    let mut conn = pool.get().await?;
+
+    if token.starts_with("wgt_") {
+        let rows: Vec<WidgetRow> =
+            diesel::sql_query("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
+                .bind::<Text, _>(token)
+                .load(&mut conn)
+                .await?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
+        return Ok(Principal::Widget {
+            tenant_id: row.tenant_id,
+            widget_id: row.widget_id,
+        });
+    }
+
+    if !token.starts_with("gg_") {
+        return Err(AppError::Unauthenticated("missing or invalid API key"));
+    }
+    let rows: Vec<KeyRow> = diesel::sql_query(
+        "SELECT key_id, tenant_id, role, key_name, last_used_at FROM authenticate_api_key($1)",
+    )
+    .bind::<Bytea, _>(hash_key(token))
+    .load(&mut conn)
+    .await?;
+    drop(conn);
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
+    let role = Role::parse(&row.role).ok_or_else(|| AppError::internal(&row.role))?;
+
+    let stale = row
+        .last_used_at
+        .is_none_or(|t| Utc::now() - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default());
+    if stale {
+        touch_last_used(pool.clone(), row.tenant_id, row.key_id);
+    }
+    Ok(Principal::ApiKey {
+        tenant_id: row.tenant_id,
+        key_id: row.key_id,
+        key_name: row.key_name,
+        role,
+    })
+}
+
+/// Records key use without making the request wait for it.
+fn touch_last_used(pool: PgPool, tenant_id: Uuid, key_id: Uuid) {
+    use scoped_futures::ScopedFutureExt;
+    tokio::spawn(async move {
+        let db = TenantDb::new(pool, tenant_id);
+        let result = db
+            .run(|conn, tenant| {
+                async move {
+                    use crate::db::schema::api_keys::dsl;
+                    use diesel::{ExpressionMethods, QueryDsl};
+                    diesel::update(
+                        dsl::api_keys
+                            .filter(dsl::tenant_id.eq(tenant.id()))
+                            .filter(dsl::id.eq(key_id)),
+                    )
+                    .set(dsl::last_used_at.eq(diesel::dsl::now))
+                    .execute(conn)
+                    .await?;
+                    Ok::<_, AppError>(())
+                }
+                .scope_boxed()
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(?error, "could not record API key use");
+        }
+    });
+}

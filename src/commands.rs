@@ -1,0 +1,250 @@
+//! What each subcommand does. `main.rs` only parses; everything else starts here.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::auth::Role;
+use crate::config::{Cli, Command, GlobalArgs, KeyCommand, SeedArgs, ServeArgs, TenantCommand};
+use crate::db::cluster::{Cluster, Durability};
+use crate::db::{self, tenant::in_tenant_transaction};
+use crate::domain::tenancy::ops as tenancy;
+use crate::domain::OpError;
+use crate::{graphql, http, seed};
+
+const EMBEDDED_DATABASE: &str = "growthgraph";
+const DEMO_KEY_FILE: &str = "demo-admin-key";
+
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing(&cli.global.log);
+    if matches!(cli.command, Some(Command::Sdl)) {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run_async(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("growthgraph: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The database to use: `--database-url`, or the embedded cluster (started here).
+struct Database {
+    url: String,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    async fn open(global: &GlobalArgs) -> Result<Self, String> {
+        if let Some(url) = &global.database_url {
+            return Ok(Database { url: url.clone(), cluster: None });
+        }
+        let root = global.data_dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&root, Durability::Durable))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        create_database_if_missing(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
+        Ok(Database {
+            url: cluster.url(EMBEDDED_DATABASE),
+            cluster: Some(cluster),
+        })
+    }
+
+    async fn close(self) {
+        if let Some(cluster) = self.cluster {
+            match tokio::task::spawn_blocking(move || cluster.stop()).await {
+                Ok(Ok(())) => tracing::info!("embedded PostgreSQL stopped"),
+                other => tracing::error!(?other, "embedded PostgreSQL did not stop cleanly"),
+            }
+        }
+    }
+}
+
+pub async fn create_database_if_missing(maintenance_url: &str, name: &str) -> Result<(), String> {
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let mut conn = db::connect_owner(maintenance_url).await?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !found.exists {
+        conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn run_async(cli: Cli) -> Result<(), String> {
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let database = Database::open(&cli.global).await?;
+    let outcome = run_command(command, &cli.global, &database).await;
+    database.close().await;
+    outcome
+}
+
+async fn run_command(command: Command, global: &GlobalArgs, database: &Database) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => serve(args, global, database).await,
+        Command::Migrate => {
+            let applied = db::migrate(&database.url).await?;
+            println!("{} migration(s) applied", applied.len());
+            Ok(())
+        }
+        Command::Seed(args) => seed_command(args, database).await,
+        Command::Tenant(TenantCommand::Create { name, slug }) => {
+            db::migrate(&database.url).await?;
+            let mut conn = db::connect_owner(&database.url).await?;
+            let (tenant, key) = tenancy::create_tenant(&mut conn, &name, slug.as_deref())
+                .await
+                .map_err(op_message)?;
+            println!("tenant {} ({}) created: id {}", tenant.name, tenant.slug, tenant.id);
+            println!("admin API key (shown once, store it now): {key}");
+            Ok(())
+        }
+        Command::Key(KeyCommand::Create { tenant, role, name }) => {
+            let role = Role::parse(&role).ok_or("--role must be admin, analyst or partner")?;
+            db::migrate(&database.url).await?;
+            let mut conn = db::connect_owner(&database.url).await?;
+            let found = tenancy::find_tenant_by_slug(&mut conn, &tenant)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+                .ok_or_else(|| format!("no tenant with slug {tenant}"))?;
+            let name = name.unwrap_or_else(|| format!("{} key", role.as_str()));
+            let (key, secret) = in_tenant_transaction(&mut conn, found.id, |conn, scope| {
+                use scoped_futures::ScopedFutureExt;
+                let name = &name;
+                async move { tenancy::create_api_key(conn, scope, name, role).await }.scope_boxed()
+            })
+            .await
+            .map_err(op_message)?;
+            println!("{} key {} created for {}", role.as_str(), key.id, found.slug);
+            println!("API key (shown once, store it now): {secret}");
+            Ok(())
+        }
+        Command::Sdl => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn op_message(error: OpError) -> String {
+    match error {
+        OpError::User(e) => e.message,
+        OpError::App(e) => format!("{e:?}"),
+    }
+}
+
+async fn seed_command(args: SeedArgs, database: &Database) -> Result<(), String> {
+    db::migrate(&database.url).await?;
+    let mut conn = db::connect_owner(&database.url).await?;
+    if args.demo {
+        match seed::demo::seed_demo(&mut conn).await? {
+            Some(key) => println!("demo tenant loaded; admin API key (shown once): {key}"),
+            None => println!("demo tenant already present; nothing to do"),
+        }
+        return Ok(());
+    }
+    if args.scale.is_some() {
+        return Err("seed --scale arrives with the customer 360 work; only --demo is available".into());
+    }
+    Err("nothing to seed: pass --demo".into())
+}
+
+async fn tenant_count(conn: &mut AsyncPgConnection) -> Result<i64, String> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let count: Count = diesel::sql_query("SELECT count(*) AS count FROM tenants")
+        .get_result(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(count.count)
+}
+
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{secret}")
+}
+
+async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Result<(), String> {
+    let applied = db::migrate(&database.url).await?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "migrations applied");
+    }
+    let mut demo_key = None;
+    if database.cluster.is_some() {
+        let key_file = global.data_dir.join(DEMO_KEY_FILE);
+        let mut conn = db::connect_owner(&database.url).await?;
+        if tenant_count(&mut conn).await? == 0 {
+            if let Some(key) = seed::demo::seed_demo(&mut conn).await? {
+                write_secret_file(&key_file, &key).map_err(|e| format!("cannot save the demo key: {e}"))?;
+            }
+        }
+        demo_key = std::fs::read_to_string(&key_file).ok().map(|k| k.trim().to_owned());
+    }
+    let pool = db::build_pool(
+        &database.url,
+        global.pool_size,
+        Duration::from_millis(global.statement_timeout_ms),
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    let graphiql_key = demo_key.clone().filter(|_| addr.ip().is_loopback());
+    let state = AppState::new(pool, args, graphiql_key);
+    println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
+    if let Some(key) = &demo_key {
+        println!("demo tenant admin API key: {key}");
+    }
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

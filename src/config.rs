@@ -1,0 +1,128 @@
+//! Every setting of the `growthgraph` binary, with its flag, environment variable and
+//! default. Nothing else reads the environment.
+//!
+//! | flag | env | default | meaning |
+//! |---|---|---|---|
+//! | `--listen` | `GROWTHGRAPH_LISTEN` | `127.0.0.1:8080` | HTTP listen address |
+//! | `--database-url` | `DATABASE_URL` | (none: embedded cluster) | PostgreSQL URL |
+//! | `--data-dir` | `GROWTHGRAPH_DATA_DIR` | `./.growthgraph` | embedded cluster's home |
+//! | `--replica-url` | `DATABASE_REPLICA_URL` | (none) | optional read replica |
+//! | `--pool-size` | `GROWTHGRAPH_POOL_SIZE` | `16` | connections in the pool |
+//! | `--statement-timeout-ms` | `GROWTHGRAPH_STATEMENT_TIMEOUT_MS` | `10000` | per statement |
+//! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
+//! | `--max-batch` | `GROWTHGRAPH_MAX_BATCH` | `10` | operations per batched request |
+//! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "growthgraph", version, about = "Multi-tenant GraphQL API for customer growth")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// PostgreSQL URL; without it an embedded cluster is started in the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Home of the embedded PostgreSQL cluster.
+    #[arg(long, env = "GROWTHGRAPH_DATA_DIR", default_value = "./.growthgraph", global = true)]
+    pub data_dir: PathBuf,
+    /// Optional read replica; reads may be served from it.
+    #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
+    pub replica_url: Option<String>,
+    /// Connections kept in the pool.
+    #[arg(long, env = "GROWTHGRAPH_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: usize,
+    /// statement_timeout for every server query, in milliseconds.
+    #[arg(long, env = "GROWTHGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub statement_timeout_ms: u64,
+    /// Log filter (tracing-subscriber syntax).
+    #[arg(long, env = "GROWTHGRAPH_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default); runs pending migrations first.
+    Serve(ServeArgs),
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Load data: the demo tenant, or synthetic scale data.
+    Seed(SeedArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print the GraphQL SDL (what schema.graphql holds).
+    Sdl,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "GROWTHGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GROWTHGRAPH_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest number of operations in one batched request.
+    #[arg(long, env = "GROWTHGRAPH_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            max_body_bytes: 256 * 1024,
+            max_batch: 10,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Load the demo tenant (idempotent).
+    #[arg(long)]
+    pub demo: bool,
+    /// Bulk-load N synthetic customers (arrives with the customer 360 work).
+    #[arg(long)]
+    pub scale: Option<u64>,
+    /// Tenant slug for --scale.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first admin API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a tenant and print it (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}

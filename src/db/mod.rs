@@ -1,0 +1,82 @@
+//! Database access: the pool (connections run as the unprivileged `growthgraph_app`
+//! role), migrations, the tenant-scoped handle every resolver and operation goes through,
+//! and the embedded cluster.
+
+pub mod cluster;
+#[rustfmt::skip]
+pub mod schema;
+pub(crate) mod tenant;
+
+use std::time::Duration;
+
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+pub use tenant::{Tenant, TenantDb};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The role every server query runs as (created by the first migration).
+pub const APP_ROLE: &str = "growthgraph_app";
+
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// Builds the pool. Each new connection switches to the app role, so row-level security
+/// applies to everything the server runs, and gets a statement timeout.
+pub fn build_pool(url: &str, size: usize, statement_timeout: Duration) -> PgPool {
+    let mut config = ManagerConfig::default();
+    // A connection left inside a transaction (a cancelled request) is discarded by the
+    // pool's own check; Fast skips the extra round trip per checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    let setup = format!(
+        "SET ROLE {APP_ROLE}; SET statement_timeout = {}; SET application_name = 'growthgraph'",
+        statement_timeout.as_millis()
+    );
+    config.custom_setup = Box::new(move |url| {
+        let setup = setup.clone();
+        async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute(&setup)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .expect("pool configuration is valid")
+}
+
+/// Runs pending migrations as the connecting (owning) role.
+pub async fn migrate(url: &str) -> Result<Vec<String>, String> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| format!("migration failed: {e}"))?;
+        Ok(applied.iter().map(|v| v.to_string()).collect())
+    })
+    .await
+    .map_err(|e| format!("migration task failed: {e}"))?
+}
+
+/// One connection as the owning role, for administrative commands (`tenant create`, seeds).
+pub async fn connect_owner(url: &str) -> Result<AsyncPgConnection, String> {
+    AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+}

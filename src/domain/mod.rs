@@ -1,0 +1,80 @@
+//! The business domains. Each has `model.rs` (Diesel structs checked against the
+//! generated schema), `ops.rs` (the operations: plain async functions over a connection
+//! already scoped to a tenant, one transaction per mutation) and `graphql.rs` (thin
+//! resolvers calling ops).
+
+pub mod tenancy;
+
+use crate::error::AppError;
+
+/// Business-rule violation codes (`userErrors[].code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum UserErrorCode {
+    InsufficientPoints,
+    OutOfStock,
+    RewardUnavailable,
+    NotEligible,
+    AlreadyEnrolled,
+    InvalidTransition,
+    IdempotencyKeyReused,
+    NotFound,
+    Invalid,
+    Conflict,
+}
+
+/// A business-rule violation: reported in the payload's `userErrors`, nothing written.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct UserError {
+    /// Path to the offending input field, e.g. `["input", "email"]`.
+    pub field: Option<Vec<String>>,
+    pub code: UserErrorCode,
+    pub message: String,
+}
+
+impl UserError {
+    pub fn new(code: UserErrorCode, field: &[&str], message: impl Into<String>) -> Self {
+        Self {
+            field: (!field.is_empty()).then(|| field.iter().map(|s| s.to_string()).collect()),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What an operation can fail with: a business rule (rolled back, reported to the
+/// caller as a user error) or an application error (top-level GraphQL error).
+#[derive(Debug)]
+pub enum OpError {
+    User(UserError),
+    App(AppError),
+}
+
+impl From<AppError> for OpError {
+    fn from(e: AppError) -> Self {
+        OpError::App(e)
+    }
+}
+
+impl From<diesel::result::Error> for OpError {
+    fn from(e: diesel::result::Error) -> Self {
+        OpError::App(e.into())
+    }
+}
+
+impl From<UserError> for OpError {
+    fn from(e: UserError) -> Self {
+        OpError::User(e)
+    }
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+/// Maps an operation's outcome to a mutation payload: business-rule violations become
+/// `userErrors`, everything else stays a top-level error.
+pub fn payload<T, P>(result: OpResult<T>, build: impl FnOnce(Option<T>, Vec<UserError>) -> P) -> Result<P, AppError> {
+    match result {
+        Ok(value) => Ok(build(Some(value), Vec::new())),
+        Err(OpError::User(error)) => Ok(build(None, vec![error])),
+        Err(OpError::App(error)) => Err(error),
+    }
+}

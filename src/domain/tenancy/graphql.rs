@@ -1,0 +1,188 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use scoped_futures::ScopedFutureExt;
+
+use super::{model, ops};
+use crate::auth::{request_context, Access, Principal, Role};
+use crate::domain::{payload, UserError};
+use crate::error::AppResult;
+use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::scalars::parse_id;
+
+pub struct Tenant(pub model::Tenant);
+
+#[Object]
+impl Tenant {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn language(&self) -> &str {
+        &self.0.language
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct ApiKey(pub model::ApiKey);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn role(&self) -> Option<Role> {
+        Role::parse(&self.0.role)
+    }
+    /// The key's first characters, enough to recognise it; the secret is never stored.
+    async fn prefix(&self) -> &str {
+        &self.0.key_prefix
+    }
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// The caller: its tenant and, for API keys, the key itself.
+pub struct Viewer;
+
+#[Object]
+impl Viewer {
+    async fn tenant(&self, ctx: &Context<'_>) -> AppResult<Tenant> {
+        let request = request_context(ctx)?;
+        let tenant = request
+            .db
+            .run(|conn, scope| async move { ops::find_tenant(conn, scope).await }.scope_boxed())
+            .await?;
+        Ok(Tenant(tenant))
+    }
+
+    async fn api_key(&self, ctx: &Context<'_>) -> AppResult<Option<ApiKey>> {
+        let request = request_context(ctx)?;
+        let Principal::ApiKey { key_id, .. } = request.principal else {
+            return Ok(None);
+        };
+        let key = request
+            .db
+            .run(|conn, scope| async move { ops::find_api_key(conn, scope, key_id).await }.scope_boxed())
+            .await?;
+        Ok(key.map(ApiKey))
+    }
+}
+
+#[derive(Default)]
+pub struct TenancyQuery;
+
+#[Object]
+impl TenancyQuery {
+    /// Who is calling.
+    #[graphql(guard = "Access::Widget")]
+    async fn viewer(&self) -> Viewer {
+        Viewer
+    }
+
+    /// The tenant's API keys (admins only).
+    #[graphql(guard = "Access::Admin", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, ApiKey>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let page = &page;
+                async move { ops::list_api_keys(conn, scope, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |k| Cursor { key: k.created_at, id: k.id },
+            ApiKey,
+        ))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiKeyPayload {
+    pub api_key: Option<ApiKey>,
+    /// The secret, shown this once.
+    pub secret: Option<String>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct RevokeApiKeyInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeApiKeyPayload {
+    pub api_key: Option<ApiKey>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct TenancyMutation;
+
+#[Object]
+impl TenancyMutation {
+    #[graphql(guard = "Access::Admin")]
+    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> AppResult<CreateApiKeyPayload> {
+        let request = request_context(ctx)?;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                let input = &input;
+                async move { ops::create_api_key(conn, scope, &input.name, input.role).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |created, user_errors| {
+            let (api_key, secret) = created.map(|(k, s)| (ApiKey(k), s)).unzip();
+            CreateApiKeyPayload {
+                api_key,
+                secret,
+                user_errors,
+            }
+        })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn revoke_api_key(&self, ctx: &Context<'_>, input: RevokeApiKeyInput) -> AppResult<RevokeApiKeyPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let result = request
+            .db
+            .run(|conn, scope| async move { ops::revoke_api_key(conn, scope, id).await }.scope_boxed())
+            .await;
+        payload(result, |key, user_errors| RevokeApiKeyPayload {
+            api_key: key.map(ApiKey),
+            user_errors,
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Tenants and their API keys.
+
+pub mod graphql;
+pub mod model;
+pub mod ops;

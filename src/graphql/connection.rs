@@ -1,0 +1,97 @@
+//! The one pagination helper: Relay connections over keyset cursors (never OFFSET).
+//! A cursor is the sort key of the row plus its id, base64url-encoded JSON: opaque to
+//! clients, stable under inserts, and ties in the sort key are broken by id.
+
+use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::OutputType;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor<K> {
+    pub key: K,
+    pub id: Uuid,
+}
+
+#[derive(Debug)]
+pub struct InvalidCursor;
+
+impl std::fmt::Display for InvalidCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("malformed cursor")
+    }
+}
+
+impl<K: Serialize + DeserializeOwned> CursorType for Cursor<K> {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| InvalidCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| InvalidCursor)
+    }
+
+    fn encode_cursor(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("cursor serialises"))
+    }
+}
+
+/// A validated page request: how many rows, and where to start.
+#[derive(Debug)]
+pub struct PageRequest<K> {
+    pub first: i64,
+    pub after: Option<Cursor<K>>,
+}
+
+impl<K: Serialize + DeserializeOwned> PageRequest<K> {
+    pub fn new(first: Option<i32>, after: Option<String>) -> AppResult<Self> {
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(AppError::bad_input(
+                &["first"],
+                format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let after = after
+            .map(|s| Cursor::decode_cursor(&s))
+            .transpose()
+            .map_err(|_| AppError::bad_input(&["after"], "malformed cursor"))?;
+        Ok(Self {
+            first: i64::from(first),
+            after,
+        })
+    }
+
+    /// Rows to fetch: one more than asked, to learn whether there is a next page.
+    pub fn limit(&self) -> i64 {
+        self.first + 1
+    }
+
+    /// Turns the fetched rows (at most `limit()`, already in order) into a connection.
+    pub fn into_connection<T, N>(
+        self,
+        mut rows: Vec<T>,
+        cursor_of: impl Fn(&T) -> Cursor<K>,
+        node_of: impl Fn(T) -> N,
+    ) -> Connection<Cursor<K>, N>
+    where
+        K: Send + Sync,
+        N: OutputType,
+    {
+        let has_next = rows.len() as i64 > self.first;
+        rows.truncate(self.first as usize);
+        let mut connection = Connection::new(self.after.is_some(), has_next);
+        connection.edges = rows
+            .into_iter()
+            .map(|row| Edge::new(cursor_of(&row), node_of(row)))
+            .collect();
+        connection
+    }
+}

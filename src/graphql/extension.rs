@@ -1,0 +1,99 @@
+//! A per-request extension: reports the query's cost in `extensions.cost`, and makes sure
+//! no error leaves without a code. Errors raised by resolvers through `AppError` already
+//! carry one; anything else is either a request problem (parse, validation, argument
+//! coercion: `BAD_USER_INPUT`) or an unexpected error whose text is replaced by an opaque
+//! message with a logged correlation id.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::Variables;
+use async_graphql::{Response, ServerError, ValidationResult, Value};
+
+pub struct RequestGuard;
+
+impl ExtensionFactory for RequestGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestGuardExtension {
+            complexity: AtomicUsize::new(0),
+        })
+    }
+}
+
+struct RequestGuardExtension {
+    complexity: AtomicUsize,
+}
+
+const REQUEST_ERROR_PREFIXES: &[&str] = &["Invalid value for argument", "Failed to parse", "Internal error: invalid", "Unknown"];
+
+fn ensure_code(mut error: ServerError) -> ServerError {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some());
+    if has_code {
+        return error;
+    }
+    let is_request_error = error.path.is_empty()
+        || REQUEST_ERROR_PREFIXES.iter().any(|p| error.message.starts_with(p));
+    if is_request_error {
+        let code = if error.message.contains("complex") {
+            "QUERY_TOO_COMPLEX"
+        } else if error.message.contains("nested too deep") || error.message.contains("too deep") {
+            "QUERY_TOO_COMPLEX"
+        } else {
+            "BAD_USER_INPUT"
+        };
+        error.extensions.get_or_insert_with(Default::default).set("code", code);
+        return error;
+    }
+    let correlation_id = uuid::Uuid::new_v4();
+    tracing::error!(%correlation_id, message = %error.message, "unclassified resolver error");
+    error.message = format!("internal error (correlation id {correlation_id})");
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", "INTERNAL");
+    extensions.set("correlationId", correlation_id.to_string());
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for RequestGuardExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> Result<ExecutableDocument, ServerError> {
+        next.run(ctx, query, variables).await.map_err(ensure_code)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        match result {
+            Ok(result) => {
+                self.complexity.store(result.complexity, Ordering::Relaxed);
+                Ok(result)
+            }
+            Err(errors) => Err(errors.into_iter().map(ensure_code).collect()),
+        }
+    }
+
+    async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        response.errors = response.errors.into_iter().map(ensure_code).collect();
+        response.extensions.insert(
+            "cost".to_string(),
+            Value::from(self.complexity.load(Ordering::Relaxed) as u64),
+        );
+        response
+    }
+}

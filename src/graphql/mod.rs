@@ -1,0 +1,41 @@
+//! Schema assembly: one object per domain merged into `Query` / `Mutation`, the limits
+//! every request is held to, and the request extension. Built once at start-up.
+
+pub mod connection;
+pub mod extension;
+pub mod scalars;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
+
+#[derive(MergedObject, Default)]
+pub struct Query(TenancyQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(TenancyMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Limits on by default (SPEC §5): depth, complexity (list fields cost `first × child`),
+/// recursive depth, directives per field. Batch and body size are enforced by the HTTP
+/// layer before parsing.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 20_000;
+pub const MAX_RECURSIVE_DEPTH: usize = 32;
+pub const MAX_DIRECTIVES: usize = 4;
+
+pub fn build_schema() -> AppSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
+        .limit_directives(MAX_DIRECTIVES)
+        .extension(extension::RequestGuard)
+        .finish()
+}
+
+/// The SDL committed as `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema().sdl()
+}

@@ -1,0 +1,300 @@
+//! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
+//! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Data};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use diesel_async::SimpleAsyncConnection;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::{authenticate, Principal, RequestContext};
+use crate::db::TenantDb;
+use crate::error::AppError;
+
+/// How long a WebSocket may stay open without a valid `connection_init`.
+pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/assets/graphiql/{file}", get(graphiql_asset))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn reject(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
+    state.metrics.rejected_requests.fetch_add(1, Ordering::Relaxed);
+    (status, axum::Json(error_body(code, message))).into_response()
+}
+
+fn app_error_response(state: &AppState, error: AppError) -> Response {
+    let status = match error {
+        AppError::Unauthenticated(_) => {
+            state.metrics.unauthenticated.fetch_add(1, Ordering::Relaxed);
+            StatusCode::UNAUTHORIZED
+        }
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::BadUserInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let error: async_graphql::Error = error.into();
+    let body = json!({ "errors": [{ "message": error.message, "extensions": error.extensions }] });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn request_context(state: &AppState, headers: &HeaderMap) -> Result<RequestContext, AppError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = authenticate(&state.pool, header).await?;
+    Ok(RequestContext {
+        db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
+        principal,
+    })
+}
+
+async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest) -> Response {
+    let count = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(requests) => requests.len(),
+    };
+    state.metrics.graphql_operations.fetch_add(count as u64, Ordering::Relaxed);
+    let batch = batch.data(context);
+    let response: BatchResponse = state.schema.execute_batch(batch).await;
+    axum::Json(response).into_response()
+}
+
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    // Only JSON bodies: the form and text/plain content types a browser may send
+    // cross-site without a preflight are refused (CSRF).
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && essence != "application/graphql-response+json" {
+        return reject(
+            &state,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "POST /graphql needs Content-Type: application/json",
+        );
+    }
+    let context = match request_context(&state, &headers).await {
+        Ok(context) => context,
+        Err(error) => return app_error_response(&state, error),
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the body is not a GraphQL request")
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.is_empty() || requests.len() > state.limits.max_batch {
+            return reject(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("a batch holds 1 to {} operations", state.limits.max_batch),
+            );
+        }
+    }
+    execute(&state, context, batch).await
+}
+
+/// Queries only: a mutation or subscription over GET is refused with 405.
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(_) => return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "malformed GraphQL GET request"),
+    };
+    if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
+        let not_a_query = document.operations.iter().any(|(name, op)| {
+            let selected = match (&request.operation_name, name) {
+                (Some(wanted), Some(name)) => wanted == name.as_str(),
+                _ => true,
+            };
+            selected && op.node.ty != OperationType::Query
+        });
+        if not_a_query {
+            let mut response = reject(
+                &state,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BAD_USER_INPUT",
+                "only queries may be sent with GET; use POST",
+            );
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
+    let context = match request_context(&state, &headers).await {
+        Ok(context) => context,
+        Err(error) => return app_error_response(&state, error),
+    };
+    execute(&state, context, BatchRequest::Single(request)).await
+}
+
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve_websocket(state, socket, protocol))
+}
+
+/// Close codes of the graphql-transport-ws protocol.
+const CLOSE_UNAUTHORIZED: u16 = 4401;
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
+const CLOSE_BAD_REQUEST: u16 = 4400;
+
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// The bearer token of a `connection_init` payload: `{"authorization": "Bearer …"}`
+/// (also accepted capitalised, or inside `headers` as GraphiQL sends it).
+fn init_authorization(payload: &serde_json::Value) -> Option<&str> {
+    ["authorization", "Authorization"]
+        .iter()
+        .find_map(|k| payload.get(k))
+        .or_else(|| {
+            let headers = payload.get("headers")?;
+            ["authorization", "Authorization"].iter().find_map(|k| headers.get(k))
+        })
+        .and_then(|v| v.as_str())
+}
+
+/// Authenticates the socket on its first message (which must be `connection_init`,
+/// within [`WS_INIT_TIMEOUT`]) before handing it to the GraphQL protocol handler.
+async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: GraphQLProtocol) {
+    let first = match tokio::time::timeout(WS_INIT_TIMEOUT, socket.recv()).await {
+        Err(_) => return close(socket, CLOSE_INIT_TIMEOUT, "Connection initialisation timeout").await,
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(message))) => message,
+    };
+    let init: Option<serde_json::Value> = match &first {
+        Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+        Message::Binary(bytes) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    };
+    let Some(init) = init.filter(|m| m.get("type").and_then(|t| t.as_str()) == Some("connection_init")) else {
+        return close(socket, CLOSE_BAD_REQUEST, "Expected connection_init").await;
+    };
+    let payload = init.get("payload").cloned().unwrap_or(serde_json::Value::Null);
+    let principal = match authenticate(&state.pool, init_authorization(&payload)).await {
+        Ok(principal) => principal,
+        Err(_) => return close(socket, CLOSE_UNAUTHORIZED, "Unauthorized").await,
+    };
+    if matches!(principal, Principal::Widget { .. }) {
+        return close(socket, CLOSE_UNAUTHORIZED, "Widget keys cannot subscribe").await;
+    }
+    state.metrics.websocket_connections.fetch_add(1, Ordering::Relaxed);
+    let context = RequestContext {
+        db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
+        principal,
+    };
+    let (sink, stream) = socket.split();
+    // Replay the init message so the protocol handler acknowledges it as usual.
+    let stream = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+    GraphQLWebSocket::new_with_pair(sink, stream, state.schema.clone(), protocol)
+        .on_connection_init(move |_| async move {
+            let mut data = Data::default();
+            data.insert(context);
+            Ok(data)
+        })
+        .serve()
+        .await;
+    state.metrics.websocket_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let mut conn = state.pool.get().await.ok()?;
+        conn.batch_execute("SELECT 1").await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Some(())) => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let pool = state.pool.status();
+    let body = format!(
+        "# TYPE growthgraph_http_requests_total counter\ngrowthgraph_http_requests_total {}\n\
+         # TYPE growthgraph_graphql_operations_total counter\ngrowthgraph_graphql_operations_total {}\n\
+         # TYPE growthgraph_unauthenticated_total counter\ngrowthgraph_unauthenticated_total {}\n\
+         # TYPE growthgraph_rejected_requests_total counter\ngrowthgraph_rejected_requests_total {}\n\
+         # TYPE growthgraph_websocket_connections gauge\ngrowthgraph_websocket_connections {}\n\
+         # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
+         # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n",
+        m.http_requests.load(Ordering::Relaxed),
+        m.graphql_operations.load(Ordering::Relaxed),
+        m.unauthenticated.load(Ordering::Relaxed),
+        m.rejected_requests.load(Ordering::Relaxed),
+        m.websocket_connections.load(Ordering::Relaxed),
+        pool.size,
+        pool.available,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+const GRAPHIQL_HTML: &str = include_str!("../assets/graphiql/index.html");
+
+async fn graphiql(State(state): State<AppState>) -> Html<String> {
+    let headers = match &state.graphiql_key {
+        Some(key) => json!({ "Authorization": format!("Bearer {key}") }).to_string(),
+        None => json!({ "Authorization": "Bearer <your API key>" }).to_string(),
+    };
+    Html(GRAPHIQL_HTML.replace("__DEFAULT_HEADERS__", &headers))
+}
+
+async fn graphiql_asset(Path(file): Path<String>) -> Response {
+    let (body, content_type): (&'static [u8], &str) = match file.as_str() {
+        "graphiql.min.js" => (include_bytes!("../assets/graphiql/graphiql.min.js"), "text/javascript"),
+        "graphiql.min.css" => (include_bytes!("../assets/graphiql/graphiql.min.css"), "text/css"),
+        "react.production.min.js" => (include_bytes!("../assets/graphiql/react.production.min.js"), "text/javascript"),
+        "react-dom.production.min.js" => (
+            include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+            "text/javascript",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,12 @@
+//! growthgraph: a multi-tenant GraphQL API server for a customer-growth platform.
+
+pub mod app;
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
