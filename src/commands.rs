@@ -60,7 +60,8 @@ impl Database {
             return Ok(Database { url: url.clone(), cluster: None });
         }
         let root = global.data_dir.clone();
-        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&root, Durability::Durable))
+        let bin_dir = global.pg_bin_dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&root, bin_dir.as_deref(), Durability::Durable))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -209,6 +210,7 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         let mut conn = db::connect_owner(&database.url).await?;
         if tenant_count(&mut conn).await? == 0 {
             if let Some(key) = seed::demo::seed_demo(&mut conn).await? {
+                println!("loaded the demo tenant into the empty database");
                 write_secret_file(&key_file, &key).map_err(|e| format!("cannot save the demo key: {e}"))?;
             }
         }

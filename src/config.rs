@@ -6,6 +6,7 @@
 //! | `--listen` | `GROWTHGRAPH_LISTEN` | `127.0.0.1:8080` | HTTP listen address |
 //! | `--database-url` | `DATABASE_URL` | (none: embedded cluster) | PostgreSQL URL |
 //! | `--data-dir` | `GROWTHGRAPH_DATA_DIR` | `./.growthgraph` | embedded cluster's home |
+//! | `--pg-bin-dir` | `GROWTHGRAPH_PG_BIN_DIR` | search `PATH`, then `/usr/lib/postgresql/*/bin` | PostgreSQL server binaries for the embedded cluster |
 //! | `--replica-url` | `DATABASE_REPLICA_URL` | (none) | optional read replica |
 //! | `--pool-size` | `GROWTHGRAPH_POOL_SIZE` | `16` | connections in the pool |
 //! | `--statement-timeout-ms` | `GROWTHGRAPH_STATEMENT_TIMEOUT_MS` | `10000` | per statement |
@@ -35,6 +36,9 @@ pub struct GlobalArgs {
     /// Home of the embedded PostgreSQL cluster.
     #[arg(long, env = "GROWTHGRAPH_DATA_DIR", default_value = "./.growthgraph", global = true)]
     pub data_dir: PathBuf,
+    /// Directory holding PostgreSQL's `initdb` and `postgres` for the embedded cluster.
+    #[arg(long, env = "GROWTHGRAPH_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
     /// Optional read replica; reads may be served from it.
     #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
     pub replica_url: Option<String>,

@@ -49,9 +49,12 @@ pub struct Cluster {
     exited: mpsc::Receiver<std::io::Result<ExitStatus>>,
 }
 
-/// The directory holding `initdb` and `postgres`: from `PATH`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
-pub fn find_bin_dir() -> Option<PathBuf> {
+/// The directory holding `initdb` and `postgres`: the one configured, else from `PATH`,
+/// else the newest `/usr/lib/postgresql/*/bin`.
+pub fn find_bin_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = configured {
+        return (dir.join("postgres").is_file() && dir.join("initdb").is_file()).then(|| dir.to_path_buf());
+    }
     let from_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path).find_map(|dir| {
             let initdb = fs::canonicalize(dir.join("initdb")).ok()?;
@@ -105,8 +108,8 @@ fn as_server_user(command: &mut Command, owner: Option<&User>) {
 
 impl Cluster {
     /// Starts (initialising on first use) the cluster living in `root`.
-    pub fn start(root: &Path, durability: Durability) -> Result<Self, ClusterError> {
-        let bin = find_bin_dir().ok_or_else(|| {
+    pub fn start(root: &Path, bin_dir: Option<&Path>, durability: Durability) -> Result<Self, ClusterError> {
+        let bin = find_bin_dir(bin_dir).ok_or_else(|| {
             err("PostgreSQL server binaries not found: install PostgreSQL (initdb and postgres on PATH or under /usr/lib/postgresql/*/bin) or set DATABASE_URL")
         })?;
         let owner = server_user()?;

@@ -5,7 +5,7 @@
 pub mod cluster;
 #[rustfmt::skip]
 pub mod schema;
-pub(crate) mod tenant;
+pub mod tenant;
 
 use std::time::Duration;
 

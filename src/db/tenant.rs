@@ -29,8 +29,8 @@ pub struct TenantDb {
 }
 
 impl TenantDb {
-    /// Built by authentication once a key has resolved to `tenant_id`.
-    pub(crate) fn new(pool: PgPool, tenant_id: Uuid) -> Self {
+    /// Built by authentication once a key has resolved to `tenant_id` (and by tests).
+    pub fn new(pool: PgPool, tenant_id: Uuid) -> Self {
         Self {
             pool,
             tenant: Tenant(tenant_id),
@@ -57,7 +57,7 @@ impl TenantDb {
 
 /// Runs `work` in a transaction on `conn` with `app.tenant_id` set for that transaction
 /// only. Used by [`TenantDb`] and by administrative commands on an owner connection.
-pub(crate) async fn in_tenant_transaction<'a, R, E, F>(
+pub async fn in_tenant_transaction<'a, R, E, F>(
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
     work: F,

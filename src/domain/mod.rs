@@ -3,6 +3,7 @@
 //! already scoped to a tenant, one transaction per mutation) and `graphql.rs` (thin
 //! resolvers calling ops).
 
+pub mod automations;
 pub mod tenancy;
 
 use crate::error::AppError;

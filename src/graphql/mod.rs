@@ -7,10 +7,11 @@ pub mod scalars;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
+use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(TenancyQuery);
+pub struct Query(TenancyQuery, AutomationsQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(TenancyMutation);

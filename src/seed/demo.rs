@@ -6,6 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use crate::db::tenant::in_tenant_transaction;
+use crate::db::Tenant;
 use crate::domain::tenancy::ops as tenancy;
 use crate::domain::OpError;
 use crate::error::AppError;
@@ -28,7 +29,7 @@ pub async fn seed_demo(conn: &mut AsyncPgConnection) -> Result<Option<String>, S
     let key = in_tenant_transaction(conn, Uuid::new_v4(), |conn, scope| {
         async move {
             let (_, key) = tenancy::insert_tenant(conn, scope, DEMO_NAME, Some(DEMO_SLUG)).await?;
-            conn.batch_execute(DEMO_SQL).await.map_err(AppError::from)?;
+            load_demo_rows(conn, scope).await?;
             Ok::<_, OpError>(key)
         }
         .scope_boxed()
@@ -39,4 +40,11 @@ pub async fn seed_demo(conn: &mut AsyncPgConnection) -> Result<Option<String>, S
         OpError::App(a) => format!("demo data failed to load: {a:?}"),
     })?;
     Ok(Some(key))
+}
+
+/// Writes the demo rows for `scope` (whose tenants row must exist). Tests use it to give
+/// several tenants the same believable data.
+pub async fn load_demo_rows(conn: &mut AsyncPgConnection, scope: Tenant) -> Result<(), AppError> {
+    debug_assert!(scope.id() != Uuid::nil());
+    conn.batch_execute(DEMO_SQL).await.map_err(AppError::from)
 }

@@ -1,5 +1,8 @@
 -- Demo data for Domaine des Coteaux. Runs inside the tenant's unit of work:
--- current_tenant_id() is the new tenant, row-level security applies.
+-- current_tenant_id() is the new tenant. It runs as the server's role so row-level
+-- security applies even when the caller is a superuser: every read below sees this
+-- tenant's rows only.
+SET LOCAL ROLE growthgraph_app;
 
 UPDATE tenants SET last_active_at = now() WHERE id = current_tenant_id();
 

@@ -1,1 +1,9 @@
+//! All integration tests build into this one binary (link time); `common` holds the
+//! test cluster and the HTTP client.
 
+mod common;
+
+mod catalog;
+mod embedded;
+mod http_surface;
+mod tenancy;

@@ -1,0 +1,219 @@
+//! The test harness: one throwaway PostgreSQL cluster per test run (found like the
+//! embedded default), a template database migrated once, and a fresh database per test
+//! cloned from it, so tests run in parallel. The cluster dies with the test process
+//! (parent-death signal), even when a test panics.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use growthgraph::app::AppState;
+use growthgraph::auth::Role;
+use growthgraph::config::ServeArgs;
+use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::db::{self, PgPool};
+use growthgraph::domain::tenancy::ops as tenancy;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const TEMPLATE: &str = "gg_template";
+
+struct Shared {
+    root: PathBuf,
+    cluster: Mutex<Cluster>,
+    base_url: String,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// Removes test clusters left by earlier runs whose postmaster is gone.
+fn sweep_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("growthgraph-test-") {
+            continue;
+        }
+        let pid = std::fs::read_to_string(entry.path().join("pgdata/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("GROWTHGRAPH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .try_init();
+        sweep_stale_clusters();
+        let root = std::env::temp_dir().join(format!("growthgraph-test-{}", std::process::id()));
+        let cluster = Cluster::start(&root, None, Durability::Throwaway).expect("test cluster starts");
+        let maintenance = cluster.url("postgres");
+        let template = cluster.url(TEMPLATE);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                growthgraph::commands::create_database_if_missing(&maintenance, TEMPLATE).await.unwrap();
+                db::migrate(&template).await.unwrap();
+            });
+        })
+        .join()
+        .expect("template database migrates");
+        let base_url = cluster.url("postgres").trim_end_matches("/postgres").to_owned();
+        Shared {
+            root,
+            cluster: Mutex::new(cluster),
+            base_url,
+        }
+    })
+}
+
+pub fn cluster_root() -> PathBuf {
+    shared().root.clone()
+}
+
+pub fn postmaster_pid() -> u32 {
+    shared().cluster.lock().unwrap().pid()
+}
+
+pub fn database_url(name: &str) -> String {
+    format!("{}/{name}", shared().base_url)
+}
+
+async fn create_database(sql: String) {
+    let mut conn = db::connect_owner(&database_url("postgres")).await.unwrap();
+    conn.batch_execute(&sql).await.unwrap();
+}
+
+/// A new database with every migration applied (cloned from the template).
+pub async fn fresh_database() -> String {
+    let name = format!("gg_t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    shared();
+    create_database(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")).await;
+    database_url(&name)
+}
+
+/// A new database with nothing in it (for migration tests).
+pub async fn empty_database() -> String {
+    let name = format!("gg_e{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    shared();
+    create_database(format!("CREATE DATABASE {name} TEMPLATE template0")).await;
+    database_url(&name)
+}
+
+pub struct TestTenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub admin_key: String,
+}
+
+/// The server, on an ephemeral loopback port, over its own fresh database.
+pub struct TestApp {
+    pub database_url: String,
+    pub base: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(ServeArgs::default()).await
+    }
+
+    pub async fn start_with(mut args: ServeArgs) -> Self {
+        let database_url = fresh_database().await;
+        let pool = db::build_pool(&database_url, 8, Duration::from_secs(10));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        args.listen = addr;
+        let state = AppState::new(pool.clone(), args, None);
+        tokio::spawn(async move {
+            axum::serve(listener, growthgraph::http::router(state)).await.unwrap();
+        });
+        TestApp {
+            database_url,
+            base: format!("http://{addr}"),
+            pool,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn owner(&self) -> AsyncPgConnection {
+        db::connect_owner(&self.database_url).await.unwrap()
+    }
+
+    /// A tenant with its admin key and the demo rows of every domain.
+    pub async fn tenant(&self, name: &str) -> TestTenant {
+        let mut conn = self.owner().await;
+        let (tenant, admin_key) = tenancy::create_tenant(&mut conn, name, None).await.unwrap();
+        growthgraph::db::tenant::in_tenant_transaction(&mut conn, tenant.id, |conn, scope| {
+            use scoped_futures::ScopedFutureExt;
+            async move { growthgraph::seed::demo::load_demo_rows(conn, scope).await }.scope_boxed()
+        })
+        .await
+        .unwrap();
+        TestTenant {
+            id: tenant.id,
+            slug: tenant.slug,
+            admin_key,
+        }
+    }
+
+    pub async fn key(&self, tenant: &TestTenant, role: Role) -> String {
+        let resp = self
+            .gql(
+                &tenant.admin_key,
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret userErrors { code } } }",
+                json!({ "input": { "name": format!("{role:?} key"), "role": format!("{role:?}").to_uppercase() } }),
+            )
+            .await;
+        resp["data"]["createApiKey"]["secret"].as_str().expect("key created").to_owned()
+    }
+
+    pub async fn post(&self, key: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}/graphql", self.base)).json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
+        self.post(Some(key), json!({ "query": query, "variables": variables })).await.1
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql/ws", self.base.replace("http://", "ws://"))
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Processes whose command line mentions `needle` (e.g. a data directory).
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}

@@ -1,0 +1,129 @@
+//! The embedded default: `growthgraph serve` with no DATABASE_URL runs its own cluster.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::common::processes_mentioning;
+
+struct Running {
+    child: Child,
+    base: String,
+    key: String,
+    output: Vec<String>,
+}
+
+async fn start(data_dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env("GROWTHGRAPH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key, mut output) = (None, None, Vec::new());
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("growthgraph listening on ") {
+                base = Some(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
+            }
+            if let Some(rest) = line.strip_prefix("demo tenant admin API key: ") {
+                key = Some(rest.to_owned());
+            }
+            output.push(line);
+            if base.is_some() && key.is_some() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("server starts");
+    Running {
+        child,
+        base: base.expect("listening line"),
+        key: key.expect("demo key line"),
+        output,
+    }
+}
+
+async fn stop(mut running: Running) {
+    let pid = running.child.id().unwrap() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), running.child.wait())
+        .await
+        .expect("server stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+async fn viewer_slug(client: &reqwest::Client, running: &Running) -> String {
+    let response: serde_json::Value = client
+        .post(format!("{}/graphql", running.base))
+        .bearer_auth(&running.key)
+        .json(&serde_json::json!({ "query": "{ viewer { tenant { slug } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["data"]["viewer"]["tenant"]["slug"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_starts_serves_and_stops_without_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let client = reqwest::Client::new();
+
+    let first = start(&data_dir).await;
+    assert!(first.output.iter().any(|l| l.contains("loaded the demo tenant")), "{:?}", first.output);
+    let ready = client.get(format!("{}/readyz", first.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(viewer_slug(&client, &first).await, "domaine-des-coteaux");
+    let page = client.get(format!("{}/", first.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("/assets/graphiql/graphiql.min.js") && !page.contains("https://"));
+    let first_key = first.key.clone();
+    stop(first).await;
+    assert_eq!(processes_mentioning(data_dir.to_str().unwrap()), Vec::<u32>::new(), "PostgreSQL left running");
+
+    // Second start: same cluster, same data, no new seed.
+    let pg_version = std::fs::metadata(data_dir.join("pgdata/PG_VERSION")).unwrap().modified().unwrap();
+    let second = start(&data_dir).await;
+    assert!(!second.output.iter().any(|l| l.contains("loaded the demo tenant")), "re-seeded: {:?}", second.output);
+    assert_eq!(second.key, first_key);
+    assert_eq!(viewer_slug(&client, &second).await, "domaine-des-coteaux");
+    stop(second).await;
+    assert_eq!(
+        std::fs::metadata(data_dir.join("pgdata/PG_VERSION")).unwrap().modified().unwrap(),
+        pg_version,
+        "initdb ran again"
+    );
+    assert_eq!(processes_mentioning(data_dir.to_str().unwrap()), Vec::<u32>::new(), "PostgreSQL left running");
+}
+
+#[tokio::test]
+async fn without_postgresql_binaries_it_says_so_in_one_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+        .args(["serve", "--pg-bin-dir"])
+        .arg(dir.path().join("no-such-dir"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("install PostgreSQL") && stderr.contains("DATABASE_URL"), "{stderr}");
+}

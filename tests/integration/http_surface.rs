@@ -1,0 +1,182 @@
+//! The HTTP surface and hostile input: GET is query-only, CSRF-prone content types and
+//! oversized bodies or batches are refused, hostile queries get coded errors fast while
+//! the server stays responsive, and database outages surface as UNAVAILABLE / 503.
+
+use std::time::{Duration, Instant};
+
+use growthgraph::app::AppState;
+use growthgraph::config::ServeArgs;
+use serde_json::{json, Value};
+
+use crate::common::{error_code, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_graphiql_are_served_by_the_binary() {
+    let app = TestApp::start().await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("growthgraph_http_requests_total"));
+
+    let page = get("/").await.unwrap().text().await.unwrap();
+    assert!(page.contains("GraphiQL"));
+    assert!(!page.contains("https://") && !page.contains("http://"), "GraphiQL must not load from a CDN");
+    for (asset, kind) in [
+        ("graphiql.min.js", "text/javascript"),
+        ("graphiql.min.css", "text/css"),
+        ("react.production.min.js", "text/javascript"),
+        ("react-dom.production.min.js", "text/javascript"),
+    ] {
+        let response = get(&format!("/assets/graphiql/{asset}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert_eq!(response.headers()["content-type"], kind);
+        assert!(response.bytes().await.unwrap().len() > 1000);
+    }
+    assert_eq!(get("/assets/graphiql/../Cargo.toml").await.unwrap().status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_serves_queries_and_refuses_mutations_with_405() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let get = |query: &str| {
+        app.client
+            .get(format!("{}/graphql", app.base))
+            .query(&[("query", query)])
+            .bearer_auth(&a.admin_key)
+            .send()
+    };
+    let response = get("{ viewer { tenant { slug } } }").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["viewer"]["tenant"]["slug"], a.slug);
+
+    let response = get("mutation { createApiKey(input: { name: \"x\", role: ADMIN }) { secret } }").await.unwrap();
+    assert_eq!(response.status(), 405);
+    let mut owner = app.owner().await;
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let keys: N = diesel::sql_query("SELECT count(*) AS n FROM api_keys").get_result(&mut owner).await.unwrap();
+    assert_eq!(keys.n, 1, "the GET mutation must not run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let body = json!({ "query": "{ viewer { tenant { id } } }" }).to_string();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&a.admin_key)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+    }
+
+    let huge = json!({ "query": format!("{{ viewer {{ tenant {{ id }} }} }} # {}", "x".repeat(300 * 1024)) });
+    let (status, _) = app.post(Some(&a.admin_key), huge).await;
+    assert_eq!(status, 413);
+
+    let one = json!({ "query": "{ viewer { tenant { id } } }" });
+    let (status, response) = app.post(Some(&a.admin_key), json!([one, one])).await;
+    assert_eq!(status, 200);
+    assert_eq!(response.as_array().unwrap().len(), 2);
+    let (status, response) = app.post(Some(&a.admin_key), Value::Array(vec![one; 11])).await;
+    assert_eq!((status, error_code(&response)), (400, Some("BAD_USER_INPUT")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let deep = format!("{{ __schema {{ types {{ {}name{} }} }} }}", "fields { type { ofType { ".repeat(4), " } } }".repeat(4));
+    let aliases: String = (0..7000).map(|i| format!("a{i}:viewer{{apiKey{{id}}}}")).collect();
+    let directives = format!("{{ viewer {} {{ tenant {{ id }} }} }}", "@include(if: true) ".repeat(50));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("deep nesting", deep, "QUERY_TOO_COMPLEX"),
+        ("alias bomb", format!("{{ {aliases} }}"), "QUERY_TOO_COMPLEX"),
+        ("directive overload", directives, "BAD_USER_INPUT"),
+        (
+            "circular fragments",
+            "fragment A on Query { ...B viewer { tenant { id } } } fragment B on Query { ...A } { ...A }".into(),
+            "BAD_USER_INPUT",
+        ),
+        ("first: 1e9", "{ apiKeys(first: 1e9) { nodes { id } } }".into(), "BAD_USER_INPUT"),
+        ("first: 101", "{ apiKeys(first: 101) { nodes { id } } }".into(), "BAD_USER_INPUT"),
+        ("malformed cursor", "{ apiKeys(after: \"%%%\") { nodes { id } } }".into(), "BAD_USER_INPUT"),
+        ("bad uuid", "mutation { revokeApiKey(input: { id: \"nope\" }) { userErrors { code } } }".into(), "BAD_USER_INPUT"),
+        ("syntax error", "{ viewer { ".into(), "BAD_USER_INPUT"),
+    ];
+    for (name, query, code) in cases {
+        let started = Instant::now();
+        let (status, response) = app.post(Some(&a.admin_key), json!({ "query": query })).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{name} took {:?}", started.elapsed());
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(error_code(&response), Some(code), "{name}: {response}");
+        assert!(response["data"].is_null(), "{name}");
+    }
+    let (_, response) = app
+        .post(Some(&a.admin_key), json!({ "query": "mutation { revokeApiKey(input: { id: \"nope\" }) { userErrors { code } } }" }))
+        .await;
+    assert_eq!(response["errors"][0]["extensions"]["field"], json!(["input", "id"]));
+    let (_, response) = app.post(Some(&a.admin_key), json!({ "query": "{ apiKeys(first: 101) { nodes { id } } }" })).await;
+    assert_eq!(response["errors"][0]["extensions"]["field"], json!(["first"]));
+
+    // NUL bytes and huge strings in input: a user error, nothing written.
+    let r = app
+        .gql(
+            &a.admin_key,
+            "mutation($name: String!) { createApiKey(input: { name: $name, role: ANALYST }) { secret userErrors { field code } } }",
+            json!({ "name": "bad\u{0}name" }),
+        )
+        .await;
+    assert_eq!(r["data"]["createApiKey"]["userErrors"][0]["code"], "INVALID", "{r}");
+    assert!(r["data"]["createApiKey"]["secret"].is_null());
+
+    // Every successful response reports its cost.
+    let (_, ok) = app.post(Some(&a.admin_key), json!({ "query": "{ viewer { tenant { id } } }" })).await;
+    assert!(ok["extensions"]["cost"].as_u64().unwrap() > 0);
+    assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
+    // A pool pointing at a socket directory where no server listens.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://postgres@{}:5432/nowhere",
+        dir.path().to_str().unwrap().replace('/', "%2F")
+    );
+    let pool = growthgraph::db::build_pool(&url, 2, Duration::from_secs(1));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(pool, ServeArgs::default(), None);
+    tokio::spawn(async move { axum::serve(listener, growthgraph::http::router(state)).await.unwrap() });
+    let client = reqwest::Client::new();
+
+    let started = Instant::now();
+    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 503);
+    let response = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(format!("gg_admin_{}", "ab".repeat(24)))
+        .json(&json!({ "query": "{ viewer { tenant { id } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("UNAVAILABLE"));
+    assert!(!body.to_string().contains("nowhere"), "no connection details leak: {body}");
+    assert!(started.elapsed() < Duration::from_secs(8), "fails fast");
+    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+}
