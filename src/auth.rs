@@ -213,9 +213,9 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Prin
         .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
     let role = Role::parse(&row.role).ok_or_else(|| AppError::internal(&row.role))?;
 
-    let stale = row
-        .last_used_at
-        .is_none_or(|t| Utc::now() - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default());
+    let stale = row.last_used_at.is_none_or(|t| {
+        Utc::now() - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
+    });
     if stale {
         touch_last_used(pool.clone(), row.tenant_id, row.key_id);
     }

@@ -43,7 +43,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn init_tracing(filter: &str) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -57,14 +59,19 @@ struct Database {
 impl Database {
     async fn open(global: &GlobalArgs) -> Result<Self, String> {
         if let Some(url) = &global.database_url {
-            return Ok(Database { url: url.clone(), cluster: None });
+            return Ok(Database {
+                url: url.clone(),
+                cluster: None,
+            });
         }
         let root = global.data_dir.clone();
         let bin_dir = global.pg_bin_dir.clone();
-        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&root, bin_dir.as_deref(), Durability::Durable))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let cluster = tokio::task::spawn_blocking(move || {
+            Cluster::start(&root, bin_dir.as_deref(), Durability::Durable)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         create_database_if_missing(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
         Ok(Database {
             url: cluster.url(EMBEDDED_DATABASE),
@@ -89,11 +96,12 @@ pub async fn create_database_if_missing(maintenance_url: &str, name: &str) -> Re
         exists: bool,
     }
     let mut conn = db::connect_owner(maintenance_url).await?;
-    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
     if !found.exists {
         conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
@@ -110,7 +118,11 @@ async fn run_async(cli: Cli) -> Result<(), String> {
     outcome
 }
 
-async fn run_command(command: Command, global: &GlobalArgs, database: &Database) -> Result<(), String> {
+async fn run_command(
+    command: Command,
+    global: &GlobalArgs,
+    database: &Database,
+) -> Result<(), String> {
     match command {
         Command::Serve(args) => serve(args, global, database).await,
         Command::Migrate => {
@@ -125,7 +137,10 @@ async fn run_command(command: Command, global: &GlobalArgs, database: &Database)
             let (tenant, key) = tenancy::create_tenant(&mut conn, &name, slug.as_deref())
                 .await
                 .map_err(op_message)?;
-            println!("tenant {} ({}) created: id {}", tenant.name, tenant.slug, tenant.id);
+            println!(
+                "tenant {} ({}) created: id {}",
+                tenant.name, tenant.slug, tenant.id
+            );
             println!("admin API key (shown once, store it now): {key}");
             Ok(())
         }
@@ -145,7 +160,12 @@ async fn run_command(command: Command, global: &GlobalArgs, database: &Database)
             })
             .await
             .map_err(op_message)?;
-            println!("{} key {} created for {}", role.as_str(), key.id, found.slug);
+            println!(
+                "{} key {} created for {}",
+                role.as_str(),
+                key.id,
+                found.slug
+            );
             println!("API key (shown once, store it now): {secret}");
             Ok(())
         }
@@ -171,7 +191,9 @@ async fn seed_command(args: SeedArgs, database: &Database) -> Result<(), String>
         return Ok(());
     }
     if args.scale.is_some() {
-        return Err("seed --scale arrives with the customer 360 work; only --demo is available".into());
+        return Err(
+            "seed --scale arrives with the customer 360 work; only --demo is available".into(),
+        );
     }
     Err("nothing to seed: pass --demo".into())
 }
@@ -211,10 +233,13 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         if tenant_count(&mut conn).await? == 0 {
             if let Some(key) = seed::demo::seed_demo(&mut conn).await? {
                 println!("loaded the demo tenant into the empty database");
-                write_secret_file(&key_file, &key).map_err(|e| format!("cannot save the demo key: {e}"))?;
+                write_secret_file(&key_file, &key)
+                    .map_err(|e| format!("cannot save the demo key: {e}"))?;
             }
         }
-        demo_key = std::fs::read_to_string(&key_file).ok().map(|k| k.trim().to_owned());
+        demo_key = std::fs::read_to_string(&key_file)
+            .ok()
+            .map(|k| k.trim().to_owned());
     }
     let pool = db::build_pool(
         &database.url,

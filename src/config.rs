@@ -20,7 +20,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "growthgraph", version, about = "Multi-tenant GraphQL API for customer growth")]
+#[command(
+    name = "growthgraph",
+    version,
+    about = "Multi-tenant GraphQL API for customer growth"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -34,7 +38,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// Home of the embedded PostgreSQL cluster.
-    #[arg(long, env = "GROWTHGRAPH_DATA_DIR", default_value = "./.growthgraph", global = true)]
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_DATA_DIR",
+        default_value = "./.growthgraph",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Directory holding PostgreSQL's `initdb` and `postgres` for the embedded cluster.
     #[arg(long, env = "GROWTHGRAPH_PG_BIN_DIR", global = true)]
@@ -43,10 +52,20 @@ pub struct GlobalArgs {
     #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
     pub replica_url: Option<String>,
     /// Connections kept in the pool.
-    #[arg(long, env = "GROWTHGRAPH_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
     pub pool_size: usize,
     /// statement_timeout for every server query, in milliseconds.
-    #[arg(long, env = "GROWTHGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub statement_timeout_ms: u64,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "GROWTHGRAPH_LOG", default_value = "info", global = true)]

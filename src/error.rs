@@ -71,14 +71,13 @@ impl From<AppError> for async_graphql::Error {
             AppError::Unauthenticated(message) | AppError::Forbidden(message) => {
                 async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
             }
-            AppError::BadUserInput { message, field } => {
-                async_graphql::Error::new(message).extend_with(|_, e| {
+            AppError::BadUserInput { message, field } => async_graphql::Error::new(message)
+                .extend_with(|_, e| {
                     e.set("code", code);
                     if !field.is_empty() {
                         e.set("field", field.clone());
                     }
-                })
-            }
+                }),
             AppError::Unavailable => {
                 async_graphql::Error::new("the database is unavailable, retry shortly")
                     .extend_with(|_, e| e.set("code", code))

@@ -46,14 +46,20 @@ fn error_body(code: &str, message: &str) -> serde_json::Value {
 }
 
 fn reject(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
-    state.metrics.rejected_requests.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .rejected_requests
+        .fetch_add(1, Ordering::Relaxed);
     (status, axum::Json(error_body(code, message))).into_response()
 }
 
 fn app_error_response(state: &AppState, error: AppError) -> Response {
     let status = match error {
         AppError::Unauthenticated(_) => {
-            state.metrics.unauthenticated.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .unauthenticated
+                .fetch_add(1, Ordering::Relaxed);
             StatusCode::UNAUTHORIZED
         }
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -66,8 +72,13 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn request_context(state: &AppState, headers: &HeaderMap) -> Result<RequestContext, AppError> {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+async fn request_context(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<RequestContext, AppError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let principal = authenticate(&state.pool, header).await?;
     Ok(RequestContext {
         db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
@@ -80,7 +91,10 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
-    state.metrics.graphql_operations.fetch_add(count as u64, Ordering::Relaxed);
+    state
+        .metrics
+        .graphql_operations
+        .fetch_add(count as u64, Ordering::Relaxed);
     let batch = batch.data(context);
     let response: BatchResponse = state.schema.execute_batch(batch).await;
     axum::Json(response).into_response()
@@ -94,7 +108,12 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != "application/json" && essence != "application/graphql-response+json" {
         return reject(
             &state,
@@ -110,7 +129,12 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(_) => {
-            return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the body is not a GraphQL request")
+            return reject(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "the body is not a GraphQL request",
+            )
         }
     };
     if let BatchRequest::Batch(requests) = &batch {
@@ -127,11 +151,22 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// Queries only: a mutation or subscription over GET is refused with 405.
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
     let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
         Ok(request) => request,
-        Err(_) => return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "malformed GraphQL GET request"),
+        Err(_) => {
+            return reject(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "malformed GraphQL GET request",
+            )
+        }
     };
     if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
         let not_a_query = document.operations.iter().any(|(name, op)| {
@@ -148,7 +183,9 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
                 "BAD_USER_INPUT",
                 "only queries may be sent with GET; use POST",
             );
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
     }
@@ -159,7 +196,11 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     execute(&state, context, BatchRequest::Single(request)).await
 }
 
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve_websocket(state, socket, protocol))
@@ -187,7 +228,9 @@ fn init_authorization(payload: &serde_json::Value) -> Option<&str> {
         .find_map(|k| payload.get(k))
         .or_else(|| {
             let headers = payload.get("headers")?;
-            ["authorization", "Authorization"].iter().find_map(|k| headers.get(k))
+            ["authorization", "Authorization"]
+                .iter()
+                .find_map(|k| headers.get(k))
         })
         .and_then(|v| v.as_str())
 }
@@ -196,7 +239,14 @@ fn init_authorization(payload: &serde_json::Value) -> Option<&str> {
 /// within [`WS_INIT_TIMEOUT`]) before handing it to the GraphQL protocol handler.
 async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: GraphQLProtocol) {
     let first = match tokio::time::timeout(WS_INIT_TIMEOUT, socket.recv()).await {
-        Err(_) => return close(socket, CLOSE_INIT_TIMEOUT, "Connection initialisation timeout").await,
+        Err(_) => {
+            return close(
+                socket,
+                CLOSE_INIT_TIMEOUT,
+                "Connection initialisation timeout",
+            )
+            .await
+        }
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(message))) => message,
     };
@@ -205,10 +255,15 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         Message::Binary(bytes) => serde_json::from_slice(bytes).ok(),
         _ => None,
     };
-    let Some(init) = init.filter(|m| m.get("type").and_then(|t| t.as_str()) == Some("connection_init")) else {
+    let Some(init) =
+        init.filter(|m| m.get("type").and_then(|t| t.as_str()) == Some("connection_init"))
+    else {
         return close(socket, CLOSE_BAD_REQUEST, "Expected connection_init").await;
     };
-    let payload = init.get("payload").cloned().unwrap_or(serde_json::Value::Null);
+    let payload = init
+        .get("payload")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
     let principal = match authenticate(&state.pool, init_authorization(&payload)).await {
         Ok(principal) => principal,
         Err(_) => return close(socket, CLOSE_UNAUTHORIZED, "Unauthorized").await,
@@ -216,7 +271,10 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
     if matches!(principal, Principal::Widget { .. }) {
         return close(socket, CLOSE_UNAUTHORIZED, "Widget keys cannot subscribe").await;
     }
-    state.metrics.websocket_connections.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .websocket_connections
+        .fetch_add(1, Ordering::Relaxed);
     let context = RequestContext {
         db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
         principal,
@@ -232,7 +290,10 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         })
         .serve()
         .await;
-    state.metrics.websocket_connections.fetch_sub(1, Ordering::Relaxed);
+    state
+        .metrics
+        .websocket_connections
+        .fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -280,9 +341,18 @@ async fn graphiql(State(state): State<AppState>) -> Html<String> {
 
 async fn graphiql_asset(Path(file): Path<String>) -> Response {
     let (body, content_type): (&'static [u8], &str) = match file.as_str() {
-        "graphiql.min.js" => (include_bytes!("../assets/graphiql/graphiql.min.js"), "text/javascript"),
-        "graphiql.min.css" => (include_bytes!("../assets/graphiql/graphiql.min.css"), "text/css"),
-        "react.production.min.js" => (include_bytes!("../assets/graphiql/react.production.min.js"), "text/javascript"),
+        "graphiql.min.js" => (
+            include_bytes!("../assets/graphiql/graphiql.min.js"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (
+            include_bytes!("../assets/graphiql/graphiql.min.css"),
+            "text/css",
+        ),
+        "react.production.min.js" => (
+            include_bytes!("../assets/graphiql/react.production.min.js"),
+            "text/javascript",
+        ),
         "react-dom.production.min.js" => (
             include_bytes!("../assets/graphiql/react-dom.production.min.js"),
             "text/javascript",

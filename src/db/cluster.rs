@@ -53,7 +53,8 @@ pub struct Cluster {
 /// else the newest `/usr/lib/postgresql/*/bin`.
 pub fn find_bin_dir(configured: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = configured {
-        return (dir.join("postgres").is_file() && dir.join("initdb").is_file()).then(|| dir.to_path_buf());
+        return (dir.join("postgres").is_file() && dir.join("initdb").is_file())
+            .then(|| dir.to_path_buf());
     }
     let from_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path).find_map(|dir| {
@@ -108,16 +109,24 @@ fn as_server_user(command: &mut Command, owner: Option<&User>) {
 
 impl Cluster {
     /// Starts (initialising on first use) the cluster living in `root`.
-    pub fn start(root: &Path, bin_dir: Option<&Path>, durability: Durability) -> Result<Self, ClusterError> {
+    pub fn start(
+        root: &Path,
+        bin_dir: Option<&Path>,
+        durability: Durability,
+    ) -> Result<Self, ClusterError> {
         let bin = find_bin_dir(bin_dir).ok_or_else(|| {
             err("PostgreSQL server binaries not found: install PostgreSQL (initdb and postgres on PATH or under /usr/lib/postgresql/*/bin) or set DATABASE_URL")
         })?;
         let owner = server_user()?;
-        fs::create_dir_all(root).map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
+        fs::create_dir_all(root)
+            .map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
         let root = fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
         if owner.is_some() {
             // The server user must be able to reach its directories inside ours.
-            let mode = fs::metadata(&root).map_err(|e| err(e.to_string()))?.permissions().mode();
+            let mode = fs::metadata(&root)
+                .map_err(|e| err(e.to_string()))?
+                .permissions()
+                .mode();
             fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o711))
                 .map_err(|e| err(format!("cannot open {} to postgres: {e}", root.display())))?;
         }
@@ -139,7 +148,9 @@ impl Cluster {
                 initdb.arg("--no-sync");
             }
             as_server_user(&mut initdb, owner.as_ref());
-            let output = initdb.output().map_err(|e| err(format!("cannot run initdb: {e}")))?;
+            let output = initdb
+                .output()
+                .map_err(|e| err(format!("cannot run initdb: {e}")))?;
             if !output.status.success() {
                 return Err(err(format!(
                     "initdb failed: {}",
@@ -171,9 +182,16 @@ impl Cluster {
             Durability::Durable => {}
             Durability::Throwaway => {
                 postgres.args([
-                    "-c", "fsync=off", "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off", "-c", "max_connections=300",
-                    "-c", "shared_buffers=128MB",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "shared_buffers=128MB",
                 ]);
             }
         }
@@ -277,4 +295,3 @@ impl Cluster {
         self.pid.as_raw() as u32
     }
 }
-

@@ -5,7 +5,9 @@
 //! one tenant's setting into another's request. Operations receive a [`Tenant`] token and
 //! filter by it as well: isolation is enforced twice.
 
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
 use scoped_futures::ScopedBoxFuture;
 use uuid::Uuid;
 
@@ -44,7 +46,10 @@ impl TenantDb {
     /// Runs `work` as one transaction scoped to this tenant.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+                Tenant,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
             + Send
             + 'a,
         R: Send + 'a,

@@ -72,7 +72,10 @@ pub type OpResult<T> = Result<T, OpError>;
 
 /// Maps an operation's outcome to a mutation payload: business-rule violations become
 /// `userErrors`, everything else stays a top-level error.
-pub fn payload<T, P>(result: OpResult<T>, build: impl FnOnce(Option<T>, Vec<UserError>) -> P) -> Result<P, AppError> {
+pub fn payload<T, P>(
+    result: OpResult<T>,
+    build: impl FnOnce(Option<T>, Vec<UserError>) -> P,
+) -> Result<P, AppError> {
     match result {
         Ok(value) => Ok(build(Some(value), Vec::new())),
         Err(OpError::User(error)) => Ok(build(None, vec![error])),

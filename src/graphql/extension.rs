@@ -28,7 +28,12 @@ struct RequestGuardExtension {
     complexity: AtomicUsize,
 }
 
-const REQUEST_ERROR_PREFIXES: &[&str] = &["Invalid value for argument", "Failed to parse", "Internal error: invalid", "Unknown"];
+const REQUEST_ERROR_PREFIXES: &[&str] = &[
+    "Invalid value for argument",
+    "Failed to parse",
+    "Internal error: invalid",
+    "Unknown",
+];
 
 fn ensure_code(mut error: ServerError) -> ServerError {
     let has_code = error
@@ -39,16 +44,21 @@ fn ensure_code(mut error: ServerError) -> ServerError {
         return error;
     }
     let is_request_error = error.path.is_empty()
-        || REQUEST_ERROR_PREFIXES.iter().any(|p| error.message.starts_with(p));
+        || REQUEST_ERROR_PREFIXES
+            .iter()
+            .any(|p| error.message.starts_with(p));
     if is_request_error {
-        let code = if error.message.contains("complex") {
-            "QUERY_TOO_COMPLEX"
-        } else if error.message.contains("nested too deep") || error.message.contains("too deep") {
+        // async-graphql's depth and complexity limits: "Query is too complex." / "Query is
+        // nested too deep."
+        let code = if error.message.contains("too complex") || error.message.contains("too deep") {
             "QUERY_TOO_COMPLEX"
         } else {
             "BAD_USER_INPUT"
         };
-        error.extensions.get_or_insert_with(Default::default).set("code", code);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
         return error;
     }
     let correlation_id = uuid::Uuid::new_v4();
@@ -87,7 +97,12 @@ impl Extension for RequestGuardExtension {
         }
     }
 
-    async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
         response.errors = response.errors.into_iter().map(ensure_code).collect();
         response.extensions.insert(

@@ -33,7 +33,11 @@ fn pg_dump(url: &str) -> String {
         .args(["--schema-only", "--dbname", url])
         .output()
         .expect("pg_dump runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -50,7 +54,8 @@ async fn with_harness<T: Send + 'static>(
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn =
-            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url).unwrap();
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .unwrap();
         f(&mut conn)
     })
     .await
@@ -70,11 +75,21 @@ async fn migrations_up_down_up_leave_the_same_catalog() {
     })
     .await;
     let mut conn = db::connect_owner(&url).await.unwrap();
-    conn.batch_execute("DROP TABLE __diesel_schema_migrations").await.unwrap();
-    assert_eq!(pg_dump(&url), empty, "down.sql files do not reverse the migrations exactly");
+    conn.batch_execute("DROP TABLE __diesel_schema_migrations")
+        .await
+        .unwrap();
+    assert_eq!(
+        pg_dump(&url),
+        empty,
+        "down.sql files do not reverse the migrations exactly"
+    );
 
     db::migrate(&url).await.unwrap();
-    assert_eq!(pg_dump(&url), first, "migrating again gives a different catalog");
+    assert_eq!(
+        pg_dump(&url),
+        first,
+        "migrating again gives a different catalog"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +115,11 @@ async fn every_tenant_table_has_tenant_id_a_foreign_key_and_a_leading_index() {
                            AND a.attname = 'tenant_id' AND a.attnotnull AND NOT a.attisdropped)",
     )
     .await;
-    assert_eq!(missing_column, Vec::<String>::new(), "tables without tenant_id NOT NULL");
+    assert_eq!(
+        missing_column,
+        Vec::<String>::new(),
+        "tables without tenant_id NOT NULL"
+    );
 
     let missing_fk = names(
         &mut conn,
@@ -112,7 +131,11 @@ async fn every_tenant_table_has_tenant_id_a_foreign_key_and_a_leading_index() {
                            AND k.confdeltype = 'c')",
     )
     .await;
-    assert_eq!(missing_fk, Vec::<String>::new(), "tables without tenant_id → tenants ON DELETE CASCADE");
+    assert_eq!(
+        missing_fk,
+        Vec::<String>::new(),
+        "tables without tenant_id → tenants ON DELETE CASCADE"
+    );
 
     let missing_index = names(
         &mut conn,
@@ -122,46 +145,91 @@ async fn every_tenant_table_has_tenant_id_a_foreign_key_and_a_leading_index() {
            AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum)",
     )
     .await;
-    assert_eq!(missing_index, Vec::<String>::new(), "tables without an index led by tenant_id");
+    assert_eq!(
+        missing_index,
+        Vec::<String>::new(),
+        "tables without an index led by tenant_id"
+    );
 }
 
 /// Every table the five seeds name: present by its name, or merged (SPEC §3).
 const SEED_TABLES: &[(&str, &str)] = &[
     // 000 MuchLove growth automations
-    ("companies", "tenants"), ("contacts", "contacts"), ("demo_sessions", "demo_sessions"),
-    ("email_sequences", "email_sequences"), ("email_events", "email_events"), ("widget_configs", "widget_configs"),
+    ("companies", "tenants"),
+    ("contacts", "contacts"),
+    ("demo_sessions", "demo_sessions"),
+    ("email_sequences", "email_sequences"),
+    ("email_events", "email_events"),
+    ("widget_configs", "widget_configs"),
     // 001 Avenir AI
-    ("clients", "tenants"), ("lead_memory", "lead_memory"), ("lead_actions", "lead_actions"),
-    ("lead_notes", "lead_notes"), ("growth_brain", "growth_brain"), ("feedback_tracking", "feedback_tracking"),
-    ("performance_metrics", "performance_metrics"), ("prompt_registry", "prompt_registry"),
-    ("prompt_performance", "prompt_performance"), ("prompt_ab_tests", "prompt_ab_tests"),
-    ("prompt_evolution", "prompt_evolution"), ("prospect_candidates", "prospect_candidates"),
-    ("prospect_outreach_log", "prospect_outreach_log"), ("prospect_industry_performance", "prospect_industry_performance"),
-    ("prospect_form_tests", "prospect_form_tests"), ("outreach_campaigns", "outreach_campaigns"),
-    ("outreach_emails", "outreach_emails"), ("outreach_tracking", "outreach_tracking"),
-    ("outreach_metrics", "outreach_metrics"), ("email_templates", "email_templates"),
-    ("translation_cache", "translation_cache"), ("translation_dictionary", "translation_dictionary"),
-    ("queue_jobs", "queue_jobs"), ("integration_logs", "integration_logs"),
-    ("avenir_profile_embeddings", "avenir_profile_embeddings"), ("intent_translations", "intent_translations"),
+    ("clients", "tenants"),
+    ("lead_memory", "lead_memory"),
+    ("lead_actions", "lead_actions"),
+    ("lead_notes", "lead_notes"),
+    ("growth_brain", "growth_brain"),
+    ("feedback_tracking", "feedback_tracking"),
+    ("performance_metrics", "performance_metrics"),
+    ("prompt_registry", "prompt_registry"),
+    ("prompt_performance", "prompt_performance"),
+    ("prompt_ab_tests", "prompt_ab_tests"),
+    ("prompt_evolution", "prompt_evolution"),
+    ("prospect_candidates", "prospect_candidates"),
+    ("prospect_outreach_log", "prospect_outreach_log"),
+    (
+        "prospect_industry_performance",
+        "prospect_industry_performance",
+    ),
+    ("prospect_form_tests", "prospect_form_tests"),
+    ("outreach_campaigns", "outreach_campaigns"),
+    ("outreach_emails", "outreach_emails"),
+    ("outreach_tracking", "outreach_tracking"),
+    ("outreach_metrics", "outreach_metrics"),
+    ("email_templates", "email_templates"),
+    ("translation_cache", "translation_cache"),
+    ("translation_dictionary", "translation_dictionary"),
+    ("queue_jobs", "queue_jobs"),
+    ("integration_logs", "integration_logs"),
+    ("avenir_profile_embeddings", "avenir_profile_embeddings"),
+    ("intent_translations", "intent_translations"),
     // 002 Coccinelle channels
-    ("channel_configurations", "channel_configurations"), ("channel_messages_log", "communication_log"),
-    ("call_logs", "call_logs"), ("rendez_vous", "rendez_vous"), ("prospects", "prospects"), ("tickets", "tickets"),
+    ("channel_configurations", "channel_configurations"),
+    ("channel_messages_log", "communication_log"),
+    ("call_logs", "call_logs"),
+    ("rendez_vous", "rendez_vous"),
+    ("prospects", "prospects"),
+    ("tickets", "tickets"),
     // 003 CRM campaign builder
-    ("target_group_mappings", "target_group_mappings"), ("campaigns", "campaigns"),
-    ("campaign_executions", "campaign_executions"), ("campaign_recipients", "campaign_recipients"),
-    ("customer_360", "customers"), ("customer_activities", "customer_activities"),
-    ("active_campaigns", "active_campaigns"), ("campaign_metrics", "campaign_metrics"),
+    ("target_group_mappings", "target_group_mappings"),
+    ("campaigns", "campaigns"),
+    ("campaign_executions", "campaign_executions"),
+    ("campaign_recipients", "campaign_recipients"),
+    ("customer_360", "customers"),
+    ("customer_activities", "customer_activities"),
+    ("active_campaigns", "active_campaigns"),
+    ("campaign_metrics", "campaign_metrics"),
     // 004 wine club and loyalty
-    ("platform_sessions", "platform_sessions"), ("customers", "customers"), ("products", "products"),
-    ("orders", "orders"), ("discounts", "discounts"), ("club_programs", "club_programs"),
-    ("club_stages", "club_stages"), ("club_enrollments", "club_enrollments"), ("club_extensions", "club_extensions"),
-    ("loyalty_point_rules", "loyalty_point_rules"), ("point_transactions", "point_transactions"),
-    ("loyalty_rewards", "loyalty_rewards"), ("reward_redemptions", "reward_redemptions"),
-    ("communication_configs", "channel_configurations"), ("communication_templates", "communication_templates"),
-    ("communication_log", "communication_log"), ("communication_preferences", "communication_preferences"),
+    ("platform_sessions", "platform_sessions"),
+    ("customers", "customers"),
+    ("products", "products"),
+    ("orders", "orders"),
+    ("discounts", "discounts"),
+    ("club_programs", "club_programs"),
+    ("club_stages", "club_stages"),
+    ("club_enrollments", "club_enrollments"),
+    ("club_extensions", "club_extensions"),
+    ("loyalty_point_rules", "loyalty_point_rules"),
+    ("point_transactions", "point_transactions"),
+    ("loyalty_rewards", "loyalty_rewards"),
+    ("reward_redemptions", "reward_redemptions"),
+    ("communication_configs", "channel_configurations"),
+    ("communication_templates", "communication_templates"),
+    ("communication_log", "communication_log"),
+    ("communication_preferences", "communication_preferences"),
     ("crm_sync_queue", "queue_jobs"),
     // platform tables the product adds
-    ("api_keys", "api_keys"), ("domain_events", "domain_events"), ("idempotency_keys", "idempotency_keys"),
+    ("api_keys", "api_keys"),
+    ("domain_events", "domain_events"),
+    ("idempotency_keys", "idempotency_keys"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +241,10 @@ async fn every_seed_table_is_accounted_for() {
         "SELECT c.relname AS name FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v')",
     )
     .await;
-    let missing: Vec<_> = SEED_TABLES.iter().filter(|(_, table)| !present.iter().any(|p| p == table)).collect();
+    let missing: Vec<_> = SEED_TABLES
+        .iter()
+        .filter(|(_, table)| !present.iter().any(|p| p == table))
+        .collect();
     assert_eq!(missing, Vec::<&(&str, &str)>::new());
 }
 
@@ -194,7 +265,11 @@ async fn every_foreign_key_has_an_index() {
          ORDER BY 1",
     )
     .await;
-    assert_eq!(unindexed, Vec::<String>::new(), "foreign keys without a covering index");
+    assert_eq!(
+        unindexed,
+        Vec::<String>::new(),
+        "foreign keys without a covering index"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +288,11 @@ async fn every_enumerated_status_is_constrained_and_updated_at_has_a_trigger() {
          ORDER BY 1",
     )
     .await;
-    assert_eq!(unchecked, Vec::<String>::new(), "enumerated columns without a CHECK");
+    assert_eq!(
+        unchecked,
+        Vec::<String>::new(),
+        "enumerated columns without a CHECK"
+    );
 
     let no_trigger = names(
         &mut conn,
@@ -223,7 +302,11 @@ async fn every_enumerated_status_is_constrained_and_updated_at_has_a_trigger() {
                            WHERE t.tgrelid = c.oid AND p.proname = 'set_updated_at')",
     )
     .await;
-    assert_eq!(no_trigger, Vec::<String>::new(), "updated_at without its trigger");
+    assert_eq!(
+        no_trigger,
+        Vec::<String>::new(),
+        "updated_at without its trigger"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +321,11 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
                     AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))",
     )
     .await;
-    assert_eq!(unprotected, Vec::<String>::new(), "tenant tables without forced RLS and a policy");
+    assert_eq!(
+        unprotected,
+        Vec::<String>::new(),
+        "tenant tables without forced RLS and a policy"
+    );
 
     #[derive(QueryableByName)]
     struct RoleFacts {
@@ -257,7 +344,10 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
     .get_result(&mut conn)
     .await
     .unwrap();
-    assert!(!facts.rolsuper && !facts.rolbypassrls, "the app role must not bypass RLS");
+    assert!(
+        !facts.rolsuper && !facts.rolbypassrls,
+        "the app role must not bypass RLS"
+    );
     assert_eq!(facts.owned, 0, "the app role must own nothing");
 
     let definer_views = names(
@@ -266,7 +356,11 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
            AND c.relkind = 'v' AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)",
     )
     .await;
-    assert_eq!(definer_views, Vec::<String>::new(), "views must be security_invoker");
+    assert_eq!(
+        definer_views,
+        Vec::<String>::new(),
+        "views must be security_invoker"
+    );
 
     let unpinned = names(
         &mut conn,
@@ -274,13 +368,21 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
            AND p.prosecdef AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%')",
     )
     .await;
-    assert_eq!(unpinned, Vec::<String>::new(), "SECURITY DEFINER functions without a pinned search_path");
+    assert_eq!(
+        unpinned,
+        Vec::<String>::new(),
+        "SECURITY DEFINER functions without a pinned search_path"
+    );
     let definers = names(
         &mut conn,
         "SELECT p.proname AS name FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 1",
     )
     .await;
-    assert_eq!(definers, vec!["authenticate_api_key", "authenticate_widget_key"], "unreviewed SECURITY DEFINER");
+    assert_eq!(
+        definers,
+        vec!["authenticate_api_key", "authenticate_widget_key"],
+        "unreviewed SECURITY DEFINER"
+    );
 
     let writable_reference = names(
         &mut conn,
@@ -290,12 +392,17 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
             OR has_table_privilege('growthgraph_app', t.name, 'DELETE')",
     )
     .await;
-    assert_eq!(writable_reference, Vec::<String>::new(), "reference tables must be read-only to the app role");
+    assert_eq!(
+        writable_reference,
+        Vec::<String>::new(),
+        "reference tables must be read-only to the app role"
+    );
 }
 
 #[test]
 fn committed_schema_graphql_matches_the_running_schema() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert_eq!(
         committed,
         growthgraph::graphql::sdl(),

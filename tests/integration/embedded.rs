@@ -45,7 +45,9 @@ async fn start(data_dir: &std::path::Path) -> Running {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), read).await.expect("server starts");
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("server starts");
     Running {
         child,
         base: base.expect("listening line"),
@@ -75,7 +77,10 @@ async fn viewer_slug(client: &reqwest::Client, running: &Running) -> String {
         .json()
         .await
         .unwrap();
-    response["data"]["viewer"]["tenant"]["slug"].as_str().unwrap_or_default().to_owned()
+    response["data"]["viewer"]["tenant"]["slug"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,29 +90,68 @@ async fn embedded_default_starts_serves_and_stops_without_leftovers() {
     let client = reqwest::Client::new();
 
     let first = start(&data_dir).await;
-    assert!(first.output.iter().any(|l| l.contains("loaded the demo tenant")), "{:?}", first.output);
-    let ready = client.get(format!("{}/readyz", first.base)).send().await.unwrap();
+    assert!(
+        first
+            .output
+            .iter()
+            .any(|l| l.contains("loaded the demo tenant")),
+        "{:?}",
+        first.output
+    );
+    let ready = client
+        .get(format!("{}/readyz", first.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(viewer_slug(&client, &first).await, "domaine-des-coteaux");
-    let page = client.get(format!("{}/", first.base)).send().await.unwrap().text().await.unwrap();
+    let page = client
+        .get(format!("{}/", first.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("/assets/graphiql/graphiql.min.js") && !page.contains("https://"));
     let first_key = first.key.clone();
     stop(first).await;
-    assert_eq!(processes_mentioning(data_dir.to_str().unwrap()), Vec::<u32>::new(), "PostgreSQL left running");
+    assert_eq!(
+        processes_mentioning(data_dir.to_str().unwrap()),
+        Vec::<u32>::new(),
+        "PostgreSQL left running"
+    );
 
     // Second start: same cluster, same data, no new seed.
-    let pg_version = std::fs::metadata(data_dir.join("pgdata/PG_VERSION")).unwrap().modified().unwrap();
+    let pg_version = std::fs::metadata(data_dir.join("pgdata/PG_VERSION"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let second = start(&data_dir).await;
-    assert!(!second.output.iter().any(|l| l.contains("loaded the demo tenant")), "re-seeded: {:?}", second.output);
+    assert!(
+        !second
+            .output
+            .iter()
+            .any(|l| l.contains("loaded the demo tenant")),
+        "re-seeded: {:?}",
+        second.output
+    );
     assert_eq!(second.key, first_key);
     assert_eq!(viewer_slug(&client, &second).await, "domaine-des-coteaux");
     stop(second).await;
     assert_eq!(
-        std::fs::metadata(data_dir.join("pgdata/PG_VERSION")).unwrap().modified().unwrap(),
+        std::fs::metadata(data_dir.join("pgdata/PG_VERSION"))
+            .unwrap()
+            .modified()
+            .unwrap(),
         pg_version,
         "initdb ran again"
     );
-    assert_eq!(processes_mentioning(data_dir.to_str().unwrap()), Vec::<u32>::new(), "PostgreSQL left running");
+    assert_eq!(
+        processes_mentioning(data_dir.to_str().unwrap()),
+        Vec::<u32>::new(),
+        "PostgreSQL left running"
+    );
 }
 
 #[tokio::test]
@@ -125,5 +169,8 @@ async fn without_postgresql_binaries_it_says_so_in_one_line_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("install PostgreSQL") && stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("install PostgreSQL") && stderr.contains("DATABASE_URL"),
+        "{stderr}"
+    );
 }

@@ -21,7 +21,10 @@ async fn health_metrics_and_graphiql_are_served_by_the_binary() {
 
     let page = get("/").await.unwrap().text().await.unwrap();
     assert!(page.contains("GraphiQL"));
-    assert!(!page.contains("https://") && !page.contains("http://"), "GraphiQL must not load from a CDN");
+    assert!(
+        !page.contains("https://") && !page.contains("http://"),
+        "GraphiQL must not load from a CDN"
+    );
     for (asset, kind) in [
         ("graphiql.min.js", "text/javascript"),
         ("graphiql.min.css", "text/css"),
@@ -33,7 +36,13 @@ async fn health_metrics_and_graphiql_are_served_by_the_binary() {
         assert_eq!(response.headers()["content-type"], kind);
         assert!(response.bytes().await.unwrap().len() > 1000);
     }
-    assert_eq!(get("/assets/graphiql/../Cargo.toml").await.unwrap().status(), 404);
+    assert_eq!(
+        get("/assets/graphiql/../Cargo.toml")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +61,9 @@ async fn get_serves_queries_and_refuses_mutations_with_405() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["viewer"]["tenant"]["slug"], a.slug);
 
-    let response = get("mutation { createApiKey(input: { name: \"x\", role: ADMIN }) { secret } }").await.unwrap();
+    let response = get("mutation { createApiKey(input: { name: \"x\", role: ADMIN }) { secret } }")
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     let mut owner = app.owner().await;
     use diesel_async::RunQueryDsl;
@@ -61,7 +72,10 @@ async fn get_serves_queries_and_refuses_mutations_with_405() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let keys: N = diesel::sql_query("SELECT count(*) AS n FROM api_keys").get_result(&mut owner).await.unwrap();
+    let keys: N = diesel::sql_query("SELECT count(*) AS n FROM api_keys")
+        .get_result(&mut owner)
+        .await
+        .unwrap();
     assert_eq!(keys.n, 1, "the GET mutation must not run");
 }
 
@@ -70,7 +84,11 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let body = json!({ "query": "{ viewer { tenant { id } } }" }).to_string();
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
         let response = app
             .client
             .post(format!("{}/graphql", app.base))
@@ -91,17 +109,31 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
     let (status, response) = app.post(Some(&a.admin_key), json!([one, one])).await;
     assert_eq!(status, 200);
     assert_eq!(response.as_array().unwrap().len(), 2);
-    let (status, response) = app.post(Some(&a.admin_key), Value::Array(vec![one; 11])).await;
-    assert_eq!((status, error_code(&response)), (400, Some("BAD_USER_INPUT")));
+    let (status, response) = app
+        .post(Some(&a.admin_key), Value::Array(vec![one; 11]))
+        .await;
+    assert_eq!(
+        (status, error_code(&response)),
+        (400, Some("BAD_USER_INPUT"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    let deep = format!("{{ __schema {{ types {{ {}name{} }} }} }}", "fields { type { ofType { ".repeat(4), " } } }".repeat(4));
-    let aliases: String = (0..7000).map(|i| format!("a{i}:viewer{{apiKey{{id}}}}")).collect();
-    let directives = format!("{{ viewer {} {{ tenant {{ id }} }} }}", "@include(if: true) ".repeat(50));
+    let deep = format!(
+        "{{ __schema {{ types {{ {}name{} }} }} }}",
+        "fields { type { ofType { ".repeat(4),
+        " } } }".repeat(4)
+    );
+    let aliases: String = (0..7000)
+        .map(|i| format!("a{i}:viewer{{apiKey{{id}}}}"))
+        .collect();
+    let directives = format!(
+        "{{ viewer {} {{ tenant {{ id }} }} }}",
+        "@include(if: true) ".repeat(50)
+    );
     let cases: Vec<(&str, String, &str)> = vec![
         ("deep nesting", deep, "QUERY_TOO_COMPLEX"),
         ("alias bomb", format!("{{ {aliases} }}"), "QUERY_TOO_COMPLEX"),
@@ -119,8 +151,14 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
     ];
     for (name, query, code) in cases {
         let started = Instant::now();
-        let (status, response) = app.post(Some(&a.admin_key), json!({ "query": query })).await;
-        assert!(started.elapsed() < Duration::from_secs(2), "{name} took {:?}", started.elapsed());
+        let (status, response) = app
+            .post(Some(&a.admin_key), json!({ "query": query }))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name} took {:?}",
+            started.elapsed()
+        );
         assert_eq!(status, 200, "{name}");
         assert_eq!(error_code(&response), Some(code), "{name}: {response}");
         assert!(response["data"].is_null(), "{name}");
@@ -128,9 +166,20 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
     let (_, response) = app
         .post(Some(&a.admin_key), json!({ "query": "mutation { revokeApiKey(input: { id: \"nope\" }) { userErrors { code } } }" }))
         .await;
-    assert_eq!(response["errors"][0]["extensions"]["field"], json!(["input", "id"]));
-    let (_, response) = app.post(Some(&a.admin_key), json!({ "query": "{ apiKeys(first: 101) { nodes { id } } }" })).await;
-    assert_eq!(response["errors"][0]["extensions"]["field"], json!(["first"]));
+    assert_eq!(
+        response["errors"][0]["extensions"]["field"],
+        json!(["input", "id"])
+    );
+    let (_, response) = app
+        .post(
+            Some(&a.admin_key),
+            json!({ "query": "{ apiKeys(first: 101) { nodes { id } } }" }),
+        )
+        .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["field"],
+        json!(["first"])
+    );
 
     // NUL bytes and huge strings in input: a user error, nothing written.
     let r = app
@@ -140,13 +189,29 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
             json!({ "name": "bad\u{0}name" }),
         )
         .await;
-    assert_eq!(r["data"]["createApiKey"]["userErrors"][0]["code"], "INVALID", "{r}");
+    assert_eq!(
+        r["data"]["createApiKey"]["userErrors"][0]["code"], "INVALID",
+        "{r}"
+    );
     assert!(r["data"]["createApiKey"]["secret"].is_null());
 
     // Every successful response reports its cost.
-    let (_, ok) = app.post(Some(&a.admin_key), json!({ "query": "{ viewer { tenant { id } } }" })).await;
+    let (_, ok) = app
+        .post(
+            Some(&a.admin_key),
+            json!({ "query": "{ viewer { tenant { id } } }" }),
+        )
+        .await;
     assert!(ok["extensions"]["cost"].as_u64().unwrap() > 0);
-    assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,11 +226,23 @@ async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::new(pool, ServeArgs::default(), None);
-    tokio::spawn(async move { axum::serve(listener, growthgraph::http::router(state)).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(listener, growthgraph::http::router(state))
+            .await
+            .unwrap()
+    });
     let client = reqwest::Client::new();
 
     let started = Instant::now();
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     let response = client
         .post(format!("{base}/graphql"))
         .bearer_auth(format!("gg_admin_{}", "ab".repeat(24)))
@@ -176,7 +253,18 @@ async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), Some("UNAVAILABLE"));
-    assert!(!body.to_string().contains("nowhere"), "no connection details leak: {body}");
+    assert!(
+        !body.to_string().contains("nowhere"),
+        "no connection details leak: {body}"
+    );
     assert!(started.elapsed() < Duration::from_secs(8), "fails fast");
-    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

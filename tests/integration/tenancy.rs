@@ -25,7 +25,11 @@ struct Count {
 }
 
 async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<Count>(conn).await.unwrap().count
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .count
 }
 
 /// Root fields the matrix below exercises; a new root field must be added here (and to
@@ -37,7 +41,8 @@ const COVERED_MUTATION_FIELDS: &[&str] = &["createApiKey", "revokeApiKey"];
 async fn the_matrix_covers_every_root_field() {
     let schema = growthgraph::graphql::build_schema();
     let response = async_graphql::Schema::execute(
-        &schema,"{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+        &schema,
+        "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
     )
     .await;
     let data = response.data.into_json().unwrap();
@@ -61,17 +66,35 @@ async fn a_tenant_never_sees_or_changes_another_tenants_rows() {
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
     let b_key_id = {
-        let r = app.gql(&b.admin_key, "{ viewer { apiKey { id } } }", json!({})).await;
-        r["data"]["viewer"]["apiKey"]["id"].as_str().unwrap().to_owned()
+        let r = app
+            .gql(&b.admin_key, "{ viewer { apiKey { id } } }", json!({}))
+            .await;
+        r["data"]["viewer"]["apiKey"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
 
     // viewer
-    let r = app.gql(&a.admin_key, "{ viewer { tenant { id slug } } }", json!({})).await;
+    let r = app
+        .gql(&a.admin_key, "{ viewer { tenant { id slug } } }", json!({}))
+        .await;
     assert_eq!(r["data"]["viewer"]["tenant"]["id"], a.id.to_string());
 
     // apiKeys: only A's.
-    let r = app.gql(&a.admin_key, "{ apiKeys(first: 100) { nodes { id } } }", json!({})).await;
-    let ids: Vec<&str> = r["data"]["apiKeys"]["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ apiKeys(first: 100) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<&str> = r["data"]["apiKeys"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 1);
     assert!(!ids.contains(&b_key_id.as_str()));
 
@@ -83,7 +106,13 @@ async fn a_tenant_never_sees_or_changes_another_tenants_rows() {
     )
     .await;
     assert!(expected > 0);
-    let r = app.gql(&a.admin_key, "{ publishedTestimonials(first: 100) { nodes { id } } }", json!({})).await;
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ publishedTestimonials(first: 100) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
     let ids: Vec<String> = r["data"]["publishedTestimonials"]["nodes"]
         .as_array()
         .unwrap()
@@ -94,7 +123,10 @@ async fn a_tenant_never_sees_or_changes_another_tenants_rows() {
     for id in &ids {
         let owner_tenant = count(
             &mut owner,
-            &format!("SELECT count(*) AS count FROM testimonials WHERE id = '{id}' AND tenant_id = '{}'", a.id),
+            &format!(
+                "SELECT count(*) AS count FROM testimonials WHERE id = '{id}' AND tenant_id = '{}'",
+                a.id
+            ),
         )
         .await;
         assert_eq!(owner_tenant, 1, "testimonial {id} is not tenant A's");
@@ -102,11 +134,20 @@ async fn a_tenant_never_sees_or_changes_another_tenants_rows() {
 
     // revokeApiKey on B's key behaves exactly like a random id, and B's key keeps working.
     let revoke = "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { id } userErrors { field code message } } }";
-    let foreign = app.gql(&a.admin_key, revoke, json!({ "id": b_key_id })).await;
-    let random = app.gql(&a.admin_key, revoke, json!({ "id": Uuid::new_v4() })).await;
+    let foreign = app
+        .gql(&a.admin_key, revoke, json!({ "id": b_key_id }))
+        .await;
+    let random = app
+        .gql(&a.admin_key, revoke, json!({ "id": Uuid::new_v4() }))
+        .await;
     assert_eq!(foreign["data"], random["data"]);
-    assert_eq!(foreign["data"]["revokeApiKey"]["userErrors"][0]["code"], "NOT_FOUND");
-    let r = app.gql(&b.admin_key, "{ viewer { tenant { id } } }", json!({})).await;
+    assert_eq!(
+        foreign["data"]["revokeApiKey"]["userErrors"][0]["code"],
+        "NOT_FOUND"
+    );
+    let r = app
+        .gql(&b.admin_key, "{ viewer { tenant { id } } }", json!({}))
+        .await;
     assert_eq!(r["data"]["viewer"]["tenant"]["id"], b.id.to_string());
 
     // createApiKey writes into the caller's tenant only.
@@ -116,7 +157,14 @@ async fn a_tenant_never_sees_or_changes_another_tenants_rows() {
         json!({}),
     )
     .await;
-    let b_keys = count(&mut owner, &format!("SELECT count(*) AS count FROM api_keys WHERE tenant_id = '{}'", b.id)).await;
+    let b_keys = count(
+        &mut owner,
+        &format!(
+            "SELECT count(*) AS count FROM api_keys WHERE tenant_id = '{}'",
+            b.id
+        ),
+    )
+    .await;
     assert_eq!(b_keys, 1);
 }
 
@@ -126,7 +174,14 @@ async fn row_level_security_alone_hides_other_tenants_rows() {
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
     let mut owner = app.owner().await;
-    let a_customers = count(&mut owner, &format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{}'", a.id)).await;
+    let a_customers = count(
+        &mut owner,
+        &format!(
+            "SELECT count(*) AS count FROM customers WHERE tenant_id = '{}'",
+            a.id
+        ),
+    )
+    .await;
     assert!(a_customers > 0);
 
     // A raw query through the server's role, with no tenant filter of its own.
@@ -136,11 +191,16 @@ async fn row_level_security_alone_hides_other_tenants_rows() {
         .run(|conn, _| {
             async move {
                 let all = count(conn, "SELECT count(*) AS count FROM customers").await;
-                let b_rows =
-                    count(conn, &format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{b_id}'")).await;
+                let b_rows = count(
+                    conn,
+                    &format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{b_id}'"),
+                )
+                .await;
                 conn.batch_execute("SAVEPOINT probe").await?;
                 let insert = conn
-                    .batch_execute(&format!("INSERT INTO customers (tenant_id, email) VALUES ('{b_id}', 'x@y.example')"))
+                    .batch_execute(&format!(
+                        "INSERT INTO customers (tenant_id, email) VALUES ('{b_id}', 'x@y.example')"
+                    ))
                     .await;
                 conn.batch_execute("ROLLBACK TO SAVEPOINT probe").await?;
                 Ok::<_, AppError>((all, b_rows, insert.is_err()))
@@ -151,11 +211,17 @@ async fn row_level_security_alone_hides_other_tenants_rows() {
         .unwrap();
     assert_eq!(all_visible, a_customers);
     assert_eq!(b_visible, 0);
-    assert!(foreign_insert, "RLS must refuse writing another tenant's row");
+    assert!(
+        foreign_insert,
+        "RLS must refuse writing another tenant's row"
+    );
 
     // No tenant set at all: nothing visible.
     let mut conn = app.pool.get().await.unwrap();
-    assert_eq!(count(&mut conn, "SELECT count(*) AS count FROM customers").await, 0);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM customers").await,
+        0
+    );
 }
 
 #[derive(QueryableByName)]
@@ -171,19 +237,32 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_unit_of_work()
     let url = app.database_url.clone();
     let pool = db::build_pool(&url, 1, Duration::from_secs(5));
     let seen = TenantDb::new(pool.clone(), a.id)
-        .run(|conn, _| async move { Ok::<_, AppError>(count(conn, "SELECT count(*) AS count FROM customers").await) }.scope_boxed())
+        .run(|conn, _| {
+            async move {
+                Ok::<_, AppError>(count(conn, "SELECT count(*) AS count FROM customers").await)
+            }
+            .scope_boxed()
+        })
         .await
         .unwrap();
     assert!(seen > 0);
 
     // Same (only) connection, no tenant: zero rows, no setting left behind.
     let mut conn = pool.get().await.unwrap();
-    assert_eq!(count(&mut conn, "SELECT count(*) AS count FROM customers").await, 0);
-    let setting: Setting = diesel::sql_query("SELECT current_setting('app.tenant_id', true) AS value")
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert!(setting.value.as_deref().unwrap_or("").is_empty(), "{:?}", setting.value);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM customers").await,
+        0
+    );
+    let setting: Setting =
+        diesel::sql_query("SELECT current_setting('app.tenant_id', true) AS value")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        setting.value.as_deref().unwrap_or("").is_empty(),
+        "{:?}",
+        setting.value
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +273,13 @@ async fn http_refuses_missing_malformed_unknown_and_revoked_keys() {
     let query = json!({ "query": "{ viewer { tenant { id } } }" });
 
     let unknown = format!("gg_admin_{}", "ab".repeat(24));
-    for key in [None, Some(""), Some("not-a-key"), Some("gg_admin_"), Some(unknown.as_str())] {
+    for key in [
+        None,
+        Some(""),
+        Some("not-a-key"),
+        Some("gg_admin_"),
+        Some(unknown.as_str()),
+    ] {
         let (status, body) = app.post(key, query.clone()).await;
         assert_eq!(status, 401, "key {key:?}");
         assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
@@ -212,19 +297,32 @@ async fn http_refuses_missing_malformed_unknown_and_revoked_keys() {
 
     // Revocation takes effect on the very next request.
     assert_eq!(app.post(Some(&analyst), query.clone()).await.0, 200);
-    let id = app.gql(&analyst, "{ viewer { apiKey { id } } }", json!({})).await["data"]["viewer"]["apiKey"]["id"].clone();
+    let id = app
+        .gql(&analyst, "{ viewer { apiKey { id } } }", json!({}))
+        .await["data"]["viewer"]["apiKey"]["id"]
+        .clone();
     let r = app
         .gql(&a.admin_key, "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { revokedAt } userErrors { code } } }", json!({ "id": id }))
         .await;
-    assert!(r["data"]["revokeApiKey"]["apiKey"]["revokedAt"].is_string(), "{r}");
+    assert!(
+        r["data"]["revokeApiKey"]["apiKey"]["revokedAt"].is_string(),
+        "{r}"
+    );
     let (status, body) = app.post(Some(&analyst), query.clone()).await;
     assert_eq!((status, error_code(&body)), (401, Some("UNAUTHENTICATED")));
 
     // Revoking it again is a refused transition, not an error.
     let r = app
-        .gql(&a.admin_key, "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { userErrors { code } } }", json!({ "id": id }))
+        .gql(
+            &a.admin_key,
+            "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { userErrors { code } } }",
+            json!({ "id": id }),
+        )
         .await;
-    assert_eq!(r["data"]["revokeApiKey"]["userErrors"][0]["code"], "INVALID_TRANSITION");
+    assert_eq!(
+        r["data"]["revokeApiKey"]["userErrors"][0]["code"],
+        "INVALID_TRANSITION"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,14 +340,25 @@ async fn roles_are_enforced_by_the_guard() {
         let r = app.gql(key, create, json!({})).await;
         assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
         assert!(r["data"].is_null(), "{r}");
-        let r = app.gql(key, "{ apiKeys { nodes { id } } }", json!({})).await;
+        let r = app
+            .gql(key, "{ apiKeys { nodes { id } } }", json!({}))
+            .await;
         assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
-        let r = app.gql(key, "{ viewer { apiKey { role } } }", json!({})).await;
+        let r = app
+            .gql(key, "{ viewer { apiKey { role } } }", json!({}))
+            .await;
         assert!(r["errors"].is_null(), "{r}");
     }
-    assert_eq!(count(&mut owner, "SELECT count(*) AS count FROM api_keys").await, keys_before, "nothing written");
+    assert_eq!(
+        count(&mut owner, "SELECT count(*) AS count FROM api_keys").await,
+        keys_before,
+        "nothing written"
+    );
     let r = app.gql(&a.admin_key, create, json!({})).await;
-    assert!(r["data"]["createApiKey"]["secret"].as_str().unwrap().starts_with("gg_admin_"));
+    assert!(r["data"]["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("gg_admin_"));
 }
 
 #[derive(QueryableByName)]
@@ -264,21 +373,43 @@ async fn widget_keys_read_published_testimonials_and_nothing_else() {
     let a = app.tenant("Winery A").await;
     app.tenant("Winery B").await;
     let mut owner = app.owner().await;
-    let widget: Key = diesel::sql_query(format!("SELECT api_key FROM widget_configs WHERE tenant_id = '{}'", a.id))
-        .get_result(&mut owner)
-        .await
-        .unwrap();
+    let widget: Key = diesel::sql_query(format!(
+        "SELECT api_key FROM widget_configs WHERE tenant_id = '{}'",
+        a.id
+    ))
+    .get_result(&mut owner)
+    .await
+    .unwrap();
     assert!(widget.api_key.starts_with("wgt_") && widget.api_key.len() == 52);
     let published = count(
         &mut owner,
         &format!("SELECT count(*) AS count FROM testimonials WHERE tenant_id = '{}' AND status = 'published'", a.id),
     )
     .await;
-    let total = count(&mut owner, &format!("SELECT count(*) AS count FROM testimonials WHERE tenant_id = '{}'", a.id)).await;
+    let total = count(
+        &mut owner,
+        &format!(
+            "SELECT count(*) AS count FROM testimonials WHERE tenant_id = '{}'",
+            a.id
+        ),
+    )
+    .await;
     assert!(total > published && published > 0);
 
-    let r = app.gql(&widget.api_key, "{ publishedTestimonials { nodes { id content rating } } }", json!({})).await;
-    assert_eq!(r["data"]["publishedTestimonials"]["nodes"].as_array().unwrap().len() as i64, published);
+    let r = app
+        .gql(
+            &widget.api_key,
+            "{ publishedTestimonials { nodes { id content rating } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["publishedTestimonials"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len() as i64,
+        published
+    );
     for forbidden in [
         "{ apiKeys { nodes { id } } }",
         "mutation { createApiKey(input: { name: \"x\", role: ADMIN }) { secret } }",
@@ -288,9 +419,14 @@ async fn widget_keys_read_published_testimonials_and_nothing_else() {
     }
 }
 
-async fn ws_connect(app: &TestApp, protocol: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn ws_connect(
+    app: &TestApp,
+    protocol: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
@@ -300,7 +436,10 @@ where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.ok()? {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .ok()?
+        {
             Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
             _ => return None,
@@ -317,8 +456,15 @@ async fn websocket_requires_a_valid_key_in_connection_init() {
         // Valid key: acknowledged.
         let mut socket = ws_connect(&app, protocol).await;
         let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", a.admin_key) } });
-        socket.send(Message::Text(init.to_string().into())).await.unwrap();
-        let ack = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
+        socket
+            .send(Message::Text(init.to_string().into()))
+            .await
+            .unwrap();
+        let ack = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let ack: Value = serde_json::from_str(ack.to_text().unwrap()).unwrap();
         assert_eq!(ack["type"], "connection_ack", "{protocol}");
 
@@ -330,8 +476,15 @@ async fn websocket_requires_a_valid_key_in_connection_init() {
         ] {
             let mut socket = ws_connect(&app, protocol).await;
             let init = json!({ "type": "connection_init", "payload": payload });
-            socket.send(Message::Text(init.to_string().into())).await.unwrap();
-            assert_eq!(close_code(&mut socket).await, Some(4401), "{protocol} {payload}");
+            socket
+                .send(Message::Text(init.to_string().into()))
+                .await
+                .unwrap();
+            assert_eq!(
+                close_code(&mut socket).await,
+                Some(4401),
+                "{protocol} {payload}"
+            );
         }
     }
 

@@ -37,7 +37,10 @@ pub struct AutomationsQuery;
 impl AutomationsQuery {
     /// Published testimonials, newest first. Widget keys (`wgt_…`) may read this and
     /// nothing else.
-    #[graphql(guard = "Access::Widget", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        guard = "Access::Widget",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn published_testimonials(
         &self,
         ctx: &Context<'_>,

@@ -25,7 +25,9 @@ pub async fn published_testimonials(
         query = query.filter(
             testimonials::published_at
                 .lt(*key)
-                .or(testimonials::published_at.eq(*key).and(testimonials::id.lt(*id))),
+                .or(testimonials::published_at
+                    .eq(*key)
+                    .and(testimonials::id.lt(*id))),
         );
     }
     Ok(query.load(conn).await?)

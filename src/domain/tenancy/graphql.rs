@@ -80,7 +80,9 @@ impl Viewer {
         };
         let key = request
             .db
-            .run(|conn, scope| async move { ops::find_api_key(conn, scope, key_id).await }.scope_boxed())
+            .run(|conn, scope| {
+                async move { ops::find_api_key(conn, scope, key_id).await }.scope_boxed()
+            })
             .await?;
         Ok(key.map(ApiKey))
     }
@@ -98,7 +100,10 @@ impl TenancyQuery {
     }
 
     /// The tenant's API keys (admins only).
-    #[graphql(guard = "Access::Admin", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        guard = "Access::Admin",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
@@ -116,7 +121,10 @@ impl TenancyQuery {
             .await?;
         Ok(page.into_connection(
             rows,
-            |k| Cursor { key: k.created_at, id: k.id },
+            |k| Cursor {
+                key: k.created_at,
+                id: k.id,
+            },
             ApiKey,
         ))
     }
@@ -153,13 +161,18 @@ pub struct TenancyMutation;
 #[Object]
 impl TenancyMutation {
     #[graphql(guard = "Access::Admin")]
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> AppResult<CreateApiKeyPayload> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> AppResult<CreateApiKeyPayload> {
         let request = request_context(ctx)?;
         let result = request
             .db
             .run(|conn, scope| {
                 let input = &input;
-                async move { ops::create_api_key(conn, scope, &input.name, input.role).await }.scope_boxed()
+                async move { ops::create_api_key(conn, scope, &input.name, input.role).await }
+                    .scope_boxed()
             })
             .await;
         payload(result, |created, user_errors| {
@@ -173,12 +186,18 @@ impl TenancyMutation {
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn revoke_api_key(&self, ctx: &Context<'_>, input: RevokeApiKeyInput) -> AppResult<RevokeApiKeyPayload> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> AppResult<RevokeApiKeyPayload> {
         let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let result = request
             .db
-            .run(|conn, scope| async move { ops::revoke_api_key(conn, scope, id).await }.scope_boxed())
+            .run(|conn, scope| {
+                async move { ops::revoke_api_key(conn, scope, id).await }.scope_boxed()
+            })
             .await;
         payload(result, |key, user_errors| RevokeApiKeyPayload {
             api_key: key.map(ApiKey),

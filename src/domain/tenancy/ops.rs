@@ -28,7 +28,9 @@ pub fn slugify(name: &str) -> String {
 fn validate_slug(slug: &str) -> Result<(), UserError> {
     let valid = !slug.is_empty()
         && slug.len() <= 63
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-');
     if valid {
         Ok(())
@@ -87,13 +89,22 @@ pub async fn insert_tenant(
         .get_result(conn)
         .await
         .optional()?
-        .ok_or_else(|| UserError::new(UserErrorCode::Conflict, &["slug"], "a tenant with this slug already exists"))?;
+        .ok_or_else(|| {
+            UserError::new(
+                UserErrorCode::Conflict,
+                &["slug"],
+                "a tenant with this slug already exists",
+            )
+        })?;
     let (_, secret) = create_api_key(conn, scope, "initial admin key", Role::Admin).await?;
     Ok((tenant, secret))
 }
 
 /// Resolves a slug to its tenant (administrative commands, owner connection).
-pub async fn find_tenant_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> AppResult<Option<Tenant>> {
+pub async fn find_tenant_by_slug(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+) -> AppResult<Option<Tenant>> {
     Ok(tenants::table
         .filter(tenants::slug.eq(slug))
         .select(Tenant::as_select())
@@ -135,7 +146,11 @@ pub async fn create_api_key(
     Ok((key, generated.secret))
 }
 
-pub async fn revoke_api_key(conn: &mut AsyncPgConnection, scope: TenantScope, id: Uuid) -> OpResult<ApiKey> {
+pub async fn revoke_api_key(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+    id: Uuid,
+) -> OpResult<ApiKey> {
     let key = api_keys::table
         .filter(api_keys::tenant_id.eq(scope.id()))
         .filter(api_keys::id.eq(id))
@@ -144,7 +159,9 @@ pub async fn revoke_api_key(conn: &mut AsyncPgConnection, scope: TenantScope, id
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| UserError::new(UserErrorCode::NotFound, &["input", "id"], "no such API key"))?;
+        .ok_or_else(|| {
+            UserError::new(UserErrorCode::NotFound, &["input", "id"], "no such API key")
+        })?;
     if key.revoked_at.is_some() {
         return Err(UserError::new(
             UserErrorCode::InvalidTransition,
@@ -153,14 +170,22 @@ pub async fn revoke_api_key(conn: &mut AsyncPgConnection, scope: TenantScope, id
         )
         .into());
     }
-    Ok(diesel::update(api_keys::table.filter(api_keys::tenant_id.eq(scope.id())).filter(api_keys::id.eq(id)))
-        .set(api_keys::revoked_at.eq(diesel::dsl::now))
-        .returning(ApiKey::as_returning())
-        .get_result(conn)
-        .await?)
+    Ok(diesel::update(
+        api_keys::table
+            .filter(api_keys::tenant_id.eq(scope.id()))
+            .filter(api_keys::id.eq(id)),
+    )
+    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+    .returning(ApiKey::as_returning())
+    .get_result(conn)
+    .await?)
 }
 
-pub async fn find_api_key(conn: &mut AsyncPgConnection, scope: TenantScope, id: Uuid) -> AppResult<Option<ApiKey>> {
+pub async fn find_api_key(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+    id: Uuid,
+) -> AppResult<Option<ApiKey>> {
     Ok(api_keys::table
         .filter(api_keys::tenant_id.eq(scope.id()))
         .filter(api_keys::id.eq(id))

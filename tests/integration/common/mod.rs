@@ -33,7 +33,9 @@ static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
 /// Removes test clusters left by earlier runs whose postmaster is gone.
 fn sweep_stale_clusters() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         if !name.to_string_lossy().starts_with("growthgraph-test-") {
@@ -53,23 +55,34 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter(std::env::var("GROWTHGRAPH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                std::env::var("GROWTHGRAPH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .try_init();
         sweep_stale_clusters();
         let root = std::env::temp_dir().join(format!("growthgraph-test-{}", std::process::id()));
-        let cluster = Cluster::start(&root, None, Durability::Throwaway).expect("test cluster starts");
+        let cluster =
+            Cluster::start(&root, None, Durability::Throwaway).expect("test cluster starts");
         let maintenance = cluster.url("postgres");
         let template = cluster.url(TEMPLATE);
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
-                growthgraph::commands::create_database_if_missing(&maintenance, TEMPLATE).await.unwrap();
+                growthgraph::commands::create_database_if_missing(&maintenance, TEMPLATE)
+                    .await
+                    .unwrap();
                 db::migrate(&template).await.unwrap();
             });
         })
         .join()
         .expect("template database migrates");
-        let base_url = cluster.url("postgres").trim_end_matches("/postgres").to_owned();
+        let base_url = cluster
+            .url("postgres")
+            .trim_end_matches("/postgres")
+            .to_owned();
         Shared {
             root,
             cluster: Mutex::new(cluster),
@@ -97,7 +110,11 @@ async fn create_database(sql: String) {
 
 /// A new database with every migration applied (cloned from the template).
 pub async fn fresh_database() -> String {
-    let name = format!("gg_t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "gg_t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
     shared();
     create_database(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")).await;
     database_url(&name)
@@ -105,7 +122,11 @@ pub async fn fresh_database() -> String {
 
 /// A new database with nothing in it (for migration tests).
 pub async fn empty_database() -> String {
-    let name = format!("gg_e{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "gg_e{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
     shared();
     create_database(format!("CREATE DATABASE {name} TEMPLATE template0")).await;
     database_url(&name)
@@ -138,7 +159,9 @@ impl TestApp {
         args.listen = addr;
         let state = AppState::new(pool.clone(), args, None);
         tokio::spawn(async move {
-            axum::serve(listener, growthgraph::http::router(state)).await.unwrap();
+            axum::serve(listener, growthgraph::http::router(state))
+                .await
+                .unwrap();
         });
         TestApp {
             database_url,
@@ -177,11 +200,17 @@ impl TestApp {
                 json!({ "input": { "name": format!("{role:?} key"), "role": format!("{role:?}").to_uppercase() } }),
             )
             .await;
-        resp["data"]["createApiKey"]["secret"].as_str().expect("key created").to_owned()
+        resp["data"]["createApiKey"]["secret"]
+            .as_str()
+            .expect("key created")
+            .to_owned()
     }
 
     pub async fn post(&self, key: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.client.post(format!("{}/graphql", self.base)).json(&body);
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -191,7 +220,9 @@ impl TestApp {
     }
 
     pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
-        self.post(Some(key), json!({ "query": query, "variables": variables })).await.1
+        self.post(Some(key), json!({ "query": query, "variables": variables }))
+            .await
+            .1
     }
 
     pub fn ws_url(&self) -> String {
@@ -208,7 +239,9 @@ pub fn error_code(response: &Value) -> Option<&str> {
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             if String::from_utf8_lossy(&cmdline).contains(needle) {
                 found.push(pid);
