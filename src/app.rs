@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::config::ServeArgs;
-use crate::db::PgPool;
+use crate::db::{PgPool, StatementCounter};
 use crate::graphql::{build_schema, AppSchema};
 
 #[derive(Clone)]
@@ -12,6 +12,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub pool: PgPool,
+    pub statements: Arc<StatementCounter>,
     pub schema: AppSchema,
     pub limits: ServeArgs,
     pub metrics: Metrics,
@@ -31,14 +32,26 @@ pub struct Metrics {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, limits: ServeArgs, graphiql_key: Option<String>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        statements: Arc<StatementCounter>,
+        limits: ServeArgs,
+        graphiql_key: Option<String>,
+    ) -> Self {
         AppState(Arc::new(Inner {
             pool,
+            statements,
             schema: build_schema(),
             limits,
             metrics: Metrics::default(),
             graphiql_key,
         }))
+    }
+}
+
+impl AppState {
+    pub fn batch_window(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.limits.batch_window_us)
     }
 }
 

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
+use crate::graphql::context::request_context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum Role {
@@ -93,18 +94,6 @@ impl Access {
             (Access::Admin, Principal::ApiKey { role, .. }) => *role == Role::Admin,
         }
     }
-}
-
-/// Per-request data: the caller and the tenant-scoped database handle built for it.
-#[derive(Clone)]
-pub struct RequestContext {
-    pub principal: Principal,
-    pub db: TenantDb,
-}
-
-pub fn request_context<'a>(ctx: &'a Context<'_>) -> AppResult<&'a RequestContext> {
-    ctx.data_opt::<RequestContext>()
-        .ok_or(AppError::Unauthenticated("missing or invalid API key"))
 }
 
 impl Guard for Access {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -241,17 +242,19 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
             .ok()
             .map(|k| k.trim().to_owned());
     }
+    let statements = Arc::new(db::StatementCounter::default());
     let pool = db::build_pool(
         &database.url,
         global.pool_size,
         Duration::from_millis(global.statement_timeout_ms),
+        statements.clone(),
     );
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let graphiql_key = demo_key.clone().filter(|_| addr.ip().is_loopback());
-    let state = AppState::new(pool, args, graphiql_key);
+    let state = AppState::new(pool, statements, args, graphiql_key);
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
     if let Some(key) = &demo_key {
         println!("demo tenant admin API key: {key}");

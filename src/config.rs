@@ -12,6 +12,7 @@
 //! | `--statement-timeout-ms` | `GROWTHGRAPH_STATEMENT_TIMEOUT_MS` | `10000` | per statement |
 //! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
 //! | `--max-batch` | `GROWTHGRAPH_MAX_BATCH` | `10` | operations per batched request |
+//! | `--batch-window-us` | `GROWTHGRAPH_BATCH_WINDOW_US` | `1000` | how long a DataLoader collects keys before its one statement |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
@@ -101,6 +102,9 @@ pub struct ServeArgs {
     /// Largest number of operations in one batched request.
     #[arg(long, env = "GROWTHGRAPH_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
+    /// How long (µs) a request's DataLoader collects keys before running its statement.
+    #[arg(long, env = "GROWTHGRAPH_BATCH_WINDOW_US", default_value_t = 1000)]
+    pub batch_window_us: u64,
 }
 
 impl Default for ServeArgs {
@@ -109,6 +113,7 @@ impl Default for ServeArgs {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             max_body_bytes: 256 * 1024,
             max_batch: 10,
+            batch_window_us: 1000,
         }
     }
 }

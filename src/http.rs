@@ -20,9 +20,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::{authenticate, Principal, RequestContext};
-use crate::db::TenantDb;
+use crate::auth::{authenticate, Principal};
 use crate::error::AppError;
+use crate::graphql::context::RequestContext;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,10 +80,11 @@ async fn request_context(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = authenticate(&state.pool, header).await?;
-    Ok(RequestContext {
-        db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
+    Ok(RequestContext::new(
+        state.pool.clone(),
         principal,
-    })
+        state.batch_window(),
+    ))
 }
 
 async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest) -> Response {
@@ -275,10 +276,7 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         .metrics
         .websocket_connections
         .fetch_add(1, Ordering::Relaxed);
-    let context = RequestContext {
-        db: TenantDb::new(state.pool.clone(), principal.tenant_id()),
-        principal,
-    };
+    let context = RequestContext::new(state.pool.clone(), principal, state.batch_window());
     let (sink, stream) = socket.split();
     // Replay the init message so the protocol handler acknowledges it as usual.
     let stream = futures_util::stream::once(async move { Ok(first) }).chain(stream);
@@ -316,6 +314,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_unauthenticated_total counter\ngrowthgraph_unauthenticated_total {}\n\
          # TYPE growthgraph_rejected_requests_total counter\ngrowthgraph_rejected_requests_total {}\n\
          # TYPE growthgraph_websocket_connections gauge\ngrowthgraph_websocket_connections {}\n\
+         # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
+         growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
          # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n",
         m.http_requests.load(Ordering::Relaxed),
@@ -323,6 +323,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         m.unauthenticated.load(Ordering::Relaxed),
         m.rejected_requests.load(Ordering::Relaxed),
         m.websocket_connections.load(Ordering::Relaxed),
+        state.statements.data.load(Ordering::Relaxed),
+        state.statements.control.load(Ordering::Relaxed),
         pool.size,
         pool.available,
     );

@@ -2,12 +2,17 @@
 //! role), migrations, the tenant-scoped handle every resolver and operation goes through,
 //! and the embedded cluster.
 
+pub mod children;
 pub mod cluster;
 #[rustfmt::skip]
 pub mod schema;
 pub mod tenant;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
@@ -27,9 +32,56 @@ pub const APP_ROLE: &str = "growthgraph_app";
 
 pub type PgPool = Pool<AsyncPgConnection>;
 
+/// Counts the statements the pool's connections send: data statements (queries) apart
+/// from transaction control (`BEGIN`/`COMMIT`/`ROLLBACK`/`SET`). Exported at `/metrics`;
+/// tests use it to prove a request's statement count does not grow with page size.
+#[derive(Debug, Default)]
+pub struct StatementCounter {
+    pub data: AtomicU64,
+    pub control: AtomicU64,
+}
+
+impl StatementCounter {
+    pub fn data_statements(&self) -> u64 {
+        self.data.load(Ordering::Relaxed)
+    }
+}
+
+struct CountStatements(Arc<StatementCounter>);
+
+impl Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let sql = query.to_string();
+            let head = sql.trim_start().as_bytes();
+            let control = [
+                "BEGIN",
+                "COMMIT",
+                "ROLLBACK",
+                "SET ",
+                "SAVEPOINT",
+                "RELEASE",
+            ]
+            .iter()
+            .any(|p| head.len() >= p.len() && head[..p.len()].eq_ignore_ascii_case(p.as_bytes()));
+            let counter = if control {
+                &self.0.control
+            } else {
+                &self.0.data
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Builds the pool. Each new connection switches to the app role, so row-level security
 /// applies to everything the server runs, and gets a statement timeout.
-pub fn build_pool(url: &str, size: usize, statement_timeout: Duration) -> PgPool {
+pub fn build_pool(
+    url: &str,
+    size: usize,
+    statement_timeout: Duration,
+    statements: Arc<StatementCounter>,
+) -> PgPool {
     let mut config = ManagerConfig::default();
     // A connection left inside a transaction (a cancelled request) is discarded by the
     // pool's own check; Fast skips the extra round trip per checkout.
@@ -40,8 +92,10 @@ pub fn build_pool(url: &str, size: usize, statement_timeout: Duration) -> PgPool
     );
     config.custom_setup = Box::new(move |url| {
         let setup = setup.clone();
+        let statements = statements.clone();
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.set_instrumentation(CountStatements(statements));
             conn.batch_execute(&setup)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

@@ -5,10 +5,8 @@
 //! one tenant's setting into another's request. Operations receive a [`Tenant`] token and
 //! filter by it as well: isolation is enforced twice.
 
-use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
-};
-use scoped_futures::ScopedBoxFuture;
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
 use super::PgPool;
@@ -60,6 +58,25 @@ impl TenantDb {
     }
 }
 
+impl TenantDb {
+    /// Runs a read (anything returning a Diesel result) as one unit of work.
+    pub async fn query<'a, R, F>(&self, work: F) -> Result<R, AppError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+                Tenant,
+            ) -> ScopedBoxFuture<'a, 'r, diesel::QueryResult<R>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        self.run(|conn, scope| {
+            async move { work(conn, scope).await.map_err(AppError::from) }.scope_boxed()
+        })
+        .await
+    }
+}
+
 /// Runs `work` in a transaction on `conn` with `app.tenant_id` set for that transaction
 /// only. Used by [`TenantDb`] and by administrative commands on an owner connection.
 pub async fn in_tenant_transaction<'a, R, E, F>(
@@ -77,15 +94,13 @@ where
     let db_error = |e: diesel::result::Error| E::from(AppError::from(e));
     // The transaction manager tracks the open transaction: if this future is dropped
     // half-way, the pool sees it and discards the connection instead of reusing it.
-    AnsiTransactionManager::begin_transaction(conn)
+    // One round trip opens the transaction and sets the tenant. A Uuid renders as 36
+    // hex-and-dash characters: nothing to escape.
+    let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)");
+    AnsiTransactionManager::begin_transaction_sql(conn, &begin)
         .await
         .map_err(db_error)?;
-    // A Uuid renders as 36 hex-and-dash characters: nothing to escape.
-    let set_tenant = format!("SELECT set_config('app.tenant_id', '{tenant_id}', true)");
-    let result = match conn.batch_execute(&set_tenant).await {
-        Ok(()) => work(conn, Tenant(tenant_id)).await,
-        Err(e) => Err(db_error(e)),
-    };
+    let result = work(conn, Tenant(tenant_id)).await;
     match result {
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn)

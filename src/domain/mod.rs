@@ -3,7 +3,17 @@
 //! already scoped to a tenant, one transaction per mutation) and `graphql.rs` (thin
 //! resolvers calling ops).
 
+#[macro_use]
+pub mod text_enum;
+
 pub mod automations;
+pub mod campaigns;
+pub mod comms;
+pub mod customers;
+pub mod events;
+pub mod idempotency;
+pub mod leads;
+pub mod loyalty;
 pub mod tenancy;
 
 use crate::error::AppError;
@@ -57,8 +67,20 @@ impl From<AppError> for OpError {
 }
 
 impl From<diesel::result::Error> for OpError {
+    /// A unique-key clash is a generic conflict for the caller (no constraint names leak);
+    /// operations that expect a specific clash check for it first.
     fn from(e: diesel::result::Error) -> Self {
-        OpError::App(e.into())
+        match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => OpError::User(UserError::new(
+                UserErrorCode::Conflict,
+                &[],
+                "this conflicts with an existing record",
+            )),
+            e => OpError::App(e.into()),
+        }
     }
 }
 

@@ -95,3 +95,10 @@ impl<K: Serialize + DeserializeOwned> PageRequest<K> {
         connection
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, async_graphql::Enum)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}

@@ -2,19 +2,22 @@
 //! every request is held to, and the request extension. Built once at start-up.
 
 pub mod connection;
+pub mod context;
 pub mod extension;
+pub mod loaders;
 pub mod scalars;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
+use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(TenancyQuery, AutomationsQuery);
+pub struct Query(TenancyQuery, CustomersQuery, AutomationsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(TenancyMutation);
+pub struct Mutation(TenancyMutation, CustomersMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -222,10 +222,10 @@ async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
         "postgres://postgres@{}:5432/nowhere",
         dir.path().to_str().unwrap().replace('/', "%2F")
     );
-    let pool = growthgraph::db::build_pool(&url, 2, Duration::from_secs(1));
+    let pool = growthgraph::db::build_pool(&url, 2, Duration::from_secs(1), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(pool, ServeArgs::default(), None);
+    let state = AppState::new(pool, Default::default(), ServeArgs::default(), None);
     tokio::spawn(async move {
         axum::serve(listener, growthgraph::http::router(state))
             .await

@@ -4,6 +4,7 @@
 mod common;
 
 mod catalog;
+mod customers;
 mod embedded;
 mod http_surface;
 mod tenancy;

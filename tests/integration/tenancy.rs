@@ -32,10 +32,24 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .count
 }
 
-/// Root fields the matrix below exercises; a new root field must be added here (and to
+/// Root fields the matrix below (and `customers::customers_are_isolated_between_tenants`)
+/// exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
-const COVERED_QUERY_FIELDS: &[&str] = &["apiKeys", "publishedTestimonials", "viewer"];
-const COVERED_MUTATION_FIELDS: &[&str] = &["createApiKey", "revokeApiKey"];
+const COVERED_QUERY_FIELDS: &[&str] = &[
+    "apiKeys",
+    "customer",
+    "customers",
+    "publishedTestimonials",
+    "viewer",
+];
+const COVERED_MUTATION_FIELDS: &[&str] = &[
+    "createApiKey",
+    "recordCustomerActivity",
+    "recordOrder",
+    "revokeApiKey",
+    "setCommunicationPreferences",
+    "upsertCustomer",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matrix_covers_every_root_field() {
@@ -235,7 +249,7 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_unit_of_work()
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let url = app.database_url.clone();
-    let pool = db::build_pool(&url, 1, Duration::from_secs(5));
+    let pool = db::build_pool(&url, 1, Duration::from_secs(5), Default::default());
     let seen = TenantDb::new(pool.clone(), a.id)
         .run(|conn, _| {
             async move {

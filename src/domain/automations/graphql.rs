@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
 use super::{model, ops};
-use crate::auth::{request_context, Access};
+use crate::auth::Access;
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::request_context;
 
 pub struct Testimonial(pub model::Testimonial);
 

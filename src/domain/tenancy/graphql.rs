@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
 use super::{model, ops};
-use crate::auth::{request_context, Access, Principal, Role};
+use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
 
 pub struct Tenant(pub model::Tenant);

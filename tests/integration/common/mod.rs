@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
@@ -15,7 +15,7 @@ use growthgraph::app::AppState;
 use growthgraph::auth::Role;
 use growthgraph::config::ServeArgs;
 use growthgraph::db::cluster::{Cluster, Durability};
-use growthgraph::db::{self, PgPool};
+use growthgraph::db::{self, PgPool, StatementCounter};
 use growthgraph::domain::tenancy::ops as tenancy;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -143,6 +143,7 @@ pub struct TestApp {
     pub database_url: String,
     pub base: String,
     pub pool: PgPool,
+    pub statements: Arc<StatementCounter>,
     pub client: reqwest::Client,
 }
 
@@ -153,11 +154,17 @@ impl TestApp {
 
     pub async fn start_with(mut args: ServeArgs) -> Self {
         let database_url = fresh_database().await;
-        let pool = db::build_pool(&database_url, 8, Duration::from_secs(10));
+        let statements = Arc::new(StatementCounter::default());
+        let pool = db::build_pool(
+            &database_url,
+            8,
+            Duration::from_secs(10),
+            statements.clone(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         args.listen = addr;
-        let state = AppState::new(pool.clone(), args, None);
+        let state = AppState::new(pool.clone(), statements.clone(), args, None);
         tokio::spawn(async move {
             axum::serve(listener, growthgraph::http::router(state))
                 .await
@@ -167,6 +174,7 @@ impl TestApp {
             database_url,
             base: format!("http://{addr}"),
             pool,
+            statements,
             client: reqwest::Client::new(),
         }
     }

@@ -1,0 +1,73 @@
+//! "The first N children of each of these parents" in one statement: the nested
+//! connections of a page (a customer's latest activities, orders, …) load through this.
+//! Diesel's DSL cannot select from a windowed subquery, so this is the one place that
+//! builds SQL text, from `'static` identifiers only; every value is a bind parameter.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::Tenant;
+
+/// Which table and columns a child relation uses. Children are newest first.
+pub struct ChildRelation {
+    pub table: &'static str,
+    pub parent_column: &'static str,
+    pub sort_column: &'static str,
+    /// Optional column the caller may restrict to a set of values (e.g. activity types).
+    pub kind_column: Option<&'static str>,
+}
+
+pub async fn first_children<T>(
+    conn: &mut AsyncPgConnection,
+    relation: &ChildRelation,
+    scope: Tenant,
+    parents: &[Uuid],
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    kinds: Option<&[String]>,
+) -> diesel::QueryResult<Vec<T>>
+where
+    T: QueryableByName<Pg> + Send + 'static,
+{
+    let ChildRelation {
+        table,
+        parent_column,
+        sort_column,
+        kind_column,
+    } = relation;
+    let mut filters = String::new();
+    let mut next_param = 3;
+    if after.is_some() {
+        filters.push_str(&format!(
+            " AND ({sort_column}, id) < (${}, ${})",
+            next_param,
+            next_param + 1
+        ));
+        next_param += 2;
+    }
+    if let (Some(column), Some(_)) = (kind_column, kinds) {
+        filters.push_str(&format!(" AND {column} = ANY(${next_param})"));
+        next_param += 1;
+    }
+    let sql = format!(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {parent_column} \
+         ORDER BY {sort_column} DESC, id DESC) AS child_rank FROM {table} \
+         WHERE tenant_id = $1 AND {parent_column} = ANY($2){filters}) ranked \
+         WHERE child_rank <= ${next_param} ORDER BY {parent_column}, child_rank"
+    );
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<Pg>()
+        .bind::<SqlUuid, _>(scope.id())
+        .bind::<Array<SqlUuid>, _>(parents.to_vec());
+    if let Some((at, id)) = after {
+        query = query.bind::<Timestamptz, _>(at).bind::<SqlUuid, _>(id);
+    }
+    if let (Some(_), Some(kinds)) = (kind_column, kinds) {
+        query = query.bind::<Array<Text>, _>(kinds.to_vec());
+    }
+    query.bind::<BigInt, _>(limit).load(conn).await
+}

@@ -1,0 +1,867 @@
+use std::collections::HashMap;
+
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use super::model::{self, ChurnRisk, CommunicationType};
+use super::ops::{self, CustomerOrderField, SortKey};
+use crate::auth::Access;
+use crate::db::children::ChildRelation;
+use crate::domain::campaigns::graphql::{CampaignHistoryOf, CampaignRecipient};
+use crate::domain::comms::graphql::{Communication, CommunicationsOf};
+use crate::domain::comms::model::Channel;
+use crate::domain::leads::graphql::{Lead, LeadsOfCustomer};
+use crate::domain::loyalty::graphql::{
+    CurrentEnrollmentKey, Enrollment, EnrollmentsKey, PointTransaction, PointsOf, Redemption,
+    RedemptionsOf,
+};
+use crate::domain::loyalty::model::cumulative_membership_days;
+use crate::domain::{payload, UserError};
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
+use crate::graphql::context::{request_context, RequestContext};
+use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
+use crate::graphql::scalars::{parse_id, Decimal};
+
+/// One customer and everything known about them (customer 360).
+pub struct Customer(pub model::Customer);
+
+type TimeCursor = Cursor<DateTime<Utc>>;
+
+/// Loads one nested page of `parent`'s children through the request's loader.
+async fn child_page<F, T, N>(
+    request: &RequestContext,
+    parent: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: F,
+    sort_of: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+    node_of: impl Fn(T) -> N,
+) -> AppResult<Connection<TimeCursor, N>>
+where
+    TenantLoader: Loader<ChildPage<F>, Value = Vec<T>, Error = AppError>,
+    F: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    N: async_graphql::OutputType,
+{
+    let page = PageRequest::<DateTime<Utc>>::new(first, after)?;
+    let key = ChildPage {
+        parent,
+        limit: page.limit(),
+        after: page.after.as_ref().map(|c| (c.key, c.id)),
+        filter,
+    };
+    let rows = request.loader.load_one(key).await?.unwrap_or_default();
+    Ok(page.into_connection(
+        rows,
+        |row| {
+            let (key, id) = sort_of(row);
+            Cursor { key, id }
+        },
+        node_of,
+    ))
+}
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The caller's own identifier for this customer (seed 003 `customer_id`).
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn segment(&self) -> Option<&str> {
+        self.0.segment.as_deref()
+    }
+    async fn churn_risk(&self) -> Option<ChurnRisk> {
+        self.0.churn_risk.as_deref().and_then(ChurnRisk::parse)
+    }
+    /// Lifetime value.
+    async fn ltv(&self) -> Decimal {
+        self.0.ltv.clone().into()
+    }
+    async fn total_deposit(&self) -> Decimal {
+        self.0.total_deposit.clone().into()
+    }
+    async fn total_withdraw(&self) -> Decimal {
+        self.0.total_withdraw.clone().into()
+    }
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_activity_at
+    }
+    async fn metadata(&self) -> Json<serde_json::Value> {
+        Json(self.0.metadata.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn points_balance(&self) -> i64 {
+        self.0.points_balance
+    }
+    /// Every point ever credited (points never expire).
+    async fn points_lifetime(&self) -> i64 {
+        self.0.points_lifetime
+    }
+    async fn is_club_member(&self) -> bool {
+        self.0.is_club_member
+    }
+    /// Days of club membership, all enrollments together (overlaps counted once).
+    async fn cumulative_membership_days(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        let request = request_context(ctx)?;
+        let enrollments = request
+            .loader
+            .load_one(EnrollmentsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(cumulative_membership_days(&enrollments, Utc::now()))
+    }
+    async fn current_enrollment(&self, ctx: &Context<'_>) -> AppResult<Option<Enrollment>> {
+        let request = request_context(ctx)?;
+        Ok(request
+            .loader
+            .load_one(CurrentEnrollmentKey(self.0.id))
+            .await?
+            .map(Enrollment::from))
+    }
+    /// Every enrollment, oldest first (the club history).
+    async fn enrollments(&self, ctx: &Context<'_>) -> AppResult<Vec<Enrollment>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(EnrollmentsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Enrollment::from).collect())
+    }
+    /// The activity timeline, newest first, optionally only some activity types.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        types: Option<Vec<String>>,
+    ) -> AppResult<Connection<TimeCursor, Activity>> {
+        if types.as_ref().is_some_and(|t| t.len() > 50) {
+            return Err(AppError::bad_input(&["types"], "at most 50 types"));
+        }
+        let filter = ActivitiesOf(types.map(|mut t| {
+            t.sort();
+            t.dedup();
+            t
+        }));
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            filter,
+            |a: &model::Activity| (a.created_at, a.id),
+            Activity::from,
+        )
+        .await
+    }
+    /// Orders, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<TimeCursor, Order>> {
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            OrdersOf,
+            |o: &model::Order| (o.ordered_at, o.id),
+            Order::from,
+        )
+        .await
+    }
+    /// The points ledger, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn point_transactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<TimeCursor, PointTransaction>> {
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            PointsOf,
+            |t: &crate::domain::loyalty::model::PointTransaction| (t.created_at, t.id),
+            PointTransaction::from,
+        )
+        .await
+    }
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn redemptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<TimeCursor, Redemption>> {
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            RedemptionsOf,
+            |r: &crate::domain::loyalty::model::Redemption| (r.created_at, r.id),
+            Redemption::from,
+        )
+        .await
+    }
+    async fn communication_preferences(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<Vec<CommunicationPreference>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(PreferencesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(CommunicationPreference::from)
+            .collect())
+    }
+    /// Messages sent to or received from this customer, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn communications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<TimeCursor, Communication>> {
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            CommunicationsOf,
+            |c: &crate::domain::comms::model::Communication| (c.created_at, c.id),
+            Communication::from,
+        )
+        .await
+    }
+    /// The campaigns this customer was a recipient of, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn campaign_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<TimeCursor, CampaignRecipient>> {
+        child_page(
+            request_context(ctx)?,
+            self.0.id,
+            first,
+            after,
+            CampaignHistoryOf,
+            |r: &crate::domain::campaigns::model::Recipient| (r.created_at, r.id),
+            CampaignRecipient::from,
+        )
+        .await
+    }
+    /// Leads that converted into this customer.
+    async fn leads(&self, ctx: &Context<'_>) -> AppResult<Vec<Lead>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(LeadsOfCustomer(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Lead::from).collect())
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Activity {
+    pub id: ID,
+    #[graphql(name = "type")]
+    pub activity_type: String,
+    pub description: Option<String>,
+    pub data: Json<serde_json::Value>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl From<model::Activity> for Activity {
+    fn from(a: model::Activity) -> Self {
+        Activity {
+            id: ID(a.id.to_string()),
+            activity_type: a.activity_type,
+            description: a.activity_description,
+            data: Json(a.activity_data),
+            occurred_at: a.created_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Order {
+    pub id: ID,
+    pub crm_order_id: Option<String>,
+    pub order_number: Option<String>,
+    pub status: String,
+    pub subtotal: Decimal,
+    pub discount_total: Decimal,
+    pub order_total: Decimal,
+    pub is_club_shipment: bool,
+    pub line_items: Json<serde_json::Value>,
+    pub ordered_at: DateTime<Utc>,
+}
+
+impl From<model::Order> for Order {
+    fn from(o: model::Order) -> Self {
+        Order {
+            id: ID(o.id.to_string()),
+            crm_order_id: o.crm_order_id,
+            order_number: o.order_number,
+            status: o.status,
+            subtotal: o.subtotal.into(),
+            discount_total: o.discount_total.into(),
+            order_total: o.order_total.into(),
+            is_club_shipment: o.is_club_shipment,
+            line_items: Json(o.line_items),
+            ordered_at: o.ordered_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct CommunicationPreference {
+    pub channel: Option<Channel>,
+    #[graphql(name = "type")]
+    pub communication_type: Option<CommunicationType>,
+    pub opted_in: bool,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+    pub unsubscribe_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<model::CommunicationPreference> for CommunicationPreference {
+    fn from(p: model::CommunicationPreference) -> Self {
+        CommunicationPreference {
+            channel: Channel::parse(&p.channel),
+            communication_type: CommunicationType::parse(&p.communication_type),
+            opted_in: p.opted_in,
+            unsubscribed_at: p.unsubscribed_at,
+            unsubscribe_reason: p.unsubscribe_reason,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+// ---- loaders ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CustomerKey(pub Uuid);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActivitiesOf(pub Option<Vec<String>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrdersOf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PreferencesOf(pub Uuid);
+
+impl Loader<CustomerKey> for TenantLoader {
+    type Value = model::Customer;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[CustomerKey],
+    ) -> Result<HashMap<CustomerKey, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::by_ids(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(rows.into_iter().map(|c| (CustomerKey(c.id), c)).collect())
+    }
+}
+
+const ACTIVITIES: ChildRelation = ChildRelation {
+    table: "customer_activities",
+    parent_column: "customer_id",
+    sort_column: "created_at",
+    kind_column: Some("activity_type"),
+};
+
+const ORDERS: ChildRelation = ChildRelation {
+    table: "orders",
+    parent_column: "customer_id",
+    sort_column: "ordered_at",
+    kind_column: None,
+};
+
+impl Loader<ChildPage<ActivitiesOf>> for TenantLoader {
+    type Value = Vec<model::Activity>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[ChildPage<ActivitiesOf>],
+    ) -> Result<HashMap<ChildPage<ActivitiesOf>, Self::Value>, AppError> {
+        load_child_pages(
+            self,
+            keys,
+            &ACTIVITIES,
+            |f: &ActivitiesOf| f.0.clone(),
+            |a: &model::Activity| a.customer_id,
+        )
+        .await
+    }
+}
+
+impl Loader<ChildPage<OrdersOf>> for TenantLoader {
+    type Value = Vec<model::Order>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[ChildPage<OrdersOf>],
+    ) -> Result<HashMap<ChildPage<OrdersOf>, Self::Value>, AppError> {
+        load_child_pages(
+            self,
+            keys,
+            &ORDERS,
+            |_| None,
+            |o: &model::Order| o.customer_id,
+        )
+        .await
+    }
+}
+
+impl Loader<PreferencesOf> for TenantLoader {
+    type Value = Vec<model::CommunicationPreference>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[PreferencesOf],
+    ) -> Result<HashMap<PreferencesOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::preferences_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        let mut map: HashMap<PreferencesOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for p in rows {
+            map.entry(PreferencesOf(p.customer_id)).or_default().push(p);
+        }
+        Ok(map)
+    }
+}
+
+// ---- queries ---------------------------------------------------------------------------
+
+#[derive(InputObject, Default)]
+pub struct CustomerFilter {
+    pub segment: Option<String>,
+    pub churn_risk: Option<ChurnRisk>,
+    pub is_club_member: Option<bool>,
+    pub ltv_min: Option<Decimal>,
+    pub ltv_max: Option<Decimal>,
+    /// Last activity at or after this time.
+    pub last_activity_from: Option<DateTime<Utc>>,
+    /// Last activity before this time.
+    pub last_activity_to: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the name or the email.
+    pub search: Option<String>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CustomerOrderByField {
+    Ltv,
+    LastActivity,
+    #[default]
+    CreatedAt,
+    Name,
+}
+
+#[derive(InputObject, Default)]
+pub struct CustomerOrderBy {
+    pub field: CustomerOrderByField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(Default)]
+pub struct CustomersQuery;
+
+#[Object]
+impl CustomersQuery {
+    /// One customer, by id or by email (case-insensitive). Give exactly one.
+    #[graphql(guard = "Access::Read")]
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        email: Option<String>,
+    ) -> AppResult<Option<Customer>> {
+        let request = request_context(ctx)?;
+        match (id, email) {
+            (Some(id), None) => {
+                let id = parse_id(&id, &["id"])?;
+                Ok(request
+                    .loader
+                    .load_one(CustomerKey(id))
+                    .await?
+                    .map(Customer))
+            }
+            (None, Some(email)) => {
+                if email.len() > 254 {
+                    return Err(AppError::bad_input(&["email"], "email too long"));
+                }
+                let found = request
+                    .db
+                    .query(|conn, scope| {
+                        let email = &email;
+                        async move { ops::by_email(conn, scope, email).await }.scope_boxed()
+                    })
+                    .await?;
+                Ok(found.map(Customer))
+            }
+            _ => Err(AppError::bad_input(
+                &["id"],
+                "give exactly one of id or email",
+            )),
+        }
+    }
+
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CustomerFilter>,
+        order_by: Option<CustomerOrderBy>,
+    ) -> AppResult<Connection<Cursor<SortKey>, Customer>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::<SortKey>::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        if filter
+            .search
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+        {
+            return Err(AppError::bad_input(
+                &["filter", "search"],
+                "search must be at most 200 characters",
+            ));
+        }
+        let order_by = order_by.unwrap_or_default();
+        let field = match order_by.field {
+            CustomerOrderByField::Ltv => CustomerOrderField::Ltv,
+            CustomerOrderByField::LastActivity => CustomerOrderField::LastActivity,
+            CustomerOrderByField::CreatedAt => CustomerOrderField::CreatedAt,
+            CustomerOrderByField::Name => CustomerOrderField::Name,
+        };
+        let descending = order_by.direction == OrderDirection::Desc;
+        let filter = ops::CustomerFilter {
+            segment: filter.segment,
+            churn_risk: filter.churn_risk.map(|r| r.as_str().to_owned()),
+            is_club_member: filter.is_club_member,
+            ltv_min: filter.ltv_min.map(|d| d.0),
+            ltv_max: filter.ltv_max.map(|d| d.0),
+            last_activity_from: filter.last_activity_from,
+            last_activity_to: filter.last_activity_to,
+            search: filter.search,
+        };
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::list(conn, scope, filter, field, descending, page).await }
+                    .scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: ops::sort_key(c, field),
+                id: c.id,
+            },
+            Customer,
+        ))
+    }
+}
+
+// ---- mutations -------------------------------------------------------------------------
+
+#[derive(InputObject)]
+pub struct UpsertCustomerInput {
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub segment: Option<String>,
+    pub churn_risk: Option<ChurnRisk>,
+    pub metadata: Option<Json<serde_json::Value>>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpsertCustomerPayload {
+    pub customer: Option<Customer>,
+    /// True when this call created the customer.
+    pub created: Option<bool>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct RecordCustomerActivityInput {
+    pub customer_id: ID,
+    /// snake_case activity type, e.g. `tasting_visit`.
+    #[graphql(name = "type")]
+    pub activity_type: String,
+    pub description: Option<String>,
+    pub data: Option<Json<serde_json::Value>>,
+    /// When it happened (default: now).
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordCustomerActivityPayload {
+    pub activity: Option<Activity>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct RecordOrderInput {
+    pub customer_id: ID,
+    pub order_total: Decimal,
+    pub subtotal: Option<Decimal>,
+    pub discount_total: Option<Decimal>,
+    pub crm_order_id: Option<String>,
+    pub order_number: Option<String>,
+    pub ordered_at: Option<DateTime<Utc>>,
+    #[graphql(default)]
+    pub is_club_shipment: bool,
+    pub line_items: Option<Json<serde_json::Value>>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordOrderPayload {
+    pub order: Option<Order>,
+    pub customer: Option<Customer>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct CommunicationPreferenceInput {
+    pub channel: Channel,
+    #[graphql(name = "type")]
+    pub communication_type: CommunicationType,
+    pub opted_in: bool,
+    /// Why the customer unsubscribed (kept while opted out).
+    pub reason: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct SetCommunicationPreferencesInput {
+    pub customer_id: ID,
+    pub preferences: Vec<CommunicationPreferenceInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct SetCommunicationPreferencesPayload {
+    pub preferences: Option<Vec<CommunicationPreference>>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct CustomersMutation;
+
+async fn reload(request: &RequestContext, id: Uuid) -> AppResult<Option<Customer>> {
+    request.loader.clear::<CustomerKey>();
+    Ok(request
+        .loader
+        .load_one(CustomerKey(id))
+        .await?
+        .map(Customer))
+}
+
+#[Object]
+impl CustomersMutation {
+    /// Creates or updates a customer, matched by externalId then email (seed 004's upsert flow).
+    #[graphql(guard = "Access::Ingest")]
+    async fn upsert_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertCustomerInput,
+    ) -> AppResult<UpsertCustomerPayload> {
+        let request = request_context(ctx)?;
+        let key = input.idempotency_key.clone();
+        let upsert = ops::UpsertCustomer {
+            email: input.email.map(|e| e.trim().to_owned()),
+            external_id: input.external_id,
+            name: input.name,
+            phone: input.phone,
+            segment: input.segment,
+            churn_risk: input.churn_risk.map(|r| r.as_str().to_owned()),
+            metadata: input.metadata.map(|j| j.0),
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::upsert_customer(conn, scope, upsert, key.as_deref()).await }
+                    .scope_boxed()
+            })
+            .await;
+        let outcome = payload(result, |done, user_errors| (done, user_errors))?;
+        let customer = match outcome.0 {
+            Some((id, _)) => reload(request, id).await?,
+            None => None,
+        };
+        Ok(UpsertCustomerPayload {
+            customer,
+            created: outcome.0.map(|(_, c)| c),
+            user_errors: outcome.1,
+        })
+    }
+
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_customer_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordCustomerActivityInput,
+    ) -> AppResult<RecordCustomerActivityPayload> {
+        let request = request_context(ctx)?;
+        let record = ops::RecordActivity {
+            customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
+            activity_type: input.activity_type,
+            description: input.description,
+            data: input
+                .data
+                .map(|j| j.0)
+                .unwrap_or_else(|| serde_json::json!({})),
+            occurred_at: input.occurred_at,
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::record_activity(conn, scope, record).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |activity, user_errors| {
+            RecordCustomerActivityPayload {
+                activity: activity.map(Activity::from),
+                user_errors,
+            }
+        })
+    }
+
+    /// Records an order: LTV and last activity follow.
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_order(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordOrderInput,
+    ) -> AppResult<RecordOrderPayload> {
+        let request = request_context(ctx)?;
+        let customer_id = parse_id(&input.customer_id, &["input", "customerId"])?;
+        let key = input.idempotency_key.clone();
+        let record = ops::RecordOrder {
+            customer_id,
+            order_total: input.order_total.0,
+            subtotal: input.subtotal.map(|d| d.0),
+            discount_total: input.discount_total.map(|d| d.0),
+            crm_order_id: input.crm_order_id,
+            order_number: input.order_number,
+            ordered_at: input.ordered_at,
+            is_club_shipment: input.is_club_shipment,
+            line_items: input
+                .line_items
+                .map(|j| j.0)
+                .unwrap_or_else(|| serde_json::json!([])),
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    let id = ops::record_order(conn, scope, record, key.as_deref()).await?;
+                    Ok::<_, crate::domain::OpError>(ops::order_by_id(conn, scope, id).await?)
+                }
+                .scope_boxed()
+            })
+            .await;
+        let (order, user_errors) = payload(result, |order, errors| (order, errors))?;
+        let customer = match &order {
+            Some(_) => reload(request, customer_id).await?,
+            None => None,
+        };
+        Ok(RecordOrderPayload {
+            order: order.map(Order::from),
+            customer,
+            user_errors,
+        })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn set_communication_preferences(
+        &self,
+        ctx: &Context<'_>,
+        input: SetCommunicationPreferencesInput,
+    ) -> AppResult<SetCommunicationPreferencesPayload> {
+        let request = request_context(ctx)?;
+        let customer_id = parse_id(&input.customer_id, &["input", "customerId"])?;
+        let changes: Vec<ops::PreferenceChange> = input
+            .preferences
+            .into_iter()
+            .map(|p| ops::PreferenceChange {
+                channel: p.channel.as_str(),
+                communication_type: p.communication_type.as_str(),
+                opted_in: p.opted_in,
+                reason: p.reason,
+            })
+            .collect();
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::set_preferences(conn, scope, customer_id, changes).await }
+                    .scope_boxed()
+            })
+            .await;
+        payload(result, |prefs, user_errors| {
+            SetCommunicationPreferencesPayload {
+                preferences: prefs
+                    .map(|p| p.into_iter().map(CommunicationPreference::from).collect()),
+                user_errors,
+            }
+        })
+    }
+}

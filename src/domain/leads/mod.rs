@@ -1,0 +1,5 @@
+//! Leads (seed 001): AI-enriched inbound leads.
+
+pub mod graphql;
+pub mod model;
+pub mod ops;

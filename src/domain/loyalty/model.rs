@@ -1,0 +1,129 @@
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::{club_enrollments, club_stages, point_transactions, reward_redemptions};
+
+text_enum!(pub EnrollmentStatus {
+    Active => "active",
+    Expired => "expired",
+    Upgraded => "upgraded",
+    Cancelled => "cancelled",
+});
+
+text_enum!(pub PointTransactionType {
+    Earned => "earned",
+    Redeemed => "redeemed",
+    Bonus => "bonus",
+    Adjusted => "adjusted",
+    Refunded => "refunded",
+});
+
+text_enum!(pub RedemptionStatus {
+    Pending => "pending",
+    Fulfilled => "fulfilled",
+    Cancelled => "cancelled",
+    Refunded => "refunded",
+});
+
+text_enum!(pub SyncStatus {
+    Pending => "pending",
+    Synced => "synced",
+    Failed => "failed",
+});
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = club_stages, check_for_backend(diesel::pg::Pg))]
+pub struct ClubStage {
+    pub id: Uuid,
+    pub program_id: Uuid,
+    pub name: String,
+    pub stage_order: i32,
+    pub discount_percentage: BigDecimal,
+    pub duration_months: i32,
+    pub min_purchase_amount: BigDecimal,
+    pub sync_status: SyncStatus,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = club_enrollments, check_for_backend(diesel::pg::Pg))]
+pub struct Enrollment {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub program_id: Uuid,
+    pub stage_id: Uuid,
+    pub status: EnrollmentStatus,
+    pub enrolled_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub qualifying_order_id: Option<Uuid>,
+    pub sync_status: SyncStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Enrollment {
+    /// The span this enrollment counted as membership, up to `now`.
+    pub fn membership_span(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end = [Some(self.expires_at), self.ended_at, Some(now)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+        (self.enrolled_at, end.max(self.enrolled_at))
+    }
+}
+
+/// Days covered by the union of the enrollments' spans (upgrades overlap their
+/// predecessor, so spans are merged before counting).
+pub fn cumulative_membership_days(enrollments: &[Enrollment], now: DateTime<Utc>) -> i64 {
+    let mut spans: Vec<_> = enrollments.iter().map(|e| e.membership_span(now)).collect();
+    spans.sort();
+    let mut total = chrono::Duration::zero();
+    let mut current: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total.num_days()
+}
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[diesel(table_name = point_transactions, check_for_backend(diesel::pg::Pg))]
+pub struct PointTransaction {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub transaction_type: PointTransactionType,
+    pub points: i64,
+    pub balance_after: i64,
+    pub order_id: Option<Uuid>,
+    pub reward_id: Option<Uuid>,
+    pub redemption_id: Option<Uuid>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[diesel(table_name = reward_redemptions, check_for_backend(diesel::pg::Pg))]
+pub struct Redemption {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub reward_id: Uuid,
+    pub quantity: i32,
+    pub points_spent: i64,
+    pub status: RedemptionStatus,
+    pub fulfilled_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub refunded_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,37 @@
+//! Per-request data: the caller, the tenant-scoped database handle built for it, and the
+//! request's DataLoader (so batching never mixes tenants or requests).
+
+use async_graphql::dataloader::DataLoader;
+use std::time::Duration;
+
+use async_graphql::Context;
+
+use crate::auth::Principal;
+use crate::db::{PgPool, TenantDb};
+use crate::error::{AppError, AppResult};
+use crate::graphql::loaders::TenantLoader;
+
+#[derive(Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    pub db: TenantDb,
+    pub loader: std::sync::Arc<DataLoader<TenantLoader>>,
+}
+
+impl RequestContext {
+    pub fn new(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
+        let db = TenantDb::new(pool, principal.tenant_id());
+        let loader =
+            DataLoader::new(TenantLoader::new(db.clone()), tokio::spawn).delay(batch_window);
+        Self {
+            principal,
+            db,
+            loader: std::sync::Arc::new(loader),
+        }
+    }
+}
+
+pub fn request_context<'a>(ctx: &'a Context<'_>) -> AppResult<&'a RequestContext> {
+    ctx.data_opt::<RequestContext>()
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))
+}

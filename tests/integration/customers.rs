@@ -1,0 +1,747 @@
+//! Customer 360 and the query conventions: statement counts, keyset pagination, filters,
+//! upsert and idempotency, bad input.
+
+use std::collections::HashSet;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use growthgraph::auth::Role;
+use growthgraph::config::ServeArgs;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::common::{error_code, TestApp, TestTenant};
+
+/// 60 more customers with deliberate ties (equal LTVs, equal names, missing names and
+/// activity dates), each with 7 activities and 4 orders.
+async fn add_customers(app: &TestApp, tenant: &TestTenant) {
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO customers (tenant_id, external_id, email, name, segment, churn_risk, ltv, last_activity_at, is_club_member, created_at)
+             SELECT '{t}', 'bulk-' || n, 'bulk' || n || '@example.com',
+                    CASE WHEN n % 10 = 0 THEN NULL ELSE 'Name ' || (n % 7) END,
+                    (ARRAY['vip', 'casual', 'new'])[1 + n % 3], (ARRAY['low', 'medium', 'high'])[1 + n % 3],
+                    (n % 5) * 100.50,
+                    CASE WHEN n % 4 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (n % 9) * interval '1 day' END,
+                    n % 2 = 0, timestamptz '2025-06-01' + (n % 6) * interval '1 hour'
+             FROM generate_series(1, 60) n;
+             INSERT INTO customer_activities (tenant_id, customer_id, activity_type, created_at)
+             SELECT tenant_id, id, (ARRAY['visit', 'email_opened'])[1 + k % 2], now() - k * interval '1 hour'
+             FROM customers, generate_series(1, 7) k WHERE tenant_id = '{t}' AND external_id LIKE 'bulk-%';
+             INSERT INTO orders (tenant_id, customer_id, order_total, ordered_at)
+             SELECT tenant_id, id, 10 * k, now() - k * interval '1 day'
+             FROM customers, generate_series(1, 4) k WHERE tenant_id = '{t}' AND external_id LIKE 'bulk-%';",
+            t = tenant.id
+        ))
+        .await
+        .unwrap();
+}
+
+const PAGE_QUERY: &str = "query($first: Int!) { customers(first: $first, orderBy: { field: CREATED_AT, direction: DESC }) { nodes { id pointsBalance
+    currentEnrollment { status stage { name discountPercentage } }
+    activities(first: 5) { nodes { id type } } orders(first: 3) { nodes { id orderTotal } } } } }";
+
+async fn statements_for(app: &TestApp, key: &str, first: i64) -> (u64, Value) {
+    let before = app.statements.data_statements();
+    let response = app.gql(key, PAGE_QUERY, json!({ "first": first })).await;
+    (app.statements.data_statements() - before, response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_runs_the_same_few_statements_whatever_its_size() {
+    // A debug build on a busy 2-core machine can take longer than the default 1 ms to
+    // resolve 50 nodes; a wider window keeps one batch per relation deterministic here.
+    let app = TestApp::start_with(ServeArgs {
+        batch_window_us: 50_000,
+        ..ServeArgs::default()
+    })
+    .await;
+    let a = app.tenant("Winery A").await;
+    add_customers(&app, &a).await;
+    // Warm-up: the key's first use also records last_used_at (off the request path).
+    app.gql(&a.admin_key, "{ viewer { tenant { id } } }", json!({}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let (small, small_response) = statements_for(&app, &a.admin_key, 5).await;
+    let (large, large_response) = statements_for(&app, &a.admin_key, 50).await;
+    assert!(small_response["errors"].is_null(), "{small_response}");
+    let nodes = large_response["data"]["customers"]["nodes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(nodes.len(), 50);
+    assert!(nodes
+        .iter()
+        .any(|n| n["activities"]["nodes"].as_array().unwrap().len() == 5));
+    assert!(nodes
+        .iter()
+        .all(|n| n["orders"]["nodes"].as_array().unwrap().len() <= 3));
+    assert!(nodes
+        .iter()
+        .any(|n| n["currentEnrollment"]["stage"]["name"].is_string()));
+    assert_eq!(small, large, "statement count grew with page size");
+    assert!(large <= 6, "{large} statements for one page");
+}
+
+#[derive(QueryableByName, Debug, Clone)]
+struct Row {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    segment: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    churn_risk: Option<String>,
+    #[diesel(sql_type = Numeric)]
+    ltv: BigDecimal,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_activity_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_club_member: bool,
+}
+
+async fn all_rows(app: &TestApp, tenant: Uuid) -> Vec<Row> {
+    let mut owner = app.owner().await;
+    diesel::sql_query(
+        "SELECT id, name, email, segment, churn_risk, ltv, last_activity_at, created_at, is_club_member
+         FROM customers WHERE tenant_id = $1",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .load(&mut owner)
+    .await
+    .unwrap()
+}
+
+/// Walks the whole connection forward, `size` at a time; returns the ids in order.
+async fn walk(app: &TestApp, key: &str, size: i64, order_by: Value, filter: Value) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let r = app
+            .gql(
+                key,
+                "query($first: Int, $after: String, $orderBy: CustomerOrderBy, $filter: CustomerFilter) {
+                   customers(first: $first, after: $after, orderBy: $orderBy, filter: $filter) {
+                     edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "first": size, "after": after, "orderBy": order_by, "filter": filter }),
+            )
+            .await;
+        let connection = &r["data"]["customers"];
+        assert!(r["errors"].is_null(), "{r}");
+        for edge in connection["edges"].as_array().unwrap() {
+            ids.push(edge["node"]["id"].as_str().unwrap().parse().unwrap());
+        }
+        if !connection["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            return ids;
+        }
+        after = connection["pageInfo"]["endCursor"]
+            .as_str()
+            .map(str::to_owned);
+        assert!(ids.len() < 10_000, "pagination does not terminate");
+    }
+}
+
+fn expected_order(mut rows: Vec<Row>, field: &str, descending: bool) -> Vec<Uuid> {
+    use std::cmp::Ordering;
+    // NULL keys last in both directions; ties broken by id in the same direction.
+    fn cmp_opt<T: Ord>(a: &Option<T>, b: &Option<T>, descending: bool) -> Ordering {
+        match (a, b) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => {
+                if descending {
+                    y.cmp(x)
+                } else {
+                    x.cmp(y)
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let key = match field {
+            "LTV" => cmp_opt(&Some(a.ltv.clone()), &Some(b.ltv.clone()), descending),
+            "LAST_ACTIVITY" => cmp_opt(&a.last_activity_at, &b.last_activity_at, descending),
+            "CREATED_AT" => cmp_opt(&Some(a.created_at), &Some(b.created_at), descending),
+            "NAME" => cmp_opt(&a.name, &b.name, descending),
+            _ => unreachable!(),
+        };
+        let tie = if descending {
+            b.id.cmp(&a.id)
+        } else {
+            a.id.cmp(&b.id)
+        };
+        key.then(tie)
+    });
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_visits_every_row_once_in_order_under_each_ordering() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    add_customers(&app, &a).await;
+    let rows = all_rows(&app, a.id).await;
+    for field in ["LTV", "LAST_ACTIVITY", "CREATED_AT", "NAME"] {
+        for (direction, descending) in [("ASC", false), ("DESC", true)] {
+            let ids = walk(
+                &app,
+                &a.admin_key,
+                7,
+                json!({ "field": field, "direction": direction }),
+                json!(null),
+            )
+            .await;
+            let unique: HashSet<_> = ids.iter().collect();
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "{field} {direction}: a row came twice"
+            );
+            assert_eq!(
+                ids,
+                expected_order(rows.clone(), field, descending),
+                "{field} {direction}"
+            );
+        }
+    }
+}
+
+type Predicate = Box<dyn Fn(&Row) -> bool>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_filter_matches_an_independent_expectation() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    add_customers(&app, &a).await;
+    let rows = all_rows(&app, a.id).await;
+    let from: DateTime<Utc> = "2026-01-03T00:00:00Z".parse().unwrap();
+    let to: DateTime<Utc> = "2026-01-07T00:00:00Z".parse().unwrap();
+    let ltv_min: BigDecimal = "100.50".parse().unwrap();
+    let ltv_max: BigDecimal = "301.50".parse().unwrap();
+    let cases: Vec<(Value, Predicate)> = vec![
+        (
+            json!({ "segment": "vip" }),
+            Box::new(|r: &Row| r.segment.as_deref() == Some("vip")),
+        ),
+        (
+            json!({ "churnRisk": "HIGH" }),
+            Box::new(|r: &Row| r.churn_risk.as_deref() == Some("high")),
+        ),
+        (
+            json!({ "isClubMember": true }),
+            Box::new(|r: &Row| r.is_club_member),
+        ),
+        (
+            json!({ "isClubMember": false }),
+            Box::new(|r: &Row| !r.is_club_member),
+        ),
+        (
+            json!({ "ltvMin": "100.50", "ltvMax": "301.50" }),
+            Box::new(move |r: &Row| r.ltv >= ltv_min && r.ltv <= ltv_max),
+        ),
+        (
+            json!({ "lastActivityFrom": from, "lastActivityTo": to }),
+            Box::new(move |r: &Row| r.last_activity_at.is_some_and(|t| t >= from && t < to)),
+        ),
+        (
+            json!({ "search": "NAME 3" }),
+            Box::new(|r: &Row| {
+                r.name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains("name 3"))
+                    || r.email.as_deref().is_some_and(|e| e.contains("name 3"))
+            }),
+        ),
+        (
+            json!({ "search": "BULK1" }),
+            Box::new(|r: &Row| r.email.as_deref().is_some_and(|e| e.contains("bulk1"))),
+        ),
+        (
+            json!({ "search": "%" }),
+            Box::new(|r: &Row| r.email.as_deref().is_some_and(|e| e.contains('%'))),
+        ),
+        (
+            json!({ "segment": "casual", "isClubMember": true }),
+            Box::new(|r: &Row| r.segment.as_deref() == Some("casual") && r.is_club_member),
+        ),
+    ];
+    for (filter, predicate) in cases {
+        let mut got = walk(&app, &a.admin_key, 100, json!(null), filter.clone()).await;
+        let mut expected: Vec<Uuid> = rows.iter().filter(|r| predicate(r)).map(|r| r.id).collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "filter {filter}");
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let mut owner = app.owner().await;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut owner)
+        .await
+        .unwrap()
+        .n
+}
+
+const UPSERT: &str = "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
+    created customer { id email name churnRisk } userErrors { field code message } } }";
+const RECORD_ORDER: &str = "mutation($input: RecordOrderInput!) { recordOrder(input: $input) {
+    order { id orderTotal } customer { ltv lastActivityAt } userErrors { field code message } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_matches_by_external_id_then_email_and_idempotency_keys_hold_under_races() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let partner = app.key(&a, Role::Partner).await;
+
+    let r = app.gql(&partner, UPSERT, json!({ "input": { "email": "New.Person@Example.com", "name": "New", "churnRisk": "LOW" } })).await;
+    assert_eq!(r["data"]["upsertCustomer"]["created"], true, "{r}");
+    let id = r["data"]["upsertCustomer"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Same email, other case, with an external id: the same customer, updated.
+    let r = app
+        .gql(&partner, UPSERT, json!({ "input": { "email": "new.person@example.com", "externalId": "ext-9", "name": "Renamed" } }))
+        .await;
+    assert_eq!(r["data"]["upsertCustomer"]["created"], false);
+    assert_eq!(r["data"]["upsertCustomer"]["customer"]["id"], id.as_str());
+    assert_eq!(r["data"]["upsertCustomer"]["customer"]["name"], "Renamed");
+    // By external id alone.
+    let r = app
+        .gql(
+            &partner,
+            UPSERT,
+            json!({ "input": { "externalId": "ext-9", "churnRisk": "HIGH" } }),
+        )
+        .await;
+    assert_eq!(r["data"]["upsertCustomer"]["customer"]["id"], id.as_str());
+    assert_eq!(r["data"]["upsertCustomer"]["customer"]["churnRisk"], "HIGH");
+
+    // Concurrent upserts of one new identity create exactly one customer.
+    let races = (0..8).map(|_| {
+        app.gql(
+            &partner,
+            UPSERT,
+            json!({ "input": { "email": "race@example.com" } }),
+        )
+    });
+    let results = futures_util::future::join_all(races).await;
+    let ids: HashSet<_> = results
+        .iter()
+        .map(|r| {
+            r["data"]["upsertCustomer"]["customer"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM customers WHERE lower(email) = 'race@example.com'"
+        )
+        .await,
+        1
+    );
+
+    // recordOrder with one idempotency key, sent concurrently: one order, one LTV change,
+    // identical responses.
+    let ltv_before = app
+        .gql(
+            &partner,
+            "query($id: ID) { customer(id: $id) { ltv } }",
+            json!({ "id": id }),
+        )
+        .await["data"]["customer"]["ltv"]
+        .clone();
+    assert_eq!(ltv_before, "0.00");
+    let input = json!({ "input": { "customerId": id, "orderTotal": "42.50", "idempotencyKey": "order-1" } });
+    let results = futures_util::future::join_all(
+        (0..8).map(|_| app.gql(&partner, RECORD_ORDER, input.clone())),
+    )
+    .await;
+    let order_ids: HashSet<_> = results
+        .iter()
+        .map(|r| r["data"]["recordOrder"]["order"]["id"].clone().to_string())
+        .collect();
+    assert_eq!(order_ids.len(), 1, "{results:?}");
+    assert!(results
+        .iter()
+        .all(|r| r["data"]["recordOrder"]["order"] == results[0]["data"]["recordOrder"]["order"]));
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM orders WHERE customer_id = '{id}'")
+        )
+        .await,
+        1
+    );
+    let r = app.gql(&partner, "query($id: ID) { customer(id: $id) { ltv lastActivityAt orders { nodes { orderTotal } } } }", json!({ "id": id })).await;
+    assert_eq!(r["data"]["customer"]["ltv"], "42.50");
+    assert!(r["data"]["customer"]["lastActivityAt"].is_string());
+
+    // Same key, different input: refused, nothing written.
+    let r = app
+        .gql(&partner, RECORD_ORDER, json!({ "input": { "customerId": id, "orderTotal": "99.00", "idempotencyKey": "order-1" } }))
+        .await;
+    assert_eq!(
+        r["data"]["recordOrder"]["userErrors"][0]["code"], "IDEMPOTENCY_KEY_REUSED",
+        "{r}"
+    );
+    assert_eq!(
+        r["data"]["recordOrder"]["userErrors"][0]["field"],
+        json!(["input", "idempotencyKey"])
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM orders WHERE customer_id = '{id}'")
+        )
+        .await,
+        1
+    );
+
+    // upsertCustomer's key: a replay returns the first result.
+    let keyed = json!({ "input": { "email": "keyed@example.com", "idempotencyKey": "up-1" } });
+    let first = app.gql(&partner, UPSERT, keyed.clone()).await;
+    let second = app.gql(&partner, UPSERT, keyed).await;
+    assert_eq!(first["data"], second["data"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_preferences_and_the_360_fields() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 1, filter: { isClubMember: true }) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = r["data"]["customers"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = app
+        .gql(
+            &a.admin_key,
+            "mutation($id: ID!) { recordCustomerActivity(input: { customerId: $id, type: \"cellar_tour\", description: \"Tour\", data: { guests: 2 } }) { activity { type data } userErrors { code } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["recordCustomerActivity"]["activity"]["type"], "cellar_tour",
+        "{r}"
+    );
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID) { customer(id: $id) { activities(first: 10, types: [\"cellar_tour\"]) { nodes { type data } }
+               pointsBalance pointsLifetime cumulativeMembershipDays isClubMember enrollments { status }
+               currentEnrollment { stage { name } } pointTransactions(first: 2) { nodes { balanceAfter } }
+               communications(first: 2) { nodes { channel status } } campaignHistory { nodes { status campaign { name } } }
+               communicationPreferences { channel type optedIn } leads { id } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let c = &r["data"]["customer"];
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(c["activities"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(c["activities"]["nodes"][0]["data"]["guests"], 2);
+    assert!(c["cumulativeMembershipDays"].as_i64().unwrap() > 0);
+    assert_eq!(
+        c["pointTransactions"]["nodes"][0]["balanceAfter"],
+        c["pointsBalance"]
+    );
+    assert!(c["campaignHistory"]["nodes"][0]["campaign"]["name"].is_string());
+
+    let set = "mutation($id: ID!, $in: Boolean!) { setCommunicationPreferences(input: { customerId: $id,
+        preferences: [{ channel: SMS, type: MARKETING, optedIn: $in, reason: \"too many\" }] }) {
+        preferences { channel type optedIn unsubscribedAt unsubscribeReason } userErrors { code } } }";
+    let r = app
+        .gql(&a.admin_key, set, json!({ "id": id, "in": false }))
+        .await;
+    let sms: Vec<&Value> = r["data"]["setCommunicationPreferences"]["preferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["channel"] == "SMS" && p["type"] == "MARKETING")
+        .collect();
+    assert_eq!(sms[0]["optedIn"], false, "{r}");
+    assert!(sms[0]["unsubscribedAt"].is_string());
+    assert_eq!(sms[0]["unsubscribeReason"], "too many");
+    let r = app
+        .gql(&a.admin_key, set, json!({ "id": id, "in": true }))
+        .await;
+    let sms: Vec<&Value> = r["data"]["setCommunicationPreferences"]["preferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["channel"] == "SMS" && p["type"] == "MARKETING")
+        .collect();
+    assert_eq!(sms[0]["optedIn"], true);
+    assert!(sms[0]["unsubscribedAt"].is_null());
+
+    // By email, case-insensitively.
+    let email = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID) { customer(id: $id) { email } }",
+            json!({ "id": id }),
+        )
+        .await["data"]["customer"]["email"]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($e: String) { customer(email: $e) { id } }",
+            json!({ "e": email }),
+        )
+        .await;
+    assert_eq!(r["data"]["customer"]["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_coded_errors_with_the_field_path_and_writes_nothing() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let customers_before = count(&app, "SELECT count(*) AS n FROM customers").await;
+    let orders_before = count(&app, "SELECT count(*) AS n FROM orders").await;
+
+    let r = app
+        .gql(
+            &a.admin_key,
+            UPSERT,
+            json!({ "input": { "email": "not-an-email" } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["upsertCustomer"]["userErrors"][0]["code"],
+        "INVALID"
+    );
+    assert_eq!(
+        r["data"]["upsertCustomer"]["userErrors"][0]["field"],
+        json!(["input", "email"])
+    );
+    let r = app
+        .gql(
+            &a.admin_key,
+            UPSERT,
+            json!({ "input": { "email": "x@y.example", "churnRisk": "EXTREME" } }),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let r = app
+        .gql(
+            &a.admin_key,
+            UPSERT,
+            json!({ "input": { "email": "a\u{0}b@y.example" } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["upsertCustomer"]["userErrors"][0]["code"],
+        "INVALID"
+    );
+    let r = app
+        .gql(
+            &a.admin_key,
+            UPSERT,
+            json!({ "input": { "email": "x@y.example", "name": "n".repeat(5000) } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["upsertCustomer"]["userErrors"][0]["field"],
+        json!(["input", "name"])
+    );
+
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 101) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"));
+    assert_eq!(r["errors"][0]["extensions"]["field"], json!(["first"]));
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ customers(after: \"bm9wZQ\") { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"));
+    let r = app
+        .gql(&a.admin_key, "{ customer(id: \"123\") { id } }", json!({}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], json!(["id"]));
+    let r = app
+        .gql(&a.admin_key, "{ customer { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"));
+
+    let customer = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await["data"]["customers"]["nodes"][0]["id"]
+        .clone();
+    for (total, field) in [("-1.00", "orderTotal"), ("1.001", "orderTotal")] {
+        let r = app
+            .gql(
+                &a.admin_key,
+                RECORD_ORDER,
+                json!({ "input": { "customerId": customer, "orderTotal": total } }),
+            )
+            .await;
+        assert_eq!(
+            r["data"]["recordOrder"]["userErrors"][0]["field"],
+            json!(["input", field]),
+            "{total}: {r}"
+        );
+    }
+    let r = app
+        .gql(
+            &a.admin_key,
+            RECORD_ORDER,
+            json!({ "input": { "customerId": customer, "orderTotal": "1e400" } }),
+        )
+        .await;
+    assert!(
+        error_code(&r) == Some("BAD_USER_INPUT")
+            || r["data"]["recordOrder"]["userErrors"][0]["code"] == "INVALID",
+        "{r}"
+    );
+    let r = app
+        .gql(
+            &a.admin_key,
+            RECORD_ORDER,
+            json!({ "input": { "customerId": Uuid::new_v4(), "orderTotal": "5.00" } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["recordOrder"]["userErrors"][0]["code"],
+        "NOT_FOUND"
+    );
+    let r = app
+        .gql(&a.admin_key, "mutation($id: ID!) { recordCustomerActivity(input: { customerId: $id, type: \"Bad Type\" }) { userErrors { field code } } }", json!({ "id": customer }))
+        .await;
+    assert_eq!(
+        r["data"]["recordCustomerActivity"]["userErrors"][0]["field"],
+        json!(["input", "type"])
+    );
+
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM customers").await,
+        customers_before
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM orders").await,
+        orders_before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_are_isolated_between_tenants() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    let b_customer = app
+        .gql(
+            &b.admin_key,
+            "{ customers(first: 1) { nodes { id email } } }",
+            json!({}),
+        )
+        .await["data"]["customers"]["nodes"][0]
+        .clone();
+    let b_id = b_customer["id"].clone();
+
+    // Reads: B's id and email behave like unknown ones.
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID) { customer(id: $id) { id } }",
+            json!({ "id": b_id }),
+        )
+        .await;
+    assert!(r["data"]["customer"].is_null());
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($e: String) { customer(email: $e) { id } }",
+            json!({ "e": b_customer["email"] }),
+        )
+        .await;
+    // Demo data gives both tenants the same emails: A finds its own customer, never B's.
+    assert_ne!(r["data"]["customer"]["id"], b_id);
+    let ids = walk(&app, &a.admin_key, 100, json!(null), json!(null)).await;
+    assert!(!ids.contains(&b_id.as_str().unwrap().parse().unwrap()));
+    assert_eq!(
+        ids.len() as i64,
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM customers WHERE tenant_id = '{}'",
+                a.id
+            )
+        )
+        .await
+    );
+
+    // Writes against B's customer: exactly like a random id.
+    let foreign = app
+        .gql(
+            &a.admin_key,
+            RECORD_ORDER,
+            json!({ "input": { "customerId": b_id, "orderTotal": "5.00" } }),
+        )
+        .await;
+    let random = app
+        .gql(
+            &a.admin_key,
+            RECORD_ORDER,
+            json!({ "input": { "customerId": Uuid::new_v4(), "orderTotal": "5.00" } }),
+        )
+        .await;
+    assert_eq!(foreign["data"], random["data"]);
+    for mutation in [
+        "mutation($id: ID!) { recordCustomerActivity(input: { customerId: $id, type: \"x\" }) { userErrors { code } } }",
+        "mutation($id: ID!) { setCommunicationPreferences(input: { customerId: $id, preferences: [{ channel: EMAIL, type: MARKETING, optedIn: false }] }) { userErrors { code } } }",
+    ] {
+        let foreign = app.gql(&a.admin_key, mutation, json!({ "id": b_id })).await;
+        let random = app.gql(&a.admin_key, mutation, json!({ "id": Uuid::new_v4() })).await;
+        assert_eq!(foreign["data"], random["data"], "{mutation}");
+    }
+    // Idempotency keys are per tenant: B's key does not collide with A's.
+    let keyed = |email: &str| json!({ "input": { "email": email, "idempotencyKey": "shared" } });
+    app.gql(&a.admin_key, UPSERT, keyed("a-only@example.com"))
+        .await;
+    let r = app
+        .gql(&b.admin_key, UPSERT, keyed("b-only@example.com"))
+        .await;
+    assert_eq!(r["data"]["upsertCustomer"]["created"], true, "{r}");
+}
