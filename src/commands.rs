@@ -22,6 +22,8 @@ use crate::{graphql, http, seed};
 
 const EMBEDDED_DATABASE: &str = "growthgraph";
 const DEMO_KEY_FILE: &str = "demo-admin-key";
+/// Tenant `seed --scale` creates when no `--tenant` is given.
+const SCALE_TENANT: &str = "scale-test";
 
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing(&cli.global.log);
@@ -191,12 +193,32 @@ async fn seed_command(args: SeedArgs, database: &Database) -> Result<(), String>
         }
         return Ok(());
     }
-    if args.scale.is_some() {
-        return Err(
-            "seed --scale arrives with the customer 360 work; only --demo is available".into(),
+    if let Some(count) = args.scale {
+        let slug = args.tenant.as_deref().unwrap_or(SCALE_TENANT);
+        let tenant = match tenancy::find_tenant_by_slug(&mut conn, slug)
+            .await
+            .map_err(|e| format!("{e:?}"))?
+        {
+            Some(tenant) => tenant,
+            None if args.tenant.is_none() => {
+                let (tenant, key) =
+                    tenancy::create_tenant(&mut conn, "Scale test", Some(SCALE_TENANT))
+                        .await
+                        .map_err(op_message)?;
+                println!("created tenant {SCALE_TENANT}; admin API key (shown once): {key}");
+                tenant
+            }
+            None => return Err(format!("no tenant with slug {slug}")),
+        };
+        let took = seed::scale::seed_scale(&database.url, tenant.id, count).await?;
+        println!(
+            "loaded {count} customers into {} in {:.1} s",
+            tenant.slug,
+            took.as_secs_f64()
         );
+        return Ok(());
     }
-    Err("nothing to seed: pass --demo".into())
+    Err("nothing to seed: pass --demo or --scale N".into())
 }
 
 async fn tenant_count(conn: &mut AsyncPgConnection) -> Result<i64, String> {

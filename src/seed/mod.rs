@@ -1,4 +1,5 @@
 //! Data loaders: the demo tenant (`seed --demo`, and the embedded default on an empty
-//! database).
+//! database) and synthetic scale data (`seed --scale`).
 
 pub mod demo;
+pub mod scale;

@@ -1,0 +1,296 @@
+//! The benchmark harness: `cargo bench --bench api`.
+//!
+//! Starts PostgreSQL (the embedded cluster in `BENCH_DATA_DIR`, or `DATABASE_URL`), loads
+//! `BENCH_CUSTOMERS` synthetic customers with `seed --scale` when the data set is smaller,
+//! serves the API on loopback in this process, then drives it at each concurrency in
+//! `BENCH_CONCURRENCY` for `BENCH_SECONDS` and prints throughput, p50/p95/p99 latency and
+//! the SQL statements one request runs.
+//!
+//! | env | default |
+//! |---|---|
+//! | `BENCH_DATA_DIR` | `target/bench-data` |
+//! | `BENCH_CUSTOMERS` | `100000` |
+//! | `BENCH_CONCURRENCY` | `1,16,64` |
+//! | `BENCH_SECONDS` | `10` |
+//! | `BENCH_SCENARIOS` | `customer360,customersPage` |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use growthgraph::app::AppState;
+use growthgraph::auth::Role;
+use growthgraph::config::ServeArgs;
+use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::db::{self, StatementCounter};
+use growthgraph::domain::tenancy::ops as tenancy;
+use scoped_futures::ScopedFutureExt;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const CUSTOMER_360: &str = "query($id: ID) { customer(id: $id) {
+  id externalId email name phone segment churnRisk ltv totalDeposit totalWithdraw lastActivityAt metadata
+  createdAt updatedAt pointsBalance pointsLifetime cumulativeMembershipDays isClubMember
+  currentEnrollment { status enrolledAt expiresAt stage { name discountPercentage } }
+  enrollments { status enrolledAt }
+  activities(first: 10) { nodes { type occurredAt } }
+  orders(first: 5) { nodes { orderTotal orderedAt } }
+  pointTransactions(first: 5) { nodes { points balanceAfter } }
+  redemptions(first: 5) { nodes { status } }
+  communicationPreferences { channel type optedIn }
+  communications(first: 5) { nodes { channel status } }
+  campaignHistory(first: 5) { nodes { status campaign { name } } }
+  leads { id }
+} }";
+
+const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
+  currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+struct Figures {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    concurrency: usize,
+    seconds: u64,
+    body: Arc<dyn Fn(usize) -> Value + Send + Sync>,
+) -> Figures {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (client, url, key, body) =
+            (client.clone(), url.to_owned(), key.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut errors, mut i) = (Vec::new(), 0usize, worker);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&body(i))
+                    .send()
+                    .await;
+                let ok = match response {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Value>()
+                        .await
+                        .map(|v| v["errors"].is_null())
+                        .unwrap_or(false),
+                    _ => false,
+                };
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+                i += concurrency;
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut figures = Figures {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for task in tasks {
+        let (latencies, errors) = task.await.unwrap();
+        figures.requests += latencies.len();
+        figures.errors += errors;
+        figures.latencies.extend(latencies);
+    }
+    figures.elapsed = started.elapsed();
+    figures.latencies.sort();
+    figures
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let data_dir =
+        std::path::PathBuf::from(env_or("BENCH_DATA_DIR", "target/bench-data".to_string()));
+    let customers: u64 = env_or("BENCH_CUSTOMERS", 100_000);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let levels: Vec<usize> = env_or("BENCH_CONCURRENCY", "1,16,64".to_string())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let scenarios = env_or("BENCH_SCENARIOS", "customer360,customersPage".to_string());
+
+    let (url, cluster) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let dir = data_dir.clone();
+            let cluster = tokio::task::spawn_blocking(move || {
+                Cluster::start(&dir, None, Durability::Durable)
+            })
+            .await
+            .unwrap()
+            .expect("PostgreSQL starts");
+            growthgraph::commands::create_database_if_missing(
+                &cluster.url("postgres"),
+                "growthgraph",
+            )
+            .await
+            .unwrap();
+            (cluster.url("growthgraph"), Some(cluster))
+        }
+    };
+    db::migrate(&url).await.unwrap();
+    let mut owner = db::connect_owner(&url).await.unwrap();
+    let tenant = match tenancy::find_tenant_by_slug(&mut owner, "scale-test")
+        .await
+        .unwrap()
+    {
+        Some(t) => t,
+        None => {
+            tenancy::create_tenant(&mut owner, "Scale test", Some("scale-test"))
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .0
+        }
+    };
+    let present: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1")
+            .bind::<SqlUuid, _>(tenant.id)
+            .get_result(&mut owner)
+            .await
+            .unwrap();
+    if (present.n as u64) < customers {
+        eprintln!("loading {} customers…", customers - present.n as u64);
+        let took =
+            growthgraph::seed::scale::seed_scale(&url, tenant.id, customers - present.n as u64)
+                .await
+                .unwrap();
+        eprintln!("seed --scale took {:.1} s", took.as_secs_f64());
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut owner, "VACUUM ANALYZE")
+            .await
+            .unwrap();
+    }
+    let (_, key) = db::tenant::in_tenant_transaction(&mut owner, tenant.id, |conn, scope| {
+        async move { tenancy::create_api_key(conn, scope, "bench", Role::Analyst).await }
+            .scope_boxed()
+    })
+    .await
+    .map_err(|e| format!("{e:?}"))
+    .unwrap();
+    let ids: Vec<Uuid> = diesel::sql_query(
+        "SELECT id FROM customers WHERE tenant_id = $1 ORDER BY md5(id::text) LIMIT 5000",
+    )
+    .bind::<SqlUuid, _>(tenant.id)
+    .load::<Id>(&mut owner)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+
+    let statements = Arc::new(StatementCounter::default());
+    let pool = db::build_pool(&url, 32, Duration::from_secs(10), statements.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/graphql", listener.local_addr().unwrap());
+    let state = AppState::new(pool, statements.clone(), ServeArgs::default(), None);
+    tokio::spawn(async move {
+        axum::serve(listener, growthgraph::http::router(state))
+            .await
+            .unwrap()
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+
+    let total = present.n.max(customers as i64);
+    println!("\ngrowthgraph benchmark: {total} customers, {seconds} s per level, loopback HTTP\n");
+    println!(
+        "{:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6}",
+        "scenario", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "stmts"
+    );
+    let ids = Arc::new(ids);
+    for scenario in scenarios.split(',') {
+        let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = match scenario {
+            "customer360" => {
+                let ids = ids.clone();
+                Arc::new(
+                    move |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i % ids.len()] } }),
+                )
+            }
+            "customersPage" => Arc::new(|_| json!({ "query": CUSTOMERS_PAGE })),
+            other => panic!("unknown scenario {other}"),
+        };
+        // Statements for one request, measured alone (after a warm-up request).
+        drive(&client, &base, &key, 1, 1, body.clone()).await;
+        let before = statements.data_statements();
+        let _ = client
+            .post(&base)
+            .bearer_auth(&key)
+            .json(&body(7))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await;
+        let per_request = statements.data_statements() - before;
+        for &concurrency in &levels {
+            let f = drive(&client, &base, &key, concurrency, seconds, body.clone()).await;
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "{:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
+                scenario,
+                concurrency,
+                f.requests as f64 / f.elapsed.as_secs_f64(),
+                ms(percentile(&f.latencies, 0.50)),
+                ms(percentile(&f.latencies, 0.95)),
+                ms(percentile(&f.latencies, 0.99)),
+                f.errors,
+                per_request,
+            );
+        }
+    }
+    drop(owner);
+    if let Some(cluster) = cluster {
+        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+    }
+}

@@ -1,0 +1,209 @@
+//! `seed --scale N`: bulk synthetic data for benchmarks. Per customer: about 10
+//! activities and 3 orders; every third customer enrolled in the club with two ledger
+//! entries; every second a campaign recipient; one lead per ten customers. Loaded in
+//! chunks, each one multi-CTE `INSERT … SELECT generate_series` statement inside the
+//! tenant's unit of work, with a progress bar on stderr.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use crate::db::tenant::in_tenant_transaction;
+use crate::error::AppError;
+
+const CHUNK: i64 = 10_000;
+const WORKERS: usize = 2;
+
+/// Fixtures every chunk refers to: a club program with three stages and a campaign.
+const FIXTURES_SQL: &str = r#"
+INSERT INTO club_programs (tenant_id, name)
+SELECT current_tenant_id(), 'Scale club' WHERE NOT EXISTS (SELECT 1 FROM club_programs WHERE tenant_id = current_tenant_id());
+INSERT INTO club_stages (tenant_id, program_id, name, stage_order, discount_percentage, duration_months, min_purchase_amount)
+SELECT p.tenant_id, p.id, s.name, s.ord, s.pct, s.months, s.minimum
+FROM club_programs p, (VALUES ('Bronze', 1, 10, 3, 0), ('Silver', 2, 15, 6, 150), ('Gold', 3, 20, 12, 300)) s(name, ord, pct, months, minimum)
+WHERE p.tenant_id = current_tenant_id()
+ON CONFLICT (tenant_id, program_id, stage_order) DO NOTHING;
+INSERT INTO campaigns (tenant_id, name, status, started_at)
+SELECT current_tenant_id(), 'Scale campaign', 'active', now()
+WHERE NOT EXISTS (SELECT 1 FROM campaigns WHERE tenant_id = current_tenant_id() AND name = 'Scale campaign');
+INSERT INTO campaign_executions (tenant_id, campaign_id)
+SELECT c.tenant_id, c.id FROM campaigns c
+WHERE c.tenant_id = current_tenant_id() AND c.name = 'Scale campaign'
+  AND NOT EXISTS (SELECT 1 FROM campaign_executions e WHERE e.campaign_id = c.id);
+"#;
+
+/// One chunk: customers $1..$2 (by sequence number) and everything hanging off them.
+const CHUNK_SQL: &str = r#"
+WITH stage AS (
+    SELECT s.id, s.program_id, s.duration_months, s.stage_order FROM club_stages s WHERE s.tenant_id = current_tenant_id()
+), execution AS (
+    SELECT e.id, e.campaign_id FROM campaign_executions e JOIN campaigns c ON c.id = e.campaign_id
+    WHERE c.tenant_id = current_tenant_id() AND c.name = 'Scale campaign' LIMIT 1
+), new_customers AS (
+    INSERT INTO customers (tenant_id, external_id, email, name, segment, churn_risk, ltv, last_activity_at,
+                           is_club_member, points_balance, points_lifetime, created_at)
+    SELECT current_tenant_id(), 'scale-' || n, 'customer' || n || '@scale.example', 'Customer ' || n,
+           (ARRAY['collector', 'casual', 'club', 'corporate', 'new'])[1 + n % 5],
+           (ARRAY['low', 'medium', 'high'])[1 + n % 3],
+           ((n * 7919) % 500000) / 100.0, now() - ((n % 365) || ' days')::interval,
+           n % 3 = 0, CASE WHEN n % 3 = 0 THEN 150 ELSE 0 END, CASE WHEN n % 3 = 0 THEN 150 ELSE 0 END,
+           now() - ((n % 1000) || ' days')::interval
+    FROM generate_series($1::bigint, $2::bigint) n
+    RETURNING id, tenant_id, is_club_member, created_at, (substr(external_id, 7))::bigint AS n
+), activities AS (
+    INSERT INTO customer_activities (tenant_id, customer_id, activity_type, activity_description, activity_data, created_at)
+    SELECT c.tenant_id, c.id, (ARRAY['page_view', 'email_opened', 'tasting_visit', 'order_placed', 'support_call'])[1 + (c.n + k) % 5],
+           NULL, '{}'::jsonb, now() - ((k * 3 + c.n % 30) || ' hours')::interval
+    FROM new_customers c, generate_series(1, 10) k
+    RETURNING 1
+), orders_ AS (
+    INSERT INTO orders (tenant_id, customer_id, order_total, subtotal, ordered_at)
+    SELECT c.tenant_id, c.id, 20 + (c.n + k) % 180, 20 + (c.n + k) % 180, now() - ((k * 20 + c.n % 20) || ' days')::interval
+    FROM new_customers c, generate_series(1, 3) k
+    RETURNING 1
+), enrollments AS (
+    INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status)
+    SELECT c.tenant_id, c.id, s.program_id, s.id, 'active', c.created_at,
+           greatest(c.created_at + make_interval(months => s.duration_months), now() + interval '30 days'), 'synced'
+    FROM new_customers c JOIN stage s ON s.stage_order = 1 + c.n % 3
+    WHERE c.is_club_member
+    RETURNING 1
+), ledger AS (
+    INSERT INTO point_transactions (tenant_id, customer_id, transaction_type, points, balance_after, description, created_at)
+    SELECT c.tenant_id, c.id, 'earned', 75, 75 * k, 'Points for an order', now() - ((3 - k) || ' days')::interval
+    FROM new_customers c, generate_series(1, 2) k
+    WHERE c.is_club_member
+    RETURNING 1
+), recipients AS (
+    INSERT INTO campaign_recipients (tenant_id, campaign_id, execution_id, customer_id, channel, status, sent_at, delivered_at, opened_at)
+    SELECT c.tenant_id, e.campaign_id, e.id, c.id, 'email',
+           (ARRAY['pending', 'sent', 'delivered', 'opened'])[1 + c.n % 4],
+           CASE WHEN c.n % 4 >= 1 THEN now() END, CASE WHEN c.n % 4 >= 2 THEN now() END, CASE WHEN c.n % 4 = 3 THEN now() END
+    FROM new_customers c, execution e
+    WHERE c.n % 2 = 0
+    RETURNING 1
+), leads AS (
+    INSERT INTO lead_memory (tenant_id, name, email, message, intent, tone, urgency, confidence_score, language, created_at)
+    SELECT c.tenant_id, 'Lead ' || c.n, 'lead' || c.n || '@scale.example', 'Interested in your wines',
+           (ARRAY['B2B partnership', 'Event supply', 'Club membership', 'Shipping enquiry', 'Gift'])[1 + c.n % 5],
+           (ARRAY['Professional', 'Friendly', 'Formal', 'Energetic'])[1 + c.n % 4],
+           (ARRAY['high', 'medium', 'low'])[1 + c.n % 3], ((c.n % 100) / 100.0)::numeric(3,2),
+           (ARRAY['en', 'fr'])[1 + c.n % 2], now() - ((c.n % 60) || ' days')::interval
+    FROM new_customers c WHERE c.n % 10 = 0
+    RETURNING 1
+)
+SELECT count(*) AS customers FROM new_customers
+"#;
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    customers: i64,
+}
+
+/// Loads `count` customers (and their rows) into `tenant`. Returns the time it took.
+pub async fn seed_scale(
+    url: &str,
+    tenant: Uuid,
+    count: u64,
+) -> Result<std::time::Duration, String> {
+    let started = Instant::now();
+    let conn = &mut crate::db::connect_owner(url).await?;
+    let count = i64::try_from(count).map_err(|_| "--scale is too large")?;
+    let offset: i64 = in_tenant_transaction(conn, tenant, |conn, _| {
+        async move {
+            conn.batch_execute(FIXTURES_SQL).await?;
+            #[derive(diesel::QueryableByName)]
+            struct Max {
+                #[diesel(sql_type = BigInt)]
+                n: i64,
+            }
+            let max: Max = diesel::sql_query(
+                "SELECT coalesce(max(substr(external_id, 7)::bigint), 0) AS n FROM customers \
+                 WHERE tenant_id = current_tenant_id() AND external_id LIKE 'scale-%'",
+            )
+            .get_result(conn)
+            .await?;
+            Ok::<_, AppError>(max.n)
+        }
+        .scope_boxed()
+    })
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+
+    // Chunks are claimed by WORKERS connections in parallel (PostgreSQL does the work).
+    let next = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(AtomicI64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        let (url, next, done) = (url.to_owned(), next.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = crate::db::connect_owner(&url).await?;
+            loop {
+                let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                if start >= count {
+                    return Ok::<_, String>(());
+                }
+                let size = CHUNK.min(count - start);
+                let (from, to) = (offset + start + 1, offset + start + size);
+                let loaded = load_chunk(&mut conn, tenant, from, to).await?;
+                let total = done.fetch_add(loaded, Ordering::Relaxed) + loaded;
+                progress(total, count, started);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.map_err(|e| e.to_string())??;
+    }
+    eprintln!();
+    Ok(started.elapsed())
+}
+
+async fn load_chunk(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<i64, String> {
+    let loaded: Count = in_tenant_transaction(conn, tenant, |conn, _| {
+        async move {
+            // Bulk load: the rows are generated consistent with every foreign key, so a
+            // superuser skips the per-row FK triggers; nobody waits on the WAL either.
+            conn.batch_execute(
+                "SET LOCAL synchronous_commit = off; \
+                 DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN \
+                 SET LOCAL session_replication_role = replica; END IF; END $$",
+            )
+            .await?;
+            Ok::<_, AppError>(
+                diesel::sql_query(CHUNK_SQL)
+                    .bind::<BigInt, _>(from)
+                    .bind::<BigInt, _>(to)
+                    .get_result(conn)
+                    .await?,
+            )
+        }
+        .scope_boxed()
+    })
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    Ok(loaded.customers)
+}
+
+fn progress(done: i64, total: i64, started: Instant) {
+    let width = 40;
+    let filled = (done * width / total.max(1)) as usize;
+    let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+    eprint!(
+        "\r[{}{}] {done}/{total} customers ({rate:.0}/s)",
+        "#".repeat(filled),
+        " ".repeat(width as usize - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
