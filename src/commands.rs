@@ -276,6 +276,11 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let graphiql_key = demo_key.clone().filter(|_| addr.ip().is_loopback());
+    let background = crate::jobs::spawn_background(
+        pool.clone(),
+        Arc::new(crate::jobs::RecordingCrm::default()),
+        Duration::from_secs(5),
+    );
     let state = AppState::new(pool, statements, args, graphiql_key);
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
     if let Some(key) = &demo_key {
@@ -285,6 +290,7 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    background.abort();
     tracing::info!("HTTP server stopped");
     Ok(())
 }

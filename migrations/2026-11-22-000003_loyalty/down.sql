@@ -1,4 +1,6 @@
 DROP TABLE point_transactions;
+DROP FUNCTION point_transactions_check_balance();
+DROP FUNCTION point_transactions_check_continuity();
 DROP TABLE reward_redemptions;
 DROP TABLE loyalty_rewards;
 DROP TABLE loyalty_point_rules;

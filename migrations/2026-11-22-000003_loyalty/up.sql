@@ -160,11 +160,14 @@ CREATE INDEX reward_redemptions_reward_idx ON reward_redemptions (tenant_id, rew
 CREATE TRIGGER reward_redemptions_updated_at BEFORE UPDATE ON reward_redemptions
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 
--- The points ledger: append-only, each row carries the running balance after it.
+-- The points ledger: append-only, each row carries the running balance after it and its
+-- position in the customer's ledger. The rules live in src/domain/loyalty/ops.rs
+-- (append_ledger); the database enforces them again below.
 CREATE TABLE point_transactions (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
     customer_id uuid NOT NULL,
+    sequence bigint NOT NULL CHECK (sequence > 0),
     transaction_type text NOT NULL
         CHECK (transaction_type IN ('earned', 'redeemed', 'bonus', 'adjusted', 'refunded')),
     points bigint NOT NULL CHECK (points <> 0),
@@ -179,8 +182,52 @@ CREATE TABLE point_transactions (
     FOREIGN KEY (tenant_id, reward_id) REFERENCES loyalty_rewards (tenant_id, id),
     FOREIGN KEY (tenant_id, redemption_id) REFERENCES reward_redemptions (tenant_id, id)
 );
+CREATE UNIQUE INDEX point_transactions_customer_sequence_key
+    ON point_transactions (tenant_id, customer_id, sequence);
 CREATE INDEX point_transactions_customer_idx
     ON point_transactions (tenant_id, customer_id, created_at DESC, id DESC);
 CREATE INDEX point_transactions_order_idx ON point_transactions (tenant_id, order_id);
 CREATE INDEX point_transactions_reward_idx ON point_transactions (tenant_id, reward_id);
 CREATE INDEX point_transactions_redemption_idx ON point_transactions (tenant_id, redemption_id);
+
+-- Ledger continuity: each entry follows the previous one of its customer (sequence + 1,
+-- balance_after = previous balance_after + points). With balance_after >= 0 and the
+-- unique sequence this makes the balance exact and never negative under any concurrency.
+CREATE FUNCTION point_transactions_check_continuity() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    previous record;
+BEGIN
+    SELECT sequence, balance_after INTO previous
+    FROM point_transactions
+    WHERE tenant_id = NEW.tenant_id AND customer_id = NEW.customer_id
+    ORDER BY sequence DESC LIMIT 1;
+    IF NEW.sequence <> coalesce(previous.sequence, 0) + 1
+       OR NEW.balance_after <> coalesce(previous.balance_after, 0) + NEW.points THEN
+        RAISE EXCEPTION 'points ledger out of sequence' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER point_transactions_continuity BEFORE INSERT ON point_transactions
+    FOR EACH ROW EXECUTE FUNCTION point_transactions_check_continuity();
+
+-- At commit, the customer's cached balance equals the last ledger entry.
+CREATE FUNCTION point_transactions_check_balance() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT points_balance FROM customers WHERE tenant_id = NEW.tenant_id AND id = NEW.customer_id)
+       IS DISTINCT FROM (SELECT balance_after FROM point_transactions
+                         WHERE tenant_id = NEW.tenant_id AND customer_id = NEW.customer_id
+                         ORDER BY sequence DESC LIMIT 1) THEN
+        RAISE EXCEPTION 'customer points balance does not match the ledger' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER point_transactions_balance AFTER INSERT ON point_transactions
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION point_transactions_check_balance();
+
+-- Append-only for the server's role.
+REVOKE UPDATE, DELETE ON point_transactions FROM growthgraph_app;

@@ -1,3 +1,4 @@
+DROP FUNCTION scheduler_tenant_ids();
 DROP FUNCTION authenticate_widget_key(text);
 DROP FUNCTION authenticate_api_key(bytea);
 DROP POLICY system_key_lookup ON widget_configs;

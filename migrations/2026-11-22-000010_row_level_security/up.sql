@@ -61,6 +61,18 @@ AS $$
     WHERE w.api_key = p_api_key AND w.is_active
 $$;
 
+-- The in-server scheduler and job runner visit tenants one by one (each visit is an
+-- ordinary tenant-scoped unit of work); this only tells them which tenants exist.
+CREATE FUNCTION scheduler_tenant_ids()
+RETURNS TABLE (tenant_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT t.id FROM tenants t ORDER BY t.id
+$$;
+
+REVOKE ALL ON FUNCTION scheduler_tenant_ids() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION scheduler_tenant_ids() TO growthgraph_app;
 REVOKE ALL ON FUNCTION authenticate_api_key(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION authenticate_widget_key(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION authenticate_api_key(bytea) TO growthgraph_app;

@@ -708,6 +708,7 @@ diesel::table! {
         id -> Uuid,
         tenant_id -> Uuid,
         customer_id -> Uuid,
+        sequence -> Int8,
         transaction_type -> Text,
         points -> Int8,
         balance_after -> Int8,

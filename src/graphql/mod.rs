@@ -11,13 +11,14 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
+use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(TenancyQuery, CustomersQuery, AutomationsQuery);
+pub struct Query(TenancyQuery, CustomersQuery, LoyaltyQuery, AutomationsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(TenancyMutation, CustomersMutation);
+pub struct Mutation(TenancyMutation, CustomersMutation, LoyaltyMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

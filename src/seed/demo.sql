@@ -86,12 +86,18 @@ VALUES
     (current_tenant_id(), 'Syrah 2021 at points price', 'One bottle of Coteaux Syrah 2021', 'wine_point_sale', 300, 40, NULL, NULL);
 
 -- Points ledger: earned on orders, one redemption each for a few members.
-INSERT INTO point_transactions (tenant_id, customer_id, transaction_type, points, balance_after, order_id, description, created_at)
-SELECT o.tenant_id, o.customer_id, 'earned', floor(o.order_total)::bigint,
+INSERT INTO point_transactions (tenant_id, customer_id, sequence, transaction_type, points, balance_after, order_id, description, created_at)
+SELECT o.tenant_id, o.customer_id, row_number() OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.id),
+       'earned', floor(o.order_total)::bigint,
        sum(floor(o.order_total)::bigint) OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.id),
        o.id, 'Points for order ' || o.order_number, o.ordered_at
 FROM orders o JOIN customers c ON c.id = o.customer_id
-WHERE c.is_club_member;
+WHERE c.is_club_member
+ORDER BY o.customer_id, o.ordered_at, o.id;
+
+UPDATE customers c SET
+    points_balance = coalesce((SELECT sum(points) FROM point_transactions p WHERE p.customer_id = c.id), 0),
+    points_lifetime = coalesce((SELECT sum(points) FROM point_transactions p WHERE p.customer_id = c.id), 0);
 
 INSERT INTO reward_redemptions (tenant_id, customer_id, reward_id, quantity, points_spent, status, fulfilled_at)
 SELECT c.tenant_id, c.id, r.id, 1, r.points_cost,
@@ -103,15 +109,15 @@ WHERE c.is_club_member AND substr(c.external_id, 4)::int > 12;
 UPDATE loyalty_rewards r SET inventory = inventory - (SELECT count(*) FROM reward_redemptions rr WHERE rr.reward_id = r.id)
 WHERE r.name = 'Estate tote bag';
 
-INSERT INTO point_transactions (tenant_id, customer_id, transaction_type, points, balance_after, reward_id, redemption_id, description)
-SELECT rr.tenant_id, rr.customer_id, 'redeemed', -rr.points_spent,
+UPDATE customers c SET points_balance = c.points_balance - rr.points_spent
+FROM reward_redemptions rr WHERE rr.customer_id = c.id;
+
+INSERT INTO point_transactions (tenant_id, customer_id, sequence, transaction_type, points, balance_after, reward_id, redemption_id, description)
+SELECT rr.tenant_id, rr.customer_id, (SELECT max(sequence) + 1 FROM point_transactions p WHERE p.customer_id = rr.customer_id),
+       'redeemed', -rr.points_spent,
        (SELECT sum(points) FROM point_transactions p WHERE p.customer_id = rr.customer_id) - rr.points_spent,
        rr.reward_id, rr.id, 'Redeemed ' || r.name
 FROM reward_redemptions rr JOIN loyalty_rewards r ON r.id = rr.reward_id;
-
-UPDATE customers c SET
-    points_balance = coalesce((SELECT sum(points) FROM point_transactions p WHERE p.customer_id = c.id), 0),
-    points_lifetime = coalesce((SELECT sum(points) FROM point_transactions p WHERE p.customer_id = c.id AND points > 0), 0);
 
 -- Communications: channels, templates, preferences, log, calls, appointments, prospects, tickets.
 INSERT INTO channel_configurations (tenant_id, channel_type, provider, enabled, configured, config_public, assistant_id, from_address, from_name)

@@ -75,8 +75,8 @@ WITH stage AS (
     WHERE c.is_club_member
     RETURNING 1
 ), ledger AS (
-    INSERT INTO point_transactions (tenant_id, customer_id, transaction_type, points, balance_after, description, created_at)
-    SELECT c.tenant_id, c.id, 'earned', 75, 75 * k, 'Points for an order', now() - ((3 - k) || ' days')::interval
+    INSERT INTO point_transactions (tenant_id, customer_id, sequence, transaction_type, points, balance_after, description, created_at)
+    SELECT c.tenant_id, c.id, k, 'earned', 75, 75 * k, 'Points for an order', now() - ((3 - k) || ' days')::interval
     FROM new_customers c, generate_series(1, 2) k
     WHERE c.is_club_member
     RETURNING 1

@@ -32,22 +32,46 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .count
 }
 
-/// Root fields the matrix below (and `customers::customers_are_isolated_between_tenants`)
-/// exercises; a new root field must be added here (and to
+/// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`
+/// and `loyalty::loyalty_is_isolated_between_tenants`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "apiKeys",
+    "clubProgram",
     "customer",
     "customers",
+    "enrollment",
+    "enrollments",
+    "loyaltyRules",
     "publishedTestimonials",
+    "redemption",
+    "redemptions",
+    "reward",
+    "rewards",
     "viewer",
 ];
 const COVERED_MUTATION_FIELDS: &[&str] = &[
+    "adjustPoints",
+    "cancelEnrollment",
+    "cancelRedemption",
     "createApiKey",
+    "createClubStage",
+    "createReward",
+    "enrollCustomer",
+    "expireEnrollments",
+    "fulfillRedemption",
     "recordCustomerActivity",
     "recordOrder",
+    "redeemReward",
+    "refundRedemption",
+    "renewEnrollment",
     "revokeApiKey",
+    "saveClubProgram",
     "setCommunicationPreferences",
+    "updateClubStage",
+    "updateLoyaltyRules",
+    "updateReward",
+    "upgradeEnrollment",
     "upsertCustomer",
 ];
 

@@ -13,6 +13,7 @@ use super::model::{
 };
 use crate::db::schema::{communication_preferences, customers, orders};
 use crate::db::Tenant;
+use crate::domain::loyalty::ops as loyalty;
 use crate::domain::{events, idempotency, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
@@ -631,6 +632,7 @@ pub async fn record_order(
             .execute(conn)
             .await?;
             touch_last_activity(conn, scope, input.customer_id, ordered_at).await?;
+            loyalty::earn_for_order(conn, scope, input.customer_id, order.id, &input.order_total, ordered_at).await?;
             events::record(
             conn,
             scope,

@@ -1,18 +1,22 @@
 use std::collections::HashMap;
 
+use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{ComplexObject, Context, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::ScopedFutureExt;
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
-use super::model::{self, EnrollmentStatus, PointTransactionType, RedemptionStatus, SyncStatus};
+use super::model::{self, EnrollmentStatus, PointTransactionType, RedemptionStatus, RewardType, SyncStatus};
 use super::ops;
+use crate::auth::Access;
 use crate::db::children::ChildRelation;
+use crate::domain::{payload, OpError, OpResult, UserError};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::request_context;
+use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::Decimal;
+use crate::graphql::scalars::{parse_id, Decimal};
 
 #[derive(SimpleObject, Clone)]
 pub struct ClubStage {
@@ -52,6 +56,8 @@ pub struct Enrollment {
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub sync_status: SyncStatus,
+    pub customer_id: ID,
+    pub qualifying_order_id: Option<ID>,
     #[graphql(skip)]
     pub stage_id: Uuid,
 }
@@ -65,6 +71,8 @@ impl From<model::Enrollment> for Enrollment {
             expires_at: e.expires_at,
             ended_at: e.ended_at,
             sync_status: e.sync_status,
+            customer_id: ID(e.customer_id.to_string()),
+            qualifying_order_id: e.qualifying_order_id.map(|id| ID(id.to_string())),
             stage_id: e.stage_id,
         }
     }
@@ -85,6 +93,8 @@ impl Enrollment {
 #[derive(SimpleObject, Clone)]
 pub struct PointTransaction {
     pub id: ID,
+    /// Position in the customer's ledger (1, 2, 3, …).
+    pub sequence: i64,
     pub transaction_type: PointTransactionType,
     /// Signed: positive credits, negative debits.
     pub points: i64,
@@ -100,6 +110,7 @@ impl From<model::PointTransaction> for PointTransaction {
     fn from(t: model::PointTransaction) -> Self {
         PointTransaction {
             id: ID(t.id.to_string()),
+            sequence: t.sequence,
             transaction_type: t.transaction_type,
             points: t.points,
             balance_after: t.balance_after,
@@ -112,8 +123,10 @@ impl From<model::PointTransaction> for PointTransaction {
 }
 
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Redemption {
     pub id: ID,
+    pub customer_id: ID,
     pub reward_id: ID,
     pub quantity: i32,
     pub points_spent: i64,
@@ -128,6 +141,7 @@ impl From<model::Redemption> for Redemption {
     fn from(r: model::Redemption) -> Self {
         Redemption {
             id: ID(r.id.to_string()),
+            customer_id: ID(r.customer_id.to_string()),
             reward_id: ID(r.reward_id.to_string()),
             quantity: r.quantity,
             points_spent: r.points_spent,
@@ -137,6 +151,15 @@ impl From<model::Redemption> for Redemption {
             refunded_at: r.refunded_at,
             created_at: r.created_at,
         }
+    }
+}
+
+#[ComplexObject]
+impl Redemption {
+    async fn reward(&self, ctx: &Context<'_>) -> AppResult<Option<Reward>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&self.reward_id, &["rewardId"])?;
+        Ok(request.loader.load_one(RewardKey(id)).await?.map(Reward::from))
     }
 }
 
@@ -264,5 +287,644 @@ impl Loader<ChildPage<RedemptionsOf>> for TenantLoader {
             |r: &model::Redemption| r.customer_id,
         )
         .await
+    }
+}
+
+// ---- program, rules, rewards -------------------------------------------------------------
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct ClubProgram {
+    pub id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+}
+
+#[ComplexObject]
+impl ClubProgram {
+    /// The stages in order (bronze, silver, gold, …).
+    async fn stages(&self, ctx: &Context<'_>) -> AppResult<Vec<ClubStage>> {
+        let request = request_context(ctx)?;
+        let stages = request.db.query(|conn, scope| ops::stages_of_program(conn, scope).scope_boxed()).await?;
+        Ok(stages.into_iter().map(ClubStage::from).collect())
+    }
+}
+
+impl From<model::ClubProgram> for ClubProgram {
+    fn from(p: model::ClubProgram) -> Self {
+        ClubProgram { id: ID(p.id.to_string()), name: p.name, description: p.description, is_active: p.is_active }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct LoyaltyRules {
+    pub points_per_dollar: Decimal,
+    /// Extra points, in percent of the base points of an order.
+    pub bonus_percentage: Decimal,
+    /// Cumulative membership days before orders earn points.
+    pub min_membership_days: i32,
+    /// What one point is worth when redeemed.
+    pub point_dollar_value: Decimal,
+    pub is_active: bool,
+}
+
+impl From<model::LoyaltyRules> for LoyaltyRules {
+    fn from(r: model::LoyaltyRules) -> Self {
+        LoyaltyRules {
+            points_per_dollar: r.points_per_dollar.into(),
+            bonus_percentage: r.bonus_percentage.into(),
+            min_membership_days: r.min_membership_days,
+            point_dollar_value: r.point_dollar_value.into(),
+            is_active: r.is_active,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Reward {
+    pub id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    pub reward_type: RewardType,
+    pub points_cost: i32,
+    /// Units left; null means unlimited.
+    pub inventory: Option<i32>,
+    pub available_from: Option<DateTime<Utc>>,
+    pub available_until: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    /// Redeemable right now: active, inside its window, in stock.
+    pub available: bool,
+}
+
+impl From<model::Reward> for Reward {
+    fn from(r: model::Reward) -> Self {
+        let available = r.is_open(Utc::now()) && r.inventory.is_none_or(|i| i > 0);
+        Reward {
+            id: ID(r.id.to_string()),
+            name: r.name,
+            description: r.description,
+            reward_type: r.reward_type,
+            points_cost: r.points_cost,
+            inventory: r.inventory,
+            available_from: r.available_from,
+            available_until: r.available_until,
+            is_active: r.is_active,
+            available,
+        }
+    }
+}
+
+// ---- queries ---------------------------------------------------------------------------
+
+#[derive(InputObject, Default)]
+pub struct EnrollmentFilter {
+    pub status: Option<EnrollmentStatus>,
+    pub customer_id: Option<ID>,
+    pub stage_id: Option<ID>,
+}
+
+#[derive(InputObject, Default)]
+pub struct RewardFilter {
+    /// Only rewards redeemable now (true) or only those that are not (false).
+    pub available: Option<bool>,
+    pub reward_type: Option<RewardType>,
+}
+
+#[derive(InputObject, Default)]
+pub struct RedemptionFilter {
+    pub status: Option<RedemptionStatus>,
+    pub customer_id: Option<ID>,
+    pub reward_id: Option<ID>,
+}
+
+fn optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uuid>> {
+    id.as_ref().map(|id| parse_id(id, field)).transpose()
+}
+
+type TimeCursor = Cursor<DateTime<Utc>>;
+
+#[derive(Default)]
+pub struct LoyaltyQuery;
+
+#[Object]
+impl LoyaltyQuery {
+    /// The tenant's club program (one per tenant), with its stages.
+    #[graphql(guard = "Access::Read")]
+    async fn club_program(&self, ctx: &Context<'_>) -> AppResult<Option<ClubProgram>> {
+        let request = request_context(ctx)?;
+        Ok(request.db.query(|conn, scope| ops::program(conn, scope).scope_boxed()).await?.map(ClubProgram::from))
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn loyalty_rules(&self, ctx: &Context<'_>) -> AppResult<LoyaltyRules> {
+        let request = request_context(ctx)?;
+        Ok(request.db.query(|conn, scope| ops::rules(conn, scope).scope_boxed()).await?.into())
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn enrollment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Enrollment>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        Ok(request.db.query(|conn, scope| ops::enrollment(conn, scope, id).scope_boxed()).await?.map(Enrollment::from))
+    }
+
+    /// Enrollments, newest first.
+    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn enrollments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<EnrollmentFilter>,
+    ) -> AppResult<Connection<TimeCursor, Enrollment>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ops::EnrollmentFilter {
+            status: filter.status,
+            customer_id: optional_id(&filter.customer_id, &["filter", "customerId"])?,
+            stage_id: optional_id(&filter.stage_id, &["filter", "stageId"])?,
+        };
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::list_enrollments(conn, scope, filter, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(rows, |e| Cursor { key: e.created_at, id: e.id }, Enrollment::from))
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn reward(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Reward>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        Ok(request.loader.load_one(RewardKey(id)).await?.map(Reward::from))
+    }
+
+    /// The rewards catalog, oldest first.
+    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn rewards(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RewardFilter>,
+    ) -> AppResult<Connection<TimeCursor, Reward>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ops::RewardFilter { available: filter.available, reward_type: filter.reward_type };
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::list_rewards(conn, scope, filter, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(rows, |r| Cursor { key: r.created_at, id: r.id }, Reward::from))
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn redemption(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Redemption>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        Ok(request.db.query(|conn, scope| ops::redemption(conn, scope, id).scope_boxed()).await?.map(Redemption::from))
+    }
+
+    /// Redemptions, newest first.
+    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn redemptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RedemptionFilter>,
+    ) -> AppResult<Connection<TimeCursor, Redemption>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ops::RedemptionFilter {
+            status: filter.status,
+            customer_id: optional_id(&filter.customer_id, &["filter", "customerId"])?,
+            reward_id: optional_id(&filter.reward_id, &["filter", "rewardId"])?,
+        };
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::list_redemptions(conn, scope, filter, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(rows, |r| Cursor { key: r.created_at, id: r.id }, Redemption::from))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RewardKey(pub Uuid);
+
+impl Loader<RewardKey> for TenantLoader {
+    type Value = model::Reward;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[RewardKey]) -> Result<HashMap<RewardKey, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self.db().query(|conn, scope| ops::rewards_by_ids(conn, scope, &ids).scope_boxed()).await?;
+        Ok(rows.into_iter().map(|r| (RewardKey(r.id), r)).collect())
+    }
+}
+
+// ---- mutations -------------------------------------------------------------------------
+
+#[derive(InputObject)]
+pub struct SaveClubProgramInput {
+    pub name: String,
+    pub description: Option<String>,
+    #[graphql(default = true)]
+    pub is_active: bool,
+}
+
+#[derive(InputObject)]
+pub struct ClubStageInput {
+    /// Required to update a stage; absent to create one.
+    pub id: Option<ID>,
+    pub name: Option<String>,
+    pub stage_order: Option<i32>,
+    pub discount_percentage: Option<Decimal>,
+    pub duration_months: Option<i32>,
+    pub min_purchase_amount: Option<Decimal>,
+    pub crm_discount_id: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct EnrollCustomerInput {
+    pub customer_id: ID,
+    pub stage_id: ID,
+    /// Needed when the stage has a minimum purchase.
+    pub qualifying_order_id: Option<ID>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpgradeEnrollmentInput {
+    pub enrollment_id: ID,
+    pub stage_id: ID,
+    pub qualifying_order_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct RenewEnrollmentInput {
+    pub enrollment_id: ID,
+    pub qualifying_order_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CancelEnrollmentInput {
+    pub enrollment_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct UpdateLoyaltyRulesInput {
+    pub points_per_dollar: Option<Decimal>,
+    pub bonus_percentage: Option<Decimal>,
+    pub min_membership_days: Option<i32>,
+    pub point_dollar_value: Option<Decimal>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct AdjustPointsInput {
+    pub customer_id: ID,
+    /// Signed: positive credits, negative debits.
+    pub points: i64,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RewardInput {
+    /// Required by updateReward; ignored by createReward.
+    pub id: Option<ID>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub reward_type: Option<RewardType>,
+    pub points_cost: Option<i32>,
+    pub inventory: Option<i32>,
+    /// Set to true to make inventory unlimited.
+    pub unlimited_inventory: Option<bool>,
+    pub available_from: Option<DateTime<Utc>>,
+    pub available_until: Option<DateTime<Utc>>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct RedeemRewardInput {
+    pub customer_id: ID,
+    pub reward_id: ID,
+    #[graphql(default = 1)]
+    pub quantity: i32,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RedemptionTransitionInput {
+    pub redemption_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct ClubProgramPayload {
+    pub club_program: Option<ClubProgram>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct ClubStagePayload {
+    pub stage: Option<ClubStage>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct EnrollmentPayload {
+    pub enrollment: Option<Enrollment>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExpireEnrollmentsPayload {
+    pub expired_count: Option<i32>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct LoyaltyRulesPayload {
+    pub loyalty_rules: Option<LoyaltyRules>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct AdjustPointsPayload {
+    pub point_transaction: Option<PointTransaction>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct RewardPayload {
+    pub reward: Option<Reward>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct RedemptionPayload {
+    pub redemption: Option<Redemption>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn stage_fields(input: &ClubStageInput) -> model::StageFields {
+    model::StageFields {
+        name: input.name.clone(),
+        stage_order: input.stage_order,
+        discount_percentage: input.discount_percentage.clone().map(|d| d.0),
+        duration_months: input.duration_months,
+        min_purchase_amount: input.min_purchase_amount.clone().map(|d| d.0),
+        crm_discount_id: input.crm_discount_id.clone(),
+        is_active: input.is_active,
+    }
+}
+
+fn reward_fields(input: &RewardInput) -> model::RewardFields {
+    let inventory = match (input.unlimited_inventory, input.inventory) {
+        (Some(true), _) => Some(None),
+        (_, Some(n)) => Some(Some(n)),
+        _ => None,
+    };
+    model::RewardFields {
+        name: input.name.clone(),
+        description: input.description.clone().map(Some),
+        reward_type: input.reward_type,
+        points_cost: input.points_cost,
+        inventory,
+        available_from: input.available_from.map(Some),
+        available_until: input.available_until.map(Some),
+        is_active: input.is_active,
+    }
+}
+
+/// Runs an enrollment operation and returns the payload with the resulting enrollment.
+async fn enrollment_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<EnrollmentPayload>
+where
+    F: for<'r> FnOnce(&'r mut diesel_async::AsyncPgConnection, crate::db::Tenant) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>> + Send + 'a,
+{
+    let result = request
+        .db
+        .run(|conn, scope| {
+            async move {
+                let id = work(conn, scope).await?;
+                Ok::<_, OpError>(ops::enrollment(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
+        .await;
+    payload(result, |e, user_errors| EnrollmentPayload { enrollment: e.flatten().map(Enrollment::from), user_errors })
+}
+
+async fn redemption_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<RedemptionPayload>
+where
+    F: for<'r> FnOnce(&'r mut diesel_async::AsyncPgConnection, crate::db::Tenant) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>> + Send + 'a,
+{
+    let result = request
+        .db
+        .run(|conn, scope| {
+            async move {
+                let id = work(conn, scope).await?;
+                Ok::<_, OpError>(ops::redemption(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
+        .await;
+    payload(result, |r, user_errors| RedemptionPayload { redemption: r.flatten().map(Redemption::from), user_errors })
+}
+
+#[derive(Default)]
+pub struct LoyaltyMutation;
+
+#[Object]
+impl LoyaltyMutation {
+    /// Creates the tenant's club program, or updates it (one per tenant).
+    #[graphql(guard = "Access::Admin")]
+    async fn save_club_program(&self, ctx: &Context<'_>, input: SaveClubProgramInput) -> AppResult<ClubProgramPayload> {
+        let request = request_context(ctx)?;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                let input = &input;
+                async move { ops::save_program(conn, scope, &input.name, input.description.as_deref(), input.is_active).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |p, user_errors| ClubProgramPayload { club_program: p.map(ClubProgram::from), user_errors })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn create_club_stage(&self, ctx: &Context<'_>, input: ClubStageInput) -> AppResult<ClubStagePayload> {
+        let request = request_context(ctx)?;
+        let fields = stage_fields(&input);
+        let result = request.db.run(|conn, scope| async move { ops::create_stage(conn, scope, fields).await }.scope_boxed()).await;
+        payload(result, |s, user_errors| ClubStagePayload { stage: s.map(ClubStage::from), user_errors })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn update_club_stage(&self, ctx: &Context<'_>, input: ClubStageInput) -> AppResult<ClubStagePayload> {
+        let request = request_context(ctx)?;
+        let Some(id) = &input.id else {
+            return Err(AppError::bad_input(&["input", "id"], "id is required"));
+        };
+        let id = parse_id(id, &["input", "id"])?;
+        let fields = stage_fields(&input);
+        let result = request.db.run(|conn, scope| async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()).await;
+        payload(result, |s, user_errors| ClubStagePayload { stage: s.map(ClubStage::from), user_errors })
+    }
+
+    /// Enrolls a customer at a stage (one active enrollment per customer).
+    #[graphql(guard = "Access::Admin")]
+    async fn enroll_customer(&self, ctx: &Context<'_>, input: EnrollCustomerInput) -> AppResult<EnrollmentPayload> {
+        let request = request_context(ctx)?;
+        let enroll = ops::Enroll {
+            customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
+            stage_id: parse_id(&input.stage_id, &["input", "stageId"])?,
+            qualifying_order_id: optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?,
+        };
+        let key = input.idempotency_key;
+        enrollment_payload(request, |conn, scope| async move { ops::enroll(conn, scope, enroll, key.as_deref()).await }.scope_boxed()).await
+    }
+
+    /// Moves an active enrollment to a higher stage, keeping its enrollment date.
+    #[graphql(guard = "Access::Admin")]
+    async fn upgrade_enrollment(&self, ctx: &Context<'_>, input: UpgradeEnrollmentInput) -> AppResult<EnrollmentPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
+        let stage = parse_id(&input.stage_id, &["input", "stageId"])?;
+        let order = optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
+        enrollment_payload(request, |conn, scope| async move { ops::upgrade(conn, scope, id, stage, order).await }.scope_boxed()).await
+    }
+
+    /// Extends an active enrollment from its current expiry, for a qualifying order.
+    #[graphql(guard = "Access::Admin")]
+    async fn renew_enrollment(&self, ctx: &Context<'_>, input: RenewEnrollmentInput) -> AppResult<EnrollmentPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
+        let order = parse_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
+        enrollment_payload(request, |conn, scope| async move { ops::renew(conn, scope, id, order).await }.scope_boxed()).await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn cancel_enrollment(&self, ctx: &Context<'_>, input: CancelEnrollmentInput) -> AppResult<EnrollmentPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
+        enrollment_payload(request, |conn, scope| async move { ops::cancel(conn, scope, id).await }.scope_boxed()).await
+    }
+
+    /// Expires every active enrollment past its expiry now (the scheduler does this too).
+    #[graphql(guard = "Access::Admin")]
+    async fn expire_enrollments(&self, ctx: &Context<'_>) -> AppResult<ExpireEnrollmentsPayload> {
+        let request = request_context(ctx)?;
+        let result = request.db.run(|conn, scope| async move { ops::expire_due(conn, scope, Utc::now()).await }.scope_boxed()).await;
+        payload(result, |ids, user_errors| ExpireEnrollmentsPayload { expired_count: ids.map(|i| i.len() as i32), user_errors })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn update_loyalty_rules(&self, ctx: &Context<'_>, input: UpdateLoyaltyRulesInput) -> AppResult<LoyaltyRulesPayload> {
+        let request = request_context(ctx)?;
+        let update = ops::RulesUpdate {
+            points_per_dollar: input.points_per_dollar.map(|d| d.0),
+            bonus_percentage: input.bonus_percentage.map(|d| d.0),
+            min_membership_days: input.min_membership_days,
+            point_dollar_value: input.point_dollar_value.map(|d| d.0),
+            is_active: input.is_active,
+        };
+        let result = request.db.run(|conn, scope| async move { ops::update_rules(conn, scope, update).await }.scope_boxed()).await;
+        payload(result, |r, user_errors| LoyaltyRulesPayload { loyalty_rules: r.map(LoyaltyRules::from), user_errors })
+    }
+
+    /// Credits or debits points by hand, with a reason.
+    #[graphql(guard = "Access::Admin")]
+    async fn adjust_points(&self, ctx: &Context<'_>, input: AdjustPointsInput) -> AppResult<AdjustPointsPayload> {
+        let request = request_context(ctx)?;
+        let adjust = ops::AdjustPoints {
+            customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
+            points: input.points,
+            reason: input.reason,
+        };
+        let key = input.idempotency_key;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    let id = ops::adjust_points(conn, scope, adjust, key.as_deref()).await?;
+                    Ok::<_, OpError>(ops::point_transaction(conn, scope, id).await?)
+                }
+                .scope_boxed()
+            })
+            .await;
+        payload(result, |t, user_errors| AdjustPointsPayload { point_transaction: t.map(PointTransaction::from), user_errors })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn create_reward(&self, ctx: &Context<'_>, input: RewardInput) -> AppResult<RewardPayload> {
+        let request = request_context(ctx)?;
+        let fields = reward_fields(&input);
+        let result = request.db.run(|conn, scope| async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()).await;
+        payload(result, |r, user_errors| RewardPayload { reward: r.map(Reward::from), user_errors })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn update_reward(&self, ctx: &Context<'_>, input: RewardInput) -> AppResult<RewardPayload> {
+        let request = request_context(ctx)?;
+        let Some(id) = &input.id else {
+            return Err(AppError::bad_input(&["input", "id"], "id is required"));
+        };
+        let id = parse_id(id, &["input", "id"])?;
+        let fields = reward_fields(&input);
+        let result = request.db.run(|conn, scope| async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()).await;
+        payload(result, |r, user_errors| RewardPayload { reward: r.map(Reward::from), user_errors })
+    }
+
+    /// Redeems a reward: checks availability, stock and balance, then debits the points,
+    /// takes the stock and creates a pending redemption, all at once.
+    #[graphql(guard = "Access::Admin")]
+    async fn redeem_reward(&self, ctx: &Context<'_>, input: RedeemRewardInput) -> AppResult<RedemptionPayload> {
+        let request = request_context(ctx)?;
+        let redeem = ops::Redeem {
+            customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
+            reward_id: parse_id(&input.reward_id, &["input", "rewardId"])?,
+            quantity: input.quantity,
+        };
+        let key = input.idempotency_key;
+        redemption_payload(request, |conn, scope| async move { ops::redeem(conn, scope, redeem, key.as_deref()).await }.scope_boxed()).await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn fulfill_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Fulfill).await
+    }
+
+    /// Cancels a pending redemption: points and stock come back.
+    #[graphql(guard = "Access::Admin")]
+    async fn cancel_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Cancel).await
+    }
+
+    /// Refunds a fulfilled redemption: points come back.
+    #[graphql(guard = "Access::Admin")]
+    async fn refund_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Refund).await
+    }
+}
+
+impl LoyaltyMutation {
+    async fn transition(&self, ctx: &Context<'_>, input: RedemptionTransitionInput, action: ops::RedemptionAction) -> AppResult<RedemptionPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.redemption_id, &["input", "redemptionId"])?;
+        redemption_payload(request, |conn, scope| async move { ops::transition_redemption(conn, scope, id, action).await }.scope_boxed()).await
     }
 }

@@ -1,0 +1,242 @@
+//! Background work inside the server: the job runner (one Postgres-backed queue,
+//! `queue_jobs`, claimed with `FOR UPDATE SKIP LOCKED`, retried with exponential backoff)
+//! and the scheduler (enrollment expiry). Each tenant is visited as an ordinary
+//! tenant-scoped unit of work, so row-level security applies here too.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel_async::RunQueryDsl;
+use scoped_futures::ScopedFutureExt;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::schema::{club_enrollments, queue_jobs};
+use crate::db::{PgPool, TenantDb};
+use crate::domain::loyalty::model::SyncStatus;
+use crate::domain::loyalty::ops::{self as loyalty, CrmSync};
+use crate::domain::OpError;
+use crate::error::{AppError, AppResult};
+
+/// The CRM that holds the stages' discounts (Commerce7, Shopify, …).
+#[async_trait::async_trait]
+pub trait CrmProvider: Send + Sync {
+    /// Adds the customer to (or removes them from) the stage's discount.
+    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String>;
+}
+
+/// The default provider: records each call and succeeds (no network).
+#[derive(Default)]
+pub struct RecordingCrm {
+    calls: Mutex<Vec<(Uuid, CrmSync)>>,
+}
+
+impl RecordingCrm {
+    pub fn calls(&self) -> Vec<(Uuid, CrmSync)> {
+        self.calls.lock().expect("not poisoned").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl CrmProvider for RecordingCrm {
+    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String> {
+        self.calls.lock().expect("not poisoned").push((tenant, sync.clone()));
+        Ok(())
+    }
+}
+
+/// Delay before attempt `attempts + 1`: 2 s, 4 s, 8 s, … capped at one hour.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let exponent = attempts.clamp(1, 12) as u32 - 1;
+    chrono::Duration::seconds((2i64 << exponent).min(3600))
+}
+
+#[derive(Debug, Clone, Queryable)]
+struct ClaimedJob {
+    id: Uuid,
+    payload: serde_json::Value,
+    attempts: i32,
+    max_attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct TenantId {
+    #[diesel(sql_type = SqlUuid)]
+    tenant_id: Uuid,
+}
+
+pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
+    let mut conn = pool.get().await?;
+    let rows: Vec<TenantId> = diesel::sql_query("SELECT tenant_id FROM scheduler_tenant_ids()").load(&mut conn).await?;
+    Ok(rows.into_iter().map(|r| r.tenant_id).collect())
+}
+
+/// Runs the tenant's due CRM sync jobs (at most `limit`); returns how many ran.
+pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) -> AppResult<usize> {
+    // Claim in one short transaction; call the provider outside it.
+    let claimed: Vec<ClaimedJob> = db
+        .run(|conn, scope| {
+            async move {
+                let stale = Utc::now() - chrono::Duration::minutes(5);
+                let jobs: Vec<ClaimedJob> = queue_jobs::table
+                    .filter(queue_jobs::tenant_id.eq(scope.id()))
+                    .filter(queue_jobs::job_type.eq("crm_sync"))
+                    .filter(
+                        queue_jobs::status
+                            .eq("pending")
+                            .and(queue_jobs::run_at.le(Utc::now()))
+                            .or(queue_jobs::status.eq("processing").and(queue_jobs::started_at.lt(stale))),
+                    )
+                    .order(queue_jobs::run_at)
+                    .limit(limit)
+                    .select((queue_jobs::id, queue_jobs::payload, queue_jobs::attempts, queue_jobs::max_attempts))
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+                diesel::update(queue_jobs::table.filter(queue_jobs::tenant_id.eq(scope.id())).filter(queue_jobs::id.eq_any(&ids)))
+                    .set((
+                        queue_jobs::status.eq("processing"),
+                        queue_jobs::started_at.eq(Utc::now()),
+                        queue_jobs::attempts.eq(queue_jobs::attempts + 1),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok::<_, AppError>(jobs)
+            }
+            .scope_boxed()
+        })
+        .await?;
+
+    for job in &claimed {
+        let attempt = job.attempts + 1;
+        let outcome = match serde_json::from_value::<CrmSync>(job.payload.clone()) {
+            Ok(sync) => crm.sync_discount(db.tenant().id(), &sync).await.map(|()| sync),
+            Err(e) => Err(format!("malformed payload: {e}")),
+        };
+        let (job_id, max_attempts) = (job.id, job.max_attempts);
+        db.run(|conn, scope| {
+            async move {
+                let target = queue_jobs::table.filter(queue_jobs::tenant_id.eq(scope.id())).filter(queue_jobs::id.eq(job_id));
+                match outcome {
+                    Ok(sync) => {
+                        diesel::update(target)
+                            .set((
+                                queue_jobs::status.eq("completed"),
+                                queue_jobs::completed_at.eq(Utc::now()),
+                                queue_jobs::result.eq(json!({ "synced": true })),
+                                queue_jobs::error.eq(None::<String>),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced).await?;
+                    }
+                    Err(error) => {
+                        let give_up = attempt >= max_attempts;
+                        let run_at: DateTime<Utc> = Utc::now() + backoff(attempt);
+                        diesel::update(target)
+                            .set((
+                                queue_jobs::status.eq(if give_up { "failed" } else { "pending" }),
+                                queue_jobs::run_at.eq(run_at),
+                                queue_jobs::error.eq(Some(error)),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        if give_up {
+                            let sync: Option<CrmSync> = serde_json::from_value(
+                                queue_jobs::table
+                                    .filter(queue_jobs::tenant_id.eq(scope.id()))
+                                    .filter(queue_jobs::id.eq(job_id))
+                                    .select(queue_jobs::payload)
+                                    .first(conn)
+                                    .await?,
+                            )
+                            .ok();
+                            if let Some(sync) = sync {
+                                mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Failed).await?;
+                            }
+                        }
+                    }
+                }
+                Ok::<_, AppError>(())
+            }
+            .scope_boxed()
+        })
+        .await?;
+    }
+    Ok(claimed.len())
+}
+
+async fn mark_enrollment(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    id: Uuid,
+    status: SyncStatus,
+) -> QueryResult<()> {
+    // Only the latest job's outcome counts: a newer change re-queued a sync meanwhile
+    // only if a job for it is still pending.
+    let newer_pending: i64 = queue_jobs::table
+        .filter(queue_jobs::tenant_id.eq(scope.id()))
+        .filter(queue_jobs::job_type.eq("crm_sync"))
+        .filter(queue_jobs::status.eq_any(["pending", "processing"]))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ").bind::<diesel::sql_types::Text, _>(id.to_string()))
+        .count()
+        .get_result(conn)
+        .await?;
+    if newer_pending > 0 && status == SyncStatus::Synced {
+        return Ok(());
+    }
+    let target = club_enrollments::table.filter(club_enrollments::tenant_id.eq(scope.id())).filter(club_enrollments::id.eq(id));
+    if status == SyncStatus::Synced {
+        diesel::update(target)
+            .set((club_enrollments::sync_status.eq(status), club_enrollments::last_synced_at.eq(Utc::now())))
+            .execute(conn)
+            .await?;
+    } else {
+        diesel::update(target).set(club_enrollments::sync_status.eq(status)).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Expires the tenant's overdue enrollments; returns how many.
+pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
+    let expired = db
+        .run(|conn, scope| async move { loyalty::expire_due(conn, scope, Utc::now()).await }.scope_boxed())
+        .await
+        .map_err(|e| match e {
+            OpError::App(e) => e,
+            OpError::User(u) => AppError::internal(&u),
+        })?;
+    Ok(expired.len())
+}
+
+/// Starts the runner and the scheduler; they stop when the returned handle is aborted.
+pub fn spawn_background(pool: PgPool, crm: Arc<dyn CrmProvider>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let tenants = match tenant_ids(&pool).await {
+                Ok(tenants) => tenants,
+                Err(error) => {
+                    tracing::warn!(?error, "scheduler cannot list tenants");
+                    continue;
+                }
+            };
+            for tenant in tenants {
+                let db = TenantDb::new(pool.clone(), tenant);
+                if let Err(error) = expire_enrollments(&db).await {
+                    tracing::warn!(?error, %tenant, "enrollment expiry failed");
+                }
+                if let Err(error) = run_due_crm_jobs(&db, crm.as_ref(), 100).await {
+                    tracing::warn!(?error, %tenant, "CRM sync jobs failed");
+                }
+            }
+        }
+    })
+}
