@@ -43,7 +43,10 @@ impl RecordingCrm {
 #[async_trait::async_trait]
 impl CrmProvider for RecordingCrm {
     async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String> {
-        self.calls.lock().expect("not poisoned").push((tenant, sync.clone()));
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .push((tenant, sync.clone()));
         Ok(())
     }
 }
@@ -70,12 +73,18 @@ struct TenantId {
 
 pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
     let mut conn = pool.get().await?;
-    let rows: Vec<TenantId> = diesel::sql_query("SELECT tenant_id FROM scheduler_tenant_ids()").load(&mut conn).await?;
+    let rows: Vec<TenantId> = diesel::sql_query("SELECT tenant_id FROM scheduler_tenant_ids()")
+        .load(&mut conn)
+        .await?;
     Ok(rows.into_iter().map(|r| r.tenant_id).collect())
 }
 
 /// Runs the tenant's due CRM sync jobs (at most `limit`); returns how many ran.
-pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) -> AppResult<usize> {
+pub async fn run_due_crm_jobs(
+    db: &TenantDb,
+    crm: &dyn CrmProvider,
+    limit: i64,
+) -> AppResult<usize> {
     // Claim in one short transaction; call the provider outside it.
     let claimed: Vec<ClaimedJob> = db
         .run(|conn, scope| {
@@ -88,24 +97,35 @@ pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) 
                         queue_jobs::status
                             .eq("pending")
                             .and(queue_jobs::run_at.le(Utc::now()))
-                            .or(queue_jobs::status.eq("processing").and(queue_jobs::started_at.lt(stale))),
+                            .or(queue_jobs::status
+                                .eq("processing")
+                                .and(queue_jobs::started_at.lt(stale))),
                     )
                     .order(queue_jobs::run_at)
                     .limit(limit)
-                    .select((queue_jobs::id, queue_jobs::payload, queue_jobs::attempts, queue_jobs::max_attempts))
+                    .select((
+                        queue_jobs::id,
+                        queue_jobs::payload,
+                        queue_jobs::attempts,
+                        queue_jobs::max_attempts,
+                    ))
                     .for_update()
                     .skip_locked()
                     .load(conn)
                     .await?;
                 let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-                diesel::update(queue_jobs::table.filter(queue_jobs::tenant_id.eq(scope.id())).filter(queue_jobs::id.eq_any(&ids)))
-                    .set((
-                        queue_jobs::status.eq("processing"),
-                        queue_jobs::started_at.eq(Utc::now()),
-                        queue_jobs::attempts.eq(queue_jobs::attempts + 1),
-                    ))
-                    .execute(conn)
-                    .await?;
+                diesel::update(
+                    queue_jobs::table
+                        .filter(queue_jobs::tenant_id.eq(scope.id()))
+                        .filter(queue_jobs::id.eq_any(&ids)),
+                )
+                .set((
+                    queue_jobs::status.eq("processing"),
+                    queue_jobs::started_at.eq(Utc::now()),
+                    queue_jobs::attempts.eq(queue_jobs::attempts + 1),
+                ))
+                .execute(conn)
+                .await?;
                 Ok::<_, AppError>(jobs)
             }
             .scope_boxed()
@@ -115,13 +135,18 @@ pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) 
     for job in &claimed {
         let attempt = job.attempts + 1;
         let outcome = match serde_json::from_value::<CrmSync>(job.payload.clone()) {
-            Ok(sync) => crm.sync_discount(db.tenant().id(), &sync).await.map(|()| sync),
+            Ok(sync) => crm
+                .sync_discount(db.tenant().id(), &sync)
+                .await
+                .map(|()| sync),
             Err(e) => Err(format!("malformed payload: {e}")),
         };
         let (job_id, max_attempts) = (job.id, job.max_attempts);
         db.run(|conn, scope| {
             async move {
-                let target = queue_jobs::table.filter(queue_jobs::tenant_id.eq(scope.id())).filter(queue_jobs::id.eq(job_id));
+                let target = queue_jobs::table
+                    .filter(queue_jobs::tenant_id.eq(scope.id()))
+                    .filter(queue_jobs::id.eq(job_id));
                 match outcome {
                     Ok(sync) => {
                         diesel::update(target)
@@ -133,7 +158,8 @@ pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) 
                             ))
                             .execute(conn)
                             .await?;
-                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced).await?;
+                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced)
+                            .await?;
                     }
                     Err(error) => {
                         let give_up = attempt >= max_attempts;
@@ -157,7 +183,13 @@ pub async fn run_due_crm_jobs(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) 
                             )
                             .ok();
                             if let Some(sync) = sync {
-                                mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Failed).await?;
+                                mark_enrollment(
+                                    conn,
+                                    scope,
+                                    sync.enrollment_id,
+                                    SyncStatus::Failed,
+                                )
+                                .await?;
                             }
                         }
                     }
@@ -183,21 +215,32 @@ async fn mark_enrollment(
         .filter(queue_jobs::tenant_id.eq(scope.id()))
         .filter(queue_jobs::job_type.eq("crm_sync"))
         .filter(queue_jobs::status.eq_any(["pending", "processing"]))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ").bind::<diesel::sql_types::Text, _>(id.to_string()))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ")
+                .bind::<diesel::sql_types::Text, _>(id.to_string()),
+        )
         .count()
         .get_result(conn)
         .await?;
     if newer_pending > 0 && status == SyncStatus::Synced {
         return Ok(());
     }
-    let target = club_enrollments::table.filter(club_enrollments::tenant_id.eq(scope.id())).filter(club_enrollments::id.eq(id));
+    let target = club_enrollments::table
+        .filter(club_enrollments::tenant_id.eq(scope.id()))
+        .filter(club_enrollments::id.eq(id));
     if status == SyncStatus::Synced {
         diesel::update(target)
-            .set((club_enrollments::sync_status.eq(status), club_enrollments::last_synced_at.eq(Utc::now())))
+            .set((
+                club_enrollments::sync_status.eq(status),
+                club_enrollments::last_synced_at.eq(Utc::now()),
+            ))
             .execute(conn)
             .await?;
     } else {
-        diesel::update(target).set(club_enrollments::sync_status.eq(status)).execute(conn).await?;
+        diesel::update(target)
+            .set(club_enrollments::sync_status.eq(status))
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }
@@ -205,7 +248,9 @@ async fn mark_enrollment(
 /// Expires the tenant's overdue enrollments; returns how many.
 pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
     let expired = db
-        .run(|conn, scope| async move { loyalty::expire_due(conn, scope, Utc::now()).await }.scope_boxed())
+        .run(|conn, scope| {
+            async move { loyalty::expire_due(conn, scope, Utc::now()).await }.scope_boxed()
+        })
         .await
         .map_err(|e| match e {
             OpError::App(e) => e,
@@ -215,7 +260,11 @@ pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
 }
 
 /// Starts the runner and the scheduler; they stop when the returned handle is aborted.
-pub fn spawn_background(pool: PgPool, crm: Arc<dyn CrmProvider>, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_background(
+    pool: PgPool,
+    crm: Arc<dyn CrmProvider>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

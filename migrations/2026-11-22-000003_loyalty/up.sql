@@ -176,7 +176,8 @@ CREATE TABLE point_transactions (
     reward_id uuid,
     redemption_id uuid,
     description text,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp: entries of one transaction keep their order in time.
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     FOREIGN KEY (tenant_id, customer_id) REFERENCES customers (tenant_id, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_id, order_id) REFERENCES orders (tenant_id, id),
     FOREIGN KEY (tenant_id, reward_id) REFERENCES loyalty_rewards (tenant_id, id),

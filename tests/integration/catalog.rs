@@ -380,7 +380,11 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
     .await;
     assert_eq!(
         definers,
-        vec!["authenticate_api_key", "authenticate_widget_key", "scheduler_tenant_ids"],
+        vec![
+            "authenticate_api_key",
+            "authenticate_widget_key",
+            "scheduler_tenant_ids"
+        ],
         "unreviewed SECURITY DEFINER"
     );
 

@@ -7,4 +7,5 @@ mod catalog;
 mod customers;
 mod embedded;
 mod http_surface;
+mod loyalty;
 mod tenancy;

@@ -632,7 +632,15 @@ pub async fn record_order(
             .execute(conn)
             .await?;
             touch_last_activity(conn, scope, input.customer_id, ordered_at).await?;
-            loyalty::earn_for_order(conn, scope, input.customer_id, order.id, &input.order_total, ordered_at).await?;
+            loyalty::earn_for_order(
+                conn,
+                scope,
+                input.customer_id,
+                order.id,
+                &input.order_total,
+                ordered_at,
+            )
+            .await?;
             events::record(
             conn,
             scope,

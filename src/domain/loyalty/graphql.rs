@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
-use super::model::{self, EnrollmentStatus, PointTransactionType, RedemptionStatus, RewardType, SyncStatus};
+use super::model::{
+    self, EnrollmentStatus, PointTransactionType, RedemptionStatus, RewardType, SyncStatus,
+};
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
@@ -159,7 +161,11 @@ impl Redemption {
     async fn reward(&self, ctx: &Context<'_>) -> AppResult<Option<Reward>> {
         let request = request_context(ctx)?;
         let id = parse_id(&self.reward_id, &["rewardId"])?;
-        Ok(request.loader.load_one(RewardKey(id)).await?.map(Reward::from))
+        Ok(request
+            .loader
+            .load_one(RewardKey(id))
+            .await?
+            .map(Reward::from))
     }
 }
 
@@ -306,14 +312,22 @@ impl ClubProgram {
     /// The stages in order (bronze, silver, gold, …).
     async fn stages(&self, ctx: &Context<'_>) -> AppResult<Vec<ClubStage>> {
         let request = request_context(ctx)?;
-        let stages = request.db.query(|conn, scope| ops::stages_of_program(conn, scope).scope_boxed()).await?;
+        let stages = request
+            .db
+            .query(|conn, scope| ops::stages_of_program(conn, scope).scope_boxed())
+            .await?;
         Ok(stages.into_iter().map(ClubStage::from).collect())
     }
 }
 
 impl From<model::ClubProgram> for ClubProgram {
     fn from(p: model::ClubProgram) -> Self {
-        ClubProgram { id: ID(p.id.to_string()), name: p.name, description: p.description, is_active: p.is_active }
+        ClubProgram {
+            id: ID(p.id.to_string()),
+            name: p.name,
+            description: p.description,
+            is_active: p.is_active,
+        }
     }
 }
 
@@ -413,24 +427,39 @@ impl LoyaltyQuery {
     #[graphql(guard = "Access::Read")]
     async fn club_program(&self, ctx: &Context<'_>) -> AppResult<Option<ClubProgram>> {
         let request = request_context(ctx)?;
-        Ok(request.db.query(|conn, scope| ops::program(conn, scope).scope_boxed()).await?.map(ClubProgram::from))
+        Ok(request
+            .db
+            .query(|conn, scope| ops::program(conn, scope).scope_boxed())
+            .await?
+            .map(ClubProgram::from))
     }
 
     #[graphql(guard = "Access::Read")]
     async fn loyalty_rules(&self, ctx: &Context<'_>) -> AppResult<LoyaltyRules> {
         let request = request_context(ctx)?;
-        Ok(request.db.query(|conn, scope| ops::rules(conn, scope).scope_boxed()).await?.into())
+        Ok(request
+            .db
+            .query(|conn, scope| ops::rules(conn, scope).scope_boxed())
+            .await?
+            .into())
     }
 
     #[graphql(guard = "Access::Read")]
     async fn enrollment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Enrollment>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request.db.query(|conn, scope| ops::enrollment(conn, scope, id).scope_boxed()).await?.map(Enrollment::from))
+        Ok(request
+            .db
+            .query(|conn, scope| ops::enrollment(conn, scope, id).scope_boxed())
+            .await?
+            .map(Enrollment::from))
     }
 
     /// Enrollments, newest first.
-    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn enrollments(
         &self,
         ctx: &Context<'_>,
@@ -453,18 +482,32 @@ impl LoyaltyQuery {
                 async move { ops::list_enrollments(conn, scope, filter, page).await }.scope_boxed()
             })
             .await?;
-        Ok(page.into_connection(rows, |e| Cursor { key: e.created_at, id: e.id }, Enrollment::from))
+        Ok(page.into_connection(
+            rows,
+            |e| Cursor {
+                key: e.created_at,
+                id: e.id,
+            },
+            Enrollment::from,
+        ))
     }
 
     #[graphql(guard = "Access::Read")]
     async fn reward(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Reward>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request.loader.load_one(RewardKey(id)).await?.map(Reward::from))
+        Ok(request
+            .loader
+            .load_one(RewardKey(id))
+            .await?
+            .map(Reward::from))
     }
 
     /// The rewards catalog, oldest first.
-    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn rewards(
         &self,
         ctx: &Context<'_>,
@@ -475,7 +518,10 @@ impl LoyaltyQuery {
         let request = request_context(ctx)?;
         let page = PageRequest::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let filter = ops::RewardFilter { available: filter.available, reward_type: filter.reward_type };
+        let filter = ops::RewardFilter {
+            available: filter.available,
+            reward_type: filter.reward_type,
+        };
         let rows = request
             .db
             .run(|conn, scope| {
@@ -483,18 +529,32 @@ impl LoyaltyQuery {
                 async move { ops::list_rewards(conn, scope, filter, page).await }.scope_boxed()
             })
             .await?;
-        Ok(page.into_connection(rows, |r| Cursor { key: r.created_at, id: r.id }, Reward::from))
+        Ok(page.into_connection(
+            rows,
+            |r| Cursor {
+                key: r.created_at,
+                id: r.id,
+            },
+            Reward::from,
+        ))
     }
 
     #[graphql(guard = "Access::Read")]
     async fn redemption(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Redemption>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request.db.query(|conn, scope| ops::redemption(conn, scope, id).scope_boxed()).await?.map(Redemption::from))
+        Ok(request
+            .db
+            .query(|conn, scope| ops::redemption(conn, scope, id).scope_boxed())
+            .await?
+            .map(Redemption::from))
     }
 
     /// Redemptions, newest first.
-    #[graphql(guard = "Access::Read", complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn redemptions(
         &self,
         ctx: &Context<'_>,
@@ -517,7 +577,14 @@ impl LoyaltyQuery {
                 async move { ops::list_redemptions(conn, scope, filter, page).await }.scope_boxed()
             })
             .await?;
-        Ok(page.into_connection(rows, |r| Cursor { key: r.created_at, id: r.id }, Redemption::from))
+        Ok(page.into_connection(
+            rows,
+            |r| Cursor {
+                key: r.created_at,
+                id: r.id,
+            },
+            Redemption::from,
+        ))
     }
 }
 
@@ -530,7 +597,10 @@ impl Loader<RewardKey> for TenantLoader {
 
     async fn load(&self, keys: &[RewardKey]) -> Result<HashMap<RewardKey, Self::Value>, AppError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self.db().query(|conn, scope| ops::rewards_by_ids(conn, scope, &ids).scope_boxed()).await?;
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::rewards_by_ids(conn, scope, &ids).scope_boxed())
+            .await?;
         Ok(rows.into_iter().map(|r| (RewardKey(r.id), r)).collect())
     }
 }
@@ -712,9 +782,17 @@ fn reward_fields(input: &RewardInput) -> model::RewardFields {
 }
 
 /// Runs an enrollment operation and returns the payload with the resulting enrollment.
-async fn enrollment_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<EnrollmentPayload>
+async fn enrollment_payload<'a, F>(
+    request: &RequestContext,
+    work: F,
+) -> AppResult<EnrollmentPayload>
 where
-    F: for<'r> FnOnce(&'r mut diesel_async::AsyncPgConnection, crate::db::Tenant) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>> + Send + 'a,
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
+        + Send
+        + 'a,
 {
     let result = request
         .db
@@ -726,12 +804,23 @@ where
             .scope_boxed()
         })
         .await;
-    payload(result, |e, user_errors| EnrollmentPayload { enrollment: e.flatten().map(Enrollment::from), user_errors })
+    payload(result, |e, user_errors| EnrollmentPayload {
+        enrollment: e.flatten().map(Enrollment::from),
+        user_errors,
+    })
 }
 
-async fn redemption_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<RedemptionPayload>
+async fn redemption_payload<'a, F>(
+    request: &RequestContext,
+    work: F,
+) -> AppResult<RedemptionPayload>
 where
-    F: for<'r> FnOnce(&'r mut diesel_async::AsyncPgConnection, crate::db::Tenant) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>> + Send + 'a,
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
+        + Send
+        + 'a,
 {
     let result = request
         .db
@@ -743,7 +832,10 @@ where
             .scope_boxed()
         })
         .await;
-    payload(result, |r, user_errors| RedemptionPayload { redemption: r.flatten().map(Redemption::from), user_errors })
+    payload(result, |r, user_errors| RedemptionPayload {
+        redemption: r.flatten().map(Redemption::from),
+        user_errors,
+    })
 }
 
 #[derive(Default)]
@@ -753,87 +845,171 @@ pub struct LoyaltyMutation;
 impl LoyaltyMutation {
     /// Creates the tenant's club program, or updates it (one per tenant).
     #[graphql(guard = "Access::Admin")]
-    async fn save_club_program(&self, ctx: &Context<'_>, input: SaveClubProgramInput) -> AppResult<ClubProgramPayload> {
+    async fn save_club_program(
+        &self,
+        ctx: &Context<'_>,
+        input: SaveClubProgramInput,
+    ) -> AppResult<ClubProgramPayload> {
         let request = request_context(ctx)?;
         let result = request
             .db
             .run(|conn, scope| {
                 let input = &input;
-                async move { ops::save_program(conn, scope, &input.name, input.description.as_deref(), input.is_active).await }.scope_boxed()
+                async move {
+                    ops::save_program(
+                        conn,
+                        scope,
+                        &input.name,
+                        input.description.as_deref(),
+                        input.is_active,
+                    )
+                    .await
+                }
+                .scope_boxed()
             })
             .await;
-        payload(result, |p, user_errors| ClubProgramPayload { club_program: p.map(ClubProgram::from), user_errors })
+        payload(result, |p, user_errors| ClubProgramPayload {
+            club_program: p.map(ClubProgram::from),
+            user_errors,
+        })
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn create_club_stage(&self, ctx: &Context<'_>, input: ClubStageInput) -> AppResult<ClubStagePayload> {
+    async fn create_club_stage(
+        &self,
+        ctx: &Context<'_>,
+        input: ClubStageInput,
+    ) -> AppResult<ClubStagePayload> {
         let request = request_context(ctx)?;
         let fields = stage_fields(&input);
-        let result = request.db.run(|conn, scope| async move { ops::create_stage(conn, scope, fields).await }.scope_boxed()).await;
-        payload(result, |s, user_errors| ClubStagePayload { stage: s.map(ClubStage::from), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::create_stage(conn, scope, fields).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |s, user_errors| ClubStagePayload {
+            stage: s.map(ClubStage::from),
+            user_errors,
+        })
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn update_club_stage(&self, ctx: &Context<'_>, input: ClubStageInput) -> AppResult<ClubStagePayload> {
+    async fn update_club_stage(
+        &self,
+        ctx: &Context<'_>,
+        input: ClubStageInput,
+    ) -> AppResult<ClubStagePayload> {
         let request = request_context(ctx)?;
         let Some(id) = &input.id else {
             return Err(AppError::bad_input(&["input", "id"], "id is required"));
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = stage_fields(&input);
-        let result = request.db.run(|conn, scope| async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()).await;
-        payload(result, |s, user_errors| ClubStagePayload { stage: s.map(ClubStage::from), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |s, user_errors| ClubStagePayload {
+            stage: s.map(ClubStage::from),
+            user_errors,
+        })
     }
 
     /// Enrolls a customer at a stage (one active enrollment per customer).
     #[graphql(guard = "Access::Admin")]
-    async fn enroll_customer(&self, ctx: &Context<'_>, input: EnrollCustomerInput) -> AppResult<EnrollmentPayload> {
+    async fn enroll_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: EnrollCustomerInput,
+    ) -> AppResult<EnrollmentPayload> {
         let request = request_context(ctx)?;
         let enroll = ops::Enroll {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             stage_id: parse_id(&input.stage_id, &["input", "stageId"])?,
-            qualifying_order_id: optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?,
+            qualifying_order_id: optional_id(
+                &input.qualifying_order_id,
+                &["input", "qualifyingOrderId"],
+            )?,
         };
         let key = input.idempotency_key;
-        enrollment_payload(request, |conn, scope| async move { ops::enroll(conn, scope, enroll, key.as_deref()).await }.scope_boxed()).await
+        enrollment_payload(request, |conn, scope| {
+            async move { ops::enroll(conn, scope, enroll, key.as_deref()).await }.scope_boxed()
+        })
+        .await
     }
 
     /// Moves an active enrollment to a higher stage, keeping its enrollment date.
     #[graphql(guard = "Access::Admin")]
-    async fn upgrade_enrollment(&self, ctx: &Context<'_>, input: UpgradeEnrollmentInput) -> AppResult<EnrollmentPayload> {
+    async fn upgrade_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        input: UpgradeEnrollmentInput,
+    ) -> AppResult<EnrollmentPayload> {
         let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         let stage = parse_id(&input.stage_id, &["input", "stageId"])?;
         let order = optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
-        enrollment_payload(request, |conn, scope| async move { ops::upgrade(conn, scope, id, stage, order).await }.scope_boxed()).await
+        enrollment_payload(request, |conn, scope| {
+            async move { ops::upgrade(conn, scope, id, stage, order).await }.scope_boxed()
+        })
+        .await
     }
 
     /// Extends an active enrollment from its current expiry, for a qualifying order.
     #[graphql(guard = "Access::Admin")]
-    async fn renew_enrollment(&self, ctx: &Context<'_>, input: RenewEnrollmentInput) -> AppResult<EnrollmentPayload> {
+    async fn renew_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        input: RenewEnrollmentInput,
+    ) -> AppResult<EnrollmentPayload> {
         let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         let order = parse_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
-        enrollment_payload(request, |conn, scope| async move { ops::renew(conn, scope, id, order).await }.scope_boxed()).await
+        enrollment_payload(request, |conn, scope| {
+            async move { ops::renew(conn, scope, id, order).await }.scope_boxed()
+        })
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn cancel_enrollment(&self, ctx: &Context<'_>, input: CancelEnrollmentInput) -> AppResult<EnrollmentPayload> {
+    async fn cancel_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelEnrollmentInput,
+    ) -> AppResult<EnrollmentPayload> {
         let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
-        enrollment_payload(request, |conn, scope| async move { ops::cancel(conn, scope, id).await }.scope_boxed()).await
+        enrollment_payload(request, |conn, scope| {
+            async move { ops::cancel(conn, scope, id).await }.scope_boxed()
+        })
+        .await
     }
 
     /// Expires every active enrollment past its expiry now (the scheduler does this too).
     #[graphql(guard = "Access::Admin")]
     async fn expire_enrollments(&self, ctx: &Context<'_>) -> AppResult<ExpireEnrollmentsPayload> {
         let request = request_context(ctx)?;
-        let result = request.db.run(|conn, scope| async move { ops::expire_due(conn, scope, Utc::now()).await }.scope_boxed()).await;
-        payload(result, |ids, user_errors| ExpireEnrollmentsPayload { expired_count: ids.map(|i| i.len() as i32), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::expire_due(conn, scope, Utc::now()).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |ids, user_errors| ExpireEnrollmentsPayload {
+            expired_count: ids.map(|i| i.len() as i32),
+            user_errors,
+        })
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn update_loyalty_rules(&self, ctx: &Context<'_>, input: UpdateLoyaltyRulesInput) -> AppResult<LoyaltyRulesPayload> {
+    async fn update_loyalty_rules(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateLoyaltyRulesInput,
+    ) -> AppResult<LoyaltyRulesPayload> {
         let request = request_context(ctx)?;
         let update = ops::RulesUpdate {
             points_per_dollar: input.points_per_dollar.map(|d| d.0),
@@ -842,13 +1018,25 @@ impl LoyaltyMutation {
             point_dollar_value: input.point_dollar_value.map(|d| d.0),
             is_active: input.is_active,
         };
-        let result = request.db.run(|conn, scope| async move { ops::update_rules(conn, scope, update).await }.scope_boxed()).await;
-        payload(result, |r, user_errors| LoyaltyRulesPayload { loyalty_rules: r.map(LoyaltyRules::from), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::update_rules(conn, scope, update).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |r, user_errors| LoyaltyRulesPayload {
+            loyalty_rules: r.map(LoyaltyRules::from),
+            user_errors,
+        })
     }
 
     /// Credits or debits points by hand, with a reason.
     #[graphql(guard = "Access::Admin")]
-    async fn adjust_points(&self, ctx: &Context<'_>, input: AdjustPointsInput) -> AppResult<AdjustPointsPayload> {
+    async fn adjust_points(
+        &self,
+        ctx: &Context<'_>,
+        input: AdjustPointsInput,
+    ) -> AppResult<AdjustPointsPayload> {
         let request = request_context(ctx)?;
         let adjust = ops::AdjustPoints {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
@@ -866,33 +1054,64 @@ impl LoyaltyMutation {
                 .scope_boxed()
             })
             .await;
-        payload(result, |t, user_errors| AdjustPointsPayload { point_transaction: t.map(PointTransaction::from), user_errors })
+        payload(result, |t, user_errors| AdjustPointsPayload {
+            point_transaction: t.map(PointTransaction::from),
+            user_errors,
+        })
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn create_reward(&self, ctx: &Context<'_>, input: RewardInput) -> AppResult<RewardPayload> {
+    async fn create_reward(
+        &self,
+        ctx: &Context<'_>,
+        input: RewardInput,
+    ) -> AppResult<RewardPayload> {
         let request = request_context(ctx)?;
         let fields = reward_fields(&input);
-        let result = request.db.run(|conn, scope| async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()).await;
-        payload(result, |r, user_errors| RewardPayload { reward: r.map(Reward::from), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |r, user_errors| RewardPayload {
+            reward: r.map(Reward::from),
+            user_errors,
+        })
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn update_reward(&self, ctx: &Context<'_>, input: RewardInput) -> AppResult<RewardPayload> {
+    async fn update_reward(
+        &self,
+        ctx: &Context<'_>,
+        input: RewardInput,
+    ) -> AppResult<RewardPayload> {
         let request = request_context(ctx)?;
         let Some(id) = &input.id else {
             return Err(AppError::bad_input(&["input", "id"], "id is required"));
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = reward_fields(&input);
-        let result = request.db.run(|conn, scope| async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()).await;
-        payload(result, |r, user_errors| RewardPayload { reward: r.map(Reward::from), user_errors })
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |r, user_errors| RewardPayload {
+            reward: r.map(Reward::from),
+            user_errors,
+        })
     }
 
     /// Redeems a reward: checks availability, stock and balance, then debits the points,
     /// takes the stock and creates a pending redemption, all at once.
     #[graphql(guard = "Access::Admin")]
-    async fn redeem_reward(&self, ctx: &Context<'_>, input: RedeemRewardInput) -> AppResult<RedemptionPayload> {
+    async fn redeem_reward(
+        &self,
+        ctx: &Context<'_>,
+        input: RedeemRewardInput,
+    ) -> AppResult<RedemptionPayload> {
         let request = request_context(ctx)?;
         let redeem = ops::Redeem {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
@@ -900,31 +1119,57 @@ impl LoyaltyMutation {
             quantity: input.quantity,
         };
         let key = input.idempotency_key;
-        redemption_payload(request, |conn, scope| async move { ops::redeem(conn, scope, redeem, key.as_deref()).await }.scope_boxed()).await
+        redemption_payload(request, |conn, scope| {
+            async move { ops::redeem(conn, scope, redeem, key.as_deref()).await }.scope_boxed()
+        })
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
-    async fn fulfill_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
-        self.transition(ctx, input, ops::RedemptionAction::Fulfill).await
+    async fn fulfill_redemption(
+        &self,
+        ctx: &Context<'_>,
+        input: RedemptionTransitionInput,
+    ) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Fulfill)
+            .await
     }
 
     /// Cancels a pending redemption: points and stock come back.
     #[graphql(guard = "Access::Admin")]
-    async fn cancel_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
-        self.transition(ctx, input, ops::RedemptionAction::Cancel).await
+    async fn cancel_redemption(
+        &self,
+        ctx: &Context<'_>,
+        input: RedemptionTransitionInput,
+    ) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Cancel)
+            .await
     }
 
     /// Refunds a fulfilled redemption: points come back.
     #[graphql(guard = "Access::Admin")]
-    async fn refund_redemption(&self, ctx: &Context<'_>, input: RedemptionTransitionInput) -> AppResult<RedemptionPayload> {
-        self.transition(ctx, input, ops::RedemptionAction::Refund).await
+    async fn refund_redemption(
+        &self,
+        ctx: &Context<'_>,
+        input: RedemptionTransitionInput,
+    ) -> AppResult<RedemptionPayload> {
+        self.transition(ctx, input, ops::RedemptionAction::Refund)
+            .await
     }
 }
 
 impl LoyaltyMutation {
-    async fn transition(&self, ctx: &Context<'_>, input: RedemptionTransitionInput, action: ops::RedemptionAction) -> AppResult<RedemptionPayload> {
+    async fn transition(
+        &self,
+        ctx: &Context<'_>,
+        input: RedemptionTransitionInput,
+        action: ops::RedemptionAction,
+    ) -> AppResult<RedemptionPayload> {
         let request = request_context(ctx)?;
         let id = parse_id(&input.redemption_id, &["input", "redemptionId"])?;
-        redemption_payload(request, |conn, scope| async move { ops::transition_redemption(conn, scope, id, action).await }.scope_boxed()).await
+        redemption_payload(request, |conn, scope| {
+            async move { ops::transition_redemption(conn, scope, id, action).await }.scope_boxed()
+        })
+        .await
     }
 }

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::schema::{
-    club_enrollments, club_extensions, club_programs, club_stages, loyalty_point_rules, loyalty_rewards, point_transactions,
-    reward_redemptions,
+    club_enrollments, club_extensions, club_programs, club_stages, loyalty_point_rules,
+    loyalty_rewards, point_transactions, reward_redemptions,
 };
 
 text_enum!(pub EnrollmentStatus {

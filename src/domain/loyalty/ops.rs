@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::model::*;
 use crate::db::schema::{
-    club_enrollments, club_extensions, club_programs, club_stages, customers, loyalty_point_rules, loyalty_rewards,
-    orders, point_transactions, queue_jobs, reward_redemptions,
+    club_enrollments, club_extensions, club_programs, club_stages, customers, loyalty_point_rules,
+    loyalty_rewards, orders, point_transactions, queue_jobs, reward_redemptions,
 };
 use crate::db::Tenant;
 use crate::domain::{events, idempotency, OpError, OpResult, UserError, UserErrorCode};
@@ -29,7 +29,11 @@ fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
 
 // ---- reads ------------------------------------------------------------------------------
 
-pub async fn stages_by_ids(conn: &mut AsyncPgConnection, scope: Tenant, ids: &[Uuid]) -> QueryResult<Vec<ClubStage>> {
+pub async fn stages_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<ClubStage>> {
     club_stages::table
         .filter(club_stages::tenant_id.eq(scope.id()))
         .filter(club_stages::id.eq_any(ids))
@@ -39,18 +43,30 @@ pub async fn stages_by_ids(conn: &mut AsyncPgConnection, scope: Tenant, ids: &[U
 }
 
 /// Every enrollment of these customers, oldest first.
-pub async fn enrollments_of(conn: &mut AsyncPgConnection, scope: Tenant, customers: &[Uuid]) -> QueryResult<Vec<Enrollment>> {
+pub async fn enrollments_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customers: &[Uuid],
+) -> QueryResult<Vec<Enrollment>> {
     club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .filter(club_enrollments::customer_id.eq_any(customers))
         .select(Enrollment::as_select())
-        .order((club_enrollments::enrolled_at, club_enrollments::created_at, club_enrollments::id))
+        .order((
+            club_enrollments::enrolled_at,
+            club_enrollments::created_at,
+            club_enrollments::id,
+        ))
         .load(conn)
         .await
 }
 
 /// The active enrollment of each of these customers (at most one each, by constraint).
-pub async fn current_enrollments(conn: &mut AsyncPgConnection, scope: Tenant, customers: &[Uuid]) -> QueryResult<Vec<Enrollment>> {
+pub async fn current_enrollments(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customers: &[Uuid],
+) -> QueryResult<Vec<Enrollment>> {
     club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .filter(club_enrollments::customer_id.eq_any(customers))
@@ -60,7 +76,11 @@ pub async fn current_enrollments(conn: &mut AsyncPgConnection, scope: Tenant, cu
         .await
 }
 
-pub async fn enrollment(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> QueryResult<Option<Enrollment>> {
+pub async fn enrollment(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<Option<Enrollment>> {
     club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .filter(club_enrollments::id.eq(id))
@@ -86,7 +106,10 @@ pub async fn list_enrollments(
     let mut query = club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .select(Enrollment::as_select())
-        .order((club_enrollments::created_at.desc(), club_enrollments::id.desc()))
+        .order((
+            club_enrollments::created_at.desc(),
+            club_enrollments::id.desc(),
+        ))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
@@ -102,13 +125,19 @@ pub async fn list_enrollments(
         query = query.filter(
             club_enrollments::created_at
                 .lt(*key)
-                .or(club_enrollments::created_at.eq(*key).and(club_enrollments::id.lt(*id))),
+                .or(club_enrollments::created_at
+                    .eq(*key)
+                    .and(club_enrollments::id.lt(*id))),
         );
     }
     Ok(query.load(conn).await?)
 }
 
-pub async fn point_transaction(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> QueryResult<PointTransaction> {
+pub async fn point_transaction(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<PointTransaction> {
     point_transactions::table
         .filter(point_transactions::tenant_id.eq(scope.id()))
         .filter(point_transactions::id.eq(id))
@@ -117,7 +146,10 @@ pub async fn point_transaction(conn: &mut AsyncPgConnection, scope: Tenant, id: 
         .await
 }
 
-pub async fn program(conn: &mut AsyncPgConnection, scope: Tenant) -> QueryResult<Option<ClubProgram>> {
+pub async fn program(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Option<ClubProgram>> {
     club_programs::table
         .filter(club_programs::tenant_id.eq(scope.id()))
         .select(ClubProgram::as_select())
@@ -126,7 +158,10 @@ pub async fn program(conn: &mut AsyncPgConnection, scope: Tenant) -> QueryResult
         .optional()
 }
 
-pub async fn stages_of_program(conn: &mut AsyncPgConnection, scope: Tenant) -> QueryResult<Vec<ClubStage>> {
+pub async fn stages_of_program(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Vec<ClubStage>> {
     club_stages::table
         .filter(club_stages::tenant_id.eq(scope.id()))
         .select(ClubStage::as_select())
@@ -145,7 +180,11 @@ pub async fn rules(conn: &mut AsyncPgConnection, scope: Tenant) -> QueryResult<L
         .unwrap_or_default())
 }
 
-pub async fn rewards_by_ids(conn: &mut AsyncPgConnection, scope: Tenant, ids: &[Uuid]) -> QueryResult<Vec<Reward>> {
+pub async fn rewards_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Reward>> {
     loyalty_rewards::table
         .filter(loyalty_rewards::tenant_id.eq(scope.id()))
         .filter(loyalty_rewards::id.eq_any(ids))
@@ -189,12 +228,20 @@ pub async fn list_rewards(
         query = query.filter(r::reward_type.eq(kind));
     }
     if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(r::created_at.gt(*key).or(r::created_at.eq(*key).and(r::id.gt(*id))));
+        query = query.filter(
+            r::created_at
+                .gt(*key)
+                .or(r::created_at.eq(*key).and(r::id.gt(*id))),
+        );
     }
     Ok(query.load(conn).await?)
 }
 
-pub async fn redemption(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> QueryResult<Option<Redemption>> {
+pub async fn redemption(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<Option<Redemption>> {
     reward_redemptions::table
         .filter(reward_redemptions::tenant_id.eq(scope.id()))
         .filter(reward_redemptions::id.eq(id))
@@ -234,7 +281,11 @@ pub async fn list_redemptions(
         query = query.filter(r::reward_id.eq(reward));
     }
     if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(r::created_at.lt(*key).or(r::created_at.eq(*key).and(r::id.lt(*id))));
+        query = query.filter(
+            r::created_at
+                .lt(*key)
+                .or(r::created_at.eq(*key).and(r::id.lt(*id))),
+        );
     }
     Ok(query.load(conn).await?)
 }
@@ -243,7 +294,11 @@ pub async fn list_redemptions(
 
 fn check_name(field: &str, name: &str) -> Result<(), OpError> {
     if name.trim().is_empty() || name.chars().count() > 200 || name.contains('\0') {
-        return Err(user(UserErrorCode::Invalid, &["input", field], "must be 1-200 characters"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", field],
+            "must be 1-200 characters",
+        ));
     }
     Ok(())
 }
@@ -274,7 +329,14 @@ pub async fn save_program(
         .returning(ClubProgram::as_returning())
         .get_result(conn)
         .await?;
-    events::record(conn, scope, "club.program_saved", program.id, json!({ "name": program.name })).await?;
+    events::record(
+        conn,
+        scope,
+        "club.program_saved",
+        program.id,
+        json!({ "name": program.name }),
+    )
+    .await?;
     Ok(program)
 }
 
@@ -283,13 +345,24 @@ fn check_stage(fields: &StageFields) -> Result<(), OpError> {
         check_name("name", name)?;
     }
     if fields.stage_order.is_some_and(|o| o <= 0) {
-        return Err(user(UserErrorCode::Invalid, &["input", "stageOrder"], "stageOrder must be positive"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "stageOrder"],
+            "stageOrder must be positive",
+        ));
     }
     if fields.duration_months.is_some_and(|m| m <= 0 || m > 600) {
-        return Err(user(UserErrorCode::Invalid, &["input", "durationMonths"], "durationMonths must be 1 to 600"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "durationMonths"],
+            "durationMonths must be 1 to 600",
+        ));
     }
     if let Some(pct) = &fields.discount_percentage {
-        if pct < &BigDecimal::from(0) || pct > &BigDecimal::from(100) || pct.fractional_digit_count() > 2 {
+        if pct < &BigDecimal::from(0)
+            || pct > &BigDecimal::from(100)
+            || pct.fractional_digit_count() > 2
+        {
             return Err(user(
                 UserErrorCode::Invalid,
                 &["input", "discountPercentage"],
@@ -304,31 +377,55 @@ fn check_stage(fields: &StageFields) -> Result<(), OpError> {
 }
 
 pub fn check_money(amount: &BigDecimal, field: &[&str]) -> Result<(), OpError> {
-    if amount < &BigDecimal::from(0) || amount >= &BigDecimal::from(10_000_000_000i64) || amount.fractional_digit_count() > 2 {
-        return Err(user(UserErrorCode::Invalid, field, "must be between 0 and 9999999999.99 with at most 2 decimals"));
+    if amount < &BigDecimal::from(0)
+        || amount >= &BigDecimal::from(10_000_000_000i64)
+        || amount.fractional_digit_count() > 2
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            field,
+            "must be between 0 and 9999999999.99 with at most 2 decimals",
+        ));
     }
     Ok(())
 }
 
 fn stage_order_clash(e: DieselError) -> OpError {
     match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            user(UserErrorCode::Conflict, &["input", "stageOrder"], "another stage already has this stageOrder")
-        }
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user(
+            UserErrorCode::Conflict,
+            &["input", "stageOrder"],
+            "another stage already has this stageOrder",
+        ),
         e => e.into(),
     }
 }
 
-pub async fn create_stage(conn: &mut AsyncPgConnection, scope: Tenant, fields: StageFields) -> OpResult<ClubStage> {
+pub async fn create_stage(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    fields: StageFields,
+) -> OpResult<ClubStage> {
     check_stage(&fields)?;
-    let (Some(_), Some(_), Some(_), Some(_)) =
-        (&fields.name, fields.stage_order, &fields.discount_percentage, fields.duration_months)
-    else {
-        return Err(user(UserErrorCode::Invalid, &["input"], "name, stageOrder, discountPercentage and durationMonths are required"));
+    let (Some(_), Some(_), Some(_), Some(_)) = (
+        &fields.name,
+        fields.stage_order,
+        &fields.discount_percentage,
+        fields.duration_months,
+    ) else {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input"],
+            "name, stageOrder, discountPercentage and durationMonths are required",
+        ));
     };
-    let program = program(conn, scope)
-        .await?
-        .ok_or_else(|| user(UserErrorCode::NotFound, &["input"], "create the club program first"))?;
+    let program = program(conn, scope).await?.ok_or_else(|| {
+        user(
+            UserErrorCode::NotFound,
+            &["input"],
+            "create the club program first",
+        )
+    })?;
     let stage = diesel::insert_into(club_stages::table)
         .values((
             club_stages::tenant_id.eq(scope.id()),
@@ -339,13 +436,27 @@ pub async fn create_stage(conn: &mut AsyncPgConnection, scope: Tenant, fields: S
         .get_result(conn)
         .await
         .map_err(stage_order_clash)?;
-    events::record(conn, scope, "club.stage_saved", stage.id, json!({ "name": stage.name })).await?;
+    events::record(
+        conn,
+        scope,
+        "club.stage_saved",
+        stage.id,
+        json!({ "name": stage.name }),
+    )
+    .await?;
     Ok(stage)
 }
 
-pub async fn update_stage(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, fields: StageFields) -> OpResult<ClubStage> {
+pub async fn update_stage(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    fields: StageFields,
+) -> OpResult<ClubStage> {
     check_stage(&fields)?;
-    let target = club_stages::table.filter(club_stages::tenant_id.eq(scope.id())).filter(club_stages::id.eq(id));
+    let target = club_stages::table
+        .filter(club_stages::tenant_id.eq(scope.id()))
+        .filter(club_stages::id.eq(id));
     let stage = diesel::update(target)
         .set((fields, club_stages::sync_status.eq(SyncStatus::Pending)))
         .returning(ClubStage::as_returning())
@@ -354,28 +465,50 @@ pub async fn update_stage(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid,
         .optional()
         .map_err(stage_order_clash)?
         .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "id"], "no such stage"))?;
-    events::record(conn, scope, "club.stage_saved", stage.id, json!({ "name": stage.name })).await?;
+    events::record(
+        conn,
+        scope,
+        "club.stage_saved",
+        stage.id,
+        json!({ "name": stage.name }),
+    )
+    .await?;
     Ok(stage)
 }
 
 // ---- enrollment lifecycle ---------------------------------------------------------------
 
 fn add_months(at: DateTime<Utc>, months: i32) -> DateTime<Utc> {
-    at.checked_add_months(Months::new(months.max(0) as u32)).unwrap_or(at)
+    at.checked_add_months(Months::new(months.max(0) as u32))
+        .unwrap_or(at)
 }
 
-async fn active_stage(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, field: &[&str]) -> OpResult<ClubStage> {
+async fn active_stage(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    field: &[&str],
+) -> OpResult<ClubStage> {
     let stage = stages_by_ids(conn, scope, &[id])
         .await?
         .pop()
         .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such stage"))?;
     if !stage.is_active {
-        return Err(user(UserErrorCode::NotEligible, field, "this stage is not open for enrollment"));
+        return Err(user(
+            UserErrorCode::NotEligible,
+            field,
+            "this stage is not open for enrollment",
+        ));
     }
     Ok(stage)
 }
 
-async fn lock_customer(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, field: &[&str]) -> OpResult<(i64, i64)> {
+async fn lock_customer(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    field: &[&str],
+) -> OpResult<(i64, i64)> {
     customers::table
         .filter(customers::tenant_id.eq(scope.id()))
         .filter(customers::id.eq(id))
@@ -397,7 +530,7 @@ async fn qualifying_order(
 ) -> OpResult<Option<Uuid>> {
     let field = &["input", "qualifyingOrderId"];
     let Some(order) = order else {
-        if stage.min_purchase_amount > BigDecimal::from(0) {
+        if stage.min_purchase_amount > 0 {
             return Err(user(
                 UserErrorCode::NotEligible,
                 field,
@@ -414,15 +547,29 @@ async fn qualifying_order(
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such order for this customer"))?;
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                field,
+                "no such order for this customer",
+            )
+        })?;
     if total < stage.min_purchase_amount {
-        return Err(user(UserErrorCode::NotEligible, field, "the order is below the stage's minimum purchase"));
+        return Err(user(
+            UserErrorCode::NotEligible,
+            field,
+            "the order is below the stage's minimum purchase",
+        ));
     }
     Ok(Some(order))
 }
 
 async fn write_extension(conn: &mut AsyncPgConnection, extension: NewExtension) -> QueryResult<()> {
-    diesel::insert_into(club_extensions::table).values(extension).execute(conn).await.map(|_| ())
+    diesel::insert_into(club_extensions::table)
+        .values(extension)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// What a CRM sync job asks the provider to do.
@@ -439,7 +586,13 @@ pub struct CrmSync {
 
 /// Every enrollment change enqueues its CRM sync (seed 004): the enrollment's
 /// `sync_status` goes back to pending until the job succeeds.
-async fn enqueue_crm_sync(conn: &mut AsyncPgConnection, scope: Tenant, enrollment: &Enrollment, stage_id: Uuid, action: &str) -> QueryResult<()> {
+async fn enqueue_crm_sync(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment: &Enrollment,
+    stage_id: Uuid,
+    action: &str,
+) -> QueryResult<()> {
     let discount: Option<String> = club_stages::table
         .filter(club_stages::tenant_id.eq(scope.id()))
         .filter(club_stages::id.eq(stage_id))
@@ -461,22 +614,40 @@ async fn enqueue_crm_sync(conn: &mut AsyncPgConnection, scope: Tenant, enrollmen
         ))
         .execute(conn)
         .await?;
-    diesel::update(club_enrollments::table.filter(club_enrollments::tenant_id.eq(scope.id())).filter(club_enrollments::id.eq(enrollment.id)))
-        .set(club_enrollments::sync_status.eq(SyncStatus::Pending))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        club_enrollments::table
+            .filter(club_enrollments::tenant_id.eq(scope.id()))
+            .filter(club_enrollments::id.eq(enrollment.id)),
+    )
+    .set(club_enrollments::sync_status.eq(SyncStatus::Pending))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-async fn set_club_member(conn: &mut AsyncPgConnection, scope: Tenant, customer: Uuid, member: bool) -> QueryResult<()> {
-    diesel::update(customers::table.filter(customers::tenant_id.eq(scope.id())).filter(customers::id.eq(customer)))
-        .set(customers::is_club_member.eq(member))
-        .execute(conn)
-        .await
-        .map(|_| ())
+async fn set_club_member(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer: Uuid,
+    member: bool,
+) -> QueryResult<()> {
+    diesel::update(
+        customers::table
+            .filter(customers::tenant_id.eq(scope.id()))
+            .filter(customers::id.eq(customer)),
+    )
+    .set(customers::is_club_member.eq(member))
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
-async fn enrollment_changed(conn: &mut AsyncPgConnection, scope: Tenant, e: &Enrollment, change: &str) -> QueryResult<()> {
+async fn enrollment_changed(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    e: &Enrollment,
+    change: &str,
+) -> QueryResult<()> {
     events::record(
         conn,
         scope,
@@ -497,14 +668,33 @@ pub struct Enroll {
 /// Enrolls a customer at a stage: `expires_at = enrolled_at + stage.duration_months`.
 /// One active enrollment per customer per program: checked here, and by the partial
 /// unique index when two enrollments race.
-pub async fn enroll(conn: &mut AsyncPgConnection, scope: Tenant, input: Enroll, key: Option<&str>) -> OpResult<Uuid> {
+pub async fn enroll(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: Enroll,
+    key: Option<&str>,
+) -> OpResult<Uuid> {
     idempotency::once(conn, scope, key, "enrollCustomer", &input, async |conn| {
         lock_customer(conn, scope, input.customer_id, &["input", "customerId"]).await?;
         let stage = active_stage(conn, scope, input.stage_id, &["input", "stageId"]).await?;
-        let order = qualifying_order(conn, scope, input.customer_id, input.qualifying_order_id, &stage).await?;
-        if !current_enrollments(conn, scope, &[input.customer_id]).await?.is_empty() {
-            return Err(user(UserErrorCode::AlreadyEnrolled, &["input", "customerId"], "the customer already has an active enrollment"));
+        if !current_enrollments(conn, scope, &[input.customer_id])
+            .await?
+            .is_empty()
+        {
+            return Err(user(
+                UserErrorCode::AlreadyEnrolled,
+                &["input", "customerId"],
+                "the customer already has an active enrollment",
+            ));
         }
+        let order = qualifying_order(
+            conn,
+            scope,
+            input.customer_id,
+            input.qualifying_order_id,
+            &stage,
+        )
+        .await?;
         let now = Utc::now();
         let enrollment = diesel::insert_into(club_enrollments::table)
             .values(NewEnrollment {
@@ -520,21 +710,26 @@ pub async fn enroll(conn: &mut AsyncPgConnection, scope: Tenant, input: Enroll, 
             .get_result(conn)
             .await
             .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    user(UserErrorCode::AlreadyEnrolled, &["input", "customerId"], "the customer already has an active enrollment")
-                }
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user(
+                    UserErrorCode::AlreadyEnrolled,
+                    &["input", "customerId"],
+                    "the customer already has an active enrollment",
+                ),
                 e => e.into(),
             })?;
-        write_extension(conn, NewExtension {
-            tenant_id: scope.id(),
-            enrollment_id: enrollment.id,
-            extension_type: ExtensionType::Enrolled,
-            from_stage_id: None,
-            to_stage_id: Some(stage.id),
-            previous_expires_at: None,
-            new_expires_at: Some(enrollment.expires_at),
-            qualifying_order_id: order,
-        })
+        write_extension(
+            conn,
+            NewExtension {
+                tenant_id: scope.id(),
+                enrollment_id: enrollment.id,
+                extension_type: ExtensionType::Enrolled,
+                from_stage_id: None,
+                to_stage_id: Some(stage.id),
+                previous_expires_at: None,
+                new_expires_at: Some(enrollment.expires_at),
+                qualifying_order_id: order,
+            },
+        )
         .await?;
         set_club_member(conn, scope, input.customer_id, true).await?;
         enqueue_crm_sync(conn, scope, &enrollment, stage.id, "add").await?;
@@ -544,7 +739,11 @@ pub async fn enroll(conn: &mut AsyncPgConnection, scope: Tenant, input: Enroll, 
     .await
 }
 
-async fn lock_active_enrollment(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Enrollment> {
+async fn lock_active_enrollment(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> OpResult<Enrollment> {
     let enrollment = club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .filter(club_enrollments::id.eq(id))
@@ -553,29 +752,71 @@ async fn lock_active_enrollment(conn: &mut AsyncPgConnection, scope: Tenant, id:
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "enrollmentId"], "no such enrollment"))?;
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "enrollmentId"],
+                "no such enrollment",
+            )
+        })?;
     if enrollment.status != EnrollmentStatus::Active {
-        return Err(user(UserErrorCode::InvalidTransition, &["input", "enrollmentId"], "only an active enrollment can change"));
+        return Err(user(
+            UserErrorCode::InvalidTransition,
+            &["input", "enrollmentId"],
+            "only an active enrollment can change",
+        ));
     }
     Ok(enrollment)
 }
 
-async fn close_enrollment(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, status: EnrollmentStatus, ended_at: DateTime<Utc>) -> QueryResult<Enrollment> {
-    diesel::update(club_enrollments::table.filter(club_enrollments::tenant_id.eq(scope.id())).filter(club_enrollments::id.eq(id)))
-        .set((club_enrollments::status.eq(status), club_enrollments::ended_at.eq(ended_at)))
-        .returning(Enrollment::as_returning())
-        .get_result(conn)
-        .await
+async fn close_enrollment(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    status: EnrollmentStatus,
+    ended_at: DateTime<Utc>,
+) -> QueryResult<Enrollment> {
+    diesel::update(
+        club_enrollments::table
+            .filter(club_enrollments::tenant_id.eq(scope.id()))
+            .filter(club_enrollments::id.eq(id)),
+    )
+    .set((
+        club_enrollments::status.eq(status),
+        club_enrollments::ended_at.eq(ended_at),
+    ))
+    .returning(Enrollment::as_returning())
+    .get_result(conn)
+    .await
 }
 
 /// Upgrades to a higher stage: the original `enrolled_at` is kept and `expires_at` is
 /// recomputed from it; the superseded row is marked `upgraded` (history is kept).
-pub async fn upgrade(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id: Uuid, stage_id: Uuid, order: Option<Uuid>) -> OpResult<Uuid> {
+pub async fn upgrade(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment_id: Uuid,
+    stage_id: Uuid,
+    order: Option<Uuid>,
+) -> OpResult<Uuid> {
     let current = lock_active_enrollment(conn, scope, enrollment_id).await?;
-    let from = stages_by_ids(conn, scope, &[current.stage_id]).await?.pop().ok_or_else(|| user(UserErrorCode::NotFound, &["input", "enrollmentId"], "stage missing"))?;
+    let from = stages_by_ids(conn, scope, &[current.stage_id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "enrollmentId"],
+                "stage missing",
+            )
+        })?;
     let to = active_stage(conn, scope, stage_id, &["input", "stageId"]).await?;
     if to.stage_order <= from.stage_order {
-        return Err(user(UserErrorCode::InvalidTransition, &["input", "stageId"], "an upgrade goes to a higher stage"));
+        return Err(user(
+            UserErrorCode::InvalidTransition,
+            &["input", "stageId"],
+            "an upgrade goes to a higher stage",
+        ));
     }
     let order = qualifying_order(conn, scope, current.customer_id, order, &to).await?;
     let now = Utc::now();
@@ -593,16 +834,19 @@ pub async fn upgrade(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id:
         .returning(Enrollment::as_returning())
         .get_result(conn)
         .await?;
-    write_extension(conn, NewExtension {
-        tenant_id: scope.id(),
-        enrollment_id: upgraded.id,
-        extension_type: ExtensionType::Upgrade,
-        from_stage_id: Some(from.id),
-        to_stage_id: Some(to.id),
-        previous_expires_at: Some(current.expires_at),
-        new_expires_at: Some(upgraded.expires_at),
-        qualifying_order_id: order,
-    })
+    write_extension(
+        conn,
+        NewExtension {
+            tenant_id: scope.id(),
+            enrollment_id: upgraded.id,
+            extension_type: ExtensionType::Upgrade,
+            from_stage_id: Some(from.id),
+            to_stage_id: Some(to.id),
+            previous_expires_at: Some(current.expires_at),
+            new_expires_at: Some(upgraded.expires_at),
+            qualifying_order_id: order,
+        },
+    )
     .await?;
     enqueue_crm_sync(conn, scope, &old, from.id, "remove").await?;
     enqueue_crm_sync(conn, scope, &upgraded, to.id, "add").await?;
@@ -613,9 +857,23 @@ pub async fn upgrade(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id:
 
 /// Renews: extends from the current expiry by the stage's duration, linked to the
 /// qualifying order.
-pub async fn renew(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id: Uuid, order: Uuid) -> OpResult<Uuid> {
+pub async fn renew(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment_id: Uuid,
+    order: Uuid,
+) -> OpResult<Uuid> {
     let current = lock_active_enrollment(conn, scope, enrollment_id).await?;
-    let stage = stages_by_ids(conn, scope, &[current.stage_id]).await?.pop().ok_or_else(|| user(UserErrorCode::NotFound, &["input", "enrollmentId"], "stage missing"))?;
+    let stage = stages_by_ids(conn, scope, &[current.stage_id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "enrollmentId"],
+                "stage missing",
+            )
+        })?;
     let already_used = club_extensions::table
         .filter(club_extensions::tenant_id.eq(scope.id()))
         .filter(club_extensions::qualifying_order_id.eq(order))
@@ -624,50 +882,88 @@ pub async fn renew(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id: U
         .get_result::<i64>(conn)
         .await?;
     if already_used > 0 {
-        return Err(user(UserErrorCode::NotEligible, &["input", "qualifyingOrderId"], "this order already renewed a membership"));
+        return Err(user(
+            UserErrorCode::NotEligible,
+            &["input", "qualifyingOrderId"],
+            "this order already renewed a membership",
+        ));
     }
     let order = qualifying_order(conn, scope, current.customer_id, Some(order), &stage).await?;
     let expires_at = add_months(current.expires_at, stage.duration_months);
-    let renewed = diesel::update(club_enrollments::table.filter(club_enrollments::tenant_id.eq(scope.id())).filter(club_enrollments::id.eq(current.id)))
-        .set((club_enrollments::expires_at.eq(expires_at), club_enrollments::qualifying_order_id.eq(order)))
-        .returning(Enrollment::as_returning())
-        .get_result(conn)
-        .await?;
-    write_extension(conn, NewExtension {
-        tenant_id: scope.id(),
-        enrollment_id: current.id,
-        extension_type: ExtensionType::Renewal,
-        from_stage_id: Some(stage.id),
-        to_stage_id: Some(stage.id),
-        previous_expires_at: Some(current.expires_at),
-        new_expires_at: Some(expires_at),
-        qualifying_order_id: order,
-    })
+    let renewed = diesel::update(
+        club_enrollments::table
+            .filter(club_enrollments::tenant_id.eq(scope.id()))
+            .filter(club_enrollments::id.eq(current.id)),
+    )
+    .set((
+        club_enrollments::expires_at.eq(expires_at),
+        club_enrollments::qualifying_order_id.eq(order),
+    ))
+    .returning(Enrollment::as_returning())
+    .get_result(conn)
+    .await?;
+    write_extension(
+        conn,
+        NewExtension {
+            tenant_id: scope.id(),
+            enrollment_id: current.id,
+            extension_type: ExtensionType::Renewal,
+            from_stage_id: Some(stage.id),
+            to_stage_id: Some(stage.id),
+            previous_expires_at: Some(current.expires_at),
+            new_expires_at: Some(expires_at),
+            qualifying_order_id: order,
+        },
+    )
     .await?;
     enqueue_crm_sync(conn, scope, &renewed, stage.id, "add").await?;
     enrollment_changed(conn, scope, &renewed, "renewed").await?;
     Ok(renewed.id)
 }
 
-pub async fn cancel(conn: &mut AsyncPgConnection, scope: Tenant, enrollment_id: Uuid) -> OpResult<Uuid> {
+pub async fn cancel(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment_id: Uuid,
+) -> OpResult<Uuid> {
     let current = lock_active_enrollment(conn, scope, enrollment_id).await?;
-    end_membership(conn, scope, current, EnrollmentStatus::Cancelled, Utc::now()).await?;
+    end_membership(
+        conn,
+        scope,
+        current,
+        EnrollmentStatus::Cancelled,
+        Utc::now(),
+    )
+    .await?;
     Ok(enrollment_id)
 }
 
-async fn end_membership(conn: &mut AsyncPgConnection, scope: Tenant, current: Enrollment, status: EnrollmentStatus, at: DateTime<Utc>) -> OpResult<()> {
+async fn end_membership(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    current: Enrollment,
+    status: EnrollmentStatus,
+    at: DateTime<Utc>,
+) -> OpResult<()> {
     let ended = close_enrollment(conn, scope, current.id, status, at).await?;
-    let kind = if status == EnrollmentStatus::Expired { ExtensionType::Expired } else { ExtensionType::Cancelled };
-    write_extension(conn, NewExtension {
-        tenant_id: scope.id(),
-        enrollment_id: current.id,
-        extension_type: kind,
-        from_stage_id: Some(current.stage_id),
-        to_stage_id: None,
-        previous_expires_at: Some(current.expires_at),
-        new_expires_at: None,
-        qualifying_order_id: None,
-    })
+    let kind = if status == EnrollmentStatus::Expired {
+        ExtensionType::Expired
+    } else {
+        ExtensionType::Cancelled
+    };
+    write_extension(
+        conn,
+        NewExtension {
+            tenant_id: scope.id(),
+            enrollment_id: current.id,
+            extension_type: kind,
+            from_stage_id: Some(current.stage_id),
+            to_stage_id: None,
+            previous_expires_at: Some(current.expires_at),
+            new_expires_at: None,
+            qualifying_order_id: None,
+        },
+    )
     .await?;
     set_club_member(conn, scope, current.customer_id, false).await?;
     enqueue_crm_sync(conn, scope, &ended, current.stage_id, "remove").await?;
@@ -677,7 +973,11 @@ async fn end_membership(conn: &mut AsyncPgConnection, scope: Tenant, current: En
 
 /// Expires every active enrollment whose `expires_at` has passed (at `as_of`). Run by the
 /// scheduler and by the `expireEnrollments` mutation. Returns the expired ids.
-pub async fn expire_due(conn: &mut AsyncPgConnection, scope: Tenant, as_of: DateTime<Utc>) -> OpResult<Vec<Uuid>> {
+pub async fn expire_due(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    as_of: DateTime<Utc>,
+) -> OpResult<Vec<Uuid>> {
     let due: Vec<Enrollment> = club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .filter(club_enrollments::status.eq(EnrollmentStatus::Active))
@@ -710,11 +1010,20 @@ pub struct LedgerEntry<'a> {
 
 /// The one way points move: lock the customer, append the entry with its running
 /// balance, update the cached balance. A debit beyond the balance is INSUFFICIENT_POINTS.
-pub async fn append_ledger(conn: &mut AsyncPgConnection, scope: Tenant, entry: LedgerEntry<'_>) -> OpResult<PointTransaction> {
-    let (balance, lifetime) = lock_customer(conn, scope, entry.customer_id, &["input", "customerId"]).await?;
+pub async fn append_ledger(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    entry: LedgerEntry<'_>,
+) -> OpResult<PointTransaction> {
+    let (balance, lifetime) =
+        lock_customer(conn, scope, entry.customer_id, &["input", "customerId"]).await?;
     let new_balance = balance + entry.points;
     if new_balance < 0 {
-        return Err(user(UserErrorCode::InsufficientPoints, &["input", "customerId"], "not enough points"));
+        return Err(user(
+            UserErrorCode::InsufficientPoints,
+            &["input", "customerId"],
+            "not enough points",
+        ));
     }
     let sequence: i64 = point_transactions::table
         .filter(point_transactions::tenant_id.eq(scope.id()))
@@ -724,13 +1033,26 @@ pub async fn append_ledger(conn: &mut AsyncPgConnection, scope: Tenant, entry: L
         .await?
         .unwrap_or(0)
         + 1;
-    let credit = matches!(entry.kind, PointTransactionType::Earned | PointTransactionType::Bonus)
-        || (entry.kind == PointTransactionType::Adjusted && entry.points > 0);
-    let new_lifetime = if credit { lifetime + entry.points } else { lifetime };
-    diesel::update(customers::table.filter(customers::tenant_id.eq(scope.id())).filter(customers::id.eq(entry.customer_id)))
-        .set((customers::points_balance.eq(new_balance), customers::points_lifetime.eq(new_lifetime)))
-        .execute(conn)
-        .await?;
+    let credit = matches!(
+        entry.kind,
+        PointTransactionType::Earned | PointTransactionType::Bonus
+    ) || (entry.kind == PointTransactionType::Adjusted && entry.points > 0);
+    let new_lifetime = if credit {
+        lifetime + entry.points
+    } else {
+        lifetime
+    };
+    diesel::update(
+        customers::table
+            .filter(customers::tenant_id.eq(scope.id()))
+            .filter(customers::id.eq(entry.customer_id)),
+    )
+    .set((
+        customers::points_balance.eq(new_balance),
+        customers::points_lifetime.eq(new_lifetime),
+    ))
+    .execute(conn)
+    .await?;
     let transaction = diesel::insert_into(point_transactions::table)
         .values((
             point_transactions::tenant_id.eq(scope.id()),
@@ -759,7 +1081,11 @@ pub async fn append_ledger(conn: &mut AsyncPgConnection, scope: Tenant, entry: L
 }
 
 fn floor_points(value: &BigDecimal) -> i64 {
-    value.with_scale_round(0, RoundingMode::Floor).to_i64().unwrap_or(0).max(0)
+    value
+        .with_scale_round(0, RoundingMode::Floor)
+        .to_i64()
+        .unwrap_or(0)
+        .max(0)
 }
 
 /// Points an order earns (seed 004): only while the membership is active at the order's
@@ -779,20 +1105,38 @@ pub async fn earn_for_order(
     }
     let enrollments = enrollments_of(conn, scope, &[customer_id]).await?;
     let active_at_order = enrollments.iter().any(|e| {
-        e.status == EnrollmentStatus::Active && e.enrolled_at <= ordered_at && ordered_at < e.expires_at
+        e.status == EnrollmentStatus::Active
+            && e.enrolled_at <= ordered_at
+            && ordered_at < e.expires_at
     });
-    if !active_at_order || cumulative_membership_days(&enrollments, ordered_at) < i64::from(rules.min_membership_days) {
+    if !active_at_order
+        || cumulative_membership_days(&enrollments, ordered_at)
+            < i64::from(rules.min_membership_days)
+    {
         return Ok(Vec::new());
     }
     let base = floor_points(&(order_total * &rules.points_per_dollar));
-    let bonus = floor_points(&(BigDecimal::from(base) * &rules.bonus_percentage / BigDecimal::from(100)));
+    let bonus =
+        floor_points(&(BigDecimal::from(base) * &rules.bonus_percentage / BigDecimal::from(100)));
     let mut entries = Vec::new();
     for (kind, points, description) in [
         (PointTransactionType::Earned, base, "Points for an order"),
-        (PointTransactionType::Bonus, bonus, "Bonus points for an order"),
+        (
+            PointTransactionType::Bonus,
+            bonus,
+            "Bonus points for an order",
+        ),
     ] {
         if points > 0 {
-            let entry = LedgerEntry { customer_id, kind, points, order_id: Some(order_id), reward_id: None, redemption_id: None, description: Some(description) };
+            let entry = LedgerEntry {
+                customer_id,
+                kind,
+                points,
+                order_id: Some(order_id),
+                reward_id: None,
+                redemption_id: None,
+                description: Some(description),
+            };
             entries.push(append_ledger(conn, scope, entry).await?);
         }
     }
@@ -806,12 +1150,28 @@ pub struct AdjustPoints {
     pub reason: String,
 }
 
-pub async fn adjust_points(conn: &mut AsyncPgConnection, scope: Tenant, input: AdjustPoints, key: Option<&str>) -> OpResult<Uuid> {
+pub async fn adjust_points(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: AdjustPoints,
+    key: Option<&str>,
+) -> OpResult<Uuid> {
     if input.points == 0 || input.points.abs() > 10_000_000 {
-        return Err(user(UserErrorCode::Invalid, &["input", "points"], "points must be non-zero and at most 10,000,000"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "points"],
+            "points must be non-zero and at most 10,000,000",
+        ));
     }
-    if input.reason.trim().is_empty() || input.reason.chars().count() > 500 || input.reason.contains('\0') {
-        return Err(user(UserErrorCode::Invalid, &["input", "reason"], "a reason of 1-500 characters is required"));
+    if input.reason.trim().is_empty()
+        || input.reason.chars().count() > 500
+        || input.reason.contains('\0')
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "reason"],
+            "a reason of 1-500 characters is required",
+        ));
     }
     idempotency::once(conn, scope, key, "adjustPoints", &input, async |conn| {
         let entry = LedgerEntry {
@@ -837,24 +1197,52 @@ pub struct RulesUpdate {
     pub is_active: Option<bool>,
 }
 
-pub async fn update_rules(conn: &mut AsyncPgConnection, scope: Tenant, update: RulesUpdate) -> OpResult<LoyaltyRules> {
+pub async fn update_rules(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    update: RulesUpdate,
+) -> OpResult<LoyaltyRules> {
     let current = rules(conn, scope).await?;
     let next = LoyaltyRules {
-        points_per_dollar: update.points_per_dollar.unwrap_or(current.points_per_dollar),
+        points_per_dollar: update
+            .points_per_dollar
+            .unwrap_or(current.points_per_dollar),
         bonus_percentage: update.bonus_percentage.unwrap_or(current.bonus_percentage),
-        min_membership_days: update.min_membership_days.unwrap_or(current.min_membership_days),
-        point_dollar_value: update.point_dollar_value.unwrap_or(current.point_dollar_value),
+        min_membership_days: update
+            .min_membership_days
+            .unwrap_or(current.min_membership_days),
+        point_dollar_value: update
+            .point_dollar_value
+            .unwrap_or(current.point_dollar_value),
         is_active: update.is_active.unwrap_or(current.is_active),
     };
     let zero = BigDecimal::from(0);
-    if next.points_per_dollar < zero || next.points_per_dollar >= BigDecimal::from(1_000_000) || next.points_per_dollar.fractional_digit_count() > 2 {
-        return Err(user(UserErrorCode::Invalid, &["input", "pointsPerDollar"], "pointsPerDollar must be 0 to 999999.99"));
+    if next.points_per_dollar < zero
+        || next.points_per_dollar >= 1_000_000
+        || next.points_per_dollar.fractional_digit_count() > 2
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "pointsPerDollar"],
+            "pointsPerDollar must be 0 to 999999.99",
+        ));
     }
-    if next.bonus_percentage < zero || next.bonus_percentage > BigDecimal::from(100) || next.bonus_percentage.fractional_digit_count() > 2 {
-        return Err(user(UserErrorCode::Invalid, &["input", "bonusPercentage"], "bonusPercentage must be 0 to 100"));
+    if next.bonus_percentage < zero
+        || next.bonus_percentage > 100
+        || next.bonus_percentage.fractional_digit_count() > 2
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "bonusPercentage"],
+            "bonusPercentage must be 0 to 100",
+        ));
     }
     if !(0..=36_500).contains(&next.min_membership_days) {
-        return Err(user(UserErrorCode::Invalid, &["input", "minMembershipDays"], "minMembershipDays must be 0 to 36500"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "minMembershipDays"],
+            "minMembershipDays must be 0 to 36500",
+        ));
     }
     check_money(&next.point_dollar_value, &["input", "pointDollarValue"])?;
     use loyalty_point_rules as r;
@@ -883,39 +1271,82 @@ fn check_reward(fields: &RewardFields) -> Result<(), OpError> {
         check_name("name", name)?;
     }
     if fields.points_cost.is_some_and(|c| c <= 0) {
-        return Err(user(UserErrorCode::Invalid, &["input", "pointsCost"], "pointsCost must be positive"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "pointsCost"],
+            "pointsCost must be positive",
+        ));
     }
     if fields.inventory.flatten().is_some_and(|i| i < 0) {
-        return Err(user(UserErrorCode::Invalid, &["input", "inventory"], "inventory cannot be negative"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "inventory"],
+            "inventory cannot be negative",
+        ));
     }
     if let (Some(Some(from)), Some(Some(until))) = (fields.available_from, fields.available_until) {
         if until <= from {
-            return Err(user(UserErrorCode::Invalid, &["input", "availableUntil"], "availableUntil must be after availableFrom"));
+            return Err(user(
+                UserErrorCode::Invalid,
+                &["input", "availableUntil"],
+                "availableUntil must be after availableFrom",
+            ));
         }
     }
-    if fields.description.as_ref().and_then(|d| d.as_ref()).is_some_and(|d| d.chars().count() > 5000 || d.contains('\0')) {
-        return Err(user(UserErrorCode::Invalid, &["input", "description"], "description must be at most 5000 characters"));
+    if fields
+        .description
+        .as_ref()
+        .and_then(|d| d.as_ref())
+        .is_some_and(|d| d.chars().count() > 5000 || d.contains('\0'))
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "description"],
+            "description must be at most 5000 characters",
+        ));
     }
     Ok(())
 }
 
-pub async fn create_reward(conn: &mut AsyncPgConnection, scope: Tenant, fields: RewardFields) -> OpResult<Reward> {
+pub async fn create_reward(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    fields: RewardFields,
+) -> OpResult<Reward> {
     check_reward(&fields)?;
     if fields.name.is_none() || fields.points_cost.is_none() || fields.reward_type.is_none() {
-        return Err(user(UserErrorCode::Invalid, &["input"], "name, rewardType and pointsCost are required"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input"],
+            "name, rewardType and pointsCost are required",
+        ));
     }
     let reward = diesel::insert_into(loyalty_rewards::table)
         .values((loyalty_rewards::tenant_id.eq(scope.id()), fields))
         .returning(Reward::as_returning())
         .get_result(conn)
         .await?;
-    events::record(conn, scope, "reward.saved", reward.id, json!({ "name": reward.name })).await?;
+    events::record(
+        conn,
+        scope,
+        "reward.saved",
+        reward.id,
+        json!({ "name": reward.name }),
+    )
+    .await?;
     Ok(reward)
 }
 
-pub async fn update_reward(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, fields: RewardFields) -> OpResult<Reward> {
+pub async fn update_reward(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    fields: RewardFields,
+) -> OpResult<Reward> {
     check_reward(&fields)?;
-    let target = loyalty_rewards::table.filter(loyalty_rewards::tenant_id.eq(scope.id())).filter(loyalty_rewards::id.eq(id));
+    let target = loyalty_rewards::table
+        .filter(loyalty_rewards::tenant_id.eq(scope.id()))
+        .filter(loyalty_rewards::id.eq(id));
     let reward = diesel::update(target)
         .set(fields)
         .returning(Reward::as_returning())
@@ -923,14 +1354,25 @@ pub async fn update_reward(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid
         .await
         .optional()
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
-                user(UserErrorCode::Invalid, &["input", "availableUntil"], "availableUntil must be after availableFrom")
+            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => user(
+                UserErrorCode::Invalid,
+                &["input", "availableUntil"],
+                "availableUntil must be after availableFrom",
+            ),
+            DieselError::QueryBuilderError(_) => {
+                user(UserErrorCode::Invalid, &["input"], "nothing to update")
             }
-            DieselError::QueryBuilderError(_) => user(UserErrorCode::Invalid, &["input"], "nothing to update"),
             e => e.into(),
         })?
         .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "id"], "no such reward"))?;
-    events::record(conn, scope, "reward.saved", reward.id, json!({ "name": reward.name })).await?;
+    events::record(
+        conn,
+        scope,
+        "reward.saved",
+        reward.id,
+        json!({ "name": reward.name }),
+    )
+    .await?;
     Ok(reward)
 }
 
@@ -941,7 +1383,11 @@ pub struct Redeem {
     pub quantity: i32,
 }
 
-async fn redemption_changed(conn: &mut AsyncPgConnection, scope: Tenant, r: &Redemption) -> QueryResult<()> {
+async fn redemption_changed(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    r: &Redemption,
+) -> QueryResult<()> {
     events::record(
         conn,
         scope,
@@ -956,9 +1402,18 @@ async fn redemption_changed(conn: &mut AsyncPgConnection, scope: Tenant, r: &Red
 /// transaction) takes the stock with a conditional decrement (no oversell under any
 /// concurrency), debits the points through the ledger (never negative), and creates the
 /// `pending` redemption. Any failure rolls all of it back.
-pub async fn redeem(conn: &mut AsyncPgConnection, scope: Tenant, input: Redeem, key: Option<&str>) -> OpResult<Uuid> {
+pub async fn redeem(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: Redeem,
+    key: Option<&str>,
+) -> OpResult<Uuid> {
     if !(1..=1000).contains(&input.quantity) {
-        return Err(user(UserErrorCode::Invalid, &["input", "quantity"], "quantity must be 1 to 1000"));
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "quantity"],
+            "quantity must be 1 to 1000",
+        ));
     }
     idempotency::once(conn, scope, key, "redeemReward", &input, async |conn| {
         let field = &["input", "rewardId"];
@@ -967,7 +1422,11 @@ pub async fn redeem(conn: &mut AsyncPgConnection, scope: Tenant, input: Redeem, 
             .pop()
             .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such reward"))?;
         if !reward.is_open(Utc::now()) {
-            return Err(user(UserErrorCode::RewardUnavailable, field, "this reward is not available now"));
+            return Err(user(
+                UserErrorCode::RewardUnavailable,
+                field,
+                "this reward is not available now",
+            ));
         }
         // Customer exists? (Checked before taking stock, so an unknown id is NOT_FOUND.)
         lock_customer(conn, scope, input.customer_id, &["input", "customerId"]).await?;
@@ -981,7 +1440,11 @@ pub async fn redeem(conn: &mut AsyncPgConnection, scope: Tenant, input: Redeem, 
         .execute(conn)
         .await?;
         if taken == 0 && reward.inventory.is_some() {
-            return Err(user(UserErrorCode::OutOfStock, field, "not enough of this reward left"));
+            return Err(user(
+                UserErrorCode::OutOfStock,
+                field,
+                "not enough of this reward left",
+            ));
         }
         let cost = i64::from(reward.points_cost) * i64::from(input.quantity);
         let redemption = diesel::insert_into(reward_redemptions::table)
@@ -996,15 +1459,19 @@ pub async fn redeem(conn: &mut AsyncPgConnection, scope: Tenant, input: Redeem, 
             .get_result(conn)
             .await?;
         let description = format!("Redeemed {} × {}", input.quantity, reward.name);
-        append_ledger(conn, scope, LedgerEntry {
-            customer_id: input.customer_id,
-            kind: PointTransactionType::Redeemed,
-            points: -cost,
-            order_id: None,
-            reward_id: Some(reward.id),
-            redemption_id: Some(redemption.id),
-            description: Some(&description),
-        })
+        append_ledger(
+            conn,
+            scope,
+            LedgerEntry {
+                customer_id: input.customer_id,
+                kind: PointTransactionType::Redeemed,
+                points: -cost,
+                order_id: None,
+                reward_id: Some(reward.id),
+                redemption_id: Some(redemption.id),
+                description: Some(&description),
+            },
+        )
         .await?;
         redemption_changed(conn, scope, &redemption).await?;
         Ok(redemption.id)
@@ -1021,7 +1488,12 @@ pub enum RedemptionAction {
 
 /// `pending → fulfilled`, `pending → cancelled` (points and stock restored),
 /// `fulfilled → refunded` (points restored); anything else is INVALID_TRANSITION.
-pub async fn transition_redemption(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid, action: RedemptionAction) -> OpResult<Uuid> {
+pub async fn transition_redemption(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    action: RedemptionAction,
+) -> OpResult<Uuid> {
     use RedemptionStatus::*;
     let current = reward_redemptions::table
         .filter(reward_redemptions::tenant_id.eq(scope.id()))
@@ -1031,7 +1503,13 @@ pub async fn transition_redemption(conn: &mut AsyncPgConnection, scope: Tenant, 
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "redemptionId"], "no such redemption"))?;
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "redemptionId"],
+                "no such redemption",
+            )
+        })?;
     let (next, restore_points, restore_stock) = match (current.status, action) {
         (Pending, RedemptionAction::Fulfill) => (Fulfilled, false, false),
         (Pending, RedemptionAction::Cancel) => (Cancelled, true, true),
@@ -1040,33 +1518,70 @@ pub async fn transition_redemption(conn: &mut AsyncPgConnection, scope: Tenant, 
             return Err(user(
                 UserErrorCode::InvalidTransition,
                 &["input", "redemptionId"],
-                &format!("a {} redemption cannot be {}", from.as_str(), match action {
-                    RedemptionAction::Fulfill => "fulfilled",
-                    RedemptionAction::Cancel => "cancelled",
-                    RedemptionAction::Refund => "refunded",
-                }),
+                &format!(
+                    "a {} redemption cannot be {}",
+                    from.as_str(),
+                    match action {
+                        RedemptionAction::Fulfill => "fulfilled",
+                        RedemptionAction::Cancel => "cancelled",
+                        RedemptionAction::Refund => "refunded",
+                    }
+                ),
             ))
         }
     };
     let now = Utc::now();
-    let target = reward_redemptions::table.filter(reward_redemptions::tenant_id.eq(scope.id())).filter(reward_redemptions::id.eq(id));
+    let target = reward_redemptions::table
+        .filter(reward_redemptions::tenant_id.eq(scope.id()))
+        .filter(reward_redemptions::id.eq(id));
     let updated = match next {
-        Fulfilled => diesel::update(target).set((reward_redemptions::status.eq(next), reward_redemptions::fulfilled_at.eq(now))).returning(Redemption::as_returning()).get_result(conn).await?,
-        Cancelled => diesel::update(target).set((reward_redemptions::status.eq(next), reward_redemptions::cancelled_at.eq(now))).returning(Redemption::as_returning()).get_result(conn).await?,
-        _ => diesel::update(target).set((reward_redemptions::status.eq(next), reward_redemptions::refunded_at.eq(now))).returning(Redemption::as_returning()).get_result(conn).await?,
+        Fulfilled => {
+            diesel::update(target)
+                .set((
+                    reward_redemptions::status.eq(next),
+                    reward_redemptions::fulfilled_at.eq(now),
+                ))
+                .returning(Redemption::as_returning())
+                .get_result(conn)
+                .await?
+        }
+        Cancelled => {
+            diesel::update(target)
+                .set((
+                    reward_redemptions::status.eq(next),
+                    reward_redemptions::cancelled_at.eq(now),
+                ))
+                .returning(Redemption::as_returning())
+                .get_result(conn)
+                .await?
+        }
+        _ => {
+            diesel::update(target)
+                .set((
+                    reward_redemptions::status.eq(next),
+                    reward_redemptions::refunded_at.eq(now),
+                ))
+                .returning(Redemption::as_returning())
+                .get_result(conn)
+                .await?
+        }
     };
     // Customer before reward, as in `redeem`: one lock order, no deadlock.
     if restore_points {
         let description = format!("Points returned for redemption ({})", next.as_str());
-        append_ledger(conn, scope, LedgerEntry {
-            customer_id: current.customer_id,
-            kind: PointTransactionType::Refunded,
-            points: current.points_spent,
-            order_id: None,
-            reward_id: Some(current.reward_id),
-            redemption_id: Some(current.id),
-            description: Some(&description),
-        })
+        append_ledger(
+            conn,
+            scope,
+            LedgerEntry {
+                customer_id: current.customer_id,
+                kind: PointTransactionType::Refunded,
+                points: current.points_spent,
+                order_id: None,
+                reward_id: Some(current.reward_id),
+                redemption_id: Some(current.id),
+                description: Some(&description),
+            },
+        )
         .await?;
     }
     if restore_stock {
