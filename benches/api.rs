@@ -12,7 +12,10 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,customersPage` |
+//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward` |
+//!
+//! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
+//! ledger and stock invariants after the run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,27 @@ const CUSTOMER_360: &str = "query($id: ID) { customer(id: $id) {
 
 const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
   currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
+
+const REDEEM: &str = "mutation($c: ID!, $r: ID!) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: 1 }) {
+  redemption { id status } userErrors { code } } }";
+
+/// A 10-point reward with unlimited stock, so each funded customer can redeem often.
+async fn create_bench_reward(client: &reqwest::Client, url: &str, key: &str) -> String {
+    let response: Value = client
+        .post(url)
+        .bearer_auth(key)
+        .json(&json!({ "query": "mutation { createReward(input: { name: \"Bench reward\", rewardType: MERCHANDISE, pointsCost: 10, unlimitedInventory: true }) { reward { id } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["data"]["createReward"]["reward"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createReward: {response}"))
+        .to_owned()
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -156,7 +180,10 @@ async fn run() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let scenarios = env_or("BENCH_SCENARIOS", "customer360,customersPage".to_string());
+    let scenarios = env_or(
+        "BENCH_SCENARIOS",
+        "customer360,customersPage,redeemReward".to_string(),
+    );
 
     let (url, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) => (url, None),
@@ -210,12 +237,22 @@ async fn run() {
             .unwrap();
     }
     let (_, key) = db::tenant::in_tenant_transaction(&mut owner, tenant.id, |conn, scope| {
-        async move { tenancy::create_api_key(conn, scope, "bench", Role::Analyst).await }
+        async move { tenancy::create_api_key(conn, scope, "bench", Role::Admin).await }
             .scope_boxed()
     })
     .await
     .map_err(|e| format!("{e:?}"))
     .unwrap();
+    let funded: Vec<Uuid> = diesel::sql_query(
+        "SELECT id FROM customers WHERE tenant_id = $1 AND points_balance >= 100 ORDER BY md5(id::text) LIMIT 20000",
+    )
+    .bind::<SqlUuid, _>(tenant.id)
+    .load::<Id>(&mut owner)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
     let ids: Vec<Uuid> = diesel::sql_query(
         "SELECT id FROM customers WHERE tenant_id = $1 ORDER BY md5(id::text) LIMIT 5000",
     )
@@ -249,6 +286,8 @@ async fn run() {
         "scenario", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "stmts"
     );
     let ids = Arc::new(ids);
+    let funded = Arc::new(funded);
+    let reward_id = create_bench_reward(&client, &base, &key).await;
     for scenario in scenarios.split(',') {
         let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = match scenario {
             "customer360" => {
@@ -258,6 +297,12 @@ async fn run() {
                 )
             }
             "customersPage" => Arc::new(|_| json!({ "query": CUSTOMERS_PAGE })),
+            "redeemReward" => {
+                let (funded, reward_id) = (funded.clone(), reward_id.clone());
+                Arc::new(
+                    move |i| json!({ "query": REDEEM, "variables": { "c": funded[i % funded.len()], "r": reward_id } }),
+                )
+            }
             other => panic!("unknown scenario {other}"),
         };
         // Statements for one request, measured alone (after a warm-up request).
@@ -288,6 +333,18 @@ async fn run() {
                 per_request,
             );
         }
+    }
+    if scenarios.contains("redeemReward") {
+        let check: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM customers c WHERE c.tenant_id = $1 AND (c.points_balance < 0
+               OR c.points_balance <> coalesce((SELECT sum(points) FROM point_transactions p WHERE p.tenant_id = c.tenant_id AND p.customer_id = c.id), 0)
+               OR c.points_balance <> coalesce((SELECT balance_after FROM point_transactions p WHERE p.tenant_id = c.tenant_id AND p.customer_id = c.id ORDER BY sequence DESC LIMIT 1), 0))",
+        )
+        .bind::<SqlUuid, _>(tenant.id)
+        .get_result(&mut owner)
+        .await
+        .unwrap();
+        println!("\nledger invariant after the redeemReward runs: {} customers out of balance (must be 0)", check.n);
     }
     drop(owner);
     if let Some(cluster) = cluster {
