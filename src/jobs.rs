@@ -259,6 +259,25 @@ pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
     Ok(expired.len())
 }
 
+/// Recomputes the tenant's growth insights when the last analysis is a week old.
+pub async fn refresh_growth_insights_weekly(db: &TenantDb) -> AppResult<bool> {
+    db.run(|conn, scope| {
+        async move {
+            if !crate::domain::growth::ops::weekly_refresh_due(conn, scope).await? {
+                return Ok(false);
+            }
+            crate::domain::growth::ops::refresh(conn, scope, None, None).await?;
+            Ok(true)
+        }
+        .scope_boxed()
+    })
+    .await
+    .map_err(|e: OpError| match e {
+        OpError::App(e) => e,
+        OpError::User(u) => AppError::internal(&u),
+    })
+}
+
 /// Starts the runner and the scheduler; they stop when the returned handle is aborted.
 pub fn spawn_background(
     pool: PgPool,
@@ -284,6 +303,9 @@ pub fn spawn_background(
                 }
                 if let Err(error) = run_due_crm_jobs(&db, crm.as_ref(), 100).await {
                     tracing::warn!(?error, %tenant, "CRM sync jobs failed");
+                }
+                if let Err(error) = refresh_growth_insights_weekly(&db).await {
+                    tracing::warn!(?error, %tenant, "weekly growth insights failed");
                 }
             }
         }

@@ -11,6 +11,7 @@ pub mod campaigns;
 pub mod comms;
 pub mod customers;
 pub mod events;
+pub mod growth;
 pub mod idempotency;
 pub mod leads;
 pub mod loyalty;

@@ -11,14 +11,29 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
+use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
+use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(TenancyQuery, CustomersQuery, LoyaltyQuery, AutomationsQuery);
+pub struct Query(
+    TenancyQuery,
+    CustomersQuery,
+    LoyaltyQuery,
+    LeadsQuery,
+    GrowthQuery,
+    AutomationsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(TenancyMutation, CustomersMutation, LoyaltyMutation);
+pub struct Mutation(
+    TenancyMutation,
+    CustomersMutation,
+    LoyaltyMutation,
+    LeadsMutation,
+    GrowthMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -7,5 +7,6 @@ mod catalog;
 mod customers;
 mod embedded;
 mod http_surface;
+mod leads;
 mod loyalty;
 mod tenancy;

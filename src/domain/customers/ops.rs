@@ -228,7 +228,7 @@ pub async fn preferences_of(
 
 // ---- writes -----------------------------------------------------------------------------
 
-fn valid_email(email: &str) -> bool {
+pub fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

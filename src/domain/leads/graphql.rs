@@ -1,18 +1,26 @@
 use std::collections::HashMap;
 
+use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::ScopedFutureExt;
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
-use super::model::{self, Language, Urgency};
+use super::model::{self, Language, LeadActionType, Urgency};
 use super::ops;
-use crate::error::AppError;
+use crate::auth::Access;
+use crate::domain::customers::graphql::{Customer, CustomerKey};
+use crate::domain::{payload, OpError, OpResult, UserError};
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
+use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::TenantLoader;
-use crate::graphql::scalars::Decimal;
+use crate::graphql::scalars::{parse_id, Decimal};
 
+/// An inbound lead with its AI analysis (seed 001 `lead_memory`).
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Lead {
     pub id: ID,
     pub name: String,
@@ -25,9 +33,14 @@ pub struct Lead {
     /// The AI's confidence, 0 to 1.
     pub confidence_score: Option<Decimal>,
     pub archived: bool,
+    pub deleted: bool,
     pub current_tag: Option<String>,
     pub language: Language,
     pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub lead_id: Uuid,
+    #[graphql(skip)]
+    pub customer_id: Option<Uuid>,
 }
 
 impl From<model::Lead> for Lead {
@@ -43,15 +56,168 @@ impl From<model::Lead> for Lead {
             urgency: l.urgency,
             confidence_score: l.confidence_score.map(Decimal),
             archived: l.archived,
+            deleted: l.deleted,
             current_tag: l.current_tag,
             language: l.language,
             created_at: l.created_at,
+            lead_id: l.id,
+            customer_id: l.customer_id,
         }
     }
 }
 
+#[derive(SimpleObject, Clone)]
+pub struct LeadAction {
+    pub id: ID,
+    pub action: LeadActionType,
+    pub tag: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub conversion_outcome: Option<bool>,
+    pub reversion_reason: Option<String>,
+    pub performed_by: Option<String>,
+}
+
+impl From<model::LeadAction> for LeadAction {
+    fn from(a: model::LeadAction) -> Self {
+        LeadAction {
+            id: ID(a.id.to_string()),
+            action: a.action_type,
+            tag: a.tag,
+            timestamp: a.timestamp,
+            conversion_outcome: a.conversion_outcome,
+            reversion_reason: a.reversion_reason,
+            performed_by: a.performed_by,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct LeadNote {
+    pub id: ID,
+    pub note: String,
+    pub performed_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<model::LeadNote> for LeadNote {
+    fn from(n: model::LeadNote) -> Self {
+        LeadNote {
+            id: ID(n.id.to_string()),
+            note: n.note,
+            performed_by: n.performed_by,
+            created_at: n.created_at,
+            updated_at: n.updated_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct HistoryEntry {
+    pub value: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// How the AI's reading of the lead changed over time.
+#[derive(SimpleObject, Clone)]
+pub struct LeadHistory {
+    pub tone: Vec<HistoryEntry>,
+    pub confidence: Vec<HistoryEntry>,
+    pub urgency: Vec<HistoryEntry>,
+}
+
+fn entries(value: &serde_json::Value) -> Vec<HistoryEntry> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| HistoryEntry {
+                    value: match &i["value"] {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    at: i["at"].as_str().and_then(|s| s.parse().ok()),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[ComplexObject]
+impl Lead {
+    /// The audit trail, oldest first.
+    async fn actions(&self, ctx: &Context<'_>) -> AppResult<Vec<LeadAction>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(ActionsOf(self.lead_id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(LeadAction::from).collect())
+    }
+    async fn notes(&self, ctx: &Context<'_>) -> AppResult<Vec<LeadNote>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(NotesOf(self.lead_id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(LeadNote::from).collect())
+    }
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Option<LeadHistory>> {
+        let request = request_context(ctx)?;
+        Ok(request
+            .loader
+            .load_one(DetailOf(self.lead_id))
+            .await?
+            .map(|d| LeadHistory {
+                tone: entries(&d.tone_history),
+                confidence: entries(&d.confidence_history),
+                urgency: entries(&d.urgency_history),
+            }))
+    }
+    /// The customer this lead converted into.
+    async fn customer(&self, ctx: &Context<'_>) -> AppResult<Option<Customer>> {
+        let Some(id) = self.customer_id else {
+            return Ok(None);
+        };
+        let request = request_context(ctx)?;
+        Ok(request
+            .loader
+            .load_one(CustomerKey(id))
+            .await?
+            .map(Customer))
+    }
+}
+
+// ---- loaders ---------------------------------------------------------------------------
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeadsOfCustomer(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadKey(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ActionsOf(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NotesOf(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DetailOf(pub Uuid);
+
+/// Groups `rows` under the keys they belong to (every key present, possibly empty).
+fn group<K: Copy + Eq + std::hash::Hash, T>(
+    keys: &[K],
+    rows: Vec<T>,
+    key_of: impl Fn(&T) -> Option<K>,
+) -> HashMap<K, Vec<T>> {
+    let mut map: HashMap<K, Vec<T>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in rows {
+        if let Some(key) = key_of(&row) {
+            map.entry(key).or_default().push(row);
+        }
+    }
+    map
+}
 
 impl Loader<LeadsOfCustomer> for TenantLoader {
     type Value = Vec<model::Lead>;
@@ -66,13 +232,448 @@ impl Loader<LeadsOfCustomer> for TenantLoader {
             .db()
             .query(|conn, scope| ops::leads_of_customers(conn, scope, &ids).scope_boxed())
             .await?;
-        let mut map: HashMap<LeadsOfCustomer, Self::Value> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for lead in rows {
-            if let Some(customer) = lead.customer_id {
-                map.entry(LeadsOfCustomer(customer)).or_default().push(lead);
-            }
+        Ok(group(keys, rows, |l| l.customer_id.map(LeadsOfCustomer)))
+    }
+}
+
+impl Loader<LeadKey> for TenantLoader {
+    type Value = model::Lead;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[LeadKey]) -> Result<HashMap<LeadKey, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::by_ids(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(rows.into_iter().map(|l| (LeadKey(l.id), l)).collect())
+    }
+}
+
+impl Loader<ActionsOf> for TenantLoader {
+    type Value = Vec<model::LeadAction>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[ActionsOf]) -> Result<HashMap<ActionsOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::actions_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(group(keys, rows, |a| Some(ActionsOf(a.lead_id))))
+    }
+}
+
+impl Loader<NotesOf> for TenantLoader {
+    type Value = Vec<model::LeadNote>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[NotesOf]) -> Result<HashMap<NotesOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::notes_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(group(keys, rows, |n| Some(NotesOf(n.lead_id))))
+    }
+}
+
+impl Loader<DetailOf> for TenantLoader {
+    type Value = model::LeadDetail;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[DetailOf]) -> Result<HashMap<DetailOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::details(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(rows.into_iter().map(|d| (DetailOf(d.id), d)).collect())
+    }
+}
+
+// ---- queries ---------------------------------------------------------------------------
+
+#[derive(InputObject, Default)]
+pub struct LeadFilter {
+    pub tag: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub intent: Option<String>,
+    pub tone: Option<String>,
+    pub language: Option<Language>,
+    /// Default false: archived leads are hidden unless asked for.
+    pub archived: Option<bool>,
+    /// Default false: deleted leads are hidden unless asked for.
+    pub deleted: Option<bool>,
+    pub confidence_min: Option<Decimal>,
+    pub confidence_max: Option<Decimal>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of name, email or message.
+    pub search: Option<String>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeadOrderByField {
+    #[default]
+    CreatedAt,
+}
+
+#[derive(InputObject, Default)]
+pub struct LeadOrderBy {
+    #[graphql(default)]
+    pub field: LeadOrderByField,
+    /// Default DESC (newest first).
+    pub direction: Option<OrderDirection>,
+}
+
+#[derive(Default)]
+pub struct LeadsQuery;
+
+#[Object]
+impl LeadsQuery {
+    #[graphql(guard = "Access::Read")]
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Lead>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        Ok(request.loader.load_one(LeadKey(id)).await?.map(Lead::from))
+    }
+
+    /// Leads, newest first by default; archived and deleted ones only when asked for.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<LeadFilter>,
+        order_by: Option<LeadOrderBy>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Lead>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let f = filter.unwrap_or_default();
+        if f.search
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+        {
+            return Err(AppError::bad_input(
+                &["filter", "search"],
+                "search must be at most 200 characters",
+            ));
         }
-        Ok(map)
+        let ascending = order_by.and_then(|o| o.direction) == Some(OrderDirection::Asc);
+        let filter = ops::LeadFilter {
+            tag: f.tag,
+            urgency: f.urgency,
+            intent: f.intent,
+            tone: f.tone,
+            language: f.language,
+            archived: f.archived,
+            deleted: f.deleted,
+            confidence_min: f.confidence_min.map(|d| d.0),
+            confidence_max: f.confidence_max.map(|d| d.0),
+            created_from: f.created_from,
+            created_to: f.created_to,
+            search: f.search,
+        };
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::list(conn, scope, filter, ascending, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |l| Cursor {
+                key: l.created_at,
+                id: l.id,
+            },
+            Lead::from,
+        ))
+    }
+}
+
+// ---- mutations -------------------------------------------------------------------------
+
+#[derive(InputObject)]
+pub struct IngestLeadInput {
+    pub name: String,
+    pub email: String,
+    #[graphql(default)]
+    pub message: String,
+    #[graphql(default_with = "Language::En")]
+    pub language: Language,
+    pub ai_summary: Option<String>,
+    pub intent: Option<String>,
+    pub tone: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub confidence_score: Option<Decimal>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct TagLeadInput {
+    pub lead_id: ID,
+    pub tag: String,
+}
+
+#[derive(InputObject)]
+pub struct LeadIdInput {
+    pub lead_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ConvertLeadInput {
+    pub lead_id: ID,
+    /// The customer it became; default: the customer with the lead's email (created if none).
+    pub customer_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct RevertLeadConversionInput {
+    pub lead_id: ID,
+    pub reason: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateLeadAnalysisInput {
+    pub lead_id: ID,
+    pub ai_summary: Option<String>,
+    pub intent: Option<String>,
+    pub tone: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub confidence_score: Option<Decimal>,
+}
+
+#[derive(InputObject)]
+pub struct AddLeadNoteInput {
+    pub lead_id: ID,
+    pub note: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateLeadNoteInput {
+    pub note_id: ID,
+    pub note: String,
+}
+
+#[derive(SimpleObject)]
+pub struct LeadPayload {
+    pub lead: Option<Lead>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct LeadNotePayload {
+    pub note: Option<LeadNote>,
+    pub user_errors: Vec<UserError>,
+}
+
+async fn lead_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<LeadPayload>
+where
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
+        + Send
+        + 'a,
+{
+    let result = request
+        .db
+        .run(|conn, scope| {
+            async move {
+                let id = work(conn, scope).await?;
+                Ok::<_, OpError>(ops::by_ids(conn, scope, &[id]).await?.pop())
+            }
+            .scope_boxed()
+        })
+        .await;
+    payload(result, |lead, user_errors| LeadPayload {
+        lead: lead.flatten().map(Lead::from),
+        user_errors,
+    })
+}
+
+fn lead_id(id: &ID) -> AppResult<Uuid> {
+    parse_id(id, &["input", "leadId"])
+}
+
+#[derive(Default)]
+pub struct LeadsMutation;
+
+#[Object]
+impl LeadsMutation {
+    /// Captures an inbound lead (the form capture of seed 001), with its `created` action.
+    #[graphql(guard = "Access::Ingest")]
+    async fn ingest_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: IngestLeadInput,
+    ) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let key = input.idempotency_key.clone();
+        let ingest = ops::IngestLead {
+            name: input.name,
+            email: input.email,
+            message: input.message,
+            language: input.language,
+            ai_summary: input.ai_summary,
+            intent: input.intent,
+            tone: input.tone,
+            urgency: input.urgency,
+            confidence_score: input.confidence_score.map(|d| d.0),
+        };
+        lead_payload(request, |conn, scope| {
+            async move { ops::ingest(conn, scope, ingest, key.as_deref()).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn tag_lead(&self, ctx: &Context<'_>, input: TagLeadInput) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        let tag = input.tag;
+        lead_payload(request, |conn, scope| {
+            async move { ops::tag(conn, scope, id, &tag).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn archive_lead(&self, ctx: &Context<'_>, input: LeadIdInput) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        lead_payload(request, |conn, scope| {
+            async move { ops::archive(conn, scope, id).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn reactivate_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: LeadIdInput,
+    ) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        lead_payload(request, |conn, scope| {
+            async move { ops::reactivate(conn, scope, id).await }.scope_boxed()
+        })
+        .await
+    }
+
+    /// Soft delete: hidden by default, kept for the audit trail.
+    #[graphql(guard = "Access::Admin")]
+    async fn delete_lead(&self, ctx: &Context<'_>, input: LeadIdInput) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        lead_payload(request, |conn, scope| {
+            async move { ops::delete(conn, scope, id).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn convert_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: ConvertLeadInput,
+    ) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        let customer = input
+            .customer_id
+            .as_ref()
+            .map(|c| parse_id(c, &["input", "customerId"]))
+            .transpose()?;
+        lead_payload(request, |conn, scope| {
+            async move { ops::convert(conn, scope, id, customer).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn revert_lead_conversion(
+        &self,
+        ctx: &Context<'_>,
+        input: RevertLeadConversionInput,
+    ) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        let reason = input.reason;
+        lead_payload(request, |conn, scope| {
+            async move { ops::revert_conversion(conn, scope, id, &reason).await }.scope_boxed()
+        })
+        .await
+    }
+
+    /// A new AI analysis; changed tone, confidence or urgency append to the history.
+    #[graphql(guard = "Access::Ingest")]
+    async fn update_lead_analysis(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateLeadAnalysisInput,
+    ) -> AppResult<LeadPayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        let analysis = ops::Analysis {
+            ai_summary: input.ai_summary,
+            intent: input.intent,
+            tone: input.tone,
+            urgency: input.urgency,
+            confidence_score: input.confidence_score.map(|d| d.0),
+        };
+        lead_payload(request, |conn, scope| {
+            async move { ops::update_analysis(conn, scope, id, analysis).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn add_lead_note(
+        &self,
+        ctx: &Context<'_>,
+        input: AddLeadNoteInput,
+    ) -> AppResult<LeadNotePayload> {
+        let request = request_context(ctx)?;
+        let id = lead_id(&input.lead_id)?;
+        let note = input.note;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::add_note(conn, scope, id, &note).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |note, user_errors| LeadNotePayload {
+            note: note.map(LeadNote::from),
+            user_errors,
+        })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn update_lead_note(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateLeadNoteInput,
+    ) -> AppResult<LeadNotePayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.note_id, &["input", "noteId"])?;
+        let note = input.note;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::update_note(conn, scope, id, &note).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |note, user_errors| LeadNotePayload {
+            note: note.map(LeadNote::from),
+            user_errors,
+        })
     }
 }

@@ -200,6 +200,17 @@ impl TestApp {
         }
     }
 
+    /// A tenant with its admin key and no data at all.
+    pub async fn bare_tenant(&self, name: &str) -> TestTenant {
+        let mut conn = self.owner().await;
+        let (tenant, admin_key) = tenancy::create_tenant(&mut conn, name, None).await.unwrap();
+        TestTenant {
+            id: tenant.id,
+            slug: tenant.slug,
+            admin_key,
+        }
+    }
+
     pub async fn key(&self, tenant: &TestTenant, role: Role) -> String {
         let resp = self
             .gql(
