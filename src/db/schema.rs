@@ -51,6 +51,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    campaign_delivery_counters (tenant_id, campaign_id) {
+        tenant_id -> Uuid,
+        campaign_id -> Uuid,
+        recipients -> Int8,
+        sent -> Int8,
+        delivered -> Int8,
+        opened -> Int8,
+        clicked -> Int8,
+        failed -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     campaign_executions (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1100,6 +1114,7 @@ diesel::table! {
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(avenir_profile_embeddings -> tenants (tenant_id));
 diesel::joinable!(call_logs -> tenants (tenant_id));
+diesel::joinable!(campaign_delivery_counters -> tenants (tenant_id));
 diesel::joinable!(campaign_executions -> tenants (tenant_id));
 diesel::joinable!(campaign_recipients -> tenants (tenant_id));
 diesel::joinable!(campaigns -> tenants (tenant_id));
@@ -1160,6 +1175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     avenir_profile_embeddings,
     call_logs,
+    campaign_delivery_counters,
     campaign_executions,
     campaign_recipients,
     campaigns,

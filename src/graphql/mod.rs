@@ -10,6 +10,7 @@ pub mod scalars;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
+use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
@@ -23,6 +24,7 @@ pub struct Query(
     LoyaltyQuery,
     LeadsQuery,
     GrowthQuery,
+    CampaignsQuery,
     AutomationsQuery,
 );
 
@@ -33,6 +35,7 @@ pub struct Mutation(
     LoyaltyMutation,
     LeadsMutation,
     GrowthMutation,
+    CampaignsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -209,6 +209,12 @@ CROSS JOIN campaign_executions e
 CROSS JOIN LATERAL (SELECT (ARRAY['pending', 'sent', 'delivered', 'opened', 'clicked', 'failed'])[1 + substr(c.external_id, 4)::int % 6] AS status) s
 WHERE c.is_club_member;
 
+INSERT INTO campaign_delivery_counters (tenant_id, campaign_id, recipients, sent, delivered, opened, clicked, failed)
+SELECT c.tenant_id, c.id, count(r.id), count(r.sent_at), count(r.delivered_at), count(r.opened_at),
+       count(r.clicked_at), count(r.id) FILTER (WHERE r.status = 'failed')
+FROM campaigns c LEFT JOIN campaign_recipients r ON r.campaign_id = c.id
+GROUP BY c.tenant_id, c.id;
+
 -- Leads (001) with AI fields, history and their audit trail.
 INSERT INTO lead_memory (tenant_id, name, email, message, ai_summary, intent, tone, urgency, confidence_score,
                          tone_history, confidence_history, urgency_history, current_tag, language, archived, created_at)

@@ -87,6 +87,16 @@ WITH stage AS (
            CASE WHEN c.n % 4 >= 1 THEN now() END, CASE WHEN c.n % 4 >= 2 THEN now() END, CASE WHEN c.n % 4 = 3 THEN now() END
     FROM new_customers c, execution e
     WHERE c.n % 2 = 0
+    RETURNING status, sent_at, delivered_at, opened_at, campaign_id
+), counters AS (
+    INSERT INTO campaign_delivery_counters (tenant_id, campaign_id, recipients, sent, delivered, opened)
+    SELECT current_tenant_id(), r.campaign_id, count(*), count(r.sent_at), count(r.delivered_at), count(r.opened_at)
+    FROM recipients r GROUP BY r.campaign_id
+    ON CONFLICT (tenant_id, campaign_id) DO UPDATE SET
+        recipients = campaign_delivery_counters.recipients + excluded.recipients,
+        sent = campaign_delivery_counters.sent + excluded.sent,
+        delivered = campaign_delivery_counters.delivered + excluded.delivered,
+        opened = campaign_delivery_counters.opened + excluded.opened
     RETURNING 1
 ), leads AS (
     INSERT INTO lead_memory (tenant_id, name, email, message, intent, tone, urgency, confidence_score, language, created_at)

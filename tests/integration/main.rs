@@ -3,6 +3,7 @@
 
 mod common;
 
+mod campaigns;
 mod catalog;
 mod customers;
 mod embedded;

@@ -1,17 +1,25 @@
 use std::collections::HashMap;
 
+use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{ComplexObject, Context, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::ScopedFutureExt;
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
-use super::model::{self, CampaignChannel, CampaignStatus, RecipientStatus};
+use super::metrics::{CampaignMetrics, FunnelCounts, OutreachMetrics};
+use super::model::{
+    self, CampaignChannel, CampaignStatus, ExecutionStatus, OutreachAction, RecipientStatus,
+};
 use super::ops;
+use crate::auth::Access;
 use crate::db::children::ChildRelation;
+use crate::domain::{payload, OpError, OpResult, UserError};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::request_context;
+use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
+use crate::graphql::scalars::parse_id;
 
 #[derive(SimpleObject, Clone)]
 pub struct CampaignSummary {
@@ -39,6 +47,9 @@ impl From<model::Campaign> for CampaignSummary {
 #[graphql(complex)]
 pub struct CampaignRecipient {
     pub id: ID,
+    pub customer_id: Option<ID>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
     pub channel: CampaignChannel,
     pub status: RecipientStatus,
     pub sent_at: Option<DateTime<Utc>>,
@@ -55,6 +66,9 @@ impl From<model::Recipient> for CampaignRecipient {
     fn from(r: model::Recipient) -> Self {
         CampaignRecipient {
             id: ID(r.id.to_string()),
+            customer_id: r.customer_id.map(|c| ID(c.to_string())),
+            email: r.email,
+            phone: r.phone,
             channel: r.channel,
             status: r.status,
             sent_at: r.sent_at,
@@ -125,6 +139,883 @@ impl Loader<ChildPage<CampaignHistoryOf>> for TenantLoader {
             |_| None,
             |r: &model::Recipient| r.customer_id.unwrap_or_default(),
         )
+        .await
+    }
+}
+
+// ---- campaigns -------------------------------------------------------------------------
+
+/// A CRM campaign (seed 003) with its ReactFlow workflow and delivery metrics.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Campaign {
+    pub id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: CampaignStatus,
+    pub channel: CampaignChannel,
+    /// ReactFlow nodes and edges.
+    pub workflow: Json<serde_json::Value>,
+    pub target_segment: Option<String>,
+    pub target_group_id: Option<ID>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub campaign_id: Uuid,
+}
+
+impl From<model::Campaign> for Campaign {
+    fn from(c: model::Campaign) -> Self {
+        Campaign {
+            id: ID(c.id.to_string()),
+            name: c.name,
+            description: c.description,
+            status: c.status,
+            channel: c.channel,
+            workflow: Json(c.workflow_data),
+            target_segment: c.target_segment,
+            target_group_id: c.target_group_id.map(|g| ID(g.to_string())),
+            scheduled_at: c.scheduled_at,
+            started_at: c.started_at,
+            completed_at: c.completed_at,
+            created_at: c.created_at,
+            campaign_id: c.id,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct CampaignExecution {
+    pub id: ID,
+    pub execution_type: String,
+    pub status: ExecutionStatus,
+    pub execution_data: Json<serde_json::Value>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<model::Execution> for CampaignExecution {
+    fn from(e: model::Execution) -> Self {
+        CampaignExecution {
+            id: ID(e.id.to_string()),
+            execution_type: e.execution_type,
+            status: e.status,
+            execution_data: Json(e.execution_data),
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct RecipientFilter {
+    pub status: Option<RecipientStatus>,
+    pub channel: Option<CampaignChannel>,
+}
+
+#[ComplexObject]
+impl Campaign {
+    /// Exact counts and rates, read from counters (no recipient scan).
+    async fn metrics(&self, ctx: &Context<'_>) -> AppResult<CampaignMetrics> {
+        let request = request_context(ctx)?;
+        let counters = request
+            .loader
+            .load_one(CountersKey(self.campaign_id))
+            .await?;
+        Ok(counters
+            .map(|c| FunnelCounts::from(&c))
+            .unwrap_or_default()
+            .into())
+    }
+    async fn executions(&self, ctx: &Context<'_>) -> AppResult<Vec<CampaignExecution>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(ExecutionsOf(self.campaign_id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(CampaignExecution::from).collect())
+    }
+    /// Recipients in the order they were added.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn recipients(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RecipientFilter>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, CampaignRecipient>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ops::RecipientFilter {
+            status: filter.status,
+            channel: filter.channel,
+        };
+        let campaign = self.campaign_id;
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let (filter, page) = (&filter, &page);
+                async move { ops::recipients(conn, scope, campaign, filter, page).await }
+                    .scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |r| Cursor {
+                key: r.created_at,
+                id: r.id,
+            },
+            CampaignRecipient::from,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountersKey(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExecutionsOf(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutreachCountersKey(pub Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutreachEventsOf(pub Uuid);
+
+impl Loader<CountersKey> for TenantLoader {
+    type Value = model::Counters;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[CountersKey],
+    ) -> Result<HashMap<CountersKey, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::counters_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|c| (CountersKey(c.campaign_id), c))
+            .collect())
+    }
+}
+
+impl Loader<ExecutionsOf> for TenantLoader {
+    type Value = Vec<model::Execution>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[ExecutionsOf],
+    ) -> Result<HashMap<ExecutionsOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::executions_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        let mut map: HashMap<ExecutionsOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for e in rows {
+            map.entry(ExecutionsOf(e.campaign_id)).or_default().push(e);
+        }
+        Ok(map)
+    }
+}
+
+impl Loader<OutreachCountersKey> for TenantLoader {
+    type Value = model::OutreachCounters;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OutreachCountersKey],
+    ) -> Result<HashMap<OutreachCountersKey, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::outreach_counters_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|c| (OutreachCountersKey(c.campaign_id), c))
+            .collect())
+    }
+}
+
+impl Loader<OutreachEventsOf> for TenantLoader {
+    type Value = Vec<model::OutreachEvent>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OutreachEventsOf],
+    ) -> Result<HashMap<OutreachEventsOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db()
+            .query(|conn, scope| ops::outreach_events_of(conn, scope, &ids).scope_boxed())
+            .await?;
+        let mut map: HashMap<OutreachEventsOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for e in rows {
+            map.entry(OutreachEventsOf(e.email_id)).or_default().push(e);
+        }
+        Ok(map)
+    }
+}
+
+/// One row of the seed's `campaign_metrics` view.
+#[derive(SimpleObject)]
+pub struct CampaignMetricsRow {
+    pub campaign: Campaign,
+    pub metrics: CampaignMetrics,
+}
+
+// ---- outreach ------------------------------------------------------------------------------
+
+/// An outreach campaign to discovered prospects (seed 001).
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct OutreachCampaign {
+    pub id: ID,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub target_criteria: Json<serde_json::Value>,
+    pub follow_up_schedule: Json<serde_json::Value>,
+    pub email_template_id: Option<ID>,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub campaign_id: Uuid,
+}
+
+impl From<model::OutreachCampaign> for OutreachCampaign {
+    fn from(c: model::OutreachCampaign) -> Self {
+        OutreachCampaign {
+            id: ID(c.id.to_string()),
+            name: c.name,
+            status: c.status,
+            target_criteria: Json(c.target_criteria),
+            follow_up_schedule: Json(c.follow_up_schedule),
+            email_template_id: c.email_template_id.map(|t| ID(t.to_string())),
+            created_at: c.created_at,
+            campaign_id: c.id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl OutreachCampaign {
+    /// The same funnel machinery as CRM campaigns, plus replies, bounces, unsubscribes.
+    async fn metrics(&self, ctx: &Context<'_>) -> AppResult<OutreachMetrics> {
+        let request = request_context(ctx)?;
+        let counters = request
+            .loader
+            .load_one(OutreachCountersKey(self.campaign_id))
+            .await?;
+        Ok(counters
+            .map(|c| FunnelCounts::from(&c))
+            .unwrap_or_default()
+            .into())
+    }
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn emails(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
+        outreach_email_page(request_context(ctx)?, Some(self.campaign_id), first, after).await
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct OutreachEmail {
+    pub id: ID,
+    pub campaign_id: ID,
+    pub prospect_id: Option<ID>,
+    pub prospect_email: Option<String>,
+    pub prospect_name: Option<String>,
+    pub company_name: Option<String>,
+    pub subject: String,
+    pub status: String,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub follow_up_sequence: i32,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub email_id: Uuid,
+}
+
+impl From<model::OutreachEmail> for OutreachEmail {
+    fn from(e: model::OutreachEmail) -> Self {
+        OutreachEmail {
+            id: ID(e.id.to_string()),
+            campaign_id: ID(e.campaign_id.to_string()),
+            prospect_id: e.prospect_id.map(|p| ID(p.to_string())),
+            prospect_email: e.prospect_email,
+            prospect_name: e.prospect_name,
+            company_name: e.company_name,
+            subject: e.subject,
+            status: e.status,
+            sent_at: e.sent_at,
+            opened_at: e.opened_at,
+            replied_at: e.replied_at,
+            follow_up_sequence: e.follow_up_sequence,
+            created_at: e.created_at,
+            email_id: e.id,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct OutreachEvent {
+    pub id: ID,
+    pub action: OutreachAction,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl OutreachEmail {
+    /// The tracking events (sent, delivered, opened, clicked, replied, bounced, unsubscribed).
+    async fn events(&self, ctx: &Context<'_>) -> AppResult<Vec<OutreachEvent>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .loader
+            .load_one(OutreachEventsOf(self.email_id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|e| OutreachEvent {
+                id: ID(e.id.to_string()),
+                action: e.action,
+                timestamp: e.timestamp,
+            })
+            .collect())
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct EmailTemplate {
+    pub id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    pub subject: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub is_active: bool,
+    pub usage_count: i32,
+}
+
+async fn outreach_email_page(
+    request: &RequestContext,
+    campaign: Option<Uuid>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
+    let page = PageRequest::new(first, after)?;
+    let rows = request
+        .db
+        .run(|conn, scope| {
+            let page = &page;
+            async move { ops::outreach_emails(conn, scope, campaign, page).await }.scope_boxed()
+        })
+        .await?;
+    Ok(page.into_connection(
+        rows,
+        |e| Cursor {
+            key: e.created_at,
+            id: e.id,
+        },
+        OutreachEmail::from,
+    ))
+}
+
+// ---- queries ---------------------------------------------------------------------------
+
+#[derive(InputObject, Default)]
+pub struct CampaignFilter {
+    pub status: Option<CampaignStatus>,
+    pub scheduled_from: Option<DateTime<Utc>>,
+    pub scheduled_to: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the name or description.
+    pub search: Option<String>,
+}
+
+fn campaign_filter(filter: Option<CampaignFilter>) -> AppResult<ops::CampaignFilter> {
+    let f = filter.unwrap_or_default();
+    if f.search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+    {
+        return Err(AppError::bad_input(
+            &["filter", "search"],
+            "search must be at most 200 characters",
+        ));
+    }
+    Ok(ops::CampaignFilter {
+        status: f.status,
+        scheduled_from: f.scheduled_from,
+        scheduled_to: f.scheduled_to,
+        search: f.search,
+    })
+}
+
+async fn campaign_page(
+    request: &RequestContext,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: ops::CampaignFilter,
+) -> AppResult<(PageRequest<DateTime<Utc>>, Vec<model::Campaign>)> {
+    let page = PageRequest::new(first, after)?;
+    let rows = request
+        .db
+        .run(|conn, scope| {
+            let (filter, page) = (&filter, &page);
+            async move { ops::list(conn, scope, filter, page).await }.scope_boxed()
+        })
+        .await?;
+    Ok((page, rows))
+}
+
+#[derive(Default)]
+pub struct CampaignsQuery;
+
+#[Object]
+impl CampaignsQuery {
+    #[graphql(guard = "Access::Read")]
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Campaign>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        Ok(request
+            .loader
+            .load_one(CampaignKey(id))
+            .await?
+            .map(Campaign::from))
+    }
+
+    /// Campaigns, newest first.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CampaignFilter>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Campaign>> {
+        let request = request_context(ctx)?;
+        let (page, rows) = campaign_page(request, first, after, campaign_filter(filter)?).await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: c.created_at,
+                id: c.id,
+            },
+            Campaign::from,
+        ))
+    }
+
+    /// The seed's `campaign_metrics` view: every campaign with its metrics.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn campaign_metrics(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CampaignFilter>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, CampaignMetricsRow>> {
+        let request = request_context(ctx)?;
+        let (page, rows) = campaign_page(request, first, after, campaign_filter(filter)?).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
+        let counters = request
+            .loader
+            .load_many(ids.into_iter().map(CountersKey))
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: c.created_at,
+                id: c.id,
+            },
+            |c| CampaignMetricsRow {
+                metrics: counters
+                    .get(&CountersKey(c.id))
+                    .map(FunnelCounts::from)
+                    .unwrap_or_default()
+                    .into(),
+                campaign: Campaign::from(c),
+            },
+        ))
+    }
+
+    /// The seed's `active_campaigns` view.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn active_campaigns(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Campaign>> {
+        let request = request_context(ctx)?;
+        let filter = ops::CampaignFilter {
+            status: Some(CampaignStatus::Active),
+            ..Default::default()
+        };
+        let (page, rows) = campaign_page(request, first, after, filter).await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: c.created_at,
+                id: c.id,
+            },
+            Campaign::from,
+        ))
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn outreach_campaign(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> AppResult<Option<OutreachCampaign>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&id, &["id"])?;
+        let rows = request
+            .db
+            .query(|conn, scope| {
+                async move { ops::outreach_campaigns_by_ids(conn, scope, &[id]).await }
+                    .scope_boxed()
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(OutreachCampaign::from))
+    }
+
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn outreach_campaigns(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachCampaign>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let page = &page;
+                async move { ops::list_outreach_campaigns(conn, scope, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: c.created_at,
+                id: c.id,
+            },
+            OutreachCampaign::from,
+        ))
+    }
+
+    /// Outreach emails, optionally of one campaign, in creation order.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn outreach_emails(
+        &self,
+        ctx: &Context<'_>,
+        campaign_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
+        let campaign = campaign_id
+            .as_ref()
+            .map(|c| parse_id(c, &["campaignId"]))
+            .transpose()?;
+        outreach_email_page(request_context(ctx)?, campaign, first, after).await
+    }
+
+    #[graphql(guard = "Access::Read")]
+    async fn email_templates(&self, ctx: &Context<'_>) -> AppResult<Vec<EmailTemplate>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .db
+            .query(|conn, scope| ops::email_templates(conn, scope).scope_boxed())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|t| EmailTemplate {
+                id: ID(t.id.to_string()),
+                name: t.name,
+                description: t.description,
+                subject: t.subject,
+                language: t.language,
+                category: t.category,
+                is_active: t.is_active,
+                usage_count: t.usage_count,
+            })
+            .collect())
+    }
+}
+
+// ---- mutations -------------------------------------------------------------------------
+
+#[derive(InputObject)]
+pub struct CampaignInput {
+    /// Required by updateCampaign; ignored by createCampaign.
+    pub id: Option<ID>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub channel: Option<CampaignChannel>,
+    /// ReactFlow `{nodes, edges}`.
+    pub workflow: Option<Json<serde_json::Value>>,
+    pub target_group_id: Option<ID>,
+    pub target_segment: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct CampaignIdInput {
+    pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct RecordDeliveryEventInput {
+    pub recipient_id: ID,
+    pub status: RecipientStatus,
+    /// When the provider saw it (default: now).
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RecordOutreachEventInput {
+    pub email_id: ID,
+    pub action: OutreachAction,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct CampaignPayload {
+    pub campaign: Option<Campaign>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordDeliveryEventPayload {
+    pub recipient: Option<CampaignRecipient>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordOutreachEventPayload {
+    pub event: Option<OutreachEvent>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn campaign_fields(input: &CampaignInput) -> AppResult<ops::CampaignFields> {
+    Ok(ops::CampaignFields {
+        name: input.name.clone(),
+        description: input.description.clone(),
+        channel: input.channel,
+        workflow: input.workflow.as_ref().map(|w| w.0.clone()),
+        target_group_id: input
+            .target_group_id
+            .as_ref()
+            .map(|g| parse_id(g, &["input", "targetGroupId"]))
+            .transpose()?,
+        target_segment: input.target_segment.clone(),
+        scheduled_at: input.scheduled_at,
+    })
+}
+
+async fn campaign_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<CampaignPayload>
+where
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
+        + Send
+        + 'a,
+{
+    let result = request
+        .db
+        .run(|conn, scope| {
+            async move {
+                let id = work(conn, scope).await?;
+                Ok::<_, OpError>(ops::campaigns_by_ids(conn, scope, &[id]).await?.pop())
+            }
+            .scope_boxed()
+        })
+        .await;
+    payload(result, |c, user_errors| CampaignPayload {
+        campaign: c.flatten().map(Campaign::from),
+        user_errors,
+    })
+}
+
+#[derive(Default)]
+pub struct CampaignsMutation;
+
+#[Object]
+impl CampaignsMutation {
+    #[graphql(guard = "Access::Admin")]
+    async fn create_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignInput,
+    ) -> AppResult<CampaignPayload> {
+        let request = request_context(ctx)?;
+        let fields = campaign_fields(&input)?;
+        campaign_payload(request, |conn, scope| {
+            async move { ops::create(conn, scope, fields).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignInput,
+    ) -> AppResult<CampaignPayload> {
+        let request = request_context(ctx)?;
+        let Some(id) = &input.id else {
+            return Err(AppError::bad_input(&["input", "id"], "id is required"));
+        };
+        let id = parse_id(id, &["input", "id"])?;
+        let fields = campaign_fields(&input)?;
+        campaign_payload(request, |conn, scope| {
+            async move { ops::update(conn, scope, id, fields).await }.scope_boxed()
+        })
+        .await
+    }
+
+    /// `draft → active`: creates the execution and its recipients.
+    #[graphql(guard = "Access::Admin")]
+    async fn launch_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignIdInput,
+    ) -> AppResult<CampaignPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        campaign_payload(request, |conn, scope| {
+            async move { ops::launch(conn, scope, id).await }.scope_boxed()
+        })
+        .await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn pause_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignIdInput,
+    ) -> AppResult<CampaignPayload> {
+        self.change(ctx, input, ops::StatusChange::Pause).await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn resume_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignIdInput,
+    ) -> AppResult<CampaignPayload> {
+        self.change(ctx, input, ops::StatusChange::Resume).await
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn complete_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignIdInput,
+    ) -> AppResult<CampaignPayload> {
+        self.change(ctx, input, ops::StatusChange::Complete).await
+    }
+
+    /// A provider's delivery report: moves the recipient forward, never backwards.
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_delivery_event(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordDeliveryEventInput,
+    ) -> AppResult<RecordDeliveryEventPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.recipient_id, &["input", "recipientId"])?;
+        let at = input.occurred_at.unwrap_or_else(Utc::now);
+        let (status, error) = (input.status, input.error);
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    ops::record_delivery_event(conn, scope, id, status, at, error.as_deref()).await
+                }
+                .scope_boxed()
+            })
+            .await;
+        payload(result, |r, user_errors| RecordDeliveryEventPayload {
+            recipient: r.map(CampaignRecipient::from),
+            user_errors,
+        })
+    }
+
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_outreach_event(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordOutreachEventInput,
+    ) -> AppResult<RecordOutreachEventPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.email_id, &["input", "emailId"])?;
+        let at = input.occurred_at.unwrap_or_else(Utc::now);
+        let action = input.action;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::record_outreach_event(conn, scope, id, action, at).await }
+                    .scope_boxed()
+            })
+            .await;
+        payload(result, |e, user_errors| RecordOutreachEventPayload {
+            event: e.map(|e| OutreachEvent {
+                id: ID(e.id.to_string()),
+                action: e.action,
+                timestamp: e.timestamp,
+            }),
+            user_errors,
+        })
+    }
+}
+
+impl CampaignsMutation {
+    async fn change(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignIdInput,
+        change: ops::StatusChange,
+    ) -> AppResult<CampaignPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        campaign_payload(request, |conn, scope| {
+            async move { ops::change_status(conn, scope, id, change).await }.scope_boxed()
+        })
         .await
     }
 }

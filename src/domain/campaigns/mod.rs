@@ -1,5 +1,7 @@
-//! CRM campaigns (seed 003): campaigns and their recipients' delivery funnel.
+//! CRM campaigns (seed 003) and outreach campaigns (seed 001): the delivery funnel of
+//! their messages and its metrics.
 
 pub mod graphql;
+pub mod metrics;
 pub mod model;
 pub mod ops;

@@ -2,7 +2,11 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{campaign_recipients, campaigns};
+use super::metrics::FunnelCounts;
+use crate::db::schema::{
+    campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
+    email_templates, outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
+};
 
 text_enum!(pub CampaignStatus {
     Draft => "draft",
@@ -20,11 +24,42 @@ text_enum!(pub RecipientStatus {
     Failed => "failed",
 });
 
+impl RecipientStatus {
+    /// Position along `pending → sent → delivered → opened → clicked`.
+    pub fn rank(self) -> u8 {
+        match self {
+            RecipientStatus::Pending => 0,
+            RecipientStatus::Sent => 1,
+            RecipientStatus::Delivered => 2,
+            RecipientStatus::Opened => 3,
+            RecipientStatus::Clicked => 4,
+            RecipientStatus::Failed => 5,
+        }
+    }
+}
+
 text_enum!(pub CampaignChannel {
     Email => "email",
     Sms => "sms",
     Phone => "phone",
     Push => "push",
+});
+
+text_enum!(pub ExecutionStatus {
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
+
+text_enum!(pub OutreachAction {
+    Sent => "sent",
+    Delivered => "delivered",
+    Opened => "opened",
+    Clicked => "clicked",
+    Replied => "replied",
+    Bounced => "bounced",
+    Unsubscribed => "unsubscribed",
 });
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -36,6 +71,8 @@ pub struct Campaign {
     pub status: CampaignStatus,
     pub channel: CampaignChannel,
     pub workflow_data: serde_json::Value,
+    pub target_group_id: Option<Uuid>,
+    pub target_segment: Option<String>,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -47,7 +84,10 @@ pub struct Campaign {
 pub struct Recipient {
     pub id: Uuid,
     pub campaign_id: Uuid,
+    pub execution_id: Uuid,
     pub customer_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
     pub channel: CampaignChannel,
     pub status: RecipientStatus,
     pub sent_at: Option<DateTime<Utc>>,
@@ -55,5 +95,125 @@ pub struct Recipient {
     pub opened_at: Option<DateTime<Utc>>,
     pub clicked_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = campaign_executions, check_for_backend(diesel::pg::Pg))]
+pub struct Execution {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub execution_type: String,
+    pub status: ExecutionStatus,
+    pub execution_data: serde_json::Value,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = campaign_delivery_counters, check_for_backend(diesel::pg::Pg))]
+pub struct Counters {
+    pub campaign_id: Uuid,
+    pub recipients: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub opened: i64,
+    pub clicked: i64,
+    pub failed: i64,
+}
+
+impl From<&Counters> for FunnelCounts {
+    fn from(c: &Counters) -> Self {
+        FunnelCounts {
+            recipients: c.recipients,
+            sent: c.sent,
+            delivered: c.delivered,
+            opened: c.opened,
+            clicked: c.clicked,
+            failed: c.failed,
+            ..FunnelCounts::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = outreach_campaigns, check_for_backend(diesel::pg::Pg))]
+pub struct OutreachCampaign {
+    pub id: Uuid,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub target_criteria: serde_json::Value,
+    pub email_template_id: Option<Uuid>,
+    pub follow_up_schedule: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = outreach_emails, check_for_backend(diesel::pg::Pg))]
+pub struct OutreachEmail {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub prospect_id: Option<Uuid>,
+    pub prospect_email: Option<String>,
+    pub prospect_name: Option<String>,
+    pub company_name: Option<String>,
+    pub subject: String,
+    pub status: String,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub follow_up_sequence: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = outreach_tracking, check_for_backend(diesel::pg::Pg))]
+pub struct OutreachEvent {
+    pub id: Uuid,
+    pub email_id: Uuid,
+    pub action: OutreachAction,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outreach_metrics, check_for_backend(diesel::pg::Pg))]
+pub struct OutreachCounters {
+    pub campaign_id: Uuid,
+    pub total_emails_sent: i32,
+    pub total_emails_delivered: i32,
+    pub total_emails_opened: i32,
+    pub total_emails_clicked: i32,
+    pub total_emails_replied: i32,
+    pub total_emails_bounced: i32,
+    pub total_emails_unsubscribed: i32,
+}
+
+impl From<&OutreachCounters> for FunnelCounts {
+    fn from(c: &OutreachCounters) -> Self {
+        FunnelCounts {
+            recipients: 0,
+            sent: c.total_emails_sent.into(),
+            delivered: c.total_emails_delivered.into(),
+            opened: c.total_emails_opened.into(),
+            clicked: c.total_emails_clicked.into(),
+            failed: 0,
+            replied: c.total_emails_replied.into(),
+            bounced: c.total_emails_bounced.into(),
+            unsubscribed: c.total_emails_unsubscribed.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = email_templates, check_for_backend(diesel::pg::Pg))]
+pub struct EmailTemplate {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub subject: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub is_active: bool,
+    pub usage_count: i32,
     pub created_at: DateTime<Utc>,
 }

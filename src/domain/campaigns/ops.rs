@@ -1,10 +1,32 @@
+//! Campaign rules (seed 003): status `draft → active ⇄ paused → completed`; the workflow
+//! is a ReactFlow graph (nodes with ids, edges between existing nodes); launching creates
+//! an execution and its recipients (skipping customers who opted out of the channel);
+//! delivery events move a recipient forward only, and the campaign's counters move with
+//! it in the same transaction, so metrics are exact and never need a recipient scan.
+
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
 use uuid::Uuid;
 
-use super::model::Campaign;
-use crate::db::schema::campaigns;
+use super::model::*;
+use crate::db::schema::{
+    campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
+    email_templates, outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
+    target_group_mappings,
+};
 use crate::db::Tenant;
+use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
+use crate::error::AppResult;
+use crate::graphql::connection::{Cursor, PageRequest};
+
+fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
+    UserError::new(code, field, message).into()
+}
+
+// ---- reads ------------------------------------------------------------------------------
 
 pub async fn campaigns_by_ids(
     conn: &mut AsyncPgConnection,
@@ -17,4 +39,918 @@ pub async fn campaigns_by_ids(
         .select(Campaign::as_select())
         .load(conn)
         .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFilter {
+    pub status: Option<CampaignStatus>,
+    pub scheduled_from: Option<DateTime<Utc>>,
+    pub scheduled_to: Option<DateTime<Utc>>,
+    pub search: Option<String>,
+}
+
+/// Campaigns, newest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &CampaignFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Campaign>> {
+    use campaigns as c;
+    let mut query = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select(Campaign::as_select())
+        .order((c::created_at.desc(), c::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(c::status.eq(status));
+    }
+    if let Some(from) = filter.scheduled_from {
+        query = query.filter(c::scheduled_at.ge(from));
+    }
+    if let Some(to) = filter.scheduled_to {
+        query = query.filter(c::scheduled_at.lt(to));
+    }
+    if let Some(search) = &filter.search {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.filter(
+            c::name
+                .ilike(pattern.clone())
+                .or(c::description.ilike(pattern)),
+        );
+    }
+    if let Some(Cursor { key, id }) = &page.after {
+        query = query.filter(
+            c::created_at
+                .lt(*key)
+                .or(c::created_at.eq(*key).and(c::id.lt(*id))),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+pub async fn counters_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Counters>> {
+    campaign_delivery_counters::table
+        .filter(campaign_delivery_counters::tenant_id.eq(scope.id()))
+        .filter(campaign_delivery_counters::campaign_id.eq_any(ids))
+        .select(Counters::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn executions_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Execution>> {
+    campaign_executions::table
+        .filter(campaign_executions::tenant_id.eq(scope.id()))
+        .filter(campaign_executions::campaign_id.eq_any(ids))
+        .select(Execution::as_select())
+        .order((campaign_executions::started_at, campaign_executions::id))
+        .load(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RecipientFilter {
+    pub status: Option<RecipientStatus>,
+    pub channel: Option<CampaignChannel>,
+}
+
+/// One campaign's recipients in creation order.
+pub async fn recipients(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    campaign: Uuid,
+    filter: &RecipientFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Recipient>> {
+    use campaign_recipients as r;
+    let mut query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::campaign_id.eq(campaign))
+        .select(Recipient::as_select())
+        .order((r::created_at, r::id))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(r::status.eq(status));
+    }
+    if let Some(channel) = filter.channel {
+        query = query.filter(r::channel.eq(channel));
+    }
+    if let Some(Cursor { key, id }) = &page.after {
+        query = query.filter(
+            r::created_at
+                .gt(*key)
+                .or(r::created_at.eq(*key).and(r::id.gt(*id))),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+// ---- workflow ---------------------------------------------------------------------------
+
+/// A ReactFlow graph: `{"nodes": [{"id": …}, …], "edges": [{"source": …, "target": …}, …]}`
+/// with unique, non-empty node ids and edges between existing nodes.
+pub fn validate_workflow(workflow: &serde_json::Value) -> Result<(), UserError> {
+    let invalid = |path: &[&str], message: &str| {
+        let mut field = vec!["input", "workflow"];
+        field.extend_from_slice(path);
+        UserError::new(UserErrorCode::Invalid, &field, message)
+    };
+    let nodes = workflow
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .ok_or_else(|| invalid(&["nodes"], "nodes must be a list"))?;
+    let edges = workflow
+        .get("edges")
+        .and_then(|e| e.as_array())
+        .ok_or_else(|| invalid(&["edges"], "edges must be a list"))?;
+    if nodes.len() > 500 || edges.len() > 2000 {
+        return Err(invalid(&[], "at most 500 nodes and 2000 edges"));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let index = i.to_string();
+        let id = node
+            .get("id")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty() && s.len() <= 200);
+        let Some(id) = id else {
+            return Err(invalid(
+                &["nodes", &index, "id"],
+                "every node needs a non-empty id",
+            ));
+        };
+        if !ids.insert(id) {
+            return Err(invalid(&["nodes", &index, "id"], "node ids must be unique"));
+        }
+    }
+    for (i, edge) in edges.iter().enumerate() {
+        let index = i.to_string();
+        for end in ["source", "target"] {
+            match edge.get(end).and_then(|v| v.as_str()) {
+                Some(node) if ids.contains(node) => {}
+                Some(_) => {
+                    return Err(invalid(
+                        &["edges", &index, end],
+                        "the edge points to a node that does not exist",
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        &["edges", &index, end],
+                        "every edge needs a source and a target",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- campaign writes ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub channel: Option<CampaignChannel>,
+    pub workflow: Option<serde_json::Value>,
+    pub target_group_id: Option<Uuid>,
+    pub target_segment: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+async fn check_fields(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    fields: &CampaignFields,
+) -> OpResult<()> {
+    if let Some(name) = &fields.name {
+        if name.trim().is_empty() || name.chars().count() > 200 || name.contains('\0') {
+            return Err(user(
+                UserErrorCode::Invalid,
+                &["input", "name"],
+                "name must be 1-200 characters",
+            ));
+        }
+    }
+    if fields
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 5000 || d.contains('\0'))
+    {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "description"],
+            "description must be at most 5000 characters",
+        ));
+    }
+    if let Some(workflow) = &fields.workflow {
+        validate_workflow(workflow)?;
+    }
+    if let Some(group) = fields.target_group_id {
+        let found: i64 = target_group_mappings::table
+            .filter(target_group_mappings::tenant_id.eq(scope.id()))
+            .filter(target_group_mappings::id.eq(group))
+            .count()
+            .get_result(conn)
+            .await?;
+        if found == 0 {
+            return Err(user(
+                UserErrorCode::NotFound,
+                &["input", "targetGroupId"],
+                "no such target group",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    fields: CampaignFields,
+) -> OpResult<Uuid> {
+    if fields.name.is_none() {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "name"],
+            "name is required",
+        ));
+    }
+    check_fields(conn, scope, &fields).await?;
+    use campaigns as c;
+    let id: Uuid = diesel::insert_into(c::table)
+        .values((
+            c::tenant_id.eq(scope.id()),
+            c::name.eq(fields.name.as_deref().unwrap_or_default().trim()),
+            c::description.eq(&fields.description),
+            c::channel.eq(fields.channel.unwrap_or(CampaignChannel::Email)),
+            c::workflow_data.eq(fields
+                .workflow
+                .clone()
+                .unwrap_or_else(|| json!({ "nodes": [], "edges": [] }))),
+            c::target_group_id.eq(fields.target_group_id),
+            c::target_segment.eq(&fields.target_segment),
+            c::scheduled_at.eq(fields.scheduled_at),
+        ))
+        .returning(c::id)
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(campaign_delivery_counters::table)
+        .values((
+            campaign_delivery_counters::tenant_id.eq(scope.id()),
+            campaign_delivery_counters::campaign_id.eq(id),
+        ))
+        .execute(conn)
+        .await?;
+    events::record(conn, scope, "campaign.created", id, json!({})).await?;
+    Ok(id)
+}
+
+async fn lock(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Campaign> {
+    campaigns::table
+        .filter(campaigns::tenant_id.eq(scope.id()))
+        .filter(campaigns::id.eq(id))
+        .select(Campaign::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "id"],
+                "no such campaign",
+            )
+        })
+}
+
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    fields: CampaignFields,
+) -> OpResult<Uuid> {
+    let campaign = lock(conn, scope, id).await?;
+    if campaign.status == CampaignStatus::Completed {
+        return Err(user(
+            UserErrorCode::InvalidTransition,
+            &["input", "id"],
+            "a completed campaign cannot change",
+        ));
+    }
+    check_fields(conn, scope, &fields).await?;
+    use campaigns as c;
+    let target = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .filter(c::id.eq(id));
+    if let Some(name) = &fields.name {
+        diesel::update(target)
+            .set(c::name.eq(name.trim()))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(description) = &fields.description {
+        diesel::update(target)
+            .set(c::description.eq(description))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(channel) = fields.channel {
+        diesel::update(target)
+            .set(c::channel.eq(channel))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(workflow) = &fields.workflow {
+        diesel::update(target)
+            .set(c::workflow_data.eq(workflow))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(group) = fields.target_group_id {
+        diesel::update(target)
+            .set(c::target_group_id.eq(group))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(segment) = &fields.target_segment {
+        diesel::update(target)
+            .set(c::target_segment.eq(segment))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(at) = fields.scheduled_at {
+        diesel::update(target)
+            .set(c::scheduled_at.eq(at))
+            .execute(conn)
+            .await?;
+    }
+    events::record(conn, scope, "campaign.updated", id, json!({})).await?;
+    Ok(id)
+}
+
+/// The audience: the target group's filter (segment, churnRisk, isClubMember) or the
+/// campaign's segment; customers who opted out of the channel are skipped.
+const LAUNCH_SQL: &str = r#"
+WITH audience AS (
+    SELECT c.id, c.email, c.phone
+    FROM customers c
+    WHERE c.tenant_id = $1
+      AND ($3::text IS NULL OR c.segment = $3)
+      AND ($4::text IS NULL OR c.churn_risk = $4)
+      AND ($5::boolean IS NULL OR c.is_club_member = $5)
+      AND NOT EXISTS (
+          SELECT 1 FROM communication_preferences p
+          WHERE p.tenant_id = c.tenant_id AND p.customer_id = c.id AND p.channel = $6
+            AND p.communication_type = 'marketing' AND NOT p.opted_in)
+), inserted AS (
+    INSERT INTO campaign_recipients (tenant_id, campaign_id, execution_id, customer_id, email, phone, channel)
+    SELECT $1, $2, $7, a.id, a.email, a.phone, $8 FROM audience a
+    RETURNING 1
+)
+UPDATE campaign_delivery_counters SET recipients = recipients + (SELECT count(*) FROM inserted)
+WHERE tenant_id = $1 AND campaign_id = $2
+RETURNING recipients
+"#;
+
+#[derive(QueryableByName)]
+struct Recipients {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    recipients: i64,
+}
+
+/// `draft → active`: creates the execution and its recipients.
+pub async fn launch(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Uuid> {
+    let campaign = lock(conn, scope, id).await?;
+    if campaign.status != CampaignStatus::Draft {
+        return Err(user(
+            UserErrorCode::InvalidTransition,
+            &["input", "id"],
+            "only a draft campaign can be launched",
+        ));
+    }
+    let filter: serde_json::Value = match campaign.target_group_id {
+        Some(group) => {
+            target_group_mappings::table
+                .filter(target_group_mappings::tenant_id.eq(scope.id()))
+                .filter(target_group_mappings::id.eq(group))
+                .select(target_group_mappings::filter)
+                .first(conn)
+                .await?
+        }
+        None => json!({ "segment": campaign.target_segment }),
+    };
+    if campaign.target_group_id.is_none() && campaign.target_segment.is_none() {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "id"],
+            "set a target group or a segment before launching",
+        ));
+    }
+    let preference_channel = match campaign.channel {
+        CampaignChannel::Email => "email",
+        CampaignChannel::Sms => "sms",
+        CampaignChannel::Phone => "phone",
+        CampaignChannel::Push => "push",
+    };
+    let execution: Uuid = diesel::insert_into(campaign_executions::table)
+        .values((
+            campaign_executions::tenant_id.eq(scope.id()),
+            campaign_executions::campaign_id.eq(id),
+            campaign_executions::execution_data.eq(json!({ "audience": filter })),
+        ))
+        .returning(campaign_executions::id)
+        .get_result(conn)
+        .await?;
+    let counted: Recipients = diesel::sql_query(LAUNCH_SQL)
+        .bind::<SqlUuid, _>(scope.id())
+        .bind::<SqlUuid, _>(id)
+        .bind::<diesel::sql_types::Nullable<Text>, _>(filter["segment"].as_str())
+        .bind::<diesel::sql_types::Nullable<Text>, _>(filter["churnRisk"].as_str())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Bool>, _>(
+            filter["isClubMember"].as_bool(),
+        )
+        .bind::<Text, _>(preference_channel)
+        .bind::<SqlUuid, _>(execution)
+        .bind::<Text, _>(campaign.channel.as_str())
+        .get_result(conn)
+        .await?;
+    diesel::update(
+        campaigns::table
+            .filter(campaigns::tenant_id.eq(scope.id()))
+            .filter(campaigns::id.eq(id)),
+    )
+    .set((
+        campaigns::status.eq(CampaignStatus::Active),
+        campaigns::started_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    events::record(
+        conn,
+        scope,
+        "campaign.launched",
+        id,
+        json!({ "executionId": execution, "recipients": counted.recipients }),
+    )
+    .await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    Pause,
+    Resume,
+    Complete,
+}
+
+/// `active → paused`, `paused → active`, `active|paused → completed`.
+pub async fn change_status(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    change: StatusChange,
+) -> OpResult<Uuid> {
+    use CampaignStatus::*;
+    let campaign = lock(conn, scope, id).await?;
+    let next = match (campaign.status, change) {
+        (Active, StatusChange::Pause) => Paused,
+        (Paused, StatusChange::Resume) => Active,
+        (Active | Paused, StatusChange::Complete) => Completed,
+        (from, _) => {
+            return Err(user(
+                UserErrorCode::InvalidTransition,
+                &["input", "id"],
+                &format!("not allowed from {}", from.as_str()),
+            ));
+        }
+    };
+    let target = campaigns::table
+        .filter(campaigns::tenant_id.eq(scope.id()))
+        .filter(campaigns::id.eq(id));
+    if next == Completed {
+        diesel::update(target)
+            .set((
+                campaigns::status.eq(next),
+                campaigns::completed_at.eq(Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(
+            campaign_executions::table
+                .filter(campaign_executions::tenant_id.eq(scope.id()))
+                .filter(campaign_executions::campaign_id.eq(id))
+                .filter(campaign_executions::status.eq(ExecutionStatus::Running)),
+        )
+        .set((
+            campaign_executions::status.eq(ExecutionStatus::Completed),
+            campaign_executions::completed_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    } else {
+        diesel::update(target)
+            .set(campaigns::status.eq(next))
+            .execute(conn)
+            .await?;
+    }
+    events::record(
+        conn,
+        scope,
+        "campaign.status_changed",
+        id,
+        json!({ "status": next }),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Moves a recipient forward (`pending → sent → delivered → opened → clicked`, or to
+/// `failed` from any state); reaching a state also reaches the ones before it. Repeats
+/// and backward events change nothing. Counters move in the same transaction.
+pub async fn record_delivery_event(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    recipient_id: Uuid,
+    status: RecipientStatus,
+    at: DateTime<Utc>,
+    error: Option<&str>,
+) -> OpResult<Recipient> {
+    use campaign_recipients as r;
+    if status == RecipientStatus::Pending {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "status"],
+            "pending is not a delivery event",
+        ));
+    }
+    if error.is_some_and(|e| e.chars().count() > 1000 || e.contains('\0')) {
+        return Err(user(
+            UserErrorCode::Invalid,
+            &["input", "error"],
+            "error must be at most 1000 characters",
+        ));
+    }
+    let current: Recipient = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::id.eq(recipient_id))
+        .select(Recipient::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "recipientId"],
+                "no such recipient",
+            )
+        })?;
+    let from = current.status;
+    let moves_forward = from != RecipientStatus::Failed && status.rank() > from.rank();
+    if !moves_forward {
+        return Ok(current);
+    }
+    let target = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::id.eq(recipient_id));
+    let mut delta = [0i64; 5]; // sent, delivered, opened, clicked, failed
+    let reached = |level: u8| {
+        from.rank() < level && (status == RecipientStatus::Failed || status.rank() >= level)
+    };
+    if status == RecipientStatus::Failed {
+        delta[4] = 1;
+        diesel::update(target)
+            .set((
+                r::status.eq(status),
+                r::failed_at.eq(at),
+                r::error_message.eq(error),
+            ))
+            .execute(conn)
+            .await?;
+    } else {
+        for (level, slot) in [(1u8, 0usize), (2, 1), (3, 2), (4, 3)] {
+            if reached(level) {
+                delta[slot] = 1;
+            }
+        }
+        diesel::update(target)
+            .set((
+                r::status.eq(status),
+                r::sent_at.eq(current.sent_at.or(Some(at))),
+                r::delivered_at.eq(if status.rank() >= 2 {
+                    current.delivered_at.or(Some(at))
+                } else {
+                    current.delivered_at
+                }),
+                r::opened_at.eq(if status.rank() >= 3 {
+                    current.opened_at.or(Some(at))
+                } else {
+                    current.opened_at
+                }),
+                r::clicked_at.eq(if status.rank() >= 4 {
+                    current.clicked_at.or(Some(at))
+                } else {
+                    current.clicked_at
+                }),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    use campaign_delivery_counters as k;
+    diesel::update(
+        k::table
+            .filter(k::tenant_id.eq(scope.id()))
+            .filter(k::campaign_id.eq(current.campaign_id)),
+    )
+    .set((
+        k::sent.eq(k::sent + delta[0]),
+        k::delivered.eq(k::delivered + delta[1]),
+        k::opened.eq(k::opened + delta[2]),
+        k::clicked.eq(k::clicked + delta[3]),
+        k::failed.eq(k::failed + delta[4]),
+    ))
+    .execute(conn)
+    .await?;
+    let updated: Recipient = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::id.eq(recipient_id))
+        .select(Recipient::as_select())
+        .first(conn)
+        .await?;
+    events::record(
+        conn,
+        scope,
+        "campaign.delivery_recorded",
+        current.campaign_id,
+        json!({ "recipientId": recipient_id, "from": from, "to": status, "customerId": current.customer_id }),
+    )
+    .await?;
+    Ok(updated)
+}
+
+// ---- outreach (seed 001) ------------------------------------------------------------------
+
+pub async fn outreach_campaigns_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<OutreachCampaign>> {
+    outreach_campaigns::table
+        .filter(outreach_campaigns::tenant_id.eq(scope.id()))
+        .filter(outreach_campaigns::id.eq_any(ids))
+        .select(OutreachCampaign::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn list_outreach_campaigns(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<OutreachCampaign>> {
+    use outreach_campaigns as o;
+    let mut query = o::table
+        .filter(o::tenant_id.eq(scope.id()))
+        .select(OutreachCampaign::as_select())
+        .order((o::created_at.desc(), o::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(Cursor { key, id }) = &page.after {
+        query = query.filter(
+            o::created_at
+                .lt(*key)
+                .or(o::created_at.eq(*key).and(o::id.lt(*id))),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+pub async fn outreach_counters_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<OutreachCounters>> {
+    outreach_metrics::table
+        .filter(outreach_metrics::tenant_id.eq(scope.id()))
+        .filter(outreach_metrics::campaign_id.eq_any(ids))
+        .select(OutreachCounters::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn outreach_emails(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    campaign: Option<Uuid>,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<OutreachEmail>> {
+    use outreach_emails as e;
+    let mut query = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .select(OutreachEmail::as_select())
+        .order((e::created_at, e::id))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(campaign) = campaign {
+        query = query.filter(e::campaign_id.eq(campaign));
+    }
+    if let Some(Cursor { key, id }) = &page.after {
+        query = query.filter(
+            e::created_at
+                .gt(*key)
+                .or(e::created_at.eq(*key).and(e::id.gt(*id))),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+pub async fn outreach_events_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    emails: &[Uuid],
+) -> QueryResult<Vec<OutreachEvent>> {
+    outreach_tracking::table
+        .filter(outreach_tracking::tenant_id.eq(scope.id()))
+        .filter(outreach_tracking::email_id.eq_any(emails))
+        .select(OutreachEvent::as_select())
+        .order((outreach_tracking::timestamp, outreach_tracking::id))
+        .load(conn)
+        .await
+}
+
+pub async fn email_templates(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Vec<EmailTemplate>> {
+    email_templates::table
+        .filter(email_templates::tenant_id.eq(scope.id()))
+        .select(EmailTemplate::as_select())
+        .order((email_templates::name, email_templates::id))
+        .load(conn)
+        .await
+}
+
+/// Records one tracking event of an outreach email. The event stream keeps every event;
+/// the campaign's counters count each email once per action (first occurrence).
+pub async fn record_outreach_event(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    email_id: Uuid,
+    action: OutreachAction,
+    at: DateTime<Utc>,
+) -> OpResult<OutreachEvent> {
+    use outreach_emails as e;
+    let (campaign, prospect): (Uuid, Option<Uuid>) = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .filter(e::id.eq(email_id))
+        .select((e::campaign_id, e::prospect_id))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user(
+                UserErrorCode::NotFound,
+                &["input", "emailId"],
+                "no such outreach email",
+            )
+        })?;
+    let seen: i64 = outreach_tracking::table
+        .filter(outreach_tracking::tenant_id.eq(scope.id()))
+        .filter(outreach_tracking::email_id.eq(email_id))
+        .filter(outreach_tracking::action.eq(action))
+        .count()
+        .get_result(conn)
+        .await?;
+    let event = diesel::insert_into(outreach_tracking::table)
+        .values((
+            outreach_tracking::tenant_id.eq(scope.id()),
+            outreach_tracking::email_id.eq(email_id),
+            outreach_tracking::prospect_id.eq(prospect),
+            outreach_tracking::campaign_id.eq(campaign),
+            outreach_tracking::action.eq(action),
+            outreach_tracking::timestamp.eq(at),
+        ))
+        .returning(OutreachEvent::as_returning())
+        .get_result(conn)
+        .await?;
+    if seen == 0 {
+        use outreach_metrics as m;
+        diesel::insert_into(m::table)
+            .values((m::tenant_id.eq(scope.id()), m::campaign_id.eq(campaign)))
+            .on_conflict((m::tenant_id, m::campaign_id))
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        let target = m::table
+            .filter(m::tenant_id.eq(scope.id()))
+            .filter(m::campaign_id.eq(campaign));
+        match action {
+            OutreachAction::Sent => {
+                diesel::update(target)
+                    .set(m::total_emails_sent.eq(m::total_emails_sent + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Delivered => {
+                diesel::update(target)
+                    .set(m::total_emails_delivered.eq(m::total_emails_delivered + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Opened => {
+                diesel::update(target)
+                    .set(m::total_emails_opened.eq(m::total_emails_opened + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Clicked => {
+                diesel::update(target)
+                    .set(m::total_emails_clicked.eq(m::total_emails_clicked + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Replied => {
+                diesel::update(target)
+                    .set(m::total_emails_replied.eq(m::total_emails_replied + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Bounced => {
+                diesel::update(target)
+                    .set(m::total_emails_bounced.eq(m::total_emails_bounced + 1))
+                    .execute(conn)
+                    .await?
+            }
+            OutreachAction::Unsubscribed => {
+                diesel::update(target)
+                    .set(m::total_emails_unsubscribed.eq(m::total_emails_unsubscribed + 1))
+                    .execute(conn)
+                    .await?
+            }
+        };
+        let status = match action {
+            OutreachAction::Sent => Some("sent"),
+            OutreachAction::Delivered => Some("delivered"),
+            OutreachAction::Opened => Some("opened"),
+            OutreachAction::Replied => Some("replied"),
+            OutreachAction::Bounced => Some("bounced"),
+            OutreachAction::Clicked | OutreachAction::Unsubscribed => None,
+        };
+        if let Some(status) = status {
+            let email = e::table
+                .filter(e::tenant_id.eq(scope.id()))
+                .filter(e::id.eq(email_id));
+            diesel::update(email)
+                .set(e::status.eq(status))
+                .execute(conn)
+                .await?;
+            match action {
+                OutreachAction::Sent => {
+                    diesel::update(email)
+                        .set(e::sent_at.eq(at))
+                        .execute(conn)
+                        .await?
+                }
+                OutreachAction::Opened => {
+                    diesel::update(email)
+                        .set(e::opened_at.eq(at))
+                        .execute(conn)
+                        .await?
+                }
+                OutreachAction::Replied => {
+                    diesel::update(email)
+                        .set(e::replied_at.eq(at))
+                        .execute(conn)
+                        .await?
+                }
+                _ => 0,
+            };
+        }
+    }
+    events::record(
+        conn,
+        scope,
+        "outreach.event_recorded",
+        campaign,
+        json!({ "emailId": email_id, "action": action }),
+    )
+    .await?;
+    Ok(event)
 }
