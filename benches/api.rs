@@ -268,7 +268,13 @@ async fn run() {
     let pool = db::build_pool(&url, 32, Duration::from_secs(10), statements.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let state = AppState::new(pool, statements.clone(), ServeArgs::default(), None);
+    let hub = growthgraph::events::EventHub::new(db::build_pool(
+        &url,
+        4,
+        Duration::from_secs(10),
+        Default::default(),
+    ));
+    let state = AppState::new(pool, statements.clone(), ServeArgs::default(), None, hub);
     tokio::spawn(async move {
         axum::serve(listener, growthgraph::http::router(state))
             .await

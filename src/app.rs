@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::ServeArgs;
 use crate::db::{PgPool, StatementCounter};
+use crate::events::EventHub;
 use crate::graphql::{build_schema, AppSchema};
 
 #[derive(Clone)]
@@ -14,6 +15,7 @@ pub struct Inner {
     pub pool: PgPool,
     pub statements: Arc<StatementCounter>,
     pub schema: AppSchema,
+    pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
     /// The demo admin key, pre-filled into GraphiQL when serving the embedded demo on
@@ -37,11 +39,13 @@ impl AppState {
         statements: Arc<StatementCounter>,
         limits: ServeArgs,
         graphiql_key: Option<String>,
+        hub: Arc<EventHub>,
     ) -> Self {
         AppState(Arc::new(Inner {
             pool,
             statements,
-            schema: build_schema(),
+            schema: build_schema(Some(hub.clone())),
+            hub,
             limits,
             metrics: Metrics::default(),
             graphiql_key,

@@ -281,7 +281,15 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         Arc::new(crate::jobs::RecordingCrm::default()),
         Duration::from_secs(5),
     );
-    let state = AppState::new(pool, statements, args, graphiql_key);
+    // Fan-out has its own few connections: it never competes with requests for the pool.
+    let hub = crate::events::EventHub::new(db::build_pool(
+        &database.url,
+        4,
+        Duration::from_millis(global.statement_timeout_ms),
+        Arc::new(db::StatementCounter::default()),
+    ));
+    let state = AppState::new(pool, statements, args, graphiql_key, hub);
+    let listener_task = state.hub.spawn_listener(database.url.clone());
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
     if let Some(key) = &demo_key {
         println!("demo tenant admin API key: {key}");
@@ -291,6 +299,7 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         .await
         .map_err(|e| e.to_string())?;
     background.abort();
+    listener_task.abort();
     tracing::info!("HTTP server stopped");
     Ok(())
 }

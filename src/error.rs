@@ -14,6 +14,7 @@ pub enum AppError {
     Unauthenticated(&'static str),
     Forbidden(&'static str),
     BadUserInput { message: String, field: Vec<String> },
+    RateLimited(&'static str),
     Unavailable,
     Internal { correlation_id: Uuid },
 }
@@ -38,6 +39,7 @@ impl AppError {
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
+            AppError::RateLimited(_) => "RATE_LIMITED",
             AppError::Unavailable => "UNAVAILABLE",
             AppError::Internal { .. } => "INTERNAL",
         }
@@ -68,7 +70,9 @@ impl From<AppError> for async_graphql::Error {
     fn from(error: AppError) -> Self {
         let code = error.code();
         match error {
-            AppError::Unauthenticated(message) | AppError::Forbidden(message) => {
+            AppError::Unauthenticated(message)
+            | AppError::Forbidden(message)
+            | AppError::RateLimited(message) => {
                 async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
             }
             AppError::BadUserInput { message, field } => async_graphql::Error::new(message)

@@ -64,6 +64,7 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
         }
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::BadUserInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -358,6 +358,7 @@ diesel::table! {
         subject_id -> Uuid,
         payload -> Jsonb,
         occurred_at -> Timestamptz,
+        position -> Nullable<Int8>,
     }
 }
 

@@ -16,6 +16,8 @@ pub struct RequestContext {
     pub principal: Principal,
     pub db: TenantDb,
     pub loader: std::sync::Arc<DataLoader<TenantLoader>>,
+    /// Live subscriptions on this connection (WebSocket limit).
+    pub subscriptions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RequestContext {
@@ -27,6 +29,7 @@ impl RequestContext {
             principal,
             db,
             loader: std::sync::Arc::new(loader),
+            subscriptions: Default::default(),
         }
     }
 }

@@ -3,11 +3,14 @@
 
 pub mod connection;
 pub mod context;
+pub mod events;
 pub mod extension;
 pub mod loaders;
 pub mod scalars;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use std::sync::Arc;
+
+use async_graphql::{MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
@@ -16,6 +19,8 @@ use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
+use crate::events::EventHub;
+use events::{EventsQuery, Subscription};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -25,6 +30,7 @@ pub struct Query(
     LeadsQuery,
     GrowthQuery,
     CampaignsQuery,
+    EventsQuery,
     AutomationsQuery,
 );
 
@@ -38,7 +44,7 @@ pub struct Mutation(
     CampaignsMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Limits on by default (SPEC §5): depth, complexity (list fields cost `first × child`),
 /// recursive depth, directives per field. Batch and body size are enforced by the HTTP
@@ -48,8 +54,14 @@ pub const MAX_COMPLEXITY: usize = 20_000;
 pub const MAX_RECURSIVE_DEPTH: usize = 32;
 pub const MAX_DIRECTIVES: usize = 4;
 
-pub fn build_schema() -> AppSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+/// The schema, with the event hub subscriptions read from (absent for `sdl`).
+pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription);
+    let builder = match hub {
+        Some(hub) => builder.data(hub),
+        None => builder,
+    };
+    builder
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
@@ -60,5 +72,5 @@ pub fn build_schema() -> AppSchema {
 
 /// The SDL committed as `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema().sdl()
+    build_schema(None).sdl()
 }

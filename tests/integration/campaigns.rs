@@ -241,8 +241,10 @@ async fn concurrent_delivery_events_keep_the_counters_exact() {
         results.iter().find(|r| !r["errors"].is_null())
     );
     assert_metrics_exact(&app, &t, &campaign).await;
+    // Every recipient was delivered or failed; a FAILED arriving first means never sent.
     let counts = recount(&app, &campaign).await;
-    assert_eq!(counts.sent, 50);
+    assert_eq!(counts.recipients, 50);
+    assert!(counts.sent >= 40 && counts.failed == 10, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

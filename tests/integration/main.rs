@@ -7,6 +7,7 @@ mod campaigns;
 mod catalog;
 mod customers;
 mod embedded;
+mod events;
 mod http_surface;
 mod leads;
 mod loyalty;

@@ -47,6 +47,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "emailTemplates",
     "enrollment",
     "enrollments",
+    "events",
     "growthInsights",
     "lead",
     "leads",
@@ -107,7 +108,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matrix_covers_every_root_field() {
-    let schema = growthgraph::graphql::build_schema();
+    let schema = growthgraph::graphql::build_schema(None);
     let response = async_graphql::Schema::execute(
         &schema,
         "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",

@@ -17,6 +17,7 @@ use growthgraph::config::ServeArgs;
 use growthgraph::db::cluster::{Cluster, Durability};
 use growthgraph::db::{self, PgPool, StatementCounter};
 use growthgraph::domain::tenancy::ops as tenancy;
+use growthgraph::events::EventHub;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -152,8 +153,16 @@ impl TestApp {
         Self::start_with(ServeArgs::default()).await
     }
 
-    pub async fn start_with(mut args: ServeArgs) -> Self {
-        let database_url = fresh_database().await;
+    pub async fn start_with(args: ServeArgs) -> Self {
+        Self::serve(fresh_database().await, args).await
+    }
+
+    /// Another server instance on the same database.
+    pub async fn second_instance(&self) -> Self {
+        Self::serve(self.database_url.clone(), ServeArgs::default()).await
+    }
+
+    async fn serve(database_url: String, mut args: ServeArgs) -> Self {
         let statements = Arc::new(StatementCounter::default());
         let pool = db::build_pool(
             &database_url,
@@ -164,7 +173,14 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         args.listen = addr;
-        let state = AppState::new(pool.clone(), statements.clone(), args, None);
+        let hub = EventHub::new(db::build_pool(
+            &database_url,
+            4,
+            Duration::from_secs(10),
+            Default::default(),
+        ));
+        let state = AppState::new(pool.clone(), statements.clone(), args, None, hub);
+        state.hub.spawn_listener(database_url.clone());
         tokio::spawn(async move {
             axum::serve(listener, growthgraph::http::router(state))
                 .await

@@ -1,0 +1,218 @@
+//! Publishing: each server instance keeps one listening connection (LISTEN, reconnecting
+//! with backoff), runs the sequencer when events are written, and fans the tenant's newly
+//! sequenced events out to its local subscribers through bounded broadcast channels. A
+//! subscriber that falls more than `BUFFER` events behind is cut off (its stream ends
+//! with a SLOW_CONSUMER error) instead of growing memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::{Stream, StreamExt};
+use scoped_futures::ScopedFutureExt;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::db::{PgPool, TenantDb};
+use crate::domain::events::{self, StoredEvent};
+use crate::error::{AppError, AppResult};
+
+/// Events buffered per tenant channel; a subscriber further behind is disconnected.
+pub const BUFFER: usize = 1024;
+/// Safety net: sequence and fetch at least this often, notifications or not.
+const TICK: Duration = Duration::from_millis(500);
+
+struct TenantChannel {
+    sender: broadcast::Sender<Arc<StoredEvent>>,
+    last: i64,
+}
+
+pub struct EventHub {
+    pool: PgPool,
+    tenants: Mutex<HashMap<Uuid, TenantChannel>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SubscriptionEnd {
+    /// The subscriber fell too far behind.
+    SlowConsumer,
+}
+
+impl EventHub {
+    pub fn new(pool: PgPool) -> Arc<Self> {
+        Arc::new(EventHub {
+            pool,
+            tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Live events of `tenant`, preceded (when `after` is given) by every published event
+    /// after that position: no gap and no duplicate at the seam.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        tenant: Uuid,
+        after: Option<i64>,
+    ) -> AppResult<impl Stream<Item = Result<Arc<StoredEvent>, SubscriptionEnd>> + Send + 'static>
+    {
+        let db = TenantDb::new(self.pool.clone(), tenant);
+        let current = db
+            .query(|conn, scope| events::last_position(conn, scope).scope_boxed())
+            .await?;
+        let (receiver, seam) = {
+            let mut tenants = self.tenants.lock().expect("not poisoned");
+            let channel = tenants.entry(tenant).or_insert_with(|| TenantChannel {
+                sender: broadcast::channel(BUFFER).0,
+                last: current,
+            });
+            (channel.sender.subscribe(), channel.last)
+        };
+        // Replay (after, seam] from the outbox in pages; everything later arrives live.
+        let replay =
+            futures_util::stream::unfold(after.map(|a| (a, db)), move |state| async move {
+                let (from, db) = state?;
+                if from >= seam {
+                    return None;
+                }
+                let page = db
+                    .query(|conn, scope| {
+                        events::events_after(conn, scope, from, Some(seam), 500, None).scope_boxed()
+                    })
+                    .await
+                    .ok()?;
+                let next = page.last().map(|e| e.position())?;
+                Some((
+                    futures_util::stream::iter(page.into_iter().map(|e| Ok(Arc::new(e)))),
+                    Some((next, db)),
+                ))
+            })
+            .flatten();
+        let live = futures_util::stream::unfold(Some(receiver), |receiver| async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Ok(event) => Some((Ok(event), Some(receiver))),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Some((Err(SubscriptionEnd::SlowConsumer), None))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        Ok(replay.chain(live))
+    }
+
+    /// Publishes the newly sequenced events of every tenant that has local subscribers.
+    pub async fn fetch_new(&self) -> AppResult<()> {
+        let watched: Vec<(Uuid, i64)> = {
+            let mut tenants = self.tenants.lock().expect("not poisoned");
+            tenants.retain(|_, c| c.sender.receiver_count() > 0);
+            tenants.iter().map(|(t, c)| (*t, c.last)).collect()
+        };
+        for (tenant, last) in watched {
+            let db = TenantDb::new(self.pool.clone(), tenant);
+            let mut from = last;
+            loop {
+                let page = db
+                    .query(|conn, scope| {
+                        events::events_after(conn, scope, from, None, 1000, None).scope_boxed()
+                    })
+                    .await?;
+                let Some(tail) = page.last().map(|e| e.position()) else {
+                    break;
+                };
+                let mut tenants = self.tenants.lock().expect("not poisoned");
+                let Some(channel) = tenants.get_mut(&tenant) else {
+                    break;
+                };
+                for event in page {
+                    if event.position() > channel.last {
+                        channel.last = event.position();
+                        let _ = channel.sender.send(Arc::new(event));
+                    }
+                }
+                from = tail;
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers committed events (one sequencer at a time across instances).
+    pub async fn sequence(&self) -> AppResult<()> {
+        let mut conn = self.pool.get().await?;
+        conn.batch_execute("SELECT sequence_domain_events()")
+            .await?;
+        Ok(())
+    }
+
+    /// The listener: one connection per instance, reconnecting with backoff and catching
+    /// up from the last position it published.
+    pub fn spawn_listener(self: &Arc<Self>, url: String) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match hub.listen(&url).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(error) => {
+                        tracing::warn!(
+                            ?error,
+                            ?backoff,
+                            "event listener lost its connection; reconnecting"
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        })
+    }
+
+    async fn listen(&self, url: &str) -> Result<(), String> {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.batch_execute("LISTEN gg_events_written; LISTEN gg_events_sequenced")
+            .await
+            .map_err(|e| e.to_string())?;
+        // Catch up on anything written while we were away.
+        self.catch_up().await;
+        let mut notifications = std::pin::pin!(conn.notifications_stream());
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                notification = notifications.next() => match notification {
+                    Some(Ok(n)) if n.channel == "gg_events_written" => {
+                        if let Err(error) = self.sequence().await {
+                            tracing::warn!(?error, "sequencing events failed");
+                        }
+                    }
+                    Some(Ok(_)) => {
+                        if let Err(error) = self.fetch_new().await {
+                            tracing::warn!(?error, "fetching events failed");
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("notification stream ended".into()),
+                },
+                _ = tick.tick() => self.catch_up().await,
+            }
+        }
+    }
+
+    async fn catch_up(&self) {
+        if let Err(error) = self.sequence().await {
+            tracing::debug!(?error, "sequencing events failed");
+        }
+        if let Err(error) = self.fetch_new().await {
+            tracing::debug!(?error, "fetching events failed");
+        }
+    }
+}
+
+/// Parses an event cursor (its position, as a decimal string).
+pub fn parse_position(cursor: &str, field: &[&str]) -> AppResult<i64> {
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| AppError::bad_input(field, "not an event cursor"))
+}

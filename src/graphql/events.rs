@@ -1,0 +1,284 @@
+//! Events for partners: the `events` polling connection and the subscriptions (raw
+//! `events` with replay, and the typed ones), all fed by the outbox.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Json, Object, SimpleObject, Subscription, ID};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use crate::auth::Access;
+use crate::domain::campaigns::metrics::{CampaignMetrics, FunnelCounts};
+use crate::domain::events::{self as outbox, StoredEvent};
+use crate::error::{AppError, AppResult};
+use crate::events::{parse_position, EventHub, SubscriptionEnd};
+use crate::graphql::connection::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::graphql::context::request_context;
+use crate::graphql::scalars::parse_id;
+
+/// Subscriptions one WebSocket connection may hold at once.
+pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 20;
+
+/// Something that happened in the tenant (a row of the outbox).
+#[derive(SimpleObject, Clone)]
+pub struct Event {
+    /// The event's position: pass it as `after` to resume right after it.
+    pub id: ID,
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub subject_id: ID,
+    pub payload: Json<serde_json::Value>,
+}
+
+impl From<&StoredEvent> for Event {
+    fn from(e: &StoredEvent) -> Self {
+        Event {
+            id: ID(e.position().to_string()),
+            event_type: e.event_type.clone(),
+            occurred_at: e.occurred_at,
+            subject_id: ID(e.subject_id.to_string()),
+            payload: Json(e.payload.clone()),
+        }
+    }
+}
+
+fn check_types(types: &Option<Vec<String>>) -> AppResult<()> {
+    if types
+        .as_ref()
+        .is_some_and(|t| t.len() > 50 || t.iter().any(|s| s.len() > 100))
+    {
+        return Err(AppError::bad_input(&["types"], "at most 50 event types"));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct EventsQuery;
+
+#[Object]
+impl EventsQuery {
+    /// Published events in order, for partners that poll: resume with `after`.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        types: Option<Vec<String>>,
+    ) -> AppResult<Connection<String, Event>> {
+        let request = request_context(ctx)?;
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(AppError::bad_input(
+                &["first"],
+                format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        check_types(&types)?;
+        let from = after
+            .as_deref()
+            .map(|a| parse_position(a, &["after"]))
+            .transpose()?
+            .unwrap_or(0);
+        let rows = request
+            .db
+            .query(|conn, scope| {
+                let types = types.as_deref();
+                async move {
+                    outbox::events_after(conn, scope, from, None, i64::from(first) + 1, types).await
+                }
+                .scope_boxed()
+            })
+            .await?;
+        let has_next = rows.len() > first as usize;
+        let mut connection = Connection::new(from > 0, has_next);
+        connection.edges = rows
+            .iter()
+            .take(first as usize)
+            .map(|e| Edge::new(e.position().to_string(), Event::from(e)))
+            .collect();
+        Ok(connection)
+    }
+}
+
+/// Releases a socket's subscription slot when the stream is dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The tenant's live events (after replaying everything after `after`, when given),
+/// restricted by `keep`. Ends with a SLOW_CONSUMER error when the subscriber lags.
+async fn event_stream(
+    ctx: &Context<'_>,
+    after: Option<String>,
+    keep: impl Fn(&StoredEvent) -> bool + Send + Sync + 'static,
+) -> AppResult<impl Stream<Item = async_graphql::Result<Arc<StoredEvent>>> + Send + 'static> {
+    let request = request_context(ctx)?;
+    let hub = ctx
+        .data_opt::<Arc<EventHub>>()
+        .ok_or(AppError::Unavailable)?;
+    let after = after
+        .as_deref()
+        .map(|a| parse_position(a, &["after"]))
+        .transpose()?;
+    if request.subscriptions.fetch_add(1, Ordering::Relaxed) >= MAX_SUBSCRIPTIONS_PER_SOCKET {
+        request.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        return Err(AppError::RateLimited(
+            "too many subscriptions on this connection",
+        ));
+    }
+    let slot = Slot(request.subscriptions.clone());
+    let stream = hub.subscribe(request.principal.tenant_id(), after).await?;
+    let stream = stream.filter_map(move |item| {
+        let keep = match &item {
+            Ok(event) => keep(event),
+            Err(_) => true,
+        };
+        async move { keep.then_some(item) }
+    });
+    let stream = stream.map(move |item| {
+        let _slot = &slot;
+        item.map_err(|SubscriptionEnd::SlowConsumer| {
+            async_graphql::Error::from(AppError::RateLimited(
+                "slow consumer: too far behind, disconnected",
+            ))
+        })
+    });
+    // End the stream after the first error.
+    Ok(stream.scan(false, |ended, item| {
+        let out = if *ended { None } else { Some(item) };
+        if matches!(out, Some(Err(_))) {
+            *ended = true;
+        }
+        async move { out }
+    }))
+}
+
+fn of_type(types: Option<Vec<String>>) -> impl Fn(&StoredEvent) -> bool + Send + Sync + 'static {
+    move |e| {
+        types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == &e.event_type))
+    }
+}
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Every event of the tenant, optionally only some types. With `after`, first replays
+    /// every later event from the outbox, then continues live (no gap, no duplicate).
+    #[graphql(guard = "Access::Subscribe")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        types: Option<Vec<String>>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+        check_types(&types)?;
+        let stream = event_stream(ctx, after, of_type(types)).await?;
+        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+    }
+
+    #[graphql(guard = "Access::Subscribe")]
+    async fn lead_tagged(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+        let stream = event_stream(ctx, after, of_type(Some(vec!["lead.tagged".into()]))).await?;
+        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+    }
+
+    #[graphql(guard = "Access::Subscribe")]
+    async fn redemption_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+        let stream =
+            event_stream(ctx, after, of_type(Some(vec!["redemption.changed".into()]))).await?;
+        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+    }
+
+    #[graphql(guard = "Access::Subscribe")]
+    async fn enrollment_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+        let stream =
+            event_stream(ctx, after, of_type(Some(vec!["enrollment.changed".into()]))).await?;
+        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+    }
+
+    /// One customer's new activities (and orders, points, preference changes).
+    #[graphql(guard = "Access::Subscribe")]
+    async fn customer_activity(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+        let customer: Uuid = parse_id(&customer_id, &["customerId"])?;
+        let keep = move |e: &StoredEvent| {
+            (e.subject_id == customer
+                && matches!(
+                    e.event_type.as_str(),
+                    "customer.activity_recorded"
+                        | "customer.upserted"
+                        | "customer.preferences_changed"
+                        | "points.changed"
+                ))
+                || (e.event_type == "order.recorded"
+                    && e.payload["customerId"].as_str() == Some(customer.to_string().as_str()))
+        };
+        let stream = event_stream(ctx, after, keep).await?;
+        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+    }
+
+    /// A campaign's fresh metrics each time a delivery event or launch changes them.
+    #[graphql(guard = "Access::Subscribe")]
+    async fn campaign_metrics_changed(
+        &self,
+        ctx: &Context<'_>,
+        campaign_id: ID,
+    ) -> Result<impl Stream<Item = async_graphql::Result<CampaignMetrics>>, AppError> {
+        let campaign: Uuid = parse_id(&campaign_id, &["campaignId"])?;
+        let db = request_context(ctx)?.db.clone();
+        let keep = move |e: &StoredEvent| {
+            e.subject_id == campaign && e.event_type.starts_with("campaign.")
+        };
+        let stream = event_stream(ctx, None, keep).await?;
+        Ok(stream.then(move |item| {
+            let db = db.clone();
+            async move {
+                item?;
+                let ids = [campaign];
+                let counters = db
+                    .query(|conn, scope| {
+                        crate::domain::campaigns::ops::counters_of(conn, scope, &ids).scope_boxed()
+                    })
+                    .await?;
+                Ok(counters
+                    .first()
+                    .map(FunnelCounts::from)
+                    .unwrap_or_default()
+                    .into())
+            }
+        }))
+    }
+}
