@@ -18,6 +18,8 @@ pub struct Inner {
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
+    /// Open WebSocket connections per API key (limited by `http::MAX_SOCKETS_PER_KEY`).
+    pub sockets_per_key: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
     /// The demo admin key, pre-filled into GraphiQL when serving the embedded demo on
     /// loopback.
     pub graphiql_key: Option<String>,
@@ -49,6 +51,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             graphiql_key,
+            sockets_per_key: Default::default(),
         }))
     }
 }

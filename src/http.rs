@@ -18,6 +18,7 @@ use axum::Router;
 use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{authenticate, Principal};
@@ -208,7 +209,44 @@ async fn graphql_ws(
         .on_upgrade(move |socket| serve_websocket(state, socket, protocol))
 }
 
-/// Close codes of the graphql-transport-ws protocol.
+/// WebSocket connections one API key may hold open at once.
+pub const MAX_SOCKETS_PER_KEY: usize = 50;
+
+/// Holds one of a key's socket slots; released when the connection ends.
+struct SocketSlot {
+    state: AppState,
+    key: Uuid,
+}
+
+impl SocketSlot {
+    fn take(state: &AppState, key: Uuid) -> Option<Self> {
+        let mut open = state.sockets_per_key.lock().expect("not poisoned");
+        let count = open.entry(key).or_default();
+        if *count >= MAX_SOCKETS_PER_KEY {
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            state: state.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.state.sockets_per_key.lock().expect("not poisoned");
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Close codes of the graphql-transport-ws protocol (4429: too many connections).
+const CLOSE_TOO_MANY: u16 = 4429;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_BAD_REQUEST: u16 = 4400;
@@ -270,9 +308,20 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         Ok(principal) => principal,
         Err(_) => return close(socket, CLOSE_UNAUTHORIZED, "Unauthorized").await,
     };
-    if matches!(principal, Principal::Widget { .. }) {
-        return close(socket, CLOSE_UNAUTHORIZED, "Widget keys cannot subscribe").await;
-    }
+    let key_id = match principal {
+        Principal::Widget { .. } => {
+            return close(socket, CLOSE_UNAUTHORIZED, "Widget keys cannot subscribe").await
+        }
+        Principal::ApiKey { key_id, .. } => key_id,
+    };
+    let Some(_slot) = SocketSlot::take(&state, key_id) else {
+        return close(
+            socket,
+            CLOSE_TOO_MANY,
+            "Too many connections for this API key",
+        )
+        .await;
+    };
     state
         .metrics
         .websocket_connections

@@ -402,3 +402,39 @@ async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
     );
     assert!(items.len() <= growthgraph::events::BUFFER + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_may_hold_a_bounded_number_of_sockets() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Events A").await;
+    let mut open = Vec::new();
+    for _ in 0..growthgraph::http::MAX_SOCKETS_PER_KEY {
+        open.push(Subscriber::connect(&app, &t.admin_key, false).await);
+    }
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", t.admin_key) } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(closed, Some(4429));
+    // Closing one frees a slot.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Subscriber::connect(&app, &t.admin_key, false).await;
+}
