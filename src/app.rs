@@ -18,6 +18,8 @@ pub struct Inner {
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
+    /// Flips to true on SIGINT/SIGTERM: WebSockets send a close frame and end.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Open WebSocket connections per API key (limited by `http::MAX_SOCKETS_PER_KEY`).
     pub sockets_per_key: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
     /// The demo admin key, pre-filled into GraphiQL when serving the embedded demo on
@@ -52,6 +54,7 @@ impl AppState {
             metrics: Metrics::default(),
             graphiql_key,
             sockets_per_key: Default::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
         }))
     }
 }

@@ -294,8 +294,13 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
     if let Some(key) = &demo_key {
         println!("demo tenant admin API key: {key}");
     }
+    let stop_sockets = state.shutdown.clone();
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Subscribers get a close frame; in-flight requests finish.
+            let _ = stop_sockets.send(true);
+        })
         .await
         .map_err(|e| e.to_string())?;
     background.abort();

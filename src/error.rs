@@ -49,7 +49,10 @@ impl AppError {
 impl From<DieselError> for AppError {
     fn from(error: DieselError) -> Self {
         match &error {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
             | DieselError::BrokenTransactionManager => {
                 tracing::warn!(?error, "database unavailable");
                 AppError::Unavailable

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use diesel_async::SimpleAsyncConnection;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -247,6 +247,7 @@ impl Drop for SocketSlot {
 
 /// Close codes of the graphql-transport-ws protocol (4429: too many connections).
 const CLOSE_TOO_MANY: u16 = 4429;
+const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_BAD_REQUEST: u16 = 4400;
@@ -327,10 +328,35 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         .websocket_connections
         .fetch_add(1, Ordering::Relaxed);
     let context = RequestContext::new(state.pool.clone(), principal, state.batch_window());
-    let (sink, stream) = socket.split();
+    let (mut socket_sink, socket_stream) = socket.split();
+    // Outgoing messages go through a small bounded channel to a writer that owns the
+    // socket: a client that stops reading stalls its subscriptions (which are then cut
+    // off as slow consumers) instead of growing a buffer, and the writer can still send
+    // a close frame when the server shuts down.
+    let (outgoing, mut to_send) = futures_channel::mpsc::channel::<Message>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = to_send.next().await {
+            if socket_sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = socket_sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CLOSE_GOING_AWAY,
+                reason: "server shutting down".into(),
+            })))
+            .await;
+    });
+    let mut shutdown = state.shutdown.subscribe();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
     // Replay the init message so the protocol handler acknowledges it as usual.
-    let stream = futures_util::stream::once(async move { Ok(first) }).chain(stream);
-    GraphQLWebSocket::new_with_pair(sink, stream, state.schema.clone(), protocol)
+    let incoming = futures_util::stream::once(async move { Ok(first) })
+        .chain(socket_stream)
+        .take_until(Box::pin(stopping));
+    let sink = outgoing.sink_map_err(axum::Error::new);
+    GraphQLWebSocket::new_with_pair(sink, incoming, state.schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(context);
@@ -338,6 +364,7 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         })
         .serve()
         .await;
+    let _ = writer.await;
     state
         .metrics
         .websocket_connections

@@ -3,10 +3,13 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::processes_mentioning;
 
@@ -115,7 +118,44 @@ async fn embedded_default_starts_serves_and_stops_without_leftovers() {
         .unwrap();
     assert!(page.contains("/assets/graphiql/graphiql.min.js") && !page.contains("https://"));
     let first_key = first.key.clone();
+
+    // A live subscriber gets a close frame when the server stops.
+    let mut request = format!("{}/graphql/ws", first.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = serde_json::json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", first.key) } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let subscribe = serde_json::json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events { id } }" } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let closing = tokio::spawn(async move {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    });
     stop(first).await;
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), closing)
+            .await
+            .unwrap()
+            .unwrap(),
+        Some(1001)
+    );
     assert_eq!(
         processes_mentioning(data_dir.to_str().unwrap()),
         Vec::<u32>::new(),
