@@ -79,121 +79,196 @@ pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
     Ok(rows.into_iter().map(|r| r.tenant_id).collect())
 }
 
+/// Claims up to `limit` due jobs of one type (`FOR UPDATE SKIP LOCKED`, so concurrent
+/// runners never take the same job; a job left `processing` for 5 minutes is taken again)
+/// and marks them processing, in one short transaction.
+async fn claim(db: &TenantDb, job_type: &'static str, limit: i64) -> AppResult<Vec<ClaimedJob>> {
+    db.run(|conn, scope| {
+        async move {
+            let stale = Utc::now() - chrono::Duration::minutes(5);
+            let jobs: Vec<ClaimedJob> = queue_jobs::table
+                .filter(queue_jobs::tenant_id.eq(scope.id()))
+                .filter(queue_jobs::job_type.eq(job_type))
+                .filter(
+                    queue_jobs::status
+                        .eq("pending")
+                        .and(queue_jobs::run_at.le(Utc::now()))
+                        .or(queue_jobs::status
+                            .eq("processing")
+                            .and(queue_jobs::started_at.lt(stale))),
+                )
+                .order(queue_jobs::run_at)
+                .limit(limit)
+                .select((
+                    queue_jobs::id,
+                    queue_jobs::payload,
+                    queue_jobs::attempts,
+                    queue_jobs::max_attempts,
+                ))
+                .for_update()
+                .skip_locked()
+                .load(conn)
+                .await?;
+            let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+            diesel::update(
+                queue_jobs::table
+                    .filter(queue_jobs::tenant_id.eq(scope.id()))
+                    .filter(queue_jobs::id.eq_any(&ids)),
+            )
+            .set((
+                queue_jobs::status.eq("processing"),
+                queue_jobs::started_at.eq(Utc::now()),
+                queue_jobs::attempts.eq(queue_jobs::attempts + 1),
+            ))
+            .execute(conn)
+            .await?;
+            Ok::<_, AppError>(jobs)
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
+/// Finishes a claimed job: completed, or retried after `backoff`, or failed for good once
+/// its attempts are used up. Returns whether this was the final failure.
+async fn finish(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    job: &ClaimedJob,
+    outcome: Result<(), String>,
+) -> QueryResult<bool> {
+    let target = queue_jobs::table
+        .filter(queue_jobs::tenant_id.eq(scope.id()))
+        .filter(queue_jobs::id.eq(job.id));
+    let attempt = job.attempts + 1;
+    match outcome {
+        Ok(()) => {
+            diesel::update(target)
+                .set((
+                    queue_jobs::status.eq("completed"),
+                    queue_jobs::completed_at.eq(Utc::now()),
+                    queue_jobs::result.eq(json!({ "ok": true })),
+                    queue_jobs::error.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(false)
+        }
+        Err(error) => {
+            let give_up = attempt >= job.max_attempts;
+            let run_at: DateTime<Utc> = Utc::now() + backoff(attempt);
+            diesel::update(target)
+                .set((
+                    queue_jobs::status.eq(if give_up { "failed" } else { "pending" }),
+                    queue_jobs::run_at.eq(run_at),
+                    queue_jobs::error.eq(Some(error)),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(give_up)
+        }
+    }
+}
+
 /// Runs the tenant's due CRM sync jobs (at most `limit`); returns how many ran.
 pub async fn run_due_crm_jobs(
     db: &TenantDb,
     crm: &dyn CrmProvider,
     limit: i64,
 ) -> AppResult<usize> {
-    // Claim in one short transaction; call the provider outside it.
-    let claimed: Vec<ClaimedJob> = db
-        .run(|conn, scope| {
+    let claimed = claim(db, "crm_sync", limit).await?;
+    for job in &claimed {
+        let sync = serde_json::from_value::<CrmSync>(job.payload.clone())
+            .map_err(|e| format!("malformed payload: {e}"));
+        let outcome = match &sync {
+            Ok(sync) => crm.sync_discount(db.tenant().id(), sync).await,
+            Err(e) => Err(e.clone()),
+        };
+        let succeeded = outcome.is_ok();
+        db.run(|conn, scope| {
             async move {
-                let stale = Utc::now() - chrono::Duration::minutes(5);
-                let jobs: Vec<ClaimedJob> = queue_jobs::table
-                    .filter(queue_jobs::tenant_id.eq(scope.id()))
-                    .filter(queue_jobs::job_type.eq("crm_sync"))
-                    .filter(
-                        queue_jobs::status
-                            .eq("pending")
-                            .and(queue_jobs::run_at.le(Utc::now()))
-                            .or(queue_jobs::status
-                                .eq("processing")
-                                .and(queue_jobs::started_at.lt(stale))),
-                    )
-                    .order(queue_jobs::run_at)
-                    .limit(limit)
-                    .select((
-                        queue_jobs::id,
-                        queue_jobs::payload,
-                        queue_jobs::attempts,
-                        queue_jobs::max_attempts,
-                    ))
-                    .for_update()
-                    .skip_locked()
-                    .load(conn)
-                    .await?;
-                let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-                diesel::update(
-                    queue_jobs::table
-                        .filter(queue_jobs::tenant_id.eq(scope.id()))
-                        .filter(queue_jobs::id.eq_any(&ids)),
-                )
-                .set((
-                    queue_jobs::status.eq("processing"),
-                    queue_jobs::started_at.eq(Utc::now()),
-                    queue_jobs::attempts.eq(queue_jobs::attempts + 1),
-                ))
-                .execute(conn)
-                .await?;
-                Ok::<_, AppError>(jobs)
+                let gave_up = finish(conn, scope, job, outcome).await?;
+                if let Ok(sync) = sync {
+                    if succeeded {
+                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced)
+                            .await?;
+                    } else if gave_up {
+                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Failed)
+                            .await?;
+                    }
+                }
+                Ok::<_, AppError>(())
             }
             .scope_boxed()
         })
         .await?;
+    }
+    Ok(claimed.len())
+}
 
+/// Runs the tenant's due webhook deliveries: POST the event with its signature headers.
+pub async fn run_due_webhook_jobs(
+    db: &TenantDb,
+    client: &reqwest::Client,
+    limit: i64,
+) -> AppResult<usize> {
+    use crate::domain::webhooks::ops as webhooks;
+    let claimed = claim(db, "webhook_delivery", limit).await?;
     for job in &claimed {
-        let attempt = job.attempts + 1;
-        let outcome = match serde_json::from_value::<CrmSync>(job.payload.clone()) {
-            Ok(sync) => crm
-                .sync_discount(db.tenant().id(), &sync)
-                .await
-                .map(|()| sync),
-            Err(e) => Err(format!("malformed payload: {e}")),
+        let delivery = job.payload["deliveryId"]
+            .as_str()
+            .and_then(|d| d.parse::<Uuid>().ok());
+        let Some(delivery) = delivery else {
+            db.run(|conn, scope| {
+                async move {
+                    Ok::<_, AppError>(
+                        finish(conn, scope, job, Err("malformed payload".into())).await?,
+                    )
+                }
+                .scope_boxed()
+            })
+            .await?;
+            continue;
         };
-        let (job_id, max_attempts) = (job.id, job.max_attempts);
+        let outgoing = db
+            .query(|conn, scope| webhooks::outgoing(conn, scope, delivery).scope_boxed())
+            .await?;
+        let Some(outgoing) = outgoing else {
+            // The endpoint was disabled or removed: nothing to send any more.
+            db.run(|conn, scope| {
+                async move { Ok::<_, AppError>(finish(conn, scope, job, Ok(())).await?) }
+                    .scope_boxed()
+            })
+            .await?;
+            continue;
+        };
+        let timestamp = Utc::now().timestamp();
+        let signature = webhooks::sign(&outgoing.secret, timestamp, &outgoing.body);
+        let response = client
+            .post(&outgoing.url)
+            .header("content-type", "application/json")
+            .header("x-growthgraph-event-id", outgoing.event_id.to_string())
+            .header("x-growthgraph-timestamp", timestamp.to_string())
+            .header(
+                "x-growthgraph-signature",
+                format!("t={timestamp},v1={signature}"),
+            )
+            .body(outgoing.body)
+            .send()
+            .await;
+        let attempt: Result<i32, (Option<i32>, String)> = match response {
+            Ok(r) if r.status().is_success() => Ok(i32::from(r.status().as_u16())),
+            Ok(r) => Err((
+                Some(i32::from(r.status().as_u16())),
+                format!("endpoint answered {}", r.status()),
+            )),
+            Err(e) => Err((None, format!("request failed: {e}"))),
+        };
         db.run(|conn, scope| {
             async move {
-                let target = queue_jobs::table
-                    .filter(queue_jobs::tenant_id.eq(scope.id()))
-                    .filter(queue_jobs::id.eq(job_id));
-                match outcome {
-                    Ok(sync) => {
-                        diesel::update(target)
-                            .set((
-                                queue_jobs::status.eq("completed"),
-                                queue_jobs::completed_at.eq(Utc::now()),
-                                queue_jobs::result.eq(json!({ "synced": true })),
-                                queue_jobs::error.eq(None::<String>),
-                            ))
-                            .execute(conn)
-                            .await?;
-                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced)
-                            .await?;
-                    }
-                    Err(error) => {
-                        let give_up = attempt >= max_attempts;
-                        let run_at: DateTime<Utc> = Utc::now() + backoff(attempt);
-                        diesel::update(target)
-                            .set((
-                                queue_jobs::status.eq(if give_up { "failed" } else { "pending" }),
-                                queue_jobs::run_at.eq(run_at),
-                                queue_jobs::error.eq(Some(error)),
-                            ))
-                            .execute(conn)
-                            .await?;
-                        if give_up {
-                            let sync: Option<CrmSync> = serde_json::from_value(
-                                queue_jobs::table
-                                    .filter(queue_jobs::tenant_id.eq(scope.id()))
-                                    .filter(queue_jobs::id.eq(job_id))
-                                    .select(queue_jobs::payload)
-                                    .first(conn)
-                                    .await?,
-                            )
-                            .ok();
-                            if let Some(sync) = sync {
-                                mark_enrollment(
-                                    conn,
-                                    scope,
-                                    sync.enrollment_id,
-                                    SyncStatus::Failed,
-                                )
-                                .await?;
-                            }
-                        }
-                    }
-                }
+                let job_outcome = attempt.as_ref().map(|_| ()).map_err(|(_, e)| e.clone());
+                let gave_up = finish(conn, scope, job, job_outcome).await?;
+                webhooks::record_attempt(conn, scope, delivery, attempt, gave_up).await?;
                 Ok::<_, AppError>(())
             }
             .scope_boxed()
@@ -259,6 +334,16 @@ pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
     Ok(expired.len())
 }
 
+/// The client webhook deliveries go out with (bounded time per attempt).
+pub fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent("growthgraph-webhooks/1")
+        .build()
+        .expect("HTTP client builds")
+}
+
 /// Recomputes the tenant's growth insights when the last analysis is a week old.
 pub async fn refresh_growth_insights_weekly(db: &TenantDb) -> AppResult<bool> {
     db.run(|conn, scope| {
@@ -284,6 +369,7 @@ pub fn spawn_background(
     crm: Arc<dyn CrmProvider>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let client = webhook_client();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -303,6 +389,9 @@ pub fn spawn_background(
                 }
                 if let Err(error) = run_due_crm_jobs(&db, crm.as_ref(), 100).await {
                     tracing::warn!(?error, %tenant, "CRM sync jobs failed");
+                }
+                if let Err(error) = run_due_webhook_jobs(&db, &client, 100).await {
+                    tracing::warn!(?error, %tenant, "webhook deliveries failed");
                 }
                 if let Err(error) = refresh_growth_insights_weekly(&db).await {
                     tracing::warn!(?error, %tenant, "weekly growth insights failed");

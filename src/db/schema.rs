@@ -1099,6 +1099,38 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Int8,
+        event_type -> Text,
+        status -> Text,
+        attempts -> Int4,
+        response_status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        url -> Text,
+        event_types -> Array<Nullable<Text>>,
+        secret -> Text,
+        enabled -> Bool,
+        consecutive_failures -> Int4,
+        disabled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     widget_configs (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1170,6 +1202,9 @@ diesel::joinable!(target_group_mappings -> tenants (tenant_id));
 diesel::joinable!(testimonials -> tenants (tenant_id));
 diesel::joinable!(tickets -> tenants (tenant_id));
 diesel::joinable!(translation_cache -> tenants (tenant_id));
+diesel::joinable!(webhook_deliveries -> domain_events (event_id));
+diesel::joinable!(webhook_deliveries -> tenants (tenant_id));
+diesel::joinable!(webhook_endpoints -> tenants (tenant_id));
 diesel::joinable!(widget_configs -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -1234,5 +1269,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tickets,
     translation_cache,
     translation_dictionary,
+    webhook_deliveries,
+    webhook_endpoints,
     widget_configs,
 );

@@ -26,15 +26,18 @@ pub async fn record(
     subject: Uuid,
     payload: serde_json::Value,
 ) -> QueryResult<()> {
-    diesel::insert_into(domain_events::table)
+    let id: i64 = diesel::insert_into(domain_events::table)
         .values(NewEvent {
             tenant_id: scope.id(),
             event_type,
             subject_id: subject,
             payload,
         })
-        .execute(conn)
+        .returning(domain_events::id)
+        .get_result(conn)
         .await?;
+    // Webhook deliveries are jobs of the same transaction (none without endpoints).
+    crate::domain::webhooks::ops::enqueue_deliveries(conn, scope, id, event_type).await?;
     // Delivered at commit only (and once per transaction): wakes the sequencer.
     diesel::sql_query("SELECT pg_notify('gg_events_written', '')")
         .execute(conn)

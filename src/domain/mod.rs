@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod leads;
 pub mod loyalty;
 pub mod tenancy;
+pub mod webhooks;
 
 use crate::error::AppError;
 

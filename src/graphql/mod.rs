@@ -19,6 +19,7 @@ use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
+use crate::domain::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 use crate::events::EventHub;
 use events::{EventsQuery, Subscription};
 
@@ -31,6 +32,7 @@ pub struct Query(
     GrowthQuery,
     CampaignsQuery,
     EventsQuery,
+    WebhooksQuery,
     AutomationsQuery,
 );
 
@@ -42,6 +44,7 @@ pub struct Mutation(
     LeadsMutation,
     GrowthMutation,
     CampaignsMutation,
+    WebhooksMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -12,3 +12,4 @@ mod http_surface;
 mod leads;
 mod loyalty;
 mod tenancy;
+mod webhooks;

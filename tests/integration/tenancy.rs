@@ -61,6 +61,8 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "reward",
     "rewards",
     "viewer",
+    "webhookDeliveries",
+    "webhookEndpoints",
 ];
 const COVERED_MUTATION_FIELDS: &[&str] = &[
     "addLeadNote",
@@ -74,7 +76,9 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "createCampaign",
     "createClubStage",
     "createReward",
+    "createWebhookEndpoint",
     "deleteLead",
+    "disableWebhookEndpoint",
     "enrollCustomer",
     "expireEnrollments",
     "fulfillRedemption",

@@ -1,0 +1,209 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use scoped_futures::ScopedFutureExt;
+
+use super::model::{self, DeliveryStatus};
+use super::ops;
+use crate::auth::Access;
+use crate::domain::{payload, UserError};
+use crate::error::AppResult;
+use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::request_context;
+use crate::graphql::scalars::parse_id;
+
+#[derive(SimpleObject, Clone)]
+pub struct WebhookEndpoint {
+    pub id: ID,
+    pub url: String,
+    /// Empty: every event type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub consecutive_failures: i32,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Endpoint> for WebhookEndpoint {
+    fn from(e: model::Endpoint) -> Self {
+        WebhookEndpoint {
+            id: ID(e.id.to_string()),
+            url: e.url,
+            event_types: e.event_types.into_iter().flatten().collect(),
+            enabled: e.enabled,
+            consecutive_failures: e.consecutive_failures,
+            disabled_at: e.disabled_at,
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct WebhookDelivery {
+    pub id: ID,
+    pub endpoint_id: ID,
+    /// The event's id, sent as `X-Growthgraph-Event-Id` (deduplicate on it).
+    pub event_id: ID,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub response_status: Option<i32>,
+    pub error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Delivery> for WebhookDelivery {
+    fn from(d: model::Delivery) -> Self {
+        WebhookDelivery {
+            id: ID(d.id.to_string()),
+            endpoint_id: ID(d.endpoint_id.to_string()),
+            event_id: ID(d.event_id.to_string()),
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            response_status: d.response_status,
+            error: d.error,
+            delivered_at: d.delivered_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct WebhooksQuery;
+
+#[Object]
+impl WebhooksQuery {
+    #[graphql(guard = "Access::Admin")]
+    async fn webhook_endpoints(&self, ctx: &Context<'_>) -> AppResult<Vec<WebhookEndpoint>> {
+        let request = request_context(ctx)?;
+        let rows = request
+            .db
+            .query(|conn, scope| ops::endpoints(conn, scope).scope_boxed())
+            .await?;
+        Ok(rows.into_iter().map(WebhookEndpoint::from).collect())
+    }
+
+    /// The delivery log, newest first.
+    #[graphql(
+        guard = "Access::Admin",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, WebhookDelivery>> {
+        let request = request_context(ctx)?;
+        let page = PageRequest::new(first, after)?;
+        let endpoint = endpoint_id
+            .as_ref()
+            .map(|e| parse_id(e, &["endpointId"]))
+            .transpose()?;
+        let rows = request
+            .db
+            .run(|conn, scope| {
+                let page = &page;
+                async move { ops::deliveries(conn, scope, endpoint, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |d| Cursor {
+                key: d.created_at,
+                id: d.id,
+            },
+            WebhookDelivery::from,
+        ))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateWebhookEndpointInput {
+    pub url: String,
+    /// Event types to deliver; empty or absent for all.
+    pub event_types: Option<Vec<String>>,
+    /// The signing secret; generated when absent. Shown once.
+    pub secret: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateWebhookEndpointPayload {
+    pub webhook_endpoint: Option<WebhookEndpoint>,
+    /// The signing secret, shown this once.
+    pub secret: Option<String>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct DisableWebhookEndpointInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct DisableWebhookEndpointPayload {
+    pub webhook_endpoint: Option<WebhookEndpoint>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct WebhooksMutation;
+
+#[Object]
+impl WebhooksMutation {
+    #[graphql(guard = "Access::Admin")]
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookEndpointInput,
+    ) -> AppResult<CreateWebhookEndpointPayload> {
+        let request = request_context(ctx)?;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    ops::create_endpoint(
+                        conn,
+                        scope,
+                        &input.url,
+                        input.event_types.unwrap_or_default(),
+                        input.secret,
+                    )
+                    .await
+                }
+                .scope_boxed()
+            })
+            .await;
+        payload(result, |created, user_errors| {
+            let (endpoint, secret) = created.map(|(e, s)| (WebhookEndpoint::from(e), s)).unzip();
+            CreateWebhookEndpointPayload {
+                webhook_endpoint: endpoint,
+                secret,
+                user_errors,
+            }
+        })
+    }
+
+    #[graphql(guard = "Access::Admin")]
+    async fn disable_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: DisableWebhookEndpointInput,
+    ) -> AppResult<DisableWebhookEndpointPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::disable_endpoint(conn, scope, id).await }.scope_boxed()
+            })
+            .await;
+        payload(result, |e, user_errors| DisableWebhookEndpointPayload {
+            webhook_endpoint: e.map(WebhookEndpoint::from),
+            user_errors,
+        })
+    }
+}
