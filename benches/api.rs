@@ -12,7 +12,9 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward` |
+//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,fanout` |
+//! | `BENCH_SUBSCRIBERS` | `2000` (fan-out; client and server sockets share this process's file limit) |
+//! | `BENCH_EVENTS` | `50` (fan-out: events written, one every 20 ms) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -50,6 +52,118 @@ const CUSTOMER_360: &str = "query($id: ID) { customer(id: $id) {
 
 const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
   currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
+
+const CAMPAIGN_METRICS: &str = "query($id: ID!) { campaign(id: $id) { metrics { recipients sent delivered opened clicked failed deliveryRate openRate clickRate clickToOpenRate failureRate } } }";
+
+const CAMPAIGNS_PAGE: &str = "{ campaigns(first: 50) { nodes { id name status metrics { sent openRate } executions { status } } } }";
+
+const LEADS_PAGE: &str =
+    "{ leads(first: 50) { nodes { id name urgency actions { action tag } notes { note } } } }";
+
+/// Fan-out: BENCH_SUBSCRIBERS WebSocket subscribers of the tenant's events; BENCH_EVENTS
+/// events written one every 20 ms; prints delivery latency (commit to receipt) and RSS.
+async fn fanout(client: &reqwest::Client, base: &str, key: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let subscribers: usize = env_or("BENCH_SUBSCRIBERS", 2000);
+    let events: usize = env_or("BENCH_EVENTS", 50);
+    let ws_url = base.replace("http://", "ws://") + "/ws";
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let mut ready = Vec::new();
+    for _ in 0..subscribers {
+        let (url, key, tx) = (ws_url.clone(), key.to_owned(), tx.clone());
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        ready.push(ready_rx);
+        tokio::spawn(async move {
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "graphql-transport-ws".parse().unwrap(),
+            );
+            let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+                return;
+            };
+            let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
+            let _ = socket.send(Message::Text(init.to_string().into())).await;
+            let _ = socket.next().await;
+            let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events(types: [\"lead.created\"]) { subjectId payload } }" } });
+            let _ = socket
+                .send(Message::Text(subscribe.to_string().into()))
+                .await;
+            let _ = ready_tx.send(());
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message {
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    if let Some(subject) = v["payload"]["data"]["events"]["subjectId"].as_str() {
+                        let _ = tx.send((subject.to_owned(), Instant::now()));
+                    }
+                }
+            }
+        });
+    }
+    for r in ready {
+        let _ = r.await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut sent_at = std::collections::HashMap::new();
+    let started = Instant::now();
+    for i in 0..events {
+        let t = Instant::now();
+        let r: Value = client
+            .post(base)
+            .bearer_auth(key)
+            .json(&json!({ "query": "mutation($e: String!) { ingestLead(input: { name: \"Fan\", email: $e }) { lead { id } } }", "variables": { "e": format!("fan{i}@bench.example") } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The commit happened before the response: measure from the request's start.
+        sent_at.insert(
+            r["data"]["ingestLead"]["lead"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            t,
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected = subscribers * events;
+    let mut latencies = Vec::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latencies.len() < expected && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some((subject, at))) => {
+                if let Some(t) = sent_at.get(&subject) {
+                    latencies.push(at - *t);
+                }
+            }
+            _ => break,
+        }
+    }
+    latencies.sort();
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or("VmRSS: ?")
+        .to_owned();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
+        "fanout",
+        subscribers,
+        latencies.len() as f64 / started.elapsed().as_secs_f64(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.95)),
+        ms(percentile(&latencies, 0.99)),
+        expected - latencies.len(),
+        "-",
+    );
+    println!("  (fan-out: {subscribers} subscribers × {events} events; req/s column = deliveries/s; errors = undelivered; process {rss}, clients included)");
+}
 
 const REDEEM: &str = "mutation($c: ID!, $r: ID!) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: 1 }) {
   redemption { id status } userErrors { code } } }";
@@ -182,7 +296,8 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,customersPage,redeemReward".to_string(),
+        "customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,fanout"
+            .to_string(),
     );
 
     let (url, cluster) = match std::env::var("DATABASE_URL") {
@@ -294,6 +409,26 @@ async fn run() {
     let ids = Arc::new(ids);
     let funded = Arc::new(funded);
     let reward_id = create_bench_reward(&client, &base, &key).await;
+    let campaign_id = {
+        let r: Value = client
+            .post(&base)
+            .bearer_auth(&key)
+            .json(&json!({ "query": "{ campaigns(first: 1, filter: { search: \"Scale campaign\" }) { nodes { id metrics { recipients } } } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        println!(
+            "campaign scenario: 'Scale campaign' with {} recipients",
+            r["data"]["campaigns"]["nodes"][0]["metrics"]["recipients"]
+        );
+        r["data"]["campaigns"]["nodes"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     for scenario in scenarios.split(',') {
         let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = match scenario {
             "customer360" => {
@@ -303,6 +438,18 @@ async fn run() {
                 )
             }
             "customersPage" => Arc::new(|_| json!({ "query": CUSTOMERS_PAGE })),
+            "campaignMetrics" => {
+                let campaign = campaign_id.clone();
+                Arc::new(
+                    move |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign } }),
+                )
+            }
+            "campaignsPage" => Arc::new(|_| json!({ "query": CAMPAIGNS_PAGE })),
+            "leadsPage" => Arc::new(|_| json!({ "query": LEADS_PAGE })),
+            "fanout" => {
+                fanout(&client, &base, &key).await;
+                continue;
+            }
             "redeemReward" => {
                 let (funded, reward_id) = (funded.clone(), reward_id.clone());
                 Arc::new(

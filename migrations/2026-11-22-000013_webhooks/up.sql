@@ -1,5 +1,6 @@
 -- Signed webhooks for partners: endpoints per tenant and a delivery log. Deliveries run
--- as `webhook_delivery` jobs on queue_jobs (src/jobs.rs); the rules (signature, retries,
+-- as `webhook_delivery` jobs on queue_jobs, created with each event (src/domain/events.rs)
+-- and run by src/jobs.rs; the rules (signature, retries,
 -- automatic disabling) live in src/domain/webhooks/ops.rs.
 CREATE TABLE webhook_endpoints (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -9,14 +9,29 @@ use uuid::Uuid;
 use crate::db::schema::domain_events;
 use crate::db::Tenant;
 
-#[derive(Insertable)]
-#[diesel(table_name = domain_events)]
-struct NewEvent<'a> {
-    tenant_id: Uuid,
-    event_type: &'a str,
-    subject_id: Uuid,
-    payload: serde_json::Value,
-}
+/// One statement per event: the outbox row, a delivery and its job for each subscribed
+/// webhook endpoint (see `crate::domain::webhooks`), and a notification delivered at
+/// commit only (once per transaction) that wakes the sequencer. Raw SQL because the
+/// DSL cannot chain data-modifying CTEs.
+const RECORD_SQL: &str = r#"
+WITH event AS (
+    INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
+    VALUES ($1, $2, $3, $4)
+    RETURNING id, tenant_id, event_type
+), deliveries AS (
+    INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type)
+    SELECT w.tenant_id, w.id, event.id, event.event_type
+    FROM webhook_endpoints w, event
+    WHERE w.tenant_id = event.tenant_id AND w.enabled
+      AND (w.event_types = '{}' OR event.event_type = ANY (w.event_types))
+    RETURNING id
+), jobs AS (
+    INSERT INTO queue_jobs (tenant_id, job_type, payload)
+    SELECT $1, 'webhook_delivery', jsonb_build_object('deliveryId', deliveries.id) FROM deliveries
+    RETURNING 1
+)
+SELECT pg_notify('gg_events_written', '') FROM event
+"#;
 
 /// Appends one event (`type` like `customer.upserted`) about `subject`.
 pub async fn record(
@@ -26,20 +41,11 @@ pub async fn record(
     subject: Uuid,
     payload: serde_json::Value,
 ) -> QueryResult<()> {
-    let id: i64 = diesel::insert_into(domain_events::table)
-        .values(NewEvent {
-            tenant_id: scope.id(),
-            event_type,
-            subject_id: subject,
-            payload,
-        })
-        .returning(domain_events::id)
-        .get_result(conn)
-        .await?;
-    // Webhook deliveries are jobs of the same transaction (none without endpoints).
-    crate::domain::webhooks::ops::enqueue_deliveries(conn, scope, id, event_type).await?;
-    // Delivered at commit only (and once per transaction): wakes the sequencer.
-    diesel::sql_query("SELECT pg_notify('gg_events_written', '')")
+    diesel::sql_query(RECORD_SQL)
+        .bind::<diesel::sql_types::Uuid, _>(scope.id())
+        .bind::<diesel::sql_types::Text, _>(event_type)
+        .bind::<diesel::sql_types::Uuid, _>(subject)
+        .bind::<diesel::sql_types::Jsonb, _>(payload)
         .execute(conn)
         .await
         .map(|_| ())

@@ -1,6 +1,5 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -147,32 +146,6 @@ pub async fn deliveries(
         );
     }
     Ok(query.load(conn).await?)
-}
-
-/// Called by the outbox for each event: one delivery (and its job) per enabled endpoint
-/// subscribed to the event's type. One statement; nothing when there is no endpoint.
-pub async fn enqueue_deliveries(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    event_id: i64,
-    event_type: &str,
-) -> QueryResult<()> {
-    diesel::sql_query(
-        "WITH created AS (
-             INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type)
-             SELECT e.tenant_id, e.id, $2, $3 FROM webhook_endpoints e
-             WHERE e.tenant_id = $1 AND e.enabled AND (e.event_types = '{}' OR $3 = ANY (e.event_types))
-             RETURNING id
-         )
-         INSERT INTO queue_jobs (tenant_id, job_type, payload, max_attempts)
-         SELECT $1, 'webhook_delivery', jsonb_build_object('deliveryId', id), 8 FROM created",
-    )
-    .bind::<SqlUuid, _>(scope.id())
-    .bind::<BigInt, _>(event_id)
-    .bind::<Text, _>(event_type)
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
 /// What one delivery attempt sends.
