@@ -390,6 +390,7 @@ async fn run() {
         Default::default(),
     ));
     let state = AppState::new(pool, statements.clone(), ServeArgs::default(), None, hub);
+    state.hub.spawn_listener(url.clone());
     tokio::spawn(async move {
         axum::serve(listener, growthgraph::http::router(state))
             .await

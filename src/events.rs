@@ -1,6 +1,6 @@
 //! Publishing: each server instance keeps one listening connection (LISTEN, reconnecting
-//! with backoff), runs the sequencer when events are written, and fans the tenant's newly
-//! sequenced events out to its local subscribers through bounded broadcast channels. A
+//! with backoff), runs the sequencer every `TICK`, and fans the tenants' newly sequenced
+//! events out to its local subscribers through bounded broadcast channels. A
 //! subscriber that falls more than `BUFFER` events behind is cut off (its stream ends
 //! with a SLOW_CONSUMER error) instead of growing memory.
 
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::{Stream, StreamExt};
 use scoped_futures::ScopedFutureExt;
 use tokio::sync::broadcast;
@@ -20,8 +20,8 @@ use crate::error::{AppError, AppResult};
 
 /// Events buffered per tenant channel; a subscriber further behind is disconnected.
 pub const BUFFER: usize = 1024;
-/// Safety net: sequence and fetch at least this often, notifications or not.
-const TICK: Duration = Duration::from_millis(500);
+/// How often each instance runs the sequencer (a cheap no-op when nothing is new).
+const TICK: Duration = Duration::from_millis(20);
 
 struct TenantChannel {
     sender: broadcast::Sender<Arc<StoredEvent>>,
@@ -135,12 +135,19 @@ impl EventHub {
         Ok(())
     }
 
-    /// Numbers committed events (one sequencer at a time across instances).
-    pub async fn sequence(&self) -> AppResult<()> {
+    /// Numbers committed events (one sequencer at a time across instances); returns the
+    /// highest position, or None when another instance's sequencer was busy.
+    pub async fn sequence(&self) -> AppResult<Option<i64>> {
+        #[derive(diesel::QueryableByName)]
+        struct Last {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            last: Option<i64>,
+        }
         let mut conn = self.pool.get().await?;
-        conn.batch_execute("SELECT sequence_domain_events()")
+        let last: Last = diesel::sql_query("SELECT sequence_domain_events() AS last")
+            .get_result(&mut conn)
             .await?;
-        Ok(())
+        Ok(last.last)
     }
 
     /// The listener: one connection per instance, reconnecting with backoff and catching
@@ -170,38 +177,46 @@ impl EventHub {
         let mut conn = AsyncPgConnection::establish(url)
             .await
             .map_err(|e| e.to_string())?;
-        conn.batch_execute("LISTEN gg_events_written; LISTEN gg_events_sequenced")
+        conn.batch_execute("LISTEN gg_events_sequenced")
             .await
             .map_err(|e| e.to_string())?;
-        // Catch up on anything written while we were away.
-        self.catch_up().await;
+        // Catch up on anything published while we were away.
+        self.fetch().await;
+        let mut seen = 0i64;
+        let mut since_fetch = 0u32;
         let mut notifications = std::pin::pin!(conn.notifications_stream());
         let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 notification = notifications.next() => match notification {
-                    Some(Ok(n)) if n.channel == "gg_events_written" => {
-                        if let Err(error) = self.sequence().await {
-                            tracing::warn!(?error, "sequencing events failed");
-                        }
-                    }
-                    Some(Ok(_)) => {
-                        if let Err(error) = self.fetch_new().await {
-                            tracing::warn!(?error, "fetching events failed");
-                        }
-                    }
+                    // Some instance's sequencer numbered new events.
+                    Some(Ok(_)) => self.fetch().await,
                     Some(Err(e)) => return Err(e.to_string()),
                     None => return Err("notification stream ended".into()),
                 },
-                _ = tick.tick() => self.catch_up().await,
+                _ = tick.tick() => {
+                    since_fetch += 1;
+                    match self.sequence().await {
+                        Ok(Some(last)) if last > seen => {
+                            seen = last;
+                            since_fetch = 0;
+                            self.fetch().await;
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::debug!(?error, "sequencing events failed"),
+                    }
+                    // Safety net for a missed notification: fetch at least once a second.
+                    if since_fetch >= 50 {
+                        since_fetch = 0;
+                        self.fetch().await;
+                    }
+                }
             }
         }
     }
 
-    async fn catch_up(&self) {
-        if let Err(error) = self.sequence().await {
-            tracing::debug!(?error, "sequencing events failed");
-        }
+    async fn fetch(&self) {
         if let Err(error) = self.fetch_new().await {
             tracing::debug!(?error, "fetching events failed");
         }

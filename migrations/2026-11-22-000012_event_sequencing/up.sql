@@ -2,8 +2,8 @@
 -- transactions commit in another order, so a reader paging by id could skip an event
 -- that commits late. Positions are assigned only to committed events, by one sequencer
 -- at a time (an advisory lock), in id order: a reader paging by position never skips.
--- Writers notify 'gg_events_written' at commit (src/domain/events.rs); the server's
--- listener runs the sequencer, which notifies 'gg_events_sequenced' (src/events.rs).
+-- Every server instance runs the sequencer every few milliseconds (src/events.rs); when
+-- it numbers new events it notifies 'gg_events_sequenced' so every instance fans out.
 ALTER TABLE domain_events ADD COLUMN position bigint UNIQUE;
 CREATE INDEX domain_events_tenant_position_idx ON domain_events (tenant_id, position) WHERE position IS NOT NULL;
 CREATE INDEX domain_events_unsequenced_idx ON domain_events (id) WHERE position IS NULL;

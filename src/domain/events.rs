@@ -9,10 +9,10 @@ use uuid::Uuid;
 use crate::db::schema::domain_events;
 use crate::db::Tenant;
 
-/// One statement per event: the outbox row, a delivery and its job for each subscribed
-/// webhook endpoint (see `crate::domain::webhooks`), and a notification delivered at
-/// commit only (once per transaction) that wakes the sequencer. Raw SQL because the
-/// DSL cannot chain data-modifying CTEs.
+/// One statement per event: the outbox row, and a delivery and its job for each
+/// subscribed webhook endpoint (see `crate::domain::webhooks`). Raw SQL because the DSL
+/// cannot chain data-modifying CTEs. (No NOTIFY here: it would take PostgreSQL's global
+/// notification lock at every commit; the sequencer polls instead, see `crate::events`.)
 const RECORD_SQL: &str = r#"
 WITH event AS (
     INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
@@ -30,7 +30,7 @@ WITH event AS (
     SELECT $1, 'webhook_delivery', jsonb_build_object('deliveryId', deliveries.id) FROM deliveries
     RETURNING 1
 )
-SELECT pg_notify('gg_events_written', '') FROM event
+SELECT 1 FROM event
 "#;
 
 /// Appends one event (`type` like `customer.upserted`) about `subject`.
