@@ -70,9 +70,25 @@ async fn fanout(client: &reqwest::Client, base: &str, key: &str) {
     let events: usize = env_or("BENCH_EVENTS", 50);
     let ws_url = base.replace("http://", "ws://") + "/ws";
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    // One key holds at most MAX_SOCKETS_PER_KEY sockets: spread subscribers over partner keys.
+    let per_key = growthgraph::http::MAX_SOCKETS_PER_KEY;
+    let mut keys = Vec::new();
+    for _ in 0..subscribers.div_ceil(per_key) {
+        let r: Value = client
+            .post(base)
+            .bearer_auth(key)
+            .json(&json!({ "query": "mutation { createApiKey(input: { name: \"fan-out\", role: PARTNER }) { secret } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys.push(r["data"]["createApiKey"]["secret"].as_str().unwrap().to_owned());
+    }
     let mut ready = Vec::new();
-    for _ in 0..subscribers {
-        let (url, key, tx) = (ws_url.clone(), key.to_owned(), tx.clone());
+    for i in 0..subscribers {
+        let (url, key, tx) = (ws_url.clone(), keys[i / per_key].clone(), tx.clone());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
         ready.push(ready_rx);
         tokio::spawn(async move {
