@@ -84,7 +84,12 @@ async fn fanout(client: &reqwest::Client, base: &str, key: &str) {
             .json()
             .await
             .unwrap();
-        keys.push(r["data"]["createApiKey"]["secret"].as_str().unwrap().to_owned());
+        keys.push(
+            r["data"]["createApiKey"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mut ready = Vec::new();
     for i in 0..subscribers {

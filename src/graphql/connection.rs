@@ -102,3 +102,25 @@ pub enum OrderDirection {
     Asc,
     Desc,
 }
+
+/// Restricts a boxed Diesel query to the rows after `page`'s cursor in `(key, id)` order
+/// (`asc` or `desc`); the keyset half of every connection over a non-null sort key.
+#[macro_export]
+macro_rules! after_cursor {
+    ($query:expr, $page:expr, $key:expr, $id:expr, asc) => {
+        match &$page.after {
+            Some($crate::graphql::connection::Cursor { key, id }) => {
+                $query.filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id))))
+            }
+            None => $query,
+        }
+    };
+    ($query:expr, $page:expr, $key:expr, $id:expr, desc) => {
+        match &$page.after {
+            Some($crate::graphql::connection::Cursor { key, id }) => {
+                $query.filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id))))
+            }
+            None => $query,
+        }
+    };
+}

@@ -6,7 +6,7 @@ use super::model::Testimonial;
 use crate::db::schema::testimonials;
 use crate::db::Tenant;
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 /// Published testimonials, newest first: what the widget shows.
 pub async fn published_testimonials(
@@ -21,14 +21,12 @@ pub async fn published_testimonials(
         .order((testimonials::published_at.desc(), testimonials::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            testimonials::published_at
-                .lt(*key)
-                .or(testimonials::published_at
-                    .eq(*key)
-                    .and(testimonials::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(
+        query,
+        page,
+        testimonials::published_at,
+        testimonials::id,
+        desc
+    );
     Ok(query.load(conn).await?)
 }

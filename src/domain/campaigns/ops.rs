@@ -20,7 +20,7 @@ use crate::db::schema::{
 use crate::db::Tenant;
 use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
     UserError::new(code, field, message).into()
@@ -84,13 +84,7 @@ pub async fn list(
                 .or(c::description.ilike(pattern)),
         );
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            c::created_at
-                .lt(*key)
-                .or(c::created_at.eq(*key).and(c::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, c::created_at, c::id, desc);
     Ok(query.load(conn).await?)
 }
 
@@ -149,13 +143,7 @@ pub async fn recipients(
     if let Some(channel) = filter.channel {
         query = query.filter(r::channel.eq(channel));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            r::created_at
-                .gt(*key)
-                .or(r::created_at.eq(*key).and(r::id.gt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }
 
@@ -731,13 +719,7 @@ pub async fn list_outreach_campaigns(
         .order((o::created_at.desc(), o::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            o::created_at
-                .lt(*key)
-                .or(o::created_at.eq(*key).and(o::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, o::created_at, o::id, desc);
     Ok(query.load(conn).await?)
 }
 
@@ -770,13 +752,7 @@ pub async fn outreach_emails(
     if let Some(campaign) = campaign {
         query = query.filter(e::campaign_id.eq(campaign));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            e::created_at
-                .gt(*key)
-                .or(e::created_at.eq(*key).and(e::id.gt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, e::created_at, e::id, asc);
     Ok(query.load(conn).await?)
 }
 

@@ -21,7 +21,7 @@ use crate::db::schema::{
 use crate::db::Tenant;
 use crate::domain::{events, idempotency, OpError, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
     UserError::new(code, field, message).into()
@@ -121,15 +121,13 @@ pub async fn list_enrollments(
     if let Some(stage) = filter.stage_id {
         query = query.filter(club_enrollments::stage_id.eq(stage));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            club_enrollments::created_at
-                .lt(*key)
-                .or(club_enrollments::created_at
-                    .eq(*key)
-                    .and(club_enrollments::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(
+        query,
+        page,
+        club_enrollments::created_at,
+        club_enrollments::id,
+        desc
+    );
     Ok(query.load(conn).await?)
 }
 
@@ -227,13 +225,7 @@ pub async fn list_rewards(
     if let Some(kind) = filter.reward_type {
         query = query.filter(r::reward_type.eq(kind));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            r::created_at
-                .gt(*key)
-                .or(r::created_at.eq(*key).and(r::id.gt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }
 
@@ -280,13 +272,7 @@ pub async fn list_redemptions(
     if let Some(reward) = filter.reward_id {
         query = query.filter(r::reward_id.eq(reward));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            r::created_at
-                .lt(*key)
-                .or(r::created_at.eq(*key).and(r::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, r::created_at, r::id, desc);
     Ok(query.load(conn).await?)
 }
 

@@ -10,7 +10,7 @@ use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, Tenant as TenantScope};
 use crate::domain::{OpResult, UserError, UserErrorCode};
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 /// `Acme Wines & Co` → `acme-wines-co`.
 pub fn slugify(name: &str) -> String {
@@ -207,12 +207,6 @@ pub async fn list_api_keys(
         .order((api_keys::created_at, api_keys::id))
         .limit(page.limit())
         .into_boxed();
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            api_keys::created_at
-                .gt(*key)
-                .or(api_keys::created_at.eq(*key).and(api_keys::id.gt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, api_keys::created_at, api_keys::id, asc);
     Ok(query.load(conn).await?)
 }

@@ -12,7 +12,7 @@ use crate::db::schema::{domain_events, webhook_deliveries, webhook_endpoints};
 use crate::db::Tenant;
 use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 /// Consecutive failed deliveries after which an endpoint is disabled.
 pub const DISABLE_AFTER_FAILURES: i32 = 5;
@@ -138,13 +138,7 @@ pub async fn deliveries(
     if let Some(endpoint) = endpoint {
         query = query.filter(d::endpoint_id.eq(endpoint));
     }
-    if let Some(Cursor { key, id }) = &page.after {
-        query = query.filter(
-            d::created_at
-                .lt(*key)
-                .or(d::created_at.eq(*key).and(d::id.lt(*id))),
-        );
-    }
+    query = crate::after_cursor!(query, page, d::created_at, d::id, desc);
     Ok(query.load(conn).await?)
 }
 
