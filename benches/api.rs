@@ -12,7 +12,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,fanout` |
+//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout` |
 //! | `BENCH_SUBSCRIBERS` | `2000` (fan-out; client and server sockets share this process's file limit) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written, one every 20 ms) |
 //!
@@ -184,6 +184,44 @@ async fn fanout(client: &reqwest::Client, base: &str, key: &str) {
         "-",
     );
     println!("  (fan-out: {subscribers} subscribers × {events} events; req/s column = deliveries/s; errors = undelivered; process {rss}, clients included)");
+}
+
+/// `refreshGrowthInsights` over every lead of the data set (one per ten customers), five
+/// times in a row: prints each duration.
+async fn growth_insights(client: &reqwest::Client, base: &str, key: &str) {
+    let start = "2000-01-01T00:00:00Z";
+    let mut timings = Vec::new();
+    let mut total = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r: Value = client
+            .post(base)
+            .bearer_auth(key)
+            .json(&json!({ "query": "mutation($s: DateTime) { refreshGrowthInsights(input: { periodStart: $s }) { growthInsights { totalLeads } } }", "variables": { "s": start } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        timings.push(t.elapsed());
+        total = r["data"]["refreshGrowthInsights"]["growthInsights"]["totalLeads"]
+            .as_i64()
+            .unwrap_or(-1);
+    }
+    timings.sort();
+    println!(
+        "{:<16} {:>5} {:>10} {:>9.2} {:>9} {:>9.2} {:>7} {:>6}",
+        "growthInsights",
+        1,
+        "-",
+        timings[2].as_secs_f64() * 1000.0,
+        "-",
+        timings[4].as_secs_f64() * 1000.0,
+        0,
+        2,
+    );
+    println!("  (refreshGrowthInsights over {total} live leads: median and worst of 5 runs, ms)");
 }
 
 const REDEEM: &str = "mutation($c: ID!, $r: ID!) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: 1 }) {
@@ -470,6 +508,10 @@ async fn run() {
             "leadsPage" => Arc::new(|_| json!({ "query": LEADS_PAGE })),
             "fanout" => {
                 fanout(&client, &base, &key).await;
+                continue;
+            }
+            "growthInsights" => {
+                growth_insights(&client, &base, &key).await;
                 continue;
             }
             "redeemReward" => {
