@@ -46,8 +46,12 @@ impl<K: Serialize + DeserializeOwned> CursorType for Cursor<K> {
 /// A validated page request: how many rows, and where to start.
 #[derive(Debug)]
 pub struct PageRequest<K> {
+    /// Page size.
     pub first: i64,
+    /// Where the page starts: `after` going forward, `before` going backward.
     pub after: Option<Cursor<K>>,
+    /// A backward page (`last`/`before`): fetched in reversed order, returned in order.
+    pub backward: bool,
 }
 
 impl<K: Serialize + DeserializeOwned> PageRequest<K> {
@@ -66,7 +70,46 @@ impl<K: Serialize + DeserializeOwned> PageRequest<K> {
         Ok(Self {
             first: i64::from(first),
             after,
+            backward: false,
         })
+    }
+
+    /// A page in either direction: `first`/`after` forward, or `last`/`before` backward.
+    pub fn either(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<Self> {
+        match (last, before) {
+            (None, None) => Self::new(first, after),
+            (last, before) => {
+                if first.is_some() || after.is_some() {
+                    return Err(AppError::bad_input(
+                        &["last"],
+                        "page forward (first/after) or backward (last/before), not both",
+                    ));
+                }
+                let mut page = Self::new(last, before).map_err(|e| match e {
+                    AppError::BadUserInput { message, field } => AppError::BadUserInput {
+                        message: message.replace("first", "last"),
+                        field: field
+                            .iter()
+                            .map(|f| {
+                                if f == "first" {
+                                    "last".into()
+                                } else {
+                                    "before".into()
+                                }
+                            })
+                            .collect(),
+                    },
+                    e => e,
+                })?;
+                page.backward = true;
+                Ok(page)
+            }
+        }
     }
 
     /// Rows to fetch: one more than asked, to learn whether there is a next page.
@@ -85,9 +128,15 @@ impl<K: Serialize + DeserializeOwned> PageRequest<K> {
         K: Send + Sync,
         N: OutputType,
     {
-        let has_next = rows.len() as i64 > self.first;
+        let has_more = rows.len() as i64 > self.first;
         rows.truncate(self.first as usize);
-        let mut connection = Connection::new(self.after.is_some(), has_next);
+        let (has_previous, has_next) = if self.backward {
+            rows.reverse();
+            (has_more, self.after.is_some())
+        } else {
+            (self.after.is_some(), has_more)
+        };
+        let mut connection = Connection::new(has_previous, has_next);
         connection.edges = rows
             .into_iter()
             .map(|row| Edge::new(cursor_of(&row), node_of(row)))

@@ -150,6 +150,42 @@ async fn walk(app: &TestApp, key: &str, size: i64, order_by: Value, filter: Valu
     }
 }
 
+/// Walks the whole connection backward from the end, `size` at a time; returns the ids
+/// in forward order.
+async fn walk_back(app: &TestApp, key: &str, size: i64, order_by: Value) -> Vec<Uuid> {
+    let mut pages: Vec<Vec<Uuid>> = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let r = app
+            .gql(
+                key,
+                "query($last: Int, $before: String, $orderBy: CustomerOrderBy) {
+                   customers(last: $last, before: $before, orderBy: $orderBy) {
+                     nodes { id } pageInfo { hasPreviousPage startCursor } } }",
+                json!({ "last": size, "before": before, "orderBy": order_by }),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let connection = &r["data"]["customers"];
+        pages.push(
+            connection["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().parse().unwrap())
+                .collect(),
+        );
+        if !connection["pageInfo"]["hasPreviousPage"].as_bool().unwrap() {
+            break;
+        }
+        before = connection["pageInfo"]["startCursor"]
+            .as_str()
+            .map(str::to_owned);
+        assert!(pages.len() < 10_000, "pagination does not terminate");
+    }
+    pages.into_iter().rev().flatten().collect()
+}
+
 fn expected_order(mut rows: Vec<Row>, field: &str, descending: bool) -> Vec<Uuid> {
     use std::cmp::Ordering;
     // NULL keys last in both directions; ties broken by id in the same direction.
@@ -186,7 +222,7 @@ fn expected_order(mut rows: Vec<Row>, field: &str, descending: bool) -> Vec<Uuid
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pagination_visits_every_row_once_in_order_under_each_ordering() {
+async fn pagination_forward_and_backward_visits_every_row_once_in_order_under_each_ordering() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     add_customers(&app, &a).await;
@@ -211,6 +247,18 @@ async fn pagination_visits_every_row_once_in_order_under_each_ordering() {
                 ids,
                 expected_order(rows.clone(), field, descending),
                 "{field} {direction}"
+            );
+            let back = walk_back(
+                &app,
+                &a.admin_key,
+                7,
+                json!({ "field": field, "direction": direction }),
+            )
+            .await;
+            assert_eq!(
+                back,
+                expected_order(rows.clone(), field, descending),
+                "{field} {direction} backward"
             );
         }
     }

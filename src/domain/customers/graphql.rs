@@ -517,6 +517,10 @@ pub struct CustomerOrderBy {
 #[derive(Default)]
 pub struct CustomersQuery;
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Relay connection's arguments (first, after, last, before, filter, orderBy)"
+)]
 #[Object]
 impl CustomersQuery {
     /// One customer, by id or by email (case-insensitive). Give exactly one.
@@ -566,11 +570,13 @@ impl CustomersQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrderBy>,
     ) -> AppResult<Connection<Cursor<SortKey>, Customer>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::<SortKey>::new(first, after)?;
+        let page = PageRequest::<SortKey>::either(first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         if filter
             .search

@@ -141,35 +141,52 @@ pub async fn list(
         );
     }
 
-    // Keyset: rows strictly after the cursor in (key, id) order, NULL keys last.
+    // Keyset: rows strictly after the cursor in (key, id) order. Forward pages put NULL
+    // keys last; a backward page walks the reversed order (direction flipped, NULLs first)
+    // and `PageRequest` reverses the rows back.
+    let desc = descending != page.backward;
+    let nulls_first = page.backward;
     macro_rules! keyset {
         ($column:expr, $key:expr, $nullable:tt) => {{
-            let after = page.after.as_ref();
-            query = match (descending, after) {
-                (false, _) => query.order(($column.asc().nulls_last(), customers::id.asc())),
-                (true, _) => query.order(($column.desc().nulls_last(), customers::id.desc())),
+            query = match (desc, nulls_first) {
+                (false, false) => query.order(($column.asc().nulls_last(), customers::id.asc())),
+                (true, false) => query.order(($column.desc().nulls_last(), customers::id.desc())),
+                (false, true) => query.order(($column.asc().nulls_first(), customers::id.asc())),
+                (true, true) => query.order(($column.desc().nulls_first(), customers::id.desc())),
             };
-            if let Some(Cursor { key, id }) = after {
+            if let Some(Cursor { key, id }) = page.after.as_ref() {
                 let id = *id;
-                match ($key(key), descending) {
-                    (Some(Some(k)), false) => {
-                        query = query.filter(
-                            $column.gt(k.clone()).or($column.eq(k).and(customers::id.gt(id))).or(keyset!(@null $column, $nullable)),
-                        )
+                query = match ($key(key), desc, nulls_first) {
+                    (Some(Some(k)), false, false) => query.filter(
+                        $column.gt(k.clone()).or($column.eq(k).and(customers::id.gt(id))).or(keyset!(@null $column, $nullable)),
+                    ),
+                    (Some(Some(k)), true, false) => query.filter(
+                        $column.lt(k.clone()).or($column.eq(k).and(customers::id.lt(id))).or(keyset!(@null $column, $nullable)),
+                    ),
+                    (Some(Some(k)), false, true) => {
+                        query.filter($column.gt(k.clone()).or($column.eq(k).and(customers::id.gt(id))))
                     }
-                    (Some(Some(k)), true) => {
-                        query = query.filter(
-                            $column.lt(k.clone()).or($column.eq(k).and(customers::id.lt(id))).or(keyset!(@null $column, $nullable)),
-                        )
+                    (Some(Some(k)), true, true) => {
+                        query.filter($column.lt(k.clone()).or($column.eq(k).and(customers::id.lt(id))))
                     }
-                    (Some(None), false) => query = query.filter(keyset!(@null $column, $nullable).and(customers::id.gt(id))),
-                    (Some(None), true) => query = query.filter(keyset!(@null $column, $nullable).and(customers::id.lt(id))),
-                    (None, _) => return Err(crate::error::AppError::bad_input(&["after"], "cursor does not match orderBy")),
-                }
+                    (Some(None), false, false) => query.filter(keyset!(@null $column, $nullable).and(customers::id.gt(id))),
+                    (Some(None), true, false) => query.filter(keyset!(@null $column, $nullable).and(customers::id.lt(id))),
+                    (Some(None), false, true) => query.filter(
+                        keyset!(@not_null $column, $nullable).or(keyset!(@null $column, $nullable).and(customers::id.gt(id))),
+                    ),
+                    (Some(None), true, true) => query.filter(
+                        keyset!(@not_null $column, $nullable).or(keyset!(@null $column, $nullable).and(customers::id.lt(id))),
+                    ),
+                    (None, _, _) => {
+                        return Err(crate::error::AppError::bad_input(&["after"], "cursor does not match orderBy"))
+                    }
+                };
             }
         }};
         (@null $column:expr, nullable) => { $column.is_null() };
         (@null $column:expr, required) => { diesel::dsl::sql::<diesel::sql_types::Bool>("false") };
+        (@not_null $column:expr, nullable) => { $column.is_not_null() };
+        (@not_null $column:expr, required) => { diesel::dsl::sql::<diesel::sql_types::Bool>("true") };
     }
 
     match field {
