@@ -106,3 +106,38 @@ pub fn payload<T, P>(
         Err(OpError::App(error)) => Err(error),
     }
 }
+
+/// Runs a mutation that returns the id of what it changed, then loads that object in the
+/// same unit of work (for the mutation's payload).
+pub async fn run_and_load<'a, T, W, L>(
+    db: &crate::db::TenantDb,
+    work: W,
+    load: L,
+) -> OpResult<Option<T>>
+where
+    W: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, OpResult<uuid::Uuid>>
+        + Send
+        + 'a,
+    L: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+            uuid::Uuid,
+        )
+            -> scoped_futures::ScopedBoxFuture<'a, 'r, diesel::QueryResult<Option<T>>>
+        + Send
+        + 'a,
+    T: Send + 'a,
+{
+    use scoped_futures::ScopedFutureExt;
+    db.run(|conn, scope| {
+        async move {
+            let id = work(conn, scope).await?;
+            Ok(load(conn, scope, id).await?)
+        }
+        .scope_boxed()
+    })
+    .await
+}

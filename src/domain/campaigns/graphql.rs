@@ -14,7 +14,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::domain::{payload, OpError, OpResult, UserError};
+use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
@@ -855,16 +855,10 @@ where
         + Send
         + 'a,
 {
-    let result = request
-        .db
-        .run(|conn, scope| {
-            async move {
-                let id = work(conn, scope).await?;
-                Ok::<_, OpError>(ops::campaigns_by_ids(conn, scope, &[id]).await?.pop())
-            }
-            .scope_boxed()
-        })
-        .await;
+    let result = run_and_load(&request.db, work, |conn, scope, id| {
+        async move { Ok(ops::campaigns_by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()
+    })
+    .await;
     payload(result, |c, user_errors| CampaignPayload {
         campaign: c.flatten().map(Campaign::from),
         user_errors,

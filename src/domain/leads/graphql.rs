@@ -11,7 +11,7 @@ use super::model::{self, Language, LeadActionType, Urgency};
 use super::ops;
 use crate::auth::Access;
 use crate::domain::customers::graphql::{Customer, CustomerKey};
-use crate::domain::{payload, OpError, OpResult, UserError};
+use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
@@ -482,16 +482,10 @@ where
         + Send
         + 'a,
 {
-    let result = request
-        .db
-        .run(|conn, scope| {
-            async move {
-                let id = work(conn, scope).await?;
-                Ok::<_, OpError>(ops::by_ids(conn, scope, &[id]).await?.pop())
-            }
-            .scope_boxed()
-        })
-        .await;
+    let result = run_and_load(&request.db, work, |conn, scope, id| {
+        async move { Ok(ops::by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()
+    })
+    .await;
     payload(result, |lead, user_errors| LeadPayload {
         lead: lead.flatten().map(Lead::from),
         user_errors,

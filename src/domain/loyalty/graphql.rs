@@ -13,7 +13,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::domain::{payload, OpError, OpResult, UserError};
+use crate::domain::{payload, run_and_load, OpError, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
@@ -794,16 +794,10 @@ where
         + Send
         + 'a,
 {
-    let result = request
-        .db
-        .run(|conn, scope| {
-            async move {
-                let id = work(conn, scope).await?;
-                Ok::<_, OpError>(ops::enrollment(conn, scope, id).await?)
-            }
-            .scope_boxed()
-        })
-        .await;
+    let result = run_and_load(&request.db, work, |conn, scope, id| {
+        ops::enrollment(conn, scope, id).scope_boxed()
+    })
+    .await;
     payload(result, |e, user_errors| EnrollmentPayload {
         enrollment: e.flatten().map(Enrollment::from),
         user_errors,
@@ -822,16 +816,10 @@ where
         + Send
         + 'a,
 {
-    let result = request
-        .db
-        .run(|conn, scope| {
-            async move {
-                let id = work(conn, scope).await?;
-                Ok::<_, OpError>(ops::redemption(conn, scope, id).await?)
-            }
-            .scope_boxed()
-        })
-        .await;
+    let result = run_and_load(&request.db, work, |conn, scope, id| {
+        ops::redemption(conn, scope, id).scope_boxed()
+    })
+    .await;
     payload(result, |r, user_errors| RedemptionPayload {
         redemption: r.flatten().map(Redemption::from),
         user_errors,
