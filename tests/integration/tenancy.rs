@@ -567,3 +567,115 @@ async fn websocket_requires_a_valid_key_in_connection_init() {
     assert_eq!(close_code(&mut socket).await, Some(4408));
     assert!(started.elapsed() >= Duration::from_secs(4));
 }
+
+fn cli(database_url: &str, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+        .arg("--database-url")
+        .arg(database_url)
+        .args(args)
+        .env("GROWTHGRAPH_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+fn printed_key(output: &str) -> String {
+    output
+        .split_whitespace()
+        .find(|w| w.starts_with("gg_"))
+        .unwrap_or_else(|| panic!("no key in {output}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_and_key_commands_print_working_keys_once() {
+    let app = TestApp::start().await;
+    let (ok, out) = cli(
+        &app.database_url,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Cave Coopérative",
+            "--slug",
+            "cave-coop",
+        ],
+    );
+    assert!(ok, "{out}");
+    let admin = printed_key(&out);
+    assert!(admin.starts_with("gg_admin_"));
+    let r = app
+        .gql(
+            &admin,
+            "{ viewer { tenant { slug name } apiKey { role } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["viewer"]["tenant"]["slug"], "cave-coop");
+    assert_eq!(r["data"]["viewer"]["apiKey"]["role"], "ADMIN");
+
+    let (ok, out) = cli(
+        &app.database_url,
+        &[
+            "key",
+            "create",
+            "--tenant",
+            "cave-coop",
+            "--role",
+            "partner",
+            "--name",
+            "shop",
+        ],
+    );
+    assert!(ok, "{out}");
+    let partner = printed_key(&out);
+    assert!(partner.starts_with("gg_partner_"));
+    let r = app
+        .gql(&partner, "{ viewer { apiKey { role name } } }", json!({}))
+        .await;
+    assert_eq!(
+        r["data"]["viewer"]["apiKey"],
+        json!({ "role": "PARTNER", "name": "shop" })
+    );
+
+    // Refusals: a taken slug, an unknown tenant, an unknown role.
+    let (ok, out) = cli(
+        &app.database_url,
+        &["tenant", "create", "--name", "Again", "--slug", "cave-coop"],
+    );
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, _) = cli(
+        &app.database_url,
+        &["key", "create", "--tenant", "nope", "--role", "admin"],
+    );
+    assert!(!ok);
+    let (ok, _) = cli(
+        &app.database_url,
+        &["key", "create", "--tenant", "cave-coop", "--role", "root"],
+    );
+    assert!(!ok);
+    // Only hashes are stored.
+    let mut owner = app.owner().await;
+    let stored: i64 = count(
+        &mut owner,
+        &format!(
+            "SELECT count(*) AS count FROM api_keys WHERE key_prefix = '{}'",
+            &partner[..partner.len() - 40]
+        ),
+    )
+    .await;
+    assert_eq!(stored, 1);
+    let clear: i64 = count(
+        &mut owner,
+        &format!(
+            "SELECT count(*) AS count FROM api_keys WHERE encode(key_hash, 'escape') LIKE '%{}%'",
+            &partner[20..]
+        ),
+    )
+    .await;
+    assert_eq!(clear, 0);
+}
