@@ -116,3 +116,65 @@ where
     }
     Ok(result)
 }
+
+/// `load_by_ids!(Key => Value, fetch, |row| id)`: the loader for one value per id — one
+/// `fetch(conn, scope, &ids)` statement per batch.
+#[macro_export]
+macro_rules! load_by_ids {
+    ($key:ident => $value:ty, $fetch:path, $id_of:expr) => {
+        impl async_graphql::dataloader::Loader<$key> for $crate::graphql::loaders::TenantLoader {
+            type Value = $value;
+            type Error = $crate::error::AppError;
+
+            async fn load(
+                &self,
+                keys: &[$key],
+            ) -> Result<std::collections::HashMap<$key, $value>, Self::Error> {
+                use scoped_futures::ScopedFutureExt;
+                let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = self
+                    .db()
+                    .query(|conn, scope| $fetch(conn, scope, &ids).scope_boxed())
+                    .await?;
+                let id_of = $id_of;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| ($key(id_of(&row)), row))
+                    .collect())
+            }
+        }
+    };
+}
+
+/// `load_groups!(Key => Value, fetch, |row| Option<parent id>)`: the loader for the list of
+/// rows under each parent id (every key present, possibly empty).
+#[macro_export]
+macro_rules! load_groups {
+    ($key:ident => $value:ty, $fetch:path, $parent_of:expr) => {
+        impl async_graphql::dataloader::Loader<$key> for $crate::graphql::loaders::TenantLoader {
+            type Value = Vec<$value>;
+            type Error = $crate::error::AppError;
+
+            async fn load(
+                &self,
+                keys: &[$key],
+            ) -> Result<std::collections::HashMap<$key, Vec<$value>>, Self::Error> {
+                use scoped_futures::ScopedFutureExt;
+                let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = self
+                    .db()
+                    .query(|conn, scope| $fetch(conn, scope, &ids).scope_boxed())
+                    .await?;
+                let parent_of = $parent_of;
+                let mut map: std::collections::HashMap<$key, Vec<$value>> =
+                    keys.iter().map(|k| (*k, Vec::new())).collect();
+                for row in rows {
+                    if let Some(parent) = parent_of(&row) {
+                        map.entry($key(parent)).or_default().push(row);
+                    }
+                }
+                Ok(map)
+            }
+        }
+    };
+}

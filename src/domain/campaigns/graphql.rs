@@ -100,22 +100,7 @@ pub struct CampaignKey(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CampaignHistoryOf;
 
-impl Loader<CampaignKey> for TenantLoader {
-    type Value = model::Campaign;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[CampaignKey],
-    ) -> Result<HashMap<CampaignKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::campaigns_by_ids(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|c| (CampaignKey(c.id), c)).collect())
-    }
-}
+crate::load_by_ids!(CampaignKey => model::Campaign, ops::campaigns_by_ids, |row: &model::Campaign| row.id);
 
 const RECIPIENTS_OF_CUSTOMER: ChildRelation = ChildRelation {
     table: "campaign_recipients",
@@ -283,89 +268,13 @@ pub struct OutreachCountersKey(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OutreachEventsOf(pub Uuid);
 
-impl Loader<CountersKey> for TenantLoader {
-    type Value = model::Counters;
-    type Error = AppError;
+crate::load_by_ids!(CountersKey => model::Counters, ops::counters_of, |row: &model::Counters| row.campaign_id);
 
-    async fn load(
-        &self,
-        keys: &[CountersKey],
-    ) -> Result<HashMap<CountersKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::counters_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|c| (CountersKey(c.campaign_id), c))
-            .collect())
-    }
-}
+crate::load_groups!(ExecutionsOf => model::Execution, ops::executions_of, |row: &model::Execution| Some(row.campaign_id));
 
-impl Loader<ExecutionsOf> for TenantLoader {
-    type Value = Vec<model::Execution>;
-    type Error = AppError;
+crate::load_by_ids!(OutreachCountersKey => model::OutreachCounters, ops::outreach_counters_of, |row: &model::OutreachCounters| row.campaign_id);
 
-    async fn load(
-        &self,
-        keys: &[ExecutionsOf],
-    ) -> Result<HashMap<ExecutionsOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::executions_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        let mut map: HashMap<ExecutionsOf, Self::Value> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for e in rows {
-            map.entry(ExecutionsOf(e.campaign_id)).or_default().push(e);
-        }
-        Ok(map)
-    }
-}
-
-impl Loader<OutreachCountersKey> for TenantLoader {
-    type Value = model::OutreachCounters;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[OutreachCountersKey],
-    ) -> Result<HashMap<OutreachCountersKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::outreach_counters_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|c| (OutreachCountersKey(c.campaign_id), c))
-            .collect())
-    }
-}
-
-impl Loader<OutreachEventsOf> for TenantLoader {
-    type Value = Vec<model::OutreachEvent>;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[OutreachEventsOf],
-    ) -> Result<HashMap<OutreachEventsOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::outreach_events_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        let mut map: HashMap<OutreachEventsOf, Self::Value> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for e in rows {
-            map.entry(OutreachEventsOf(e.email_id)).or_default().push(e);
-        }
-        Ok(map)
-    }
-}
+crate::load_groups!(OutreachEventsOf => model::OutreachEvent, ops::outreach_events_of, |row: &model::OutreachEvent| Some(row.email_id));
 
 /// One row of the seed's `campaign_metrics` view.
 #[derive(SimpleObject)]

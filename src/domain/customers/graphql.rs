@@ -390,22 +390,7 @@ pub struct OrdersOf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PreferencesOf(pub Uuid);
 
-impl Loader<CustomerKey> for TenantLoader {
-    type Value = model::Customer;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[CustomerKey],
-    ) -> Result<HashMap<CustomerKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::by_ids(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|c| (CustomerKey(c.id), c)).collect())
-    }
-}
+crate::load_by_ids!(CustomerKey => model::Customer, ops::by_ids, |row: &model::Customer| row.id);
 
 const ACTIVITIES: ChildRelation = ChildRelation {
     table: "customer_activities",
@@ -459,27 +444,7 @@ impl Loader<ChildPage<OrdersOf>> for TenantLoader {
     }
 }
 
-impl Loader<PreferencesOf> for TenantLoader {
-    type Value = Vec<model::CommunicationPreference>;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[PreferencesOf],
-    ) -> Result<HashMap<PreferencesOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::preferences_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        let mut map: HashMap<PreferencesOf, Self::Value> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for p in rows {
-            map.entry(PreferencesOf(p.customer_id)).or_default().push(p);
-        }
-        Ok(map)
-    }
-}
+crate::load_groups!(PreferencesOf => model::CommunicationPreference, ops::preferences_of, |row: &model::CommunicationPreference| Some(row.customer_id));
 
 // ---- queries ---------------------------------------------------------------------------
 

@@ -1,7 +1,4 @@
-use std::collections::HashMap;
-
 use async_graphql::connection::Connection;
-use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
@@ -15,7 +12,6 @@ use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
-use crate::graphql::loaders::TenantLoader;
 use crate::graphql::scalars::{parse_id, Decimal};
 
 /// An inbound lead with its AI analysis (seed 001 `lead_memory`).
@@ -204,93 +200,15 @@ pub struct NotesOf(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DetailOf(pub Uuid);
 
-/// Groups `rows` under the keys they belong to (every key present, possibly empty).
-fn group<K: Copy + Eq + std::hash::Hash, T>(
-    keys: &[K],
-    rows: Vec<T>,
-    key_of: impl Fn(&T) -> Option<K>,
-) -> HashMap<K, Vec<T>> {
-    let mut map: HashMap<K, Vec<T>> = keys.iter().map(|k| (*k, Vec::new())).collect();
-    for row in rows {
-        if let Some(key) = key_of(&row) {
-            map.entry(key).or_default().push(row);
-        }
-    }
-    map
-}
+crate::load_groups!(LeadsOfCustomer => model::Lead, ops::leads_of_customers, |row: &model::Lead| row.customer_id);
 
-impl Loader<LeadsOfCustomer> for TenantLoader {
-    type Value = Vec<model::Lead>;
-    type Error = AppError;
+crate::load_by_ids!(LeadKey => model::Lead, ops::by_ids, |row: &model::Lead| row.id);
 
-    async fn load(
-        &self,
-        keys: &[LeadsOfCustomer],
-    ) -> Result<HashMap<LeadsOfCustomer, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::leads_of_customers(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(group(keys, rows, |l| l.customer_id.map(LeadsOfCustomer)))
-    }
-}
+crate::load_groups!(ActionsOf => model::LeadAction, ops::actions_of, |row: &model::LeadAction| Some(row.lead_id));
 
-impl Loader<LeadKey> for TenantLoader {
-    type Value = model::Lead;
-    type Error = AppError;
+crate::load_groups!(NotesOf => model::LeadNote, ops::notes_of, |row: &model::LeadNote| Some(row.lead_id));
 
-    async fn load(&self, keys: &[LeadKey]) -> Result<HashMap<LeadKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::by_ids(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|l| (LeadKey(l.id), l)).collect())
-    }
-}
-
-impl Loader<ActionsOf> for TenantLoader {
-    type Value = Vec<model::LeadAction>;
-    type Error = AppError;
-
-    async fn load(&self, keys: &[ActionsOf]) -> Result<HashMap<ActionsOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::actions_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(group(keys, rows, |a| Some(ActionsOf(a.lead_id))))
-    }
-}
-
-impl Loader<NotesOf> for TenantLoader {
-    type Value = Vec<model::LeadNote>;
-    type Error = AppError;
-
-    async fn load(&self, keys: &[NotesOf]) -> Result<HashMap<NotesOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::notes_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(group(keys, rows, |n| Some(NotesOf(n.lead_id))))
-    }
-}
-
-impl Loader<DetailOf> for TenantLoader {
-    type Value = model::LeadDetail;
-    type Error = AppError;
-
-    async fn load(&self, keys: &[DetailOf]) -> Result<HashMap<DetailOf, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::details(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|d| (DetailOf(d.id), d)).collect())
-    }
-}
+crate::load_by_ids!(DetailOf => model::LeadDetail, ops::details, |row: &model::LeadDetail| row.id);
 
 // ---- queries ---------------------------------------------------------------------------
 

@@ -186,63 +186,11 @@ pub struct PointsOf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RedemptionsOf;
 
-impl Loader<StageKey> for TenantLoader {
-    type Value = model::ClubStage;
-    type Error = AppError;
+crate::load_by_ids!(StageKey => model::ClubStage, ops::stages_by_ids, |row: &model::ClubStage| row.id);
 
-    async fn load(&self, keys: &[StageKey]) -> Result<HashMap<StageKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::stages_by_ids(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|s| (StageKey(s.id), s)).collect())
-    }
-}
+crate::load_by_ids!(CurrentEnrollmentKey => model::Enrollment, ops::current_enrollments, |row: &model::Enrollment| row.customer_id);
 
-impl Loader<CurrentEnrollmentKey> for TenantLoader {
-    type Value = model::Enrollment;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[CurrentEnrollmentKey],
-    ) -> Result<HashMap<CurrentEnrollmentKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::current_enrollments(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|e| (CurrentEnrollmentKey(e.customer_id), e))
-            .collect())
-    }
-}
-
-impl Loader<EnrollmentsKey> for TenantLoader {
-    type Value = Vec<model::Enrollment>;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[EnrollmentsKey],
-    ) -> Result<HashMap<EnrollmentsKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::enrollments_of(conn, scope, &ids).scope_boxed())
-            .await?;
-        let mut map: HashMap<EnrollmentsKey, Self::Value> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for e in rows {
-            map.entry(EnrollmentsKey(e.customer_id))
-                .or_default()
-                .push(e);
-        }
-        Ok(map)
-    }
-}
+crate::load_groups!(EnrollmentsKey => model::Enrollment, ops::enrollments_of, |row: &model::Enrollment| Some(row.customer_id));
 
 const POINT_TRANSACTIONS: ChildRelation = ChildRelation {
     table: "point_transactions",
@@ -591,19 +539,7 @@ impl LoyaltyQuery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RewardKey(pub Uuid);
 
-impl Loader<RewardKey> for TenantLoader {
-    type Value = model::Reward;
-    type Error = AppError;
-
-    async fn load(&self, keys: &[RewardKey]) -> Result<HashMap<RewardKey, Self::Value>, AppError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .db()
-            .query(|conn, scope| ops::rewards_by_ids(conn, scope, &ids).scope_boxed())
-            .await?;
-        Ok(rows.into_iter().map(|r| (RewardKey(r.id), r)).collect())
-    }
-}
+crate::load_by_ids!(RewardKey => model::Reward, ops::rewards_by_ids, |row: &model::Reward| row.id);
 
 // ---- mutations -------------------------------------------------------------------------
 
