@@ -123,7 +123,8 @@ pub struct SeedArgs {
     /// Load the demo tenant (idempotent).
     #[arg(long)]
     pub demo: bool,
-    /// Bulk-load N synthetic customers (arrives with the customer 360 work).
+    /// Bulk-load N synthetic customers with their activities, orders, enrollments, points,
+    /// campaign recipients and leads.
     #[arg(long)]
     pub scale: Option<u64>,
     /// Tenant slug for --scale.
