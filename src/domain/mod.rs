@@ -94,6 +94,11 @@ impl From<UserError> for OpError {
 
 pub type OpResult<T> = Result<T, OpError>;
 
+/// A business-rule violation as an operation error (`Err(user_error(…))?`).
+pub fn user_error(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
+    OpError::User(UserError::new(code, field, message))
+}
+
 /// Maps an operation's outcome to a mutation payload: business-rule violations become
 /// `userErrors`, everything else stays a top-level error.
 pub fn payload<T, P>(

@@ -18,13 +18,9 @@ use crate::db::schema::{
     target_group_mappings,
 };
 use crate::db::Tenant;
-use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{events, user_error, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
-
-fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
-    UserError::new(code, field, message).into()
-}
 
 // ---- reads ------------------------------------------------------------------------------
 
@@ -228,7 +224,7 @@ async fn check_fields(
 ) -> OpResult<()> {
     if let Some(name) = &fields.name {
         if name.trim().is_empty() || name.chars().count() > 200 || name.contains('\0') {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::Invalid,
                 &["input", "name"],
                 "name must be 1-200 characters",
@@ -240,7 +236,7 @@ async fn check_fields(
         .as_ref()
         .is_some_and(|d| d.chars().count() > 5000 || d.contains('\0'))
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "description"],
             "description must be at most 5000 characters",
@@ -257,7 +253,7 @@ async fn check_fields(
             .get_result(conn)
             .await?;
         if found == 0 {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::NotFound,
                 &["input", "targetGroupId"],
                 "no such target group",
@@ -273,7 +269,7 @@ pub async fn create(
     fields: CampaignFields,
 ) -> OpResult<Uuid> {
     if fields.name.is_none() {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "name"],
             "name is required",
@@ -319,7 +315,7 @@ async fn lock(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "id"],
                 "no such campaign",
@@ -335,7 +331,7 @@ pub async fn update(
 ) -> OpResult<Uuid> {
     let campaign = lock(conn, scope, id).await?;
     if campaign.status == CampaignStatus::Completed {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "id"],
             "a completed campaign cannot change",
@@ -426,7 +422,7 @@ struct Recipients {
 pub async fn launch(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Uuid> {
     let campaign = lock(conn, scope, id).await?;
     if campaign.status != CampaignStatus::Draft {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "id"],
             "only a draft campaign can be launched",
@@ -444,7 +440,7 @@ pub async fn launch(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> Op
         None => json!({ "segment": campaign.target_segment }),
     };
     if campaign.target_group_id.is_none() && campaign.target_segment.is_none() {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "id"],
             "set a target group or a segment before launching",
@@ -521,7 +517,7 @@ pub async fn change_status(
         (Paused, StatusChange::Resume) => Active,
         (Active | Paused, StatusChange::Complete) => Completed,
         (from, _) => {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::InvalidTransition,
                 &["input", "id"],
                 &format!("not allowed from {}", from.as_str()),
@@ -581,14 +577,14 @@ pub async fn record_delivery_event(
 ) -> OpResult<Recipient> {
     use campaign_recipients as r;
     if status == RecipientStatus::Pending {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "status"],
             "pending is not a delivery event",
         ));
     }
     if error.is_some_and(|e| e.chars().count() > 1000 || e.contains('\0')) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "error"],
             "error must be at most 1000 characters",
@@ -603,7 +599,7 @@ pub async fn record_delivery_event(
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "recipientId"],
                 "no such recipient",
@@ -801,7 +797,7 @@ pub async fn record_outreach_event(
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "emailId"],
                 "no such outreach email",

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::db::schema::growth_brain;
 use crate::db::Tenant;
-use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{events, user_error, OpResult, UserErrorCode};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Counted {
@@ -304,11 +304,11 @@ pub async fn refresh(
     let end = end.unwrap_or_else(Utc::now);
     let start = start.unwrap_or(end - chrono::Duration::days(30));
     if end <= start {
-        return Err(OpError::User(UserError::new(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "periodEnd"],
             "periodEnd must be after periodStart",
-        )));
+        ));
     }
     let aggregates: Aggregates = diesel::sql_query(AGGREGATES_SQL)
         .bind::<SqlUuid, _>(scope.id())

@@ -15,13 +15,9 @@ use uuid::Uuid;
 use super::model::{Language, Lead, LeadAction, LeadActionType, LeadDetail, LeadNote, Urgency};
 use crate::db::schema::{customers, feedback_tracking, lead_actions, lead_memory, lead_notes};
 use crate::db::Tenant;
-use crate::domain::{events, idempotency, OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
-
-fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
-    UserError::new(code, field, message).into()
-}
 
 // ---- reads ------------------------------------------------------------------------------
 
@@ -201,7 +197,7 @@ pub async fn list(
 fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), OpError> {
     if let Some(v) = value {
         if v.chars().count() > max || v.contains('\0') {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::Invalid,
                 &["input", field],
                 &format!("{field} must be at most {max} characters"),
@@ -242,7 +238,7 @@ pub struct IngestLead {
 fn check_confidence(value: &Option<BigDecimal>) -> Result<(), OpError> {
     if let Some(c) = value {
         if c < &BigDecimal::from(0) || c > &BigDecimal::from(1) || c.fractional_digit_count() > 2 {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::Invalid,
                 &["input", "confidenceScore"],
                 "confidenceScore must be 0 to 1 with at most 2 decimals",
@@ -261,7 +257,7 @@ pub async fn ingest(
     key: Option<&str>,
 ) -> OpResult<Uuid> {
     if input.name.trim().is_empty() {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "name"],
             "name is required",
@@ -269,7 +265,7 @@ pub async fn ingest(
     }
     check_text("name", Some(&input.name), 200)?;
     if !crate::domain::customers::ops::valid_email(&input.email) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "email"],
             "not a valid email address",
@@ -393,14 +389,14 @@ async fn lock(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "leadId"],
                 "no such lead",
             )
         })?;
     if state.deleted {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "leadId"],
             "this lead is deleted",
@@ -447,7 +443,7 @@ pub async fn tag(
     tag: &str,
 ) -> OpResult<Uuid> {
     if !valid_tag(tag) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "tag"],
             "a tag is 1-50 letters, digits, spaces, - or _",
@@ -475,7 +471,7 @@ pub async fn tag(
 
 pub async fn archive(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Uuid> {
     if lock(conn, scope, id).await?.archived {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "leadId"],
             "this lead is already archived",
@@ -491,7 +487,7 @@ pub async fn archive(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> O
 
 pub async fn reactivate(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Uuid> {
     if !lock(conn, scope, id).await?.archived {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "leadId"],
             "only an archived lead can be reactivated",
@@ -570,7 +566,7 @@ pub async fn convert(
 ) -> OpResult<Uuid> {
     let state = lock(conn, scope, id).await?;
     if is_converted(conn, scope, id).await? {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "leadId"],
             "this lead is already converted",
@@ -585,7 +581,7 @@ pub async fn convert(
             .await
             .optional()?
             .ok_or_else(|| {
-                user(
+                user_error(
                     UserErrorCode::NotFound,
                     &["input", "customerId"],
                     "no such customer",
@@ -643,7 +639,7 @@ pub async fn revert_conversion(
 ) -> OpResult<Uuid> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 || reason.contains('\0') {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "reason"],
             "a reason (1-1000 characters) is required",
@@ -651,7 +647,7 @@ pub async fn revert_conversion(
     }
     let state = lock(conn, scope, id).await?;
     if !is_converted(conn, scope, id).await? {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "leadId"],
             "this lead is not converted",
@@ -764,7 +760,7 @@ pub async fn update_analysis(
 
 fn check_note(note: &str) -> Result<(), OpError> {
     if note.trim().is_empty() || note.chars().count() > 10_000 || note.contains('\0') {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "note"],
             "a note is 1-10000 characters",
@@ -819,7 +815,7 @@ pub async fn update_note(
     .await
     .optional()?
     .ok_or_else(|| {
-        user(
+        user_error(
             UserErrorCode::NotFound,
             &["input", "noteId"],
             "no such note",

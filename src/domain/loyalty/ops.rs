@@ -19,13 +19,9 @@ use crate::db::schema::{
     loyalty_rewards, orders, point_transactions, queue_jobs, reward_redemptions,
 };
 use crate::db::Tenant;
-use crate::domain::{events, idempotency, OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
-
-fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
-    UserError::new(code, field, message).into()
-}
 
 // ---- reads ------------------------------------------------------------------------------
 
@@ -280,7 +276,7 @@ pub async fn list_redemptions(
 
 fn check_name(field: &str, name: &str) -> Result<(), OpError> {
     if name.trim().is_empty() || name.chars().count() > 200 || name.contains('\0') {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", field],
             "must be 1-200 characters",
@@ -331,14 +327,14 @@ fn check_stage(fields: &StageFields) -> Result<(), OpError> {
         check_name("name", name)?;
     }
     if fields.stage_order.is_some_and(|o| o <= 0) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "stageOrder"],
             "stageOrder must be positive",
         ));
     }
     if fields.duration_months.is_some_and(|m| m <= 0 || m > 600) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "durationMonths"],
             "durationMonths must be 1 to 600",
@@ -349,7 +345,7 @@ fn check_stage(fields: &StageFields) -> Result<(), OpError> {
             || pct > &BigDecimal::from(100)
             || pct.fractional_digit_count() > 2
         {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::Invalid,
                 &["input", "discountPercentage"],
                 "discountPercentage must be between 0 and 100",
@@ -367,7 +363,7 @@ pub fn check_money(amount: &BigDecimal, field: &[&str]) -> Result<(), OpError> {
         || amount >= &BigDecimal::from(10_000_000_000i64)
         || amount.fractional_digit_count() > 2
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             field,
             "must be between 0 and 9999999999.99 with at most 2 decimals",
@@ -378,7 +374,7 @@ pub fn check_money(amount: &BigDecimal, field: &[&str]) -> Result<(), OpError> {
 
 fn stage_order_clash(e: DieselError) -> OpError {
     match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user(
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user_error(
             UserErrorCode::Conflict,
             &["input", "stageOrder"],
             "another stage already has this stageOrder",
@@ -399,14 +395,14 @@ pub async fn create_stage(
         &fields.discount_percentage,
         fields.duration_months,
     ) else {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input"],
             "name, stageOrder, discountPercentage and durationMonths are required",
         ));
     };
     let program = program(conn, scope).await?.ok_or_else(|| {
-        user(
+        user_error(
             UserErrorCode::NotFound,
             &["input"],
             "create the club program first",
@@ -450,7 +446,7 @@ pub async fn update_stage(
         .await
         .optional()
         .map_err(stage_order_clash)?
-        .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "id"], "no such stage"))?;
+        .ok_or_else(|| user_error(UserErrorCode::NotFound, &["input", "id"], "no such stage"))?;
     events::record(
         conn,
         scope,
@@ -478,9 +474,9 @@ async fn active_stage(
     let stage = stages_by_ids(conn, scope, &[id])
         .await?
         .pop()
-        .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such stage"))?;
+        .ok_or_else(|| user_error(UserErrorCode::NotFound, field, "no such stage"))?;
     if !stage.is_active {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::NotEligible,
             field,
             "this stage is not open for enrollment",
@@ -503,7 +499,7 @@ async fn lock_customer(
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such customer"))
+        .ok_or_else(|| user_error(UserErrorCode::NotFound, field, "no such customer"))
 }
 
 /// A qualifying order: the customer's own, and at least the stage's minimum purchase.
@@ -517,7 +513,7 @@ async fn qualifying_order(
     let field = &["input", "qualifyingOrderId"];
     let Some(order) = order else {
         if stage.min_purchase_amount > 0 {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::NotEligible,
                 field,
                 "this stage needs a qualifying order of at least its minimum purchase",
@@ -534,14 +530,14 @@ async fn qualifying_order(
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 field,
                 "no such order for this customer",
             )
         })?;
     if total < stage.min_purchase_amount {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::NotEligible,
             field,
             "the order is below the stage's minimum purchase",
@@ -667,7 +663,7 @@ pub async fn enroll(
             .await?
             .is_empty()
         {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::AlreadyEnrolled,
                 &["input", "customerId"],
                 "the customer already has an active enrollment",
@@ -696,7 +692,7 @@ pub async fn enroll(
             .get_result(conn)
             .await
             .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user(
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user_error(
                     UserErrorCode::AlreadyEnrolled,
                     &["input", "customerId"],
                     "the customer already has an active enrollment",
@@ -739,14 +735,14 @@ async fn lock_active_enrollment(
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "enrollmentId"],
                 "no such enrollment",
             )
         })?;
     if enrollment.status != EnrollmentStatus::Active {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "enrollmentId"],
             "only an active enrollment can change",
@@ -790,7 +786,7 @@ pub async fn upgrade(
         .await?
         .pop()
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "enrollmentId"],
                 "stage missing",
@@ -798,7 +794,7 @@ pub async fn upgrade(
         })?;
     let to = active_stage(conn, scope, stage_id, &["input", "stageId"]).await?;
     if to.stage_order <= from.stage_order {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "stageId"],
             "an upgrade goes to a higher stage",
@@ -854,7 +850,7 @@ pub async fn renew(
         .await?
         .pop()
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "enrollmentId"],
                 "stage missing",
@@ -868,7 +864,7 @@ pub async fn renew(
         .get_result::<i64>(conn)
         .await?;
     if already_used > 0 {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::NotEligible,
             &["input", "qualifyingOrderId"],
             "this order already renewed a membership",
@@ -1005,7 +1001,7 @@ pub async fn append_ledger(
         lock_customer(conn, scope, entry.customer_id, &["input", "customerId"]).await?;
     let new_balance = balance + entry.points;
     if new_balance < 0 {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::InsufficientPoints,
             &["input", "customerId"],
             "not enough points",
@@ -1143,7 +1139,7 @@ pub async fn adjust_points(
     key: Option<&str>,
 ) -> OpResult<Uuid> {
     if input.points == 0 || input.points.abs() > 10_000_000 {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "points"],
             "points must be non-zero and at most 10,000,000",
@@ -1153,7 +1149,7 @@ pub async fn adjust_points(
         || input.reason.chars().count() > 500
         || input.reason.contains('\0')
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "reason"],
             "a reason of 1-500 characters is required",
@@ -1207,7 +1203,7 @@ pub async fn update_rules(
         || next.points_per_dollar >= 1_000_000
         || next.points_per_dollar.fractional_digit_count() > 2
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "pointsPerDollar"],
             "pointsPerDollar must be 0 to 999999.99",
@@ -1217,14 +1213,14 @@ pub async fn update_rules(
         || next.bonus_percentage > 100
         || next.bonus_percentage.fractional_digit_count() > 2
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "bonusPercentage"],
             "bonusPercentage must be 0 to 100",
         ));
     }
     if !(0..=36_500).contains(&next.min_membership_days) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "minMembershipDays"],
             "minMembershipDays must be 0 to 36500",
@@ -1257,14 +1253,14 @@ fn check_reward(fields: &RewardFields) -> Result<(), OpError> {
         check_name("name", name)?;
     }
     if fields.points_cost.is_some_and(|c| c <= 0) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "pointsCost"],
             "pointsCost must be positive",
         ));
     }
     if fields.inventory.flatten().is_some_and(|i| i < 0) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "inventory"],
             "inventory cannot be negative",
@@ -1272,7 +1268,7 @@ fn check_reward(fields: &RewardFields) -> Result<(), OpError> {
     }
     if let (Some(Some(from)), Some(Some(until))) = (fields.available_from, fields.available_until) {
         if until <= from {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::Invalid,
                 &["input", "availableUntil"],
                 "availableUntil must be after availableFrom",
@@ -1285,7 +1281,7 @@ fn check_reward(fields: &RewardFields) -> Result<(), OpError> {
         .and_then(|d| d.as_ref())
         .is_some_and(|d| d.chars().count() > 5000 || d.contains('\0'))
     {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "description"],
             "description must be at most 5000 characters",
@@ -1301,7 +1297,7 @@ pub async fn create_reward(
 ) -> OpResult<Reward> {
     check_reward(&fields)?;
     if fields.name.is_none() || fields.points_cost.is_none() || fields.reward_type.is_none() {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input"],
             "name, rewardType and pointsCost are required",
@@ -1340,17 +1336,17 @@ pub async fn update_reward(
         .await
         .optional()
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => user(
+            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => user_error(
                 UserErrorCode::Invalid,
                 &["input", "availableUntil"],
                 "availableUntil must be after availableFrom",
             ),
             DieselError::QueryBuilderError(_) => {
-                user(UserErrorCode::Invalid, &["input"], "nothing to update")
+                user_error(UserErrorCode::Invalid, &["input"], "nothing to update")
             }
             e => e.into(),
         })?
-        .ok_or_else(|| user(UserErrorCode::NotFound, &["input", "id"], "no such reward"))?;
+        .ok_or_else(|| user_error(UserErrorCode::NotFound, &["input", "id"], "no such reward"))?;
     events::record(
         conn,
         scope,
@@ -1395,7 +1391,7 @@ pub async fn redeem(
     key: Option<&str>,
 ) -> OpResult<Uuid> {
     if !(1..=1000).contains(&input.quantity) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "quantity"],
             "quantity must be 1 to 1000",
@@ -1406,9 +1402,9 @@ pub async fn redeem(
         let reward = rewards_by_ids(conn, scope, &[input.reward_id])
             .await?
             .pop()
-            .ok_or_else(|| user(UserErrorCode::NotFound, field, "no such reward"))?;
+            .ok_or_else(|| user_error(UserErrorCode::NotFound, field, "no such reward"))?;
         if !reward.is_open(Utc::now()) {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::RewardUnavailable,
                 field,
                 "this reward is not available now",
@@ -1426,7 +1422,7 @@ pub async fn redeem(
         .execute(conn)
         .await?;
         if taken == 0 && reward.inventory.is_some() {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::OutOfStock,
                 field,
                 "not enough of this reward left",
@@ -1490,7 +1486,7 @@ pub async fn transition_redemption(
         .await
         .optional()?
         .ok_or_else(|| {
-            user(
+            user_error(
                 UserErrorCode::NotFound,
                 &["input", "redemptionId"],
                 "no such redemption",
@@ -1501,7 +1497,7 @@ pub async fn transition_redemption(
         (Pending, RedemptionAction::Cancel) => (Cancelled, true, true),
         (Fulfilled, RedemptionAction::Refund) => (Refunded, true, false),
         (from, _) => {
-            return Err(user(
+            return Err(user_error(
                 UserErrorCode::InvalidTransition,
                 &["input", "redemptionId"],
                 &format!(

@@ -10,16 +10,12 @@ use uuid::Uuid;
 use super::model::{Delivery, DeliveryStatus, Endpoint};
 use crate::db::schema::{domain_events, webhook_deliveries, webhook_endpoints};
 use crate::db::Tenant;
-use crate::domain::{events, OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 
 /// Consecutive failed deliveries after which an endpoint is disabled.
 pub const DISABLE_AFTER_FAILURES: i32 = 5;
-
-fn user(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
-    UserError::new(code, field, message).into()
-}
 
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 24];
@@ -50,14 +46,14 @@ pub async fn create_endpoint(
             .parse::<axum::http::Uri>()
             .is_ok_and(|u| u.host().is_some());
     if !valid_url {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "url"],
             "url must be an http(s) URL",
         ));
     }
     if event_types.len() > 50 || event_types.iter().any(|t| t.is_empty() || t.len() > 100) {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "eventTypes"],
             "at most 50 event types of 1-100 characters",
@@ -65,7 +61,7 @@ pub async fn create_endpoint(
     }
     let secret = secret.unwrap_or_else(generate_secret);
     if secret.len() < 16 || secret.len() > 200 || secret.contains('\0') {
-        return Err(user(
+        return Err(user_error(
             UserErrorCode::Invalid,
             &["input", "secret"],
             "secret must be 16-200 characters",
@@ -104,7 +100,7 @@ pub async fn disable_endpoint(
     .await
     .optional()?
     .ok_or_else(|| {
-        user(
+        user_error(
             UserErrorCode::NotFound,
             &["input", "id"],
             "no such webhook endpoint",
