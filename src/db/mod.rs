@@ -49,11 +49,45 @@ impl StatementCounter {
 
 struct CountStatements(Arc<StatementCounter>);
 
+/// Captures the first bytes written, then refuses more (which ends the formatting).
+#[derive(Default)]
+struct StatementHead {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl StatementHead {
+    fn text(&self) -> &[u8] {
+        let text = &self.bytes[..self.len];
+        let start = text
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        &text[start..]
+    }
+}
+
+impl std::fmt::Write for StatementHead {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let take = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if self.len == self.bytes.len() {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            let sql = query.to_string();
-            let head = sql.trim_start().as_bytes();
+            // Only the statement's first words matter: stop formatting there instead of
+            // rendering every query (with its binds) on the hot path.
+            let mut head = StatementHead::default();
+            let _ = std::fmt::write(&mut head, format_args!("{query}"));
+            let head = head.text();
             let control = [
                 "BEGIN",
                 "COMMIT",
