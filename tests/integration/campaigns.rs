@@ -48,7 +48,7 @@ fn rate(n: i64, d: i64) -> f64 {
     }
 }
 
-async fn assert_metrics_exact(app: &TestApp, t: &TestTenant, campaign: &str) {
+pub(crate) async fn assert_metrics_exact(app: &TestApp, t: &TestTenant, campaign: &str) {
     let expected = recount(app, campaign).await;
     let r = app
         .gql(&t.admin_key, "query($id: ID!) { campaign(id: $id) { metrics { recipients sent delivered opened clicked failed deliveryRate openRate clickRate clickToOpenRate failureRate } } }", json!({ "id": campaign }))

@@ -37,7 +37,7 @@ async fn exec(app: &TestApp, sql: &str) {
 }
 
 /// balance = sum(ledger) = last running balance ≥ 0 for every customer, stock ≥ 0.
-async fn assert_invariants(app: &TestApp) {
+pub(crate) async fn assert_invariants(app: &TestApp) {
     #[derive(QueryableByName)]
     struct Ok {
         #[diesel(sql_type = Bool)]

@@ -11,5 +11,6 @@ mod events;
 mod http_surface;
 mod leads;
 mod loyalty;
+mod seed;
 mod tenancy;
 mod webhooks;
