@@ -13,6 +13,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::db::sql::Prepared;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::request_context;
@@ -172,7 +173,7 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Prin
 
     if token.starts_with("wgt_") {
         let rows: Vec<WidgetRow> =
-            diesel::sql_query("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
+            Prepared::new("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
                 .bind::<Text, _>(token)
                 .load(&mut conn)
                 .await?;
@@ -189,7 +190,7 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Prin
     if !token.starts_with("gg_") {
         return Err(AppError::Unauthenticated("missing or invalid API key"));
     }
-    let rows: Vec<KeyRow> = diesel::sql_query(
+    let rows: Vec<KeyRow> = Prepared::new(
         "SELECT key_id, tenant_id, role, key_name, last_used_at FROM authenticate_api_key($1)",
     )
     .bind::<Bytea, _>(hash_key(token))

@@ -14,6 +14,7 @@ use scoped_futures::ScopedFutureExt;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::db::sql::Prepared;
 use crate::db::{PgPool, TenantDb};
 use crate::domain::events::{self, StoredEvent};
 use crate::error::{AppError, AppResult};
@@ -144,7 +145,7 @@ impl EventHub {
             last: Option<i64>,
         }
         let mut conn = self.pool.get().await?;
-        let last: Last = diesel::sql_query("SELECT sequence_domain_events() AS last")
+        let last: Last = Prepared::new("SELECT sequence_domain_events() AS last")
             .get_result(&mut conn)
             .await?;
         Ok(last.last)

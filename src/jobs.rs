@@ -15,6 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::schema::{club_enrollments, queue_jobs};
+use crate::db::sql::Prepared;
 use crate::db::{PgPool, TenantDb};
 use crate::domain::loyalty::model::SyncStatus;
 use crate::domain::loyalty::ops::{self as loyalty, CrmSync};
@@ -73,7 +74,7 @@ struct TenantId {
 
 pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
     let mut conn = pool.get().await?;
-    let rows: Vec<TenantId> = diesel::sql_query("SELECT tenant_id FROM scheduler_tenant_ids()")
+    let rows: Vec<TenantId> = Prepared::new("SELECT tenant_id FROM scheduler_tenant_ids()")
         .load(&mut conn)
         .await?;
     Ok(rows.into_iter().map(|r| r.tenant_id).collect())

@@ -10,6 +10,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::sql::Prepared;
 use super::Tenant;
 
 /// Which table and columns a child relation uses. Children are newest first.
@@ -59,8 +60,7 @@ where
          WHERE tenant_id = $1 AND {parent_column} = ANY($2){filters}) ranked \
          WHERE child_rank <= ${next_param} ORDER BY {parent_column}, child_rank"
     );
-    let mut query = diesel::sql_query(sql)
-        .into_boxed::<Pg>()
+    let mut query = Prepared::new(sql)
         .bind::<SqlUuid, _>(scope.id())
         .bind::<Array<SqlUuid>, _>(parents.to_vec());
     if let Some((at, id)) = after {

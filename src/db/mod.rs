@@ -6,6 +6,7 @@ pub mod children;
 pub mod cluster;
 #[rustfmt::skip]
 pub mod schema;
+pub mod sql;
 pub mod tenant;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::db::schema::domain_events;
+use crate::db::sql::Prepared;
 use crate::db::Tenant;
 
 /// One statement per event: the outbox row, and a delivery and its job for each
@@ -41,7 +42,7 @@ pub async fn record(
     subject: Uuid,
     payload: serde_json::Value,
 ) -> QueryResult<()> {
-    diesel::sql_query(RECORD_SQL)
+    Prepared::new(RECORD_SQL)
         .bind::<diesel::sql_types::Uuid, _>(scope.id())
         .bind::<diesel::sql_types::Text, _>(event_type)
         .bind::<diesel::sql_types::Uuid, _>(subject)

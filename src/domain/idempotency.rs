@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::schema::idempotency_keys;
+use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::{OpError, OpResult, UserError, UserErrorCode};
 use crate::error::AppError;
@@ -52,7 +53,7 @@ where
     hasher.update(serde_json::to_vec(request).map_err(|e| AppError::internal(&e))?);
     let request_hash = hasher.finalize().to_vec();
 
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+    Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<Text, _>(format!("idempotency:{}:{key}", scope.id()))
         .execute(conn)
         .await?;

@@ -12,6 +12,7 @@ use super::model::{
     NewOrder, Order,
 };
 use crate::db::schema::{communication_preferences, customers, orders};
+use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
 use crate::domain::{events, idempotency, OpResult, UserError, UserErrorCode};
@@ -356,7 +357,7 @@ pub async fn upsert_customer(
             }
             identities.sort();
             for identity in &identities {
-                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                     .bind::<Text, _>(identity)
                     .execute(conn)
                     .await?;

@@ -1,0 +1,149 @@
+//! Hand-written SQL that PostgreSQL prepares once per connection and reuses.
+//!
+//! Diesel's `sql_query` marks its statements unsafe to cache, so every call is parsed and
+//! planned again. [`Prepared`] takes the same text (with `$1`, `$2`, … placeholders) and
+//! typed binds, and lets the connection's statement cache keep it: for the hot statements
+//! (nested-connection pages, key lookups, the outbox insert) that planning was a large
+//! share of their cost. Analytical statements that run rarely and depend on their
+//! parameters' values (insight aggregates, a campaign launch) keep `sql_query`, which
+//! plans them for the values at hand every time.
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Untyped};
+use diesel::QueryResult;
+use std::marker::PhantomData;
+
+/// A statement's text and its binds; load rows with `QueryableByName` types.
+#[must_use = "a query runs only when loaded or executed"]
+pub struct Prepared<'f> {
+    sql: std::borrow::Cow<'static, str>,
+    binds: Vec<Box<dyn QueryFragment<Pg> + Send + 'f>>,
+}
+
+impl<'f> Prepared<'f> {
+    pub fn new(sql: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Self {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Binds the next placeholder (`$1` first) as SQL type `ST`.
+    pub fn bind<ST, V>(mut self, value: V) -> Self
+    where
+        Pg: HasSqlType<ST>,
+        V: ToSql<ST, Pg> + Send + 'f,
+        ST: Send + 'f,
+    {
+        self.binds.push(Box::new(Bind::<ST, V> {
+            value,
+            sql_type: PhantomData,
+        }));
+        self
+    }
+}
+
+struct Bind<ST, V> {
+    value: V,
+    sql_type: PhantomData<ST>,
+}
+
+impl<ST, V> QueryFragment<Pg> for Bind<ST, V>
+where
+    Pg: HasSqlType<ST>,
+    V: ToSql<ST, Pg>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_bind_param::<ST, V>(&self.value)
+    }
+}
+
+impl QueryFragment<Pg> for Prepared<'_> {
+    /// Copies the text, replacing each `$n` with bind n (a placeholder used twice is
+    /// bound twice; the rendered text, and so the cache key, is the same on every call).
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let sql = self.sql.as_ref();
+        let bytes = sql.as_bytes();
+        let mut copied = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            let digits = bytes[at + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if bytes[at] != b'$' || digits == 0 {
+                at += 1;
+                continue;
+            }
+            let number: usize = sql[at + 1..at + 1 + digits]
+                .parse()
+                .map_err(|_| placeholder_error(&sql[at..at + 1 + digits]))?;
+            let bind = number
+                .checked_sub(1)
+                .and_then(|i| self.binds.get(i))
+                .ok_or_else(|| placeholder_error(&sql[at..at + 1 + digits]))?;
+            out.push_sql(&sql[copied..at]);
+            bind.walk_ast(out.reborrow())?;
+            at += 1 + digits;
+            copied = at;
+        }
+        out.push_sql(&sql[copied..]);
+        Ok(())
+    }
+}
+
+fn placeholder_error(placeholder: &str) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(
+        format!("no bind for placeholder {placeholder}").into(),
+    )
+}
+
+impl QueryId for Prepared<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared<'_> {
+    type SqlType = Untyped;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sql_types::{Integer, Text};
+
+    fn rendered(query: &Prepared<'_>) -> String {
+        diesel::debug_query::<Pg, _>(query).to_string()
+    }
+
+    #[test]
+    fn placeholders_become_binds_in_order_and_repeats_bind_again() {
+        let query = Prepared::new("SELECT $1::int + $2::int, $1::int, '$x' AS price")
+            .bind::<Integer, _>(40)
+            .bind::<Integer, _>(2);
+        let text = rendered(&query);
+        assert!(
+            text.starts_with("SELECT $1::int + $2::int, $3::int, '$x' AS price"),
+            "{text}"
+        );
+        assert!(text.contains("binds: [40, 2, 40]"), "{text}");
+    }
+
+    #[test]
+    fn a_placeholder_without_a_bind_is_an_error_not_a_panic() {
+        let query = Prepared::new("SELECT $2").bind::<Text, _>("only one");
+        let mut builder = diesel::pg::PgQueryBuilder::default();
+        assert!(query.to_sql(&mut builder, &Pg).is_err());
+    }
+
+    #[test]
+    fn the_statement_may_be_cached_unlike_sql_query() {
+        let text = "SELECT $1::text";
+        let prepared = Prepared::new(text).bind::<Text, _>("a");
+        assert!(prepared.is_safe_to_cache_prepared(&Pg).unwrap());
+        let raw = diesel::sql_query(text).bind::<Text, _>("a");
+        assert!(!raw.is_safe_to_cache_prepared(&Pg).unwrap());
+    }
+}
