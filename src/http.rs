@@ -82,7 +82,7 @@ async fn request_context(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = authenticate(&state.pool, header).await?;
-    Ok(RequestContext::new(
+    Ok(RequestContext::for_request(
         state.pool.clone(),
         principal,
         state.batch_window(),
@@ -98,8 +98,11 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
         .metrics
         .graphql_operations
         .fetch_add(count as u64, Ordering::Relaxed);
+    let db = context.db.clone();
     let batch = batch.data(context);
     let response: BatchResponse = state.schema.execute_batch(batch).await;
+    // The connection goes back to the pool before the response is serialized.
+    db.finish().await;
     axum::Json(response).into_response()
 }
 
@@ -327,7 +330,7 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         .metrics
         .websocket_connections
         .fetch_add(1, Ordering::Relaxed);
-    let context = RequestContext::new(state.pool.clone(), principal, state.batch_window());
+    let context = RequestContext::for_socket(state.pool.clone(), principal, state.batch_window());
     let (mut socket_sink, socket_stream) = socket.split();
     // Outgoing messages go through a small bounded channel to a writer that owns the
     // socket: a client that stops reading stalls its subscriptions (which are then cut

@@ -1,12 +1,24 @@
 //! The tenant-scoped handle: the only way resolvers and domain operations reach the
-//! database. It cannot be built without a tenant; every unit of work it runs is one
-//! transaction that first sets `app.tenant_id` transaction-locally (row-level security
-//! reads it), so the setting never outlives the work: a pooled connection never carries
-//! one tenant's setting into another's request. Operations receive a [`Tenant`] token and
-//! filter by it as well: isolation is enforced twice.
+//! database. It cannot be built without a tenant; all work runs in transactions that
+//! first set `app.tenant_id` transaction-locally (row-level security reads it), so the
+//! setting never outlives them: a pooled connection never carries one tenant's setting
+//! into another's request. Operations receive a [`Tenant`] token and filter by it as
+//! well: isolation is enforced twice.
+//!
+//! Two modes. A handle from [`TenantDb::new`] (jobs, subscriptions) runs each unit of
+//! work as its own transaction on a pooled connection. A handle from
+//! [`TenantDb::for_request`] (one HTTP request) holds at most one connection: its reads
+//! share one read-only repeatable-read transaction, so the whole response comes from one
+//! snapshot and costs one `BEGIN`/`COMMIT` instead of one per loader batch; a write ends
+//! that read transaction and runs as its own transaction on the same connection; later
+//! reads open a new snapshot that sees it. [`TenantDb::finish`] returns the connection.
 
+use std::sync::Arc;
+
+use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::PgPool;
@@ -26,14 +38,62 @@ impl Tenant {
 pub struct TenantDb {
     pool: PgPool,
     tenant: Tenant,
+    session: Option<Arc<Mutex<Session>>>,
+}
+
+/// The connection one request holds (its transaction manager knows whether the read
+/// snapshot is open).
+#[derive(Default)]
+struct Session {
+    conn: Option<Object<AsyncPgConnection>>,
+}
+
+fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
+    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+    !matches!(status.transaction_depth(), Ok(None))
+}
+
+impl Session {
+    async fn connection(&mut self, pool: &PgPool) -> Result<&mut AsyncPgConnection, AppError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => pool.get().await?,
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+
+    /// Ends the read snapshot, if one is open.
+    async fn end_read(&mut self) -> Result<(), AppError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if in_transaction(conn) {
+            if let Err(e) = AnsiTransactionManager::commit_transaction(&mut **conn).await {
+                self.conn = None;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl TenantDb {
-    /// Built by authentication once a key has resolved to `tenant_id` (and by tests).
+    /// A handle whose every unit of work is its own transaction (jobs, subscriptions,
+    /// tests).
     pub fn new(pool: PgPool, tenant_id: Uuid) -> Self {
         Self {
             pool,
             tenant: Tenant(tenant_id),
+            session: None,
+        }
+    }
+
+    /// The handle of one HTTP request: one connection, one read snapshot at a time.
+    /// Call [`TenantDb::finish`] when the request is done.
+    pub fn for_request(pool: PgPool, tenant_id: Uuid) -> Self {
+        Self {
+            session: Some(Arc::default()),
+            ..Self::new(pool, tenant_id)
         }
     }
 
@@ -53,13 +113,22 @@ impl TenantDb {
         R: Send + 'a,
         E: From<AppError> + Send + 'a,
     {
-        let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
-        in_tenant_transaction(&mut conn, self.tenant.0, work).await
+        let Some(session) = &self.session else {
+            let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
+            return in_tenant_transaction(&mut conn, self.tenant.0, work).await;
+        };
+        let mut session = session.lock().await;
+        session.end_read().await?;
+        let conn = session.connection(&self.pool).await?;
+        let result = in_tenant_transaction(conn, self.tenant.0, work).await;
+        if result.is_err() {
+            session.conn = None;
+        }
+        result
     }
-}
 
-impl TenantDb {
-    /// Runs a read (anything returning a Diesel result) as one unit of work.
+    /// Runs a read (anything returning a Diesel result): its own transaction, or the
+    /// request's read snapshot.
     pub async fn query<'a, R, F>(&self, work: F) -> Result<R, AppError>
     where
         F: for<'r> FnOnce(
@@ -70,11 +139,57 @@ impl TenantDb {
             + 'a,
         R: Send + 'a,
     {
-        self.run(|conn, scope| {
-            async move { work(conn, scope).await.map_err(AppError::from) }.scope_boxed()
-        })
-        .await
+        let Some(session) = &self.session else {
+            return self
+                .run(|conn, scope| {
+                    async move { work(conn, scope).await.map_err(AppError::from) }.scope_boxed()
+                })
+                .await;
+        };
+        let mut session = session.lock().await;
+        let conn = session.connection(&self.pool).await?;
+        let mut result = Ok(());
+        if !in_transaction(conn) {
+            result = AnsiTransactionManager::begin_transaction_sql(
+                conn,
+                &begin_sql(self.tenant.0, true),
+            )
+            .await;
+        }
+        let result = match result {
+            Ok(()) => work(conn, self.tenant).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // The snapshot is aborted: roll it back and give the connection up (the pool
+            // checks it); the next read opens another.
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            session.conn = None;
+        }
+        result.map_err(AppError::from)
     }
+
+    /// Ends the request: commits its read snapshot and returns the connection to the
+    /// pool. (A request dropped half-way drops the connection inside its transaction; the
+    /// pool sees that and discards it.)
+    pub async fn finish(&self) {
+        if let Some(session) = &self.session {
+            let mut session = session.lock().await;
+            let _ = session.end_read().await;
+            session.conn = None;
+        }
+    }
+}
+
+/// Opens a transaction and sets the tenant in one round trip. A Uuid renders as 36
+/// hex-and-dash characters: nothing to escape.
+fn begin_sql(tenant_id: Uuid, read_only: bool) -> String {
+    let mode = if read_only {
+        " ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    } else {
+        ""
+    };
+    format!("BEGIN{mode}; SELECT set_config('app.tenant_id', '{tenant_id}', true)")
 }
 
 /// Runs `work` in a transaction on `conn` with `app.tenant_id` set for that transaction
@@ -94,10 +209,7 @@ where
     let db_error = |e: diesel::result::Error| E::from(AppError::from(e));
     // The transaction manager tracks the open transaction: if this future is dropped
     // half-way, the pool sees it and discards the connection instead of reusing it.
-    // One round trip opens the transaction and sets the tenant. A Uuid renders as 36
-    // hex-and-dash characters: nothing to escape.
-    let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)");
-    AnsiTransactionManager::begin_transaction_sql(conn, &begin)
+    AnsiTransactionManager::begin_transaction_sql(conn, &begin_sql(tenant_id, false))
         .await
         .map_err(db_error)?;
     let result = work(conn, Tenant(tenant_id)).await;

@@ -21,8 +21,21 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
+    /// One HTTP request: its reads share one connection and snapshot (the handler calls
+    /// `db.finish()` when done).
+    pub fn for_request(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
+        let db = TenantDb::for_request(pool, principal.tenant_id());
+        Self::new(db, principal, batch_window)
+    }
+
+    /// One WebSocket: long-lived, so every unit of work takes a connection and gives it
+    /// back.
+    pub fn for_socket(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
         let db = TenantDb::new(pool, principal.tenant_id());
+        Self::new(db, principal, batch_window)
+    }
+
+    fn new(db: TenantDb, principal: Principal, batch_window: Duration) -> Self {
         let loader =
             DataLoader::new(TenantLoader::new(db.clone()), tokio::spawn).delay(batch_window);
         Self {
