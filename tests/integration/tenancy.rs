@@ -338,6 +338,110 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_unit_of_work()
     );
 }
 
+/// A request's handle: its reads share one snapshot on one connection (read-only), a
+/// write ends the snapshot and later reads see it, a failed read does not poison the
+/// rest, and `finish` gives the connection back without leaving the tenant set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    // One connection in the pool: the request's reads and writes must all share it.
+    let pool = db::build_pool(
+        &app.database_url,
+        1,
+        Duration::from_secs(5),
+        Default::default(),
+    );
+    let request = TenantDb::for_request(pool.clone(), a.id);
+    let read = || {
+        request.query(|conn, _| {
+            async move {
+                diesel::sql_query("SELECT count(*) AS count FROM customers")
+                    .get_result::<Count>(conn)
+                    .await
+                    .map(|c| c.count)
+            }
+            .scope_boxed()
+        })
+    };
+    let before = read().await.unwrap();
+    assert!(before > 0);
+    assert_eq!(
+        pool.status().available,
+        0,
+        "the request holds its connection"
+    );
+
+    // Another session commits a customer: this request's snapshot does not see it.
+    app.owner()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'outside@example.com')",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let concurrent: Vec<i64> = futures_util::future::join_all((0..8).map(|_| read()))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(concurrent, vec![before; 8], "one snapshot for every read");
+
+    // The snapshot is read-only: a write through the read path fails, nothing is written,
+    // and the next read still works.
+    let tenant = a.id;
+    let refused = request
+        .query(|conn, _| {
+            async move {
+                diesel::sql_query(format!(
+                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'sneaky@example.com')"
+                ))
+                .execute(conn)
+                .await
+            }
+            .scope_boxed()
+        })
+        .await;
+    assert!(refused.is_err(), "a read snapshot refuses writes");
+    assert_eq!(
+        read().await.unwrap(),
+        before + 1,
+        "a new snapshot after the failure"
+    );
+
+    // A write runs as its own transaction on the same connection; later reads see it.
+    request
+        .run(|conn, _| {
+            async move {
+                conn.batch_execute(&format!(
+                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'inside@example.com')"
+                ))
+                .await
+                .map_err(AppError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(read().await.unwrap(), before + 2);
+
+    request.finish().await;
+    assert_eq!(pool.status().available, 1, "finish returns the connection");
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM customers").await,
+        0,
+        "no tenant left on the returned connection"
+    );
+    let sneaky = count(
+        &mut app.owner().await,
+        "SELECT count(*) AS count FROM customers WHERE email = 'sneaky@example.com'",
+    )
+    .await;
+    assert_eq!(sneaky, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_refuses_missing_malformed_unknown_and_revoked_keys() {
     let app = TestApp::start().await;
