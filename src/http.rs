@@ -207,8 +207,15 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // A client message is held to the HTTP body limit, and each socket starts with a
+    // small read buffer (tungstenite's default is 128 KiB per socket: 1.3 GB for 10 000
+    // subscribers that mostly only listen); it grows for a larger message.
+    let limit = state.limits.max_body_bytes;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(4096)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| serve_websocket(state, socket, protocol))
 }
 
