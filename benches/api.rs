@@ -105,7 +105,13 @@ async fn fanout(client: &reqwest::Client, base: &str, key: &str, server: &Server
                 "Sec-WebSocket-Protocol",
                 "graphql-transport-ws".parse().unwrap(),
             );
-            let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+            // A small read buffer, as the server uses: tungstenite's 128 KiB default is
+            // zeroed on every read, which made the clients the bottleneck.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096);
+            let Ok((mut socket, _)) =
+                tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
+            else {
                 return;
             };
             let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });

@@ -32,6 +32,9 @@ struct TenantChannel {
 pub struct EventHub {
     pool: PgPool,
     tenants: Mutex<HashMap<Uuid, TenantChannel>>,
+    /// Set when this instance committed a write: the sequencer runs without waiting for
+    /// its tick.
+    nudged: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +48,14 @@ impl EventHub {
         Arc::new(EventHub {
             pool,
             tenants: Mutex::new(HashMap::new()),
+            nudged: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Asks the listener to run the sequencer now (several nudges before it runs count
+    /// as one).
+    pub fn nudge(&self) {
+        self.nudged.notify_one();
     }
 
     /// Live events of `tenant`, preceded (when `after` is given) by every published event
@@ -189,30 +199,35 @@ impl EventHub {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Sequence on every tick, and at once when a local write nudges.
             tokio::select! {
-                notification = notifications.next() => match notification {
-                    // Some instance's sequencer numbered new events.
-                    Some(Ok(_)) => self.fetch().await,
-                    Some(Err(e)) => return Err(e.to_string()),
-                    None => return Err("notification stream ended".into()),
-                },
-                _ = tick.tick() => {
-                    since_fetch += 1;
-                    match self.sequence().await {
-                        Ok(Some(last)) if last > seen => {
-                            seen = last;
-                            since_fetch = 0;
-                            self.fetch().await;
-                        }
-                        Ok(_) => {}
-                        Err(error) => tracing::debug!(?error, "sequencing events failed"),
+                notification = notifications.next() => {
+                    match notification {
+                        // Some instance's sequencer numbered new events.
+                        Some(Ok(_)) => self.fetch().await,
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => return Err("notification stream ended".into()),
                     }
-                    // Safety net for a missed notification: fetch at least once a second.
-                    if since_fetch >= 50 {
-                        since_fetch = 0;
-                        self.fetch().await;
-                    }
+                    continue;
                 }
+                _ = tick.tick() => {}
+                _ = self.nudged.notified() => {}
+            }
+            since_fetch += 1;
+            match self.sequence().await {
+                Ok(Some(last)) if last > seen => {
+                    seen = last;
+                    since_fetch = 0;
+                    self.fetch().await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(?error, "sequencing events failed"),
+            }
+            // Safety net for a missed notification: fetch at least every 50 wake-ups
+            // (a second at most).
+            if since_fetch >= 50 {
+                since_fetch = 0;
+                self.fetch().await;
             }
         }
     }

@@ -1,7 +1,10 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
 //! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
 
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -16,7 +19,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use diesel_async::SimpleAsyncConnection;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitSink;
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -101,8 +105,11 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
     let db = context.db.clone();
     let batch = batch.data(context);
     let response: BatchResponse = state.schema.execute_batch(batch).await;
-    // The connection goes back to the pool before the response is serialized.
-    db.finish().await;
+    // The connection goes back to the pool before the response is serialized. A write
+    // may have recorded events: number and publish them now rather than at the next tick.
+    if db.finish().await {
+        state.hub.nudge();
+    }
     axum::Json(response).into_response()
 }
 
@@ -338,25 +345,14 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         .websocket_connections
         .fetch_add(1, Ordering::Relaxed);
     let context = RequestContext::for_socket(state.pool.clone(), principal, state.batch_window());
-    let (mut socket_sink, socket_stream) = socket.split();
-    // Outgoing messages go through a small bounded channel to a writer that owns the
-    // socket: a client that stops reading stalls its subscriptions (which are then cut
-    // off as slow consumers) instead of growing a buffer, and the writer can still send
-    // a close frame when the server shuts down.
-    let (outgoing, mut to_send) = futures_channel::mpsc::channel::<Message>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = to_send.next().await {
-            if socket_sink.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = socket_sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CLOSE_GOING_AWAY,
-                reason: "server shutting down".into(),
-            })))
-            .await;
-    });
+    let (socket_sink, socket_stream) = socket.split();
+    // The protocol handler writes straight to the socket (a writer task behind a channel
+    // cost a second wake-up per delivered event). A client that stops reading stalls its
+    // own handler on a full socket buffer: memory stays bounded by the kernel buffer and
+    // the shared per-tenant ring, and the subscription is cut off as a slow consumer
+    // when it resumes.
+    let sink = SharedSink(Arc::new(std::sync::Mutex::new(socket_sink)));
+    let handle = sink.0.clone();
     let mut shutdown = state.shutdown.subscribe();
     let stopping = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -365,7 +361,6 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
     let incoming = futures_util::stream::once(async move { Ok(first) })
         .chain(socket_stream)
         .take_until(Box::pin(stopping));
-    let sink = outgoing.sink_map_err(axum::Error::new);
     GraphQLWebSocket::new_with_pair(sink, incoming, state.schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
@@ -374,11 +369,55 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         })
         .serve()
         .await;
-    let _ = writer.await;
+    // The handler is gone, so this is the last handle: say goodbye (an error here only
+    // means the client already left).
+    if let Ok(socket_sink) = Arc::try_unwrap(handle) {
+        let mut socket_sink = socket_sink.into_inner().unwrap_or_else(|e| e.into_inner());
+        let _ = socket_sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CLOSE_GOING_AWAY,
+                reason: "server shutting down".into(),
+            })))
+            .await;
+    }
     state
         .metrics
         .websocket_connections
         .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The write half of a socket, shared so that the close frame can still be sent after
+/// the protocol handler (which owns a clone) has finished. Never contended: the handler
+/// writes, and only once it has ended does anyone else.
+type SocketSink = SplitSink<WebSocket, Message>;
+
+struct SharedSink(Arc<std::sync::Mutex<SocketSink>>);
+
+impl SharedSink {
+    fn locked<T>(&self, f: impl FnOnce(Pin<&mut SocketSink>) -> T) -> T {
+        let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(Pin::new(&mut *sink))
+    }
+}
+
+impl Sink<Message> for SharedSink {
+    type Error = axum::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.locked(|sink| sink.poll_ready(cx))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        self.locked(|sink| sink.start_send(item))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.locked(|sink| sink.poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.locked(|sink| sink.poll_close(cx))
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -46,6 +46,8 @@ pub struct TenantDb {
 #[derive(Default)]
 struct Session {
     conn: Option<Object<AsyncPgConnection>>,
+    /// A write committed during the request.
+    wrote: bool,
 }
 
 fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
@@ -121,8 +123,9 @@ impl TenantDb {
         session.end_read().await?;
         let conn = session.connection(&self.pool).await?;
         let result = in_tenant_transaction(conn, self.tenant.0, work).await;
-        if result.is_err() {
-            session.conn = None;
+        match result {
+            Ok(_) => session.wrote = true,
+            Err(_) => session.conn = None,
         }
         result
     }
@@ -171,13 +174,15 @@ impl TenantDb {
 
     /// Ends the request: commits its read snapshot and returns the connection to the
     /// pool. (A request dropped half-way drops the connection inside its transaction; the
-    /// pool sees that and discards it.)
-    pub async fn finish(&self) {
-        if let Some(session) = &self.session {
-            let mut session = session.lock().await;
-            let _ = session.end_read().await;
-            session.conn = None;
-        }
+    /// pool sees that and discards it.) True when the request committed a write.
+    pub async fn finish(&self) -> bool {
+        let Some(session) = &self.session else {
+            return false;
+        };
+        let mut session = session.lock().await;
+        let _ = session.end_read().await;
+        session.conn = None;
+        session.wrote
     }
 }
 

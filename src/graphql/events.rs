@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Json, Object, SimpleObject, Subscription, ID};
+use async_graphql::{Context, Json, Object, Subscription, ID};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use scoped_futures::ScopedFutureExt;
@@ -23,27 +23,35 @@ use crate::graphql::scalars::parse_id;
 /// Subscriptions one WebSocket connection may hold at once.
 pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 20;
 
-/// Something that happened in the tenant (a row of the outbox).
-#[derive(SimpleObject, Clone)]
-pub struct Event {
-    /// The event's position: pass it as `after` to resume right after it.
-    pub id: ID,
-    #[graphql(name = "type")]
-    pub event_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub subject_id: ID,
-    pub payload: Json<serde_json::Value>,
-}
+/// An outbox row as GraphQL sees it. Shares the published row: a live event goes to
+/// every subscriber of the tenant, so fields are resolved on demand instead of copied
+/// per subscriber.
+#[derive(Clone)]
+pub struct Event(Arc<StoredEvent>);
 
-impl From<&StoredEvent> for Event {
-    fn from(e: &StoredEvent) -> Self {
-        Event {
-            id: ID(e.position().to_string()),
-            event_type: e.event_type.clone(),
-            occurred_at: e.occurred_at,
-            subject_id: ID(e.subject_id.to_string()),
-            payload: Json(e.payload.clone()),
-        }
+/// Something that happened in the tenant (a row of the outbox).
+#[Object]
+impl Event {
+    /// The event's position: pass it as `after` to resume right after it.
+    async fn id(&self) -> ID {
+        ID(self.0.position().to_string())
+    }
+
+    #[graphql(name = "type")]
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+
+    async fn subject_id(&self) -> ID {
+        ID(self.0.subject_id.to_string())
+    }
+
+    async fn payload(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.payload)
     }
 }
 
@@ -101,9 +109,9 @@ impl EventsQuery {
         let has_next = rows.len() > first as usize;
         let mut connection = Connection::new(from > 0, has_next);
         connection.edges = rows
-            .iter()
+            .into_iter()
             .take(first as usize)
-            .map(|e| Edge::new(e.position().to_string(), Event::from(e)))
+            .map(|e| Edge::new(e.position().to_string(), Event(Arc::new(e))))
             .collect();
         Ok(connection)
     }
@@ -190,7 +198,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
         check_types(&types)?;
         let stream = event_stream(ctx, after, of_type(types)).await?;
-        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+        Ok(stream.map(|item| item.map(Event)))
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -200,7 +208,7 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
         let stream = event_stream(ctx, after, of_type(Some(vec!["lead.tagged".into()]))).await?;
-        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+        Ok(stream.map(|item| item.map(Event)))
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -211,7 +219,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
         let stream =
             event_stream(ctx, after, of_type(Some(vec!["redemption.changed".into()]))).await?;
-        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+        Ok(stream.map(|item| item.map(Event)))
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -222,7 +230,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
         let stream =
             event_stream(ctx, after, of_type(Some(vec!["enrollment.changed".into()]))).await?;
-        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+        Ok(stream.map(|item| item.map(Event)))
     }
 
     /// One customer's new activities (and orders, points, preference changes).
@@ -247,7 +255,7 @@ impl Subscription {
                     && e.payload["customerId"].as_str() == Some(customer.to_string().as_str()))
         };
         let stream = event_stream(ctx, after, keep).await?;
-        Ok(stream.map(|item| item.map(|e| Event::from(e.as_ref()))))
+        Ok(stream.map(|item| item.map(Event)))
     }
 
     /// A campaign's fresh metrics each time a delivery event or launch changes them.
