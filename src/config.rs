@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// How long (µs) a request's DataLoader collects keys before running its statement.
     #[arg(long, env = "GROWTHGRAPH_BATCH_WINDOW_US", default_value_t = 1000)]
     pub batch_window_us: u64,
+    /// How long (ms) a WebSocket write may wait on a client that stopped reading before
+    /// the connection is dropped.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_WS_WRITE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub ws_write_timeout_ms: u64,
 }
 
 impl Default for ServeArgs {
@@ -114,6 +122,7 @@ impl Default for ServeArgs {
             max_body_bytes: 256 * 1024,
             max_batch: 10,
             batch_window_us: 1000,
+            ws_write_timeout_ms: 10_000,
         }
     }
 }

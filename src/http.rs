@@ -1,6 +1,7 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
 //! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -351,34 +352,41 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
     // own handler on a full socket buffer: memory stays bounded by the kernel buffer and
     // the shared per-tenant ring, and the subscription is cut off as a slow consumer
     // when it resumes.
-    let sink = SharedSink(Arc::new(std::sync::Mutex::new(socket_sink)));
-    let handle = sink.0.clone();
-    let mut shutdown = state.shutdown.subscribe();
-    let stopping = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+    let sink = SharedSink {
+        inner: Arc::new(std::sync::Mutex::new(socket_sink)),
+        write_timeout: Duration::from_millis(state.limits.ws_write_timeout_ms),
+        stalled: None,
     };
+    let handle = sink.inner.clone();
     // Replay the init message so the protocol handler acknowledges it as usual.
-    let incoming = futures_util::stream::once(async move { Ok(first) })
-        .chain(socket_stream)
-        .take_until(Box::pin(stopping));
-    GraphQLWebSocket::new_with_pair(sink, incoming, state.schema.clone(), protocol)
+    let incoming = futures_util::stream::once(async move { Ok(first) }).chain(socket_stream);
+    let serve = GraphQLWebSocket::new_with_pair(sink, incoming, state.schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(context);
             Ok(data)
         })
-        .serve()
-        .await;
+        .serve();
+    // The handler runs as its own task and this one watches for shutdown: inside the
+    // handler, the shutdown watch would be polled again on every event it delivers.
+    let mut serving = tokio::spawn(serve);
+    let mut shutdown = state.shutdown.subscribe();
+    tokio::select! {
+        _ = &mut serving => {}
+        _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+            serving.abort();
+            let _ = serving.await;
+        }
+    }
     // The handler is gone, so this is the last handle: say goodbye (an error here only
-    // means the client already left).
+    // means the client already left; a client that stopped reading gets no more time).
     if let Ok(socket_sink) = Arc::try_unwrap(handle) {
         let mut socket_sink = socket_sink.into_inner().unwrap_or_else(|e| e.into_inner());
-        let _ = socket_sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CLOSE_GOING_AWAY,
-                reason: "server shutting down".into(),
-            })))
-            .await;
+        let goodbye = socket_sink.send(Message::Close(Some(CloseFrame {
+            code: CLOSE_GOING_AWAY,
+            reason: "server shutting down".into(),
+        })));
+        let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
     }
     state
         .metrics
@@ -388,15 +396,48 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
 
 /// The write half of a socket, shared so that the close frame can still be sent after
 /// the protocol handler (which owns a clone) has finished. Never contended: the handler
-/// writes, and only once it has ended does anyone else.
-type SocketSink = SplitSink<WebSocket, Message>;
+/// writes, and only once it has ended does anyone else. A write that cannot proceed for
+/// `write_timeout` (the client stopped reading and the socket buffers are full) fails,
+/// which ends the handler and drops the connection.
+struct SharedSink {
+    inner: Arc<std::sync::Mutex<SocketSink>>,
+    write_timeout: Duration,
+    /// Armed while a write is blocked.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
 
-struct SharedSink(Arc<std::sync::Mutex<SocketSink>>);
+type SocketSink = SplitSink<WebSocket, Message>;
 
 impl SharedSink {
     fn locked<T>(&self, f: impl FnOnce(Pin<&mut SocketSink>) -> T) -> T {
-        let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sink = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(Pin::new(&mut *sink))
+    }
+
+    /// Passes a write's progress through, failing it once it has been blocked for too long.
+    fn watch(
+        &mut self,
+        cx: &mut Context<'_>,
+        progress: Poll<Result<(), axum::Error>>,
+    ) -> Poll<Result<(), axum::Error>> {
+        if progress.is_ready() {
+            self.stalled = None;
+            return progress;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::info!("dropping a WebSocket whose client stopped reading");
+                Poll::Ready(Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ))))
+            }
+        }
     }
 }
 
@@ -404,7 +445,9 @@ impl Sink<Message> for SharedSink {
     type Error = axum::Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.locked(|sink| sink.poll_ready(cx))
+        let this = self.get_mut();
+        let progress = this.locked(|sink| sink.poll_ready(cx));
+        this.watch(cx, progress)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
@@ -412,11 +455,15 @@ impl Sink<Message> for SharedSink {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.locked(|sink| sink.poll_flush(cx))
+        let this = self.get_mut();
+        let progress = this.locked(|sink| sink.poll_flush(cx));
+        this.watch(cx, progress)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.locked(|sink| sink.poll_close(cx))
+        let this = self.get_mut();
+        let progress = this.locked(|sink| sink.poll_close(cx));
+        this.watch(cx, progress)
     }
 }
 

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use growthgraph::config::ServeArgs;
+
 use crate::common::{TestApp, TestTenant};
 
 type Socket =
@@ -37,7 +39,25 @@ impl Subscriber {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self::init(socket, key, legacy).await
+    }
+
+    /// A graphql-transport-ws subscriber over an already connected TCP stream.
+    async fn connect_over(app: &TestApp, key: &str, stream: tokio::net::TcpStream) -> Self {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (socket, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .unwrap();
+        Self::init(socket, key, false).await
+    }
+
+    async fn init(mut socket: Socket, key: &str, legacy: bool) -> Self {
         let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
         socket
             .send(Message::Text(init.to_string().into()))
@@ -401,6 +421,87 @@ async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
         "the stream ends with a slow-consumer error"
     );
     assert!(items.len() <= growthgraph::events::BUFFER + 1);
+}
+
+/// The server's `growthgraph_websocket_connections` gauge.
+async fn open_sockets(app: &TestApp) -> u64 {
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("growthgraph_websocket_connections "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("gauge present")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_client_stopped_reading_is_dropped_after_the_write_timeout() {
+    let app = TestApp::start_with(ServeArgs {
+        ws_write_timeout_ms: 300,
+        ..ServeArgs::default()
+    })
+    .await;
+    let t = app.bare_tenant("Events A").await;
+    // A client with a tiny receive buffer that subscribes, then never reads again.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let addr = app.base.trim_start_matches("http://").parse().unwrap();
+    let stream = tcp.connect(addr).await.unwrap();
+    let mut sub = Subscriber::connect_over(&app, &t.admin_key, stream).await;
+    sub.subscribe("1", EVENTS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(open_sockets(&app).await, 1);
+    // More than the socket buffers hold (but fewer events than the hub's ring, so this is
+    // the write timeout at work, not the slow-consumer cut-off).
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    db.run(|conn, scope| {
+        async move {
+            let filler = "x".repeat(32 * 1024);
+            for _ in 0..300 {
+                outbox::record(
+                    conn,
+                    scope,
+                    "lead.tagged",
+                    Uuid::new_v4(),
+                    json!({ "filler": filler }),
+                )
+                .await?;
+            }
+            Ok::<_, AppError>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    assert!(300 < growthgraph::events::BUFFER);
+    let mut open = 1;
+    for _ in 0..100 {
+        open = open_sockets(&app).await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 0, "the stalled socket was dropped");
+    // What the client finds when it finally reads: part of the events, then the end.
+    let mut received = 0;
+    while let Some(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(10), sub.socket.next())
+            .await
+            .ok()
+    {
+        if matches!(message, Message::Text(_)) {
+            received += 1;
+        }
+    }
+    assert!(received < 300, "received {received} of 300 before the cut");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
