@@ -456,7 +456,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,fanout"
+        "customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout"
             .to_string(),
     );
 

@@ -295,6 +295,13 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         println!("demo tenant admin API key: {key}");
     }
     let stop_sockets = state.shutdown.clone();
+    // Responses and events are small single writes: send them at once rather than let
+    // Nagle's algorithm hold one back for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
