@@ -423,22 +423,9 @@ async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
     assert!(items.len() <= growthgraph::events::BUFFER + 1);
 }
 
-/// The server's `growthgraph_websocket_connections` gauge.
+/// The server's open WebSocket connections.
 async fn open_sockets(app: &TestApp) -> u64 {
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("growthgraph_websocket_connections "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("gauge present")
+    app.metric("growthgraph_websocket_connections").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

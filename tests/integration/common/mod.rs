@@ -260,6 +260,23 @@ impl TestApp {
             .1
     }
 
+    /// A value of the server's `/metrics`, by its full series name.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in /metrics"))
+    }
+
     pub fn ws_url(&self) -> String {
         format!("{}/graphql/ws", self.base.replace("http://", "ws://"))
     }
