@@ -130,46 +130,47 @@ impl TenantDb {
         result
     }
 
-    /// Runs a read (anything returning a Diesel result): its own transaction, or the
-    /// request's read snapshot.
-    pub async fn query<'a, R, F>(&self, work: F) -> Result<R, AppError>
+    /// Runs a read (returning a Diesel or an application result): its own transaction, or
+    /// the request's read snapshot. Anything that writes goes through [`TenantDb::run`].
+    pub async fn query<'a, R, E, F>(&self, work: F) -> Result<R, AppError>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
                 Tenant,
-            ) -> ScopedBoxFuture<'a, 'r, diesel::QueryResult<R>>
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
             + Send
             + 'a,
         R: Send + 'a,
+        E: Into<AppError> + Send + 'a,
     {
         let Some(session) = &self.session else {
             return self
                 .run(|conn, scope| {
-                    async move { work(conn, scope).await.map_err(AppError::from) }.scope_boxed()
+                    async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
                 })
                 .await;
         };
         let mut session = session.lock().await;
         let conn = session.connection(&self.pool).await?;
-        let mut result = Ok(());
+        let mut begun = Ok(());
         if !in_transaction(conn) {
-            result = AnsiTransactionManager::begin_transaction_sql(
+            begun = AnsiTransactionManager::begin_transaction_sql(
                 conn,
                 &begin_sql(self.tenant.0, true),
             )
             .await;
         }
-        let result = match result {
-            Ok(()) => work(conn, self.tenant).await,
-            Err(e) => Err(e),
+        let result = match begun {
+            Ok(()) => work(conn, self.tenant).await.map_err(Into::into),
+            Err(e) => Err(AppError::from(e)),
         };
         if result.is_err() {
-            // The snapshot is aborted: roll it back and give the connection up (the pool
-            // checks it); the next read opens another.
+            // The snapshot may be aborted: roll it back and give the connection up (the
+            // pool checks it); the next read opens another.
             let _ = AnsiTransactionManager::rollback_transaction(conn).await;
             session.conn = None;
         }
-        result.map_err(AppError::from)
+        result
     }
 
     /// Ends the request: commits its read snapshot and returns the connection to the

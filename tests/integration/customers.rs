@@ -87,6 +87,44 @@ async fn a_page_runs_the_same_few_statements_whatever_its_size() {
     assert!(large <= 6, "{large} statements for one page");
 }
 
+/// Every list and lookup of a read-only request joins its one snapshot: one `BEGIN` (with
+/// the tenant) and one `COMMIT`, however many root fields and loaders it has. A read that
+/// went through the write path would end the snapshot and open its own transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_request_runs_in_one_transaction() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    // Warm-up: the key's first use also records last_used_at (off the request path).
+    app.gql(&a.admin_key, "{ viewer { tenant { id } } }", json!({}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let control = || {
+        std::sync::atomic::AtomicU64::load(
+            &app.statements.control,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+    };
+    let before = control();
+    let response = app
+        .gql(
+            &a.admin_key,
+            "{ viewer { tenant { slug } apiKey { name } } apiKeys { nodes { id } }
+               customers(first: 5) { nodes { id orders(first: 1) { nodes { id } } } }
+               enrollments(first: 5) { nodes { id } } rewards(first: 5) { nodes { id } }
+               redemptions(first: 5) { nodes { id } } leads(first: 5) { nodes { id } }
+               campaigns(first: 5) { nodes { id } } publishedTestimonials(first: 5) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert!(!response["data"]["customers"]["nodes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(control() - before, 2, "one BEGIN and one COMMIT");
+}
+
 #[derive(QueryableByName, Debug, Clone)]
 struct Row {
     #[diesel(sql_type = SqlUuid)]

@@ -52,7 +52,7 @@ impl AutomationsQuery {
         let page = PageRequest::new(first, after)?;
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let page = &page;
                 async move { ops::published_testimonials(conn, scope, page).await }.scope_boxed()
             })

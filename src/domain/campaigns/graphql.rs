@@ -242,7 +242,7 @@ impl Campaign {
         let campaign = self.campaign_id;
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::recipients(conn, scope, campaign, filter, page).await }
                     .scope_boxed()
@@ -430,7 +430,7 @@ async fn outreach_email_page(
     let page = PageRequest::new(first, after)?;
     let rows = request
         .db
-        .run(|conn, scope| {
+        .query(|conn, scope| {
             let page = &page;
             async move { ops::outreach_emails(conn, scope, campaign, page).await }.scope_boxed()
         })
@@ -484,7 +484,7 @@ async fn campaign_page(
     let page = PageRequest::new(first, after)?;
     let rows = request
         .db
-        .run(|conn, scope| {
+        .query(|conn, scope| {
             let (filter, page) = (&filter, &page);
             async move { ops::list(conn, scope, filter, page).await }.scope_boxed()
         })
@@ -627,7 +627,7 @@ impl CampaignsQuery {
         let page = PageRequest::new(first, after)?;
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let page = &page;
                 async move { ops::list_outreach_campaigns(conn, scope, page).await }.scope_boxed()
             })

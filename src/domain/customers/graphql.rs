@@ -573,7 +573,7 @@ impl CustomersQuery {
         };
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::list(conn, scope, filter, field, descending, page).await }
                     .scope_boxed()

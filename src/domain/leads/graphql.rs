@@ -299,7 +299,7 @@ impl LeadsQuery {
         };
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::list(conn, scope, filter, ascending, page).await }.scope_boxed()
             })

@@ -425,7 +425,7 @@ impl LoyaltyQuery {
         };
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::list_enrollments(conn, scope, filter, page).await }.scope_boxed()
             })
@@ -472,7 +472,7 @@ impl LoyaltyQuery {
         };
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::list_rewards(conn, scope, filter, page).await }.scope_boxed()
             })
@@ -520,7 +520,7 @@ impl LoyaltyQuery {
         };
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let (filter, page) = (&filter, &page);
                 async move { ops::list_redemptions(conn, scope, filter, page).await }.scope_boxed()
             })

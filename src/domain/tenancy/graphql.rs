@@ -69,7 +69,7 @@ impl Viewer {
         let request = request_context(ctx)?;
         let tenant = request
             .db
-            .run(|conn, scope| async move { ops::find_tenant(conn, scope).await }.scope_boxed())
+            .query(|conn, scope| async move { ops::find_tenant(conn, scope).await }.scope_boxed())
             .await?;
         Ok(Tenant(tenant))
     }
@@ -81,7 +81,7 @@ impl Viewer {
         };
         let key = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 async move { ops::find_api_key(conn, scope, key_id).await }.scope_boxed()
             })
             .await?;
@@ -115,7 +115,7 @@ impl TenancyQuery {
         let page = PageRequest::new(first, after)?;
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let page = &page;
                 async move { ops::list_api_keys(conn, scope, page).await }.scope_boxed()
             })

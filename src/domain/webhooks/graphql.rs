@@ -105,7 +105,7 @@ impl WebhooksQuery {
             .transpose()?;
         let rows = request
             .db
-            .run(|conn, scope| {
+            .query(|conn, scope| {
                 let page = &page;
                 async move { ops::deliveries(conn, scope, endpoint, page).await }.scope_boxed()
             })
