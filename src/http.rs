@@ -348,10 +348,8 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
     let context = RequestContext::for_socket(state.pool.clone(), principal, state.batch_window());
     let (socket_sink, socket_stream) = socket.split();
     // The protocol handler writes straight to the socket (a writer task behind a channel
-    // cost a second wake-up per delivered event). A client that stops reading stalls its
-    // own handler on a full socket buffer: memory stays bounded by the kernel buffer and
-    // the shared per-tenant ring, and the subscription is cut off as a slow consumer
-    // when it resumes.
+    // cost a second wake-up per delivered event). A client that stops reading stalls only
+    // its own handler, on a full socket buffer, and is dropped after the write timeout.
     let sink = SharedSink {
         inner: Arc::new(std::sync::Mutex::new(socket_sink)),
         write_timeout: Duration::from_millis(state.limits.ws_write_timeout_ms),

@@ -132,7 +132,7 @@ async fn event_stream(
     ctx: &Context<'_>,
     after: Option<String>,
     keep: impl Fn(&StoredEvent) -> bool + Send + Sync + 'static,
-) -> AppResult<impl Stream<Item = async_graphql::Result<Arc<StoredEvent>>> + Send + 'static> {
+) -> AppResult<impl Stream<Item = async_graphql::Result<Event>> + Send + 'static> {
     let request = request_context(ctx)?;
     let hub = ctx
         .data_opt::<Arc<EventHub>>()
@@ -158,7 +158,7 @@ async fn event_stream(
     });
     let stream = stream.map(move |item| {
         let _slot = &slot;
-        item.map_err(|SubscriptionEnd::SlowConsumer| {
+        item.map(Event).map_err(|SubscriptionEnd::SlowConsumer| {
             async_graphql::Error::from(AppError::RateLimited(
                 "slow consumer: too far behind, disconnected",
             ))
@@ -197,8 +197,7 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
         check_types(&types)?;
-        let stream = event_stream(ctx, after, of_type(types)).await?;
-        Ok(stream.map(|item| item.map(Event)))
+        event_stream(ctx, after, of_type(types)).await
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -207,8 +206,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        let stream = event_stream(ctx, after, of_type(Some(vec!["lead.tagged".into()]))).await?;
-        Ok(stream.map(|item| item.map(Event)))
+        event_stream(ctx, after, of_type(Some(vec!["lead.tagged".into()]))).await
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -217,9 +215,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        let stream =
-            event_stream(ctx, after, of_type(Some(vec!["redemption.changed".into()]))).await?;
-        Ok(stream.map(|item| item.map(Event)))
+        event_stream(ctx, after, of_type(Some(vec!["redemption.changed".into()]))).await
     }
 
     #[graphql(guard = "Access::Subscribe")]
@@ -228,9 +224,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        let stream =
-            event_stream(ctx, after, of_type(Some(vec!["enrollment.changed".into()]))).await?;
-        Ok(stream.map(|item| item.map(Event)))
+        event_stream(ctx, after, of_type(Some(vec!["enrollment.changed".into()]))).await
     }
 
     /// One customer's new activities (and orders, points, preference changes).
@@ -254,8 +248,7 @@ impl Subscription {
                 || (e.event_type == "order.recorded"
                     && e.payload["customerId"].as_str() == Some(customer.to_string().as_str()))
         };
-        let stream = event_stream(ctx, after, keep).await?;
-        Ok(stream.map(|item| item.map(Event)))
+        event_stream(ctx, after, keep).await
     }
 
     /// A campaign's fresh metrics each time a delivery event or launch changes them.
