@@ -203,8 +203,19 @@ impl EventHub {
             tokio::select! {
                 notification = notifications.next() => {
                     match notification {
-                        // Some instance's sequencer numbered new events.
-                        Some(Ok(_)) => self.fetch().await,
+                        // Some instance's sequencer numbered events up to the position
+                        // it carries. This instance's own notification comes back too:
+                        // its events were fetched right after sequencing them.
+                        Some(Ok(notification)) => {
+                            let last = notification.payload.parse::<i64>().ok();
+                            if last.is_none_or(|last| last > seen) {
+                                since_fetch = 0;
+                                self.fetch().await;
+                                // Sequencers run one at a time and notify on commit:
+                                // everything up to `last` was visible to that fetch.
+                                seen = seen.max(last.unwrap_or(seen));
+                            }
+                        }
                         Some(Err(e)) => return Err(e.to_string()),
                         None => return Err("notification stream ended".into()),
                     }
