@@ -32,9 +32,9 @@ struct TenantChannel {
 pub struct EventHub {
     pool: PgPool,
     tenants: Mutex<HashMap<Uuid, TenantChannel>>,
-    /// Set when this instance committed a write: the sequencer runs without waiting for
-    /// its tick.
-    nudged: tokio::sync::Notify,
+    /// Woken when this instance commits a write: the sequencer runs without waiting for
+    /// its tick (several wake-ups before it runs count as one).
+    commits: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,14 +48,14 @@ impl EventHub {
         Arc::new(EventHub {
             pool,
             tenants: Mutex::new(HashMap::new()),
-            nudged: tokio::sync::Notify::new(),
+            commits: Arc::default(),
         })
     }
 
-    /// Asks the listener to run the sequencer now (several nudges before it runs count
-    /// as one).
-    pub fn nudge(&self) {
-        self.nudged.notify_one();
+    /// The signal a [`TenantDb`] wakes after each committed write (see
+    /// [`TenantDb::signalling_commits`]).
+    pub fn commit_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.commits.clone()
     }
 
     /// Live events of `tenant`, preceded (when `after` is given) by every published event
@@ -199,7 +199,7 @@ impl EventHub {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Sequence on every tick, and at once when a local write nudges.
+            // Sequence on every tick, and at once when a local write commits.
             tokio::select! {
                 notification = notifications.next() => {
                     match notification {
@@ -222,7 +222,7 @@ impl EventHub {
                     continue;
                 }
                 _ = tick.tick() => {}
-                _ = self.nudged.notified() => {}
+                _ = self.commits.notified() => {}
             }
             since_fetch += 1;
             match self.sequence().await {

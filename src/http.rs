@@ -90,6 +90,7 @@ async fn request_context(
     Ok(RequestContext::for_request(
         state.pool.clone(),
         principal,
+        &state.hub,
         state.batch_window(),
     ))
 }
@@ -106,11 +107,8 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
     let db = context.db.clone();
     let batch = batch.data(context);
     let response: BatchResponse = state.schema.execute_batch(batch).await;
-    // The connection goes back to the pool before the response is serialized. A write
-    // may have recorded events: number and publish them now rather than at the next tick.
-    if db.finish().await {
-        state.hub.nudge();
-    }
+    // The connection goes back to the pool before the response is serialized.
+    db.finish().await;
     axum::Json(response).into_response()
 }
 
@@ -345,7 +343,12 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         .metrics
         .websocket_connections
         .fetch_add(1, Ordering::Relaxed);
-    let context = RequestContext::for_socket(state.pool.clone(), principal, state.batch_window());
+    let context = RequestContext::for_socket(
+        state.pool.clone(),
+        principal,
+        &state.hub,
+        state.batch_window(),
+    );
     let (socket_sink, socket_stream) = socket.split();
     // The protocol handler writes straight to the socket (a writer task behind a channel
     // cost a second wake-up per delivered event). A client that stops reading stalls only

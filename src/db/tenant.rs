@@ -18,7 +18,7 @@ use std::sync::Arc;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use super::PgPool;
@@ -39,6 +39,8 @@ pub struct TenantDb {
     pool: PgPool,
     tenant: Tenant,
     session: Option<Arc<Mutex<Session>>>,
+    /// Woken after every committed write (the event sequencer waits on it).
+    commits: Option<Arc<Notify>>,
 }
 
 /// The connection one request holds (its transaction manager knows whether the read
@@ -46,8 +48,6 @@ pub struct TenantDb {
 #[derive(Default)]
 struct Session {
     conn: Option<Object<AsyncPgConnection>>,
-    /// A write committed during the request.
-    wrote: bool,
 }
 
 fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
@@ -87,6 +87,16 @@ impl TenantDb {
             pool,
             tenant: Tenant(tenant_id),
             session: None,
+            commits: None,
+        }
+    }
+
+    /// Wakes `signal` after every write this handle commits: the events it recorded can
+    /// be numbered and published at once instead of at the sequencer's next tick.
+    pub fn signalling_commits(self, signal: Arc<Notify>) -> Self {
+        Self {
+            commits: Some(signal),
+            ..self
         }
     }
 
@@ -103,8 +113,28 @@ impl TenantDb {
         self.tenant
     }
 
-    /// Runs `work` as one transaction scoped to this tenant.
+    /// Runs `work` (which may write) as one transaction scoped to this tenant.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+                Tenant,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+        E: From<AppError> + Send + 'a,
+    {
+        let result = self.transaction(work).await;
+        if let (Ok(_), Some(commits)) = (&result, &self.commits) {
+            commits.notify_one();
+        }
+        result
+    }
+
+    /// One transaction of its own: on a pooled connection, or on the request's (after
+    /// ending its read snapshot).
+    async fn transaction<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
@@ -123,9 +153,8 @@ impl TenantDb {
         session.end_read().await?;
         let conn = session.connection(&self.pool).await?;
         let result = in_tenant_transaction(conn, self.tenant.0, work).await;
-        match result {
-            Ok(_) => session.wrote = true,
-            Err(_) => session.conn = None,
+        if result.is_err() {
+            session.conn = None;
         }
         result
     }
@@ -145,7 +174,7 @@ impl TenantDb {
     {
         let Some(session) = &self.session else {
             return self
-                .run(|conn, scope| {
+                .transaction(|conn, scope| {
                     async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
                 })
                 .await;
@@ -175,15 +204,13 @@ impl TenantDb {
 
     /// Ends the request: commits its read snapshot and returns the connection to the
     /// pool. (A request dropped half-way drops the connection inside its transaction; the
-    /// pool sees that and discards it.) True when the request committed a write.
-    pub async fn finish(&self) -> bool {
-        let Some(session) = &self.session else {
-            return false;
-        };
-        let mut session = session.lock().await;
-        let _ = session.end_read().await;
-        session.conn = None;
-        session.wrote
+    /// pool sees that and discards it.)
+    pub async fn finish(&self) {
+        if let Some(session) = &self.session {
+            let mut session = session.lock().await;
+            let _ = session.end_read().await;
+            session.conn = None;
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use async_graphql::Context;
 use crate::auth::Principal;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
+use crate::events::EventHub;
 use crate::graphql::loaders::TenantLoader;
 
 #[derive(Clone)]
@@ -23,19 +24,31 @@ pub struct RequestContext {
 impl RequestContext {
     /// One HTTP request: its reads share one connection and snapshot (the handler calls
     /// `db.finish()` when done).
-    pub fn for_request(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
+    pub fn for_request(
+        pool: PgPool,
+        principal: Principal,
+        hub: &EventHub,
+        batch_window: Duration,
+    ) -> Self {
         let db = TenantDb::for_request(pool, principal.tenant_id());
-        Self::new(db, principal, batch_window)
+        Self::new(db, principal, hub, batch_window)
     }
 
     /// One WebSocket: long-lived, so every unit of work takes a connection and gives it
     /// back.
-    pub fn for_socket(pool: PgPool, principal: Principal, batch_window: Duration) -> Self {
+    pub fn for_socket(
+        pool: PgPool,
+        principal: Principal,
+        hub: &EventHub,
+        batch_window: Duration,
+    ) -> Self {
         let db = TenantDb::new(pool, principal.tenant_id());
-        Self::new(db, principal, batch_window)
+        Self::new(db, principal, hub, batch_window)
     }
 
-    fn new(db: TenantDb, principal: Principal, batch_window: Duration) -> Self {
+    /// Writes wake the hub's sequencer as they commit.
+    fn new(db: TenantDb, principal: Principal, hub: &EventHub, batch_window: Duration) -> Self {
+        let db = db.signalling_commits(hub.commit_signal());
         let loader =
             DataLoader::new(TenantLoader::new(db.clone()), tokio::spawn).delay(batch_window);
         Self {

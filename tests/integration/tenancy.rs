@@ -442,6 +442,73 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     assert_eq!(sneaky, 0);
 }
 
+/// A committed write wakes the commit signal (the event sequencer), in both modes; a read
+/// and a failed write do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_and_only_they_wake_the_commit_signal() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let tenant = a.id;
+    let woken = |signal: &std::sync::Arc<tokio::sync::Notify>| {
+        let signal = signal.clone();
+        async move {
+            tokio::time::timeout(Duration::from_millis(200), signal.notified())
+                .await
+                .is_ok()
+        }
+    };
+    for per_request in [false, true] {
+        let signal = std::sync::Arc::new(tokio::sync::Notify::new());
+        let db = if per_request {
+            TenantDb::for_request(app.pool.clone(), tenant)
+        } else {
+            TenantDb::new(app.pool.clone(), tenant)
+        }
+        .signalling_commits(signal.clone());
+
+        let read = db
+            .query(|conn, _| {
+                async move {
+                    diesel::sql_query("SELECT count(*) AS count FROM customers")
+                        .get_result::<Count>(conn)
+                        .await
+                }
+                .scope_boxed()
+            })
+            .await;
+        assert!(read.is_ok());
+        assert!(!woken(&signal).await, "a read is not a commit");
+
+        let failed = db
+            .run(|conn, _| {
+                async move {
+                    conn.batch_execute("INSERT INTO customers (tenant_id) VALUES (NULL)")
+                        .await
+                        .map_err(AppError::from)
+                }
+                .scope_boxed()
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(!woken(&signal).await, "a rolled-back write is not a commit");
+
+        db.run(|conn, _| {
+            async move {
+                conn.batch_execute(&format!(
+                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'signal{per_request}@example.com')"
+                ))
+                .await
+                .map_err(AppError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+        assert!(woken(&signal).await, "a committed write wakes the signal");
+        db.finish().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_refuses_missing_malformed_unknown_and_revoked_keys() {
     let app = TestApp::start().await;
