@@ -113,7 +113,8 @@ impl TenantDb {
         self.tenant
     }
 
-    /// Runs `work` (which may write) as one transaction scoped to this tenant.
+    /// Runs `work` (which may write) as one transaction scoped to this tenant: on a pooled
+    /// connection, or on the request's after ending its read snapshot.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
         F: for<'r> FnOnce(
@@ -125,36 +126,24 @@ impl TenantDb {
         R: Send + 'a,
         E: From<AppError> + Send + 'a,
     {
-        let result = self.transaction(work).await;
+        let result = match &self.session {
+            None => {
+                let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
+                in_tenant_transaction(&mut conn, self.tenant.0, work).await
+            }
+            Some(session) => {
+                let mut session = session.lock().await;
+                session.end_read().await?;
+                let conn = session.connection(&self.pool).await?;
+                let result = in_tenant_transaction(conn, self.tenant.0, work).await;
+                if result.is_err() {
+                    session.conn = None;
+                }
+                result
+            }
+        };
         if let (Ok(_), Some(commits)) = (&result, &self.commits) {
             commits.notify_one();
-        }
-        result
-    }
-
-    /// One transaction of its own: on a pooled connection, or on the request's (after
-    /// ending its read snapshot).
-    async fn transaction<'a, R, E, F>(&self, work: F) -> Result<R, E>
-    where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-                Tenant,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
-        R: Send + 'a,
-        E: From<AppError> + Send + 'a,
-    {
-        let Some(session) = &self.session else {
-            let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
-            return in_tenant_transaction(&mut conn, self.tenant.0, work).await;
-        };
-        let mut session = session.lock().await;
-        session.end_read().await?;
-        let conn = session.connection(&self.pool).await?;
-        let result = in_tenant_transaction(conn, self.tenant.0, work).await;
-        if result.is_err() {
-            session.conn = None;
         }
         result
     }
@@ -173,11 +162,11 @@ impl TenantDb {
         E: Into<AppError> + Send + 'a,
     {
         let Some(session) = &self.session else {
-            return self
-                .transaction(|conn, scope| {
-                    async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
-                })
-                .await;
+            let mut conn = self.pool.get().await?;
+            return in_tenant_transaction(&mut conn, self.tenant.0, |conn, scope| {
+                async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
+            })
+            .await;
         };
         let mut session = session.lock().await;
         let conn = session.connection(&self.pool).await?;
