@@ -35,6 +35,9 @@ pub struct Metrics {
     pub unauthenticated: AtomicU64,
     pub rejected_requests: AtomicU64,
     pub websocket_connections: AtomicU64,
+    /// Subscription payloads sent over WebSockets, by how they were produced.
+    pub ws_payloads_executed: AtomicU64,
+    pub ws_payloads_rendered: AtomicU64,
 }
 
 impl AppState {

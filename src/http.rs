@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Data};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -29,6 +28,7 @@ use crate::app::AppState;
 use crate::auth::{authenticate, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
+use crate::graphql::ws;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,9 +210,20 @@ async fn graphql_get(
 
 async fn graphql_ws(
     State(state): State<AppState>,
-    protocol: GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let requested = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some(protocol) = ws::requested_protocol(requested) else {
+        return reject(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "Sec-WebSocket-Protocol must name graphql-transport-ws or graphql-ws",
+        );
+    };
     // A client message is held to the HTTP body limit, and each socket starts with a
     // small read buffer (tungstenite's default is 128 KiB per socket: 1.3 GB for 10 000
     // subscribers that mostly only listen); it grows for a larger message.
@@ -294,7 +305,7 @@ fn init_authorization(payload: &serde_json::Value) -> Option<&str> {
 
 /// Authenticates the socket on its first message (which must be `connection_init`,
 /// within [`WS_INIT_TIMEOUT`]) before handing it to the GraphQL protocol handler.
-async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: GraphQLProtocol) {
+async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: WebSocketProtocols) {
     let first = match tokio::time::timeout(WS_INIT_TIMEOUT, socket.recv()).await {
         Err(_) => {
             return close(
@@ -359,15 +370,9 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: Graph
         stalled: None,
     };
     let handle = sink.inner.clone();
-    // Replay the init message so the protocol handler acknowledges it as usual.
-    let incoming = futures_util::stream::once(async move { Ok(first) }).chain(socket_stream);
-    let serve = GraphQLWebSocket::new_with_pair(sink, incoming, state.schema.clone(), protocol)
-        .on_connection_init(move |_| async move {
-            let mut data = Data::default();
-            data.insert(context);
-            Ok(data)
-        })
-        .serve();
+    let mut data = Data::default();
+    data.insert(context);
+    let serve = ws::serve(state.clone(), protocol, data, sink, socket_stream);
     // The handler runs as its own task and this one watches for shutdown: inside the
     // handler, the shutdown watch would be polled again on every event it delivers.
     let mut serving = tokio::spawn(serve);
@@ -488,6 +493,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_unauthenticated_total counter\ngrowthgraph_unauthenticated_total {}\n\
          # TYPE growthgraph_rejected_requests_total counter\ngrowthgraph_rejected_requests_total {}\n\
          # TYPE growthgraph_websocket_connections gauge\ngrowthgraph_websocket_connections {}\n\
+         # TYPE growthgraph_websocket_payloads_total counter\ngrowthgraph_websocket_payloads_total{{lane=\"executed\"}} {}\n\
+         growthgraph_websocket_payloads_total{{lane=\"direct\"}} {}\n\
          # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
          growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
@@ -497,6 +504,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         m.unauthenticated.load(Ordering::Relaxed),
         m.rejected_requests.load(Ordering::Relaxed),
         m.websocket_connections.load(Ordering::Relaxed),
+        m.ws_payloads_executed.load(Ordering::Relaxed),
+        m.ws_payloads_rendered.load(Ordering::Relaxed),
         state.statements.data.load(Ordering::Relaxed),
         state.statements.control.load(Ordering::Relaxed),
         pool.size,

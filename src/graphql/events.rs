@@ -5,8 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
+use async_graphql::parser::types::Selection;
 use async_graphql::{Context, Json, Object, Subscription, ID};
+use async_graphql::{PathSegment, Response};
 use chrono::{DateTime, Utc};
+use futures_util::future::ready;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
@@ -19,6 +23,7 @@ use crate::events::{parse_position, EventHub, SubscriptionEnd};
 use crate::graphql::connection::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
+use crate::graphql::ws::{DirectLane, Payload};
 
 /// Subscriptions one WebSocket connection may hold at once.
 pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 20;
@@ -127,12 +132,54 @@ impl Drop for Slot {
 }
 
 /// The tenant's live events (after replaying everything after `after`, when given),
-/// restricted by `keep`. Ends with a SLOW_CONSUMER error when the subscriber lags.
+/// restricted by `keep`; ends after a SLOW_CONSUMER error when the subscriber lags. Taken
+/// by the WebSocket transport's direct lane when the selection is plain `Event` fields,
+/// otherwise executed by the schema.
 async fn event_stream(
     ctx: &Context<'_>,
     after: Option<String>,
     keep: impl Fn(&StoredEvent) -> bool + Send + Sync + 'static,
-) -> AppResult<impl Stream<Item = async_graphql::Result<Event>> + Send + 'static> {
+) -> AppResult<BoxStream<'static, async_graphql::Result<Event>>> {
+    let events = subscriber_events(ctx, after, keep).await?;
+    if let (Some(lane), Some(selection)) = (ctx.data_opt::<DirectLane>(), PlainSelection::of(ctx)) {
+        let cost = lane.cost();
+        let pos = ctx.item.pos;
+        lane.take(
+            events
+                .map(move |item| match item {
+                    Ok(event) => Payload::Rendered(selection.render(&event, cost)),
+                    Err(end) => {
+                        Payload::Executed(Response::from_errors(vec![async_graphql::Error::from(
+                            end_error(end),
+                        )
+                        .into_server_error(pos)
+                        .with_path(vec![PathSegment::Field(selection.root.clone())])]))
+                    }
+                })
+                .boxed(),
+        );
+        return Ok(futures_util::stream::empty().boxed());
+    }
+    Ok(events
+        .map(|item| item.map(Event).map_err(|end| end_error(end).into()))
+        .boxed())
+}
+
+fn end_error(end: SubscriptionEnd) -> AppError {
+    match end {
+        SubscriptionEnd::SlowConsumer => {
+            AppError::RateLimited("slow consumer: too far behind, disconnected")
+        }
+    }
+}
+
+/// The subscriber's share of the tenant's events: holds one of the socket's subscription
+/// slots while it lives, and ends after the first error.
+async fn subscriber_events(
+    ctx: &Context<'_>,
+    after: Option<String>,
+    keep: impl Fn(&StoredEvent) -> bool + Send + Sync + 'static,
+) -> AppResult<impl Stream<Item = Result<Arc<StoredEvent>, SubscriptionEnd>> + Send + 'static> {
     let request = request_context(ctx)?;
     let hub = ctx
         .data_opt::<Arc<EventHub>>()
@@ -149,29 +196,114 @@ async fn event_stream(
     }
     let slot = Slot(request.subscriptions.clone());
     let stream = hub.subscribe(request.principal.tenant_id(), after).await?;
-    let stream = stream.filter_map(move |item| {
-        let keep = match &item {
-            Ok(event) => keep(event),
-            Err(_) => true,
+    Ok(stream
+        .filter(move |item| ready(item.as_ref().map_or(true, |event| keep(event))))
+        .scan((false, slot), |(ended, _slot), item| {
+            if *ended {
+                return ready(None);
+            }
+            *ended = item.is_err();
+            ready(Some(item))
+        }))
+}
+
+/// A selection of `Event` made only of its own fields, possibly aliased (no fragments,
+/// directives or arguments), on the operation's only root field: what the direct lane
+/// renders without the schema.
+struct PlainSelection {
+    /// The root field's response key.
+    root: String,
+    fields: Vec<(String, EventField)>,
+}
+
+#[derive(Clone, Copy)]
+enum EventField {
+    Id,
+    Type,
+    OccurredAt,
+    SubjectId,
+    Payload,
+    Typename,
+}
+
+impl PlainSelection {
+    fn of(ctx: &Context<'_>) -> Option<Self> {
+        let root = ctx.item;
+        let only_root = match ctx
+            .query_env
+            .operation
+            .node
+            .selection_set
+            .node
+            .items
+            .as_slice()
+        {
+            [only] => matches!(&only.node, Selection::Field(field) if std::ptr::eq(field, root)),
+            _ => false,
         };
-        async move { keep.then_some(item) }
-    });
-    let stream = stream.map(move |item| {
-        let _slot = &slot;
-        item.map(Event).map_err(|SubscriptionEnd::SlowConsumer| {
-            async_graphql::Error::from(AppError::RateLimited(
-                "slow consumer: too far behind, disconnected",
-            ))
-        })
-    });
-    // End the stream after the first error.
-    Ok(stream.scan(false, |ended, item| {
-        let out = if *ended { None } else { Some(item) };
-        if matches!(out, Some(Err(_))) {
-            *ended = true;
+        if !only_root || !root.node.directives.is_empty() {
+            return None;
         }
-        async move { out }
-    }))
+        let mut fields: Vec<(String, EventField)> = Vec::new();
+        for selection in &root.node.selection_set.node.items {
+            let Selection::Field(field) = &selection.node else {
+                return None;
+            };
+            let field = &field.node;
+            if !field.directives.is_empty()
+                || !field.arguments.is_empty()
+                || !field.selection_set.node.items.is_empty()
+            {
+                return None;
+            }
+            let which = match field.name.node.as_str() {
+                "id" => EventField::Id,
+                "type" => EventField::Type,
+                "occurredAt" => EventField::OccurredAt,
+                "subjectId" => EventField::SubjectId,
+                "payload" => EventField::Payload,
+                "__typename" => EventField::Typename,
+                _ => return None,
+            };
+            // Validation only lets a repeated response key name the same field.
+            let key = field.response_key().node.to_string();
+            if !fields.iter().any(|(k, _)| *k == key) {
+                fields.push((key, which));
+            }
+        }
+        Some(PlainSelection {
+            root: root.node.response_key().node.to_string(),
+            fields,
+        })
+    }
+
+    /// The response the schema would give for `event`, as JSON.
+    fn render(&self, event: &StoredEvent, cost: u64) -> String {
+        fn json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+            serde_json::to_writer(out, value).expect("strings and JSON values serialise");
+        }
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(br#"{"data":{"#);
+        json(&mut out, &self.root);
+        out.extend_from_slice(b":{");
+        for (i, (key, field)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json(&mut out, key);
+            out.push(b':');
+            match field {
+                EventField::Id => json(&mut out, &event.position().to_string()),
+                EventField::Type => json(&mut out, &event.event_type),
+                EventField::OccurredAt => json(&mut out, &event.occurred_at.to_rfc3339()),
+                EventField::SubjectId => json(&mut out, &event.subject_id.to_string()),
+                EventField::Payload => json(&mut out, &event.payload),
+                EventField::Typename => json(&mut out, "Event"),
+            }
+        }
+        out.extend_from_slice(format!(r#"}}}},"extensions":{{"cost":{cost}}}}}"#).as_bytes());
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
 }
 
 fn of_type(types: Option<Vec<String>>) -> impl Fn(&StoredEvent) -> bool + Send + Sync + 'static {
@@ -263,11 +395,11 @@ impl Subscription {
         let keep = move |e: &StoredEvent| {
             e.subject_id == campaign && e.event_type.starts_with("campaign.")
         };
-        let stream = event_stream(ctx, None, keep).await?;
+        let stream = subscriber_events(ctx, None, keep).await?;
         Ok(stream.then(move |item| {
             let db = db.clone();
             async move {
-                item?;
+                item.map_err(end_error)?;
                 let ids = [campaign];
                 let counters = db
                     .query(|conn, scope| {

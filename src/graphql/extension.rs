@@ -1,4 +1,5 @@
-//! A per-request extension: reports the query's cost in `extensions.cost`, and makes sure
+//! A per-request extension: reports the query's cost in `extensions.cost` (also to the
+//! WebSocket direct lane, for the payloads it renders), and makes sure
 //! no error leaves without a code. Errors raised by resolvers through `AppError` already
 //! carry one; anything else is either a request problem (parse, validation, argument
 //! coercion: `BAD_USER_INPUT`) or an unexpected error whose text is replaced by an opaque
@@ -13,6 +14,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Variables;
 use async_graphql::{Response, ServerError, ValidationResult, Value};
+
+use crate::graphql::ws::DirectLane;
 
 pub struct RequestGuard;
 
@@ -91,6 +94,10 @@ impl Extension for RequestGuardExtension {
         match result {
             Ok(result) => {
                 self.complexity.store(result.complexity, Ordering::Relaxed);
+                // Payloads the WebSocket transport renders itself report it too.
+                if let Some(lane) = ctx.data_opt::<DirectLane>() {
+                    lane.set_cost(result.complexity);
+                }
                 Ok(result)
             }
             Err(errors) => Err(errors.into_iter().map(ensure_code).collect()),

@@ -7,6 +7,7 @@ pub mod events;
 pub mod extension;
 pub mod loaders;
 pub mod scalars;
+pub mod ws;
 
 use std::sync::Arc;
 

@@ -524,3 +524,123 @@ async fn one_key_may_hold_a_bounded_number_of_sockets() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     Subscriber::connect(&app, &t.admin_key, false).await;
 }
+
+impl Subscriber {
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next protocol message, pings and pongs included.
+    async fn raw(&mut self) -> Value {
+        match tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+            .await
+            .expect("a message arrives")
+        {
+            Some(Ok(Message::Text(text))) => serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(Message::Close(frame))) => {
+                json!({ "closed": frame.map(|f| u16::from(f.code)) })
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+const PLAIN: &str = "subscription { feed: events(types: [\"lead.tagged\"]) { __typename id kind: type occurredAt subjectId payload } }";
+const WITH_FRAGMENT: &str = "subscription { feed: events(types: [\"lead.tagged\"]) { ...E } } fragment E on Event { __typename id kind: type occurredAt subjectId payload }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_selections_are_rendered_directly_exactly_as_the_schema_would() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Events A").await;
+    let lead = new_lead(&app, &t).await;
+    for legacy in [false, true] {
+        let mut sub = Subscriber::connect(&app, &t.admin_key, legacy).await;
+        sub.subscribe("plain", PLAIN, json!({})).await;
+        sub.subscribe("fragment", WITH_FRAGMENT, json!({})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let direct = app
+            .metric("growthgraph_websocket_payloads_total{lane=\"direct\"}")
+            .await;
+        let executed = app
+            .metric("growthgraph_websocket_payloads_total{lane=\"executed\"}")
+            .await;
+        tag(&app, &t, &lead, "vip").await;
+        let mut payloads = std::collections::BTreeMap::new();
+        while payloads.len() < 2 {
+            let message = sub.raw().await;
+            assert_eq!(message["type"], if legacy { "data" } else { "next" });
+            payloads.insert(message["id"].as_str().unwrap().to_owned(), message);
+        }
+        // The plain selection took the direct lane, the fragment went through the schema.
+        assert_eq!(
+            app.metric("growthgraph_websocket_payloads_total{lane=\"direct\"}")
+                .await,
+            direct + 1
+        );
+        assert_eq!(
+            app.metric("growthgraph_websocket_payloads_total{lane=\"executed\"}")
+                .await,
+            executed + 1
+        );
+        let (plain, fragment) = (
+            &payloads["plain"]["payload"],
+            &payloads["fragment"]["payload"],
+        );
+        assert_eq!(plain, fragment, "legacy={legacy}");
+        assert_eq!(plain["data"]["feed"]["__typename"], "Event");
+        assert_eq!(plain["data"]["feed"]["kind"], "lead.tagged");
+        assert_eq!(plain["data"]["feed"]["subjectId"], lead.as_str());
+        assert_eq!(plain["data"]["feed"]["payload"]["tag"], "vip");
+        assert!(plain["extensions"]["cost"].as_u64().unwrap() > 0, "{plain}");
+        let keys: Vec<&String> = plain["data"]["feed"].as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 6, "{plain}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_answers_pings_completes_on_request_and_closes_on_violations() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Events A").await;
+    let lead = new_lead(&app, &t).await;
+    let mut sub = Subscriber::connect(&app, &t.admin_key, false).await;
+    sub.send(json!({ "type": "ping" })).await;
+    assert_eq!(sub.raw().await["type"], "pong");
+    // A query over the socket: its result, then complete.
+    sub.send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ viewer { tenant { name } } }" } }))
+        .await;
+    let result = sub.raw().await;
+    assert_eq!(result["id"], "q");
+    assert_eq!(
+        result["payload"]["data"]["viewer"]["tenant"]["name"],
+        "Events A"
+    );
+    assert_eq!(sub.raw().await, json!({ "type": "complete", "id": "q" }));
+    // A subscription the client completes gets no more events.
+    sub.subscribe("s", PLAIN, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sub.send(json!({ "id": "s", "type": "complete" })).await;
+    assert_eq!(sub.raw().await, json!({ "type": "complete", "id": "s" }));
+    tag(&app, &t, &lead, "after-complete").await;
+    sub.send(json!({ "type": "ping" })).await;
+    assert_eq!(
+        sub.raw().await["type"],
+        "pong",
+        "no event arrived for the completed subscription"
+    );
+    // Reusing a live id closes the socket with 4409.
+    sub.subscribe("d", PLAIN, json!({})).await;
+    sub.subscribe("d", PLAIN, json!({})).await;
+    assert_eq!(sub.raw().await, json!({ "closed": 4409 }));
+    // So do a message that is not the protocol's (4400) and a second init (4429).
+    let mut sub = Subscriber::connect(&app, &t.admin_key, false).await;
+    sub.send(json!({ "type": "subscribe", "payload": "not a request" }))
+        .await;
+    assert_eq!(sub.raw().await, json!({ "closed": 4400 }));
+    let mut sub = Subscriber::connect(&app, &t.admin_key, false).await;
+    sub.send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(sub.raw().await, json!({ "closed": 4429 }));
+}

@@ -1,0 +1,217 @@
+//! GraphQL over WebSocket, `graphql-transport-ws` and the legacy `graphql-ws`, from the
+//! moment the connection is initialised (authentication happens before, in
+//! [`crate::http`]).
+//!
+//! Every operation runs through the schema like any request. An event subscription whose
+//! selection is plain `Event` fields then takes the *direct lane* offered in its request
+//! data: it hands its event stream to this transport, which renders each event's message
+//! itself. Delivering one event to 10 000 subscribers then costs 10 000 small writes, not
+//! 10 000 executions of the selection (which were most of the fan-out's CPU).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::http::{ClientMessage, WebSocketProtocols};
+use async_graphql::{Data, Request, Response};
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+
+use crate::app::AppState;
+use crate::graphql::AppSchema;
+
+/// Close codes of graphql-transport-ws.
+const CLOSE_BAD_MESSAGE: u16 = 4400;
+const CLOSE_DUPLICATE_ID: u16 = 4409;
+const CLOSE_TOO_MANY_INITS: u16 = 4429;
+
+/// What an operation sends: a response the schema executed, or the JSON of one the direct
+/// lane rendered.
+pub enum Payload {
+    Executed(Response),
+    Rendered(String),
+}
+
+/// Offered to every WebSocket operation through its request data. A subscription resolver
+/// may take it with its own stream of payloads; it then returns an empty stream to the
+/// schema, and the transport continues with the taken one.
+#[derive(Clone, Default)]
+pub struct DirectLane(Arc<LaneState>);
+
+#[derive(Default)]
+struct LaneState {
+    /// The operation's cost, recorded at validation: rendered payloads report it in
+    /// `extensions.cost` as executed ones do.
+    cost: AtomicU64,
+    taken: Mutex<Option<BoxStream<'static, Payload>>>,
+}
+
+impl DirectLane {
+    pub fn set_cost(&self, cost: usize) {
+        self.0.cost.store(cost as u64, Ordering::Relaxed);
+    }
+
+    pub fn cost(&self) -> u64 {
+        self.0.cost.load(Ordering::Relaxed)
+    }
+
+    /// Hands the operation's payloads to the transport.
+    pub fn take(&self, payloads: BoxStream<'static, Payload>) {
+        *self.0.taken.lock().expect("not poisoned") = Some(payloads);
+    }
+
+    fn taken(&self) -> Option<BoxStream<'static, Payload>> {
+        self.0.taken.lock().expect("not poisoned").take()
+    }
+}
+
+/// The protocol the client asked for in `Sec-WebSocket-Protocol` (its first supported one).
+pub fn requested_protocol(header: Option<&str>) -> Option<WebSocketProtocols> {
+    header?
+        .split(',')
+        .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+}
+
+/// An operation's messages, tagged with its id; `None` once it completed.
+type OperationStream = BoxStream<'static, (Arc<str>, Option<Payload>)>;
+
+/// Serves an initialised connection: acknowledges it, then runs operations until the
+/// client leaves, breaks the protocol, or a write fails.
+pub async fn serve<Si, St>(
+    state: AppState,
+    protocol: WebSocketProtocols,
+    data: Data,
+    mut sink: Si,
+    mut incoming: St,
+) where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let data = Arc::new(data);
+    let mut operations: SelectAll<OperationStream> = SelectAll::new();
+    let mut running: HashMap<String, AbortHandle> = HashMap::new();
+    if sink
+        .send(text(r#"{"type":"connection_ack"}"#))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        // Deliveries first: a socket woken by an event does not poll its reader.
+        let outgoing = tokio::select! {
+            biased;
+            Some((id, payload)) = operations.next(), if !operations.is_empty() => {
+                match payload {
+                    Some(payload) => {
+                        let counter = match payload {
+                            Payload::Executed(_) => &state.metrics.ws_payloads_executed,
+                            Payload::Rendered(_) => &state.metrics.ws_payloads_rendered,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        text(next_message(protocol, &id, payload))
+                    }
+                    None => {
+                        running.remove(&*id);
+                        text(complete_message(&id))
+                    }
+                }
+            }
+            message = incoming.next() => {
+                let bytes = match message {
+                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                };
+                match ClientMessage::from_bytes(bytes) {
+                    Err(_) => close(CLOSE_BAD_MESSAGE, "Invalid message received".into()),
+                    Ok(ClientMessage::ConnectionInit { .. }) => close(
+                        CLOSE_TOO_MANY_INITS,
+                        "Too many initialisation requests".into(),
+                    ),
+                    Ok(ClientMessage::Start { id, payload }) => match running.entry(id) {
+                        Entry::Occupied(taken) => close(
+                            CLOSE_DUPLICATE_ID,
+                            format!("Subscriber for {} already exists", taken.key()),
+                        ),
+                        Entry::Vacant(free) => {
+                            let (abort, registration) = AbortHandle::new_pair();
+                            let operation =
+                                operation(&state.schema, payload, data.clone(), free.key());
+                            operations.push(Abortable::new(operation, registration).boxed());
+                            free.insert(abort);
+                            continue;
+                        }
+                    },
+                    Ok(ClientMessage::Stop { id }) => match running.remove(&id) {
+                        Some(abort) => {
+                            abort.abort();
+                            text(complete_message(&id))
+                        }
+                        None => continue,
+                    },
+                    Ok(ClientMessage::ConnectionTerminate) => return,
+                    Ok(ClientMessage::Ping { .. }) => text(r#"{"type":"pong"}"#),
+                    Ok(ClientMessage::Pong { .. }) => continue,
+                }
+            }
+        };
+        let closing = matches!(outgoing, Message::Close(_));
+        if sink.send(outgoing).await.is_err() || closing {
+            return;
+        }
+    }
+}
+
+/// Runs one operation through the schema, then, if its resolver took the direct lane,
+/// continues with the lane's payloads; ends with `None`.
+fn operation(schema: &AppSchema, request: Request, data: Arc<Data>, id: &str) -> OperationStream {
+    let lane = DirectLane::default();
+    let executed = schema
+        .execute_stream_with_session_data(request.data(lane.clone()), data)
+        .map(Payload::Executed);
+    let direct = futures_util::stream::once(async move { lane.taken() })
+        .filter_map(futures_util::future::ready)
+        .flatten();
+    let id: Arc<str> = id.into();
+    executed
+        .chain(direct)
+        .map(Some)
+        .chain(futures_util::stream::once(async { None }))
+        .map(move |payload| (id.clone(), payload))
+        .boxed()
+}
+
+fn next_message(protocol: WebSocketProtocols, id: &str, payload: Payload) -> String {
+    let kind = match protocol {
+        WebSocketProtocols::GraphQLWS => "next",
+        WebSocketProtocols::SubscriptionsTransportWS => "data",
+    };
+    let payload = match payload {
+        Payload::Rendered(json) => json,
+        Payload::Executed(response) => serde_json::to_string(&response)
+            .unwrap_or_else(|_| r#"{"errors":[{"message":"unserialisable response"}]}"#.into()),
+    };
+    format!(
+        r#"{{"type":"{kind}","id":{},"payload":{payload}}}"#,
+        serde_json::Value::from(id)
+    )
+}
+
+fn complete_message(id: &str) -> String {
+    serde_json::json!({ "type": "complete", "id": id }).to_string()
+}
+
+fn text(message: impl Into<String>) -> Message {
+    Message::Text(message.into().into())
+}
+
+fn close(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
