@@ -997,8 +997,18 @@ pub async fn append_ledger(
     scope: Tenant,
     entry: LedgerEntry<'_>,
 ) -> OpResult<PointTransaction> {
-    let (balance, lifetime) =
-        lock_customer(conn, scope, entry.customer_id, &["input", "customerId"]).await?;
+    let locked = lock_customer(conn, scope, entry.customer_id, &["input", "customerId"]).await?;
+    append_locked(conn, scope, entry, locked).await
+}
+
+/// [`append_ledger`] for a customer this transaction has already locked, with the
+/// `(balance, lifetime)` it read under that lock.
+async fn append_locked(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    entry: LedgerEntry<'_>,
+    (balance, lifetime): (i64, i64),
+) -> OpResult<PointTransaction> {
     let new_balance = balance + entry.points;
     if new_balance < 0 {
         return Err(user_error(
@@ -1411,7 +1421,9 @@ pub async fn redeem(
             ));
         }
         // Customer exists? (Checked before taking stock, so an unknown id is NOT_FOUND.)
-        lock_customer(conn, scope, input.customer_id, &["input", "customerId"]).await?;
+        // The lock is held to the end: the ledger entry below uses the balance read here.
+        let locked =
+            lock_customer(conn, scope, input.customer_id, &["input", "customerId"]).await?;
         let taken = diesel::update(
             loyalty_rewards::table
                 .filter(loyalty_rewards::tenant_id.eq(scope.id()))
@@ -1441,7 +1453,7 @@ pub async fn redeem(
             .get_result(conn)
             .await?;
         let description = format!("Redeemed {} × {}", input.quantity, reward.name);
-        append_ledger(
+        append_locked(
             conn,
             scope,
             LedgerEntry {
@@ -1453,6 +1465,7 @@ pub async fn redeem(
                 redemption_id: Some(redemption.id),
                 description: Some(&description),
             },
+            locked,
         )
         .await?;
         redemption_changed(conn, scope, &redemption).await?;
