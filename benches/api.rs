@@ -3,10 +3,10 @@
 //! Starts PostgreSQL (the embedded cluster in `BENCH_DATA_DIR`, or `DATABASE_URL`), loads
 //! `BENCH_CUSTOMERS` synthetic customers with `seed --scale` when the data set is smaller,
 //! starts `growthgraph serve` on loopback as its own process (settings from the usual
-//! `GROWTHGRAPH_*` variables; pool 32 unless `GROWTHGRAPH_POOL_SIZE` says otherwise), then
-//! drives it at each concurrency in `BENCH_CONCURRENCY` for `BENCH_SECONDS` and prints
-//! throughput, p50/p95/p99 latency and the SQL statements one request runs (from the
-//! server's `/metrics`).
+//! `GROWTHGRAPH_*` variables, so the server's default pool unless `GROWTHGRAPH_POOL_SIZE`
+//! says otherwise), then drives it at each concurrency in `BENCH_CONCURRENCY` for
+//! `BENCH_SECONDS` and prints throughput, p50/p95/p99 latency and the SQL statements one
+//! request runs (from the server's `/metrics`).
 //!
 //! | env | default |
 //! |---|---|
@@ -263,8 +263,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The server under test: `growthgraph serve` as its own process (its own file-descriptor
-/// limit and memory), configured by the usual `GROWTHGRAPH_*` variables; the pool
-/// defaults to 32 connections here.
+/// limit and memory), configured by the usual `GROWTHGRAPH_*` variables.
 struct Server {
     child: std::process::Child,
     origin: String,
@@ -285,9 +284,6 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        if std::env::var_os("GROWTHGRAPH_POOL_SIZE").is_none() {
-            command.env("GROWTHGRAPH_POOL_SIZE", "32");
-        }
         if std::env::var_os("GROWTHGRAPH_LOG").is_none() {
             command.env("GROWTHGRAPH_LOG", "warn");
         }

@@ -8,7 +8,7 @@
 //! | `--data-dir` | `GROWTHGRAPH_DATA_DIR` | `./.growthgraph` | embedded cluster's home |
 //! | `--pg-bin-dir` | `GROWTHGRAPH_PG_BIN_DIR` | search `PATH`, then `/usr/lib/postgresql/*/bin` | PostgreSQL server binaries for the embedded cluster |
 //! | `--replica-url` | `DATABASE_REPLICA_URL` | (none) | optional read replica |
-//! | `--pool-size` | `GROWTHGRAPH_POOL_SIZE` | `16` | connections in the pool |
+//! | `--pool-size` | `GROWTHGRAPH_POOL_SIZE` | 4 × CPU cores | connections in the pool |
 //! | `--statement-timeout-ms` | `GROWTHGRAPH_STATEMENT_TIMEOUT_MS` | `10000` | per statement |
 //! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
 //! | `--max-batch` | `GROWTHGRAPH_MAX_BATCH` | `10` | operations per batched request |
@@ -52,11 +52,11 @@ pub struct GlobalArgs {
     /// Optional read replica; reads may be served from it.
     #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
     pub replica_url: Option<String>,
-    /// Connections kept in the pool.
+    /// Connections kept in the pool (default: four per CPU core).
     #[arg(
         long,
         env = "GROWTHGRAPH_POOL_SIZE",
-        default_value_t = 16,
+        default_value_t = default_pool_size(),
         global = true
     )]
     pub pool_size: usize,
@@ -163,4 +163,12 @@ pub enum KeyCommand {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+/// Four connections per CPU core: enough to keep PostgreSQL busy while the server works
+/// on results between statements, few enough that its backends do not fight over the
+/// cores. (On this 2-core machine, 8 connections gave 1.4–1.6× the throughput of 32 at 64
+/// clients, and a lower p99, in every benchmark scenario tried.)
+pub fn default_pool_size() -> usize {
+    4 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
