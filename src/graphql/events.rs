@@ -149,11 +149,16 @@ async fn event_stream(
                 .map(move |item| match item {
                     Ok(event) => Payload::Rendered(selection.render(&event, cost)),
                     Err(end) => {
-                        Payload::Executed(Response::from_errors(vec![async_graphql::Error::from(
-                            end_error(end),
+                        let error = async_graphql::Error::from(end_error(end))
+                            .into_server_error(pos)
+                            .with_path(vec![PathSegment::Field(selection.root.clone())]);
+                        let mut response = Response::from_errors(vec![error]);
+                        response
+                            .extensions
+                            .insert("cost".into(), async_graphql::Value::from(cost));
+                        Payload::Rendered(
+                            serde_json::to_string(&response).expect("an error response serialises"),
                         )
-                        .into_server_error(pos)
-                        .with_path(vec![PathSegment::Field(selection.root.clone())])]))
                     }
                 })
                 .boxed(),

@@ -644,3 +644,68 @@ async fn the_protocol_answers_pings_completes_on_request_and_closes_on_violation
         .await;
     assert_eq!(sub.raw().await, json!({ "closed": 4429 }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_gets_the_same_slow_consumer_error_in_both_lanes() {
+    let app = TestApp::start_with(ServeArgs {
+        ws_write_timeout_ms: 60_000,
+        ..ServeArgs::default()
+    })
+    .await;
+    let t = app.bare_tenant("Events A").await;
+    // A client with a tiny receive buffer subscribes twice, then stops reading while far
+    // more events than the hub's ring (plus the socket buffers) are published.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let addr = app.base.trim_start_matches("http://").parse().unwrap();
+    let stream = tcp.connect(addr).await.unwrap();
+    let mut sub = Subscriber::connect_over(&app, &t.admin_key, stream).await;
+    sub.subscribe("plain", PLAIN, json!({})).await;
+    sub.subscribe("fragment", WITH_FRAGMENT, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    db.run(|conn, scope| {
+        async move {
+            let filler = "x".repeat(8 * 1024);
+            for _ in 0..(2 * growthgraph::events::BUFFER) {
+                outbox::record(
+                    conn,
+                    scope,
+                    "lead.tagged",
+                    Uuid::new_v4(),
+                    json!({ "filler": filler }),
+                )
+                .await?;
+            }
+            Ok::<_, AppError>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Reading again: some events, then each subscription's error and its completion.
+    let mut errors = std::collections::BTreeMap::new();
+    let mut completed = BTreeSet::new();
+    let mut events = 0;
+    while completed.len() < 2 {
+        let message = sub.raw().await;
+        let id = message["id"].as_str().unwrap_or_default().to_owned();
+        match message["type"].as_str() {
+            Some("next") if message["payload"]["errors"].is_array() => {
+                errors.insert(id, message["payload"].clone());
+            }
+            Some("next") => events += 1,
+            Some("complete") => {
+                completed.insert(id);
+            }
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    assert!(events < 4 * growthgraph::events::BUFFER, "{events}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let (plain, fragment) = (&errors["plain"], &errors["fragment"]);
+    assert_eq!(plain, fragment);
+    assert_eq!(plain["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert_eq!(plain["errors"][0]["path"], json!(["feed"]));
+}
