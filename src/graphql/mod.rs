@@ -15,6 +15,7 @@ use async_graphql::{MergedObject, Schema};
 
 use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
+use crate::domain::comms::graphql::CommsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
@@ -35,6 +36,7 @@ pub struct Query(
     EventsQuery,
     WebhooksQuery,
     AutomationsQuery,
+    CommsQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -5,6 +5,7 @@ mod common;
 
 mod campaigns;
 mod catalog;
+mod comms;
 mod customers;
 mod embedded;
 mod events;

@@ -32,12 +32,14 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .count
 }
 
-/// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`
-/// and `loyalty::loyalty_is_isolated_between_tenants`) exercises; a new root field must be added here (and to
+/// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
+/// `loyalty::loyalty_is_isolated_between_tenants` and `comms::*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "activeCampaigns",
     "apiKeys",
+    "appointments",
+    "calls",
     "campaign",
     "campaignMetrics",
     "campaigns",
@@ -60,6 +62,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "redemptions",
     "reward",
     "rewards",
+    "tickets",
     "viewer",
     "webhookDeliveries",
     "webhookEndpoints",

@@ -1,12 +1,21 @@
 use std::collections::HashMap;
 
+use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{SimpleObject, ID};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
 
-use super::model::{self, Channel, MessageStatus};
+use super::model::{
+    self, AppointmentStatus, CallStatus, Channel, MessageStatus, TicketPriority, TicketStatus,
+};
+use super::ops;
+use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 
 /// One message sent to (or received from) a customer on any channel.
@@ -71,5 +80,225 @@ impl Loader<ChildPage<CommunicationsOf>> for TenantLoader {
             |c: &model::Communication| c.customer_id.unwrap_or_default(),
         )
         .await
+    }
+}
+
+fn id(uuid: Uuid) -> ID {
+    ID(uuid.to_string())
+}
+
+/// A phone call handled by a voice agent.
+#[derive(SimpleObject)]
+pub struct Call {
+    pub id: ID,
+    pub customer_id: Option<ID>,
+    /// vapi, twilio or retell.
+    pub provider: String,
+    /// inbound or outbound.
+    pub direction: String,
+    /// appointment, qualification or support.
+    pub agent_type: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub status: CallStatus,
+    pub duration_seconds: Option<i32>,
+    pub summary: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Call> for Call {
+    fn from(c: model::Call) -> Self {
+        Call {
+            id: id(c.id),
+            customer_id: c.customer_id.map(id),
+            provider: c.provider,
+            direction: c.direction,
+            agent_type: c.agent_type,
+            from_number: c.from_number,
+            to_number: c.to_number,
+            status: c.status,
+            duration_seconds: c.duration_seconds,
+            summary: c.summary,
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// An appointment booked by the appointment agent (`rendez_vous`).
+#[derive(SimpleObject)]
+pub struct Appointment {
+    pub id: ID,
+    pub customer_id: Option<ID>,
+    /// The call that booked it.
+    pub call_id: Option<ID>,
+    pub client_name: String,
+    pub client_phone: Option<String>,
+    pub client_email: Option<String>,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    pub duration_minutes: i32,
+    pub service_type: Option<String>,
+    pub notes: Option<String>,
+    pub status: AppointmentStatus,
+    /// Whether the 24 h reminder went out.
+    pub reminder_sent: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Appointment> for Appointment {
+    fn from(a: model::Appointment) -> Self {
+        Appointment {
+            id: id(a.id),
+            customer_id: a.customer_id.map(id),
+            call_id: a.call_id.map(id),
+            client_name: a.client_name,
+            client_phone: a.client_phone,
+            client_email: a.client_email,
+            date: a.rdv_date,
+            time: a.rdv_time,
+            duration_minutes: a.duration_minutes,
+            service_type: a.service_type,
+            notes: a.notes,
+            status: a.status,
+            reminder_sent: a.reminder_24h_sent,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// A support ticket, opened by the support agent or by hand.
+#[derive(SimpleObject)]
+pub struct Ticket {
+    pub id: ID,
+    pub customer_id: Option<ID>,
+    pub call_id: Option<ID>,
+    pub ticket_number: String,
+    pub subject: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    /// phone, sms, email, whatsapp or web.
+    pub channel: String,
+    pub priority: TicketPriority,
+    pub status: TicketStatus,
+    pub assigned_to: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Ticket> for Ticket {
+    fn from(t: model::Ticket) -> Self {
+        Ticket {
+            id: id(t.id),
+            customer_id: t.customer_id.map(id),
+            call_id: t.call_id.map(id),
+            ticket_number: t.ticket_number,
+            subject: t.subject,
+            description: t.description,
+            category: t.category,
+            channel: t.channel,
+            priority: t.priority,
+            status: t.status,
+            assigned_to: t.assigned_to,
+            resolved_at: t.resolved_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
+
+#[derive(Default)]
+pub struct CommsQuery;
+
+/// The voice agents' records, newest first.
+#[Object]
+impl CommsQuery {
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn calls(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Call>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_calls(conn, scope, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |c| Cursor {
+                key: c.created_at,
+                id: c.id,
+            },
+            Call::from,
+        ))
+    }
+
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn appointments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Appointment>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_appointments(conn, scope, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |a| Cursor {
+                key: a.created_at,
+                id: a.id,
+            },
+            Appointment::from,
+        ))
+    }
+
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<TicketStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Ticket>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_tickets(conn, scope, status, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |t| Cursor {
+                key: t.created_at,
+                id: t.id,
+            },
+            Ticket::from,
+        ))
     }
 }

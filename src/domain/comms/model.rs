@@ -1,8 +1,8 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::communication_log;
+use crate::db::schema::{call_logs, communication_log, rendez_vous, tickets};
 
 text_enum!(pub Channel {
     Email => "email",
@@ -37,5 +37,95 @@ pub struct Communication {
     pub delivered_at: Option<DateTime<Utc>>,
     pub opened_at: Option<DateTime<Utc>>,
     pub clicked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+text_enum!(pub CallStatus {
+    Queued => "queued",
+    Ringing => "ringing",
+    InProgress => "in_progress",
+    Completed => "completed",
+    Failed => "failed",
+    Busy => "busy",
+    NoAnswer => "no_answer",
+});
+
+/// A phone call handled by a voice agent (seed 002 `call_logs`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = call_logs, check_for_backend(diesel::pg::Pg))]
+pub struct Call {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub provider: String,
+    pub direction: String,
+    pub agent_type: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub status: CallStatus,
+    pub duration_seconds: Option<i32>,
+    pub summary: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+text_enum!(pub AppointmentStatus {
+    Pending => "pending",
+    Confirmed => "confirmed",
+    Cancelled => "cancelled",
+    Completed => "completed",
+    NoShow => "no_show",
+});
+
+/// An appointment booked by the appointment agent (seed 002 `rendez_vous`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rendez_vous, check_for_backend(diesel::pg::Pg))]
+pub struct Appointment {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
+    pub client_name: String,
+    pub client_phone: Option<String>,
+    pub client_email: Option<String>,
+    pub rdv_date: NaiveDate,
+    pub rdv_time: NaiveTime,
+    pub duration_minutes: i32,
+    pub service_type: Option<String>,
+    pub notes: Option<String>,
+    pub status: AppointmentStatus,
+    pub reminder_24h_sent: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+text_enum!(pub TicketStatus {
+    Open => "open",
+    InProgress => "in_progress",
+    Resolved => "resolved",
+    Closed => "closed",
+});
+
+text_enum!(pub TicketPriority {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+    Urgent => "urgent",
+});
+
+/// A support ticket (seed 002 `tickets`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tickets, check_for_backend(diesel::pg::Pg))]
+pub struct Ticket {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
+    pub ticket_number: String,
+    pub subject: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub channel: String,
+    pub priority: TicketPriority,
+    pub status: TicketStatus,
+    pub assigned_to: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }

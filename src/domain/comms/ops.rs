@@ -1,0 +1,65 @@
+//! Reads of the voice agents' records: calls, appointments, support tickets, newest first.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::model::{Appointment, Call, Ticket, TicketStatus};
+use crate::db::schema::{call_logs, rendez_vous, tickets};
+use crate::db::Tenant;
+use crate::graphql::connection::PageRequest;
+
+pub async fn list_calls(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Call>> {
+    use call_logs as c;
+    let query = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select(Call::as_select())
+        .order((c::created_at.desc(), c::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    crate::after_cursor!(query, page, c::created_at, c::id, desc)
+        .load(conn)
+        .await
+}
+
+pub async fn list_appointments(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Appointment>> {
+    use rendez_vous as r;
+    let query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .select(Appointment::as_select())
+        .order((r::created_at.desc(), r::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    crate::after_cursor!(query, page, r::created_at, r::id, desc)
+        .load(conn)
+        .await
+}
+
+pub async fn list_tickets(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    status: Option<TicketStatus>,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Ticket>> {
+    use tickets as t;
+    let mut query = t::table
+        .filter(t::tenant_id.eq(scope.id()))
+        .select(Ticket::as_select())
+        .order((t::created_at.desc(), t::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(t::status.eq(status));
+    }
+    crate::after_cursor!(query, page, t::created_at, t::id, desc)
+        .load(conn)
+        .await
+}

@@ -1,0 +1,165 @@
+//! The voice agents' records: calls, appointments and tickets, each the tenant's own rows
+//! newest first, paged without gaps or repeats; bad paging input is refused.
+
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::common::{TestApp, TestTenant};
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// The ids the database holds for `tenant`, by an independent statement.
+async fn expected(
+    app: &TestApp,
+    table: &str,
+    tenant: &TestTenant,
+    status: Option<&str>,
+) -> Vec<String> {
+    let mut owner = app.owner().await;
+    diesel::sql_query(format!(
+        "SELECT id FROM {table} WHERE tenant_id = $1 AND ($2 = '' OR status = $2) \
+         ORDER BY created_at DESC, id DESC"
+    ))
+    .bind::<SqlUuid, _>(tenant.id)
+    .bind::<Text, _>(status.unwrap_or(""))
+    .load::<Row>(&mut owner)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.id.to_string())
+    .collect()
+}
+
+/// Every id of a root connection, two per page.
+async fn page_through(app: &TestApp, key: &str, field: &str, args: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let query = format!(
+            "query($after: String) {{ {field}(first: 2, after: $after{args}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ id }} }} }}"
+        );
+        let r = app.gql(key, &query, json!({ "after": after })).await;
+        assert!(r["errors"].is_null(), "{r}");
+        let connection = &r["data"][field];
+        ids.extend(
+            connection["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned()),
+        );
+        if connection["pageInfo"]["hasNextPage"] != true {
+            return ids;
+        }
+        after = connection["pageInfo"]["endCursor"].clone();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_appointments_and_tickets_list_only_the_tenants_rows_newest_first() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    // More tickets for A, all created at the same instant: ties are ordered by id.
+    let mut owner = app.owner().await;
+    diesel::sql_query(
+        "INSERT INTO tickets (tenant_id, ticket_number, subject, status, created_at) \
+         SELECT $1, 'T-TEST-' || g, 'Subject ' || g, \
+                (ARRAY['open', 'resolved', 'open', 'closed'])[g], now() - interval '1 day' \
+         FROM generate_series(1, 4) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    for (field, table) in [
+        ("calls", "call_logs"),
+        ("appointments", "rendez_vous"),
+        ("tickets", "tickets"),
+    ] {
+        let want = expected(&app, table, &a, None).await;
+        assert!(
+            want.len() >= 2,
+            "the demo data has {table} rows to page through"
+        );
+        assert_eq!(
+            page_through(&app, &a.admin_key, field, "").await,
+            want,
+            "{field}"
+        );
+        // B's rows are B's alone.
+        let theirs = page_through(&app, &b.admin_key, field, "").await;
+        assert_eq!(theirs, expected(&app, table, &b, None).await, "{field}");
+        assert!(theirs.iter().all(|id| !want.contains(id)), "{field}");
+    }
+    for (status, sql) in [("OPEN", "open"), ("RESOLVED", "resolved")] {
+        assert_eq!(
+            page_through(
+                &app,
+                &a.admin_key,
+                "tickets",
+                &format!(", status: {status}")
+            )
+            .await,
+            expected(&app, "tickets", &a, Some(sql)).await,
+            "tickets with status {status}"
+        );
+    }
+    // The fields carry the rows' values.
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ appointments(first: 1) { nodes { clientName date time status durationMinutes } } tickets(first: 1) { nodes { ticketNumber priority status } } calls(first: 1) { nodes { provider status direction } } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let appointment = &r["data"]["appointments"]["nodes"][0];
+    assert!(
+        appointment["date"].as_str().unwrap().len() == 10,
+        "{appointment}"
+    );
+    assert!(appointment["durationMinutes"].as_i64().unwrap() > 0);
+    assert!(r["data"]["tickets"]["nodes"][0]["ticketNumber"].is_string());
+    assert!(r["data"]["calls"]["nodes"][0]["provider"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paging_input_is_refused_with_the_field() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    for field in ["calls", "appointments", "tickets"] {
+        for args in ["first: 101", "after: \"not a cursor\""] {
+            let r = app
+                .gql(
+                    &a.admin_key,
+                    &format!("{{ {field}({args}) {{ nodes {{ id }} }} }}"),
+                    json!({}),
+                )
+                .await;
+            let error = &r["errors"][0];
+            assert_eq!(
+                error["extensions"]["code"], "BAD_USER_INPUT",
+                "{field}({args}): {r}"
+            );
+        }
+    }
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ tickets(status: PENDING) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
+}
