@@ -1,5 +1,6 @@
-//! The voice agents' records: calls, appointments and tickets, each the tenant's own rows
-//! newest first, paged without gaps or repeats; bad paging input is refused.
+//! Channels (never their credentials) and the voice agents' records: calls, appointments,
+//! tickets and prospects, each the tenant's own rows newest first, paged without gaps or
+//! repeats; bad paging input is refused.
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel::QueryableByName;
@@ -63,11 +64,12 @@ async fn page_through(app: &TestApp, key: &str, field: &str, args: &str) -> Vec<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_appointments_and_tickets_list_only_the_tenants_rows_newest_first() {
+async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_newest_first() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
-    // More tickets for A, all created at the same instant: ties are ordered by id.
+    // More tickets and prospects for A, each batch created at one instant: ties are
+    // ordered by id.
     let mut owner = app.owner().await;
     diesel::sql_query(
         "INSERT INTO tickets (tenant_id, ticket_number, subject, status, created_at) \
@@ -79,10 +81,21 @@ async fn calls_appointments_and_tickets_list_only_the_tenants_rows_newest_first(
     .execute(&mut owner)
     .await
     .unwrap();
+    diesel::sql_query(
+        "INSERT INTO prospects (tenant_id, name, status, created_at) \
+         SELECT $1, 'Prospect ' || g, (ARRAY['new', 'qualified', 'new'])[g], \
+                now() - interval '1 day' \
+         FROM generate_series(1, 3) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
     for (field, table) in [
         ("calls", "call_logs"),
         ("appointments", "rendez_vous"),
         ("tickets", "tickets"),
+        ("prospects", "prospects"),
     ] {
         let want = expected(&app, table, &a, None).await;
         assert!(
@@ -99,17 +112,17 @@ async fn calls_appointments_and_tickets_list_only_the_tenants_rows_newest_first(
         assert_eq!(theirs, expected(&app, table, &b, None).await, "{field}");
         assert!(theirs.iter().all(|id| !want.contains(id)), "{field}");
     }
-    for (status, sql) in [("OPEN", "open"), ("RESOLVED", "resolved")] {
+    for (field, status, sql) in [
+        ("tickets", "OPEN", "open"),
+        ("tickets", "RESOLVED", "resolved"),
+        ("prospects", "NEW", "new"),
+        ("prospects", "QUALIFIED", "qualified"),
+    ] {
+        let args = format!(", status: {status}");
         assert_eq!(
-            page_through(
-                &app,
-                &a.admin_key,
-                "tickets",
-                &format!(", status: {status}")
-            )
-            .await,
-            expected(&app, "tickets", &a, Some(sql)).await,
-            "tickets with status {status}"
+            page_through(&app, &a.admin_key, field, &args).await,
+            expected(&app, field, &a, Some(sql)).await,
+            "{field} with status {status}"
         );
     }
     // The fields carry the rows' values.
@@ -135,7 +148,7 @@ async fn calls_appointments_and_tickets_list_only_the_tenants_rows_newest_first(
 async fn bad_paging_input_is_refused_with_the_field() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    for field in ["calls", "appointments", "tickets"] {
+    for field in ["calls", "appointments", "tickets", "prospects"] {
         for args in ["first: 101", "after: \"not a cursor\""] {
             let r = app
                 .gql(
@@ -161,5 +174,82 @@ async fn bad_paging_input_is_refused_with_the_field() {
     assert_eq!(
         r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_list_the_tenants_configurations_and_never_their_credentials() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    #[derive(QueryableByName)]
+    struct Config {
+        #[diesel(sql_type = Text)]
+        channel_type: String,
+        #[diesel(sql_type = Text)]
+        provider: String,
+    }
+    let mut owner = app.owner().await;
+    let want: Vec<(String, String)> = diesel::sql_query(
+        "SELECT channel_type, provider FROM channel_configurations WHERE tenant_id = $1 \
+         ORDER BY channel_type, provider",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .load::<Config>(&mut owner)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|c| (c.channel_type.to_uppercase(), c.provider))
+    .collect();
+    assert!(!want.is_empty(), "the demo data configures channels");
+    const CHANNELS: &str = "{ channels { id channel provider enabled configured configPublic } }";
+    let r = app.gql(&a.admin_key, CHANNELS, json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let mine = r["data"]["channels"].as_array().unwrap().clone();
+    let got: Vec<(String, String)> = mine
+        .iter()
+        .map(|c| {
+            (
+                c["channel"].as_str().unwrap().to_owned(),
+                c["provider"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    let r = app.gql(&b.admin_key, CHANNELS, json!({})).await;
+    let theirs = r["data"]["channels"].as_array().unwrap();
+    assert!(!theirs.is_empty());
+    assert!(theirs
+        .iter()
+        .all(|c| !mine.iter().any(|m| m["id"] == c["id"])));
+    // The type has no field that could carry the encrypted credentials.
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ __type(name: \"ChannelConfiguration\") { fields { name } } }",
+            json!({}),
+        )
+        .await;
+    let mut fields: Vec<&str> = r["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "assistantId",
+            "channel",
+            "configPublic",
+            "configured",
+            "enabled",
+            "fromAddress",
+            "fromName",
+            "id",
+            "provider",
+            "updatedAt"
+        ]
     );
 }

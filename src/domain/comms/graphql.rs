@@ -2,13 +2,14 @@ use std::collections::HashMap;
 
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::model::{
-    self, AppointmentStatus, CallStatus, Channel, MessageStatus, TicketPriority, TicketStatus,
+    self, AppointmentStatus, CallStatus, Channel, MessageStatus, ProspectStatus, TicketPriority,
+    TicketStatus,
 };
 use super::ops;
 use crate::auth::Access;
@@ -209,14 +210,131 @@ impl From<model::Ticket> for Ticket {
     }
 }
 
+/// How a channel is set up. Its credentials are write-only: no field returns them.
+#[derive(SimpleObject)]
+pub struct ChannelConfiguration {
+    pub id: ID,
+    pub channel: Channel,
+    /// twilio, vapi, retell, mailchimp, klaviyo, sendgrid, redchirp, smtp, resend or
+    /// whatsapp_business.
+    pub provider: String,
+    pub enabled: bool,
+    /// Whether credentials have been stored.
+    pub configured: bool,
+    /// The provider settings that are not secret.
+    pub config_public: Json<serde_json::Value>,
+    /// The voice agent's assistant (phone channels).
+    pub assistant_id: Option<String>,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<model::ChannelConfiguration> for ChannelConfiguration {
+    fn from(c: model::ChannelConfiguration) -> Self {
+        ChannelConfiguration {
+            id: id(c.id),
+            channel: c.channel_type,
+            provider: c.provider,
+            enabled: c.enabled,
+            configured: c.configured,
+            config_public: Json(c.config_public),
+            assistant_id: c.assistant_id,
+            from_address: c.from_address,
+            from_name: c.from_name,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A caller qualified by the qualification agent.
+#[derive(SimpleObject)]
+pub struct Prospect {
+    pub id: ID,
+    pub call_id: Option<ID>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub need: Option<String>,
+    pub budget: Option<String>,
+    pub timeline: Option<String>,
+    /// 0–100.
+    pub qualification_score: Option<i32>,
+    pub status: ProspectStatus,
+    /// phone, sms, email, whatsapp or web.
+    pub source: String,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Prospect> for Prospect {
+    fn from(p: model::Prospect) -> Self {
+        Prospect {
+            id: id(p.id),
+            call_id: p.call_id.map(id),
+            name: p.name,
+            phone: p.phone,
+            email: p.email,
+            company: p.company,
+            need: p.need,
+            budget: p.budget,
+            timeline: p.timeline,
+            qualification_score: p.qualification_score,
+            status: p.status,
+            source: p.source,
+            notes: p.notes,
+            created_at: p.created_at,
+        }
+    }
+}
+
 type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
 
 #[derive(Default)]
 pub struct CommsQuery;
 
-/// The voice agents' records, newest first.
+/// The channels, and the voice agents' records newest first.
 #[Object]
 impl CommsQuery {
+    #[graphql(guard = "Access::Read")]
+    async fn channels(&self, ctx: &Context<'_>) -> AppResult<Vec<ChannelConfiguration>> {
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| ops::channels(conn, scope).scope_boxed())
+            .await?;
+        Ok(rows.into_iter().map(ChannelConfiguration::from).collect())
+    }
+
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn prospects(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<ProspectStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Prospect>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_prospects(conn, scope, status, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |p| Cursor {
+                key: p.created_at,
+                id: p.id,
+            },
+            Prospect::from,
+        ))
+    }
+
     #[graphql(
         guard = "Access::Read",
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"

@@ -2,7 +2,9 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{call_logs, communication_log, rendez_vous, tickets};
+use crate::db::schema::{
+    call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
+};
 
 text_enum!(pub Channel {
     Email => "email",
@@ -127,5 +129,49 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub assigned_to: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A channel's configuration; the encrypted credentials are never selected.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = channel_configurations, check_for_backend(diesel::pg::Pg))]
+pub struct ChannelConfiguration {
+    pub id: Uuid,
+    pub channel_type: Channel,
+    pub provider: String,
+    pub enabled: bool,
+    pub configured: bool,
+    pub config_public: serde_json::Value,
+    pub assistant_id: Option<String>,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+text_enum!(pub ProspectStatus {
+    New => "new",
+    Qualified => "qualified",
+    Unqualified => "unqualified",
+    Contacted => "contacted",
+    Converted => "converted",
+});
+
+/// A caller qualified by the qualification agent (seed 002 `prospects`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = prospects, check_for_backend(diesel::pg::Pg))]
+pub struct Prospect {
+    pub id: Uuid,
+    pub call_id: Option<Uuid>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub need: Option<String>,
+    pub budget: Option<String>,
+    pub timeline: Option<String>,
+    pub qualification_score: Option<i32>,
+    pub status: ProspectStatus,
+    pub source: String,
+    pub notes: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -1,11 +1,14 @@
-//! Reads of the voice agents' records: calls, appointments, support tickets, newest first.
+//! Reads of the channels and of the voice agents' records (calls, appointments,
+//! prospects, support tickets, newest first).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::model::{Appointment, Call, Ticket, TicketStatus};
-use crate::db::schema::{call_logs, rendez_vous, tickets};
+use super::model::{
+    Appointment, Call, ChannelConfiguration, Prospect, ProspectStatus, Ticket, TicketStatus,
+};
+use crate::db::schema::{call_logs, channel_configurations, prospects, rendez_vous, tickets};
 use crate::db::Tenant;
 use crate::graphql::connection::PageRequest;
 
@@ -60,6 +63,41 @@ pub async fn list_tickets(
         query = query.filter(t::status.eq(status));
     }
     crate::after_cursor!(query, page, t::created_at, t::id, desc)
+        .load(conn)
+        .await
+}
+
+pub async fn list_prospects(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    status: Option<ProspectStatus>,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Prospect>> {
+    use prospects as p;
+    let mut query = p::table
+        .filter(p::tenant_id.eq(scope.id()))
+        .select(Prospect::as_select())
+        .order((p::created_at.desc(), p::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(p::status.eq(status));
+    }
+    crate::after_cursor!(query, page, p::created_at, p::id, desc)
+        .load(conn)
+        .await
+}
+
+/// Every channel configuration of the tenant (a handful), by channel then provider.
+pub async fn channels(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Vec<ChannelConfiguration>> {
+    use channel_configurations as c;
+    c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select(ChannelConfiguration::as_select())
+        .order((c::channel_type, c::provider))
         .load(conn)
         .await
 }
