@@ -5,63 +5,9 @@
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
-use serde_json::{json, Value};
-use uuid::Uuid;
+use serde_json::json;
 
-use crate::common::{TestApp, TestTenant};
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-/// The ids the database holds for `tenant`, by an independent statement.
-async fn expected(
-    app: &TestApp,
-    table: &str,
-    tenant: &TestTenant,
-    status: Option<&str>,
-) -> Vec<String> {
-    let mut owner = app.owner().await;
-    diesel::sql_query(format!(
-        "SELECT id FROM {table} WHERE tenant_id = $1 AND ($2 = '' OR status = $2) \
-         ORDER BY created_at DESC, id DESC"
-    ))
-    .bind::<SqlUuid, _>(tenant.id)
-    .bind::<Text, _>(status.unwrap_or(""))
-    .load::<Row>(&mut owner)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.id.to_string())
-    .collect()
-}
-
-/// Every id of a root connection, two per page.
-async fn page_through(app: &TestApp, key: &str, field: &str, args: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let query = format!(
-            "query($after: String) {{ {field}(first: 2, after: $after{args}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ id }} }} }}"
-        );
-        let r = app.gql(key, &query, json!({ "after": after })).await;
-        assert!(r["errors"].is_null(), "{r}");
-        let connection = &r["data"][field];
-        ids.extend(
-            connection["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n["id"].as_str().unwrap().to_owned()),
-        );
-        if connection["pageInfo"]["hasNextPage"] != true {
-            return ids;
-        }
-        after = connection["pageInfo"]["endCursor"].clone();
-    }
-}
+use crate::common::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_newest_first() {
@@ -97,19 +43,15 @@ async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_new
         ("tickets", "tickets"),
         ("prospects", "prospects"),
     ] {
-        let want = expected(&app, table, &a, None).await;
+        let want = app.ids_by_sql(table, &a, None).await;
         assert!(
             want.len() >= 2,
             "the demo data has {table} rows to page through"
         );
-        assert_eq!(
-            page_through(&app, &a.admin_key, field, "").await,
-            want,
-            "{field}"
-        );
+        assert_eq!(app.page_ids(&a.admin_key, field, "").await, want, "{field}");
         // B's rows are B's alone.
-        let theirs = page_through(&app, &b.admin_key, field, "").await;
-        assert_eq!(theirs, expected(&app, table, &b, None).await, "{field}");
+        let theirs = app.page_ids(&b.admin_key, field, "").await;
+        assert_eq!(theirs, app.ids_by_sql(table, &b, None).await, "{field}");
         assert!(theirs.iter().all(|id| !want.contains(id)), "{field}");
     }
     for (field, status, sql) in [
@@ -120,8 +62,8 @@ async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_new
     ] {
         let args = format!(", status: {status}");
         assert_eq!(
-            page_through(&app, &a.admin_key, field, &args).await,
-            expected(&app, field, &a, Some(sql)).await,
+            app.page_ids(&a.admin_key, field, &args).await,
+            app.ids_by_sql(field, &a, Some(sql)).await,
             "{field} with status {status}"
         );
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod automations;
 mod campaigns;
 mod catalog;
 mod comms;

@@ -33,7 +33,7 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants` and `comms::*`) exercises; a new root field must be added here (and to
+/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*` and `automations::*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "activeCampaigns",
@@ -47,6 +47,8 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "clubProgram",
     "customer",
     "customers",
+    "demoSessions",
+    "emailSequences",
     "emailTemplates",
     "enrollment",
     "enrollments",
@@ -68,6 +70,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "viewer",
     "webhookDeliveries",
     "webhookEndpoints",
+    "widgetConfig",
 ];
 const COVERED_MUTATION_FIELDS: &[&str] = &[
     "addLeadNote",

@@ -1,8 +1,9 @@
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
+use super::model::{SequenceSegment, SequenceStatus};
 use super::{model, ops};
 use crate::auth::Access;
 use crate::error::AppResult;
@@ -28,6 +29,92 @@ impl Testimonial {
     }
     async fn published_at(&self) -> Option<DateTime<Utc>> {
         self.0.published_at
+    }
+}
+
+/// A re-engagement email sequence for one recipient.
+#[derive(SimpleObject)]
+pub struct EmailSequence {
+    pub id: ID,
+    pub contact_id: Option<ID>,
+    pub recipient_email: String,
+    pub segment: SequenceSegment,
+    pub status: SequenceStatus,
+    /// The last step sent (0 before the first).
+    pub current_step: i32,
+    pub next_send_at: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::EmailSequence> for EmailSequence {
+    fn from(e: model::EmailSequence) -> Self {
+        EmailSequence {
+            id: ID(e.id.to_string()),
+            contact_id: e.contact_id.map(|c| ID(c.to_string())),
+            recipient_email: e.recipient_email,
+            segment: e.segment,
+            status: e.status,
+            current_step: e.current_step,
+            next_send_at: e.next_send_at,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A visitor's demo session (its token and IP hash are not exposed).
+#[derive(SimpleObject)]
+pub struct DemoSession {
+    pub id: ID,
+    pub visitor_email: Option<String>,
+    pub video_url: Option<String>,
+    pub share_count: i32,
+    pub converted: bool,
+    pub converted_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::DemoSession> for DemoSession {
+    fn from(d: model::DemoSession) -> Self {
+        DemoSession {
+            id: ID(d.id.to_string()),
+            visitor_email: d.visitor_email,
+            video_url: d.video_url,
+            share_count: d.share_count,
+            converted: d.converted,
+            converted_at: d.converted_at,
+            expires_at: d.expires_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// The testimonial widget's settings.
+#[derive(SimpleObject)]
+pub struct WidgetConfig {
+    /// The publishable, read-only widget key (`wgt_…`) embedded in the tenant's sites.
+    pub api_key: String,
+    pub theme: Json<serde_json::Value>,
+    pub allowed_domains: Vec<String>,
+    pub max_testimonials: i32,
+    pub is_active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<model::WidgetConfig> for WidgetConfig {
+    fn from(w: model::WidgetConfig) -> Self {
+        WidgetConfig {
+            api_key: w.api_key,
+            theme: Json(w.theme),
+            allowed_domains: w.allowed_domains.into_iter().flatten().collect(),
+            max_testimonials: w.max_testimonials,
+            is_active: w.is_active,
+            updated_at: w.updated_at,
+        }
     }
 }
 
@@ -65,5 +152,75 @@ impl AutomationsQuery {
             },
             Testimonial,
         ))
+    }
+
+    /// Email sequences, optionally in one status, newest first.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn email_sequences(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<SequenceStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, EmailSequence>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_email_sequences(conn, scope, status, page).await }
+                    .scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |e| Cursor {
+                key: e.created_at,
+                id: e.id,
+            },
+            EmailSequence::from,
+        ))
+    }
+
+    /// Demo sessions, newest first.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn demo_sessions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, DemoSession>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_demo_sessions(conn, scope, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |d| Cursor {
+                key: d.created_at,
+                id: d.id,
+            },
+            DemoSession::from,
+        ))
+    }
+
+    /// The testimonial widget's settings, when the tenant has a widget (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn widget_config(&self, ctx: &Context<'_>) -> AppResult<Option<WidgetConfig>> {
+        let config = request_context(ctx)?
+            .db
+            .query(|conn, scope| ops::widget_config(conn, scope).scope_boxed())
+            .await?;
+        Ok(config.map(WidgetConfig::from))
     }
 }

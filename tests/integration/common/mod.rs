@@ -302,3 +302,67 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     }
     found
 }
+
+/// Paging through root connections against the database, for the read-only lists.
+impl TestApp {
+    /// The ids `table` holds for `tenant` (optionally in one `status`), newest first, by a
+    /// statement independent of the server's.
+    pub async fn ids_by_sql(
+        &self,
+        table: &str,
+        tenant: &TestTenant,
+        status: Option<&str>,
+    ) -> Vec<String> {
+        use diesel::sql_types::{Text, Uuid as SqlUuid};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+        }
+        let mut owner = self.owner().await;
+        let in_status = if status.is_some() {
+            "status = $2"
+        } else {
+            "$2 = ''"
+        };
+        diesel::sql_query(format!(
+            "SELECT id FROM {table} WHERE tenant_id = $1 AND {in_status} \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind::<SqlUuid, _>(tenant.id)
+        .bind::<Text, _>(status.unwrap_or(""))
+        .load::<Row>(&mut owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id.to_string())
+        .collect()
+    }
+
+    /// Every id of the root connection `field` (with extra `args`), two per page.
+    pub async fn page_ids(&self, key: &str, field: &str, args: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let query = format!(
+                "query($after: String) {{ {field}(first: 2, after: $after{args}) \
+                 {{ pageInfo {{ hasNextPage endCursor }} nodes {{ id }} }} }}"
+            );
+            let r = self.gql(key, &query, json!({ "after": after })).await;
+            assert!(r["errors"].is_null(), "{r}");
+            let connection = &r["data"][field];
+            ids.extend(
+                connection["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["id"].as_str().unwrap().to_owned()),
+            );
+            if connection["pageInfo"]["hasNextPage"] != true {
+                return ids;
+            }
+            after = connection["pageInfo"]["endCursor"].clone();
+        }
+    }
+}

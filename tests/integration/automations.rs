@@ -1,0 +1,110 @@
+//! Growth automations' reads: email sequences and demo sessions (the tenant's rows newest
+//! first, paged without gaps or repeats) and the widget's settings (admins only).
+
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel_async::RunQueryDsl;
+use growthgraph::auth::Role;
+use serde_json::json;
+
+use crate::common::{error_code, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_sequences_and_demo_sessions_list_only_the_tenants_rows_newest_first() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    // More rows for A, each batch created at one instant: ties are ordered by id.
+    let mut owner = app.owner().await;
+    diesel::sql_query(
+        "INSERT INTO email_sequences (tenant_id, recipient_email, segment, status, created_at) \
+         SELECT $1, 'seq' || g || '@example.com', 'frozen_starter', \
+                (ARRAY['active', 'paused', 'active'])[g], now() - interval '1 day' \
+         FROM generate_series(1, 3) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO demo_sessions (tenant_id, session_token, created_at) \
+         SELECT $1, 'test-token-' || $1 || '-' || g, now() - interval '1 day' \
+         FROM generate_series(1, 3) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    for (field, table) in [
+        ("emailSequences", "email_sequences"),
+        ("demoSessions", "demo_sessions"),
+    ] {
+        let want = app.ids_by_sql(table, &a, None).await;
+        assert!(want.len() >= 3, "{table}");
+        assert_eq!(app.page_ids(&a.admin_key, field, "").await, want, "{field}");
+        let theirs = app.page_ids(&b.admin_key, field, "").await;
+        assert_eq!(theirs, app.ids_by_sql(table, &b, None).await, "{field}");
+        assert!(theirs.iter().all(|id| !want.contains(id)), "{field}");
+    }
+    for (status, sql) in [("ACTIVE", "active"), ("PAUSED", "paused")] {
+        assert_eq!(
+            app.page_ids(
+                &a.admin_key,
+                "emailSequences",
+                &format!(", status: {status}")
+            )
+            .await,
+            app.ids_by_sql("email_sequences", &a, Some(sql)).await,
+            "emailSequences with status {status}"
+        );
+    }
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ emailSequences(first: 101) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ demoSessions(after: \"nope\") { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_config_is_the_tenants_and_for_admins_only() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        api_key: String,
+    }
+    let mut owner = app.owner().await;
+    let want = diesel::sql_query("SELECT api_key FROM widget_configs WHERE tenant_id = $1")
+        .bind::<SqlUuid, _>(a.id)
+        .get_result::<Key>(&mut owner)
+        .await
+        .unwrap()
+        .api_key;
+    const CONFIG: &str =
+        "{ widgetConfig { apiKey theme allowedDomains maxTestimonials isActive } }";
+    let r = app.gql(&a.admin_key, CONFIG, json!({})).await;
+    assert_eq!(r["data"]["widgetConfig"]["apiKey"], want.as_str(), "{r}");
+    let r = app.gql(&b.admin_key, CONFIG, json!({})).await;
+    assert_ne!(r["data"]["widgetConfig"]["apiKey"], want.as_str(), "{r}");
+    for role in [Role::Analyst, Role::Partner] {
+        let key = app.key(&a, role).await;
+        let r = app.gql(&key, CONFIG, json!({})).await;
+        assert_eq!(error_code(&r), Some("FORBIDDEN"), "{role:?}: {r}");
+    }
+    let bare = app.bare_tenant("No widget").await;
+    let r = app.gql(&bare.admin_key, CONFIG, json!({})).await;
+    assert!(r["data"]["widgetConfig"].is_null(), "{r}");
+    assert!(r["errors"].is_null(), "{r}");
+}
