@@ -53,7 +53,8 @@ async fn email_sequences_and_demo_sessions_list_only_the_tenants_rows_newest_fir
                 &format!(", status: {status}")
             )
             .await,
-            app.ids_by_sql("email_sequences", &a, Some(sql)).await,
+            app.ids_by_sql("email_sequences", &a, Some(("status", sql)))
+                .await,
             "emailSequences with status {status}"
         );
     }

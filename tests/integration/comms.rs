@@ -1,5 +1,5 @@
-//! Channels (never their credentials) and the voice agents' records: calls, appointments,
-//! tickets and prospects, each the tenant's own rows newest first, paged without gaps or
+//! Channels (never their credentials), the message log and the voice agents' records:
+//! calls, appointments, tickets and prospects, each the tenant's own rows newest first, paged without gaps or
 //! repeats; bad paging input is refused.
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};
@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_newest_first() {
+async fn messages_calls_appointments_tickets_and_prospects_list_only_the_tenants_rows() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
@@ -42,6 +42,7 @@ async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_new
         ("appointments", "rendez_vous"),
         ("tickets", "tickets"),
         ("prospects", "prospects"),
+        ("messages", "communication_log"),
     ] {
         let want = app.ids_by_sql(table, &a, None).await;
         assert!(
@@ -63,8 +64,17 @@ async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_new
         let args = format!(", status: {status}");
         assert_eq!(
             app.page_ids(&a.admin_key, field, &args).await,
-            app.ids_by_sql(field, &a, Some(sql)).await,
+            app.ids_by_sql(field, &a, Some(("status", sql))).await,
             "{field} with status {status}"
+        );
+    }
+    for (channel, sql) in [("EMAIL", "email"), ("SMS", "sms")] {
+        assert_eq!(
+            app.page_ids(&a.admin_key, "messages", &format!(", channel: {channel}"))
+                .await,
+            app.ids_by_sql("communication_log", &a, Some(("channel", sql)))
+                .await,
+            "messages on {channel}"
         );
     }
     // The fields carry the rows' values.
@@ -90,7 +100,7 @@ async fn calls_appointments_tickets_and_prospects_list_only_the_tenants_rows_new
 async fn bad_paging_input_is_refused_with_the_field() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    for field in ["calls", "appointments", "tickets", "prospects"] {
+    for field in ["calls", "appointments", "tickets", "prospects", "messages"] {
         for args in ["first: 101", "after: \"not a cursor\""] {
             let r = app
                 .gql(

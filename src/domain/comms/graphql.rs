@@ -306,6 +306,36 @@ impl CommsQuery {
         Ok(rows.into_iter().map(ChannelConfiguration::from).collect())
     }
 
+    /// The message log across customers, optionally on one channel.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        channel: Option<Channel>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Communication>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_messages(conn, scope, channel, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |m| Cursor {
+                key: m.created_at,
+                id: m.id,
+            },
+            Communication::from,
+        ))
+    }
+
     #[graphql(
         guard = "Access::Read",
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"

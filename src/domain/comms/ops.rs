@@ -1,14 +1,17 @@
-//! Reads of the channels and of the voice agents' records (calls, appointments,
-//! prospects, support tickets, newest first).
+//! Reads of the channels, the message log, and the voice agents' records (calls,
+//! appointments, prospects, support tickets); lists are newest first.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::model::{
-    Appointment, Call, ChannelConfiguration, Prospect, ProspectStatus, Ticket, TicketStatus,
+    Appointment, Call, Channel, ChannelConfiguration, Communication, Prospect, ProspectStatus,
+    Ticket, TicketStatus,
 };
-use crate::db::schema::{call_logs, channel_configurations, prospects, rendez_vous, tickets};
+use crate::db::schema::{
+    call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
+};
 use crate::db::Tenant;
 use crate::graphql::connection::PageRequest;
 
@@ -98,6 +101,29 @@ pub async fn channels(
         .filter(c::tenant_id.eq(scope.id()))
         .select(ChannelConfiguration::as_select())
         .order((c::channel_type, c::provider))
+        .load(conn)
+        .await
+}
+
+/// The tenant's message log (every customer's, and messages to no known customer),
+/// optionally on one channel.
+pub async fn list_messages(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    channel: Option<Channel>,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Communication>> {
+    use communication_log as m;
+    let mut query = m::table
+        .filter(m::tenant_id.eq(scope.id()))
+        .select(Communication::as_select())
+        .order((m::created_at.desc(), m::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(channel) = channel {
+        query = query.filter(m::channel.eq(channel));
+    }
+    crate::after_cursor!(query, page, m::created_at, m::id, desc)
         .load(conn)
         .await
 }

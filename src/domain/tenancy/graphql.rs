@@ -3,6 +3,7 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
+use super::model::JobStatus;
 use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
@@ -128,6 +129,72 @@ impl TenancyQuery {
             },
             ApiKey,
         ))
+    }
+
+    /// The tenant's background jobs, optionally in one status, newest first (admins only).
+    #[graphql(
+        guard = "Access::Admin",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<JobStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Job>> {
+        let page = PageRequest::new(first, after)?;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                let page = &page;
+                async move { ops::list_jobs(conn, scope, status, page).await }.scope_boxed()
+            })
+            .await?;
+        Ok(page.into_connection(
+            rows,
+            |j| Cursor {
+                key: j.created_at,
+                id: j.id,
+            },
+            Job::from,
+        ))
+    }
+}
+
+/// A background job: CRM sync, webhook delivery, insights refresh, bulk email…
+#[derive(SimpleObject)]
+pub struct Job {
+    pub id: ID,
+    /// daily_prospect_queue, bulk_email, intelligence_analysis, crm_sync,
+    /// webhook_delivery or growth_insights_refresh.
+    pub job_type: String,
+    pub status: JobStatus,
+    /// The last failure, when there was one.
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When it runs (next, for a job waiting to be retried).
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<model::Job> for Job {
+    fn from(j: model::Job) -> Self {
+        Job {
+            id: ID(j.id.to_string()),
+            job_type: j.job_type,
+            status: j.status,
+            error: j.error,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            completed_at: j.completed_at,
+        }
     }
 }
 

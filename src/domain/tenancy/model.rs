@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{api_keys, tenants};
+use crate::db::schema::{api_keys, queue_jobs, tenants};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
@@ -43,4 +43,28 @@ pub struct NewApiKey<'a> {
     pub role: &'a str,
     pub key_hash: &'a [u8],
     pub key_prefix: &'a str,
+}
+
+text_enum!(pub JobStatus {
+    Pending => "pending",
+    Processing => "processing",
+    Completed => "completed",
+    Failed => "failed",
+});
+
+/// A background job of the tenant (the queue the worker runs); its payload and result
+/// stay internal.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = queue_jobs, check_for_backend(diesel::pg::Pg))]
+pub struct Job {
+    pub id: Uuid,
+    pub job_type: String,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
 }

@@ -4,9 +4,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
-use super::model::{ApiKey, NewApiKey, NewTenant, Tenant};
+use super::model::{ApiKey, Job, JobStatus, NewApiKey, NewTenant, Tenant};
 use crate::auth::{generate_api_key, Role};
-use crate::db::schema::{api_keys, tenants};
+use crate::db::schema::{api_keys, queue_jobs, tenants};
 use crate::db::{self, Tenant as TenantScope};
 use crate::domain::{OpResult, UserError, UserErrorCode};
 use crate::error::{AppError, AppResult};
@@ -209,4 +209,26 @@ pub async fn list_api_keys(
         .into_boxed();
     query = crate::after_cursor!(query, page, api_keys::created_at, api_keys::id, asc);
     Ok(query.load(conn).await?)
+}
+
+/// The tenant's background jobs, optionally in one status, newest first.
+pub async fn list_jobs(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+    status: Option<JobStatus>,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<Job>> {
+    use queue_jobs as j;
+    let mut query = j::table
+        .filter(j::tenant_id.eq(scope.id()))
+        .select(Job::as_select())
+        .order((j::created_at.desc(), j::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(j::status.eq(status));
+    }
+    crate::after_cursor!(query, page, j::created_at, j::id, desc)
+        .load(conn)
+        .await
 }

@@ -305,13 +305,13 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
 
 /// Paging through root connections against the database, for the read-only lists.
 impl TestApp {
-    /// The ids `table` holds for `tenant` (optionally in one `status`), newest first, by a
-    /// statement independent of the server's.
+    /// The ids `table` holds for `tenant` (optionally only where `column = value`), newest
+    /// first, by a statement independent of the server's.
     pub async fn ids_by_sql(
         &self,
         table: &str,
         tenant: &TestTenant,
-        status: Option<&str>,
+        only: Option<(&str, &str)>,
     ) -> Vec<String> {
         use diesel::sql_types::{Text, Uuid as SqlUuid};
         use diesel_async::RunQueryDsl;
@@ -321,17 +321,14 @@ impl TestApp {
             id: Uuid,
         }
         let mut owner = self.owner().await;
-        let in_status = if status.is_some() {
-            "status = $2"
-        } else {
-            "$2 = ''"
-        };
+        let (column, value) = only.unwrap_or(("$2", ""));
+        let matching = format!("{column} = $2");
         diesel::sql_query(format!(
-            "SELECT id FROM {table} WHERE tenant_id = $1 AND {in_status} \
+            "SELECT id FROM {table} WHERE tenant_id = $1 AND {matching} \
              ORDER BY created_at DESC, id DESC"
         ))
         .bind::<SqlUuid, _>(tenant.id)
-        .bind::<Text, _>(status.unwrap_or(""))
+        .bind::<Text, _>(value)
         .load::<Row>(&mut owner)
         .await
         .unwrap()
