@@ -18,6 +18,7 @@ use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
 use crate::domain::comms::graphql::CommsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
+use crate::domain::growth::intelligence::IntelligenceQuery;
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
@@ -37,6 +38,7 @@ pub struct Query(
     WebhooksQuery,
     AutomationsQuery,
     CommsQuery,
+    IntelligenceQuery,
 );
 
 #[derive(MergedObject, Default)]

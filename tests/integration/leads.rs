@@ -618,3 +618,61 @@ async fn leads_and_insights_are_isolated_between_tenants() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_and_feedback_list_only_the_tenants_rows_newest_first() {
+    use diesel::sql_types::Uuid as SqlUuid;
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    // More rows for A, each batch created at one instant: ties are ordered by id.
+    let mut owner = app.owner().await;
+    diesel::sql_query(
+        "INSERT INTO prompt_registry (tenant_id, prompt_name, variant_id, prompt_text, created_at) \
+         SELECT $1, (ARRAY['triage', 'reply', 'triage'])[g], 'test-variant-' || g, 'Text ' || g, \
+                now() - interval '1 day' \
+         FROM generate_series(1, 3) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO feedback_tracking (tenant_id, action_type, outcome, created_at) \
+         SELECT $1, 'user_action', (ARRAY['positive', 'negative', 'neutral'])[g], \
+                now() - interval '1 day' \
+         FROM generate_series(1, 3) g",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    for (field, table) in [
+        ("prompts", "prompt_registry"),
+        ("feedback", "feedback_tracking"),
+    ] {
+        let want = app.ids_by_sql(table, &a, None).await;
+        assert!(want.len() >= 3, "{table}");
+        assert_eq!(app.page_ids(&a.admin_key, field, "").await, want, "{field}");
+        let theirs = app.page_ids(&b.admin_key, field, "").await;
+        assert_eq!(theirs, app.ids_by_sql(table, &b, None).await, "{field}");
+        assert!(theirs.iter().all(|id| !want.contains(id)), "{field}");
+    }
+    assert_eq!(
+        app.page_ids(&a.admin_key, "prompts", ", name: \"triage\"")
+            .await,
+        app.ids_by_sql("prompt_registry", &a, Some(("prompt_name", "triage")))
+            .await
+    );
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ feedback(leadId: \"not-an-id\") { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
+}

@@ -33,7 +33,8 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*` and `automations::*`) exercises; a new root field must be added here (and to
+/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `automations::*` and
+/// `leads::prompts_and_feedback_*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "activeCampaigns",
@@ -53,6 +54,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "enrollment",
     "enrollments",
     "events",
+    "feedback",
     "growthInsights",
     "jobs",
     "lead",
@@ -62,6 +64,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "outreachCampaign",
     "outreachCampaigns",
     "outreachEmails",
+    "prompts",
     "prospects",
     "publishedTestimonials",
     "redemption",

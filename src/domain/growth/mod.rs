@@ -1,5 +1,7 @@
 //! Growth insights (seed 001 `growth_brain`): one row per tenant, computed from the
-//! tenant's live leads (neither deleted nor archived) of a period.
+//! tenant's live leads (neither deleted nor archived) of a period; and the AI layer's own
+//! records (`intelligence`: prompts, feedback).
 
 pub mod graphql;
+pub mod intelligence;
 pub mod ops;
