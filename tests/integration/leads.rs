@@ -676,3 +676,61 @@ async fn prompts_and_feedback_list_only_the_tenants_rows_newest_first() {
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intent_vocabulary_is_shared_reference_data_by_english_name() {
+    let app = TestApp::start().await;
+    let a = app.bare_tenant("Vocabulary A").await;
+    let b = app.bare_tenant("Vocabulary B").await;
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(
+            "INSERT INTO intent_translations (intent_en, intent_fr, category) VALUES \
+             ('zz test shipping', 'zz test livraison', 'logistics'), \
+             ('zz test club', 'zz test club', NULL), \
+             ('zz test gift', 'zz test cadeau', 'sales')",
+        )
+        .await
+        .unwrap();
+    let query = "{ intentTranslations { en fr category } }";
+    let r = app.gql(&a.admin_key, query, json!({})).await;
+    let list = r["data"]["intentTranslations"].as_array().unwrap().clone();
+    let ours: Vec<&Value> = list
+        .iter()
+        .filter(|t| t["en"].as_str().unwrap().starts_with("zz test"))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            &json!({ "en": "zz test club", "fr": "zz test club", "category": null }),
+            &json!({ "en": "zz test gift", "fr": "zz test cadeau", "category": "sales" }),
+            &json!({ "en": "zz test shipping", "fr": "zz test livraison", "category": "logistics" }),
+        ]
+    );
+    let ens: Vec<&str> = list.iter().map(|t| t["en"].as_str().unwrap()).collect();
+    assert!(ens.windows(2).all(|w| w[0] <= w[1]), "{ens:?}");
+    // Every tenant reads the same vocabulary.
+    let r = app.gql(&b.admin_key, query, json!({})).await;
+    assert_eq!(r["data"]["intentTranslations"].as_array().unwrap(), &list);
+    // And the server's role cannot change it.
+    let denied = {
+        use growthgraph::db::TenantDb;
+        use scoped_futures::ScopedFutureExt;
+        TenantDb::new(app.pool.clone(), a.id)
+            .run(|conn, _| {
+                async move {
+                    diesel::sql_query("DELETE FROM intent_translations")
+                        .execute(conn)
+                        .await
+                        .map_err(growthgraph::error::AppError::from)
+                }
+                .scope_boxed()
+            })
+            .await
+    };
+    assert!(denied.is_err());
+    owner
+        .batch_execute("DELETE FROM intent_translations WHERE intent_en LIKE 'zz test%'")
+        .await
+        .unwrap();
+}

@@ -56,6 +56,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "events",
     "feedback",
     "growthInsights",
+    "intentTranslations",
     "jobs",
     "lead",
     "leads",

@@ -1,5 +1,6 @@
 //! The AI layer's own records (seed 001): the prompt registry and the feedback trail
-//! (prediction against outcome), read-only and newest first.
+//! (prediction against outcome), read-only and newest first; and the intent vocabulary
+//! shared by every tenant (EN ↔ FR).
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Json, Object, SimpleObject, ID};
@@ -10,7 +11,7 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use crate::auth::Access;
-use crate::db::schema::{feedback_tracking, prompt_registry};
+use crate::db::schema::{feedback_tracking, intent_translations, prompt_registry};
 use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
@@ -166,6 +167,17 @@ async fn list_feedback(
         .await
 }
 
+/// An intent's English and French names (reference data shared by every tenant).
+#[derive(Debug, Clone, Queryable, Selectable, SimpleObject)]
+#[diesel(table_name = intent_translations, check_for_backend(diesel::pg::Pg))]
+pub struct IntentTranslation {
+    #[graphql(name = "en")]
+    pub intent_en: String,
+    #[graphql(name = "fr")]
+    pub intent_fr: String,
+    pub category: Option<String>,
+}
+
 type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
 
 #[derive(Default)]
@@ -201,6 +213,23 @@ impl IntelligenceQuery {
             },
             Prompt::from,
         ))
+    }
+
+    /// The intent vocabulary, by English name (shared by every tenant; a few hundred rows
+    /// at most).
+    #[graphql(guard = "Access::Read")]
+    async fn intent_translations(&self, ctx: &Context<'_>) -> AppResult<Vec<IntentTranslation>> {
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, _| {
+                intent_translations::table
+                    .select(IntentTranslation::as_select())
+                    .order(intent_translations::intent_en)
+                    .load(conn)
+                    .scope_boxed()
+            })
+            .await?;
+        Ok(rows)
     }
 
     /// The feedback trail, optionally of one lead, newest first.
