@@ -44,7 +44,7 @@ impl<K: Serialize + DeserializeOwned> CursorType for Cursor<K> {
 }
 
 /// A validated page request: how many rows, and where to start.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PageRequest<K> {
     /// Page size.
     pub first: i64,
@@ -171,5 +171,64 @@ macro_rules! after_cursor {
             }
             None => $query,
         }
+    };
+}
+
+/// A newest-first page of a root list: validates `first`/`after`, runs `fetch` (which
+/// applies the request's keyset, see [`after_cursor!`]) in the request's read snapshot,
+/// and builds the connection with `(created_at, id)` cursors.
+pub async fn created_page<'a, T, N, F>(
+    ctx: &async_graphql::Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+    fetch: F,
+    node_of: impl Fn(T) -> N,
+) -> AppResult<Connection<Cursor<chrono::DateTime<chrono::Utc>>, N>>
+where
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+            PageRequest<chrono::DateTime<chrono::Utc>>,
+        )
+            -> scoped_futures::ScopedBoxFuture<'a, 'r, diesel::QueryResult<Vec<T>>>
+        + Send
+        + 'a,
+    T: CreatedRow + Send + 'a,
+    N: OutputType,
+{
+    let page = PageRequest::new(first, after)?;
+    let request = page.clone();
+    let rows = crate::graphql::context::request_context(ctx)?
+        .db
+        .query(move |conn, scope| fetch(conn, scope, request))
+        .await?;
+    Ok(page.into_connection(rows, CreatedRow::cursor, node_of))
+}
+
+/// A row listed newest first: its `(created_at, id)` keyset position.
+pub trait CreatedRow {
+    fn created_at(&self) -> chrono::DateTime<chrono::Utc>;
+    fn id(&self) -> Uuid;
+
+    fn cursor(&self) -> Cursor<chrono::DateTime<chrono::Utc>> {
+        Cursor {
+            key: self.created_at(),
+            id: self.id(),
+        }
+    }
+}
+
+/// `created_row!(Type, ...)`: [`CreatedRow`] for models with `created_at` and `id` fields.
+#[macro_export]
+macro_rules! created_row {
+    ($($row:ty),+ $(,)?) => {
+        $(impl $crate::graphql::connection::CreatedRow for $row {
+            fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.created_at
+            }
+            fn id(&self) -> uuid::Uuid {
+                self.id
+            }
+        })+
     };
 }

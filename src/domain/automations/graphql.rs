@@ -7,7 +7,7 @@ use super::model::{SequenceSegment, SequenceStatus};
 use super::{model, ops};
 use crate::auth::Access;
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 
 pub struct Testimonial(pub model::Testimonial);
@@ -166,23 +166,17 @@ impl AutomationsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, EmailSequence>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_email_sequences(conn, scope, status, page).await }
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_email_sequences(conn, scope, status, &page).await }
                     .scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |e| Cursor {
-                key: e.created_at,
-                id: e.id,
             },
             EmailSequence::from,
-        ))
+        )
+        .await
     }
 
     /// Demo sessions, newest first.
@@ -196,22 +190,16 @@ impl AutomationsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, DemoSession>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_demo_sessions(conn, scope, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |d| Cursor {
-                key: d.created_at,
-                id: d.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_demo_sessions(conn, scope, &page).await }.scope_boxed()
             },
             DemoSession::from,
-        ))
+        )
+        .await
     }
 
     /// The testimonial widget's settings, when the tenant has a widget (admins).

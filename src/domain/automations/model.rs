@@ -72,3 +72,5 @@ pub struct WidgetConfig {
     pub is_active: bool,
     pub updated_at: DateTime<Utc>,
 }
+
+crate::created_row!(EmailSequence, DemoSession);

@@ -15,7 +15,7 @@ use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 
@@ -318,22 +318,16 @@ impl CommsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Communication>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_messages(conn, scope, channel, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |m| Cursor {
-                key: m.created_at,
-                id: m.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_messages(conn, scope, channel, &page).await }.scope_boxed()
             },
             Communication::from,
-        ))
+        )
+        .await
     }
 
     #[graphql(
@@ -347,22 +341,16 @@ impl CommsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Prospect>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_prospects(conn, scope, status, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |p| Cursor {
-                key: p.created_at,
-                id: p.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_prospects(conn, scope, status, &page).await }.scope_boxed()
             },
             Prospect::from,
-        ))
+        )
+        .await
     }
 
     #[graphql(
@@ -375,22 +363,16 @@ impl CommsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Call>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_calls(conn, scope, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |c| Cursor {
-                key: c.created_at,
-                id: c.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_calls(conn, scope, &page).await }.scope_boxed()
             },
             Call::from,
-        ))
+        )
+        .await
     }
 
     #[graphql(
@@ -403,22 +385,16 @@ impl CommsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Appointment>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_appointments(conn, scope, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |a| Cursor {
-                key: a.created_at,
-                id: a.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_appointments(conn, scope, &page).await }.scope_boxed()
             },
             Appointment::from,
-        ))
+        )
+        .await
     }
 
     #[graphql(
@@ -432,21 +408,15 @@ impl CommsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Ticket>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_tickets(conn, scope, status, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |t| Cursor {
-                key: t.created_at,
-                id: t.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_tickets(conn, scope, status, &page).await }.scope_boxed()
             },
             Ticket::from,
-        ))
+        )
+        .await
     }
 }

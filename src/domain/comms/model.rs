@@ -175,3 +175,5 @@ pub struct Prospect {
     pub notes: Option<String>,
     pub created_at: DateTime<Utc>,
 }
+
+crate::created_row!(Communication, Call, Appointment, Ticket, Prospect);

@@ -14,7 +14,7 @@ use crate::auth::Access;
 use crate::db::schema::{feedback_tracking, intent_translations, prompt_registry};
 use crate::db::Tenant;
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::{parse_id, Decimal};
 
@@ -178,6 +178,8 @@ pub struct IntentTranslation {
     pub category: Option<String>,
 }
 
+crate::created_row!(PromptRow, FeedbackRow);
+
 type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
 
 #[derive(Default)]
@@ -197,22 +199,16 @@ impl IntelligenceQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Page<Prompt>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let (page, name) = (&page, name.as_deref());
-                async move { list_prompts(conn, scope, name, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |p| Cursor {
-                key: p.created_at,
-                id: p.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { list_prompts(conn, scope, name.as_deref(), &page).await }.scope_boxed()
             },
             Prompt::from,
-        ))
+        )
+        .await
     }
 
     /// The intent vocabulary, by English name (shared by every tenant; a few hundred rows
@@ -248,21 +244,15 @@ impl IntelligenceQuery {
             .as_ref()
             .map(|l| parse_id(l, &["leadId"]))
             .transpose()?;
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { list_feedback(conn, scope, lead, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |f| Cursor {
-                key: f.created_at,
-                id: f.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { list_feedback(conn, scope, lead, &page).await }.scope_boxed()
             },
             Feedback::from,
-        ))
+        )
+        .await
     }
 }

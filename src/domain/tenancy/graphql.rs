@@ -8,7 +8,7 @@ use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
 
@@ -143,22 +143,16 @@ impl TenancyQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Job>> {
-        let page = PageRequest::new(first, after)?;
-        let rows = request_context(ctx)?
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_jobs(conn, scope, status, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |j| Cursor {
-                key: j.created_at,
-                id: j.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_jobs(conn, scope, status, &page).await }.scope_boxed()
             },
             Job::from,
-        ))
+        )
+        .await
     }
 }
 
