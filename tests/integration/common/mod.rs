@@ -337,6 +337,28 @@ impl TestApp {
         .collect()
     }
 
+    /// Pages through the root list `field` as each tenant and checks it against `table`:
+    /// the same ids in the same order, and none of `a`'s rows in `b`'s list. Returns how
+    /// many rows `a` has.
+    pub async fn assert_lists_own_rows(
+        &self,
+        field: &str,
+        table: &str,
+        a: &TestTenant,
+        b: &TestTenant,
+    ) -> usize {
+        let mine = self.ids_by_sql(table, a, None).await;
+        assert_eq!(
+            self.page_ids(&a.admin_key, field, "").await,
+            mine,
+            "{field}"
+        );
+        let theirs = self.page_ids(&b.admin_key, field, "").await;
+        assert_eq!(theirs, self.ids_by_sql(table, b, None).await, "{field}");
+        assert!(theirs.iter().all(|id| !mine.contains(id)), "{field}");
+        mine.len()
+    }
+
     /// Every id of the root connection `field` (with extra `args`), two per page.
     pub async fn page_ids(&self, key: &str, field: &str, args: &str) -> Vec<String> {
         let mut ids = Vec::new();
