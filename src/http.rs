@@ -1,11 +1,7 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
 //! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
@@ -19,8 +15,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use diesel_async::SimpleAsyncConnection;
-use futures_util::stream::SplitSink;
-use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -274,7 +268,6 @@ impl Drop for SocketSlot {
 
 /// Close codes of the graphql-transport-ws protocol (4429: too many connections).
 const CLOSE_TOO_MANY: u16 = 4429;
-const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_BAD_REQUEST: u16 = 4400;
@@ -360,117 +353,13 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: WebSo
         &state.hub,
         state.batch_window(),
     );
-    let (socket_sink, socket_stream) = socket.split();
-    // The protocol handler writes straight to the socket (a writer task behind a channel
-    // cost a second wake-up per delivered event). A client that stops reading stalls only
-    // its own handler, on a full socket buffer, and is dropped after the write timeout.
-    let sink = SharedSink {
-        inner: Arc::new(std::sync::Mutex::new(socket_sink)),
-        write_timeout: Duration::from_millis(state.limits.ws_write_timeout_ms),
-        stalled: None,
-    };
-    let handle = sink.inner.clone();
     let mut data = Data::default();
     data.insert(context);
-    let serve = ws::serve(state.clone(), protocol, data, sink, socket_stream);
-    // The handler runs as its own task and this one watches for shutdown: inside the
-    // handler, the shutdown watch would be polled again on every event it delivers.
-    let mut serving = tokio::spawn(serve);
-    let mut shutdown = state.shutdown.subscribe();
-    tokio::select! {
-        _ = &mut serving => {}
-        _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
-            serving.abort();
-            let _ = serving.await;
-        }
-    }
-    // The handler is gone, so this is the last handle: say goodbye (an error here only
-    // means the client already left; a client that stopped reading gets no more time).
-    if let Ok(socket_sink) = Arc::try_unwrap(handle) {
-        let mut socket_sink = socket_sink.into_inner().unwrap_or_else(|e| e.into_inner());
-        let goodbye = socket_sink.send(Message::Close(Some(CloseFrame {
-            code: CLOSE_GOING_AWAY,
-            reason: "server shutting down".into(),
-        })));
-        let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
-    }
+    ws::serve(state.clone(), protocol, data, socket).await;
     state
         .metrics
         .websocket_connections
         .fetch_sub(1, Ordering::Relaxed);
-}
-
-/// The write half of a socket, shared so that the close frame can still be sent after
-/// the protocol handler (which owns a clone) has finished. Never contended: the handler
-/// writes, and only once it has ended does anyone else. A write that cannot proceed for
-/// `write_timeout` (the client stopped reading and the socket buffers are full) fails,
-/// which ends the handler and drops the connection.
-struct SharedSink {
-    inner: Arc<std::sync::Mutex<SocketSink>>,
-    write_timeout: Duration,
-    /// Armed while a write is blocked.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-type SocketSink = SplitSink<WebSocket, Message>;
-
-impl SharedSink {
-    fn locked<T>(&self, f: impl FnOnce(Pin<&mut SocketSink>) -> T) -> T {
-        let mut sink = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(Pin::new(&mut *sink))
-    }
-
-    /// Passes a write's progress through, failing it once it has been blocked for too long.
-    fn watch(
-        &mut self,
-        cx: &mut Context<'_>,
-        progress: Poll<Result<(), axum::Error>>,
-    ) -> Poll<Result<(), axum::Error>> {
-        if progress.is_ready() {
-            self.stalled = None;
-            return progress;
-        }
-        let timeout = self.write_timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match stalled.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                tracing::info!("dropping a WebSocket whose client stopped reading");
-                Poll::Ready(Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "client stopped reading",
-                ))))
-            }
-        }
-    }
-}
-
-impl Sink<Message> for SharedSink {
-    type Error = axum::Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let progress = this.locked(|sink| sink.poll_ready(cx));
-        this.watch(cx, progress)
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        self.locked(|sink| sink.start_send(item))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let progress = this.locked(|sink| sink.poll_flush(cx));
-        this.watch(cx, progress)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let progress = this.locked(|sink| sink.poll_close(cx));
-        this.watch(cx, progress)
-    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

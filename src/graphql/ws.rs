@@ -12,17 +12,20 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols};
 use async_graphql::{Data, Request, Response};
-use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::StreamExt;
+use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::graphql::AppSchema;
 
-/// Close codes of graphql-transport-ws.
+/// Close codes of graphql-transport-ws (and 1001, going away).
+const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_BAD_MESSAGE: u16 = 4400;
 const CLOSE_DUPLICATE_ID: u16 = 4409;
 const CLOSE_TOO_MANY_INITS: u16 = 4429;
@@ -78,24 +81,24 @@ pub fn requested_protocol(header: Option<&str>) -> Option<WebSocketProtocols> {
 type OperationStream = BoxStream<'static, (Arc<str>, Option<Payload>)>;
 
 /// Serves an initialised connection: acknowledges it, then runs operations until the
-/// client leaves, breaks the protocol, or a write fails.
-pub async fn serve<Si, St>(
+/// client leaves or breaks the protocol, a write stalls for the write timeout (a client
+/// that stopped reading), or the server shuts down (close 1001, sent within a second).
+pub async fn serve(
     state: AppState,
     protocol: WebSocketProtocols,
     data: Data,
-    mut sink: Si,
-    mut incoming: St,
-) where
-    Si: Sink<Message> + Unpin,
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
+    mut socket: WebSocket,
+) {
     let data = Arc::new(data);
     let mut operations: SelectAll<OperationStream> = SelectAll::new();
     let mut running: HashMap<String, AbortHandle> = HashMap::new();
-    if sink
-        .send(text(r#"{"type":"connection_ack"}"#))
+    let mut writer = Writer {
+        timeout: Duration::from_millis(state.limits.ws_write_timeout_ms),
+        shutdown: state.shutdown.subscribe(),
+    };
+    if !writer
+        .send(&mut socket, text(r#"{"type":"connection_ack"}"#))
         .await
-        .is_err()
     {
         return;
     }
@@ -119,7 +122,7 @@ pub async fn serve<Si, St>(
                     }
                 }
             }
-            message = incoming.next() => {
+            message = socket.recv() => {
                 let bytes = match message {
                     Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
@@ -158,12 +161,53 @@ pub async fn serve<Si, St>(
                     Ok(ClientMessage::Pong { .. }) => continue,
                 }
             }
+            _ = writer.stopping() => return goodbye(&mut socket).await,
         };
-        let closing = matches!(outgoing, Message::Close(_));
-        if sink.send(outgoing).await.is_err() || closing {
+        if !writer.send(&mut socket, outgoing).await {
             return;
         }
     }
+}
+
+/// Writes to the socket, bounded by the write timeout and cut short by shutdown.
+struct Writer {
+    timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Writer {
+    /// Sends `message`; false once the connection is over (it failed or stalled, the
+    /// message closed it, or the server is shutting down).
+    async fn send(&mut self, socket: &mut WebSocket, message: Message) -> bool {
+        let closing = matches!(message, Message::Close(_));
+        let sent = tokio::select! {
+            biased;
+            sent = tokio::time::timeout(self.timeout, socket.send(message)) => sent,
+            _ = self.stopping() => {
+                goodbye(socket).await;
+                return false;
+            }
+        };
+        match sent {
+            Ok(Ok(())) => !closing,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::info!("dropping a WebSocket whose client stopped reading");
+                false
+            }
+        }
+    }
+
+    async fn stopping(&mut self) {
+        let _ = self.shutdown.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The server is shutting down: say so (an error only means the client already left; a
+/// client that stopped reading gets a second at most).
+async fn goodbye(socket: &mut WebSocket) {
+    let goodbye = socket.send(close(CLOSE_GOING_AWAY, "server shutting down".into()));
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
 }
 
 /// Runs one operation through the schema, then, if its resolver took the direct lane,
