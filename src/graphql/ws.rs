@@ -12,6 +12,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols};
@@ -180,13 +181,21 @@ impl Writer {
     /// message closed it, or the server is shutting down).
     async fn send(&mut self, socket: &mut WebSocket, message: Message) -> bool {
         let closing = matches!(message, Message::Close(_));
-        let sent = tokio::select! {
-            biased;
-            sent = tokio::time::timeout(self.timeout, socket.send(message)) => sent,
-            _ = self.stopping() => {
-                goodbye(socket).await;
-                return false;
+        // Most writes complete at once: the timer is armed only for one that waits.
+        let sent = {
+            let mut send = std::pin::pin!(socket.send(message));
+            match futures_util::poll!(send.as_mut()) {
+                Poll::Ready(sent) => Some(Ok(sent)),
+                Poll::Pending => tokio::select! {
+                    biased;
+                    sent = tokio::time::timeout(self.timeout, send) => Some(sent),
+                    _ = self.stopping() => None,
+                },
             }
+        };
+        let Some(sent) = sent else {
+            goodbye(socket).await;
+            return false;
         };
         match sent {
             Ok(Ok(())) => !closing,
