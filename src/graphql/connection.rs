@@ -177,7 +177,7 @@ macro_rules! after_cursor {
 /// A newest-first page of a root list: validates `first`/`after`, runs `fetch` (which
 /// applies the request's keyset, see [`after_cursor!`]) in the request's read snapshot,
 /// and builds the connection with `(created_at, id)` cursors.
-pub async fn created_page<'a, T, N, F>(
+pub async fn created_page<'a, T, E, N, F>(
     ctx: &async_graphql::Context<'_>,
     first: Option<i32>,
     after: Option<String>,
@@ -189,11 +189,11 @@ where
             &'r mut diesel_async::AsyncPgConnection,
             crate::db::Tenant,
             PageRequest<chrono::DateTime<chrono::Utc>>,
-        )
-            -> scoped_futures::ScopedBoxFuture<'a, 'r, diesel::QueryResult<Vec<T>>>
+        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, Result<Vec<T>, E>>
         + Send
         + 'a,
     T: CreatedRow + Send + 'a,
+    E: Into<AppError> + Send + 'a,
     N: OutputType,
 {
     let page = PageRequest::new(first, after)?;

@@ -16,7 +16,7 @@ use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
@@ -623,23 +623,16 @@ impl CampaignsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachCampaign>> {
-        let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
-        let rows = request
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_outreach_campaigns(conn, scope, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |c| Cursor {
-                key: c.created_at,
-                id: c.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_outreach_campaigns(conn, scope, &page).await }.scope_boxed()
             },
             OutreachCampaign::from,
-        ))
+        )
+        .await
     }
 
     /// Outreach emails, optionally of one campaign, in creation order.

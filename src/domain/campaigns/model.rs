@@ -217,3 +217,5 @@ pub struct EmailTemplate {
     pub usage_count: i32,
     pub created_at: DateTime<Utc>,
 }
+
+crate::created_row!(OutreachCampaign);

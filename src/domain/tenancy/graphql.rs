@@ -8,7 +8,7 @@ use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
 use crate::error::AppResult;
-use crate::graphql::connection::{created_page, Cursor, PageRequest};
+use crate::graphql::connection::{created_page, Cursor};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
 
@@ -112,23 +112,16 @@ impl TenancyQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, ApiKey>> {
-        let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
-        let rows = request
-            .db
-            .query(|conn, scope| {
-                let page = &page;
-                async move { ops::list_api_keys(conn, scope, page).await }.scope_boxed()
-            })
-            .await?;
-        Ok(page.into_connection(
-            rows,
-            |k| Cursor {
-                key: k.created_at,
-                id: k.id,
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                async move { ops::list_api_keys(conn, scope, &page).await }.scope_boxed()
             },
             ApiKey,
-        ))
+        )
+        .await
     }
 
     /// The tenant's background jobs, optionally in one status, newest first (admins only).

@@ -69,4 +69,4 @@ pub struct Job {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-crate::created_row!(Job);
+crate::created_row!(Job, ApiKey);
