@@ -43,8 +43,13 @@ impl Subscriber {
         Self::init(socket, key, legacy).await
     }
 
-    /// A graphql-transport-ws subscriber over an already connected TCP stream.
-    async fn connect_over(app: &TestApp, key: &str, stream: tokio::net::TcpStream) -> Self {
+    /// A graphql-transport-ws subscriber whose socket has a tiny receive buffer: once it
+    /// stops reading, the server's writes to it soon block.
+    async fn connect_with_small_buffer(app: &TestApp, key: &str) -> Self {
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(4096).unwrap();
+        let addr = app.base.trim_start_matches("http://").parse().unwrap();
+        let stream = tcp.connect(addr).await.unwrap();
         let mut request = app.ws_url().into_client_request().unwrap();
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -437,11 +442,7 @@ async fn a_socket_whose_client_stopped_reading_is_dropped_after_the_write_timeou
     .await;
     let t = app.bare_tenant("Events A").await;
     // A client with a tiny receive buffer that subscribes, then never reads again.
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let addr = app.base.trim_start_matches("http://").parse().unwrap();
-    let stream = tcp.connect(addr).await.unwrap();
-    let mut sub = Subscriber::connect_over(&app, &t.admin_key, stream).await;
+    let mut sub = Subscriber::connect_with_small_buffer(&app, &t.admin_key).await;
     sub.subscribe("1", EVENTS, json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(open_sockets(&app).await, 1);
@@ -655,11 +656,7 @@ async fn a_lagging_subscriber_gets_the_same_slow_consumer_error_in_both_lanes() 
     let t = app.bare_tenant("Events A").await;
     // A client with a tiny receive buffer subscribes twice, then stops reading while far
     // more events than the hub's ring (plus the socket buffers) are published.
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let addr = app.base.trim_start_matches("http://").parse().unwrap();
-    let stream = tcp.connect(addr).await.unwrap();
-    let mut sub = Subscriber::connect_over(&app, &t.admin_key, stream).await;
+    let mut sub = Subscriber::connect_with_small_buffer(&app, &t.admin_key).await;
     sub.subscribe("plain", PLAIN, json!({})).await;
     sub.subscribe("fragment", WITH_FRAGMENT, json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
