@@ -71,3 +71,29 @@ where
     }
     query.bind::<BigInt, _>(limit).load(conn).await
 }
+
+/// The same page for one parent, as a column of an outer statement (see
+/// [`super::nested`]): `row` is the `ROW(…)` of the child model, `parent` the outer
+/// expression naming the parent, `$1` the tenant, `$limit` the page size (plus one).
+pub fn nested_first_children(
+    relation: &ChildRelation,
+    row: &str,
+    parent: &str,
+    limit: usize,
+    kinds: Option<usize>,
+) -> String {
+    let ChildRelation {
+        table,
+        parent_column,
+        sort_column,
+        kind_column,
+    } = relation;
+    let kinds = match (kind_column, kinds) {
+        (Some(column), Some(param)) => format!(" AND {column} = ANY(${param})"),
+        _ => String::new(),
+    };
+    format!(
+        "ARRAY(SELECT {row} FROM {table} WHERE tenant_id = $1 AND {parent_column} = {parent}\
+         {kinds} ORDER BY {sort_column} DESC, id DESC LIMIT ${limit})"
+    )
+}

@@ -4,6 +4,8 @@
 
 pub mod children;
 pub mod cluster;
+pub mod nested;
+pub mod prefetch;
 #[rustfmt::skip]
 pub mod schema;
 pub mod sql;

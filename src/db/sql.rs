@@ -68,12 +68,14 @@ impl QueryFragment<Pg> for Prepared<'_> {
         let bytes = sql.as_bytes();
         let mut copied = 0;
         let mut at = 0;
-        while at < bytes.len() {
+        // Diesel walks a statement several times per execution: jump from `$` to `$`.
+        while let Some(offset) = sql[at..].find('$') {
+            at += offset;
             let digits = bytes[at + 1..]
                 .iter()
                 .take_while(|b| b.is_ascii_digit())
                 .count();
-            if bytes[at] != b'$' || digits == 0 {
+            if digits == 0 {
                 at += 1;
                 continue;
             }

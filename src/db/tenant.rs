@@ -21,6 +21,7 @@ use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
+use super::prefetch::Prefetched;
 use super::PgPool;
 use crate::error::AppError;
 
@@ -39,6 +40,8 @@ pub struct TenantDb {
     pool: PgPool,
     tenant: Tenant,
     session: Option<Arc<Mutex<Session>>>,
+    /// Rows the request's reads filed for later resolvers (request handles only).
+    prefetched: Option<Arc<Prefetched>>,
     /// Woken after every committed write (the event sequencer waits on it).
     commits: Option<Arc<Notify>>,
 }
@@ -87,6 +90,7 @@ impl TenantDb {
             pool,
             tenant: Tenant(tenant_id),
             session: None,
+            prefetched: None,
             commits: None,
         }
     }
@@ -105,12 +109,18 @@ impl TenantDb {
     pub fn for_request(pool: PgPool, tenant_id: Uuid) -> Self {
         Self {
             session: Some(Arc::default()),
+            prefetched: Some(Arc::default()),
             ..Self::new(pool, tenant_id)
         }
     }
 
     pub fn tenant(&self) -> Tenant {
         self.tenant
+    }
+
+    /// Where this request's reads file rows for later resolvers (`None` outside requests).
+    pub fn prefetched(&self) -> Option<&Prefetched> {
+        self.prefetched.as_deref()
     }
 
     /// Runs `work` (which may write) as one transaction scoped to this tenant: on a pooled
@@ -133,6 +143,11 @@ impl TenantDb {
             }
             Some(session) => {
                 let mut session = session.lock().await;
+                // Under the connection's lock: rows filed by a read that held it are gone
+                // before this write starts (readers file while they hold the lock).
+                if let Some(prefetched) = &self.prefetched {
+                    prefetched.clear();
+                }
                 session.end_read().await?;
                 let conn = session.connection(&self.pool).await?;
                 let result = in_tenant_transaction(conn, self.tenant.0, work).await;

@@ -1,7 +1,9 @@
 //! Per-request data: the caller, the tenant-scoped database handle built for it, and the
 //! request's DataLoader (so batching never mixes tenants or requests).
 
-use async_graphql::dataloader::DataLoader;
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, Loader};
 use std::time::Duration;
 
 use async_graphql::Context;
@@ -57,6 +59,21 @@ impl RequestContext {
             loader: std::sync::Arc::new(loader),
             subscriptions: Default::default(),
         }
+    }
+}
+
+impl RequestContext {
+    /// One value through the request's loader, unless a resolver above already read it
+    /// in this snapshot (see [`crate::db::prefetch`]).
+    pub async fn load_one<K>(&self, key: K) -> AppResult<Option<<TenantLoader as Loader<K>>::Value>>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        TenantLoader: Loader<K, Error = AppError>,
+    {
+        if let Some(found) = self.db.prefetched().and_then(|p| p.get(&key)) {
+            return Ok(found);
+        }
+        self.loader.load_one(key).await
     }
 }
 

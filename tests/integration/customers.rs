@@ -831,3 +831,178 @@ async fn customers_are_isolated_between_tenants() {
         .await;
     assert_eq!(r["data"]["upsertCustomer"]["created"], true, "{r}");
 }
+
+/// The full 360 selection, with an alias asking for a second page of one relation (read
+/// by its loader, not by the one statement) and stages under every enrollment.
+const FULL_360: &str = "id externalId email name phone segment churnRisk ltv totalDeposit totalWithdraw
+    lastActivityAt metadata createdAt updatedAt pointsBalance pointsLifetime cumulativeMembershipDays isClubMember
+    currentEnrollment { id status enrolledAt expiresAt stage { name discountPercentage } }
+    enrollments { id status enrolledAt stage { name } }
+    activities(first: 10, types: [\"purchase\", \"visit\", \"email_opened\", \"visit\"]) { nodes { id type description data occurredAt } pageInfo { hasNextPage } }
+    recent: activities(first: 2) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } }
+    orders(first: 5) { nodes { id orderTotal subtotal lineItems orderedAt } pageInfo { hasNextPage } }
+    pointTransactions(first: 5) { nodes { id sequence points balanceAfter transactionType createdAt } }
+    redemptions(first: 5) { nodes { id status pointsSpent } }
+    communicationPreferences { channel type optedIn unsubscribedAt }
+    communications(first: 5) { nodes { id channel status } }
+    campaignHistory(first: 5) { nodes { id status sentAt campaign { id name status } } }
+    leads { id name }";
+
+/// `customer(id:)` and `customer(email:)` read the whole 360 in one statement; the answer is
+/// the one the loaders give for the same selection under `customers` (which reads each
+/// relation through its loader), for every customer of the demo data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    app.tenant("Winery B").await;
+    // Beyond the demo rows: club history (an earlier, upgraded enrollment at another
+    // stage) and converted leads, one of them deleted, for the first club member.
+    app.owner()
+        .await
+        .batch_execute(&format!(
+            "WITH member AS (SELECT e.customer_id, e.program_id, e.stage_id, e.enrolled_at
+                             FROM club_enrollments e WHERE e.tenant_id = '{t}' ORDER BY e.customer_id LIMIT 1)
+             INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, ended_at, sync_status)
+             SELECT '{t}', m.customer_id, m.program_id, s.id, 'upgraded', m.enrolled_at - interval '200 days',
+                    m.enrolled_at - interval '20 days', m.enrolled_at - interval '20 days', 'synced'
+             FROM member m JOIN club_stages s ON s.program_id = m.program_id AND s.id <> m.stage_id LIMIT 1;
+             UPDATE lead_memory SET customer_id = (SELECT customer_id FROM club_enrollments
+                                                   WHERE tenant_id = '{t}' ORDER BY customer_id LIMIT 1),
+                                    deleted = (name = (SELECT min(name) FROM lead_memory WHERE tenant_id = '{t}'))
+             WHERE id IN (SELECT id FROM lead_memory WHERE tenant_id = '{t}' ORDER BY name LIMIT 3);",
+            t = a.id
+        ))
+        .await
+        .unwrap();
+    // Warm-up: the key's first use also records last_used_at (off the request path).
+    app.gql(&a.admin_key, "{ viewer { tenant { id } } }", json!({}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let list = app
+        .gql(
+            &a.admin_key,
+            &format!("{{ customers(first: 20) {{ nodes {{ {FULL_360} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(list["errors"].is_null(), "{list}");
+    let nodes = list["data"]["customers"]["nodes"].as_array().unwrap();
+    assert!(nodes.len() >= 3, "{list}");
+    // The comparison covers every part: some customer has rows in each.
+    for part in [
+        "enrollments",
+        "leads",
+        "communicationPreferences",
+        "activities.nodes",
+        "recent.edges",
+        "orders.nodes",
+        "pointTransactions.nodes",
+        "redemptions.nodes",
+        "communications.nodes",
+        "campaignHistory.nodes",
+    ] {
+        let has_rows = nodes.iter().any(|n| {
+            part.split('.')
+                .fold(n, |v, key| &v[key])
+                .as_array()
+                .is_some_and(|rows| !rows.is_empty())
+        });
+        assert!(has_rows, "no demo customer has {part}");
+    }
+    assert!(nodes
+        .iter()
+        .any(|n| n["currentEnrollment"]["stage"]["name"].is_string()));
+    assert!(nodes
+        .iter()
+        .any(|n| n["enrollments"].as_array().unwrap().len() == 2));
+    assert!(nodes
+        .iter()
+        .any(|n| n["leads"].as_array().unwrap().len() == 2));
+
+    for node in nodes {
+        let before = app.statements.data_statements();
+        let by_id = app
+            .gql(
+                &a.admin_key,
+                &format!("query($id: ID) {{ customer(id: $id) {{ {FULL_360} }} }}"),
+                json!({ "id": node["id"] }),
+            )
+            .await;
+        let statements = app.statements.data_statements() - before;
+        assert!(by_id["errors"].is_null(), "{by_id}");
+        assert_eq!(&by_id["data"]["customer"], node);
+        // The API key's lookup, the 360, and the aliased page, which its loader reads.
+        assert_eq!(statements, 3, "statements for one customer 360");
+
+        let Some(email) = node["email"].as_str() else {
+            continue;
+        };
+        let by_email = app
+            .gql(
+                &a.admin_key,
+                &format!("query($e: String) {{ customer(email: $e) {{ {FULL_360} }} }}"),
+                json!({ "e": email.to_uppercase() }),
+            )
+            .await;
+        assert_eq!(&by_email["data"]["customer"], node, "{by_email}");
+    }
+
+    // Without the alias, the whole 360 is one statement (after the API key's lookup).
+    let single = FULL_360.replace(
+        "recent: activities(first: 2) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } }",
+        "",
+    );
+    let before = app.statements.data_statements();
+    let r = app
+        .gql(
+            &a.admin_key,
+            &format!("query($id: ID) {{ customer(id: $id) {{ {single} }} }}"),
+            json!({ "id": nodes[0]["id"] }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(app.statements.data_statements() - before, 2);
+}
+
+/// A customer read in one statement and written in the same (batched) request: the
+/// operations of a batch run concurrently, and the write's payload must read the
+/// customer's relations again, never rows the read filed before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_the_360_read_is_seen_by_the_same_request() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let id = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await["data"]["customers"]["nodes"][0]["id"]
+        .clone();
+    let read =
+        "query($id: ID) { customer(id: $id) { ltv orders(first: 5) { nodes { id orderTotal } } } }";
+    let write = "mutation($id: ID!) { recordOrder(input: { customerId: $id, orderTotal: \"1.25\" }) {
+        order { id } customer { ltv orders(first: 5) { nodes { id orderTotal } } } userErrors { code } } }";
+    for _ in 0..5 {
+        let (status, r) = app
+            .post(
+                Some(&a.admin_key),
+                json!([
+                    { "query": read, "variables": { "id": id } },
+                    { "query": write, "variables": { "id": id } },
+                ]),
+            )
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let after = &r[1]["data"]["recordOrder"];
+        assert!(after["order"]["id"].is_string(), "{r}");
+        assert_eq!(
+            after["customer"]["orders"]["nodes"][0]["id"], after["order"]["id"],
+            "{r}"
+        );
+        let now = app.gql(&a.admin_key, read, json!({ "id": id })).await;
+        assert_eq!(now["data"]["customer"], after["customer"]);
+    }
+}

@@ -87,7 +87,6 @@ impl CampaignRecipient {
     async fn campaign(&self, ctx: &Context<'_>) -> AppResult<Option<CampaignSummary>> {
         let request = request_context(ctx)?;
         Ok(request
-            .loader
             .load_one(CampaignKey(self.campaign_id))
             .await?
             .map(CampaignSummary::from))
@@ -102,7 +101,7 @@ pub struct CampaignHistoryOf;
 
 crate::load_by_ids!(CampaignKey => model::Campaign, ops::campaigns_by_ids, |row: &model::Campaign| row.id);
 
-const RECIPIENTS_OF_CUSTOMER: ChildRelation = ChildRelation {
+pub(crate) const RECIPIENTS_OF_CUSTOMER: ChildRelation = ChildRelation {
     table: "campaign_recipients",
     parent_column: "customer_id",
     sort_column: "created_at",
@@ -205,10 +204,7 @@ impl Campaign {
     /// Exact counts and rates, read from counters (no recipient scan).
     async fn metrics(&self, ctx: &Context<'_>) -> AppResult<CampaignMetrics> {
         let request = request_context(ctx)?;
-        let counters = request
-            .loader
-            .load_one(CountersKey(self.campaign_id))
-            .await?;
+        let counters = request.load_one(CountersKey(self.campaign_id)).await?;
         Ok(counters
             .map(|c| FunnelCounts::from(&c))
             .unwrap_or_default()
@@ -217,7 +213,6 @@ impl Campaign {
     async fn executions(&self, ctx: &Context<'_>) -> AppResult<Vec<CampaignExecution>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(ExecutionsOf(self.campaign_id))
             .await?
             .unwrap_or_default();
@@ -321,7 +316,6 @@ impl OutreachCampaign {
     async fn metrics(&self, ctx: &Context<'_>) -> AppResult<OutreachMetrics> {
         let request = request_context(ctx)?;
         let counters = request
-            .loader
             .load_one(OutreachCountersKey(self.campaign_id))
             .await?;
         Ok(counters
@@ -394,7 +388,6 @@ impl OutreachEmail {
     async fn events(&self, ctx: &Context<'_>) -> AppResult<Vec<OutreachEvent>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(OutreachEventsOf(self.email_id))
             .await?
             .unwrap_or_default();
@@ -501,11 +494,7 @@ impl CampaignsQuery {
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Campaign>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request
-            .loader
-            .load_one(CampaignKey(id))
-            .await?
-            .map(Campaign::from))
+        Ok(request.load_one(CampaignKey(id)).await?.map(Campaign::from))
     }
 
     /// Campaigns, newest first.

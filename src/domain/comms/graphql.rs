@@ -58,7 +58,7 @@ impl From<model::Communication> for Communication {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommunicationsOf;
 
-const COMMUNICATIONS: ChildRelation = ChildRelation {
+pub(crate) const COMMUNICATIONS: ChildRelation = ChildRelation {
     table: "communication_log",
     parent_column: "customer_id",
     sort_column: "created_at",

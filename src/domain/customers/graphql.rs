@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::model::{self, ChurnRisk, CommunicationType};
 use super::ops::{self, CustomerOrderField, SortKey};
+use super::prefetch::{self, Lookup};
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::campaigns::graphql::{CampaignHistoryOf, CampaignRecipient};
@@ -55,7 +56,7 @@ where
         after: page.after.as_ref().map(|c| (c.key, c.id)),
         filter,
     };
-    let rows = request.loader.load_one(key).await?.unwrap_or_default();
+    let rows = request.load_one(key).await?.unwrap_or_default();
     Ok(page.into_connection(
         rows,
         |row| {
@@ -126,7 +127,6 @@ impl Customer {
     async fn cumulative_membership_days(&self, ctx: &Context<'_>) -> AppResult<i64> {
         let request = request_context(ctx)?;
         let enrollments = request
-            .loader
             .load_one(EnrollmentsKey(self.0.id))
             .await?
             .unwrap_or_default();
@@ -135,7 +135,6 @@ impl Customer {
     async fn current_enrollment(&self, ctx: &Context<'_>) -> AppResult<Option<Enrollment>> {
         let request = request_context(ctx)?;
         Ok(request
-            .loader
             .load_one(CurrentEnrollmentKey(self.0.id))
             .await?
             .map(Enrollment::from))
@@ -144,7 +143,6 @@ impl Customer {
     async fn enrollments(&self, ctx: &Context<'_>) -> AppResult<Vec<Enrollment>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(EnrollmentsKey(self.0.id))
             .await?
             .unwrap_or_default();
@@ -240,7 +238,6 @@ impl Customer {
     ) -> AppResult<Vec<CommunicationPreference>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(PreferencesOf(self.0.id))
             .await?
             .unwrap_or_default();
@@ -291,7 +288,6 @@ impl Customer {
     async fn leads(&self, ctx: &Context<'_>) -> AppResult<Vec<Lead>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(LeadsOfCustomer(self.0.id))
             .await?
             .unwrap_or_default();
@@ -392,14 +388,14 @@ pub struct PreferencesOf(pub Uuid);
 
 crate::load_by_ids!(CustomerKey => model::Customer, ops::by_ids, |row: &model::Customer| row.id);
 
-const ACTIVITIES: ChildRelation = ChildRelation {
+pub(crate) const ACTIVITIES: ChildRelation = ChildRelation {
     table: "customer_activities",
     parent_column: "customer_id",
     sort_column: "created_at",
     kind_column: Some("activity_type"),
 };
 
-const ORDERS: ChildRelation = ChildRelation {
+pub(crate) const ORDERS: ChildRelation = ChildRelation {
     table: "orders",
     parent_column: "customer_id",
     sort_column: "ordered_at",
@@ -497,33 +493,24 @@ impl CustomersQuery {
         email: Option<String>,
     ) -> AppResult<Option<Customer>> {
         let request = request_context(ctx)?;
-        match (id, email) {
-            (Some(id), None) => {
-                let id = parse_id(&id, &["id"])?;
-                Ok(request
-                    .loader
-                    .load_one(CustomerKey(id))
-                    .await?
-                    .map(Customer))
-            }
+        let lookup = match (id, email) {
+            (Some(id), None) => Lookup::Id(parse_id(&id, &["id"])?),
             (None, Some(email)) => {
                 if email.len() > 254 {
                     return Err(AppError::bad_input(&["email"], "email too long"));
                 }
-                let found = request
-                    .db
-                    .query(|conn, scope| {
-                        let email = &email;
-                        async move { ops::by_email(conn, scope, email).await }.scope_boxed()
-                    })
-                    .await?;
-                Ok(found.map(Customer))
+                Lookup::Email(email.to_lowercase())
             }
-            _ => Err(AppError::bad_input(
-                &["id"],
-                "give exactly one of id or email",
-            )),
-        }
+            _ => {
+                return Err(AppError::bad_input(
+                    &["id"],
+                    "give exactly one of id or email",
+                ))
+            }
+        };
+        Ok(prefetch::customer(ctx, request, lookup)
+            .await?
+            .map(Customer))
     }
 
     #[graphql(
@@ -679,11 +666,7 @@ pub struct CustomersMutation;
 
 async fn reload(request: &RequestContext, id: Uuid) -> AppResult<Option<Customer>> {
     request.loader.clear::<CustomerKey>();
-    Ok(request
-        .loader
-        .load_one(CustomerKey(id))
-        .await?
-        .map(Customer))
+    Ok(request.load_one(CustomerKey(id)).await?.map(Customer))
 }
 
 #[Object]

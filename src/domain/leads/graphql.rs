@@ -146,7 +146,6 @@ impl Lead {
     async fn actions(&self, ctx: &Context<'_>) -> AppResult<Vec<LeadAction>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(ActionsOf(self.lead_id))
             .await?
             .unwrap_or_default();
@@ -155,7 +154,6 @@ impl Lead {
     async fn notes(&self, ctx: &Context<'_>) -> AppResult<Vec<LeadNote>> {
         let request = request_context(ctx)?;
         let rows = request
-            .loader
             .load_one(NotesOf(self.lead_id))
             .await?
             .unwrap_or_default();
@@ -164,7 +162,6 @@ impl Lead {
     async fn history(&self, ctx: &Context<'_>) -> AppResult<Option<LeadHistory>> {
         let request = request_context(ctx)?;
         Ok(request
-            .loader
             .load_one(DetailOf(self.lead_id))
             .await?
             .map(|d| LeadHistory {
@@ -179,11 +176,7 @@ impl Lead {
             return Ok(None);
         };
         let request = request_context(ctx)?;
-        Ok(request
-            .loader
-            .load_one(CustomerKey(id))
-            .await?
-            .map(Customer))
+        Ok(request.load_one(CustomerKey(id)).await?.map(Customer))
     }
 }
 
@@ -254,7 +247,7 @@ impl LeadsQuery {
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Lead>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request.loader.load_one(LeadKey(id)).await?.map(Lead::from))
+        Ok(request.load_one(LeadKey(id)).await?.map(Lead::from))
     }
 
     /// Leads, newest first by default; archived and deleted ones only when asked for.

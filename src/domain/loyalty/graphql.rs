@@ -85,7 +85,6 @@ impl Enrollment {
     async fn stage(&self, ctx: &Context<'_>) -> AppResult<Option<ClubStage>> {
         let request = request_context(ctx)?;
         Ok(request
-            .loader
             .load_one(StageKey(self.stage_id))
             .await?
             .map(ClubStage::from))
@@ -161,11 +160,7 @@ impl Redemption {
     async fn reward(&self, ctx: &Context<'_>) -> AppResult<Option<Reward>> {
         let request = request_context(ctx)?;
         let id = parse_id(&self.reward_id, &["rewardId"])?;
-        Ok(request
-            .loader
-            .load_one(RewardKey(id))
-            .await?
-            .map(Reward::from))
+        Ok(request.load_one(RewardKey(id)).await?.map(Reward::from))
     }
 }
 
@@ -192,14 +187,14 @@ crate::load_by_ids!(CurrentEnrollmentKey => model::Enrollment, ops::current_enro
 
 crate::load_groups!(EnrollmentsKey => model::Enrollment, ops::enrollments_of, |row: &model::Enrollment| Some(row.customer_id));
 
-const POINT_TRANSACTIONS: ChildRelation = ChildRelation {
+pub(crate) const POINT_TRANSACTIONS: ChildRelation = ChildRelation {
     table: "point_transactions",
     parent_column: "customer_id",
     sort_column: "created_at",
     kind_column: None,
 };
 
-const REDEMPTIONS: ChildRelation = ChildRelation {
+pub(crate) const REDEMPTIONS: ChildRelation = ChildRelation {
     table: "reward_redemptions",
     parent_column: "customer_id",
     sort_column: "created_at",
@@ -444,11 +439,7 @@ impl LoyaltyQuery {
     async fn reward(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Reward>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request
-            .loader
-            .load_one(RewardKey(id))
-            .await?
-            .map(Reward::from))
+        Ok(request.load_one(RewardKey(id)).await?.map(Reward::from))
     }
 
     /// The rewards catalog, oldest first.

@@ -1,0 +1,572 @@
+//! The customer 360 in one statement.
+//!
+//! `customer(id:)` / `customer(email:)` look at the selection below them and read the
+//! customer together with every relation it asks for (enrollments and their stages,
+//! the first page of each nested connection, the campaigns of the campaign-history page,
+//! preferences, leads): one `SELECT` whose extra columns are nested rows
+//! ([`crate::db::nested`]). The rows are filed under the loader keys the child resolvers
+//! will ask for ([`crate::db::prefetch`]), so those resolvers run no statement.
+//!
+//! Each part mirrors its loader: the same table, filter, order and page size (the page
+//! parts are rendered from the loaders' own [`ChildRelation`]s). A field this does not
+//! cover (a page after a cursor, an alias asking for a second page, an invalid argument)
+//! finds nothing filed and goes to its loader as before, so the answer never depends on
+//! whether a part was read here. A test compares this path with the loaders' for the full
+//! selection.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use async_graphql::{Context, Lookahead, Value};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
+use diesel::OptionalExtension;
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use super::graphql::{ActivitiesOf, OrdersOf, PreferencesOf, ACTIVITIES, ORDERS};
+use super::model;
+use crate::db::children::{nested_first_children, ChildRelation};
+use crate::db::nested::{row_of, Records, Rows};
+use crate::db::prefetch::Prefetched;
+use crate::db::sql::Prepared;
+use crate::domain::campaigns::graphql::{CampaignHistoryOf, CampaignKey, RECIPIENTS_OF_CUSTOMER};
+use crate::domain::campaigns::model::{Campaign, Recipient};
+use crate::domain::comms::graphql::{CommunicationsOf, COMMUNICATIONS};
+use crate::domain::comms::model::Communication;
+use crate::domain::leads::graphql::LeadsOfCustomer;
+use crate::domain::leads::model::Lead;
+use crate::domain::loyalty::graphql::{
+    CurrentEnrollmentKey, EnrollmentsKey, PointsOf, RedemptionsOf, StageKey, POINT_TRANSACTIONS,
+    REDEMPTIONS,
+};
+use crate::domain::loyalty::model::{ClubStage, Enrollment, PointTransaction, Redemption};
+use crate::error::AppResult;
+use crate::graphql::connection::PageRequest;
+use crate::graphql::context::RequestContext;
+use crate::graphql::loaders::ChildPage;
+
+/// How the customer is found.
+pub enum Lookup {
+    Id(Uuid),
+    /// Lower-cased (emails are unique per tenant, case-insensitively).
+    Email(String),
+}
+
+/// A nested page the selection asks for: its loader key's size and filter.
+struct Page<F> {
+    limit: i64,
+    filter: F,
+}
+
+/// What the selection below `customer` asks for.
+#[derive(Default)]
+struct Plan {
+    enrollments: bool,
+    current_enrollment: bool,
+    stages: bool,
+    activities: Option<Page<ActivitiesOf>>,
+    orders: Option<Page<OrdersOf>>,
+    point_transactions: Option<Page<PointsOf>>,
+    redemptions: Option<Page<RedemptionsOf>>,
+    communications: Option<Page<CommunicationsOf>>,
+    campaign_history: Option<Page<CampaignHistoryOf>>,
+    /// The campaigns of the campaign-history page.
+    campaigns: bool,
+    preferences: bool,
+    leads: bool,
+}
+
+impl Plan {
+    fn of(selection: &Lookahead<'_>) -> Self {
+        let asks = |path: &[&str]| {
+            let mut look = selection.field(path[0]);
+            for name in &path[1..] {
+                look = look.field(name);
+            }
+            look.exists()
+        };
+        let page = |field: &str| first_page(selection, field);
+        Plan {
+            enrollments: asks(&["enrollments"]) || asks(&["cumulativeMembershipDays"]),
+            current_enrollment: asks(&["currentEnrollment"]),
+            stages: asks(&["currentEnrollment", "stage"]) || asks(&["enrollments", "stage"]),
+            activities: activities_page(selection),
+            orders: page("orders").map(|limit| Page {
+                limit,
+                filter: OrdersOf,
+            }),
+            point_transactions: page("pointTransactions").map(|limit| Page {
+                limit,
+                filter: PointsOf,
+            }),
+            redemptions: page("redemptions").map(|limit| Page {
+                limit,
+                filter: RedemptionsOf,
+            }),
+            communications: page("communications").map(|limit| Page {
+                limit,
+                filter: CommunicationsOf,
+            }),
+            campaign_history: page("campaignHistory").map(|limit| Page {
+                limit,
+                filter: CampaignHistoryOf,
+            }),
+            campaigns: asks(&["campaignHistory", "nodes", "campaign"])
+                || asks(&["campaignHistory", "edges", "node", "campaign"]),
+            preferences: asks(&["communicationPreferences"]),
+            leads: asks(&["leads"]),
+        }
+    }
+}
+
+/// The size (plus one) of the first page a nested-connection field asks for, when the
+/// page starts at the newest row and its arguments are valid. A page after a cursor, or
+/// an invalid argument (the resolver reports it), is left to the loader.
+fn first_page(selection: &Lookahead<'_>, field: &str) -> Option<i64> {
+    let field = selection
+        .field(field)
+        .selection_fields()
+        .into_iter()
+        .next()?;
+    let mut first = None;
+    for (name, value) in field.arguments().ok()? {
+        match (name.as_str(), value) {
+            ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
+            (_, Value::Null) | ("types", _) => {}
+            _ => return None,
+        }
+    }
+    let page = PageRequest::<DateTime<Utc>>::new(first, None).ok()?;
+    Some(page.limit())
+}
+
+/// `activities(first:, types:)`: the filter as the resolver builds it (sorted, unique).
+fn activities_page(selection: &Lookahead<'_>) -> Option<Page<ActivitiesOf>> {
+    let limit = first_page(selection, "activities")?;
+    let field = selection
+        .field("activities")
+        .selection_fields()
+        .into_iter()
+        .next()?;
+    let types = match field
+        .arguments()
+        .ok()?
+        .into_iter()
+        .find(|(n, _)| n == "types")
+    {
+        None | Some((_, Value::Null)) => None,
+        Some((_, Value::List(items))) if items.len() <= 50 => {
+            let mut types = items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Option<Vec<String>>>()?;
+            types.sort();
+            types.dedup();
+            Some(types)
+        }
+        Some(_) => return None,
+    };
+    Some(Page {
+        limit,
+        filter: ActivitiesOf(types),
+    })
+}
+
+/// The statement's row: the customer's columns, then one nested-rows column per part
+/// (`NULL` for parts not asked for).
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(embed)]
+    customer: model::Customer,
+    #[diesel(sql_type = Records<Enrollment>)]
+    enrollments: Option<Rows<Enrollment>>,
+    #[diesel(sql_type = Records<Enrollment>)]
+    current_enrollment: Option<Rows<Enrollment>>,
+    #[diesel(sql_type = Records<ClubStage>)]
+    stages: Option<Rows<ClubStage>>,
+    #[diesel(sql_type = Records<model::Activity>)]
+    activities: Option<Rows<model::Activity>>,
+    #[diesel(sql_type = Records<model::Order>)]
+    orders: Option<Rows<model::Order>>,
+    #[diesel(sql_type = Records<PointTransaction>)]
+    point_transactions: Option<Rows<PointTransaction>>,
+    #[diesel(sql_type = Records<Redemption>)]
+    redemptions: Option<Rows<Redemption>>,
+    #[diesel(sql_type = Records<Communication>)]
+    communications: Option<Rows<Communication>>,
+    #[diesel(sql_type = Records<Recipient>)]
+    campaign_history: Option<Rows<Recipient>>,
+    #[diesel(sql_type = Records<Campaign>)]
+    campaigns: Option<Rows<Campaign>>,
+    #[diesel(sql_type = Records<model::CommunicationPreference>)]
+    preferences: Option<Rows<model::CommunicationPreference>>,
+    #[diesel(sql_type = Records<Lead>)]
+    leads: Option<Rows<Lead>>,
+}
+
+/// The statement's parameters have fixed places, whichever parts it has, so its text
+/// depends only on the plan's shape: `$1` tenant, `$2` id or lower-cased email, then the
+/// page sizes and the activity types (a part left out leaves its parameter unused).
+const ACTIVITIES_LIMIT: usize = 3;
+const ACTIVITY_TYPES: usize = 4;
+const ORDERS_LIMIT: usize = 5;
+const POINTS_LIMIT: usize = 6;
+const REDEMPTIONS_LIMIT: usize = 7;
+const COMMUNICATIONS_LIMIT: usize = 8;
+const HISTORY_LIMIT: usize = 9;
+
+/// The values of `$3` onwards (0 or empty for a part left out).
+struct Binds {
+    activities: i64,
+    activity_types: Vec<String>,
+    orders: i64,
+    point_transactions: i64,
+    redemptions: i64,
+    communications: i64,
+    campaign_history: i64,
+}
+
+impl Binds {
+    /// Binds `$3` onwards, in the order of their places.
+    fn bind(self, query: Prepared<'static>) -> Prepared<'static> {
+        query
+            .bind::<BigInt, _>(self.activities)
+            .bind::<Array<Text>, _>(self.activity_types)
+            .bind::<BigInt, _>(self.orders)
+            .bind::<BigInt, _>(self.point_transactions)
+            .bind::<BigInt, _>(self.redemptions)
+            .bind::<BigInt, _>(self.communications)
+            .bind::<BigInt, _>(self.campaign_history)
+    }
+}
+
+impl Plan {
+    fn binds(&self) -> Binds {
+        fn limit<F>(page: &Option<Page<F>>) -> i64 {
+            page.as_ref().map_or(0, |p| p.limit)
+        }
+        Binds {
+            activities: limit(&self.activities),
+            activity_types: self
+                .activities
+                .as_ref()
+                .and_then(|p| p.filter.0.clone())
+                .unwrap_or_default(),
+            orders: limit(&self.orders),
+            point_transactions: limit(&self.point_transactions),
+            redemptions: limit(&self.redemptions),
+            communications: limit(&self.communications),
+            campaign_history: limit(&self.campaign_history),
+        }
+    }
+
+    /// What the statement's text depends on, one bit per choice.
+    fn shape(&self, lookup: &Lookup) -> u16 {
+        [
+            self.enrollments,
+            self.current_enrollment,
+            self.stages,
+            self.activities.is_some(),
+            self.activities
+                .as_ref()
+                .is_some_and(|p| p.filter.0.is_some()),
+            self.orders.is_some(),
+            self.point_transactions.is_some(),
+            self.redemptions.is_some(),
+            self.communications.is_some(),
+            self.campaign_history.is_some(),
+            self.campaign_history.is_some() && self.campaigns,
+            self.preferences,
+            self.leads,
+            matches!(lookup, Lookup::Email(_)),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0, |shape, (bit, on)| shape | (u16::from(*on) << bit))
+    }
+}
+
+/// Statement texts by shape. Only a few shapes occur in practice; past this many the text
+/// is built per request instead of kept.
+static STATEMENTS: LazyLock<Mutex<HashMap<u16, &'static str>>> = LazyLock::new(Default::default);
+const MAX_STATEMENTS: usize = 256;
+
+fn statement_text(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<Cow<'static, str>> {
+    let shape = plan.shape(lookup);
+    let mut statements = STATEMENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(text) = statements.get(&shape) {
+        return Ok(Cow::Borrowed(text));
+    }
+    let text = build_statement(plan, lookup)?;
+    if statements.len() >= MAX_STATEMENTS {
+        return Ok(Cow::Owned(text));
+    }
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    statements.insert(shape, text);
+    Ok(Cow::Borrowed(text))
+}
+
+/// `ROW(…)` of `T`'s columns, unqualified: each subquery reads one table, whose columns
+/// shadow the outer `customers c`.
+fn row<T>(table: &str) -> diesel::QueryResult<String>
+where
+    T: diesel::Selectable<diesel::pg::Pg>,
+    T::SelectExpression: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    Ok(row_of::<T>()?.replace(&format!("\"{table}\"."), ""))
+}
+
+fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> {
+    let mut columns = vec!["c.*".to_owned()];
+    let mut column = |name: &str, sql: Option<String>| {
+        let sql = sql.unwrap_or_else(|| "NULL".to_owned());
+        columns.push(format!("{sql} AS {name}"));
+    };
+    let of_customer = "WHERE tenant_id = $1 AND customer_id = c.id";
+    let page = |relation: &ChildRelation, row: String, kinds: Option<usize>, limit: usize| {
+        nested_first_children(relation, &row, "c.id", limit, kinds)
+    };
+    let enrollments = row::<Enrollment>("club_enrollments")?;
+    column(
+        "enrollments",
+        plan.enrollments.then(|| {
+            format!(
+                "ARRAY(SELECT {enrollments} FROM club_enrollments {of_customer} \
+                 ORDER BY enrolled_at, created_at, id)"
+            )
+        }),
+    );
+    column(
+        "current_enrollment",
+        plan.current_enrollment.then(|| {
+            format!(
+                "ARRAY(SELECT {enrollments} FROM club_enrollments {of_customer} \
+                 AND status = 'active')"
+            )
+        }),
+    );
+    let stages = row::<ClubStage>("club_stages")?;
+    column(
+        "stages",
+        plan.stages.then(|| {
+            format!(
+                "ARRAY(SELECT {stages} FROM club_stages WHERE tenant_id = $1 AND id IN \
+                 (SELECT stage_id FROM club_enrollments {of_customer}))"
+            )
+        }),
+    );
+    let activities = match &plan.activities {
+        Some(p) => Some(page(
+            &ACTIVITIES,
+            row::<model::Activity>(ACTIVITIES.table)?,
+            p.filter.0.is_some().then_some(ACTIVITY_TYPES),
+            ACTIVITIES_LIMIT,
+        )),
+        None => None,
+    };
+    column("activities", activities);
+    let pages: [(
+        &str,
+        &ChildRelation,
+        bool,
+        diesel::QueryResult<String>,
+        usize,
+    ); 5] = [
+        (
+            "orders",
+            &ORDERS,
+            plan.orders.is_some(),
+            row::<model::Order>(ORDERS.table),
+            ORDERS_LIMIT,
+        ),
+        (
+            "point_transactions",
+            &POINT_TRANSACTIONS,
+            plan.point_transactions.is_some(),
+            row::<PointTransaction>(POINT_TRANSACTIONS.table),
+            POINTS_LIMIT,
+        ),
+        (
+            "redemptions",
+            &REDEMPTIONS,
+            plan.redemptions.is_some(),
+            row::<Redemption>(REDEMPTIONS.table),
+            REDEMPTIONS_LIMIT,
+        ),
+        (
+            "communications",
+            &COMMUNICATIONS,
+            plan.communications.is_some(),
+            row::<Communication>(COMMUNICATIONS.table),
+            COMMUNICATIONS_LIMIT,
+        ),
+        (
+            "campaign_history",
+            &RECIPIENTS_OF_CUSTOMER,
+            plan.campaign_history.is_some(),
+            row::<Recipient>(RECIPIENTS_OF_CUSTOMER.table),
+            HISTORY_LIMIT,
+        ),
+    ];
+    for (name, relation, asked, rows, limit) in pages {
+        let sql = match asked {
+            true => Some(page(relation, rows?, None, limit)),
+            false => None,
+        };
+        column(name, sql);
+    }
+    let campaigns = match plan.campaign_history.is_some() && plan.campaigns {
+        true => {
+            let recipients = page(
+                &RECIPIENTS_OF_CUSTOMER,
+                "campaign_id".to_owned(),
+                None,
+                HISTORY_LIMIT,
+            );
+            Some(format!(
+                "ARRAY(SELECT {} FROM campaigns WHERE tenant_id = $1 AND id = ANY({recipients}))",
+                row::<Campaign>("campaigns")?
+            ))
+        }
+        false => None,
+    };
+    column("campaigns", campaigns);
+    let preferences = row::<model::CommunicationPreference>("communication_preferences")?;
+    column(
+        "preferences",
+        plan.preferences.then(|| {
+            format!(
+                "ARRAY(SELECT {preferences} FROM communication_preferences {of_customer} \
+                 ORDER BY channel, communication_type)"
+            )
+        }),
+    );
+    let leads = row::<Lead>("lead_memory")?;
+    column(
+        "leads",
+        plan.leads.then(|| {
+            format!(
+                "ARRAY(SELECT {leads} FROM lead_memory {of_customer} AND NOT deleted \
+                 ORDER BY created_at, id)"
+            )
+        }),
+    );
+    let found = match lookup {
+        Lookup::Id(_) => "c.id = $2",
+        Lookup::Email(_) => "lower(c.email) = $2",
+    };
+    Ok(format!(
+        "SELECT {} FROM customers c WHERE c.tenant_id = $1 AND {found} LIMIT 1",
+        columns.join(", ")
+    ))
+}
+
+/// Reads the customer and, on a request's handle, every relation the selection below
+/// `customer` asks for, filing those for the child resolvers.
+pub async fn customer(
+    ctx: &Context<'_>,
+    request: &RequestContext,
+    lookup: Lookup,
+) -> AppResult<Option<model::Customer>> {
+    let prefetched = request.db.prefetched();
+    let plan = match prefetched {
+        Some(_) => Plan::of(&ctx.look_ahead()),
+        None => Plan::default(),
+    };
+    let sql = statement_text(&plan, &lookup)?;
+    let binds = plan.binds();
+    request
+        .db
+        .query(|conn, scope| {
+            async move {
+                let query = Prepared::new(sql).bind::<SqlUuid, _>(scope.id());
+                let query = match lookup {
+                    Lookup::Id(id) => query.bind::<SqlUuid, _>(id),
+                    Lookup::Email(email) => query.bind::<Text, _>(email),
+                };
+                let query = binds.bind(query);
+                let row: Option<Row> = query.get_result(conn).await.optional()?;
+                // Filed while the request's connection is still held: a write in the same
+                // request (which clears filed rows under that lock) cannot fall between
+                // this read and its filing.
+                Ok::<_, diesel::result::Error>(row.map(|row| match prefetched {
+                    Some(prefetched) => file(prefetched, plan, row),
+                    None => row.customer,
+                }))
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// Files the nested rows under the keys the child resolvers will load.
+fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
+    let Row {
+        customer,
+        enrollments,
+        current_enrollment,
+        stages,
+        activities,
+        orders,
+        point_transactions,
+        redemptions,
+        communications,
+        campaign_history,
+        campaigns,
+        preferences,
+        leads,
+    } = row;
+    let id = customer.id;
+    if let Some(Rows(rows)) = enrollments {
+        prefetched.put([(EnrollmentsKey(id), Some(rows))]);
+    }
+    if let Some(Rows(rows)) = current_enrollment {
+        prefetched.put([(CurrentEnrollmentKey(id), rows.into_iter().next())]);
+    }
+    if let Some(Rows(rows)) = stages {
+        prefetched.put(rows.into_iter().map(|s| (StageKey(s.id), Some(s))));
+    }
+    file_page(prefetched, id, plan.activities, activities);
+    file_page(prefetched, id, plan.orders, orders);
+    file_page(prefetched, id, plan.point_transactions, point_transactions);
+    file_page(prefetched, id, plan.redemptions, redemptions);
+    file_page(prefetched, id, plan.communications, communications);
+    file_page(prefetched, id, plan.campaign_history, campaign_history);
+    if let Some(Rows(rows)) = campaigns {
+        prefetched.put(rows.into_iter().map(|c| (CampaignKey(c.id), Some(c))));
+    }
+    if let Some(Rows(rows)) = preferences {
+        prefetched.put([(PreferencesOf(id), Some(rows))]);
+    }
+    if let Some(Rows(rows)) = leads {
+        prefetched.put([(LeadsOfCustomer(id), Some(rows))]);
+    }
+    customer
+}
+
+fn file_page<F, T>(
+    prefetched: &Prefetched,
+    parent: Uuid,
+    page: Option<Page<F>>,
+    rows: Option<Rows<T>>,
+) where
+    F: std::hash::Hash + Eq + Send + 'static,
+    T: Send + 'static,
+{
+    if let (Some(page), Some(Rows(rows))) = (page, rows) {
+        let key = ChildPage {
+            parent,
+            limit: page.limit,
+            after: None,
+            filter: page.filter,
+        };
+        prefetched.put([(key, Some(rows))]);
+    }
+}
