@@ -6,7 +6,8 @@
 //! message with a logged correlation id.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
@@ -17,18 +18,55 @@ use async_graphql::{Response, ServerError, ValidationResult, Value};
 
 use crate::graphql::ws::DirectLane;
 
-pub struct RequestGuard;
+#[derive(Default)]
+pub struct RequestGuard {
+    parsed: Arc<ParsedQueries>,
+}
 
 impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestGuardExtension {
             complexity: AtomicUsize::new(0),
+            parsed: self.parsed.clone(),
         })
     }
 }
 
 struct RequestGuardExtension {
     complexity: AtomicUsize,
+    parsed: Arc<ParsedQueries>,
+}
+
+/// Parsed documents by query text. Dashboards and integrations send the same few queries
+/// again and again; parsing is a large share of a small request's time, copying a parsed
+/// document a small one. Validation still runs on every request (it depends on nothing
+/// but the document and the schema, but its cost and errors belong to the request).
+#[derive(Default)]
+struct ParsedQueries {
+    documents: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+impl ParsedQueries {
+    /// At most this many documents are kept (the map starts over when full), and only of
+    /// queries up to this size.
+    const MAX_DOCUMENTS: usize = 512;
+    const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        documents.get(query).cloned()
+    }
+
+    fn keep(&self, query: &str, document: &ExecutableDocument) {
+        if query.len() > Self::MAX_QUERY_BYTES {
+            return;
+        }
+        let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        if documents.len() >= Self::MAX_DOCUMENTS {
+            documents.clear();
+        }
+        documents.insert(query.to_owned(), document.clone());
+    }
 }
 
 const REQUEST_ERROR_PREFIXES: &[&str] = &[
@@ -82,7 +120,12 @@ impl Extension for RequestGuardExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> Result<ExecutableDocument, ServerError> {
-        next.run(ctx, query, variables).await.map_err(ensure_code)
+        if let Some(document) = self.parsed.get(query) {
+            return Ok(document);
+        }
+        let document = next.run(ctx, query, variables).await.map_err(ensure_code)?;
+        self.parsed.keep(query, &document);
+        Ok(document)
     }
 
     async fn validation(
@@ -117,5 +160,36 @@ impl Extension for RequestGuardExtension {
             Value::from(self.complexity.load(Ordering::Relaxed) as u64),
         );
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    #[test]
+    fn parsed_documents_are_kept_by_exact_text_and_bounded() {
+        let parsed = ParsedQueries::default();
+        let query = "{ viewer { tenant { id } } }";
+        assert!(parsed.get(query).is_none());
+        parsed.keep(query, &parse(query));
+        let kept = parsed.get(query).expect("kept");
+        assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
+        assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
+
+        let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(16 * 1024));
+        parsed.keep(&long, &parse(&long));
+        assert!(parsed.get(&long).is_none(), "oversized queries are not kept");
+
+        for n in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
+            let query = format!("query Q{n} {{ viewer {{ tenant {{ id }} }} }}");
+            parsed.keep(&query, &parse(&query));
+        }
+        let kept = parsed.documents.lock().unwrap().len();
+        assert!(kept <= ParsedQueries::MAX_DOCUMENTS, "{kept} documents kept");
     }
 }

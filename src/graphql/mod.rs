@@ -74,7 +74,7 @@ pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
-        .extension(extension::RequestGuard)
+        .extension(extension::RequestGuard::default())
         .finish()
 }
 
