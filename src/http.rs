@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate, Principal};
+use crate::auth::{authenticate, authenticate_holding, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
 use crate::graphql::ws;
@@ -80,9 +80,10 @@ async fn request_context(
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = authenticate(&state.pool, header).await?;
+    let (principal, conn) = authenticate_holding(&state.pool, header).await?;
     Ok(RequestContext::for_request(
         state.pool.clone(),
+        conn,
         principal,
         &state.hub,
         state.batch_window(),

@@ -114,6 +114,16 @@ impl TenantDb {
         }
     }
 
+    /// [`TenantDb::for_request`] on a connection the request already holds (the one its
+    /// API key was looked up on, outside any transaction).
+    pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
+        let session = Session { conn: Some(conn) };
+        Self {
+            session: Some(Arc::new(Mutex::new(session))),
+            ..Self::for_request(pool, tenant_id)
+        }
+    }
+
     pub fn tenant(&self) -> Tenant {
         self.tenant
     }

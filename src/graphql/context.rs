@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::AsyncPgConnection;
+
 use crate::auth::Principal;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
@@ -24,15 +27,16 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// One HTTP request: its reads share one connection and snapshot (the handler calls
-    /// `db.finish()` when done).
+    /// One HTTP request, on the connection its key was looked up on: its reads share that
+    /// connection and one snapshot (the handler calls `db.finish()` when done).
     pub fn for_request(
         pool: PgPool,
+        conn: Object<AsyncPgConnection>,
         principal: Principal,
         hub: &EventHub,
         batch_window: Duration,
     ) -> Self {
-        let db = TenantDb::for_request(pool, principal.tenant_id());
+        let db = TenantDb::for_request_on(pool, principal.tenant_id(), conn);
         Self::new(db, principal, hub, batch_window)
     }
 

@@ -5,8 +5,8 @@
 //! coercion: `BAD_USER_INPUT`) or an unexpected error whose text is replaced by an opaque
 //! message with a logged correlation id.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
@@ -181,15 +181,24 @@ mod tests {
         assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
-        let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(16 * 1024));
+        let long = format!(
+            "{{ viewer {{ tenant {{ id }} }} }}{}",
+            " ".repeat(16 * 1024)
+        );
         parsed.keep(&long, &parse(&long));
-        assert!(parsed.get(&long).is_none(), "oversized queries are not kept");
+        assert!(
+            parsed.get(&long).is_none(),
+            "oversized queries are not kept"
+        );
 
         for n in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
             let query = format!("query Q{n} {{ viewer {{ tenant {{ id }} }} }}");
             parsed.keep(&query, &parse(&query));
         }
         let kept = parsed.documents.lock().unwrap().len();
-        assert!(kept <= ParsedQueries::MAX_DOCUMENTS, "{kept} documents kept");
+        assert!(
+            kept <= ParsedQueries::MAX_DOCUMENTS,
+            "{kept} documents kept"
+        );
     }
 }

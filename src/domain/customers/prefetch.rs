@@ -43,7 +43,9 @@ use crate::domain::loyalty::graphql::{
     CurrentEnrollmentKey, EnrollmentsKey, PointsOf, RedemptionsOf, StageKey, POINT_TRANSACTIONS,
     REDEMPTIONS,
 };
-use crate::domain::loyalty::model::{ClubStage, Enrollment, PointTransaction, Redemption};
+use crate::domain::loyalty::model::{
+    ClubStage, Enrollment, EnrollmentStatus, PointTransaction, Redemption,
+};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 use crate::graphql::context::RequestContext;
@@ -65,8 +67,9 @@ struct Page<F> {
 /// What the selection below `customer` asks for.
 #[derive(Default)]
 struct Plan {
+    /// Every enrollment: for `enrollments`, `cumulativeMembershipDays` and
+    /// `currentEnrollment` (the active one among them: at most one, by constraint).
     enrollments: bool,
-    current_enrollment: bool,
     stages: bool,
     activities: Option<Page<ActivitiesOf>>,
     orders: Option<Page<OrdersOf>>,
@@ -91,8 +94,9 @@ impl Plan {
         };
         let page = |field: &str| first_page(selection, field);
         Plan {
-            enrollments: asks(&["enrollments"]) || asks(&["cumulativeMembershipDays"]),
-            current_enrollment: asks(&["currentEnrollment"]),
+            enrollments: asks(&["enrollments"])
+                || asks(&["cumulativeMembershipDays"])
+                || asks(&["currentEnrollment"]),
             stages: asks(&["currentEnrollment", "stage"]) || asks(&["enrollments", "stage"]),
             activities: activities_page(selection),
             orders: page("orders").map(|limit| Page {
@@ -187,8 +191,6 @@ struct Row {
     customer: model::Customer,
     #[diesel(sql_type = Records<Enrollment>)]
     enrollments: Option<Rows<Enrollment>>,
-    #[diesel(sql_type = Records<Enrollment>)]
-    current_enrollment: Option<Rows<Enrollment>>,
     #[diesel(sql_type = Records<ClubStage>)]
     stages: Option<Rows<ClubStage>>,
     #[diesel(sql_type = Records<model::Activity>)]
@@ -271,7 +273,6 @@ impl Plan {
     fn shape(&self, lookup: &Lookup) -> u16 {
         [
             self.enrollments,
-            self.current_enrollment,
             self.stages,
             self.activities.is_some(),
             self.activities
@@ -340,15 +341,6 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             format!(
                 "ARRAY(SELECT {enrollments} FROM club_enrollments {of_customer} \
                  ORDER BY enrolled_at, created_at, id)"
-            )
-        }),
-    );
-    column(
-        "current_enrollment",
-        plan.current_enrollment.then(|| {
-            format!(
-                "ARRAY(SELECT {enrollments} FROM club_enrollments {of_customer} \
-                 AND status = 'active')"
             )
         }),
     );
@@ -511,7 +503,6 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
     let Row {
         customer,
         enrollments,
-        current_enrollment,
         stages,
         activities,
         orders,
@@ -525,10 +516,12 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
     } = row;
     let id = customer.id;
     if let Some(Rows(rows)) = enrollments {
+        let current = rows
+            .iter()
+            .find(|e| e.status == EnrollmentStatus::Active)
+            .cloned();
+        prefetched.put([(CurrentEnrollmentKey(id), current)]);
         prefetched.put([(EnrollmentsKey(id), Some(rows))]);
-    }
-    if let Some(Rows(rows)) = current_enrollment {
-        prefetched.put([(CurrentEnrollmentKey(id), rows.into_iter().next())]);
     }
     if let Some(Rows(rows)) = stages {
         prefetched.put(rows.into_iter().map(|s| (StageKey(s.id), Some(s))));
