@@ -38,9 +38,10 @@ where
     }
 }
 
-/// `ROW(<T's columns>)`, the columns qualified by their table as Diesel renders them: the
-/// subquery must select `FROM` that table under its own name.
-pub fn row_of<T>() -> QueryResult<String>
+/// `ROW(<T's columns>)` for a subquery that reads `table` (T's table) alone: Diesel renders
+/// the columns qualified (`"orders"."id"`); unqualified, they resolve to the innermost
+/// table, so an outer alias's columns of the same name do not get in the way.
+pub fn row_of<T>(table: &str) -> QueryResult<String>
 where
     T: Selectable<Pg>,
     T::SelectExpression: QueryFragment<Pg>,
@@ -49,5 +50,20 @@ where
     builder.push_sql("ROW(");
     T::construct_selection().to_sql(&mut builder, &Pg)?;
     builder.push_sql(")");
-    Ok(builder.finish())
+    Ok(builder.finish().replace(&format!("\"{table}\"."), ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::customers::model::Activity;
+
+    #[test]
+    fn a_row_lists_the_models_columns_in_field_order_unqualified() {
+        assert_eq!(
+            row_of::<Activity>("customer_activities").unwrap(),
+            "ROW(\"id\", \"customer_id\", \"activity_type\", \"activity_description\", \
+             \"activity_data\", \"created_at\")"
+        );
+    }
 }

@@ -314,16 +314,6 @@ fn statement_text(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<Cow<'stat
     Ok(Cow::Borrowed(text))
 }
 
-/// `ROW(…)` of `T`'s columns, unqualified: each subquery reads one table, whose columns
-/// shadow the outer `customers c`.
-fn row<T>(table: &str) -> diesel::QueryResult<String>
-where
-    T: diesel::Selectable<diesel::pg::Pg>,
-    T::SelectExpression: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
-{
-    Ok(row_of::<T>()?.replace(&format!("\"{table}\"."), ""))
-}
-
 fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> {
     let mut columns = vec!["c.*".to_owned()];
     let mut column = |name: &str, sql: Option<String>| {
@@ -334,7 +324,7 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
     let page = |relation: &ChildRelation, row: String, kinds: Option<usize>, limit: usize| {
         nested_first_children(relation, &row, "c.id", limit, kinds)
     };
-    let enrollments = row::<Enrollment>("club_enrollments")?;
+    let enrollments = row_of::<Enrollment>("club_enrollments")?;
     column(
         "enrollments",
         plan.enrollments.then(|| {
@@ -344,7 +334,7 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             )
         }),
     );
-    let stages = row::<ClubStage>("club_stages")?;
+    let stages = row_of::<ClubStage>("club_stages")?;
     column(
         "stages",
         plan.stages.then(|| {
@@ -357,7 +347,7 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
     let activities = match &plan.activities {
         Some(p) => Some(page(
             &ACTIVITIES,
-            row::<model::Activity>(ACTIVITIES.table)?,
+            row_of::<model::Activity>(ACTIVITIES.table)?,
             p.filter.0.is_some().then_some(ACTIVITY_TYPES),
             ACTIVITIES_LIMIT,
         )),
@@ -375,35 +365,35 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             "orders",
             &ORDERS,
             plan.orders.is_some(),
-            row::<model::Order>(ORDERS.table),
+            row_of::<model::Order>(ORDERS.table),
             ORDERS_LIMIT,
         ),
         (
             "point_transactions",
             &POINT_TRANSACTIONS,
             plan.point_transactions.is_some(),
-            row::<PointTransaction>(POINT_TRANSACTIONS.table),
+            row_of::<PointTransaction>(POINT_TRANSACTIONS.table),
             POINTS_LIMIT,
         ),
         (
             "redemptions",
             &REDEMPTIONS,
             plan.redemptions.is_some(),
-            row::<Redemption>(REDEMPTIONS.table),
+            row_of::<Redemption>(REDEMPTIONS.table),
             REDEMPTIONS_LIMIT,
         ),
         (
             "communications",
             &COMMUNICATIONS,
             plan.communications.is_some(),
-            row::<Communication>(COMMUNICATIONS.table),
+            row_of::<Communication>(COMMUNICATIONS.table),
             COMMUNICATIONS_LIMIT,
         ),
         (
             "campaign_history",
             &RECIPIENTS_OF_CUSTOMER,
             plan.campaign_history.is_some(),
-            row::<Recipient>(RECIPIENTS_OF_CUSTOMER.table),
+            row_of::<Recipient>(RECIPIENTS_OF_CUSTOMER.table),
             HISTORY_LIMIT,
         ),
     ];
@@ -424,13 +414,13 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             );
             Some(format!(
                 "ARRAY(SELECT {} FROM campaigns WHERE tenant_id = $1 AND id = ANY({recipients}))",
-                row::<Campaign>("campaigns")?
+                row_of::<Campaign>("campaigns")?
             ))
         }
         false => None,
     };
     column("campaigns", campaigns);
-    let preferences = row::<model::CommunicationPreference>("communication_preferences")?;
+    let preferences = row_of::<model::CommunicationPreference>("communication_preferences")?;
     column(
         "preferences",
         plan.preferences.then(|| {
@@ -440,7 +430,7 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             )
         }),
     );
-    let leads = row::<Lead>("lead_memory")?;
+    let leads = row_of::<Lead>("lead_memory")?;
     column(
         "leads",
         plan.leads.then(|| {
