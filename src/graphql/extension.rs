@@ -49,8 +49,8 @@ struct ParsedQueries {
 impl ParsedQueries {
     /// At most this many documents are kept (the map starts over when full), and only of
     /// queries up to this size.
-    const MAX_DOCUMENTS: usize = 512;
-    const MAX_QUERY_BYTES: usize = 16 * 1024;
+    const MAX_DOCUMENTS: usize = 256;
+    const MAX_QUERY_BYTES: usize = 8 * 1024;
 
     fn get(&self, query: &str) -> Option<ExecutableDocument> {
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
@@ -183,7 +183,7 @@ mod tests {
 
         let long = format!(
             "{{ viewer {{ tenant {{ id }} }} }}{}",
-            " ".repeat(16 * 1024)
+            " ".repeat(8 * 1024)
         );
         parsed.keep(&long, &parse(&long));
         assert!(
