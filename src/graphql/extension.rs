@@ -181,10 +181,7 @@ mod tests {
         assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
-        let long = format!(
-            "{{ viewer {{ tenant {{ id }} }} }}{}",
-            " ".repeat(8 * 1024)
-        );
+        let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(8 * 1024));
         parsed.keep(&long, &parse(&long));
         assert!(
             parsed.get(&long).is_none(),

@@ -857,18 +857,21 @@ async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
     let a = app.tenant("Winery A").await;
     app.tenant("Winery B").await;
     // Beyond the demo rows: club history (an earlier, upgraded enrollment at another
-    // stage) and converted leads, one of them deleted, for the first club member.
+    // stage) and converted leads, one of them deleted, for the newest club member (the
+    // list below is newest first, and the demo has more customers than one page).
     app.owner()
         .await
         .batch_execute(&format!(
             "WITH member AS (SELECT e.customer_id, e.program_id, e.stage_id, e.enrolled_at
-                             FROM club_enrollments e WHERE e.tenant_id = '{t}' ORDER BY e.customer_id LIMIT 1)
+                             FROM club_enrollments e JOIN customers c ON c.id = e.customer_id
+                             WHERE e.tenant_id = '{t}' ORDER BY c.created_at DESC LIMIT 1)
              INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, ended_at, sync_status)
              SELECT '{t}', m.customer_id, m.program_id, s.id, 'upgraded', m.enrolled_at - interval '200 days',
                     m.enrolled_at - interval '20 days', m.enrolled_at - interval '20 days', 'synced'
              FROM member m JOIN club_stages s ON s.program_id = m.program_id AND s.id <> m.stage_id LIMIT 1;
-             UPDATE lead_memory SET customer_id = (SELECT customer_id FROM club_enrollments
-                                                   WHERE tenant_id = '{t}' ORDER BY customer_id LIMIT 1),
+             UPDATE lead_memory SET customer_id = (SELECT e.customer_id FROM club_enrollments e
+                                                   JOIN customers c ON c.id = e.customer_id
+                                                   WHERE e.tenant_id = '{t}' ORDER BY c.created_at DESC LIMIT 1),
                                     deleted = (name = (SELECT min(name) FROM lead_memory WHERE tenant_id = '{t}'))
              WHERE id IN (SELECT id FROM lead_memory WHERE tenant_id = '{t}' ORDER BY name LIMIT 3);",
             t = a.id
@@ -883,7 +886,10 @@ async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
     let list = app
         .gql(
             &a.admin_key,
-            &format!("{{ customers(first: 20) {{ nodes {{ {FULL_360} }} }} }}"),
+            &format!(
+                "{{ customers(first: 20, orderBy: {{ field: CREATED_AT, direction: DESC }}) \
+                 {{ nodes {{ {FULL_360} }} }} }}"
+            ),
             json!({}),
         )
         .await;
