@@ -157,14 +157,7 @@ impl Customer {
         after: Option<String>,
         types: Option<Vec<String>>,
     ) -> AppResult<Connection<TimeCursor, Activity>> {
-        if types.as_ref().is_some_and(|t| t.len() > 50) {
-            return Err(AppError::bad_input(&["types"], "at most 50 types"));
-        }
-        let filter = ActivitiesOf(types.map(|mut t| {
-            t.sort();
-            t.dedup();
-            t
-        }));
+        let filter = ActivitiesOf::new(types)?;
         child_page(
             request_context(ctx)?,
             self.0.id,
@@ -379,6 +372,21 @@ pub struct CustomerKey(pub Uuid);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActivitiesOf(pub Option<Vec<String>>);
+
+impl ActivitiesOf {
+    /// The `types:` argument as a loader key: at most 50, sorted and unique (so equal
+    /// sets share a batch group).
+    pub fn new(types: Option<Vec<String>>) -> AppResult<Self> {
+        if types.as_ref().is_some_and(|t| t.len() > 50) {
+            return Err(AppError::bad_input(&["types"], "at most 50 types"));
+        }
+        Ok(ActivitiesOf(types.map(|mut t| {
+            t.sort();
+            t.dedup();
+            t
+        })))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OrdersOf;
@@ -665,7 +673,6 @@ pub struct SetCommunicationPreferencesPayload {
 pub struct CustomersMutation;
 
 async fn reload(request: &RequestContext, id: Uuid) -> AppResult<Option<Customer>> {
-    request.loader.clear::<CustomerKey>();
     Ok(request.load_one(CustomerKey(id)).await?.map(Customer))
 }
 

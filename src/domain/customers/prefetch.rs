@@ -92,33 +92,20 @@ impl Plan {
             }
             look.exists()
         };
-        let page = |field: &str| first_page(selection, field);
         Plan {
             enrollments: asks(&["enrollments"])
                 || asks(&["cumulativeMembershipDays"])
                 || asks(&["currentEnrollment"]),
             stages: asks(&["currentEnrollment", "stage"]) || asks(&["enrollments", "stage"]),
-            activities: activities_page(selection),
-            orders: page("orders").map(|limit| Page {
-                limit,
-                filter: OrdersOf,
+            activities: first_page(selection, "activities").and_then(|(limit, types)| {
+                let filter = ActivitiesOf::new(types).ok()?;
+                Some(Page { limit, filter })
             }),
-            point_transactions: page("pointTransactions").map(|limit| Page {
-                limit,
-                filter: PointsOf,
-            }),
-            redemptions: page("redemptions").map(|limit| Page {
-                limit,
-                filter: RedemptionsOf,
-            }),
-            communications: page("communications").map(|limit| Page {
-                limit,
-                filter: CommunicationsOf,
-            }),
-            campaign_history: page("campaignHistory").map(|limit| Page {
-                limit,
-                filter: CampaignHistoryOf,
-            }),
+            orders: page(selection, "orders", OrdersOf),
+            point_transactions: page(selection, "pointTransactions", PointsOf),
+            redemptions: page(selection, "redemptions", RedemptionsOf),
+            communications: page(selection, "communications", CommunicationsOf),
+            campaign_history: page(selection, "campaignHistory", CampaignHistoryOf),
             campaigns: asks(&["campaignHistory", "nodes", "campaign"])
                 || asks(&["campaignHistory", "edges", "node", "campaign"]),
             preferences: asks(&["communicationPreferences"]),
@@ -127,60 +114,38 @@ impl Plan {
     }
 }
 
-/// The size (plus one) of the first page a nested-connection field asks for, when the
-/// page starts at the newest row and its arguments are valid. A page after a cursor, or
-/// an invalid argument (the resolver reports it), is left to the loader.
-fn first_page(selection: &Lookahead<'_>, field: &str) -> Option<i64> {
+/// The first page a nested-connection field asks for: its size (plus one) and its
+/// `types:`, when the page starts at the newest row and its arguments are valid. A page
+/// after a cursor, or an invalid argument (the resolver reports it), is left to the
+/// loader.
+fn first_page(selection: &Lookahead<'_>, field: &str) -> Option<(i64, Option<Vec<String>>)> {
     let field = selection
         .field(field)
         .selection_fields()
         .into_iter()
         .next()?;
-    let mut first = None;
+    let (mut first, mut types) = (None, None);
     for (name, value) in field.arguments().ok()? {
         match (name.as_str(), value) {
+            (_, Value::Null) => {}
             ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
-            (_, Value::Null) | ("types", _) => {}
+            ("types", Value::List(items)) => {
+                let strings = items.into_iter().map(|item| match item {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                });
+                types = Some(strings.collect::<Option<Vec<String>>>()?);
+            }
             _ => return None,
         }
     }
     let page = PageRequest::<DateTime<Utc>>::new(first, None).ok()?;
-    Some(page.limit())
+    Some((page.limit(), types))
 }
 
-/// `activities(first:, types:)`: the filter as the resolver builds it (sorted, unique).
-fn activities_page(selection: &Lookahead<'_>) -> Option<Page<ActivitiesOf>> {
-    let limit = first_page(selection, "activities")?;
-    let field = selection
-        .field("activities")
-        .selection_fields()
-        .into_iter()
-        .next()?;
-    let types = match field
-        .arguments()
-        .ok()?
-        .into_iter()
-        .find(|(n, _)| n == "types")
-    {
-        None | Some((_, Value::Null)) => None,
-        Some((_, Value::List(items))) if items.len() <= 50 => {
-            let mut types = items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Some(s),
-                    _ => None,
-                })
-                .collect::<Option<Vec<String>>>()?;
-            types.sort();
-            types.dedup();
-            Some(types)
-        }
-        Some(_) => return None,
-    };
-    Some(Page {
-        limit,
-        filter: ActivitiesOf(types),
-    })
+/// [`first_page`] of a connection without a kind filter, keyed by `filter`.
+fn page<F>(selection: &Lookahead<'_>, field: &str, filter: F) -> Option<Page<F>> {
+    first_page(selection, field).map(|(limit, _)| Page { limit, filter })
 }
 
 /// The statement's row: the customer's columns, then one nested-rows column per part
