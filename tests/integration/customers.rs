@@ -696,6 +696,30 @@ async fn bad_input_gets_coded_errors_with_the_field_path_and_writes_nothing() {
         )
         .await["data"]["customers"]["nodes"][0]["id"]
         .clone();
+    // Invalid nested arguments under the one-statement 360: the statement leaves those
+    // pages to their resolvers, which refuse them with the argument's path.
+    let types: Vec<String> = (0..51).map(|n| format!("type_{n}")).collect();
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID, $types: [String!]) { customer(id: $id) { id
+               activities(types: $types) { nodes { id } } orders(first: 101) { nodes { id } } } }",
+            json!({ "id": customer, "types": types }),
+        )
+        .await;
+    let fields: Vec<&Value> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["extensions"]["field"])
+        .collect();
+    assert!(fields.contains(&&json!(["types"])), "{r}");
+    assert!(fields.contains(&&json!(["first"])), "{r}");
+    assert!(r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["extensions"]["code"] == "BAD_USER_INPUT"));
     for (total, field) in [("-1.00", "orderTotal"), ("1.001", "orderTotal")] {
         let r = app
             .gql(
