@@ -14,26 +14,21 @@ async fn email_sequences_and_demo_sessions_list_only_the_tenants_rows_newest_fir
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
     // More rows for A, each batch created at one instant: ties are ordered by id.
-    let mut owner = app.owner().await;
-    diesel::sql_query(
+    app.insert_for(
+        &a,
         "INSERT INTO email_sequences (tenant_id, recipient_email, segment, status, created_at) \
          SELECT $1, 'seq' || g || '@example.com', 'frozen_starter', \
                 (ARRAY['active', 'paused', 'active'])[g], now() - interval '1 day' \
          FROM generate_series(1, 3) g",
     )
-    .bind::<SqlUuid, _>(a.id)
-    .execute(&mut owner)
-    .await
-    .unwrap();
-    diesel::sql_query(
+    .await;
+    app.insert_for(
+        &a,
         "INSERT INTO demo_sessions (tenant_id, session_token, created_at) \
          SELECT $1, 'test-token-' || $1 || '-' || g, now() - interval '1 day' \
          FROM generate_series(1, 3) g",
     )
-    .bind::<SqlUuid, _>(a.id)
-    .execute(&mut owner)
-    .await
-    .unwrap();
+    .await;
     for (field, table) in [
         ("emailSequences", "email_sequences"),
         ("demoSessions", "demo_sessions"),

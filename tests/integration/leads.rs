@@ -9,7 +9,7 @@ use growthgraph::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{TestApp, TestTenant};
+use crate::common::{error_code, TestApp, TestTenant};
 
 #[derive(QueryableByName)]
 struct Count {
@@ -621,32 +621,22 @@ async fn leads_and_insights_are_isolated_between_tenants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_and_feedback_list_only_the_tenants_rows_newest_first() {
-    use diesel::sql_types::Uuid as SqlUuid;
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
     // More rows for A, each batch created at one instant: ties are ordered by id.
-    let mut owner = app.owner().await;
-    diesel::sql_query(
-        "INSERT INTO prompt_registry (tenant_id, prompt_name, variant_id, prompt_text, created_at) \
+    app.insert_for(&a, "INSERT INTO prompt_registry (tenant_id, prompt_name, variant_id, prompt_text, created_at) \
          SELECT $1, (ARRAY['triage', 'reply', 'triage'])[g], 'test-variant-' || g, 'Text ' || g, \
                 now() - interval '1 day' \
-         FROM generate_series(1, 3) g",
-    )
-    .bind::<SqlUuid, _>(a.id)
-    .execute(&mut owner)
-    .await
-    .unwrap();
-    diesel::sql_query(
+         FROM generate_series(1, 3) g").await;
+    app.insert_for(
+        &a,
         "INSERT INTO feedback_tracking (tenant_id, action_type, outcome, created_at) \
          SELECT $1, 'user_action', (ARRAY['positive', 'negative', 'neutral'])[g], \
                 now() - interval '1 day' \
          FROM generate_series(1, 3) g",
     )
-    .bind::<SqlUuid, _>(a.id)
-    .execute(&mut owner)
-    .await
-    .unwrap();
+    .await;
     for (field, table) in [
         ("prompts", "prompt_registry"),
         ("feedback", "feedback_tracking"),
@@ -667,10 +657,7 @@ async fn prompts_and_feedback_list_only_the_tenants_rows_newest_first() {
             json!({}),
         )
         .await;
-    assert_eq!(
-        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{r}"
-    );
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -867,23 +867,19 @@ async fn tenant_and_key_commands_print_working_keys_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_list_the_tenants_queue_for_admins_only() {
-    use diesel::sql_types::Uuid as SqlUuid;
     let app = TestApp::start().await;
     let a = app.bare_tenant("Jobs A").await;
     let b = app.bare_tenant("Jobs B").await;
     // Pending ones run tomorrow, so the worker leaves them alone during the test.
-    let mut owner = app.owner().await;
     for tenant in [&a, &b] {
-        diesel::sql_query(
+        app.insert_for(
+            tenant,
             "INSERT INTO queue_jobs (tenant_id, job_type, status, run_at, created_at) \
              SELECT $1, 'crm_sync', (ARRAY['pending', 'failed', 'completed', 'pending'])[g], \
                     now() + interval '1 day', now() - interval '1 hour' \
              FROM generate_series(1, 4) g",
         )
-        .bind::<SqlUuid, _>(tenant.id)
-        .execute(&mut owner)
-        .await
-        .unwrap();
+        .await;
     }
     let want = app.ids_by_sql("queue_jobs", &a, None).await;
     assert_eq!(want.len(), 4);

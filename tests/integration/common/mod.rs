@@ -337,6 +337,18 @@ impl TestApp {
         .collect()
     }
 
+    /// Runs `sql` as the owner with `$1` bound to `tenant`'s id: rows for tables the API
+    /// does not write.
+    pub async fn insert_for(&self, tenant: &TestTenant, sql: &str) {
+        use diesel::sql_types::Uuid as SqlUuid;
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(tenant.id)
+            .execute(&mut self.owner().await)
+            .await
+            .unwrap();
+    }
+
     /// Pages through the root list `field` as each tenant and checks it against `table`:
     /// the same ids in the same order, and none of `a`'s rows in `b`'s list. Returns how
     /// many rows `a` has.
