@@ -376,18 +376,13 @@ async fn too_many_subscriptions_on_one_socket_are_refused() {
     assert!(payload.to_string().contains("RATE_LIMITED"), "{payload}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
-    let app = TestApp::start().await;
-    let t = app.bare_tenant("Events A").await;
-    let hub = EventHub::new(app.pool.clone());
-    let stream = hub.subscribe(t.id, None).await.unwrap();
-    // Far more events than the per-tenant buffer, published while nobody reads.
-    let db = TenantDb::new(app.pool.clone(), t.id);
+/// Writes `count` `lead.tagged` events with `payload` for `tenant`, in one transaction.
+async fn record_events(app: &TestApp, tenant: &TestTenant, count: usize, payload: Value) {
+    let db = TenantDb::new(app.pool.clone(), tenant.id);
     db.run(|conn, scope| {
         async move {
-            for _ in 0..(growthgraph::events::BUFFER + 200) {
-                outbox::record(conn, scope, "lead.tagged", Uuid::new_v4(), json!({})).await?;
+            for _ in 0..count {
+                outbox::record(conn, scope, "lead.tagged", Uuid::new_v4(), payload.clone()).await?;
             }
             Ok::<_, AppError>(())
         }
@@ -395,6 +390,16 @@ async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_never_reads_is_cut_off_instead_of_growing_memory() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Events A").await;
+    let hub = EventHub::new(app.pool.clone());
+    let stream = hub.subscribe(t.id, None).await.unwrap();
+    // Far more events than the per-tenant buffer, published while nobody reads.
+    record_events(&app, &t, growthgraph::events::BUFFER + 200, json!({})).await;
     // Wait until every event is sequenced (by this hub or the app's own listener).
     for _ in 0..50 {
         hub.sequence().await.unwrap();
@@ -448,26 +453,8 @@ async fn a_socket_whose_client_stopped_reading_is_dropped_after_the_write_timeou
     assert_eq!(open_sockets(&app).await, 1);
     // More than the socket buffers hold (but fewer events than the hub's ring, so this is
     // the write timeout at work, not the slow-consumer cut-off).
-    let db = TenantDb::new(app.pool.clone(), t.id);
-    db.run(|conn, scope| {
-        async move {
-            let filler = "x".repeat(32 * 1024);
-            for _ in 0..300 {
-                outbox::record(
-                    conn,
-                    scope,
-                    "lead.tagged",
-                    Uuid::new_v4(),
-                    json!({ "filler": filler }),
-                )
-                .await?;
-            }
-            Ok::<_, AppError>(())
-        }
-        .scope_boxed()
-    })
-    .await
-    .unwrap();
+    let filler = json!({ "filler": "x".repeat(32 * 1024) });
+    record_events(&app, &t, 300, filler).await;
     const { assert!(300 < growthgraph::events::BUFFER) };
     let mut open = 1;
     for _ in 0..100 {
@@ -660,26 +647,8 @@ async fn a_lagging_subscriber_gets_the_same_slow_consumer_error_in_both_lanes() 
     sub.subscribe("plain", PLAIN, json!({})).await;
     sub.subscribe("fragment", WITH_FRAGMENT, json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let db = TenantDb::new(app.pool.clone(), t.id);
-    db.run(|conn, scope| {
-        async move {
-            let filler = "x".repeat(8 * 1024);
-            for _ in 0..(2 * growthgraph::events::BUFFER) {
-                outbox::record(
-                    conn,
-                    scope,
-                    "lead.tagged",
-                    Uuid::new_v4(),
-                    json!({ "filler": filler }),
-                )
-                .await?;
-            }
-            Ok::<_, AppError>(())
-        }
-        .scope_boxed()
-    })
-    .await
-    .unwrap();
+    let filler = json!({ "filler": "x".repeat(8 * 1024) });
+    record_events(&app, &t, 2 * growthgraph::events::BUFFER, filler).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Reading again: some events, then each subscription's error and its completion.
     let mut errors = std::collections::BTreeMap::new();
