@@ -22,6 +22,22 @@ pub struct ChildRelation {
     pub kind_column: Option<&'static str>,
 }
 
+impl ChildRelation {
+    /// ` AND <kind column> = ANY($param)` when the relation has a kind column and the
+    /// caller restricts kinds (bound at `$param`); nothing otherwise.
+    fn kinds_filter(&self, param: Option<usize>) -> String {
+        match (self.kind_column, param) {
+            (Some(column), Some(param)) => format!(" AND {column} = ANY(${param})"),
+            _ => String::new(),
+        }
+    }
+
+    /// Children newest first, ties by id.
+    fn newest_first(&self) -> String {
+        format!("{} DESC, id DESC", self.sort_column)
+    }
+}
+
 pub async fn first_children<T>(
     conn: &mut AsyncPgConnection,
     relation: &ChildRelation,
@@ -38,8 +54,10 @@ where
         table,
         parent_column,
         sort_column,
-        kind_column,
+        ..
     } = relation;
+    // A kind restriction applies only to a relation with a kind column.
+    let kinds = kinds.filter(|_| relation.kind_column.is_some());
     let mut filters = String::new();
     let mut next_param = 3;
     if after.is_some() {
@@ -50,13 +68,14 @@ where
         ));
         next_param += 2;
     }
-    if let (Some(column), Some(_)) = (kind_column, kinds) {
-        filters.push_str(&format!(" AND {column} = ANY(${next_param})"));
+    if kinds.is_some() {
+        filters.push_str(&relation.kinds_filter(Some(next_param)));
         next_param += 1;
     }
+    let order = relation.newest_first();
     let sql = format!(
         "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {parent_column} \
-         ORDER BY {sort_column} DESC, id DESC) AS child_rank FROM {table} \
+         ORDER BY {order}) AS child_rank FROM {table} \
          WHERE tenant_id = $1 AND {parent_column} = ANY($2){filters}) ranked \
          WHERE child_rank <= ${next_param} ORDER BY {parent_column}, child_rank"
     );
@@ -66,7 +85,7 @@ where
     if let Some((at, id)) = after {
         query = query.bind::<Timestamptz, _>(at).bind::<SqlUuid, _>(id);
     }
-    if let (Some(_), Some(kinds)) = (kind_column, kinds) {
+    if let Some(kinds) = kinds {
         query = query.bind::<Array<Text>, _>(kinds.to_vec());
     }
     query.bind::<BigInt, _>(limit).load(conn).await
@@ -82,18 +101,12 @@ pub fn nested_first_children(
     limit: usize,
     kinds: Option<usize>,
 ) -> String {
-    let ChildRelation {
-        table,
-        parent_column,
-        sort_column,
-        kind_column,
-    } = relation;
-    let kinds = match (kind_column, kinds) {
-        (Some(column), Some(param)) => format!(" AND {column} = ANY(${param})"),
-        _ => String::new(),
-    };
+    let kinds = relation.kinds_filter(kinds);
     format!(
-        "ARRAY(SELECT {row} FROM {table} WHERE tenant_id = $1 AND {parent_column} = {parent}\
-         {kinds} ORDER BY {sort_column} DESC, id DESC LIMIT ${limit})"
+        "ARRAY(SELECT {row} FROM {} WHERE tenant_id = $1 AND {} = {parent}{kinds} \
+         ORDER BY {} LIMIT ${limit})",
+        relation.table,
+        relation.parent_column,
+        relation.newest_first()
     )
 }

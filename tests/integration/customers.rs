@@ -41,6 +41,17 @@ async fn add_customers(app: &TestApp, tenant: &TestTenant) {
         .unwrap();
 }
 
+/// The id of `tenant`'s first customer in the default order.
+async fn first_customer(app: &TestApp, tenant: &TestTenant) -> Value {
+    app.gql(
+        &tenant.admin_key,
+        "{ customers(first: 1) { nodes { id } } }",
+        json!({}),
+    )
+    .await["data"]["customers"]["nodes"][0]["id"]
+        .clone()
+}
+
 const PAGE_QUERY: &str = "query($first: Int!) { customers(first: $first, orderBy: { field: CREATED_AT, direction: DESC }) { nodes { id pointsBalance
     currentEnrollment { status stage { name discountPercentage } }
     activities(first: 5) { nodes { id type } } orders(first: 3) { nodes { id orderTotal } } } } }";
@@ -688,14 +699,7 @@ async fn bad_input_gets_coded_errors_with_the_field_path_and_writes_nothing() {
         .await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"));
 
-    let customer = app
-        .gql(
-            &a.admin_key,
-            "{ customers(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await["data"]["customers"]["nodes"][0]["id"]
-        .clone();
+    let customer = first_customer(&app, &a).await;
     // Invalid nested arguments under the one-statement 360: the statement leaves those
     // pages to their resolvers, which refuse them with the argument's path.
     let types: Vec<String> = (0..51).map(|n| format!("type_{n}")).collect();
@@ -1003,14 +1007,7 @@ async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
 async fn a_write_after_the_360_read_is_seen_by_the_same_request() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    let id = app
-        .gql(
-            &a.admin_key,
-            "{ customers(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await["data"]["customers"]["nodes"][0]["id"]
-        .clone();
+    let id = first_customer(&app, &a).await;
     let read =
         "query($id: ID) { customer(id: $id) { ltv orders(first: 5) { nodes { id orderTotal } } } }";
     let write = "mutation($id: ID!) { recordOrder(input: { customerId: $id, orderTotal: \"1.25\" }) {
