@@ -10,11 +10,13 @@ use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::sql::Prepared;
+use crate::db::tenant::begin_request_snapshot;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::request_context;
@@ -165,44 +167,63 @@ const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 
 /// Resolves an `Authorization` header value to its principal.
 pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Principal> {
-    authenticate_holding(pool, header)
-        .await
-        .map(|(principal, _)| principal)
+    let token = bearer_token(header)?;
+    let mut conn = pool.get().await?;
+    let conn: &AsyncPgConnection = &mut conn;
+    let found = lookup(conn, token)
+        .await?
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
+    principal_of(pool, found)
 }
 
 /// Resolves an `Authorization` header value to its principal, and keeps the pooled
-/// connection the lookup ran on: an HTTP request goes on to do its work on it (one
-/// checkout, and one wait for the pool under load, per request instead of two).
+/// connection the lookup ran on, inside the request's read snapshot: the lookup is the
+/// snapshot's first statement (one round trip for `BEGIN` and lookup), and its database
+/// function scopes the snapshot to the key's tenant. An HTTP request goes on to do its
+/// work on that connection (one checkout, and one wait for the pool under load).
 pub async fn authenticate_holding(
     pool: &PgPool,
     header: Option<&str>,
 ) -> AppResult<(Principal, Object<AsyncPgConnection>)> {
-    let token = header
+    let token = bearer_token(header)?;
+    let mut conn = pool.get().await?;
+    let token = token.to_owned();
+    let found = begin_request_snapshot(&mut conn, move |conn| {
+        async move { lookup(conn, &token).await }.boxed()
+    })
+    .await?
+    .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
+    Ok((principal_of(pool, found)?, conn))
+}
+
+fn bearer_token(header: Option<&str>) -> AppResult<&str> {
+    header
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 200)
-        .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
-    let mut conn = pool.get().await?;
+        .ok_or(AppError::Unauthenticated("missing or invalid API key"))
+}
 
+/// What a key's lookup found.
+enum Found {
+    Key(KeyRow),
+    Widget(WidgetRow),
+}
+
+/// Looks a token up with the key functions (which also scope the current transaction, if
+/// any, to the key's tenant).
+async fn lookup(conn: &AsyncPgConnection, token: &str) -> diesel::QueryResult<Option<Found>> {
+    let mut conn = conn;
     if token.starts_with("wgt_") {
         let rows: Vec<WidgetRow> =
             Prepared::new("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
-                .bind::<Text, _>(token)
+                .bind::<Text, _>(token.to_owned())
                 .load(&mut conn)
                 .await?;
-        let row = rows
-            .into_iter()
-            .next()
-            .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
-        let principal = Principal::Widget {
-            tenant_id: row.tenant_id,
-            widget_id: row.widget_id,
-        };
-        return Ok((principal, conn));
+        return Ok(rows.into_iter().next().map(Found::Widget));
     }
-
     if !token.starts_with("gg_") {
-        return Err(AppError::Unauthenticated("missing or invalid API key"));
+        return Ok(None);
     }
     let rows: Vec<KeyRow> = Prepared::new(
         "SELECT key_id, tenant_id, role, key_name, last_used_at FROM authenticate_api_key($1)",
@@ -210,25 +231,32 @@ pub async fn authenticate_holding(
     .bind::<Bytea, _>(hash_key(token))
     .load(&mut conn)
     .await?;
-    let row = rows
-        .into_iter()
-        .next()
-        .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
-    let role = Role::parse(&row.role).ok_or_else(|| AppError::internal(&row.role))?;
+    Ok(rows.into_iter().next().map(Found::Key))
+}
 
+fn principal_of(pool: &PgPool, found: Found) -> AppResult<Principal> {
+    let row = match found {
+        Found::Widget(row) => {
+            return Ok(Principal::Widget {
+                tenant_id: row.tenant_id,
+                widget_id: row.widget_id,
+            })
+        }
+        Found::Key(row) => row,
+    };
+    let role = Role::parse(&row.role).ok_or_else(|| AppError::internal(&row.role))?;
     let stale = row.last_used_at.is_none_or(|t| {
         Utc::now() - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
     });
     if stale {
         touch_last_used(pool.clone(), row.tenant_id, row.key_id);
     }
-    let principal = Principal::ApiKey {
+    Ok(Principal::ApiKey {
         tenant_id: row.tenant_id,
         key_id: row.key_id,
         key_name: row.key_name,
         role,
-    };
-    Ok((principal, conn))
+    })
 }
 
 /// Records key use without making the request wait for it.

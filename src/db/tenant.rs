@@ -10,13 +10,20 @@
 //! [`TenantDb::for_request`] (one HTTP request) holds at most one connection: its reads
 //! share one read-only repeatable-read transaction, so the whole response comes from one
 //! snapshot and costs one `BEGIN`/`COMMIT` instead of one per loader batch; a write ends
-//! that read transaction and runs as its own transaction on the same connection; later
-//! reads open a new snapshot that sees it. [`TenantDb::finish`] returns the connection.
+//! that read transaction (in the round trip that begins the write's own transaction on
+//! the same connection); later reads open a new snapshot that sees it.
+//! [`TenantDb::finish`] returns the connection. An HTTP request's snapshot begins with
+//! its API key lookup ([`begin_request_snapshot`]).
 
 use std::sync::Arc;
 
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+use diesel::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
+use futures_util::future::BoxFuture;
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -114,8 +121,9 @@ impl TenantDb {
         }
     }
 
-    /// [`TenantDb::for_request`] on a connection the request already holds (the one its
-    /// API key was looked up on, outside any transaction).
+    /// [`TenantDb::for_request`] on a connection the request already holds: the one its
+    /// API key was looked up on, either outside any transaction or inside the read
+    /// snapshot that lookup began for this tenant ([`begin_request_snapshot`]).
     pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
         let session = Session { conn: Some(conn) };
         Self {
@@ -158,9 +166,9 @@ impl TenantDb {
                 if let Some(prefetched) = &self.prefetched {
                     prefetched.clear();
                 }
-                session.end_read().await?;
+                // A read snapshot still open on the connection ends as the write begins.
                 let conn = session.connection(&self.pool).await?;
-                let result = in_tenant_transaction(conn, self.tenant.0, work).await;
+                let result = write_transaction(conn, self.tenant.0, work).await;
                 if result.is_err() {
                     session.conn = None;
                 }
@@ -228,15 +236,67 @@ impl TenantDb {
     }
 }
 
+/// How a request's read snapshot begins.
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// Opens a transaction and sets the tenant in one round trip. A Uuid renders as 36
 /// hex-and-dash characters: nothing to escape.
 fn begin_sql(tenant_id: Uuid, read_only: bool) -> String {
-    let mode = if read_only {
-        " ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    let begin = if read_only { BEGIN_READ } else { "BEGIN" };
+    format!("{begin}; SELECT set_config('app.tenant_id', '{tenant_id}', true)")
+}
+
+/// Opens a request's read snapshot on `conn` with its first statement, `lookup`, in one
+/// round trip: the `BEGIN` is sent pipelined ahead of the lookup's statement. The lookup
+/// is the API key's, whose database function scopes the transaction to the key's tenant
+/// (it sets `app.tenant_id`). When it finds nothing (an unknown key) or fails, the
+/// snapshot is rolled back, so the connection can go back to the pool and be reused. On
+/// `Ok(Some)` the connection is inside the snapshot: hand it to
+/// [`TenantDb::for_request_on`].
+pub async fn begin_request_snapshot<T, F>(
+    conn: &mut AsyncPgConnection,
+    lookup: F,
+) -> QueryResult<Option<T>>
+where
+    F: for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<Option<T>>>,
+{
+    let shared: &AsyncPgConnection = conn;
+    let mut for_begin = shared;
+    // `join` polls the `BEGIN` first, and each future sends its message on its first poll.
+    let (begun, found) = futures_util::join!(
+        SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
+        lookup(shared)
+    );
+    begun?;
+    if let TransactionManagerStatus::Valid(status) =
+        AnsiTransactionManager::transaction_manager_status_mut(conn)
+    {
+        status.change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+    }
+    match found {
+        Ok(Some(found)) => Ok(Some(found)),
+        Ok(None) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            Ok(None)
+        }
+        Err(e) => {
+            // A failed rollback marks the connection broken; the pool then drops it.
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Starts a write transaction for `tenant_id` on `conn`. If `conn` is inside a request's
+/// read snapshot, that snapshot is committed in the same round trip (the transaction
+/// manager's depth stays 1: one transaction ends as the next begins).
+async fn begin_write(conn: &mut AsyncPgConnection, tenant_id: Uuid) -> QueryResult<()> {
+    if in_transaction(conn) {
+        let sql = format!("COMMIT; {}", begin_sql(tenant_id, false));
+        conn.batch_execute(&sql).await
     } else {
-        ""
-    };
-    format!("BEGIN{mode}; SELECT set_config('app.tenant_id', '{tenant_id}', true)")
+        AnsiTransactionManager::begin_transaction_sql(conn, &begin_sql(tenant_id, false)).await
+    }
 }
 
 /// Runs `work` in a transaction on `conn` with `app.tenant_id` set for that transaction
@@ -253,12 +313,32 @@ where
     R: Send + 'a,
     E: From<AppError> + Send + 'a,
 {
+    if in_transaction(conn) {
+        return Err(E::from(AppError::from(
+            diesel::result::Error::AlreadyInTransaction,
+        )));
+    }
+    write_transaction(conn, tenant_id, work).await
+}
+
+/// [`in_tenant_transaction`], except that a read snapshot open on `conn` (a request's)
+/// is committed as the write transaction begins.
+async fn write_transaction<'a, R, E, F>(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    work: F,
+) -> Result<R, E>
+where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+        + Send
+        + 'a,
+    R: Send + 'a,
+    E: From<AppError> + Send + 'a,
+{
     let db_error = |e: diesel::result::Error| E::from(AppError::from(e));
     // The transaction manager tracks the open transaction: if this future is dropped
     // half-way, the pool sees it and discards the connection instead of reusing it.
-    AnsiTransactionManager::begin_transaction_sql(conn, &begin_sql(tenant_id, false))
-        .await
-        .map_err(db_error)?;
+    begin_write(conn, tenant_id).await.map_err(db_error)?;
     let result = work(conn, Tenant(tenant_id)).await;
     match result {
         Ok(value) => {

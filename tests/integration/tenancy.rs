@@ -456,6 +456,151 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     assert_eq!(sneaky, 0);
 }
 
+#[derive(QueryableByName)]
+struct SnapshotState {
+    #[diesel(sql_type = Nullable<Text>)]
+    tenant: Option<String>,
+    #[diesel(sql_type = Text)]
+    isolation: String,
+    #[diesel(sql_type = Text)]
+    read_only: String,
+    #[diesel(sql_type = BigInt)]
+    customers: i64,
+}
+
+async fn backend_pid(conn: &mut AsyncPgConnection) -> i64 {
+    count(conn, "SELECT pg_backend_pid()::bigint AS count").await
+}
+
+async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {
+    diesel::sql_query(
+        "SELECT current_setting('app.tenant_id', true) AS tenant,
+                current_setting('transaction_isolation') AS isolation,
+                current_setting('transaction_read_only') AS read_only,
+                (SELECT count(*) FROM customers) AS customers",
+    )
+    .get_result(conn)
+    .await
+    .unwrap()
+}
+
+/// An HTTP request's key lookup is the first statement of its read snapshot (sent with
+/// the `BEGIN`, one round trip): the connection comes back inside a read-only
+/// repeatable-read transaction scoped to the key's tenant (API and widget keys alike). An
+/// unknown key rolls that snapshot back: the connection returns to the pool clean instead
+/// of being discarded, however many bad keys arrive. The WebSocket lookup, outside any
+/// transaction, leaves no tenant behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
+    use growthgraph::auth::{authenticate, authenticate_holding, Principal};
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    let pool = db::build_pool(
+        &app.database_url,
+        1,
+        Duration::from_secs(5),
+        Default::default(),
+    );
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'only-a@example.com')",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let customers_of = |tenant: Uuid| {
+        format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{tenant}'")
+    };
+    let (a_customers, b_customers) = (
+        count(&mut owner, &customers_of(a.id)).await,
+        count(&mut owner, &customers_of(b.id)).await,
+    );
+    assert_ne!(a_customers, b_customers, "the two tenants are told apart");
+    let widget: Key = diesel::sql_query(format!(
+        "SELECT api_key FROM widget_configs WHERE tenant_id = '{}'",
+        b.id
+    ))
+    .get_result(&mut owner)
+    .await
+    .unwrap();
+
+    for (key, tenant, customers) in [
+        (format!("Bearer {}", a.admin_key), a.id, a_customers),
+        (format!("Bearer {}", widget.api_key), b.id, b_customers),
+    ] {
+        let (principal, mut conn) = authenticate_holding(&pool, Some(&key)).await.unwrap();
+        assert_eq!(principal.tenant_id(), tenant);
+        let state = snapshot_state(&mut conn).await;
+        assert_eq!(state.tenant, Some(tenant.to_string()));
+        assert_eq!(state.isolation, "repeatable read");
+        assert_eq!(state.read_only, "on");
+        assert_eq!(
+            state.customers, customers,
+            "row-level security sees the key's tenant"
+        );
+        // The request's handle reads and writes on it, and finishes it.
+        let request = TenantDb::for_request_on(pool.clone(), tenant, conn);
+        request
+            .run(|conn, tenant| {
+                async move {
+                    conn.batch_execute(&format!(
+                        "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'after-lookup@example.com')",
+                        tenant.id()
+                    ))
+                    .await
+                    .map_err(AppError::from)
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+        request.finish().await;
+        assert_eq!(
+            count(&mut owner, &customers_of(tenant)).await,
+            customers + 1,
+            "the write after the snapshot committed"
+        );
+    }
+    assert!(matches!(
+        authenticate_holding(&pool, Some(&format!("Bearer {}", widget.api_key)))
+            .await
+            .unwrap()
+            .0,
+        Principal::Widget { .. }
+    ));
+
+    // (The pool checks a connection when it is next checked out.)
+    let pid = backend_pid(&mut pool.get().await.unwrap()).await;
+    for bad in [
+        "Bearer gg_admin_unknown",
+        "Bearer wgt_unknown",
+        "Bearer nothing",
+    ] {
+        for _ in 0..3 {
+            let refused = authenticate_holding(&pool, Some(bad)).await;
+            assert!(matches!(refused, Err(AppError::Unauthenticated(_))));
+        }
+    }
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(backend_pid(&mut conn).await, pid, "the connection was kept");
+    let state = snapshot_state(&mut conn).await;
+    assert_eq!(state.read_only, "off", "outside any transaction");
+    assert!(state.tenant.as_deref().unwrap_or("").is_empty());
+    assert_eq!(state.customers, 0);
+    drop(conn);
+
+    let principal = authenticate(&pool, Some(&format!("Bearer {}", a.admin_key)))
+        .await
+        .unwrap();
+    assert_eq!(principal.tenant_id(), a.id);
+    let mut conn = pool.get().await.unwrap();
+    let state = snapshot_state(&mut conn).await;
+    assert!(state.tenant.as_deref().unwrap_or("").is_empty());
+    assert_eq!(state.customers, 0);
+}
+
 /// A committed write wakes the commit signal (the event sequencer), in both modes; a read
 /// and a failed write do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
