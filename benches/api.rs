@@ -18,9 +18,14 @@
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
+//! | `BENCH_POSTGRAPHILE_URL` | unset (`postgraphile360`: the PostGraphile server to drive) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
+//!
+//! `postgraphile360` drives a PostGraphile v4 server (started by `bench/postgraphile.sh`)
+//! at `BENCH_POSTGRAPHILE_URL` with the query equivalent to `customer360`, for the same
+//! customers, with the same generator: SPEC §8 compares the two.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +54,24 @@ const CUSTOMER_360: &str = "query($id: ID) { customer(id: $id) {
   communications(first: 5) { nodes { channel status } }
   campaignHistory(first: 5) { nodes { status campaign { name } } }
   leads { id }
+} }";
+
+/// `CUSTOMER_360` in PostGraphile v4's default schema over the same tables: the same
+/// columns, the same page sizes and orders (enrollments bring their stages: the current
+/// enrollment is one of them), preferences and the leads not deleted.
+const POSTGRAPHILE_360: &str = "query($id: UUID!) { customerById(id: $id) {
+  id externalId email name phone segment churnRisk ltv totalDeposit totalWithdraw lastActivityAt metadata
+  createdAt updatedAt pointsBalance pointsLifetime cumulativeDays isClubMember
+  clubEnrollmentsByTenantIdAndCustomerId(orderBy: [ENROLLED_AT_ASC, CREATED_AT_ASC, ID_ASC]) {
+    nodes { status enrolledAt expiresAt clubStageByTenantIdAndStageId { name discountPercentage } } }
+  customerActivitiesByTenantIdAndCustomerId(first: 10, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { activityType createdAt } }
+  ordersByTenantIdAndCustomerId(first: 5, orderBy: [ORDERED_AT_DESC, ID_DESC]) { nodes { orderTotal orderedAt } }
+  pointTransactionsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { points balanceAfter } }
+  rewardRedemptionsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { status } }
+  communicationPreferencesByTenantIdAndCustomerId(orderBy: [CHANNEL_ASC, COMMUNICATION_TYPE_ASC]) { nodes { channel communicationType optedIn } }
+  communicationLogsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { channel status } }
+  campaignRecipientsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { status campaignByTenantIdAndCampaignId { name } } }
+  leadMemoriesByTenantIdAndCustomerId(condition: { deleted: false }, orderBy: [CREATED_AT_ASC, ID_ASC]) { nodes { id } }
 } }";
 
 const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
@@ -376,6 +399,21 @@ struct Figures {
     latencies: Vec<Duration>,
 }
 
+fn print_figures(scenario: &str, concurrency: usize, f: &Figures, statements: &str) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
+        scenario,
+        concurrency,
+        f.requests as f64 / f.elapsed.as_secs_f64(),
+        ms(percentile(&f.latencies, 0.50)),
+        ms(percentile(&f.latencies, 0.95)),
+        ms(percentile(&f.latencies, 0.99)),
+        f.errors,
+        statements,
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -402,9 +440,11 @@ async fn drive(
             let authorization = format!("Bearer {key}");
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header(reqwest::header::AUTHORIZATION, &authorization)
+                let mut request = client.post(&url);
+                if !key.is_empty() {
+                    request = request.header(reqwest::header::AUTHORIZATION, &authorization);
+                }
+                let response = request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(&body(i)).unwrap())
                     .send()
@@ -555,8 +595,13 @@ async fn run() {
         .build()
         .unwrap();
 
+    // Idle: started, pool open, no request served yet (SPEC §8: ≤ 40 MB).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = server.memory("VmRSS");
+
     let total = present.n.max(customers as i64);
-    println!("\ngrowthgraph benchmark: {total} customers, {seconds} s per level, loopback HTTP\n");
+    println!("\ngrowthgraph benchmark: {total} customers, {seconds} s per level, loopback HTTP");
+    println!("server RSS idle: {idle_rss}\n");
     println!(
         "{:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6}",
         "scenario", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "stmts"
@@ -585,6 +630,20 @@ async fn run() {
             .to_owned()
     };
     for scenario in scenarios.split(',') {
+        if scenario == "postgraphile360" {
+            let url = std::env::var("BENCH_POSTGRAPHILE_URL")
+                .expect("postgraphile360 needs BENCH_POSTGRAPHILE_URL (bench/postgraphile.sh)");
+            let ids = ids.clone();
+            let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(
+                move |i| json!({ "query": POSTGRAPHILE_360, "variables": { "id": ids[i % ids.len()] } }),
+            );
+            drive(&client, &url, "", 1, 1, body.clone()).await;
+            for &concurrency in &levels {
+                let f = drive(&client, &url, "", concurrency, seconds, body.clone()).await;
+                print_figures(scenario, concurrency, &f, "–");
+            }
+            continue;
+        }
         let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = match scenario {
             "customer360" => {
                 let ids = ids.clone();
@@ -636,18 +695,7 @@ async fn run() {
         }
         for &concurrency in &levels {
             let f = drive(&client, &base, &key, concurrency, seconds, body.clone()).await;
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            println!(
-                "{:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
-                scenario,
-                concurrency,
-                f.requests as f64 / f.elapsed.as_secs_f64(),
-                ms(percentile(&f.latencies, 0.50)),
-                ms(percentile(&f.latencies, 0.95)),
-                ms(percentile(&f.latencies, 0.99)),
-                f.errors,
-                per_request,
-            );
+            print_figures(scenario, concurrency, &f, &per_request.to_string());
         }
     }
     if scenarios.contains("redeemReward") {
