@@ -518,17 +518,11 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         count(&mut owner, &customers_of(b.id)).await,
     );
     assert_ne!(a_customers, b_customers, "the two tenants are told apart");
-    let widget: Key = diesel::sql_query(format!(
-        "SELECT api_key FROM widget_configs WHERE tenant_id = '{}'",
-        b.id
-    ))
-    .get_result(&mut owner)
-    .await
-    .unwrap();
+    let widget = widget_key(&mut owner, b.id).await;
 
     for (key, tenant, customers) in [
         (format!("Bearer {}", a.admin_key), a.id, a_customers),
-        (format!("Bearer {}", widget.api_key), b.id, b_customers),
+        (format!("Bearer {}", widget), b.id, b_customers),
     ] {
         let (principal, mut conn) = authenticate_holding(&pool, Some(&key)).await.unwrap();
         assert_eq!(principal.tenant_id(), tenant);
@@ -564,7 +558,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         );
     }
     assert!(matches!(
-        authenticate_holding(&pool, Some(&format!("Bearer {}", widget.api_key)))
+        authenticate_holding(&pool, Some(&format!("Bearer {}", widget)))
             .await
             .unwrap()
             .0,
@@ -770,20 +764,25 @@ struct Key {
     api_key: String,
 }
 
+/// The tenant's testimonial widget key (read as the owner).
+async fn widget_key(owner: &mut AsyncPgConnection, tenant: Uuid) -> String {
+    let key: Key = diesel::sql_query(format!(
+        "SELECT api_key FROM widget_configs WHERE tenant_id = '{tenant}'"
+    ))
+    .get_result(owner)
+    .await
+    .unwrap();
+    key.api_key
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_keys_read_published_testimonials_and_nothing_else() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     app.tenant("Winery B").await;
     let mut owner = app.owner().await;
-    let widget: Key = diesel::sql_query(format!(
-        "SELECT api_key FROM widget_configs WHERE tenant_id = '{}'",
-        a.id
-    ))
-    .get_result(&mut owner)
-    .await
-    .unwrap();
-    assert!(widget.api_key.starts_with("wgt_") && widget.api_key.len() == 52);
+    let widget = widget_key(&mut owner, a.id).await;
+    assert!(widget.starts_with("wgt_") && widget.len() == 52);
     let published = count(
         &mut owner,
         &format!("SELECT count(*) AS count FROM testimonials WHERE tenant_id = '{}' AND status = 'published'", a.id),
@@ -801,7 +800,7 @@ async fn widget_keys_read_published_testimonials_and_nothing_else() {
 
     let r = app
         .gql(
-            &widget.api_key,
+            &widget,
             "{ publishedTestimonials { nodes { id content rating } } }",
             json!({}),
         )
@@ -817,7 +816,7 @@ async fn widget_keys_read_published_testimonials_and_nothing_else() {
         "{ apiKeys { nodes { id } } }",
         "mutation { createApiKey(input: { name: \"x\", role: ADMIN }) { secret } }",
     ] {
-        let r = app.gql(&widget.api_key, forbidden, json!({})).await;
+        let r = app.gql(&widget, forbidden, json!({})).await;
         assert_eq!(error_code(&r), Some("FORBIDDEN"), "{forbidden}: {r}");
     }
 }
