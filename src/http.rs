@@ -133,28 +133,38 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(context) => context,
         Err(error) => return app_error_response(&state, error),
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return reject(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                "the body is not a GraphQL request",
-            )
+    match read_batch(&state, &body) {
+        Ok(batch) => execute(&state, context, batch).await,
+        Err(rejection) => {
+            // The key's lookup began the request's read snapshot: end it, so the
+            // connection goes back to the pool instead of being discarded there.
+            context.db.finish().await;
+            rejection
         }
-    };
+    }
+}
+
+/// The body as a GraphQL request or batch (of 1 to `max_batch` operations).
+fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, Response> {
+    let batch: BatchRequest = serde_json::from_slice(body).map_err(|_| {
+        reject(
+            state,
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the body is not a GraphQL request",
+        )
+    })?;
     if let BatchRequest::Batch(requests) = &batch {
         if requests.is_empty() || requests.len() > state.limits.max_batch {
-            return reject(
-                &state,
+            return Err(reject(
+                state,
                 StatusCode::BAD_REQUEST,
                 "BAD_USER_INPUT",
                 &format!("a batch holds 1 to {} operations", state.limits.max_batch),
-            );
+            ));
         }
     }
-    execute(&state, context, batch).await
+    Ok(batch)
 }
 
 /// Queries only: a mutation or subscription over GET is refused with 405.

@@ -118,6 +118,67 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
     );
 }
 
+/// The backend of every connection in the test server's pool (all 8 held at once, so
+/// the list is the whole pool and nothing new is created meanwhile).
+async fn pool_backends(app: &TestApp) -> Vec<i32> {
+    use diesel_async::RunQueryDsl;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(app.pool.get().await.unwrap());
+    }
+    let mut pids = Vec::new();
+    for conn in held.iter_mut() {
+        let conn: &mut diesel_async::AsyncPgConnection = conn;
+        let pid = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "pg_backend_pid()",
+        ))
+        .get_result::<i32>(conn)
+        .await
+        .unwrap();
+        pids.push(pid);
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// A body refused after the key was looked up (malformed JSON, a batch over the limit):
+/// the lookup had begun the request's read snapshot, and the refusal ends it, so the
+/// pool keeps its connections instead of discarding and replacing one per refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bodies_after_the_key_lookup_keep_the_pools_connections() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let before = pool_backends(&app).await;
+    let one = json!({ "query": "{ viewer { tenant { id } } }" });
+    for _ in 0..4 {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&a.admin_key)
+            .header("content-type", "application/json")
+            .body("{ not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let (status, response) = app
+            .post(Some(&a.admin_key), Value::Array(vec![one.clone(); 11]))
+            .await;
+        assert_eq!(
+            (status, error_code(&response)),
+            (400, Some("BAD_USER_INPUT"))
+        );
+        let (status, response) = app.post(Some(&a.admin_key), one.clone()).await;
+        assert_eq!(status, 200);
+        assert!(response["errors"].is_null(), "{response}");
+    }
+    assert_eq!(
+        pool_backends(&app).await,
+        before,
+        "no connection was replaced"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
     let app = TestApp::start().await;
