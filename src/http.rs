@@ -135,32 +135,24 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     match read_batch(&state, &body) {
         Ok(batch) => execute(&state, context, batch).await,
-        Err(rejection) => {
+        Err(message) => {
             // The key's lookup began the request's read snapshot: end it, so the
             // connection goes back to the pool instead of being discarded there.
             context.db.finish().await;
-            rejection
+            reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message)
         }
     }
 }
 
-/// The body as a GraphQL request or batch (of 1 to `max_batch` operations).
-fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, Response> {
-    let batch: BatchRequest = serde_json::from_slice(body).map_err(|_| {
-        reject(
-            state,
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
-            "the body is not a GraphQL request",
-        )
-    })?;
+/// The body as a GraphQL request or batch (of 1 to `max_batch` operations), or why not.
+fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, String> {
+    let batch: BatchRequest = serde_json::from_slice(body)
+        .map_err(|_| "the body is not a GraphQL request".to_string())?;
     if let BatchRequest::Batch(requests) = &batch {
         if requests.is_empty() || requests.len() > state.limits.max_batch {
-            return Err(reject(
-                state,
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                &format!("a batch holds 1 to {} operations", state.limits.max_batch),
+            return Err(format!(
+                "a batch holds 1 to {} operations",
+                state.limits.max_batch
             ));
         }
     }
