@@ -217,7 +217,7 @@ async fn lookup(conn: &AsyncPgConnection, token: &str) -> diesel::QueryResult<Op
     if token.starts_with("wgt_") {
         let rows: Vec<WidgetRow> =
             Prepared::new("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
-                .bind::<Text, _>(token.to_owned())
+                .bind::<Text, _>(token)
                 .load(&mut conn)
                 .await?;
         return Ok(rows.into_iter().next().map(Found::Widget));
@@ -234,6 +234,8 @@ async fn lookup(conn: &AsyncPgConnection, token: &str) -> diesel::QueryResult<Op
     Ok(rows.into_iter().next().map(Found::Key))
 }
 
+/// The principal a lookup found; an API key whose recorded use is stale gets it refreshed
+/// (off the request path).
 fn principal_of(pool: &PgPool, found: Found) -> AppResult<Principal> {
     let row = match found {
         Found::Widget(row) => {
