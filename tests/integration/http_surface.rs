@@ -8,7 +8,7 @@ use growthgraph::app::AppState;
 use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 
-use crate::common::{error_code, TestApp};
+use crate::common::{backend_pid, error_code, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_graphiql_are_served_by_the_binary() {
@@ -121,21 +121,13 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
 /// The backend of every connection in the test server's pool (all 8 held at once, so
 /// the list is the whole pool and nothing new is created meanwhile).
 async fn pool_backends(app: &TestApp) -> Vec<i32> {
-    use diesel_async::RunQueryDsl;
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(app.pool.get().await.unwrap());
     }
     let mut pids = Vec::new();
     for conn in held.iter_mut() {
-        let conn: &mut diesel_async::AsyncPgConnection = conn;
-        let pid = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-            "pg_backend_pid()",
-        ))
-        .get_result::<i32>(conn)
-        .await
-        .unwrap();
-        pids.push(pid);
+        pids.push(backend_pid(conn).await);
     }
     pids.sort_unstable();
     pids

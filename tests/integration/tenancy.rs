@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::common::{error_code, TestApp};
+use crate::common::{backend_pid, error_code, TestApp};
 
 #[derive(QueryableByName)]
 struct Count {
@@ -466,10 +466,6 @@ struct SnapshotState {
     read_only: String,
     #[diesel(sql_type = BigInt)]
     customers: i64,
-}
-
-async fn backend_pid(conn: &mut AsyncPgConnection) -> i64 {
-    count(conn, "SELECT pg_backend_pid()::bigint AS count").await
 }
 
 async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {

@@ -282,6 +282,17 @@ impl TestApp {
     }
 }
 
+/// The PostgreSQL backend serving `conn` (tells a kept connection from a replaced one).
+pub async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
+    use diesel_async::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(conn)
+    .await
+    .unwrap()
+}
+
 /// The `extensions.code` of the first error, if any.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
