@@ -1,11 +1,12 @@
-//! Related rows as one column of an outer statement: `ARRAY(SELECT ROW(<columns>) …)`.
+//! Related rows as one column of an outer statement: `ARRAY(SELECT ROW(<columns>)::<type> …)`.
 //!
 //! A statement can then return a parent and several of its relations at once (the
 //! customer 360 is one statement instead of one per relation). The rows arrive in
 //! PostgreSQL's binary format and are decoded by the same Diesel types as a plain query
 //! of the model: the `ROW(…)` lists exactly the columns of the model's `Selectable`
-//! selection, rendered by Diesel, in field order. Nothing goes through JSON, so numerics,
-//! timestamps and enums keep their exact values.
+//! selection, rendered by Diesel, in field order, cast to the model's composite row type
+//! ([`NestedRow`]). Nothing goes through JSON, so numerics, timestamps and enums keep
+//! their exact values.
 
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::expression::Expression;
@@ -38,19 +39,86 @@ where
     }
 }
 
-/// `ROW(<T's columns>)` for a subquery that reads `table` (T's table) alone: Diesel renders
-/// the columns qualified (`"orders"."id"`); unqualified, they resolve to the innermost
-/// table, so an outer alias's columns of the same name do not get in the way.
-pub fn row_of<T>(table: &str) -> QueryResult<String>
+/// A model read as nested rows: its table, and the composite type that lists the columns
+/// of its selection in field order (migration `2026-11-23-000016_nested_row_types`; a test
+/// checks every such type against its table and model).
+///
+/// `ROW(…)::<type>` takes its tuple descriptor from PostgreSQL's type cache; an anonymous
+/// `ROW(…)` builds and registers one on every execution of the statement.
+pub trait NestedRow: Selectable<Pg> {
+    const TABLE: &'static str;
+    const ROW_TYPE: &'static str;
+}
+
+/// The columns of `T`'s selection, in field order.
+pub fn columns_of<T>() -> QueryResult<Vec<String>>
+where
+    T: NestedRow,
+    T::SelectExpression: QueryFragment<Pg>,
+{
+    let qualified = format!("\"{}\".", T::TABLE);
+    Ok(selection::<T>()?
+        .split(", ")
+        .map(|column| {
+            column
+                .trim_start_matches(&qualified)
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect())
+}
+
+fn selection<T>() -> QueryResult<String>
 where
     T: Selectable<Pg>,
     T::SelectExpression: QueryFragment<Pg>,
 {
     let mut builder = PgQueryBuilder::default();
-    builder.push_sql("ROW(");
     T::construct_selection().to_sql(&mut builder, &Pg)?;
-    builder.push_sql(")");
-    Ok(builder.finish().replace(&format!("\"{table}\"."), ""))
+    Ok(builder.finish())
+}
+
+/// `ROW(<T's columns>)::<T's row type>`. Unqualified (`alias` `None`), the columns resolve
+/// to the innermost table, which must be T's: an outer alias's columns of the same name do
+/// not get in the way. With an alias, they are that alias's.
+pub fn row_of<T>(alias: Option<&str>) -> QueryResult<String>
+where
+    T: NestedRow,
+    T::SelectExpression: QueryFragment<Pg>,
+{
+    let qualifier = alias.map_or_else(String::new, |alias| format!("{alias}."));
+    let columns = selection::<T>()?.replace(&format!("\"{}\".", T::TABLE), &qualifier);
+    Ok(format!("ROW({columns})::{}", T::ROW_TYPE))
+}
+
+/// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):
+/// the reference is read by a scalar subquery in the same part, instead of a part of its
+/// own that would look the rows up again.
+type Pair<A, B> = Record<(Record<SelectionType<A>>, Nullable<Record<SelectionType<B>>>)>;
+
+/// The SQL type of a nested-pairs column.
+pub type PairRecords<A, B> = Nullable<Array<Pair<A, B>>>;
+
+/// Decoded nested pairs, in the order the subquery returned them (`None` where the
+/// referenced row was not asked for).
+#[derive(Debug)]
+pub struct Pairs<A, B>(pub Vec<(A, Option<B>)>);
+
+impl<A, B> FromSql<Array<Pair<A, B>>, Pg> for Pairs<A, B>
+where
+    A: Selectable<Pg> + Queryable<SelectionType<A>, Pg>,
+    A::Row: FromSql<Record<SelectionType<A>>, Pg>,
+    B: Selectable<Pg> + Queryable<SelectionType<B>, Pg>,
+    B::Row: FromSql<Record<SelectionType<B>>, Pg>,
+{
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let rows =
+            <Vec<(A::Row, Option<B::Row>)> as FromSql<Array<Pair<A, B>>, Pg>>::from_sql(value)?;
+        rows.into_iter()
+            .map(|(a, b)| Ok((A::build(a)?, b.map(B::build).transpose()?)))
+            .collect::<deserialize::Result<_>>()
+            .map(Pairs)
+    }
 }
 
 #[cfg(test)]
@@ -59,11 +127,27 @@ mod tests {
     use crate::domain::customers::model::Activity;
 
     #[test]
-    fn a_row_lists_the_models_columns_in_field_order_unqualified() {
+    fn a_row_lists_the_models_columns_in_field_order_as_its_row_type() {
         assert_eq!(
-            row_of::<Activity>("customer_activities").unwrap(),
+            row_of::<Activity>(None).unwrap(),
             "ROW(\"id\", \"customer_id\", \"activity_type\", \"activity_description\", \
-             \"activity_data\", \"created_at\")"
+             \"activity_data\", \"created_at\")::activity_row"
+        );
+        assert_eq!(
+            row_of::<Activity>(Some("a")).unwrap(),
+            "ROW(a.\"id\", a.\"customer_id\", a.\"activity_type\", a.\"activity_description\", \
+             a.\"activity_data\", a.\"created_at\")::activity_row"
+        );
+        assert_eq!(
+            columns_of::<Activity>().unwrap(),
+            [
+                "id",
+                "customer_id",
+                "activity_type",
+                "activity_description",
+                "activity_data",
+                "created_at"
+            ]
         );
     }
 }

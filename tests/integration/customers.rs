@@ -1033,3 +1033,48 @@ async fn a_write_after_the_360_read_is_seen_by_the_same_request() {
         assert_eq!(now["data"]["customer"], after["customer"]);
     }
 }
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Attribute {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    type_name: String,
+}
+
+/// The attributes of a table or composite type, in order (`columns` picks and orders a
+/// table's; a type's are all of them), each with its base type (no precision).
+async fn attributes(app: &TestApp, relation: &str, columns: Option<&[String]>) -> Vec<Attribute> {
+    let mut owner = app.owner().await;
+    let sql = "SELECT a.attname::text AS name, format_type(a.atttypid, NULL) AS type_name
+               FROM pg_attribute a
+               WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                 AND ($2::text[] IS NULL OR a.attname = ANY($2))
+               ORDER BY coalesce(array_position($2, a.attname::text), a.attnum)";
+    diesel::sql_query(sql)
+        .bind::<Text, _>(relation)
+        .bind::<Nullable<diesel::sql_types::Array<Text>>, _>(columns.map(<[String]>::to_vec))
+        .load(&mut owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_nested_row_type_lists_its_models_columns_with_the_tables_types() {
+    let app = TestApp::start().await;
+    let row_types = growthgraph::domain::customers::prefetch::nested_row_types().unwrap();
+    assert_eq!(row_types.len(), 11, "every part of the 360 has a row type");
+    for (table, row_type, columns) in row_types {
+        let of_table = attributes(&app, table, Some(&columns)).await;
+        let of_type = attributes(&app, row_type, None).await;
+        assert_eq!(
+            of_table.iter().map(|a| &a.name).collect::<Vec<_>>(),
+            columns.iter().collect::<Vec<_>>(),
+            "{table} has every column the model selects"
+        );
+        assert_eq!(
+            of_type, of_table,
+            "{row_type} lists {table}'s selected columns"
+        );
+    }
+}

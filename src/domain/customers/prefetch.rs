@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::graphql::{ActivitiesOf, OrdersOf, PreferencesOf, ACTIVITIES, ORDERS};
 use super::model;
 use crate::db::children::{nested_first_children, ChildRelation};
-use crate::db::nested::{row_of, Records, Rows};
+use crate::db::nested::{columns_of, row_of, NestedRow, PairRecords, Pairs, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::sql::Prepared;
 use crate::domain::campaigns::graphql::{CampaignHistoryOf, CampaignKey, RECIPIENTS_OF_CUSTOMER};
@@ -50,6 +50,37 @@ use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 use crate::graphql::context::RequestContext;
 use crate::graphql::loaders::ChildPage;
+
+/// The models the 360 reads as nested rows, with their tables and row types (see
+/// [`NestedRow`]), and the list of them for the test that checks each type against its
+/// table and model.
+macro_rules! nested_rows {
+    ($($model:ty => $table:literal as $row_type:literal,)+) => {
+        $(impl NestedRow for $model {
+            const TABLE: &'static str = $table;
+            const ROW_TYPE: &'static str = $row_type;
+        })+
+
+        /// Each nested row's table, row type and the columns of its model's selection.
+        pub fn nested_row_types() -> diesel::QueryResult<Vec<(&'static str, &'static str, Vec<String>)>> {
+            Ok(vec![$(($table, $row_type, columns_of::<$model>()?),)+])
+        }
+    };
+}
+
+nested_rows! {
+    Enrollment => "club_enrollments" as "enrollment_row",
+    ClubStage => "club_stages" as "club_stage_row",
+    model::Activity => "customer_activities" as "activity_row",
+    model::Order => "orders" as "order_row",
+    PointTransaction => "point_transactions" as "point_transaction_row",
+    Redemption => "reward_redemptions" as "redemption_row",
+    Communication => "communication_log" as "communication_row",
+    Recipient => "campaign_recipients" as "campaign_recipient_row",
+    Campaign => "campaigns" as "campaign_row",
+    model::CommunicationPreference => "communication_preferences" as "communication_preference_row",
+    Lead => "lead_memory" as "lead_row",
+}
 
 /// How the customer is found.
 pub enum Lookup {
@@ -154,10 +185,9 @@ fn page<F>(selection: &Lookahead<'_>, field: &str, filter: F) -> Option<Page<F>>
 struct Row {
     #[diesel(embed)]
     customer: model::Customer,
-    #[diesel(sql_type = Records<Enrollment>)]
-    enrollments: Option<Rows<Enrollment>>,
-    #[diesel(sql_type = Records<ClubStage>)]
-    stages: Option<Rows<ClubStage>>,
+    /// With each enrollment's stage when the selection asks for stages.
+    #[diesel(sql_type = PairRecords<Enrollment, ClubStage>)]
+    enrollments: Option<Pairs<Enrollment, ClubStage>>,
     #[diesel(sql_type = Records<model::Activity>)]
     activities: Option<Rows<model::Activity>>,
     #[diesel(sql_type = Records<model::Order>)]
@@ -168,10 +198,9 @@ struct Row {
     redemptions: Option<Rows<Redemption>>,
     #[diesel(sql_type = Records<Communication>)]
     communications: Option<Rows<Communication>>,
-    #[diesel(sql_type = Records<Recipient>)]
-    campaign_history: Option<Rows<Recipient>>,
-    #[diesel(sql_type = Records<Campaign>)]
-    campaigns: Option<Rows<Campaign>>,
+    /// With each recipient's campaign when the selection asks for campaigns.
+    #[diesel(sql_type = PairRecords<Recipient, Campaign>)]
+    campaign_history: Option<Pairs<Recipient, Campaign>>,
     #[diesel(sql_type = Records<model::CommunicationPreference>)]
     preferences: Option<Rows<model::CommunicationPreference>>,
     #[diesel(sql_type = Records<Lead>)]
@@ -289,30 +318,34 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
     let page = |relation: &ChildRelation, row: String, kinds: Option<usize>, limit: usize| {
         nested_first_children(relation, &row, "c.id", limit, kinds)
     };
-    let enrollments = row_of::<Enrollment>("club_enrollments")?;
+    // A referenced row not asked for is a typed NULL (the column's type stays the same).
+    let referenced = |asked: bool, sql: String, row_type: &str| match asked {
+        true => format!("({sql})"),
+        false => format!("NULL::{row_type}"),
+    };
+    let stage = referenced(
+        plan.stages,
+        format!(
+            "SELECT {} FROM club_stages s WHERE s.tenant_id = $1 \
+             AND s.id = club_enrollments.stage_id",
+            row_of::<ClubStage>(Some("s"))?
+        ),
+        ClubStage::ROW_TYPE,
+    );
+    let enrollment = row_of::<Enrollment>(None)?;
     column(
         "enrollments",
         plan.enrollments.then(|| {
             format!(
-                "ARRAY(SELECT {enrollments} FROM club_enrollments {of_customer} \
+                "ARRAY(SELECT ROW({enrollment}, {stage}) FROM club_enrollments {of_customer} \
                  ORDER BY enrolled_at, created_at, id)"
-            )
-        }),
-    );
-    let stages = row_of::<ClubStage>("club_stages")?;
-    column(
-        "stages",
-        plan.stages.then(|| {
-            format!(
-                "ARRAY(SELECT {stages} FROM club_stages WHERE tenant_id = $1 AND id IN \
-                 (SELECT stage_id FROM club_enrollments {of_customer}))"
             )
         }),
     );
     let activities = match &plan.activities {
         Some(p) => Some(page(
             &ACTIVITIES,
-            row_of::<model::Activity>(ACTIVITIES.table)?,
+            row_of::<model::Activity>(None)?,
             p.filter.0.is_some().then_some(ACTIVITY_TYPES),
             ACTIVITIES_LIMIT,
         )),
@@ -325,41 +358,34 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
         bool,
         diesel::QueryResult<String>,
         usize,
-    ); 5] = [
+    ); 4] = [
         (
             "orders",
             &ORDERS,
             plan.orders.is_some(),
-            row_of::<model::Order>(ORDERS.table),
+            row_of::<model::Order>(None),
             ORDERS_LIMIT,
         ),
         (
             "point_transactions",
             &POINT_TRANSACTIONS,
             plan.point_transactions.is_some(),
-            row_of::<PointTransaction>(POINT_TRANSACTIONS.table),
+            row_of::<PointTransaction>(None),
             POINTS_LIMIT,
         ),
         (
             "redemptions",
             &REDEMPTIONS,
             plan.redemptions.is_some(),
-            row_of::<Redemption>(REDEMPTIONS.table),
+            row_of::<Redemption>(None),
             REDEMPTIONS_LIMIT,
         ),
         (
             "communications",
             &COMMUNICATIONS,
             plan.communications.is_some(),
-            row_of::<Communication>(COMMUNICATIONS.table),
+            row_of::<Communication>(None),
             COMMUNICATIONS_LIMIT,
-        ),
-        (
-            "campaign_history",
-            &RECIPIENTS_OF_CUSTOMER,
-            plan.campaign_history.is_some(),
-            row_of::<Recipient>(RECIPIENTS_OF_CUSTOMER.table),
-            HISTORY_LIMIT,
         ),
     ];
     for (name, relation, asked, rows, limit) in pages {
@@ -369,23 +395,27 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
         };
         column(name, sql);
     }
-    let campaigns = match plan.campaign_history.is_some() && plan.campaigns {
-        true => {
-            let recipients = page(
-                &RECIPIENTS_OF_CUSTOMER,
-                "campaign_id".to_owned(),
-                None,
-                HISTORY_LIMIT,
-            );
-            Some(format!(
-                "ARRAY(SELECT {} FROM campaigns WHERE tenant_id = $1 AND id = ANY({recipients}))",
-                row_of::<Campaign>("campaigns")?
-            ))
-        }
-        false => None,
+    let campaign = referenced(
+        plan.campaigns,
+        format!(
+            "SELECT {} FROM campaigns k WHERE k.tenant_id = $1 \
+             AND k.id = {}.campaign_id",
+            row_of::<Campaign>(Some("k"))?,
+            RECIPIENTS_OF_CUSTOMER.table
+        ),
+        Campaign::ROW_TYPE,
+    );
+    let history = match &plan.campaign_history {
+        Some(_) => Some(page(
+            &RECIPIENTS_OF_CUSTOMER,
+            format!("ROW({}, {campaign})", row_of::<Recipient>(None)?),
+            None,
+            HISTORY_LIMIT,
+        )),
+        None => None,
     };
-    column("campaigns", campaigns);
-    let preferences = row_of::<model::CommunicationPreference>("communication_preferences")?;
+    column("campaign_history", history);
+    let preferences = row_of::<model::CommunicationPreference>(None)?;
     column(
         "preferences",
         plan.preferences.then(|| {
@@ -395,7 +425,7 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             )
         }),
     );
-    let leads = row_of::<Lead>("lead_memory")?;
+    let leads = row_of::<Lead>(None)?;
     column(
         "leads",
         plan.leads.then(|| {
@@ -458,19 +488,24 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
     let Row {
         customer,
         enrollments,
-        stages,
         activities,
         orders,
         point_transactions,
         redemptions,
         communications,
         campaign_history,
-        campaigns,
         preferences,
         leads,
     } = row;
     let id = customer.id;
-    if let Some(Rows(rows)) = enrollments {
+    if let Some(Pairs(pairs)) = enrollments {
+        let (rows, stages): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        prefetched.put(
+            stages
+                .into_iter()
+                .flatten()
+                .map(|s| (StageKey(s.id), Some(s))),
+        );
         let current = rows
             .iter()
             .find(|e| e.status == EnrollmentStatus::Active)
@@ -478,17 +513,20 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
         prefetched.put([(CurrentEnrollmentKey(id), current)]);
         prefetched.put([(EnrollmentsKey(id), Some(rows))]);
     }
-    if let Some(Rows(rows)) = stages {
-        prefetched.put(rows.into_iter().map(|s| (StageKey(s.id), Some(s))));
-    }
     file_page(prefetched, id, plan.activities, activities);
     file_page(prefetched, id, plan.orders, orders);
     file_page(prefetched, id, plan.point_transactions, point_transactions);
     file_page(prefetched, id, plan.redemptions, redemptions);
     file_page(prefetched, id, plan.communications, communications);
-    file_page(prefetched, id, plan.campaign_history, campaign_history);
-    if let Some(Rows(rows)) = campaigns {
-        prefetched.put(rows.into_iter().map(|c| (CampaignKey(c.id), Some(c))));
+    if let Some(Pairs(pairs)) = campaign_history {
+        let (rows, campaigns): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        prefetched.put(
+            campaigns
+                .into_iter()
+                .flatten()
+                .map(|c| (CampaignKey(c.id), Some(c))),
+        );
+        file_page(prefetched, id, plan.campaign_history, Some(Rows(rows)));
     }
     if let Some(Rows(rows)) = preferences {
         prefetched.put([(PreferencesOf(id), Some(rows))]);

@@ -1,0 +1,11 @@
+DROP TYPE lead_row;
+DROP TYPE communication_preference_row;
+DROP TYPE campaign_row;
+DROP TYPE campaign_recipient_row;
+DROP TYPE communication_row;
+DROP TYPE redemption_row;
+DROP TYPE point_transaction_row;
+DROP TYPE order_row;
+DROP TYPE activity_row;
+DROP TYPE club_stage_row;
+DROP TYPE enrollment_row;
