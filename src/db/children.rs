@@ -1,7 +1,11 @@
 //! "The first N children of each of these parents" in one statement: the nested
 //! connections of a page (a customer's latest activities, orders, …) load through this.
-//! Diesel's DSL cannot select from a windowed subquery, so this is the one place that
-//! builds SQL text, from `'static` identifiers only; every value is a bind parameter.
+//! The parents arrive as one array parameter; each one's page is a `LATERAL` subquery
+//! that walks the relation's (tenant, parent, sort key, id) index from its newest row
+//! and stops after N, so a statement reads the rows it returns and no others, however
+//! many children a parent has. Diesel's DSL cannot express a lateral join, so this is the
+//! one place that builds SQL text, from `'static` identifiers only; every value is a bind
+//! parameter.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -73,11 +77,14 @@ where
         next_param += 1;
     }
     let order = relation.newest_first();
+    // Rows come grouped by parent, in the order of `$2`, each parent's newest first (the
+    // parents' ordinality is already sorted, so PostgreSQL only sorts within a parent).
     let sql = format!(
-        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {parent_column} \
-         ORDER BY {order}) AS child_rank FROM {table} \
-         WHERE tenant_id = $1 AND {parent_column} = ANY($2){filters}) ranked \
-         WHERE child_rank <= ${next_param} ORDER BY {parent_column}, child_rank"
+        "SELECT child.* FROM unnest($2::uuid[]) WITH ORDINALITY AS parent(id, place) \
+         CROSS JOIN LATERAL (SELECT * FROM {table} \
+         WHERE tenant_id = $1 AND {parent_column} = parent.id{filters} \
+         ORDER BY {order} LIMIT ${next_param}) child \
+         ORDER BY parent.place, child.{sort_column} DESC, child.id DESC"
     );
     let mut query = Prepared::new(sql)
         .bind::<SqlUuid, _>(scope.id())

@@ -313,6 +313,127 @@ async fn pagination_forward_and_backward_visits_every_row_once_in_order_under_ea
     }
 }
 
+#[derive(QueryableByName)]
+struct ActivityKey {
+    #[diesel(sql_type = SqlUuid)]
+    customer_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+/// A list's nested connections load in one statement per relation for all its parents:
+/// each parent still gets its own newest children, ties broken by id, and the same
+/// cursor applied to every parent starts each one's page after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lists_nested_pages_hold_each_parents_newest_children_after_any_cursor() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    add_customers(&app, &a).await;
+    let mut owner = app.owner().await;
+    // Three more activities per bulk customer at one instant: ties on the sort key.
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO customer_activities (tenant_id, customer_id, activity_type, created_at)
+             SELECT tenant_id, id, 'visit', timestamptz '2026-01-01 12:00'
+             FROM customers, generate_series(1, 3) WHERE tenant_id = '{}' AND external_id LIKE 'bulk-%'",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let all: Vec<ActivityKey> = diesel::sql_query(
+        "SELECT customer_id, id, created_at FROM customer_activities WHERE tenant_id = $1",
+    )
+    .bind::<SqlUuid, _>(a.id)
+    .load(&mut owner)
+    .await
+    .unwrap();
+    // Newest first, ties by id, computed here.
+    let expected = |customer: Uuid, after: Option<(DateTime<Utc>, Uuid)>, n: usize| {
+        let mut rows: Vec<_> = all
+            .iter()
+            .filter(|r| r.customer_id == customer)
+            .map(|r| (r.created_at, r.id))
+            .filter(|key| after.is_none_or(|after| *key < after))
+            .collect();
+        rows.sort_by(|x, y| y.cmp(x));
+        rows.into_iter()
+            .take(n)
+            .map(|(_, id)| id)
+            .collect::<Vec<_>>()
+    };
+    let key_of = |id: Uuid| {
+        let row = all.iter().find(|r| r.id == id).unwrap();
+        (row.created_at, row.id)
+    };
+
+    // A cursor on the first tied activity of one customer, and one on a recent activity.
+    let first: Value = first_customer(&app, &a).await;
+    let r = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID) { customer(id: $id) { activities(first: 10) { edges { cursor node { id } } } } }",
+            json!({ "id": first }),
+        )
+        .await;
+    let edges = r["data"]["customer"]["activities"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .clone();
+    assert_eq!(edges.len(), 10, "{r}");
+    let cursor_at = |i: usize| {
+        let id: Uuid = edges[i]["node"]["id"].as_str().unwrap().parse().unwrap();
+        (edges[i]["cursor"].clone(), Some(key_of(id)))
+    };
+
+    let mut checked_ties = 0;
+    for (cursor, after) in [
+        (json!(null), None),
+        cursor_at(2),
+        cursor_at(7),
+        cursor_at(8),
+    ] {
+        let r = app
+            .gql(
+                &a.admin_key,
+                "query($after: String) { customers(first: 40, orderBy: { field: CREATED_AT, direction: DESC }) {
+                   nodes { id activities(first: 4, after: $after) { nodes { id } pageInfo { hasNextPage } } } } }",
+                json!({ "after": cursor }),
+            )
+            .await;
+        let nodes = r["data"]["customers"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(nodes.len(), 40, "{r}");
+        for node in nodes {
+            let customer: Uuid = node["id"].as_str().unwrap().parse().unwrap();
+            let page: Vec<Uuid> = node["activities"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().parse().unwrap())
+                .collect();
+            let wanted = expected(customer, after, 5);
+            assert_eq!(
+                page,
+                wanted[..wanted.len().min(4)],
+                "customer {customer} after {after:?}"
+            );
+            assert_eq!(
+                node["activities"]["pageInfo"]["hasNextPage"],
+                wanted.len() > 4,
+                "customer {customer} after {after:?}"
+            );
+            let tied = |id: &Uuid| key_of(*id).0 == key_of(page[0]).0;
+            if page.len() > 1 && page[1..].iter().all(tied) {
+                checked_ties += 1;
+            }
+        }
+    }
+    assert!(checked_ties > 0, "no page held tied children");
+}
+
 type Predicate = Box<dyn Fn(&Row) -> bool>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
