@@ -498,14 +498,8 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
         leads,
     } = row;
     let id = customer.id;
-    if let Some(Pairs(pairs)) = enrollments {
-        let (rows, stages): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        prefetched.put(
-            stages
-                .into_iter()
-                .flatten()
-                .map(|s| (StageKey(s.id), Some(s))),
-        );
+    if let Some(pairs) = enrollments {
+        let rows = file_referenced(prefetched, pairs, |s: &ClubStage| StageKey(s.id));
         let current = rows
             .iter()
             .find(|e| e.status == EnrollmentStatus::Active)
@@ -518,14 +512,8 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
     file_page(prefetched, id, plan.point_transactions, point_transactions);
     file_page(prefetched, id, plan.redemptions, redemptions);
     file_page(prefetched, id, plan.communications, communications);
-    if let Some(Pairs(pairs)) = campaign_history {
-        let (rows, campaigns): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        prefetched.put(
-            campaigns
-                .into_iter()
-                .flatten()
-                .map(|c| (CampaignKey(c.id), Some(c))),
-        );
+    if let Some(pairs) = campaign_history {
+        let rows = file_referenced(prefetched, pairs, |c: &Campaign| CampaignKey(c.id));
         file_page(prefetched, id, plan.campaign_history, Some(Rows(rows)));
     }
     if let Some(Rows(rows)) = preferences {
@@ -535,6 +523,17 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
         prefetched.put([(LeadsOfCustomer(id), Some(rows))]);
     }
     customer
+}
+
+/// Files the referenced rows of `pairs` under `key`; returns the referring rows.
+fn file_referenced<A, B, K>(prefetched: &Prefetched, pairs: Pairs<A, B>, key: fn(&B) -> K) -> Vec<A>
+where
+    B: Send + 'static,
+    K: std::hash::Hash + Eq + Send + 'static,
+{
+    let (rows, referenced): (Vec<_>, Vec<_>) = pairs.0.into_iter().unzip();
+    prefetched.put(referenced.into_iter().flatten().map(|b| (key(&b), Some(b))));
+    rows
 }
 
 fn file_page<F, T>(
