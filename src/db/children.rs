@@ -40,6 +40,20 @@ impl ChildRelation {
     fn newest_first(&self) -> String {
         format!("{} DESC, id DESC", self.sort_column)
     }
+
+    /// One parent's page, newest first: `select` from the relation's rows of the parent
+    /// named by the outer expression `parent`, with `filters` (`AND …`) added, `$1` the
+    /// tenant and `$limit` the page size (plus one). Both ways of loading child pages read
+    /// each parent's page through this.
+    fn page_of(&self, select: &str, parent: &str, filters: &str, limit: usize) -> String {
+        format!(
+            "SELECT {select} FROM {} WHERE tenant_id = $1 AND {} = {parent}{filters} \
+             ORDER BY {} LIMIT ${limit}",
+            self.table,
+            self.parent_column,
+            self.newest_first()
+        )
+    }
 }
 
 pub async fn first_children<T>(
@@ -54,19 +68,14 @@ pub async fn first_children<T>(
 where
     T: QueryableByName<Pg> + Send + 'static,
 {
-    let ChildRelation {
-        table,
-        parent_column,
-        sort_column,
-        ..
-    } = relation;
     // A kind restriction applies only to a relation with a kind column.
     let kinds = kinds.filter(|_| relation.kind_column.is_some());
     let mut filters = String::new();
     let mut next_param = 3;
     if after.is_some() {
         filters.push_str(&format!(
-            " AND ({sort_column}, id) < (${}, ${})",
+            " AND ({}, id) < (${}, ${})",
+            relation.sort_column,
             next_param,
             next_param + 1
         ));
@@ -76,15 +85,14 @@ where
         filters.push_str(&relation.kinds_filter(Some(next_param)));
         next_param += 1;
     }
-    let order = relation.newest_first();
     // Rows come grouped by parent, in the order of `$2`, each parent's newest first (the
     // parents' ordinality is already sorted, so PostgreSQL only sorts within a parent).
+    // The parents' column is not named `id`, so the outer order's `id` is the child's.
     let sql = format!(
-        "SELECT child.* FROM unnest($2::uuid[]) WITH ORDINALITY AS parent(id, place) \
-         CROSS JOIN LATERAL (SELECT * FROM {table} \
-         WHERE tenant_id = $1 AND {parent_column} = parent.id{filters} \
-         ORDER BY {order} LIMIT ${next_param}) child \
-         ORDER BY parent.place, child.{sort_column} DESC, child.id DESC"
+        "SELECT child.* FROM unnest($2::uuid[]) WITH ORDINALITY AS parent(key, place) \
+         CROSS JOIN LATERAL ({}) child ORDER BY parent.place, {}",
+        relation.page_of("*", "parent.key", &filters, next_param),
+        relation.newest_first()
     );
     let mut query = Prepared::new(sql)
         .bind::<SqlUuid, _>(scope.id())
@@ -109,11 +117,5 @@ pub fn nested_first_children(
     kinds: Option<usize>,
 ) -> String {
     let kinds = relation.kinds_filter(kinds);
-    format!(
-        "ARRAY(SELECT {row} FROM {} WHERE tenant_id = $1 AND {} = {parent}{kinds} \
-         ORDER BY {} LIMIT ${limit})",
-        relation.table,
-        relation.parent_column,
-        relation.newest_first()
-    )
+    format!("ARRAY({})", relation.page_of(row, parent, &kinds, limit))
 }

@@ -50,14 +50,18 @@ pub trait NestedRow: Selectable<Pg> {
     const ROW_TYPE: &'static str;
 }
 
-/// The columns of `T`'s selection, in field order.
+/// The columns of `T`'s selection, in field order (as Diesel renders them, less their
+/// table's qualifier and quotes).
 pub fn columns_of<T>() -> QueryResult<Vec<String>>
 where
     T: NestedRow,
     T::SelectExpression: QueryFragment<Pg>,
 {
+    let mut builder = PgQueryBuilder::default();
+    T::construct_selection().to_sql(&mut builder, &Pg)?;
     let qualified = format!("\"{}\".", T::TABLE);
-    Ok(selection::<T>()?
+    Ok(builder
+        .finish()
         .split(", ")
         .map(|column| {
             column
@@ -66,16 +70,6 @@ where
                 .to_owned()
         })
         .collect())
-}
-
-fn selection<T>() -> QueryResult<String>
-where
-    T: Selectable<Pg>,
-    T::SelectExpression: QueryFragment<Pg>,
-{
-    let mut builder = PgQueryBuilder::default();
-    T::construct_selection().to_sql(&mut builder, &Pg)?;
-    Ok(builder.finish())
 }
 
 /// `ROW(<T's columns>)::<T's row type>`. Unqualified (`alias` `None`), the columns resolve
@@ -87,8 +81,11 @@ where
     T::SelectExpression: QueryFragment<Pg>,
 {
     let qualifier = alias.map_or_else(String::new, |alias| format!("{alias}."));
-    let columns = selection::<T>()?.replace(&format!("\"{}\".", T::TABLE), &qualifier);
-    Ok(format!("ROW({columns})::{}", T::ROW_TYPE))
+    let columns: Vec<String> = columns_of::<T>()?
+        .iter()
+        .map(|column| format!("{qualifier}\"{column}\""))
+        .collect();
+    Ok(format!("ROW({})::{}", columns.join(", "), T::ROW_TYPE))
 }
 
 /// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):
