@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::ServeArgs;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
+use crate::graphql::guard::RequestGuard;
 use crate::graphql::{build_schema, AppSchema};
 
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct Inner {
     pub pool: PgPool,
     pub statements: Arc<StatementCounter>,
     pub schema: AppSchema,
+    /// Parsed-query cache, cost, error codes: around every operation the schema runs.
+    pub guard: RequestGuard,
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
@@ -48,10 +51,12 @@ impl AppState {
         graphiql_key: Option<String>,
         hub: Arc<EventHub>,
     ) -> Self {
+        let schema = build_schema(Some(hub.clone()));
         AppState(Arc::new(Inner {
             pool,
             statements,
-            schema: build_schema(Some(hub.clone())),
+            guard: RequestGuard::new(&schema),
+            schema,
             hub,
             limits,
             metrics: Metrics::default(),

@@ -22,6 +22,7 @@ use crate::app::AppState;
 use crate::auth::{authenticate, authenticate_holding, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
+use crate::graphql::guard::RequestGuard;
 use crate::graphql::ws;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
@@ -100,10 +101,18 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
         .graphql_operations
         .fetch_add(count as u64, Ordering::Relaxed);
     let db = context.db.clone();
-    let batch = batch.data(context);
-    let response: BatchResponse = state.schema.execute_batch(batch).await;
+    let mut batch = batch.data(context);
+    let costs: Vec<Option<usize>> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
+    let mut response: BatchResponse = state.schema.execute_batch(batch).await;
     // The connection goes back to the pool before the response is serialized.
     db.finish().await;
+    let responses = match &mut response {
+        BatchResponse::Single(response) => std::slice::from_mut(response),
+        BatchResponse::Batch(responses) => responses.as_mut_slice(),
+    };
+    for (response, cost) in responses.iter_mut().zip(costs) {
+        RequestGuard::finish(response, cost);
+    }
     axum::Json(response).into_response()
 }
 

@@ -3,8 +3,9 @@
 
 pub mod connection;
 pub mod context;
+pub mod cost;
 pub mod events;
-pub mod extension;
+pub mod guard;
 pub mod loaders;
 pub mod scalars;
 pub mod ws;
@@ -74,7 +75,6 @@ pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
-        .extension(extension::RequestGuard::default())
         .finish()
 }
 

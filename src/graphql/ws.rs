@@ -10,7 +10,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::graphql::AppSchema;
+use crate::graphql::guard::RequestGuard;
 
 /// Close codes of graphql-transport-ws (and 1001, going away).
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -41,24 +41,26 @@ pub enum Payload {
 /// Offered to every WebSocket operation through its request data. A subscription resolver
 /// may take it with its own stream of payloads; it then returns an empty stream to the
 /// schema, and the transport continues with the taken one.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DirectLane(Arc<LaneState>);
 
-#[derive(Default)]
 struct LaneState {
-    /// The operation's cost, recorded at validation: rendered payloads report it in
-    /// `extensions.cost` as executed ones do.
-    cost: AtomicU64,
+    /// The operation's cost: rendered payloads report it in `extensions.cost` as executed
+    /// ones do.
+    cost: u64,
     taken: Mutex<Option<BoxStream<'static, Payload>>>,
 }
 
 impl DirectLane {
-    pub fn set_cost(&self, cost: usize) {
-        self.0.cost.store(cost as u64, Ordering::Relaxed);
+    fn new(cost: usize) -> Self {
+        DirectLane(Arc::new(LaneState {
+            cost: cost as u64,
+            taken: Mutex::default(),
+        }))
     }
 
     pub fn cost(&self) -> u64 {
-        self.0.cost.load(Ordering::Relaxed)
+        self.0.cost
     }
 
     /// Hands the operation's payloads to the transport.
@@ -144,7 +146,7 @@ pub async fn serve(
                         Entry::Vacant(free) => {
                             let (abort, registration) = AbortHandle::new_pair();
                             let operation =
-                                operation(&state.schema, payload, data.clone(), free.key());
+                                operation(&state, payload, data.clone(), free.key());
                             operations.push(Abortable::new(operation, registration).boxed());
                             free.insert(abort);
                             continue;
@@ -221,11 +223,16 @@ async fn goodbye(socket: &mut WebSocket) {
 
 /// Runs one operation through the schema, then, if its resolver took the direct lane,
 /// continues with the lane's payloads; ends with `None`.
-fn operation(schema: &AppSchema, request: Request, data: Arc<Data>, id: &str) -> OperationStream {
-    let lane = DirectLane::default();
-    let executed = schema
+fn operation(state: &AppState, mut request: Request, data: Arc<Data>, id: &str) -> OperationStream {
+    let cost = state.guard.prepare(&mut request);
+    let lane = DirectLane::new(cost.unwrap_or_default());
+    let executed = state
+        .schema
         .execute_stream_with_session_data(request.data(lane.clone()), data)
-        .map(Payload::Executed);
+        .map(move |mut response| {
+            RequestGuard::finish(&mut response, cost);
+            Payload::Executed(response)
+        });
     let direct = futures_util::stream::once(async move { lane.taken() })
         .filter_map(futures_util::future::ready)
         .flatten();

@@ -256,6 +256,14 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
         )
         .await;
     assert!(ok["extensions"]["cost"].as_u64().unwrap() > 0);
+    // A page costs its size times its selection: 7 × (nodes: 1 + id: 1).
+    let (_, page) = app
+        .post(
+            Some(&a.admin_key),
+            json!({ "query": "query($n: Int) { customers(first: $n) { nodes { id } } }", "variables": { "n": 7 } }),
+        )
+        .await;
+    assert_eq!(page["extensions"]["cost"], 14, "{page}");
     assert_eq!(
         app.client
             .get(format!("{}/healthz", app.base))

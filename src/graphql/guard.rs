@@ -1,46 +1,69 @@
-//! A per-request extension: reports the query's cost in `extensions.cost` (also to the
-//! WebSocket direct lane, for the payloads it renders), and makes sure
-//! no error leaves without a code. Errors raised by resolvers through `AppError` already
-//! carry one; anything else is either a request problem (parse, validation, argument
-//! coercion: `BAD_USER_INPUT`) or an unexpected error whose text is replaced by an opaque
-//! message with a logged correlation id.
+//! What every operation goes through around the schema's execution (HTTP and
+//! WebSocket alike): its document taken from a cache of parsed queries, its cost
+//! computed, and on the way out `extensions.cost` added and every error given a code.
+//! Errors raised by resolvers through `AppError` already carry one; anything else is
+//! either a request problem (parse, validation, argument coercion: `BAD_USER_INPUT`) or
+//! an unexpected error whose text is replaced by an opaque message with a logged
+//! correlation id.
+//!
+//! None of this is an async-graphql extension on purpose: with any extension installed,
+//! the library routes every field of every response through the extension chain.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
-};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::Variables;
-use async_graphql::{Response, ServerError, ValidationResult, Value};
+use async_graphql::{Request, Response, ServerError, Value};
 
-use crate::graphql::ws::DirectLane;
+use super::cost::CostModel;
+use super::AppSchema;
 
-#[derive(Default)]
 pub struct RequestGuard {
-    parsed: Arc<ParsedQueries>,
+    parsed: ParsedQueries,
+    costs: CostModel,
 }
 
-impl ExtensionFactory for RequestGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestGuardExtension {
-            complexity: AtomicUsize::new(0),
-            parsed: self.parsed.clone(),
-        })
+impl RequestGuard {
+    pub fn new(schema: &AppSchema) -> Self {
+        Self {
+            parsed: ParsedQueries::default(),
+            costs: CostModel::of_sdl(&schema.sdl()).expect("the schema's own SDL parses"),
+        }
     }
-}
 
-struct RequestGuardExtension {
-    complexity: AtomicUsize,
-    parsed: Arc<ParsedQueries>,
+    /// Hands `request` its parsed document (from the cache when the same text came
+    /// before) and returns its cost. A query that does not parse is left to the schema,
+    /// which reports why; it has no cost.
+    pub fn prepare(&self, request: &mut Request) -> Option<usize> {
+        let document = match self.parsed.get(&request.query) {
+            Some(document) => document,
+            None => {
+                let document = async_graphql::parser::parse_query(&request.query).ok()?;
+                self.parsed.keep(&request.query, &document);
+                document
+            }
+        };
+        let cost = self.costs.cost(&document, &request.variables);
+        request.set_parsed_query(document);
+        Some(cost)
+    }
+
+    /// Codes the response's errors and reports the operation's cost.
+    pub fn finish(response: &mut Response, cost: Option<usize>) {
+        let errors = std::mem::take(&mut response.errors);
+        response.errors = errors.into_iter().map(ensure_code).collect();
+        if let Some(cost) = cost {
+            response
+                .extensions
+                .insert("cost".to_string(), Value::from(cost as u64));
+        }
+    }
 }
 
 /// Parsed documents by query text. Dashboards and integrations send the same few queries
 /// again and again; parsing is a large share of a small request's time, copying a parsed
-/// document a small one. Validation still runs on every request (it depends on nothing
-/// but the document and the schema, but its cost and errors belong to the request).
+/// document a small one. Validation still runs on every request (its outcome depends on
+/// the variables' values).
 #[derive(Default)]
 struct ParsedQueries {
     documents: Mutex<HashMap<String, ExecutableDocument>>,
@@ -109,58 +132,6 @@ fn ensure_code(mut error: ServerError) -> ServerError {
     extensions.set("code", "INTERNAL");
     extensions.set("correlationId", correlation_id.to_string());
     error
-}
-
-#[async_trait::async_trait]
-impl Extension for RequestGuardExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> Result<ExecutableDocument, ServerError> {
-        if let Some(document) = self.parsed.get(query) {
-            return Ok(document);
-        }
-        let document = next.run(ctx, query, variables).await.map_err(ensure_code)?;
-        self.parsed.keep(query, &document);
-        Ok(document)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await;
-        match result {
-            Ok(result) => {
-                self.complexity.store(result.complexity, Ordering::Relaxed);
-                // Payloads the WebSocket transport renders itself report it too.
-                if let Some(lane) = ctx.data_opt::<DirectLane>() {
-                    lane.set_cost(result.complexity);
-                }
-                Ok(result)
-            }
-            Err(errors) => Err(errors.into_iter().map(ensure_code).collect()),
-        }
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        response.errors = response.errors.into_iter().map(ensure_code).collect();
-        response.extensions.insert(
-            "cost".to_string(),
-            Value::from(self.complexity.load(Ordering::Relaxed) as u64),
-        );
-        response
-    }
 }
 
 #[cfg(test)]
