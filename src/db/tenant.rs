@@ -23,7 +23,7 @@ use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{
     AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
 };
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -74,18 +74,34 @@ impl Session {
         Ok(&mut **self.conn.insert(conn))
     }
 
-    /// Ends the read snapshot, if one is open.
-    async fn end_read(&mut self) -> Result<(), AppError> {
+    /// Ends the read snapshot, if one is open, without waiting for the answer: the
+    /// `COMMIT` is sent, and the connection's next user pipelines its own statements
+    /// behind it (a read-only snapshot has nothing to fail on; on a broken connection the
+    /// next statement fails as well, and the pool drops it then).
+    fn end_read(&mut self) {
         let Some(conn) = self.conn.as_mut() else {
-            return Ok(());
+            return;
         };
-        if in_transaction(conn) {
-            if let Err(e) = AnsiTransactionManager::commit_transaction(&mut **conn).await {
-                self.conn = None;
-                return Err(e.into());
-            }
+        if !in_transaction(conn) {
+            return;
         }
-        Ok(())
+        let shared: &AsyncPgConnection = conn;
+        let mut sender = shared;
+        // The first poll sends the message; its answer is read and dropped by the
+        // connection's driver.
+        let sent = SimpleAsyncConnection::batch_execute(&mut sender, "COMMIT").now_or_never();
+        let ended = match sent {
+            Some(Err(_)) => false,
+            _ => match AnsiTransactionManager::transaction_manager_status_mut(&mut **conn) {
+                TransactionManagerStatus::Valid(status) => status
+                    .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
+                    .is_ok(),
+                TransactionManagerStatus::InError => false,
+            },
+        };
+        if !ended {
+            self.conn = None;
+        }
     }
 }
 
@@ -230,7 +246,7 @@ impl TenantDb {
     pub async fn finish(&self) {
         if let Some(session) = &self.session {
             let mut session = session.lock().await;
-            let _ = session.end_read().await;
+            session.end_read();
             session.conn = None;
         }
     }

@@ -171,6 +171,66 @@ async fn refused_bodies_after_the_key_lookup_keep_the_pools_connections() {
     );
 }
 
+/// A request's read snapshot ends as the request does (its `COMMIT` is sent without
+/// waiting for the answer): the connection goes back to the pool outside any transaction
+/// and without a tenant, is kept rather than replaced, and the next request on it sees
+/// what was committed in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_snapshots_end_with_their_request_and_leave_clean_kept_connections() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let before = pool_backends(&app).await;
+    let count = "{ customers(first: 100) { nodes { id } } }";
+    let upsert = "mutation($email: String!) { upsertCustomer(input: { email: $email }) { customer { id } userErrors { code } } }";
+    let customers = |r: &Value| r["data"]["customers"]["nodes"].as_array().map(Vec::len);
+    let (_, r) = app
+        .post(Some(&a.admin_key), json!({ "query": count }))
+        .await;
+    let initial = customers(&r).expect("a page");
+    for n in 0..12 {
+        // Every connection of the pool serves a read, then the next read sees the write.
+        let (status, r) = app
+            .post(Some(&a.admin_key), json!({ "query": count }))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(customers(&r), Some(initial + n), "{r}");
+        let email = format!("reader{n}@example.com");
+        let w = app
+            .gql(&a.admin_key, upsert, json!({ "email": email }))
+            .await;
+        assert!(
+            w["data"]["upsertCustomer"]["customer"]["id"].is_string(),
+            "{w}"
+        );
+    }
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(app.pool.get().await.unwrap());
+    }
+    for conn in held.iter_mut() {
+        let (read_only, tenant): (String, String) = diesel_async::RunQueryDsl::get_result(
+            diesel::select((
+                diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "current_setting('transaction_read_only')",
+                ),
+                diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "coalesce(current_setting('app.tenant_id', true), '')",
+                ),
+            )),
+            &mut **conn,
+        )
+        .await
+        .unwrap();
+        assert_eq!((read_only.as_str(), tenant.as_str()), ("off", ""));
+    }
+    drop(held);
+    assert_eq!(
+        pool_backends(&app).await,
+        before,
+        "no connection was replaced"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
     let app = TestApp::start().await;
