@@ -25,7 +25,9 @@ const DEMO_KEY_FILE: &str = "demo-admin-key";
 /// Tenant `seed --scale` creates when no `--tenant` is given.
 const SCALE_TENANT: &str = "scale-test";
 
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs the command line. `started` is called once the server's state is built, before it
+/// serves (the binary releases the memory start-up freed there).
+pub fn run(cli: Cli, started: fn()) -> ExitCode {
     init_tracing(&cli.global.log);
     if matches!(cli.command, Some(Command::Sdl)) {
         print!("{}", graphql::sdl());
@@ -35,7 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run_async(cli)) {
+    match runtime.block_on(run_async(cli, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("growthgraph: {message}");
@@ -113,10 +115,10 @@ pub async fn create_database_if_missing(maintenance_url: &str, name: &str) -> Re
     Ok(())
 }
 
-async fn run_async(cli: Cli) -> Result<(), String> {
+async fn run_async(cli: Cli, started: fn()) -> Result<(), String> {
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     let database = Database::open(&cli.global).await?;
-    let outcome = run_command(command, &cli.global, &database).await;
+    let outcome = run_command(command, &cli.global, &database, started).await;
     database.close().await;
     outcome
 }
@@ -125,9 +127,10 @@ async fn run_command(
     command: Command,
     global: &GlobalArgs,
     database: &Database,
+    started: fn(),
 ) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve(args, global, database).await,
+        Command::Serve(args) => serve(args, global, database, started).await,
         Command::Migrate => {
             let applied = db::migrate(&database.url).await?;
             println!("{} migration(s) applied", applied.len());
@@ -244,7 +247,12 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     writeln!(file, "{secret}")
 }
 
-async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Result<(), String> {
+async fn serve(
+    args: ServeArgs,
+    global: &GlobalArgs,
+    database: &Database,
+    started: fn(),
+) -> Result<(), String> {
     let applied = db::migrate(&database.url).await?;
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "migrations applied");
@@ -289,6 +297,7 @@ async fn serve(args: ServeArgs, global: &GlobalArgs, database: &Database) -> Res
         Arc::new(db::StatementCounter::default()),
     ));
     let state = AppState::new(pool, statements, args, graphiql_key, hub);
+    started();
     let listener_task = state.hub.spawn_listener(database.url.clone());
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
     if let Some(key) = &demo_key {
