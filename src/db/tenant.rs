@@ -90,15 +90,8 @@ impl Session {
         // The first poll sends the message; its answer is read and dropped by the
         // connection's driver.
         let sent = SimpleAsyncConnection::batch_execute(&mut sender, "COMMIT").now_or_never();
-        let ended = match sent {
-            Some(Err(_)) => false,
-            _ => match AnsiTransactionManager::transaction_manager_status_mut(&mut **conn) {
-                TransactionManagerStatus::Valid(status) => status
-                    .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
-                    .is_ok(),
-                TransactionManagerStatus::InError => false,
-            },
-        };
+        let ended = !matches!(sent, Some(Err(_)))
+            && record_depth(conn, TransactionDepthChange::DecreaseDepth).is_ok();
         if !ended {
             self.conn = None;
         }
@@ -284,11 +277,7 @@ where
         lookup(shared)
     );
     begun?;
-    if let TransactionManagerStatus::Valid(status) =
-        AnsiTransactionManager::transaction_manager_status_mut(conn)
-    {
-        status.change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
-    }
+    record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
     match found {
         Ok(Some(found)) => Ok(Some(found)),
         Ok(None) => {
@@ -300,6 +289,15 @@ where
             let _ = AnsiTransactionManager::rollback_transaction(conn).await;
             Err(e)
         }
+    }
+}
+
+/// Records in `conn`'s transaction manager a transaction begun or ended by SQL sent past
+/// it (the manager tracks only what its own calls do); a manager in error refuses.
+fn record_depth(conn: &mut AsyncPgConnection, change: TransactionDepthChange) -> QueryResult<()> {
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(status) => status.change_transaction_depth(change),
+        TransactionManagerStatus::InError => Err(diesel::result::Error::BrokenTransactionManager),
     }
 }
 
