@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{parse_position, EventHub, SubscriptionEnd};
 use crate::graphql::connection::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::graphql::context::request_context;
+use crate::graphql::guard::RequestGuard;
 use crate::graphql::scalars::parse_id;
 use crate::graphql::ws::{DirectLane, Payload};
 
@@ -153,9 +154,7 @@ async fn event_stream(
                             .into_server_error(pos)
                             .with_path(vec![PathSegment::Field(selection.root.clone())]);
                         let mut response = Response::from_errors(vec![error]);
-                        response
-                            .extensions
-                            .insert("cost".into(), async_graphql::Value::from(cost));
+                        RequestGuard::finish(&mut response, Some(cost));
                         Payload::Rendered(
                             serde_json::to_string(&response).expect("an error response serialises"),
                         )
@@ -283,7 +282,7 @@ impl PlainSelection {
     }
 
     /// The response the schema would give for `event`, as JSON.
-    fn render(&self, event: &StoredEvent, cost: u64) -> String {
+    fn render(&self, event: &StoredEvent, cost: usize) -> String {
         fn json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
             serde_json::to_writer(out, value).expect("strings and JSON values serialise");
         }

@@ -47,19 +47,19 @@ pub struct DirectLane(Arc<LaneState>);
 struct LaneState {
     /// The operation's cost: rendered payloads report it in `extensions.cost` as executed
     /// ones do.
-    cost: u64,
+    cost: usize,
     taken: Mutex<Option<BoxStream<'static, Payload>>>,
 }
 
 impl DirectLane {
     fn new(cost: usize) -> Self {
         DirectLane(Arc::new(LaneState {
-            cost: cost as u64,
+            cost,
             taken: Mutex::default(),
         }))
     }
 
-    pub fn cost(&self) -> u64 {
+    pub fn cost(&self) -> usize {
         self.0.cost
     }
 
