@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::AsyncPgConnection;
 use growthgraph::app::AppState;
 use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 
-use crate::common::{backend_pid, error_code, TestApp};
+use crate::common::{backend_pid, error_code, snapshot_state, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_graphiql_are_served_by_the_binary() {
@@ -118,15 +120,20 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
     );
 }
 
-/// The backend of every connection in the test server's pool (all 8 held at once, so
-/// the list is the whole pool and nothing new is created meanwhile).
-async fn pool_backends(app: &TestApp) -> Vec<i32> {
+/// Every connection of the test server's pool of 8, held at once (so nothing new is
+/// created meanwhile).
+async fn whole_pool(app: &TestApp) -> Vec<Object<AsyncPgConnection>> {
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(app.pool.get().await.unwrap());
     }
+    held
+}
+
+/// The backend of every connection in the test server's pool.
+async fn pool_backends(app: &TestApp) -> Vec<i32> {
     let mut pids = Vec::new();
-    for conn in held.iter_mut() {
+    for conn in whole_pool(app).await.iter_mut() {
         pids.push(backend_pid(conn).await);
     }
     pids.sort_unstable();
@@ -203,25 +210,11 @@ async fn read_snapshots_end_with_their_request_and_leave_clean_kept_connections(
             "{w}"
         );
     }
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        held.push(app.pool.get().await.unwrap());
-    }
+    let mut held = whole_pool(&app).await;
     for conn in held.iter_mut() {
-        let (read_only, tenant): (String, String) = diesel_async::RunQueryDsl::get_result(
-            diesel::select((
-                diesel::dsl::sql::<diesel::sql_types::Text>(
-                    "current_setting('transaction_read_only')",
-                ),
-                diesel::dsl::sql::<diesel::sql_types::Text>(
-                    "coalesce(current_setting('app.tenant_id', true), '')",
-                ),
-            )),
-            &mut **conn,
-        )
-        .await
-        .unwrap();
-        assert_eq!((read_only.as_str(), tenant.as_str()), ("off", ""));
+        let state = snapshot_state(conn).await;
+        let tenant = state.tenant.unwrap_or_default();
+        assert_eq!((state.read_only.as_str(), tenant.as_str()), ("off", ""));
     }
     drop(held);
     assert_eq!(

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::common::{backend_pid, error_code, TestApp};
+use crate::common::{backend_pid, error_code, snapshot_state, TestApp};
 
 #[derive(QueryableByName)]
 struct Count {
@@ -454,30 +454,6 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     )
     .await;
     assert_eq!(sneaky, 0);
-}
-
-#[derive(QueryableByName)]
-struct SnapshotState {
-    #[diesel(sql_type = Nullable<Text>)]
-    tenant: Option<String>,
-    #[diesel(sql_type = Text)]
-    isolation: String,
-    #[diesel(sql_type = Text)]
-    read_only: String,
-    #[diesel(sql_type = BigInt)]
-    customers: i64,
-}
-
-async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {
-    diesel::sql_query(
-        "SELECT current_setting('app.tenant_id', true) AS tenant,
-                current_setting('transaction_isolation') AS isolation,
-                current_setting('transaction_read_only') AS read_only,
-                (SELECT count(*) FROM customers) AS customers",
-    )
-    .get_result(conn)
-    .await
-    .unwrap()
 }
 
 /// An HTTP request's key lookup is the first statement of its read snapshot (sent with

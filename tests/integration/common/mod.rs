@@ -293,6 +293,32 @@ pub async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
     .unwrap()
 }
 
+/// What a connection's current transaction (or its absence) looks like from inside.
+#[derive(diesel::QueryableByName)]
+pub struct SnapshotState {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub tenant: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub isolation: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub read_only: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub customers: i64,
+}
+
+pub async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(
+        "SELECT current_setting('app.tenant_id', true) AS tenant,
+                current_setting('transaction_isolation') AS isolation,
+                current_setting('transaction_read_only') AS read_only,
+                (SELECT count(*) FROM customers) AS customers",
+    )
+    .get_result(conn)
+    .await
+    .unwrap()
+}
+
 /// The `extensions.code` of the first error, if any.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
