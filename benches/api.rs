@@ -554,33 +554,57 @@ fn encode_bodies(count: usize, body: impl Fn(usize) -> Value) -> Bodies {
     )
 }
 
+/// Where the clients post: the GraphQL URL's address and path, and the key's header.
+struct Endpoint {
+    address: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+impl Endpoint {
+    /// `key` empty: requests without an `Authorization` header.
+    fn new(url: &str, key: &str) -> Arc<Self> {
+        let url = reqwest::Url::parse(url).expect("a valid URL");
+        Arc::new(Endpoint {
+            address: format!(
+                "{}:{}",
+                url.host_str().unwrap_or("127.0.0.1"),
+                url.port_or_known_default().unwrap_or(80)
+            ),
+            path: url.path().to_owned(),
+            authorization: (!key.is_empty()).then(|| format!("Bearer {key}")),
+        })
+    }
+}
+
 /// One simulated client: a keep-alive HTTP/1.1 connection of its own (reconnected after a
 /// failure), the way a dashboard's or partner's client holds one.
 struct Client {
-    address: String,
+    endpoint: Arc<Endpoint>,
     sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
 }
 
 impl Client {
-    fn new(address: &str) -> Self {
+    fn new(endpoint: Arc<Endpoint>) -> Self {
         Client {
-            address: address.to_owned(),
+            endpoint,
             sender: None,
         }
     }
 
     /// Posts `body`; true when the response is a success with data and no errors.
-    async fn post(&mut self, path: &str, authorization: Option<&str>, body: Bytes) -> bool {
+    async fn post(&mut self, body: Bytes) -> bool {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = self.connect().await;
         }
         let Some(sender) = self.sender.as_mut() else {
             return false;
         };
-        let mut request = hyper::Request::post(path)
-            .header(hyper::header::HOST, &self.address)
+        let endpoint = &self.endpoint;
+        let mut request = hyper::Request::post(&endpoint.path)
+            .header(hyper::header::HOST, &endpoint.address)
             .header(hyper::header::CONTENT_TYPE, "application/json");
-        if let Some(authorization) = authorization {
+        if let Some(authorization) = &endpoint.authorization {
             request = request.header(hyper::header::AUTHORIZATION, authorization);
         }
         let request = request.body(Full::new(body)).unwrap();
@@ -607,7 +631,9 @@ impl Client {
     }
 
     async fn connect(&self) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-        let stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
+        let stream = tokio::net::TcpStream::connect(&self.endpoint.address)
+            .await
+            .ok()?;
         stream.set_nodelay(true).ok()?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -638,32 +664,19 @@ async fn drive(
     bodies: Bodies,
     server: Option<u32>,
 ) -> Figures {
-    let url = reqwest::Url::parse(url).expect("a valid URL");
-    let address = format!(
-        "{}:{}",
-        url.host_str().unwrap_or("127.0.0.1"),
-        url.port_or_known_default().unwrap_or(80)
-    );
-    let path = url.path().to_owned();
-    let authorization = (!key.is_empty()).then(|| format!("Bearer {key}"));
+    let endpoint = Endpoint::new(url, key);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let before = CpuSnapshot::take(server);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let (address, path, authorization, bodies) = (
-            address.clone(),
-            path.clone(),
-            authorization.clone(),
-            bodies.clone(),
-        );
+        let (mut client, bodies) = (Client::new(endpoint.clone()), bodies.clone());
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::new(&address);
             let (mut latencies, mut errors, mut i) = (Vec::new(), 0usize, worker);
             while Instant::now() < deadline {
                 let body = bodies[i % bodies.len()].clone();
                 let t = Instant::now();
-                let ok = client.post(&path, authorization.as_deref(), body).await;
+                let ok = client.post(body).await;
                 latencies.push(t.elapsed());
                 if !ok {
                     errors += 1;
@@ -876,18 +889,10 @@ async fn run() {
         let pid = Some(server.child.id());
         warm_up(&base, &key, &bodies, pid).await;
         let mut per_request = u64::MAX;
+        let mut probe = Client::new(Endpoint::new(&base, &key));
         for i in 0..3 {
             let before = server.data_statements(&client).await;
-            let _ = client
-                .post(&base)
-                .bearer_auth(&key)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bodies[(7 + i) % bodies.len()].clone())
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await;
+            probe.post(bodies[(7 + i) % bodies.len()].clone()).await;
             per_request = per_request.min(server.data_statements(&client).await - before);
         }
         for &concurrency in &levels {
