@@ -15,7 +15,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -23,6 +23,10 @@
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
+//!
+//! `pgbench360` runs pgbench (from the PostgreSQL server binaries' directory) on the
+//! minimal SQL of `customer360`: the one statement its request runs, for the same
+//! customers, with a lookup of the customer first (as the server looks its key up).
 //!
 //! `postgraphile360` drives a PostGraphile v4 server (started by `bench/postgraphile.sh`)
 //! at `BENCH_POSTGRAPHILE_URL` with the query equivalent to `customer360`, for the same
@@ -38,6 +42,7 @@ use diesel_async::RunQueryDsl;
 use growthgraph::auth::Role;
 use growthgraph::db;
 use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::domain::customers::prefetch::{every_part_statement, Firsts};
 use growthgraph::domain::tenancy::ops as tenancy;
 use http_body_util::{BodyExt, Full};
 use scoped_futures::ScopedFutureExt;
@@ -268,6 +273,169 @@ async fn growth_insights(client: &reqwest::Client, base: &str, key: &str) {
     println!("  (refreshGrowthInsights over {total} live leads: median and worst of 5 runs, ms)");
 }
 
+/// The 360's page sizes in `CUSTOMER_360`, for its minimal SQL.
+const FIRSTS_360: Firsts = Firsts {
+    activities: 10,
+    orders: 5,
+    point_transactions: 5,
+    redemptions: 5,
+    communications: 5,
+    campaign_history: 5,
+};
+
+/// `pgbench360`: pgbench running the minimal SQL of `customer360` (the one statement its
+/// request runs, from the server's own code) for the same customers, at each level, as
+/// the connecting role (no row-level security) with generic plans, as the server's pool
+/// has them. Each transaction first looks its customer up by a random number, as each of
+/// the server's requests first looks its key up: two statements, as the server's `stmts`.
+async fn pgbench_360(url: &str, tenant: Uuid, ids: &[Uuid], levels: &[usize], seconds: u64) {
+    let pgbench = db::cluster::find_bin_dir(None)
+        .map(|dir| dir.join("pgbench"))
+        .filter(|path| path.is_file())
+        .expect("pgbench360 needs pgbench beside the PostgreSQL server binaries");
+    let mut owner = db::connect_owner(url).await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut owner,
+        "DROP TABLE IF EXISTS bench_customer_ids; \
+         CREATE TABLE bench_customer_ids (n int PRIMARY KEY, id uuid NOT NULL)",
+    )
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO bench_customer_ids SELECT n - 1, id FROM unnest($1) WITH ORDINALITY AS t(id, n)",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let (statement, limits) = every_part_statement(FIRSTS_360).unwrap();
+    let statement = substitute_places(&statement, |place| match place {
+        1 => ":tenant".to_owned(),
+        2 => ":id".to_owned(),
+        _ => limits
+            .iter()
+            .find(|(p, _)| *p == place)
+            .map(|(_, limit)| limit.to_string())
+            .expect("every place of the statement has a value"),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("360.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set n random(0, {})\nSELECT id FROM bench_customer_ids WHERE n = :n \\gset\n{statement};\n",
+            ids.len() - 1
+        ),
+    )
+    .unwrap();
+    let run = |clients: usize, seconds: u64| {
+        let logs = tempfile::tempdir_in(dir.path()).unwrap();
+        let before = (CpuSnapshot::take(None), children_cpu());
+        let output = std::process::Command::new(&pgbench)
+            .args(["-n", "-M", "prepared", "-l"])
+            .args([
+                "-c",
+                &clients.to_string(),
+                "-j",
+                &clients.min(2).to_string(),
+            ])
+            .args(["-T", &seconds.to_string()])
+            .arg("-D")
+            .arg(format!("tenant={tenant}"))
+            .arg("-f")
+            .arg(&script)
+            .arg(url)
+            .env("PGOPTIONS", "-c plan_cache_mode=force_generic_plan")
+            .current_dir(logs.path())
+            .output()
+            .expect("pgbench runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "pgbench failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        pgbench_figures(&stdout, logs.path(), before)
+    };
+    run(16, 2);
+    for &concurrency in levels {
+        let figures = run(concurrency, seconds);
+        print_figures("pgbench360", concurrency, &figures, "2");
+    }
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut owner, "DROP TABLE bench_customer_ids")
+        .await
+        .unwrap();
+}
+
+/// `text` with each `$n` replaced by `value(n)`.
+fn substitute_places(text: &str, value: impl Fn(usize) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        match rest[at + 1..at + 1 + digits].parse() {
+            Ok(place) => out.push_str(&value(place)),
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// CPU time (user + system) of the children this process has waited for.
+fn children_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
+    let time =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    time(usage.user_time()) + time(usage.system_time())
+}
+
+/// A pgbench level's figures: throughput from its report (connections excluded), latency
+/// from its per-transaction logs (`-l`: the third field, µs), the generator's CPU being
+/// pgbench's own.
+fn pgbench_figures(
+    report: &str,
+    logs: &std::path::Path,
+    before: (CpuSnapshot, Duration),
+) -> Figures {
+    let (snapshot, children) = before;
+    let field = |prefix: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("pgbench reports {prefix:?}: {report}"))
+    };
+    let tps = field("tps = ");
+    let failed = field("number of failed transactions: ");
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(logs).unwrap().flatten() {
+        let log = std::fs::read_to_string(entry.path()).unwrap();
+        latencies.extend(log.lines().filter_map(|line| {
+            let micros = line.split_whitespace().nth(2)?.parse().ok()?;
+            Some(Duration::from_micros(micros))
+        }));
+    }
+    latencies.sort();
+    let requests = latencies.len();
+    let mut cpu = CpuSnapshot::take(None).since(&snapshot, requests, false);
+    cpu.generator_us = (children_cpu() - children).as_secs_f64() * 1e6 / requests.max(1) as f64;
+    Figures {
+        requests,
+        errors: failed as usize,
+        elapsed: Duration::from_secs_f64(requests as f64 / tps.max(f64::MIN_POSITIVE)),
+        latencies,
+        cpu,
+    }
+}
+
 const REDEEM: &str = "mutation($c: ID!, $r: ID!) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: 1 }) {
   redemption { id status } userErrors { code } } }";
 
@@ -435,14 +603,16 @@ struct CpuSnapshot {
 impl CpuSnapshot {
     /// `server`: the server's process, when it is ours to watch.
     fn take(server: Option<u32>) -> Self {
-        let ticks = |stat: &str| -> u64 {
-            // Fields after the command name, which is in parentheses and may hold spaces:
-            // utime and stime are the 12th and 13th.
+        // Fields after the command name, which is in parentheses and may hold spaces:
+        // utime and stime are the 12th and 13th, then cutime and cstime (children waited
+        // for). PostgreSQL's are counted with them: the postmaster's children include the
+        // backends of connections closed during the level (pgbench's).
+        let ticks = |stat: &str, fields: usize| -> u64 {
             stat.rsplit_once(')')
                 .map(|(_, rest)| {
                     rest.split_whitespace()
                         .skip(11)
-                        .take(2)
+                        .take(fields)
                         .filter_map(|f| f.parse::<u64>().ok())
                         .sum()
                 })
@@ -459,7 +629,7 @@ impl CpuSnapshot {
                 continue;
             };
             if read(format!("/proc/{pid}/comm")).starts_with("postgres") {
-                postgres += ticks(&read(format!("/proc/{pid}/stat")));
+                postgres += ticks(&read(format!("/proc/{pid}/stat")), 4);
             }
         }
         let machine: Vec<u64> = read("/proc/stat".into())
@@ -471,9 +641,9 @@ impl CpuSnapshot {
             .filter_map(|f| f.parse().ok())
             .collect();
         CpuSnapshot {
-            server: server.map_or(0, |pid| ticks(&read(format!("/proc/{pid}/stat")))),
+            server: server.map_or(0, |pid| ticks(&read(format!("/proc/{pid}/stat")), 2)),
             postgres,
-            generator: ticks(&read("/proc/self/stat".into())),
+            generator: ticks(&read("/proc/self/stat".into()), 2),
             steal: machine.get(7).copied().unwrap_or(0),
             total: machine.iter().take(8).sum(),
         }
@@ -485,7 +655,8 @@ impl CpuSnapshot {
                 .ok()
                 .flatten()
                 .unwrap_or(100) as f64;
-        let per_request = |a: u64, b: u64| (a - b) as f64 * tick_us / requests.max(1) as f64;
+        let per_request =
+            |a: u64, b: u64| a.saturating_sub(b) as f64 * tick_us / requests.max(1) as f64;
         CpuUse {
             server_us: server.then(|| per_request(self.server, before.server)),
             postgres_us: per_request(self.postgres, before.postgres),
@@ -724,7 +895,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout"
             .to_string(),
     );
 
@@ -844,6 +1015,10 @@ async fn run() {
             .to_owned()
     };
     for scenario in scenarios.split(',') {
+        if scenario == "pgbench360" {
+            pgbench_360(&url, tenant.id, &ids, &levels, seconds).await;
+            continue;
+        }
         if scenario == "postgraphile360" {
             let url = std::env::var("BENCH_POSTGRAPHILE_URL")
                 .expect("postgraphile360 needs BENCH_POSTGRAPHILE_URL (bench/postgraphile.sh)");

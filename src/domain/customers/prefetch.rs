@@ -445,6 +445,52 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
     ))
 }
 
+/// Page sizes (`first:`) of the 360's nested connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Firsts {
+    pub activities: i32,
+    pub orders: i32,
+    pub point_transactions: i32,
+    pub redemptions: i32,
+    pub communications: i32,
+    pub campaign_history: i32,
+}
+
+/// The minimal SQL of a 360, which SPEC §8 has the server measured against (the benchmark
+/// hands it to pgbench): the statement `customer(id:)` runs when its selection asks for
+/// every part, each nested page `first` rows, and the values of its parameters after `$1`
+/// (the tenant) and `$2` (the customer's id) as `(place, value)`.
+pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64)>)> {
+    fn page<F>(first: i32, filter: F) -> AppResult<Option<Page<F>>> {
+        let limit = PageRequest::<DateTime<Utc>>::new(Some(first), None)?.limit();
+        Ok(Some(Page { limit, filter }))
+    }
+    let plan = Plan {
+        enrollments: true,
+        stages: true,
+        activities: page(first.activities, ActivitiesOf(None))?,
+        orders: page(first.orders, OrdersOf)?,
+        point_transactions: page(first.point_transactions, PointsOf)?,
+        redemptions: page(first.redemptions, RedemptionsOf)?,
+        communications: page(first.communications, CommunicationsOf)?,
+        campaign_history: page(first.campaign_history, CampaignHistoryOf)?,
+        campaigns: true,
+        preferences: true,
+        leads: true,
+    };
+    let text = build_statement(&plan, &Lookup::Id(Uuid::nil()))?;
+    let binds = plan.binds();
+    let limits = vec![
+        (ACTIVITIES_LIMIT, binds.activities),
+        (ORDERS_LIMIT, binds.orders),
+        (POINTS_LIMIT, binds.point_transactions),
+        (REDEMPTIONS_LIMIT, binds.redemptions),
+        (COMMUNICATIONS_LIMIT, binds.communications),
+        (HISTORY_LIMIT, binds.campaign_history),
+    ];
+    Ok((text, limits))
+}
+
 /// Reads the customer and, on a request's handle, every relation the selection below
 /// `customer` asks for, filing those for the child resolvers.
 pub async fn customer(
@@ -553,5 +599,60 @@ fn file_page<F, T>(
             filter: page.filter,
         };
         prefetched.put([(key, Some(rows))]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const FIRSTS: Firsts = Firsts {
+        activities: 10,
+        orders: 5,
+        point_transactions: 4,
+        redemptions: 3,
+        communications: 2,
+        campaign_history: 1,
+    };
+
+    /// The `$n` places a statement's text uses.
+    fn places(text: &str) -> BTreeSet<usize> {
+        text.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_every_part_statement_reads_every_part_with_its_page_size() {
+        let (text, limits) = every_part_statement(FIRSTS).unwrap();
+        assert!(!text.contains("NULL AS"), "a part is left out: {text}");
+        assert!(
+            !text.contains("NULL::"),
+            "a referenced row is left out: {text}"
+        );
+        let mut expected = BTreeSet::from([1, 2]);
+        expected.extend(limits.iter().map(|(place, _)| *place));
+        assert_eq!(places(&text), expected, "tenant, id and one place per page");
+        let values: Vec<i64> = limits.iter().map(|(_, value)| *value).collect();
+        assert_eq!(
+            values,
+            [11, 6, 5, 4, 3, 2],
+            "first + 1 rows, to learn of a next page"
+        );
+    }
+
+    #[test]
+    fn the_every_part_statement_refuses_a_page_beyond_the_maximum() {
+        let too_many = Firsts {
+            orders: 101,
+            ..FIRSTS
+        };
+        assert!(every_part_statement(too_many).is_err());
     }
 }
