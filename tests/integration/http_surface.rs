@@ -140,6 +140,39 @@ async fn pool_backends(app: &TestApp) -> Vec<i32> {
     pids
 }
 
+/// The pool hands out the connection returned last: at light load requests keep reusing
+/// the same warm backend instead of cycling through every idle one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_hands_out_the_connection_returned_last() {
+    let app = TestApp::start().await;
+    let mut held = whole_pool(&app).await;
+    let mut pids = Vec::new();
+    for conn in held.iter_mut() {
+        pids.push(backend_pid(conn).await);
+    }
+    // Returned in the order they were taken: the last one back is the last taken.
+    for conn in held.drain(..) {
+        drop(conn);
+    }
+    for _ in 0..3 {
+        let mut conn = app.pool.get().await.unwrap();
+        assert_eq!(
+            backend_pid(&mut conn).await,
+            pids[7],
+            "the one returned last"
+        );
+    }
+    let mut first = app.pool.get().await.unwrap();
+    let mut second = app.pool.get().await.unwrap();
+    assert_eq!(
+        backend_pid(&mut second).await,
+        pids[6],
+        "then the one before it"
+    );
+    drop(second);
+    assert_eq!(backend_pid(&mut first).await, pids[7]);
+}
+
 /// A body refused after the key was looked up (malformed JSON, a batch over the limit):
 /// the lookup had begun the request's read snapshot, and the refusal ends it, so the
 /// pool keeps its connections instead of discarding and replacing one per refusal.
