@@ -114,6 +114,17 @@ impl Cluster {
         bin_dir: Option<&Path>,
         durability: Durability,
     ) -> Result<Self, ClusterError> {
+        Self::start_with(root, bin_dir, durability, &[])
+    }
+
+    /// [`Cluster::start`] with server settings for this run (`name`, `value`), applied
+    /// after the durability's own (the benchmark sizes `shared_buffers` this way).
+    pub fn start_with(
+        root: &Path,
+        bin_dir: Option<&Path>,
+        durability: Durability,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, ClusterError> {
         let bin = find_bin_dir(bin_dir).ok_or_else(|| {
             err("PostgreSQL server binaries not found: install PostgreSQL (initdb and postgres on PATH or under /usr/lib/postgresql/*/bin) or set DATABASE_URL")
         })?;
@@ -194,6 +205,9 @@ impl Cluster {
                     "shared_buffers=128MB",
                 ]);
             }
+        }
+        for (name, value) in settings {
+            postgres.arg("-c").arg(format!("{name}={value}"));
         }
         as_server_user(&mut postgres, owner.as_ref());
         // Runs after the switch to the server user (a credential change clears it).

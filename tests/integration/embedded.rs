@@ -214,3 +214,35 @@ async fn without_postgresql_binaries_it_says_so_in_one_line_and_exits_1() {
         "{stderr}"
     );
 }
+
+/// Settings given to `Cluster::start_with` are the server's for that run, over the
+/// durability's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_runs_with_the_settings_it_was_started_with() {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let app = crate::common::TestApp::start().await;
+    let mut owner = app.owner().await;
+    for (name, expected) in crate::common::TEST_SETTINGS {
+        let shown: Setting = diesel::sql_query("SELECT current_setting($1) AS value")
+            .bind::<diesel::sql_types::Text, _>(*name)
+            .get_result(&mut owner)
+            .await
+            .unwrap();
+        assert_eq!(shown.value, *expected, "{name}");
+    }
+    let durability: Setting = diesel::sql_query("SELECT current_setting('fsync') AS value")
+        .get_result(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        durability.value, "off",
+        "the throwaway durability's settings stay"
+    );
+}

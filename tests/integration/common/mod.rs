@@ -52,6 +52,10 @@ fn sweep_stale_clusters() {
     }
 }
 
+/// Server settings of the test cluster, on top of its throwaway durability: a test that
+/// waits on a lock it can never get fails after 30 s instead of hanging the suite.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[("lock_timeout", "30s")];
+
 fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
@@ -62,8 +66,8 @@ fn shared() -> &'static Shared {
             .try_init();
         sweep_stale_clusters();
         let root = std::env::temp_dir().join(format!("growthgraph-test-{}", std::process::id()));
-        let cluster =
-            Cluster::start(&root, None, Durability::Throwaway).expect("test cluster starts");
+        let cluster = Cluster::start_with(&root, None, Durability::Throwaway, TEST_SETTINGS)
+            .expect("test cluster starts");
         let maintenance = cluster.url("postgres");
         let template = cluster.url(TEMPLATE);
         std::thread::spawn(move || {
