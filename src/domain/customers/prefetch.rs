@@ -170,8 +170,13 @@ fn first_page(selection: &Lookahead<'_>, field: &str) -> Option<(i64, Option<Vec
             _ => return None,
         }
     }
-    let page = PageRequest::<DateTime<Utc>>::new(first, None).ok()?;
-    Some((page.limit(), types))
+    Some((first_page_limit(first).ok()?, types))
+}
+
+/// The rows a connection's first page of `first` reads (its loader key's size), or why
+/// `first` is refused.
+fn first_page_limit(first: Option<i32>) -> AppResult<i64> {
+    Ok(PageRequest::<DateTime<Utc>>::new(first, None)?.limit())
 }
 
 /// [`first_page`] of a connection without a kind filter, keyed by `filter`.
@@ -462,7 +467,7 @@ pub struct Firsts {
 /// (the tenant) and `$2` (the customer's id) as `(place, value)`.
 pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64)>)> {
     fn page<F>(first: i32, filter: F) -> AppResult<Option<Page<F>>> {
-        let limit = PageRequest::<DateTime<Utc>>::new(Some(first), None)?.limit();
+        let limit = first_page_limit(Some(first))?;
         Ok(Some(Page { limit, filter }))
     }
     let plan = Plan {
