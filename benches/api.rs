@@ -289,14 +289,20 @@ const FIRSTS_360: Firsts = Firsts {
 /// the connecting role (no row-level security) with generic plans, as the server's pool
 /// has them. Each transaction first looks its customer up by a random number, as each of
 /// the server's requests first looks its key up: two statements, as the server's `stmts`.
-async fn pgbench_360(url: &str, tenant: Uuid, ids: &[Uuid], levels: &[usize], seconds: u64) {
+async fn pgbench_360(
+    owner: &mut diesel_async::AsyncPgConnection,
+    url: &str,
+    tenant: Uuid,
+    ids: &[Uuid],
+    levels: &[usize],
+    seconds: u64,
+) {
     let pgbench = db::cluster::find_bin_dir(None)
         .map(|dir| dir.join("pgbench"))
         .filter(|path| path.is_file())
         .expect("pgbench360 needs pgbench beside the PostgreSQL server binaries");
-    let mut owner = db::connect_owner(url).await.unwrap();
     diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut owner,
+        owner,
         "DROP TABLE IF EXISTS bench_customer_ids; \
          CREATE TABLE bench_customer_ids (n int PRIMARY KEY, id uuid NOT NULL)",
     )
@@ -306,7 +312,7 @@ async fn pgbench_360(url: &str, tenant: Uuid, ids: &[Uuid], levels: &[usize], se
         "INSERT INTO bench_customer_ids SELECT n - 1, id FROM unnest($1) WITH ORDINALITY AS t(id, n)",
     )
     .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
-    .execute(&mut owner)
+    .execute(owner)
     .await
     .unwrap();
     let (statement, limits) = every_part_statement(FIRSTS_360).unwrap();
@@ -331,7 +337,7 @@ async fn pgbench_360(url: &str, tenant: Uuid, ids: &[Uuid], levels: &[usize], se
     .unwrap();
     let run = |clients: usize, seconds: u64| {
         let logs = tempfile::tempdir_in(dir.path()).unwrap();
-        let before = (CpuSnapshot::take(None), children_cpu());
+        let before = CpuSnapshot::take(None);
         let output = std::process::Command::new(&pgbench)
             .args(["-n", "-M", "prepared", "-l"])
             .args([
@@ -358,12 +364,12 @@ async fn pgbench_360(url: &str, tenant: Uuid, ids: &[Uuid], levels: &[usize], se
         );
         pgbench_figures(&stdout, logs.path(), before)
     };
-    run(16, 2);
+    run(WARM_UP.0, WARM_UP.1);
     for &concurrency in levels {
         let figures = run(concurrency, seconds);
         print_figures("pgbench360", concurrency, &figures, "2");
     }
-    diesel_async::SimpleAsyncConnection::batch_execute(&mut owner, "DROP TABLE bench_customer_ids")
+    diesel_async::SimpleAsyncConnection::batch_execute(owner, "DROP TABLE bench_customer_ids")
         .await
         .unwrap();
 }
@@ -388,24 +394,10 @@ fn substitute_places(text: &str, value: impl Fn(usize) -> String) -> String {
     out
 }
 
-/// CPU time (user + system) of the children this process has waited for.
-fn children_cpu() -> Duration {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
-    let time =
-        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
-    time(usage.user_time()) + time(usage.system_time())
-}
-
 /// A pgbench level's figures: throughput from its report (connections excluded), latency
 /// from its per-transaction logs (`-l`: the third field, µs), the generator's CPU being
 /// pgbench's own.
-fn pgbench_figures(
-    report: &str,
-    logs: &std::path::Path,
-    before: (CpuSnapshot, Duration),
-) -> Figures {
-    let (snapshot, children) = before;
+fn pgbench_figures(report: &str, logs: &std::path::Path, before: CpuSnapshot) -> Figures {
     let field = |prefix: &str| -> f64 {
         report
             .lines()
@@ -426,8 +418,7 @@ fn pgbench_figures(
     }
     latencies.sort();
     let requests = latencies.len();
-    let mut cpu = CpuSnapshot::take(None).since(&snapshot, requests, false);
-    cpu.generator_us = (children_cpu() - children).as_secs_f64() * 1e6 / requests.max(1) as f64;
+    let cpu = CpuSnapshot::take(None).since(&before, requests, false);
     Figures {
         requests,
         errors: failed as usize,
@@ -618,8 +609,9 @@ impl CpuSnapshot {
     fn take(server: Option<u32>) -> Self {
         // Fields after the command name, which is in parentheses and may hold spaces:
         // utime and stime are the 12th and 13th, then cutime and cstime (children waited
-        // for). PostgreSQL's are counted with them: the postmaster's children include the
-        // backends of connections closed during the level (pgbench's).
+        // for). PostgreSQL's and the generator's are counted with them: the postmaster's
+        // children include the backends of connections closed during the level, and the
+        // generator's the pgbench it ran.
         let ticks = |stat: &str, fields: usize| -> u64 {
             stat.rsplit_once(')')
                 .map(|(_, rest)| {
@@ -656,7 +648,7 @@ impl CpuSnapshot {
         CpuSnapshot {
             server: server.map_or(0, |pid| ticks(&read(format!("/proc/{pid}/stat")), 2)),
             postgres,
-            generator: ticks(&read("/proc/self/stat".into()), 2),
+            generator: ticks(&read("/proc/self/stat".into()), 4),
             steal: machine.get(7).copied().unwrap_or(0),
             total: machine.iter().take(8).sum(),
         }
@@ -828,12 +820,14 @@ impl Client {
     }
 }
 
-/// Drives a scenario unmeasured before its levels: 16 clients for up to `WARM_UP`, about
-/// one pass over the 360's customers, so its first level does not measure reads of pages
-/// the operating system has evicted since the last run.
+/// A scenario's unmeasured run before its levels: clients and seconds, about one pass over
+/// the 360's customers, so its first level does not measure reads of pages the operating
+/// system has evicted since the last run.
+const WARM_UP: (usize, u64) = (16, 2);
+
 async fn warm_up(url: &str, key: &str, bodies: &Bodies, server: Option<u32>) {
-    const WARM_UP: u64 = 2;
-    drive(url, key, 16, WARM_UP, bodies.clone(), server).await;
+    let (clients, seconds) = WARM_UP;
+    drive(url, key, clients, seconds, bodies.clone(), server).await;
 }
 
 /// Drives `url` with `concurrency` clients for `seconds`, each sending its next request as
@@ -1031,7 +1025,7 @@ async fn run() {
     };
     for scenario in scenarios.split(',') {
         if scenario == "pgbench360" {
-            pgbench_360(&url, tenant.id, &ids, &levels, seconds).await;
+            pgbench_360(&mut owner, &url, tenant.id, &ids, &levels, seconds).await;
             continue;
         }
         if scenario == "postgraphile360" {
