@@ -3,6 +3,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use crate::auth::KnownKeys;
 use crate::config::ServeArgs;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
@@ -18,6 +19,9 @@ pub struct Inner {
     pub schema: AppSchema,
     /// Parsed-query cache, cost, error codes: around every operation the schema runs.
     pub guard: RequestGuard,
+    /// What the database said about recently used API keys (each request has it
+    /// confirmed).
+    pub known_keys: KnownKeys,
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
@@ -56,6 +60,7 @@ impl AppState {
             pool,
             statements,
             guard: RequestGuard::new(&schema),
+            known_keys: KnownKeys::default(),
             schema,
             hub,
             limits,

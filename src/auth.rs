@@ -2,6 +2,8 @@
 //! (`wgt_…`, read-only, published testimonials only), roles, and the one guard that
 //! enforces which role may run which field.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_graphql::{Context, Guard};
@@ -173,19 +175,43 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Prin
     let found = lookup(conn, token)
         .await?
         .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
-    principal_of(pool, found)
+    Ok(principal_of(pool, found)?.0)
+}
+
+/// A request's caller, and the pooled connection its work runs on.
+pub struct Authenticated {
+    pub principal: Principal,
+    pub conn: Object<AsyncPgConnection>,
+    /// The statement that has the database confirm the caller, when it was taken from
+    /// [`KnownKeys`] instead of looked up (see `TenantDb::for_unconfirmed_request_on`).
+    pub confirmation: Option<String>,
 }
 
 /// Resolves an `Authorization` header value to its principal, and keeps the pooled
-/// connection the lookup ran on, inside the request's read snapshot: the lookup is the
-/// snapshot's first statement (one round trip for `BEGIN` and lookup), and its database
-/// function scopes the snapshot to the key's tenant. An HTTP request goes on to do its
-/// work on that connection (one checkout, and one wait for the pool under load).
-pub async fn authenticate_holding(
+/// connection the request will run on. A key in `known` is not looked up: the request
+/// starts from what the database said about it before, with the statement that has the
+/// database confirm that in the request's snapshot, sent with its first statement.
+/// Otherwise the lookup is the snapshot's first statement (one round trip for `BEGIN` and
+/// lookup), and its database function scopes the snapshot to the key's tenant; an API
+/// key it finds is remembered in `known`. Either way a request makes one checkout, and
+/// one wait for the pool under load.
+pub async fn authenticate_request(
     pool: &PgPool,
+    known: Option<&KnownKeys>,
     header: Option<&str>,
-) -> AppResult<(Principal, Object<AsyncPgConnection>)> {
+) -> AppResult<Authenticated> {
     let token = bearer_token(header)?;
+    let hash = token.starts_with("gg_").then(|| hash_key(token));
+    if let (Some(known), Some(hash)) = (known, &hash) {
+        if let Some(principal) = known.recall(pool, hash) {
+            let confirmation = confirmation_of(hash, &principal);
+            return Ok(Authenticated {
+                principal,
+                conn: pool.get().await?,
+                confirmation: Some(confirmation),
+            });
+        }
+    }
     let mut conn = pool.get().await?;
     let token = token.to_owned();
     let found = begin_request_snapshot(&mut conn, move |conn| {
@@ -193,7 +219,99 @@ pub async fn authenticate_holding(
     })
     .await?
     .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
-    Ok((principal_of(pool, found)?, conn))
+    let (principal, last_used) = principal_of(pool, found)?;
+    if let (Some(known), Some(hash), Some(last_used)) = (known, hash, last_used) {
+        known.remember(hash, &principal, last_used);
+    }
+    Ok(Authenticated {
+        principal,
+        conn,
+        confirmation: None,
+    })
+}
+
+/// The statement that confirms an API key's principal (migration
+/// `2026-11-23-000017_confirm_api_key`). Every value is hex digits, a UUID or a role
+/// name: nothing to escape.
+fn confirmation_of(hash: &[u8], principal: &Principal) -> String {
+    let Principal::ApiKey {
+        tenant_id,
+        key_id,
+        role,
+        ..
+    } = principal
+    else {
+        unreachable!("only API keys are remembered")
+    };
+    format!(
+        "SELECT confirm_api_key('\\x{}'::bytea, '{key_id}', '{tenant_id}', '{}')",
+        hex::encode(hash),
+        role.as_str()
+    )
+}
+
+/// What the database last said about each API key in recent use, by key hash: the
+/// principal a request with that key starts from. Not a cache of the answer: each such
+/// request has the database confirm it in the request's own snapshot, and a key revoked
+/// since is refused there (the request is then answered from a fresh lookup, and the key
+/// forgotten).
+#[derive(Default)]
+pub struct KnownKeys {
+    keys: Mutex<HashMap<Vec<u8>, Known>>,
+}
+
+struct Known {
+    principal: Principal,
+    /// When the key's use was last recorded (`api_keys.last_used_at`).
+    last_used: DateTime<Utc>,
+}
+
+impl KnownKeys {
+    /// At most this many keys are kept (the map starts over when full).
+    const MAX_KEYS: usize = 10_000;
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Known>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The principal last found for `hash`, recording the key's use if that is stale.
+    fn recall(&self, pool: &PgPool, hash: &[u8]) -> Option<Principal> {
+        let mut keys = self.keys();
+        let known = keys.get_mut(hash)?;
+        if let Principal::ApiKey {
+            tenant_id, key_id, ..
+        } = known.principal
+        {
+            let now = Utc::now();
+            if is_stale(Some(known.last_used), now) {
+                known.last_used = now;
+                touch_last_used(pool.clone(), tenant_id, key_id);
+            }
+        }
+        Some(known.principal.clone())
+    }
+
+    fn remember(&self, hash: Vec<u8>, principal: &Principal, last_used: DateTime<Utc>) {
+        let mut keys = self.keys();
+        if keys.len() >= Self::MAX_KEYS {
+            keys.clear();
+        }
+        let principal = principal.clone();
+        keys.insert(
+            hash,
+            Known {
+                principal,
+                last_used,
+            },
+        );
+    }
+
+    /// Forgets the key of a request whose caller the database did not confirm.
+    pub fn forget(&self, header: Option<&str>) {
+        if let Ok(token) = bearer_token(header) {
+            self.keys().remove(&hash_key(token));
+        }
+    }
 }
 
 fn bearer_token(header: Option<&str>) -> AppResult<&str> {
@@ -234,31 +352,40 @@ async fn lookup(conn: &AsyncPgConnection, token: &str) -> diesel::QueryResult<Op
     Ok(rows.into_iter().next().map(Found::Key))
 }
 
+/// Whether a key's recorded use is too old to leave as it is.
+fn is_stale(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_used_at.is_none_or(|t| {
+        now - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
+    })
+}
+
 /// The principal a lookup found; an API key whose recorded use is stale gets it refreshed
-/// (off the request path).
-fn principal_of(pool: &PgPool, found: Found) -> AppResult<Principal> {
+/// (off the request path). For an API key, also when its use was last recorded.
+fn principal_of(pool: &PgPool, found: Found) -> AppResult<(Principal, Option<DateTime<Utc>>)> {
     let row = match found {
         Found::Widget(row) => {
-            return Ok(Principal::Widget {
+            let principal = Principal::Widget {
                 tenant_id: row.tenant_id,
                 widget_id: row.widget_id,
-            })
+            };
+            return Ok((principal, None));
         }
         Found::Key(row) => row,
     };
     let role = Role::parse(&row.role).ok_or_else(|| AppError::internal(&row.role))?;
-    let stale = row.last_used_at.is_none_or(|t| {
-        Utc::now() - t > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
-    });
-    if stale {
+    let now = Utc::now();
+    let mut last_used = row.last_used_at;
+    if is_stale(last_used, now) {
+        last_used = Some(now);
         touch_last_used(pool.clone(), row.tenant_id, row.key_id);
     }
-    Ok(Principal::ApiKey {
+    let principal = Principal::ApiKey {
         tenant_id: row.tenant_id,
         key_id: row.key_id,
         key_name: row.key_name,
         role,
-    })
+    };
+    Ok((principal, last_used))
 }
 
 /// Records key use without making the request wait for it.

@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate, authenticate_holding, Principal};
+use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::RequestGuard;
@@ -74,38 +74,81 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn request_context(
+/// Authenticates the request, reads its operations (`read`) and runs them. A caller taken
+/// from the known keys whose confirmation the database then refuses (a key revoked since)
+/// is authenticated again by a lookup, which answers 401 for a revoked key, and the
+/// operations are read and run again: nothing was written for the refused caller.
+async fn serve_graphql(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<RequestContext, AppError> {
+    mut read: impl FnMut() -> Result<BatchRequest, String>,
+) -> Response {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (principal, conn) = authenticate_holding(&state.pool, header).await?;
-    Ok(RequestContext::for_request(
-        state.pool.clone(),
-        conn,
-        principal,
-        &state.hub,
-        state.batch_window(),
-    ))
+    if let Some(response) = attempt(state, header, Some(&state.known_keys), &mut read).await {
+        return response;
+    }
+    state.known_keys.forget(header);
+    match attempt(state, header, None, &mut read).await {
+        Some(response) => response,
+        None => app_error_response(
+            state,
+            AppError::internal(&"a looked-up key went unconfirmed"),
+        ),
+    }
 }
 
-async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest) -> Response {
+/// One try at [`serve_graphql`]: `None` when the database refused the caller taken from
+/// `known` (nothing has been sent to the client).
+async fn attempt(
+    state: &AppState,
+    header: Option<&str>,
+    known: Option<&KnownKeys>,
+    read: &mut impl FnMut() -> Result<BatchRequest, String>,
+) -> Option<Response> {
+    let caller = match authenticate_request(&state.pool, known, header).await {
+        Ok(caller) => caller,
+        Err(error) => return Some(app_error_response(state, error)),
+    };
+    let context =
+        RequestContext::for_request(state.pool.clone(), caller, &state.hub, state.batch_window());
+    match read() {
+        Ok(batch) => execute(state, context, batch).await,
+        Err(message) => {
+            // The request's snapshot may have begun: end it, so the connection goes back
+            // to the pool instead of being discarded there.
+            let confirmed = context.db.confirmed().await;
+            context.db.finish().await;
+            confirmed.then(|| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message))
+        }
+    }
+}
+
+/// Runs the operations; `None` when the database refused the request's caller.
+async fn execute(
+    state: &AppState,
+    context: RequestContext,
+    batch: BatchRequest,
+) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
-    state
-        .metrics
-        .graphql_operations
-        .fetch_add(count as u64, Ordering::Relaxed);
     let db = context.db.clone();
     let mut batch = batch.data(context);
     let costs: Vec<Option<usize>> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
     let mut response: BatchResponse = state.schema.execute_batch(batch).await;
+    let confirmed = db.confirmed().await;
     // The connection goes back to the pool before the response is serialized.
     db.finish().await;
+    if !confirmed {
+        return None;
+    }
+    state
+        .metrics
+        .graphql_operations
+        .fetch_add(count as u64, Ordering::Relaxed);
     let responses = match &mut response {
         BatchResponse::Single(response) => std::slice::from_mut(response),
         BatchResponse::Batch(responses) => responses.as_mut_slice(),
@@ -113,7 +156,7 @@ async fn execute(state: &AppState, context: RequestContext, batch: BatchRequest)
     for (response, cost) in responses.iter_mut().zip(costs) {
         RequestGuard::finish(response, cost);
     }
-    axum::Json(response).into_response()
+    Some(axum::Json(response).into_response())
 }
 
 async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -138,19 +181,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             "POST /graphql needs Content-Type: application/json",
         );
     }
-    let context = match request_context(&state, &headers).await {
-        Ok(context) => context,
-        Err(error) => return app_error_response(&state, error),
-    };
-    match read_batch(&state, &body) {
-        Ok(batch) => execute(&state, context, batch).await,
-        Err(message) => {
-            // The key's lookup began the request's read snapshot: end it, so the
-            // connection goes back to the pool instead of being discarded there.
-            context.db.finish().await;
-            reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message)
-        }
-    }
+    serve_graphql(&state, &headers, || read_batch(&state, &body)).await
 }
 
 /// The body as a GraphQL request or batch (of 1 to `max_batch` operations), or why not.
@@ -207,11 +238,14 @@ async fn graphql_get(
             return response;
         }
     }
-    let context = match request_context(&state, &headers).await {
-        Ok(context) => context,
-        Err(error) => return app_error_response(&state, error),
-    };
-    execute(&state, context, BatchRequest::Single(request)).await
+    let mut parsed = Some(request);
+    serve_graphql(&state, &headers, || match parsed.take() {
+        Some(request) => Ok(BatchRequest::Single(request)),
+        None => async_graphql::http::parse_query_string(query.as_deref().unwrap_or(""))
+            .map(BatchRequest::Single)
+            .map_err(|_| "malformed GraphQL GET request".to_string()),
+    })
+    .await
 }
 
 async fn graphql_ws(

@@ -13,7 +13,9 @@
 //! that read transaction (in the round trip that begins the write's own transaction on
 //! the same connection); later reads open a new snapshot that sees it.
 //! [`TenantDb::finish`] returns the connection. An HTTP request's snapshot begins with
-//! its API key lookup ([`begin_request_snapshot`]).
+//! its API key lookup ([`begin_request_snapshot`]), or, for a key the server has seen
+//! recently, with the key's confirmation ([`TenantDb::confirming`]): sent with the
+//! request's first statement, and proven by that statement's success.
 
 use std::sync::Arc;
 
@@ -54,10 +56,29 @@ pub struct TenantDb {
 }
 
 /// The connection one request holds (its transaction manager knows whether the read
-/// snapshot is open).
+/// snapshot is open), and whether the database has confirmed the request's caller.
 #[derive(Default)]
 struct Session {
     conn: Option<Object<AsyncPgConnection>>,
+    caller: Caller,
+}
+
+/// Who the request's statements run for, as far as the database has said.
+#[derive(Default)]
+enum Caller {
+    /// Looked up or confirmed in the request's snapshot (or no key involved).
+    #[default]
+    Confirmed,
+    /// Not yet: the statement that confirms the caller and scopes the snapshot to its
+    /// tenant, to be sent ahead of the request's first statement.
+    Unconfirmed(String),
+    /// The database did not confirm it (or the statement sent with the confirmation
+    /// failed): nothing more runs for this request.
+    Refused,
+}
+
+fn refused() -> AppError {
+    AppError::Unauthenticated("missing or invalid API key")
 }
 
 fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
@@ -93,6 +114,86 @@ impl Session {
         let ended = !matches!(sent, Some(Err(_)))
             && record_depth(conn, TransactionDepthChange::DecreaseDepth).is_ok();
         if !ended {
+            self.conn = None;
+        }
+    }
+
+    /// The caller's confirmation statement if it is still to be sent (the caller counts
+    /// as refused from now until a statement after it succeeds); an error if the caller
+    /// was refused.
+    fn take_confirmation(&mut self) -> Result<Option<String>, AppError> {
+        match std::mem::replace(&mut self.caller, Caller::Refused) {
+            Caller::Confirmed => {
+                self.caller = Caller::Confirmed;
+                Ok(None)
+            }
+            Caller::Refused => Err(refused()),
+            Caller::Unconfirmed(statement) => Ok(Some(statement)),
+        }
+    }
+
+    /// Sends the caller's confirmation, if it is still to be sent, without waiting for
+    /// its answer: it opens the read snapshot, and the statement sent next on the
+    /// connection proves it (that statement fails when the confirmation did; then call
+    /// [`Session::settle`]). `Ok(true)` when it was sent now.
+    async fn send_confirmation(&mut self, pool: &PgPool) -> Result<bool, AppError> {
+        let Some(statement) = self.take_confirmation()? else {
+            return Ok(false);
+        };
+        let conn = self.connection(pool).await?;
+        if in_transaction(conn) {
+            return Err(diesel::result::Error::AlreadyInTransaction.into());
+        }
+        let shared: &AsyncPgConnection = conn;
+        let mut sender = shared;
+        // Each first poll sends its message; the answers are read and dropped by the
+        // connection's driver.
+        let sent = [BEGIN_READ, statement.as_str()].into_iter().all(|sql| {
+            !matches!(
+                SimpleAsyncConnection::batch_execute(&mut sender, sql).now_or_never(),
+                Some(Err(_))
+            )
+        });
+        if !sent {
+            self.conn = None;
+            return Err(refused());
+        }
+        record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
+        Ok(true)
+    }
+
+    /// Confirms the caller now if it is not yet (one round trip: the snapshot's `BEGIN`
+    /// and the confirmation), before anything is written for it or its response is sent.
+    async fn confirm(&mut self, pool: &PgPool) -> Result<(), AppError> {
+        let Some(statement) = self.take_confirmation()? else {
+            return Ok(());
+        };
+        let conn = self.connection(pool).await?;
+        if in_transaction(conn) {
+            return Err(diesel::result::Error::AlreadyInTransaction.into());
+        }
+        let shared: &AsyncPgConnection = conn;
+        let (mut for_begin, mut for_statement) = (shared, shared);
+        // `join` polls the `BEGIN` first, and each future sends its message on its first
+        // poll.
+        let (begun, confirmed) = futures_util::join!(
+            SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
+            SimpleAsyncConnection::batch_execute(&mut for_statement, &statement)
+        );
+        begun?;
+        record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
+        self.settle(confirmed.is_ok()).await;
+        confirmed.map_err(|_| refused())
+    }
+
+    /// Records what the first statement after the confirmation proved: the caller is
+    /// confirmed, or refused and the snapshot rolled back.
+    async fn settle(&mut self, proven: bool) {
+        if proven {
+            self.caller = Caller::Confirmed;
+        } else if let Some(conn) = self.conn.as_mut() {
+            let conn: &mut AsyncPgConnection = conn;
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
             self.conn = None;
         }
     }
@@ -134,10 +235,44 @@ impl TenantDb {
     /// API key was looked up on, either outside any transaction or inside the read
     /// snapshot that lookup began for this tenant ([`begin_request_snapshot`]).
     pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
-        let session = Session { conn: Some(conn) };
+        let session = Session {
+            conn: Some(conn),
+            caller: Caller::Confirmed,
+        };
         Self {
             session: Some(Arc::new(Mutex::new(session))),
             ..Self::for_request(pool, tenant_id)
+        }
+    }
+
+    /// [`TenantDb::for_request_on`] for a caller the database has not confirmed yet:
+    /// `statement` confirms it and scopes the transaction it runs in to its tenant, and
+    /// fails (aborting that transaction) unless the caller is who the request says. It
+    /// is sent with the request's first statement, as the read snapshot begins on `conn`
+    /// (outside any transaction); nothing is written, and [`TenantDb::confirmed`] is
+    /// false, until a statement after it has succeeded.
+    pub fn for_unconfirmed_request_on(
+        pool: PgPool,
+        tenant_id: Uuid,
+        conn: Object<AsyncPgConnection>,
+        statement: String,
+    ) -> Self {
+        let session = Session {
+            conn: Some(conn),
+            caller: Caller::Unconfirmed(statement),
+        };
+        Self {
+            session: Some(Arc::new(Mutex::new(session))),
+            ..Self::for_request(pool, tenant_id)
+        }
+    }
+
+    /// Whether the database confirmed the request's caller (confirming it now if no
+    /// statement has yet). The handler asks before it sends a response.
+    pub async fn confirmed(&self) -> bool {
+        match &self.session {
+            None => true,
+            Some(session) => session.lock().await.confirm(&self.pool).await.is_ok(),
         }
     }
 
@@ -175,6 +310,8 @@ impl TenantDb {
                 if let Some(prefetched) = &self.prefetched {
                     prefetched.clear();
                 }
+                // Nothing is written for a caller the database has not confirmed.
+                session.confirm(&self.pool).await?;
                 // A read snapshot still open on the connection ends as the write begins.
                 let conn = session.connection(&self.pool).await?;
                 let result = write_transaction(conn, self.tenant.0, work).await;
@@ -211,6 +348,9 @@ impl TenantDb {
             .await;
         };
         let mut session = session.lock().await;
+        // The caller's confirmation, if still due, opens the snapshot ahead of `work`'s
+        // first statement (in the same round trip).
+        let confirming = session.send_confirmation(&self.pool).await?;
         let conn = session.connection(&self.pool).await?;
         let mut begun = Ok(());
         if !in_transaction(conn) {
@@ -224,6 +364,10 @@ impl TenantDb {
             Ok(()) => work(conn, self.tenant).await.map_err(Into::into),
             Err(e) => Err(AppError::from(e)),
         };
+        if confirming {
+            session.settle(result.is_ok()).await;
+            return result;
+        }
         if result.is_err() {
             // The snapshot may be aborted: roll it back and give the connection up (the
             // pool checks it); the next read opens another.

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
-use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::AsyncPgConnection;
-
-use crate::auth::Principal;
+use crate::auth::{Authenticated, Principal};
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
@@ -27,16 +24,27 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// One HTTP request, on the connection its key was looked up on: its reads share that
-    /// connection and one snapshot (the handler calls `db.finish()` when done).
+    /// One HTTP request, on the connection its key was looked up on (or is to be
+    /// confirmed on): its reads share that connection and one snapshot (the handler calls
+    /// `db.finish()` when done).
     pub fn for_request(
         pool: PgPool,
-        conn: Object<AsyncPgConnection>,
-        principal: Principal,
+        caller: Authenticated,
         hub: &EventHub,
         batch_window: Duration,
     ) -> Self {
-        let db = TenantDb::for_request_on(pool, principal.tenant_id(), conn);
+        let Authenticated {
+            principal,
+            conn,
+            confirmation,
+        } = caller;
+        let tenant_id = principal.tenant_id();
+        let db = match confirmation {
+            None => TenantDb::for_request_on(pool, tenant_id, conn),
+            Some(statement) => {
+                TenantDb::for_unconfirmed_request_on(pool, tenant_id, conn, statement)
+            }
+        };
         Self::new(db, principal, hub, batch_window)
     }
 

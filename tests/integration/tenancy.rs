@@ -464,7 +464,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
 /// transaction, leaves no tenant behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
-    use growthgraph::auth::{authenticate, authenticate_holding, Principal};
+    use growthgraph::auth::{authenticate, authenticate_request, Principal};
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
@@ -496,7 +496,12 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         (format!("Bearer {}", a.admin_key), a.id, a_customers),
         (format!("Bearer {}", widget), b.id, b_customers),
     ] {
-        let (principal, mut conn) = authenticate_holding(&pool, Some(&key)).await.unwrap();
+        let caller = authenticate_request(&pool, None, Some(&key)).await.unwrap();
+        let (principal, mut conn) = (caller.principal, caller.conn);
+        assert!(
+            caller.confirmation.is_none(),
+            "looked up, nothing to confirm"
+        );
         assert_eq!(principal.tenant_id(), tenant);
         let state = snapshot_state(&mut conn).await;
         assert_eq!(state.tenant, Some(tenant.to_string()));
@@ -530,10 +535,10 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         );
     }
     assert!(matches!(
-        authenticate_holding(&pool, Some(&format!("Bearer {}", widget)))
+        authenticate_request(&pool, None, Some(&format!("Bearer {}", widget)))
             .await
             .unwrap()
-            .0,
+            .principal,
         Principal::Widget { .. }
     ));
 
@@ -545,7 +550,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         "Bearer nothing",
     ] {
         for _ in 0..3 {
-            let refused = authenticate_holding(&pool, Some(bad)).await;
+            let refused = authenticate_request(&pool, None, Some(bad)).await;
             assert!(matches!(refused, Err(AppError::Unauthenticated(_))));
         }
     }
@@ -565,6 +570,316 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
     let state = snapshot_state(&mut conn).await;
     assert!(state.tenant.as_deref().unwrap_or("").is_empty());
     assert_eq!(state.customers, 0);
+}
+
+/// A unit of work that adds a customer with `email` to its tenant.
+fn insert_customer(
+    email: &'static str,
+) -> impl for<'r> FnOnce(
+    &'r mut AsyncPgConnection,
+    db::Tenant,
+) -> scoped_futures::ScopedBoxFuture<'static, 'r, Result<(), AppError>>
+       + Send {
+    move |conn, tenant| {
+        async move {
+            conn.batch_execute(&format!(
+                "INSERT INTO customers (tenant_id, email) VALUES ('{}', '{email}')",
+                tenant.id()
+            ))
+            .await
+            .map_err(AppError::from)
+        }
+        .scope_boxed()
+    }
+}
+
+/// A read of the snapshot's tenant setting and what row-level security lets it see.
+fn read_snapshot(
+    conn: &mut AsyncPgConnection,
+    _: db::Tenant,
+) -> scoped_futures::ScopedBoxFuture<'static, '_, diesel::QueryResult<crate::common::SnapshotState>>
+{
+    async move {
+        diesel::sql_query(
+            "SELECT current_setting('app.tenant_id', true) AS tenant,
+                    current_setting('transaction_isolation') AS isolation,
+                    current_setting('transaction_read_only') AS read_only,
+                    (SELECT count(*) FROM customers) AS customers",
+        )
+        .get_result(conn)
+        .await
+    }
+    .scope_boxed()
+}
+
+/// A key the server has looked up before is not looked up again: the request starts from
+/// what the database said, and the database confirms it with the request's first
+/// statement, in the same snapshot, scoped to the key's tenant. A key revoked since is
+/// refused there: that statement fails, nothing is written, nothing more runs for the
+/// request, and the connection goes back to the pool clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
+    use growthgraph::auth::{authenticate_request, KnownKeys};
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    let statements = std::sync::Arc::new(db::StatementCounter::default());
+    let pool = db::build_pool(
+        &app.database_url,
+        1,
+        Duration::from_secs(5),
+        statements.clone(),
+    );
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'known-a@example.com')",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let customers_of_a = format!(
+        "SELECT count(*) AS count FROM customers WHERE tenant_id = '{}'",
+        a.id
+    );
+    let a_customers = count(&mut owner, &customers_of_a).await;
+    let known = KnownKeys::default();
+    let header = format!("Bearer {}", a.admin_key);
+    // First use: looked up, and remembered.
+    let first = authenticate_request(&pool, Some(&known), Some(&header))
+        .await
+        .unwrap();
+    assert!(first.confirmation.is_none());
+    TenantDb::for_request_on(pool.clone(), a.id, first.conn)
+        .finish()
+        .await;
+    // (The lookup recorded the key's first use off the request path: let that finish.)
+    let used = "SELECT count(*) AS count FROM api_keys WHERE last_used_at IS NOT NULL";
+    while count(&mut owner, used).await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Then confirmed with the first statement: same snapshot, the key's tenant.
+    let sent = || {
+        statements.data_statements()
+            + std::sync::atomic::AtomicU64::load(
+                &statements.control,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+    };
+    let before = sent();
+    let second = authenticate_request(&pool, Some(&known), Some(&header))
+        .await
+        .unwrap();
+    assert_eq!(sent(), before, "nothing sent yet");
+    assert_eq!(second.principal.tenant_id(), a.id);
+    let confirmation = second.confirmation.expect("a known key is confirmed");
+    let db = TenantDb::for_unconfirmed_request_on(pool.clone(), a.id, second.conn, confirmation);
+    let state = db.query(read_snapshot).await.unwrap();
+    assert_eq!(sent(), before + 3, "BEGIN, the confirmation and the read");
+    assert_eq!(state.tenant, Some(a.id.to_string()));
+    assert_eq!(
+        (state.isolation.as_str(), state.read_only.as_str()),
+        ("repeatable read", "on")
+    );
+    assert_eq!(
+        state.customers, a_customers,
+        "row-level security sees the key's tenant"
+    );
+    assert!(db.confirmed().await);
+    db.run(insert_customer("known-write@example.com"))
+        .await
+        .unwrap();
+    db.finish().await;
+    assert_eq!(count(&mut owner, &customers_of_a).await, a_customers + 1);
+
+    // A write first: the confirmation runs (and must succeed) before it.
+    let caller = authenticate_request(&pool, Some(&known), Some(&header))
+        .await
+        .unwrap();
+    let db = TenantDb::for_unconfirmed_request_on(
+        pool.clone(),
+        a.id,
+        caller.conn,
+        caller.confirmation.expect("known"),
+    );
+    db.run(insert_customer("known-write-first@example.com"))
+        .await
+        .unwrap();
+    assert!(db.confirmed().await);
+    db.finish().await;
+    assert_eq!(count(&mut owner, &customers_of_a).await, a_customers + 2);
+
+    // The confirmation checks the key's hash, id, tenant and role, not only its hash.
+    let key_id: Uuid = {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
+        diesel::sql_query("SELECT id FROM api_keys WHERE key_hash = sha256(convert_to($1, 'UTF8'))")
+            .bind::<Text, _>(&a.admin_key)
+            .get_result::<Id>(&mut owner)
+            .await
+            .unwrap()
+            .id
+    };
+    let confirm = |key_id: Uuid, tenant: Uuid, role: &str| {
+        format!(
+            "SET ROLE growthgraph_app; BEGIN; SELECT confirm_api_key(sha256(convert_to('{}', 'UTF8')), '{key_id}', '{tenant}', '{role}'); COMMIT; RESET ROLE",
+            a.admin_key
+        )
+    };
+    owner
+        .batch_execute(&confirm(key_id, a.id, "admin"))
+        .await
+        .unwrap();
+    for (id, tenant, role) in [
+        (key_id, b.id, "admin"),
+        (key_id, a.id, "partner"),
+        (Uuid::new_v4(), a.id, "admin"),
+    ] {
+        assert!(owner
+            .batch_execute(&confirm(id, tenant, role))
+            .await
+            .is_err());
+        owner.batch_execute("ROLLBACK; RESET ROLE").await.unwrap();
+    }
+
+    // Revoked since it was remembered: refused by the first statement, or before a write,
+    // or when the handler asks; nothing is written, and nothing runs after.
+    owner
+        .batch_execute(&format!(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = '{key_id}'"
+        ))
+        .await
+        .unwrap();
+    for first_work in ["read", "write", "none"] {
+        let caller = authenticate_request(&pool, Some(&known), Some(&header))
+            .await
+            .unwrap();
+        let db = TenantDb::for_unconfirmed_request_on(
+            pool.clone(),
+            a.id,
+            caller.conn,
+            caller.confirmation.expect("still known"),
+        );
+        match first_work {
+            "read" => assert!(db.query(read_snapshot).await.is_err()),
+            "write" => assert!(matches!(
+                db.run(insert_customer("revoked-write@example.com")).await,
+                Err(AppError::Unauthenticated(_))
+            )),
+            _ => {}
+        }
+        assert!(!db.confirmed().await, "{first_work}");
+        assert!(
+            db.query(read_snapshot).await.is_err(),
+            "nothing runs after a refusal"
+        );
+        assert!(db
+            .run(insert_customer("revoked-later@example.com"))
+            .await
+            .is_err());
+        db.finish().await;
+    }
+    assert_eq!(
+        count(&mut owner, &customers_of_a).await,
+        a_customers + 2,
+        "nothing written"
+    );
+
+    // Forgotten (as the handler does on a refusal), the key is looked up and refused.
+    known.forget(Some(&header));
+    assert!(matches!(
+        authenticate_request(&pool, Some(&known), Some(&header)).await,
+        Err(AppError::Unauthenticated(_))
+    ));
+    let mut conn = pool.get().await.unwrap();
+    let state = snapshot_state(&mut conn).await;
+    assert_eq!(state.read_only, "off", "outside any transaction");
+    assert!(state.tenant.as_deref().unwrap_or("").is_empty());
+    assert_eq!(state.customers, 0);
+}
+
+/// Over HTTP, a key revoked after the server came to know it gets 401 on its next request,
+/// whatever that request is: a read, a write (nothing written), an operation that reads
+/// nothing, a malformed body, a GET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_key_revoked_since_gets_401_whatever_the_request() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let mut owner = app.owner().await;
+    let customers = "SELECT count(*) AS count FROM customers";
+    let before = count(&mut owner, customers).await;
+    let write = json!({
+        "query": "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) { customer { id } userErrors { code } } }",
+        "variables": { "input": { "email": "after-revocation@example.com" } },
+    });
+    for case in ["read", "write", "nothing", "malformed", "get"] {
+        let key = app.key(&a, Role::Partner).await;
+        let (status, body) = app
+            .post(
+                Some(&key),
+                json!({ "query": "{ viewer { tenant { id } } }" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        owner
+            .batch_execute(&format!(
+                "UPDATE api_keys SET revoked_at = now() WHERE key_hash = sha256(convert_to('{key}', 'UTF8'))"
+            ))
+            .await
+            .unwrap();
+        let (status, body) = match case {
+            "read" => {
+                app.post(
+                    Some(&key),
+                    json!({ "query": "{ viewer { tenant { id } } }" }),
+                )
+                .await
+            }
+            "write" => app.post(Some(&key), write.clone()).await,
+            "nothing" => {
+                app.post(Some(&key), json!({ "query": "{ __typename }" }))
+                    .await
+            }
+            "malformed" => app.post(Some(&key), json!({ "not": "graphql" })).await,
+            _ => {
+                let response = app
+                    .client
+                    .get(format!("{}/graphql?query=%7B__typename%7D", app.base))
+                    .header("Authorization", format!("Bearer {key}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap())
+            }
+        };
+        assert_eq!(
+            (status, error_code(&body)),
+            (401, Some("UNAUTHENTICATED")),
+            "{case}: {body}"
+        );
+        assert!(body.get("data").is_none(), "{case}: {body}");
+    }
+    assert_eq!(
+        count(&mut owner, customers).await,
+        before,
+        "nothing written"
+    );
+    // A known key that is not revoked keeps working, and writes.
+    let key = app.key(&a, Role::Partner).await;
+    for _ in 0..2 {
+        let (status, body) = app.post(Some(&key), write.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["data"]["upsertCustomer"]["customer"]["id"].is_string(),
+            "{body}"
+        );
+    }
+    assert_eq!(count(&mut owner, customers).await, before + 1);
 }
 
 /// A committed write wakes the commit signal (the event sequencer), in both modes; a read

@@ -1,0 +1,1 @@
+DROP FUNCTION confirm_api_key(bytea, uuid, uuid, text);
