@@ -7,8 +7,10 @@ use crate::auth::KnownKeys;
 use crate::config::ServeArgs;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
+use crate::graphql::guard::Prepared;
 use crate::graphql::guard::RequestGuard;
-use crate::graphql::{build_schema, AppSchema};
+use crate::graphql::{build_schema, build_schema_validating, AppSchema};
+use async_graphql::ValidationMode;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -17,6 +19,9 @@ pub struct Inner {
     pub pool: PgPool,
     pub statements: Arc<StatementCounter>,
     pub schema: AppSchema,
+    /// The same schema without the full validation, for operations whose document passed
+    /// it before and whose variables cannot fail it (see `graphql::variables`).
+    pub unvalidated_schema: AppSchema,
     /// Parsed-query cache, cost, error codes: around every operation the schema runs.
     pub guard: RequestGuard,
     /// What the database said about recently used API keys (each request has it
@@ -45,6 +50,8 @@ pub struct Metrics {
     /// Subscription payloads sent over WebSockets, by how they were produced.
     pub ws_payloads_executed: AtomicU64,
     pub ws_payloads_rendered: AtomicU64,
+    /// Operations run without the full validation (their document passed it before).
+    pub validation_skipped: AtomicU64,
 }
 
 impl AppState {
@@ -56,12 +63,14 @@ impl AppState {
         hub: Arc<EventHub>,
     ) -> Self {
         let schema = build_schema(Some(hub.clone()));
+        let unvalidated_schema = build_schema_validating(Some(hub.clone()), ValidationMode::Fast);
         AppState(Arc::new(Inner {
             pool,
             statements,
             guard: RequestGuard::new(&schema),
             known_keys: KnownKeys::default(),
             schema,
+            unvalidated_schema,
             hub,
             limits,
             metrics: Metrics::default(),
@@ -73,6 +82,24 @@ impl AppState {
 }
 
 impl AppState {
+    /// Runs one prepared operation over HTTP: without the full validation when
+    /// [`Prepared::skips_validation`], and recording a document that passes it.
+    pub async fn run(
+        &self,
+        request: async_graphql::Request,
+        prepared: &Prepared,
+    ) -> async_graphql::Response {
+        if prepared.skips_validation {
+            self.metrics
+                .validation_skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return async_graphql::Schema::execute(&self.unvalidated_schema, request).await;
+        }
+        let response = async_graphql::Schema::execute(&self.schema, request).await;
+        self.guard.settle(prepared, &response);
+        response
+    }
+
     pub fn batch_window(&self) -> std::time::Duration {
         std::time::Duration::from_micros(self.limits.batch_window_us)
     }

@@ -22,7 +22,7 @@ use crate::app::AppState;
 use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
-use crate::graphql::guard::RequestGuard;
+use crate::graphql::guard::{Prepared, RequestGuard};
 use crate::graphql::ws;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
@@ -137,8 +137,19 @@ async fn execute(
     };
     let db = context.db.clone();
     let mut batch = batch.data(context);
-    let costs: Vec<Option<usize>> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
-    let mut response: BatchResponse = state.schema.execute_batch(batch).await;
+    let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
+    let mut response = match batch {
+        BatchRequest::Single(request) => {
+            BatchResponse::Single(state.run(request, &prepared[0]).await)
+        }
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for (request, prepared) in requests.into_iter().zip(&prepared) {
+                responses.push(state.run(request, prepared).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
     let confirmed = db.confirmed().await;
     // The connection goes back to the pool before the response is serialized.
     db.finish().await;
@@ -153,8 +164,8 @@ async fn execute(
         BatchResponse::Single(response) => std::slice::from_mut(response),
         BatchResponse::Batch(responses) => responses.as_mut_slice(),
     };
-    for (response, cost) in responses.iter_mut().zip(costs) {
-        RequestGuard::finish(response, cost);
+    for (response, prepared) in responses.iter_mut().zip(prepared) {
+        RequestGuard::finish(response, prepared.cost);
     }
     Some(axum::Json(response).into_response())
 }
@@ -430,6 +441,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_websocket_connections gauge\ngrowthgraph_websocket_connections {}\n\
          # TYPE growthgraph_websocket_payloads_total counter\ngrowthgraph_websocket_payloads_total{{lane=\"executed\"}} {}\n\
          growthgraph_websocket_payloads_total{{lane=\"direct\"}} {}\n\
+         # TYPE growthgraph_graphql_validation_skipped_total counter\ngrowthgraph_graphql_validation_skipped_total {}\n\
          # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
          growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
@@ -441,6 +453,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         m.websocket_connections.load(Ordering::Relaxed),
         m.ws_payloads_executed.load(Ordering::Relaxed),
         m.ws_payloads_rendered.load(Ordering::Relaxed),
+        m.validation_skipped.load(Ordering::Relaxed),
         state.statements.data.load(Ordering::Relaxed),
         state.statements.control.load(Ordering::Relaxed),
         pool.size,

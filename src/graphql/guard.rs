@@ -1,6 +1,8 @@
 //! What every operation goes through around the schema's execution (HTTP and
 //! WebSocket alike): its document taken from a cache of parsed queries, its cost
-//! computed, and on the way out `extensions.cost` added and every error given a code.
+//! computed, whether it may skip the full validation decided (see
+//! [`super::variables`]; HTTP only), and on the way out `extensions.cost` added and every
+//! error given a code.
 //! Errors raised by resolvers through `AppError` already carry one; anything else is
 //! either a request problem (parse, validation, argument coercion: `BAD_USER_INPUT`) or
 //! an unexpected error whose text is replaced by an opaque message with a logged
@@ -12,40 +14,81 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::{Request, Response, ServerError, Value};
 
 use super::cost::CostModel;
+use super::variables::PlainVariables;
 use super::AppSchema;
 
 pub struct RequestGuard {
     parsed: ParsedQueries,
     costs: CostModel,
+    plain: PlainVariables,
+}
+
+/// What [`RequestGuard::prepare`] found out about one operation.
+pub struct Prepared {
+    /// Its cost (`None` for a query that does not parse).
+    pub cost: Option<usize>,
+    /// Its document passed the full validation before, and its variables cannot fail it.
+    pub skips_validation: bool,
+    /// Its query text, while its document has not passed the full validation yet.
+    unvalidated: Option<String>,
 }
 
 impl RequestGuard {
     pub fn new(schema: &AppSchema) -> Self {
+        let sdl = schema.sdl();
         Self {
             parsed: ParsedQueries::default(),
-            costs: CostModel::of_sdl(&schema.sdl()).expect("the schema's own SDL parses"),
+            costs: CostModel::of_sdl(&sdl).expect("the schema's own SDL parses"),
+            plain: PlainVariables::of_sdl(&sdl).expect("the schema's own SDL parses"),
         }
     }
 
     /// Hands `request` its parsed document (from the cache when the same text came
-    /// before) and returns its cost. A query that does not parse is left to the schema,
-    /// which reports why; it has no cost.
-    pub fn prepare(&self, request: &mut Request) -> Option<usize> {
-        let document = match self.parsed.get(&request.query) {
-            Some(document) => document,
-            None => {
-                let document = async_graphql::parser::parse_query(&request.query).ok()?;
-                self.parsed.keep(&request.query, &document);
-                document
-            }
+    /// before), computes its cost, and decides whether it may run without the full
+    /// validation. A query that does not parse is left to the schema, which reports why;
+    /// it has no cost.
+    pub fn prepare(&self, request: &mut Request) -> Prepared {
+        let (document, validated) = match self.parsed.get(&request.query) {
+            Some(found) => found,
+            None => match async_graphql::parser::parse_query(&request.query) {
+                Ok(document) => {
+                    self.parsed.keep(&request.query, &document);
+                    (document, false)
+                }
+                Err(_) => {
+                    return Prepared {
+                        cost: None,
+                        skips_validation: false,
+                        unvalidated: None,
+                    }
+                }
+            },
         };
         let cost = self.costs.cost(&document, &request.variables);
+        let skips_validation = validated
+            && selected(&document, request.operation_name.as_deref())
+                .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
+        let unvalidated = (!validated).then(|| request.query.clone());
         request.set_parsed_query(document);
-        Some(cost)
+        Prepared {
+            cost: Some(cost),
+            skips_validation,
+            unvalidated,
+        }
+    }
+
+    /// Records that the document of an operation run with the full validation passed it
+    /// (the response has data: a refused document has none).
+    pub fn settle(&self, prepared: &Prepared, response: &Response) {
+        if let Some(query) = &prepared.unvalidated {
+            if !matches!(response.data, Value::Null) {
+                self.parsed.validated(query);
+            }
+        }
     }
 
     /// Codes the response's errors and reports the operation's cost.
@@ -60,13 +103,30 @@ impl RequestGuard {
     }
 }
 
-/// Parsed documents by query text. Dashboards and integrations send the same few queries
-/// again and again; parsing is a large share of a small request's time, copying a parsed
-/// document a small one. Validation still runs on every request (its outcome depends on
-/// the variables' values).
+/// The operation a request runs, when the document says without doubt (otherwise the
+/// schema decides, and reports an unknown or missing operation name).
+fn selected<'d>(
+    document: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Some(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(name).map(|operation| &operation.node)
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|operation| &operation.node)
+        }
+        _ => None,
+    }
+}
+
+/// Parsed documents by query text, and whether each has passed the full validation.
+/// Dashboards and integrations send the same few queries again and again; parsing is a
+/// large share of a small request's time, copying a parsed document a small one.
 #[derive(Default)]
 struct ParsedQueries {
-    documents: Mutex<HashMap<String, ExecutableDocument>>,
+    documents: Mutex<HashMap<String, (ExecutableDocument, bool)>>,
 }
 
 impl ParsedQueries {
@@ -75,9 +135,16 @@ impl ParsedQueries {
     const MAX_DOCUMENTS: usize = 256;
     const MAX_QUERY_BYTES: usize = 8 * 1024;
 
-    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+    fn get(&self, query: &str) -> Option<(ExecutableDocument, bool)> {
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         documents.get(query).cloned()
+    }
+
+    fn validated(&self, query: &str) {
+        let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, validated)) = documents.get_mut(query) {
+            *validated = true;
+        }
     }
 
     fn keep(&self, query: &str, document: &ExecutableDocument) {
@@ -88,13 +155,16 @@ impl ParsedQueries {
         if documents.len() >= Self::MAX_DOCUMENTS {
             documents.clear();
         }
-        documents.insert(query.to_owned(), document.clone());
+        documents.insert(query.to_owned(), (document.clone(), false));
     }
 }
 
 const REQUEST_ERROR_PREFIXES: &[&str] = &[
     "Invalid value for argument",
     "Failed to parse",
+    // An argument's value of the wrong type inside an input object (async-graphql's
+    // `InputValueError::expected_type`, raised when the resolver parses its arguments).
+    "Expected input type",
     "Internal error: invalid",
     "Unknown",
 ];
@@ -148,8 +218,11 @@ mod tests {
         let query = "{ viewer { tenant { id } } }";
         assert!(parsed.get(query).is_none());
         parsed.keep(query, &parse(query));
-        let kept = parsed.get(query).expect("kept");
+        let (kept, validated) = parsed.get(query).expect("kept");
         assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
+        assert!(!validated, "not validated yet");
+        parsed.validated(query);
+        assert!(parsed.get(query).expect("kept").1, "validated");
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
         let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(8 * 1024));

@@ -8,11 +8,12 @@ pub mod events;
 pub mod guard;
 pub mod loaders;
 pub mod scalars;
+pub mod variables;
 pub mod ws;
 
 use std::sync::Arc;
 
-use async_graphql::{MergedObject, Schema};
+use async_graphql::{MergedObject, Schema, ValidationMode};
 
 use crate::domain::automations::graphql::AutomationsQuery;
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
@@ -65,6 +66,13 @@ pub const MAX_DIRECTIVES: usize = 4;
 
 /// The schema, with the event hub subscriptions read from (absent for `sdl`).
 pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
+    build_schema_validating(hub, ValidationMode::Strict)
+}
+
+/// The schema with the given validation: `Fast` checks only what depends on more than
+/// the document and its variables' values (fragment cycles, depth, complexity), for
+/// documents that passed the full validation before (see [`variables`]).
+pub fn build_schema_validating(hub: Option<Arc<EventHub>>, mode: ValidationMode) -> AppSchema {
     let builder = Schema::build(Query::default(), Mutation::default(), Subscription);
     let builder = match hub {
         Some(hub) => builder.data(hub),
@@ -75,6 +83,7 @@ pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
+        .validation_mode(mode)
         .finish()
 }
 

@@ -224,7 +224,7 @@ async fn goodbye(socket: &mut WebSocket) {
 /// Runs one operation through the schema, then, if its resolver took the direct lane,
 /// continues with the lane's payloads; ends with `None`.
 fn operation(state: &AppState, mut request: Request, data: Arc<Data>, id: &str) -> OperationStream {
-    let cost = state.guard.prepare(&mut request);
+    let cost = state.guard.prepare(&mut request).cost;
     let lane = DirectLane::new(cost.unwrap_or_default());
     let executed = state
         .schema

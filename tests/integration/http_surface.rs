@@ -416,3 +416,60 @@ async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
         200
     );
 }
+
+/// A document that passed the full validation skips it afterwards, but only while its
+/// variables hold values that cannot fail it: any other request gets exactly the answer
+/// the same document gets the first time it is sent (codes, messages, locations, data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validated_document_skips_validation_only_while_its_variables_cannot_fail_it() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let document = "query($first: Int, $risk: ChurnRisk, $search: String, $id: ID!) { \
+         customers(first: $first, filter: { churnRisk: $risk, search: $search }) { nodes { id } } \
+         customer(id: $id) { id } }";
+    let id = uuid::Uuid::new_v4().to_string();
+    let skipped = || app.metric("growthgraph_graphql_validation_skipped_total");
+    let good = json!({ "first": 2, "risk": "LOW", "search": "a", "id": id });
+    let (status, first) = app
+        .post(
+            Some(&a.admin_key),
+            json!({ "query": document, "variables": good }),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first["errors"].is_null(), "{first}");
+
+    // (variables, whether they are plain, whether the request is bad input)
+    let cases = [
+        (good.clone(), true, false),
+        (json!({ "first": 101, "id": id }), true, true),
+        (json!({ "first": "ten", "id": id }), false, true),
+        (json!({ "first": -5, "id": id }), false, true),
+        (json!({ "risk": "EXTREME", "id": id }), false, true),
+        (json!({ "search": 5, "id": id }), false, true),
+        (json!({ "id": null }), false, true),
+        (json!({ "id": true }), false, true),
+        (json!({ "id": id, "risk": null }), false, false),
+    ];
+    for (n, (variables, plain, bad)) in cases.into_iter().enumerate() {
+        // The same document, new to the server (trailing spaces keep every location).
+        let fresh = format!("{document}{}", " ".repeat(n + 1));
+        let (fresh_status, fresh_body) = app
+            .post(
+                Some(&a.admin_key),
+                json!({ "query": fresh, "variables": variables }),
+            )
+            .await;
+        let before = skipped().await;
+        let (status, body) = app
+            .post(
+                Some(&a.admin_key),
+                json!({ "query": document, "variables": variables }),
+            )
+            .await;
+        assert_eq!(skipped().await - before, u64::from(plain), "{variables}");
+        assert_eq!((status, &body), (fresh_status, &fresh_body), "{variables}");
+        let code = bad.then_some("BAD_USER_INPUT");
+        assert_eq!(error_code(&body), code, "{variables}: {body}");
+    }
+}
