@@ -514,17 +514,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         // The request's handle reads and writes on it, and finishes it.
         let request = TenantDb::for_request_on(pool.clone(), tenant, conn);
         request
-            .run(|conn, tenant| {
-                async move {
-                    conn.batch_execute(&format!(
-                        "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'after-lookup@example.com')",
-                        tenant.id()
-                    ))
-                    .await
-                    .map_err(AppError::from)
-                }
-                .scope_boxed()
-            })
+            .run(insert_customer("after-lookup@example.com"))
             .await
             .unwrap();
         request.finish().await;
@@ -600,16 +590,32 @@ fn read_snapshot(
 ) -> scoped_futures::ScopedBoxFuture<'static, '_, diesel::QueryResult<crate::common::SnapshotState>>
 {
     async move {
-        diesel::sql_query(
-            "SELECT current_setting('app.tenant_id', true) AS tenant,
-                    current_setting('transaction_isolation') AS isolation,
-                    current_setting('transaction_read_only') AS read_only,
-                    (SELECT count(*) FROM customers) AS customers",
-        )
-        .get_result(conn)
-        .await
+        diesel::sql_query(crate::common::SNAPSHOT_STATE)
+            .get_result(conn)
+            .await
     }
     .scope_boxed()
+}
+
+/// The handle of a request made with a key `known` remembers: not looked up, to be
+/// confirmed with its first statement.
+async fn known_request(
+    pool: &db::PgPool,
+    known: &growthgraph::auth::KnownKeys,
+    header: &str,
+) -> TenantDb {
+    let caller = growthgraph::auth::authenticate_request(pool, Some(known), Some(header))
+        .await
+        .unwrap();
+    let confirmation = caller
+        .confirmation
+        .expect("a known key is confirmed, not looked up");
+    TenantDb::for_unconfirmed_request_on(
+        pool.clone(),
+        caller.principal.tenant_id(),
+        caller.conn,
+        confirmation,
+    )
 }
 
 /// A key the server has looked up before is not looked up again: the request starts from
@@ -668,13 +674,9 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
             )
     };
     let before = sent();
-    let second = authenticate_request(&pool, Some(&known), Some(&header))
-        .await
-        .unwrap();
+    let db = known_request(&pool, &known, &header).await;
     assert_eq!(sent(), before, "nothing sent yet");
-    assert_eq!(second.principal.tenant_id(), a.id);
-    let confirmation = second.confirmation.expect("a known key is confirmed");
-    let db = TenantDb::for_unconfirmed_request_on(pool.clone(), a.id, second.conn, confirmation);
+    assert_eq!(db.tenant().id(), a.id);
     let state = db.query(read_snapshot).await.unwrap();
     assert_eq!(sent(), before + 3, "BEGIN, the confirmation and the read");
     assert_eq!(state.tenant, Some(a.id.to_string()));
@@ -694,15 +696,7 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     assert_eq!(count(&mut owner, &customers_of_a).await, a_customers + 1);
 
     // A write first: the confirmation runs (and must succeed) before it.
-    let caller = authenticate_request(&pool, Some(&known), Some(&header))
-        .await
-        .unwrap();
-    let db = TenantDb::for_unconfirmed_request_on(
-        pool.clone(),
-        a.id,
-        caller.conn,
-        caller.confirmation.expect("known"),
-    );
+    let db = known_request(&pool, &known, &header).await;
     db.run(insert_customer("known-write-first@example.com"))
         .await
         .unwrap();
@@ -755,15 +749,7 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
         .await
         .unwrap();
     for first_work in ["read", "write", "none"] {
-        let caller = authenticate_request(&pool, Some(&known), Some(&header))
-            .await
-            .unwrap();
-        let db = TenantDb::for_unconfirmed_request_on(
-            pool.clone(),
-            a.id,
-            caller.conn,
-            caller.confirmation.expect("still known"),
-        );
+        let db = known_request(&pool, &known, &header).await;
         match first_work {
             "read" => assert!(db.query(read_snapshot).await.is_err()),
             "write" => assert!(matches!(

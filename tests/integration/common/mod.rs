@@ -310,17 +310,19 @@ pub struct SnapshotState {
     pub customers: i64,
 }
 
+/// The tenant setting of the connection's transaction (or session), its isolation and
+/// access mode, and how many customers row-level security lets it see.
+pub const SNAPSHOT_STATE: &str = "SELECT current_setting('app.tenant_id', true) AS tenant,
+        current_setting('transaction_isolation') AS isolation,
+        current_setting('transaction_read_only') AS read_only,
+        (SELECT count(*) FROM customers) AS customers";
+
 pub async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {
     use diesel_async::RunQueryDsl;
-    diesel::sql_query(
-        "SELECT current_setting('app.tenant_id', true) AS tenant,
-                current_setting('transaction_isolation') AS isolation,
-                current_setting('transaction_read_only') AS read_only,
-                (SELECT count(*) FROM customers) AS customers",
-    )
-    .get_result(conn)
-    .await
-    .unwrap()
+    diesel::sql_query(SNAPSHOT_STATE)
+        .get_result(conn)
+        .await
+        .unwrap()
 }
 
 /// The `extensions.code` of the first error, if any.
