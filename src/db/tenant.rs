@@ -14,7 +14,7 @@
 //! the same connection); later reads open a new snapshot that sees it.
 //! [`TenantDb::finish`] returns the connection. An HTTP request's snapshot begins with
 //! its API key lookup ([`begin_request_snapshot`]), or, for a key the server has seen
-//! recently, with the key's confirmation ([`TenantDb::confirming`]): sent with the
+//! recently, with the key's confirmation ([`TenantDb::for_unconfirmed_request_on`]): sent with the
 //! request's first statement, and proven by that statement's success.
 
 use std::sync::Arc;
@@ -154,12 +154,19 @@ impl Session {
                 Some(Err(_))
             )
         });
-        if !sent {
-            self.conn = None;
+        if !sent || record_depth(conn, TransactionDepthChange::IncreaseDepth).is_err() {
+            self.discard();
             return Err(refused());
         }
-        record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
         Ok(true)
+    }
+
+    /// Closes the connection instead of returning it to the pool: its state is unknown
+    /// (a transaction may be open that its transaction manager does not know of).
+    fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
     }
 
     /// Confirms the caller now if it is not yet (one round trip: the snapshot's `BEGIN`
@@ -180,8 +187,10 @@ impl Session {
             SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
             SimpleAsyncConnection::batch_execute(&mut for_statement, &statement)
         );
-        begun?;
-        record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
+        if begun.is_err() || record_depth(conn, TransactionDepthChange::IncreaseDepth).is_err() {
+            self.discard();
+            return Err(refused());
+        }
         self.settle(confirmed.is_ok()).await;
         confirmed.map_err(|_| refused())
     }
