@@ -12,7 +12,8 @@
 //! the library routes every field of every response through the extension chain.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::{Request, Response, ServerError, Value};
@@ -33,8 +34,8 @@ pub struct Prepared {
     pub cost: Option<usize>,
     /// Its document passed the full validation before, and its variables cannot fail it.
     pub skips_validation: bool,
-    /// Its query text, while its document has not passed the full validation yet.
-    unvalidated: Option<String>,
+    /// Where to record that its document passed the full validation, while it has not.
+    unvalidated: Option<Validated>,
 }
 
 impl RequestGuard {
@@ -56,8 +57,8 @@ impl RequestGuard {
             Some(found) => found,
             None => match async_graphql::parser::parse_query(&request.query) {
                 Ok(document) => {
-                    self.parsed.keep(&request.query, &document);
-                    (document, false)
+                    let validated = self.parsed.keep(&request.query, &document);
+                    (document, validated)
                 }
                 Err(_) => {
                     return Prepared {
@@ -69,10 +70,11 @@ impl RequestGuard {
             },
         };
         let cost = self.costs.cost(&document, &request.variables);
-        let skips_validation = validated
+        let passed = validated.load(Ordering::Relaxed);
+        let skips_validation = passed
             && selected(&document, request.operation_name.as_deref())
                 .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
-        let unvalidated = (!validated).then(|| request.query.clone());
+        let unvalidated = (!passed).then_some(validated);
         request.set_parsed_query(document);
         Prepared {
             cost: Some(cost),
@@ -84,9 +86,9 @@ impl RequestGuard {
     /// Records that the document of an operation run with the full validation passed it
     /// (the response has data: a refused document has none).
     pub fn settle(&self, prepared: &Prepared, response: &Response) {
-        if let Some(query) = &prepared.unvalidated {
+        if let Some(validated) = &prepared.unvalidated {
             if !matches!(response.data, Value::Null) {
-                self.parsed.validated(query);
+                validated.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -121,12 +123,16 @@ fn selected<'d>(
     }
 }
 
+/// Whether a document has passed the full validation (shared by its cache entry and the
+/// operations running it).
+type Validated = Arc<AtomicBool>;
+
 /// Parsed documents by query text, and whether each has passed the full validation.
 /// Dashboards and integrations send the same few queries again and again; parsing is a
 /// large share of a small request's time, copying a parsed document a small one.
 #[derive(Default)]
 struct ParsedQueries {
-    documents: Mutex<HashMap<String, (ExecutableDocument, bool)>>,
+    documents: Mutex<HashMap<String, (ExecutableDocument, Validated)>>,
 }
 
 impl ParsedQueries {
@@ -135,27 +141,24 @@ impl ParsedQueries {
     const MAX_DOCUMENTS: usize = 256;
     const MAX_QUERY_BYTES: usize = 8 * 1024;
 
-    fn get(&self, query: &str) -> Option<(ExecutableDocument, bool)> {
+    fn get(&self, query: &str) -> Option<(ExecutableDocument, Validated)> {
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         documents.get(query).cloned()
     }
 
-    fn validated(&self, query: &str) {
-        let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, validated)) = documents.get_mut(query) {
-            *validated = true;
-        }
-    }
-
-    fn keep(&self, query: &str, document: &ExecutableDocument) {
+    /// Keeps `document` (if its query is small enough), not validated yet; returns its
+    /// flag.
+    fn keep(&self, query: &str, document: &ExecutableDocument) -> Validated {
+        let validated = Validated::default();
         if query.len() > Self::MAX_QUERY_BYTES {
-            return;
+            return validated;
         }
         let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         if documents.len() >= Self::MAX_DOCUMENTS {
             documents.clear();
         }
-        documents.insert(query.to_owned(), (document.clone(), false));
+        documents.insert(query.to_owned(), (document.clone(), validated.clone()));
+        validated
     }
 }
 
@@ -220,9 +223,10 @@ mod tests {
         parsed.keep(query, &parse(query));
         let (kept, validated) = parsed.get(query).expect("kept");
         assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
-        assert!(!validated, "not validated yet");
-        parsed.validated(query);
-        assert!(parsed.get(query).expect("kept").1, "validated");
+        assert!(!validated.load(Ordering::Relaxed), "not validated yet");
+        validated.store(true, Ordering::Relaxed);
+        let validated = parsed.get(query).expect("kept").1;
+        assert!(validated.load(Ordering::Relaxed), "validated");
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
         let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(8 * 1024));
