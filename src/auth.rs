@@ -203,8 +203,7 @@ pub async fn authenticate_request(
     let token = bearer_token(header)?;
     let hash = token.starts_with("gg_").then(|| hash_key(token));
     if let (Some(known), Some(hash)) = (known, &hash) {
-        if let Some(principal) = known.recall(pool, hash) {
-            let confirmation = confirmation_of(hash, &principal);
+        if let Some((principal, confirmation)) = known.recall(pool, hash) {
             return Ok(Authenticated {
                 principal,
                 conn: pool.get().await?,
@@ -230,26 +229,6 @@ pub async fn authenticate_request(
     })
 }
 
-/// The statement that confirms an API key's principal (migration
-/// `2026-11-23-000017_confirm_api_key`). Every value is hex digits, a UUID or a role
-/// name: nothing to escape.
-fn confirmation_of(hash: &[u8], principal: &Principal) -> String {
-    let Principal::ApiKey {
-        tenant_id,
-        key_id,
-        role,
-        ..
-    } = principal
-    else {
-        unreachable!("only API keys are remembered")
-    };
-    format!(
-        "SELECT confirm_api_key('\\x{}'::bytea, '{key_id}', '{tenant_id}', '{}')",
-        hex::encode(hash),
-        role.as_str()
-    )
-}
-
 /// What the database last said about each API key in recent use, by key hash: the
 /// principal a request with that key starts from. Not a cache of the answer: each such
 /// request has the database confirm it in the request's own snapshot, and a key revoked
@@ -262,6 +241,8 @@ pub struct KnownKeys {
 
 struct Known {
     principal: Principal,
+    /// The statement that confirms it (migration `2026-11-23-000017_confirm_api_key`).
+    confirmation: String,
     /// When the key's use was last recorded (`api_keys.last_used_at`).
     last_used: DateTime<Utc>,
 }
@@ -274,8 +255,9 @@ impl KnownKeys {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The principal last found for `hash`, recording the key's use if that is stale.
-    fn recall(&self, pool: &PgPool, hash: &[u8]) -> Option<Principal> {
+    /// The principal last found for `hash` and the statement that confirms it, recording
+    /// the key's use if that is stale.
+    fn recall(&self, pool: &PgPool, hash: &[u8]) -> Option<(Principal, String)> {
         let mut keys = self.keys();
         let known = keys.get_mut(hash)?;
         if let Principal::ApiKey {
@@ -288,10 +270,26 @@ impl KnownKeys {
                 touch_last_used(pool.clone(), tenant_id, key_id);
             }
         }
-        Some(known.principal.clone())
+        Some((known.principal.clone(), known.confirmation.clone()))
     }
 
+    /// Remembers an API key's principal (other principals are always looked up).
     fn remember(&self, hash: Vec<u8>, principal: &Principal, last_used: DateTime<Utc>) {
+        let Principal::ApiKey {
+            tenant_id,
+            key_id,
+            role,
+            ..
+        } = principal
+        else {
+            return;
+        };
+        // Every value is hex digits, a UUID or a role name: nothing to escape.
+        let confirmation = format!(
+            "SELECT confirm_api_key('\\x{}'::bytea, '{key_id}', '{tenant_id}', '{}')",
+            hex::encode(&hash),
+            role.as_str()
+        );
         let mut keys = self.keys();
         if keys.len() >= Self::MAX_KEYS {
             keys.clear();
@@ -301,6 +299,7 @@ impl KnownKeys {
             hash,
             Known {
                 principal,
+                confirmation,
                 last_used,
             },
         );
