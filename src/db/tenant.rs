@@ -132,18 +132,30 @@ impl Session {
         }
     }
 
-    /// Sends the caller's confirmation, if it is still to be sent, without waiting for
-    /// its answer: it opens the read snapshot, and the statement sent next on the
-    /// connection proves it (that statement fails when the confirmation did; then call
-    /// [`Session::settle`]). `Ok(true)` when it was sent now.
-    async fn send_confirmation(&mut self, pool: &PgPool) -> Result<bool, AppError> {
+    /// The caller's confirmation statement if it is still to be sent, with the
+    /// connection to send it on (outside any transaction: it opens the read snapshot).
+    async fn due_confirmation(
+        &mut self,
+        pool: &PgPool,
+    ) -> Result<Option<(String, &mut AsyncPgConnection)>, AppError> {
         let Some(statement) = self.take_confirmation()? else {
-            return Ok(false);
+            return Ok(None);
         };
         let conn = self.connection(pool).await?;
         if in_transaction(conn) {
             return Err(diesel::result::Error::AlreadyInTransaction.into());
         }
+        Ok(Some((statement, conn)))
+    }
+
+    /// Sends the caller's confirmation, if it is still to be sent, without waiting for
+    /// its answer: it opens the read snapshot, and the statement sent next on the
+    /// connection proves it (that statement fails when the confirmation did; then call
+    /// [`Session::settle`]). `Ok(true)` when it was sent now.
+    async fn send_confirmation(&mut self, pool: &PgPool) -> Result<bool, AppError> {
+        let Some((statement, conn)) = self.due_confirmation(pool).await? else {
+            return Ok(false);
+        };
         let shared: &AsyncPgConnection = conn;
         let mut sender = shared;
         // Each first poll sends its message; the answers are read and dropped by the
@@ -169,30 +181,34 @@ impl Session {
         }
     }
 
-    /// Confirms the caller now if it is not yet (one round trip: the snapshot's `BEGIN`
-    /// and the confirmation), before anything is written for it or its response is sent.
+    /// Confirms the caller now if it is not yet, before anything is written for it or its
+    /// response is sent: the confirmation begins the read snapshot as a key lookup does
+    /// ([`begin_request_snapshot`]: one round trip with the `BEGIN`, rolled back when it
+    /// fails).
     async fn confirm(&mut self, pool: &PgPool) -> Result<(), AppError> {
-        let Some(statement) = self.take_confirmation()? else {
+        let Some((statement, conn)) = self.due_confirmation(pool).await? else {
             return Ok(());
         };
-        let conn = self.connection(pool).await?;
-        if in_transaction(conn) {
-            return Err(diesel::result::Error::AlreadyInTransaction.into());
+        let confirmed = begin_request_snapshot(conn, move |conn| {
+            async move {
+                let mut conn = conn;
+                SimpleAsyncConnection::batch_execute(&mut conn, &statement)
+                    .await
+                    .map(Some)
+            }
+            .boxed()
+        })
+        .await;
+        match confirmed {
+            Ok(Some(())) => {
+                self.caller = Caller::Confirmed;
+                Ok(())
+            }
+            _ => {
+                self.conn = None;
+                Err(refused())
+            }
         }
-        let shared: &AsyncPgConnection = conn;
-        let (mut for_begin, mut for_statement) = (shared, shared);
-        // `join` polls the `BEGIN` first, and each future sends its message on its first
-        // poll.
-        let (begun, confirmed) = futures_util::join!(
-            SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
-            SimpleAsyncConnection::batch_execute(&mut for_statement, &statement)
-        );
-        if begun.is_err() || record_depth(conn, TransactionDepthChange::IncreaseDepth).is_err() {
-            self.discard();
-            return Err(refused());
-        }
-        self.settle(confirmed.is_ok()).await;
-        confirmed.map_err(|_| refused())
     }
 
     /// Records what the first statement after the confirmation proved: the caller is
