@@ -286,7 +286,8 @@ impl KnownKeys {
         };
         // Every value is hex digits, a UUID or a role name: nothing to escape.
         let confirmation = format!(
-            "SELECT confirm_api_key('\\x{}'::bytea, '{key_id}', '{tenant_id}', '{}')",
+            "EXECUTE {}('\\x{}', '{key_id}', '{tenant_id}', '{}')",
+            crate::db::CONFIRM_KEY,
             hex::encode(&hash),
             role.as_str()
         );
