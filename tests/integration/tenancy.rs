@@ -1,6 +1,7 @@
 //! Isolation enforced twice: the two-tenant matrix over every root field, row-level
 //! security on its own, pooled connections, and authentication on HTTP and WebSocket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -30,6 +31,22 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .await
         .unwrap()
         .count
+}
+
+/// For [`count`]: how many customers `tenant` has (all of them as the owner, who is not
+/// subject to row-level security).
+fn customers_of(tenant: Uuid) -> String {
+    format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{tenant}'")
+}
+
+/// The statement that adds a customer with `email` to `tenant`.
+fn add_customer(tenant: Uuid, email: &str) -> String {
+    format!("INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', '{email}')")
+}
+
+/// A pool of one connection (so a test knows which backend the next checkout gets).
+fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> db::PgPool {
+    db::build_pool(&app.database_url, 1, Duration::from_secs(5), statements)
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
@@ -261,14 +278,7 @@ async fn row_level_security_alone_hides_other_tenants_rows() {
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
     let mut owner = app.owner().await;
-    let a_customers = count(
-        &mut owner,
-        &format!(
-            "SELECT count(*) AS count FROM customers WHERE tenant_id = '{}'",
-            a.id
-        ),
-    )
-    .await;
+    let a_customers = count(&mut owner, &customers_of(a.id)).await;
     assert!(a_customers > 0);
 
     // A raw query through the server's role, with no tenant filter of its own.
@@ -278,17 +288,9 @@ async fn row_level_security_alone_hides_other_tenants_rows() {
         .run(|conn, _| {
             async move {
                 let all = count(conn, "SELECT count(*) AS count FROM customers").await;
-                let b_rows = count(
-                    conn,
-                    &format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{b_id}'"),
-                )
-                .await;
+                let b_rows = count(conn, &customers_of(b_id)).await;
                 conn.batch_execute("SAVEPOINT probe").await?;
-                let insert = conn
-                    .batch_execute(&format!(
-                        "INSERT INTO customers (tenant_id, email) VALUES ('{b_id}', 'x@y.example')"
-                    ))
-                    .await;
+                let insert = conn.batch_execute(&add_customer(b_id, "x@y.example")).await;
                 conn.batch_execute("ROLLBACK TO SAVEPOINT probe").await?;
                 Ok::<_, AppError>((all, b_rows, insert.is_err()))
             }
@@ -321,8 +323,7 @@ struct Setting {
 async fn a_pooled_connection_never_carries_a_tenant_into_the_next_unit_of_work() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    let url = app.database_url.clone();
-    let pool = db::build_pool(&url, 1, Duration::from_secs(5), Default::default());
+    let pool = one_connection_pool(&app, Default::default());
     let seen = TenantDb::new(pool.clone(), a.id)
         .run(|conn, _| {
             async move {
@@ -360,12 +361,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     // One connection in the pool: the request's reads and writes must all share it.
-    let pool = db::build_pool(
-        &app.database_url,
-        1,
-        Duration::from_secs(5),
-        Default::default(),
-    );
+    let pool = one_connection_pool(&app, Default::default());
     let request = TenantDb::for_request(pool.clone(), a.id);
     let read = || {
         request.query(|conn, _| {
@@ -389,10 +385,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     // Another session commits a customer: this request's snapshot does not see it.
     app.owner()
         .await
-        .batch_execute(&format!(
-            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'outside@example.com')",
-            a.id
-        ))
+        .batch_execute(&add_customer(a.id, "outside@example.com"))
         .await
         .unwrap();
     let concurrent: Vec<i64> = futures_util::future::join_all((0..8).map(|_| read()))
@@ -408,11 +401,9 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     let refused = request
         .query(|conn, _| {
             async move {
-                diesel::sql_query(format!(
-                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'sneaky@example.com')"
-                ))
-                .execute(conn)
-                .await
+                diesel::sql_query(add_customer(tenant, "sneaky@example.com"))
+                    .execute(conn)
+                    .await
             }
             .scope_boxed()
         })
@@ -426,16 +417,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
 
     // A write runs as its own transaction on the same connection; later reads see it.
     request
-        .run(|conn, _| {
-            async move {
-                conn.batch_execute(&format!(
-                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'inside@example.com')"
-                ))
-                .await
-                .map_err(AppError::from)
-            }
-            .scope_boxed()
-        })
+        .run(insert_customer("inside@example.com"))
         .await
         .unwrap();
     assert_eq!(read().await.unwrap(), before + 2);
@@ -468,23 +450,12 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
-    let pool = db::build_pool(
-        &app.database_url,
-        1,
-        Duration::from_secs(5),
-        Default::default(),
-    );
+    let pool = one_connection_pool(&app, Default::default());
     let mut owner = app.owner().await;
     owner
-        .batch_execute(&format!(
-            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'only-a@example.com')",
-            a.id
-        ))
+        .batch_execute(&add_customer(a.id, "only-a@example.com"))
         .await
         .unwrap();
-    let customers_of = |tenant: Uuid| {
-        format!("SELECT count(*) AS count FROM customers WHERE tenant_id = '{tenant}'")
-    };
     let (a_customers, b_customers) = (
         count(&mut owner, &customers_of(a.id)).await,
         count(&mut owner, &customers_of(b.id)).await,
@@ -572,12 +543,9 @@ fn insert_customer(
        + Send {
     move |conn, tenant| {
         async move {
-            conn.batch_execute(&format!(
-                "INSERT INTO customers (tenant_id, email) VALUES ('{}', '{email}')",
-                tenant.id()
-            ))
-            .await
-            .map_err(AppError::from)
+            conn.batch_execute(&add_customer(tenant.id(), email))
+                .await
+                .map_err(AppError::from)
         }
         .scope_boxed()
     }
@@ -641,25 +609,14 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
-    let statements = std::sync::Arc::new(db::StatementCounter::default());
-    let pool = db::build_pool(
-        &app.database_url,
-        1,
-        Duration::from_secs(5),
-        statements.clone(),
-    );
+    let statements = Arc::new(db::StatementCounter::default());
+    let pool = one_connection_pool(&app, statements.clone());
     let mut owner = app.owner().await;
     owner
-        .batch_execute(&format!(
-            "INSERT INTO customers (tenant_id, email) VALUES ('{}', 'known-a@example.com')",
-            a.id
-        ))
+        .batch_execute(&add_customer(a.id, "known-a@example.com"))
         .await
         .unwrap();
-    let customers_of_a = format!(
-        "SELECT count(*) AS count FROM customers WHERE tenant_id = '{}'",
-        a.id
-    );
+    let customers_of_a = customers_of(a.id);
     let a_customers = count(&mut owner, &customers_of_a).await;
     let known = KnownKeys::default();
     let header = format!("Bearer {}", a.admin_key);
@@ -938,8 +895,9 @@ async fn committed_writes_and_only_they_wake_the_commit_signal() {
 
         db.run(|conn, _| {
             async move {
-                conn.batch_execute(&format!(
-                    "INSERT INTO customers (tenant_id, email) VALUES ('{tenant}', 'signal{per_request}@example.com')"
+                conn.batch_execute(&add_customer(
+                    tenant,
+                    &format!("signal{per_request}@example.com"),
                 ))
                 .await
                 .map_err(AppError::from)
