@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, Field, FieldDefinition, OperationDefinition, OperationType,
-    Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
+    Selection, SelectionSet, ServiceDocument, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Value, Variables};
 
@@ -55,50 +55,54 @@ fn named_type(ty: &Type) -> &Name {
 impl CostModel {
     /// The model of the schema `sdl` describes (async-graphql's own SDL export).
     pub fn of_sdl(sdl: &str) -> Result<Self, async_graphql::parser::Error> {
-        let document = async_graphql::parser::parse_schema(sdl)?;
+        Ok(Self::of_schema(&async_graphql::parser::parse_schema(sdl)?))
+    }
+
+    /// The model of a parsed schema.
+    pub fn of_schema(document: &ServiceDocument) -> Self {
         let mut model = CostModel {
             types: HashMap::new(),
             query: Name::new("Query"),
             mutation: Name::new("Mutation"),
             subscription: Name::new("Subscription"),
         };
-        for definition in document.definitions {
+        for definition in &document.definitions {
             match definition {
                 TypeSystemDefinition::Schema(schema) => {
-                    let schema = schema.node;
-                    if let Some(query) = schema.query {
-                        model.query = query.node;
+                    let schema = &schema.node;
+                    if let Some(query) = &schema.query {
+                        model.query = query.node.clone();
                     }
-                    if let Some(mutation) = schema.mutation {
-                        model.mutation = mutation.node;
+                    if let Some(mutation) = &schema.mutation {
+                        model.mutation = mutation.node.clone();
                     }
-                    if let Some(subscription) = schema.subscription {
-                        model.subscription = subscription.node;
+                    if let Some(subscription) = &schema.subscription {
+                        model.subscription = subscription.node.clone();
                     }
                 }
                 TypeSystemDefinition::Type(ty) => {
-                    let ty = ty.node;
-                    let TypeKind::Object(object) = ty.kind else {
+                    let ty = &ty.node;
+                    let TypeKind::Object(object) = &ty.kind else {
                         continue;
                     };
                     let fields = object
                         .fields
-                        .into_iter()
+                        .iter()
                         .map(|field| {
-                            let field = field.node;
+                            let field = &field.node;
                             let cost = FieldCost {
                                 ty: named_type(&field.ty.node).clone(),
-                                paged: is_paged(&field),
+                                paged: is_paged(field),
                             };
-                            (field.name.node, cost)
+                            (field.name.node.clone(), cost)
                         })
                         .collect();
-                    model.types.insert(ty.name.node, fields);
+                    model.types.insert(ty.name.node.clone(), fields);
                 }
                 TypeSystemDefinition::Directive(_) => {}
             }
         }
-        Ok(model)
+        model
     }
 
     /// The cost of `document` run with `variables`.

@@ -40,11 +40,12 @@ pub struct Prepared {
 
 impl RequestGuard {
     pub fn new(schema: &AppSchema) -> Self {
-        let sdl = schema.sdl();
+        let sdl =
+            async_graphql::parser::parse_schema(schema.sdl()).expect("the schema's own SDL parses");
         Self {
             parsed: ParsedQueries::default(),
-            costs: CostModel::of_sdl(&sdl).expect("the schema's own SDL parses"),
-            plain: PlainVariables::of_sdl(&sdl).expect("the schema's own SDL parses"),
+            costs: CostModel::of_schema(&sdl),
+            plain: PlainVariables::of_schema(&sdl),
         }
     }
 

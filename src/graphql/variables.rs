@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
-    BaseType, OperationDefinition, Type, TypeKind, TypeSystemDefinition,
+    BaseType, OperationDefinition, ServiceDocument, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Value, Variables};
 
@@ -26,30 +26,27 @@ pub struct PlainVariables {
 }
 
 impl PlainVariables {
-    pub fn of_sdl(sdl: &str) -> Result<Self, async_graphql::parser::Error> {
-        let document = async_graphql::parser::parse_schema(sdl)?;
+    /// The enum types of a parsed schema.
+    pub fn of_schema(document: &ServiceDocument) -> Self {
         let enums = document
             .definitions
-            .into_iter()
+            .iter()
             .filter_map(|definition| match definition {
-                TypeSystemDefinition::Type(ty) => {
-                    let ty = ty.node;
-                    match ty.kind {
-                        TypeKind::Enum(values) => Some((
-                            ty.name.node,
-                            values
-                                .values
-                                .into_iter()
-                                .map(|v| v.node.value.node)
-                                .collect(),
-                        )),
-                        _ => None,
-                    }
-                }
+                TypeSystemDefinition::Type(ty) => match &ty.node.kind {
+                    TypeKind::Enum(values) => Some((
+                        ty.node.name.node.clone(),
+                        values
+                            .values
+                            .iter()
+                            .map(|v| v.node.value.node.clone())
+                            .collect(),
+                    )),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect();
-        Ok(Self { enums })
+        Self { enums }
     }
 
     /// Whether every variable of `operation` given in `variables` holds a plain value of
@@ -113,8 +110,7 @@ mod tests {
         )
         .unwrap();
         let (_, operation) = document.operations.iter().next().unwrap();
-        PlainVariables::of_sdl(SDL)
-            .unwrap()
+        PlainVariables::of_schema(&async_graphql::parser::parse_schema(SDL).unwrap())
             .are_plain(&operation.node, &Variables::from_json(variables))
     }
 
