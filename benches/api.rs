@@ -377,20 +377,16 @@ async fn pgbench_360(
 /// `text` with each `$n` replaced by `value(n)`.
 fn substitute_places(text: &str, value: impl Fn(usize) -> String) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        match rest[at + 1..at + 1 + digits].parse() {
-            Ok(place) => out.push_str(&value(place)),
-            Err(_) => out.push('$'),
+    let mut copied = 0;
+    for (place, number) in db::sql::placeholders(text) {
+        out.push_str(&text[copied..place.start]);
+        match number {
+            Some(number) => out.push_str(&value(number)),
+            None => out.push_str(&text[place.clone()]),
         }
-        rest = &rest[at + 1 + digits..];
+        copied = place.end;
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
 }
 

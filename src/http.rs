@@ -217,16 +217,9 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+    let request = match read_get(query.as_deref()) {
         Ok(request) => request,
-        Err(_) => {
-            return reject(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                "malformed GraphQL GET request",
-            )
-        }
+        Err(message) => return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message),
     };
     if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
         let not_a_query = document.operations.iter().any(|(name, op)| {
@@ -252,11 +245,15 @@ async fn graphql_get(
     let mut parsed = Some(request);
     serve_graphql(&state, &headers, || match parsed.take() {
         Some(request) => Ok(BatchRequest::Single(request)),
-        None => async_graphql::http::parse_query_string(query.as_deref().unwrap_or(""))
-            .map(BatchRequest::Single)
-            .map_err(|_| "malformed GraphQL GET request".to_string()),
+        None => read_get(query.as_deref()).map(BatchRequest::Single),
     })
     .await
+}
+
+/// A GET request's query string as a GraphQL request, or why not.
+fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
+    async_graphql::http::parse_query_string(query.unwrap_or(""))
+        .map_err(|_| "malformed GraphQL GET request".to_string())
 }
 
 async fn graphql_ws(

@@ -14,6 +14,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{HasSqlType, Untyped};
 use diesel::QueryResult;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// A statement's text and its binds; load rows with `QueryableByName` types.
 #[must_use = "a query runs only when loaded or executed"]
@@ -65,35 +66,38 @@ impl QueryFragment<Pg> for Prepared<'_> {
     /// bound twice; the rendered text, and so the cache key, is the same on every call).
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let sql = self.sql.as_ref();
-        let bytes = sql.as_bytes();
         let mut copied = 0;
-        let mut at = 0;
-        // Diesel walks a statement several times per execution: jump from `$` to `$`.
-        while let Some(offset) = sql[at..].find('$') {
-            at += offset;
-            let digits = bytes[at + 1..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            if digits == 0 {
-                at += 1;
-                continue;
-            }
-            let number: usize = sql[at + 1..at + 1 + digits]
-                .parse()
-                .map_err(|_| placeholder_error(&sql[at..at + 1 + digits]))?;
+        for (place, number) in placeholders(sql) {
             let bind = number
-                .checked_sub(1)
+                .and_then(|n| n.checked_sub(1))
                 .and_then(|i| self.binds.get(i))
-                .ok_or_else(|| placeholder_error(&sql[at..at + 1 + digits]))?;
-            out.push_sql(&sql[copied..at]);
+                .ok_or_else(|| placeholder_error(&sql[place.clone()]))?;
+            out.push_sql(&sql[copied..place.start]);
             bind.walk_ast(out.reborrow())?;
-            at += 1 + digits;
-            copied = at;
+            copied = place.end;
         }
         out.push_sql(&sql[copied..]);
         Ok(())
     }
+}
+
+/// Each `$n` placeholder of `sql`: where it stands, and its number (`None` when the digits
+/// overflow). Diesel walks a statement several times per execution, so this jumps from
+/// `$` to `$`.
+pub fn placeholders(sql: &str) -> impl Iterator<Item = (Range<usize>, Option<usize>)> + '_ {
+    let bytes = sql.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || loop {
+        let start = at + sql[at..].find('$')?;
+        let digits = bytes[start + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        at = start + 1 + digits;
+        if digits > 0 {
+            return Some((start..at, sql[start + 1..at].parse().ok()));
+        }
+    })
 }
 
 fn placeholder_error(placeholder: &str) -> diesel::result::Error {
@@ -131,6 +135,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("binds: [40, 2, 40]"), "{text}");
+    }
+
+    #[test]
+    fn placeholders_are_dollar_digits_only() {
+        let text = "SELECT $1, '$x', $ , $12, $99999999999999999999999";
+        let found: Vec<(&str, Option<usize>)> = placeholders(text)
+            .map(|(place, number)| (&text[place], number))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("$1", Some(1)),
+                ("$12", Some(12)),
+                ("$99999999999999999999999", None)
+            ]
+        );
     }
 
     #[test]

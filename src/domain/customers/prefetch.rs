@@ -624,12 +624,8 @@ mod tests {
 
     /// The `$n` places a statement's text uses.
     fn places(text: &str) -> BTreeSet<usize> {
-        text.split('$')
-            .skip(1)
-            .filter_map(|rest| {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
+        crate::db::sql::placeholders(text)
+            .filter_map(|(_, number)| number)
             .collect()
     }
 
