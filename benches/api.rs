@@ -451,14 +451,8 @@ async fn create_bench_reward(client: &reqwest::Client, url: &str, key: &str) -> 
 /// per 2 MB of buffers instead of per 4 kB (at 1 M customers ≈ 15 % of PostgreSQL's CPU
 /// per `customer(id)`: see the README).
 fn huge_pages_in_use() -> String {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let meminfo = Meminfo::read();
+    let field = |name: &str| meminfo.field(name).unwrap_or(0);
     let (total, free, reserved) = (
         field("HugePages_Total:"),
         field("HugePages_Free:"),
@@ -480,13 +474,25 @@ fn huge_pages_in_use() -> String {
 /// A quarter of the machine's memory, in PostgreSQL's units: the usual size of
 /// `shared_buffers` on a database server (6 GB of 24 holds the 1 M data set whole).
 fn quarter_of_memory() -> String {
-    let total_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(512 * 1024);
+    let total_kb = Meminfo::read().field("MemTotal:").unwrap_or(512 * 1024);
     format!("{}MB", total_kb / 4 / 1024)
+}
+
+/// The machine's `/proc/meminfo`.
+struct Meminfo(String);
+
+impl Meminfo {
+    fn read() -> Self {
+        Meminfo(std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+    }
+
+    /// The value of the line starting with `name` (kB for sizes, a count for pages).
+    fn field(&self, name: &str) -> Option<u64> {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
