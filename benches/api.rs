@@ -318,7 +318,8 @@ async fn pgbench_360(
     let (statement, limits) = every_part_statement(FIRSTS_360).unwrap();
     let statement = substitute_places(&statement, |place| match place {
         1 => ":tenant".to_owned(),
-        2 => ":id".to_owned(),
+        // The ids of the customers read together: here one.
+        2 => "ARRAY[:id::uuid]".to_owned(),
         _ => limits
             .iter()
             .find(|(p, _)| *p == place)

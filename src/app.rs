@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::KnownKeys;
 use crate::config::ServeArgs;
+use crate::db::group::ReadGroups;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
 use crate::graphql::guard::Prepared;
@@ -27,6 +28,8 @@ pub struct Inner {
     /// What the database said about recently used API keys (each request has it
     /// confirmed).
     pub known_keys: KnownKeys,
+    /// Queries of one known key that arrive together (see `db::group`).
+    pub read_groups: ReadGroups,
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
@@ -69,6 +72,7 @@ impl AppState {
             statements,
             guard: RequestGuard::new(&schema),
             known_keys: KnownKeys::default(),
+            read_groups: ReadGroups::new(limits.read_group),
             schema,
             unvalidated_schema,
             hub,

@@ -178,13 +178,21 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> AppResult<Prin
     Ok(principal_of(pool, found)?.0)
 }
 
-/// A request's caller, and the pooled connection its work runs on.
+/// A request's caller, and how the database vouches for it.
 pub struct Authenticated {
     pub principal: Principal,
-    pub conn: Object<AsyncPgConnection>,
-    /// The statement that has the database confirm the caller, when it was taken from
-    /// [`KnownKeys`] instead of looked up (see `TenantDb::for_unconfirmed_request_on`).
-    pub confirmation: Option<String>,
+    pub proof: Proof,
+}
+
+pub enum Proof {
+    /// The key was looked up on this pooled connection, in the read snapshot the lookup
+    /// began (the request's work runs on it).
+    LookedUp(Object<AsyncPgConnection>),
+    /// The key was taken from [`KnownKeys`]: the statement that has the database confirm
+    /// the caller, sent with the request's first statement (see
+    /// `TenantDb::for_unconfirmed_request_on`). The request takes a connection, or shares
+    /// its read group's, when it first needs one.
+    Known(String),
 }
 
 /// Resolves an `Authorization` header value to its principal, and keeps the pooled
@@ -193,8 +201,8 @@ pub struct Authenticated {
 /// database confirm that in the request's snapshot, sent with its first statement.
 /// Otherwise the lookup is the snapshot's first statement (one round trip for `BEGIN` and
 /// lookup), and its database function scopes the snapshot to the key's tenant; an API
-/// key it finds is remembered in `known`. Either way a request makes one checkout, and
-/// one wait for the pool under load.
+/// key it finds is remembered in `known`. Either way a request makes at most one
+/// checkout, and one wait for the pool under load.
 pub async fn authenticate_request(
     pool: &PgPool,
     known: Option<&KnownKeys>,
@@ -206,8 +214,7 @@ pub async fn authenticate_request(
         if let Some((principal, confirmation)) = known.recall(pool, hash) {
             return Ok(Authenticated {
                 principal,
-                conn: pool.get().await?,
-                confirmation: Some(confirmation),
+                proof: Proof::Known(confirmation),
             });
         }
     }
@@ -224,8 +231,7 @@ pub async fn authenticate_request(
     }
     Ok(Authenticated {
         principal,
-        conn,
-        confirmation: None,
+        proof: Proof::LookedUp(conn),
     })
 }
 

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// How long (µs) a request's DataLoader collects keys before running its statement.
     #[arg(long, env = "GROWTHGRAPH_BATCH_WINDOW_US", default_value_t = 1000)]
     pub batch_window_us: u64,
+    /// Most queries of one API key that share a read snapshot, a connection and
+    /// statements when they arrive together (1: each runs alone).
+    #[arg(long, env = "GROWTHGRAPH_READ_GROUP", default_value_t = 16)]
+    pub read_group: usize,
     /// How long (ms) a WebSocket write may wait on a client that stopped reading before
     /// the connection is dropped.
     #[arg(
@@ -122,6 +126,7 @@ impl Default for ServeArgs {
             max_body_bytes: 256 * 1024,
             max_batch: 10,
             batch_window_us: 1000,
+            read_group: 16,
             ws_write_timeout_ms: 10_000,
         }
     }

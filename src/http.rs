@@ -111,18 +111,28 @@ async fn attempt(
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
     };
-    let context =
-        RequestContext::for_request(state.pool.clone(), caller, &state.hub, state.batch_window());
-    match read() {
-        Ok(batch) => execute(state, context, batch).await,
+    let context = |groups| {
+        let window = state.batch_window();
+        RequestContext::for_request(state.pool.clone(), caller, groups, &state.hub, window)
+    };
+    let mut batch = match read() {
+        Ok(batch) => batch,
         Err(message) => {
             // The request's snapshot may have begun: end it, so the connection goes back
             // to the pool instead of being discarded there.
-            let confirmed = context.db.confirmed().await;
-            context.db.finish().await;
-            confirmed.then(|| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message))
+            let db = context(None).db;
+            let confirmed = db.confirmed().await;
+            db.finish().await;
+            return confirmed
+                .then(|| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message));
         }
-    }
+    };
+    let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
+    // One query may share its caller's read group; a batch runs its operations in order
+    // on its own connection (a later one may write).
+    let read_only = matches!(batch, BatchRequest::Single(_)) && prepared[0].read_only;
+    let context = context(read_only.then_some(&state.read_groups));
+    execute(state, context, batch, prepared).await
 }
 
 /// Runs the operations; `None` when the database refused the request's caller.
@@ -130,14 +140,14 @@ async fn execute(
     state: &AppState,
     context: RequestContext,
     batch: BatchRequest,
+    prepared: Vec<Prepared>,
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
     let db = context.db.clone();
-    let mut batch = batch.data(context);
-    let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
+    let batch = batch.data(context);
     let mut response = match batch {
         BatchRequest::Single(request) => {
             BatchResponse::Single(state.run(request, &prepared[0]).await)

@@ -4,6 +4,7 @@
 
 pub mod children;
 pub mod cluster;
+pub mod group;
 pub mod nested;
 pub mod prefetch;
 #[rustfmt::skip]

@@ -22,7 +22,7 @@ pub type SelectionType<T> = <<T as Selectable<Pg>>::SelectExpression as Expressi
 pub type Records<T> = Nullable<Array<Record<SelectionType<T>>>>;
 
 /// Decoded nested rows, in the order the subquery returned them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rows<T>(pub Vec<T>);
 
 impl<T> FromSql<Array<Record<SelectionType<T>>>, Pg> for Rows<T>
@@ -98,7 +98,7 @@ pub type PairRecords<A, B> = Nullable<Array<Pair<A, B>>>;
 
 /// Decoded nested pairs, in the order the subquery returned them (`None` where the
 /// referenced row was not asked for).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pairs<A, B>(pub Vec<(A, Option<B>)>);
 
 impl<A, B> FromSql<Array<Pair<A, B>>, Pg> for Pairs<A, B>

@@ -17,6 +17,7 @@
 //! recently, with the key's confirmation ([`TenantDb::for_unconfirmed_request_on`]): sent with the
 //! request's first statement, and proven by that statement's success.
 
+use std::hash::Hash;
 use std::sync::Arc;
 
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
@@ -27,9 +28,10 @@ use diesel_async::{
 };
 use futures_util::future::{BoxFuture, FutureExt};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{oneshot, Mutex, Notify, OwnedMutexGuard};
 use uuid::Uuid;
 
+use super::group::{Gate, ReadGroup, ReadGroups};
 use super::prefetch::Prefetched;
 use super::PgPool;
 use crate::error::AppError;
@@ -49,18 +51,23 @@ pub struct TenantDb {
     pool: PgPool,
     tenant: Tenant,
     session: Option<Arc<Mutex<Session>>>,
+    /// The read group whose session this request shares, if it joined one.
+    group: Option<Arc<ReadGroup>>,
     /// Rows the request's reads filed for later resolvers (request handles only).
     prefetched: Option<Arc<Prefetched>>,
     /// Woken after every committed write (the event sequencer waits on it).
     commits: Option<Arc<Notify>>,
 }
 
-/// The connection one request holds (its transaction manager knows whether the read
-/// snapshot is open), and whether the database has confirmed the request's caller.
+/// The connection one request (or one read group) holds (its transaction manager knows
+/// whether the read snapshot is open), and whether the database has confirmed the
+/// request's caller.
 #[derive(Default)]
-struct Session {
+pub(super) struct Session {
     conn: Option<Object<AsyncPgConnection>>,
     caller: Caller,
+    /// A read group's: closed as the session takes a connection.
+    gate: Option<Arc<Gate>>,
 }
 
 /// Who the request's statements run for, as far as the database has said.
@@ -90,7 +97,14 @@ impl Session {
     async fn connection(&mut self, pool: &PgPool) -> Result<&mut AsyncPgConnection, AppError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => pool.get().await?,
+            None => {
+                let conn = pool.get().await?;
+                // Before any statement of the group's snapshot is sent.
+                if let Some(gate) = &self.gate {
+                    gate.close();
+                }
+                conn
+            }
         };
         Ok(&mut **self.conn.insert(conn))
     }
@@ -232,6 +246,7 @@ impl TenantDb {
             pool,
             tenant: Tenant(tenant_id),
             session: None,
+            group: None,
             prefetched: None,
             commits: None,
         }
@@ -263,6 +278,7 @@ impl TenantDb {
         let session = Session {
             conn: Some(conn),
             caller: Caller::Confirmed,
+            gate: None,
         };
         Self {
             session: Some(Arc::new(Mutex::new(session))),
@@ -274,20 +290,44 @@ impl TenantDb {
     /// `statement` confirms it and scopes the transaction it runs in to its tenant, and
     /// fails (aborting that transaction) unless the caller is who the request says. It
     /// is sent with the request's first statement, as the read snapshot begins on `conn`
-    /// (outside any transaction); nothing is written, and [`TenantDb::confirmed`] is
-    /// false, until a statement after it has succeeded.
+    /// (outside any transaction; without one, the request takes one from the pool when it
+    /// first needs it); nothing is written, and [`TenantDb::confirmed`] is false, until a
+    /// statement after it has succeeded.
     pub fn for_unconfirmed_request_on(
         pool: PgPool,
         tenant_id: Uuid,
-        conn: Object<AsyncPgConnection>,
+        conn: Option<Object<AsyncPgConnection>>,
         statement: String,
     ) -> Self {
         let session = Session {
-            conn: Some(conn),
+            conn,
             caller: Caller::Unconfirmed(statement),
+            gate: None,
         };
         Self {
             session: Some(Arc::new(Mutex::new(session))),
+            ..Self::for_request(pool, tenant_id)
+        }
+    }
+
+    /// A read-only request of a caller the database has not confirmed yet (`statement`
+    /// confirms it, as for [`TenantDb::for_unconfirmed_request_on`]), in the caller's read
+    /// group (see [`crate::db::group`]): it shares the group's connection and snapshot, and
+    /// writes nothing. [`TenantDb::finish`] as usual.
+    pub fn for_grouped_request(
+        pool: PgPool,
+        tenant_id: Uuid,
+        groups: &ReadGroups,
+        statement: String,
+    ) -> Self {
+        let group = groups.join(&statement, |gate| Session {
+            conn: None,
+            caller: Caller::Unconfirmed(statement.clone()),
+            gate: Some(gate),
+        });
+        Self {
+            session: Some(group.session.clone()),
+            group: Some(group),
             ..Self::for_request(pool, tenant_id)
         }
     }
@@ -310,6 +350,11 @@ impl TenantDb {
         self.prefetched.as_deref()
     }
 
+    /// [`TenantDb::prefetched`], for a read that files rows for several requests.
+    pub fn prefetched_shared(&self) -> Option<Arc<Prefetched>> {
+        self.prefetched.clone()
+    }
+
     /// Runs `work` (which may write) as one transaction scoped to this tenant: on a pooled
     /// connection, or on the request's after ending its read snapshot.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
@@ -327,6 +372,9 @@ impl TenantDb {
             None => {
                 let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
                 in_tenant_transaction(&mut conn, self.tenant.0, work).await
+            }
+            Some(_) if self.group.is_some() => {
+                return Err(E::from(AppError::internal(&"a write in a read-only request")));
             }
             Some(session) => {
                 let mut session = session.lock().await;
@@ -373,33 +421,58 @@ impl TenantDb {
             .await;
         };
         let mut session = session.lock().await;
-        // The caller's confirmation, if still due, opens the snapshot ahead of `work`'s
-        // first statement (in the same round trip).
-        let confirming = session.send_confirmation(&self.pool).await?;
-        let conn = session.connection(&self.pool).await?;
-        let mut begun = Ok(());
-        if !in_transaction(conn) {
-            begun = AnsiTransactionManager::begin_transaction_sql(
-                conn,
-                &begin_sql(self.tenant.0, true),
-            )
-            .await;
+        read_on(&mut session, &self.pool, self.tenant, |conn, scope| {
+            async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
+        })
+        .await
+    }
+
+    /// Runs `work` for `item` together with the items of the same `kind` of the other
+    /// members of this request's read group: one call of `work` (one statement) for all
+    /// of them, in the group's snapshot, once the group has its connection (the items
+    /// that arrive while the pool is busy join the call). `work` answers each item, in
+    /// order. Outside a group, or when the shared call fails or is not made, `work` runs
+    /// for this request's item alone (as [`TenantDb::query`]).
+    pub async fn query_together<K, I, R>(
+        &self,
+        kind: K,
+        item: I,
+        work: for<'r> fn(
+            &'r mut AsyncPgConnection,
+            Tenant,
+            &'r K,
+            Vec<I>,
+        ) -> BoxFuture<'r, QueryResult<Vec<R>>>,
+    ) -> Result<R, AppError>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        I: Clone + Send + 'static,
+        R: Send + 'static,
+    {
+        if let Some(group) = &self.group {
+            let (answer, mut answered) = oneshot::channel();
+            group.wait(kind.clone(), item.clone(), answer);
+            let found = tokio::select! {
+                biased;
+                found = &mut answered => found.ok(),
+                session = group.session.clone().lock_owned() => {
+                    let read = read_together(session, group.clone(), self.pool.clone(), self.tenant, kind.clone(), work);
+                    tokio::spawn(read);
+                    answered.await.ok()
+                }
+            };
+            if let Some(found) = found {
+                return Ok(found);
+            }
         }
-        let result = match begun {
-            Ok(()) => work(conn, self.tenant).await.map_err(Into::into),
-            Err(e) => Err(AppError::from(e)),
-        };
-        if confirming {
-            session.settle(result.is_ok()).await;
-            return result;
-        }
-        if result.is_err() {
-            // The snapshot may be aborted: roll it back and give the connection up (the
-            // pool checks it); the next read opens another.
-            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-            session.conn = None;
-        }
-        result
+        let mut found = self
+            .query(|conn, scope| {
+                async move { work(conn, scope, &kind, vec![item]).await }.scope_boxed()
+            })
+            .await?;
+        found
+            .pop()
+            .ok_or_else(|| AppError::internal(&"a read answered no item"))
     }
 
     /// Ends the request: commits its read snapshot and returns the connection to the
@@ -408,10 +481,102 @@ impl TenantDb {
     pub async fn finish(&self) {
         if let Some(session) = &self.session {
             let mut session = session.lock().await;
-            session.end_read();
-            session.conn = None;
+            // A read group's snapshot ends with its last member.
+            if self.group.as_ref().is_none_or(|group| group.gate.leave()) {
+                session.end_read();
+                session.conn = None;
+            }
         }
     }
+}
+
+/// A read in the snapshot of `session` (beginning it, with the caller's confirmation if
+/// that is still due, when none is open).
+async fn read_on<'a, R, F>(
+    session: &mut Session,
+    pool: &PgPool,
+    tenant: Tenant,
+    work: F,
+) -> Result<R, AppError>
+where
+    F: for<'r> FnOnce(
+            &'r mut AsyncPgConnection,
+            Tenant,
+        ) -> ScopedBoxFuture<'a, 'r, Result<R, AppError>>
+        + Send
+        + 'a,
+    R: Send + 'a,
+{
+    // The caller's confirmation, if still due, opens the snapshot ahead of `work`'s
+    // first statement (in the same round trip).
+    let confirming = session.send_confirmation(pool).await?;
+    let conn = session.connection(pool).await?;
+    let mut begun = Ok(());
+    if !in_transaction(conn) {
+        begun =
+            AnsiTransactionManager::begin_transaction_sql(conn, &begin_sql(tenant.0, true)).await;
+    }
+    let result = match begun {
+        Ok(()) => work(conn, tenant).await,
+        Err(e) => Err(AppError::from(e)),
+    };
+    if confirming {
+        session.settle(result.is_ok()).await;
+        return result;
+    }
+    if result.is_err() {
+        // The snapshot may be aborted: roll it back and give the connection up (the
+        // pool checks it); the next read opens another.
+        let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+        session.conn = None;
+    }
+    result
+}
+
+/// The shared read of [`TenantDb::query_together`], on the group's session (held): waits
+/// for the connection, then takes every item of `kind` waiting by then and answers each.
+/// Spawned, so that it completes even if the request that started it goes away; an item
+/// it cannot answer (no connection, the statement failed) sees its answer dropped and
+/// runs alone.
+async fn read_together<K, I, R>(
+    mut session: OwnedMutexGuard<Session>,
+    group: Arc<ReadGroup>,
+    pool: PgPool,
+    tenant: Tenant,
+    kind: K,
+    work: for<'r> fn(
+        &'r mut AsyncPgConnection,
+        Tenant,
+        &'r K,
+        Vec<I>,
+    ) -> BoxFuture<'r, QueryResult<Vec<R>>>,
+) where
+    K: Hash + Eq + Send + Sync + 'static,
+    I: Send + 'static,
+    R: Send + 'static,
+{
+    let connected = session.connection(&pool).await.is_ok();
+    let waiting = group.take::<K, I, R>(&kind);
+    if !connected || waiting.is_empty() {
+        return;
+    }
+    let (items, answers): (Vec<I>, Vec<_>) = waiting.into_iter().unzip();
+    let found = read_on(&mut session, &pool, tenant, |conn, scope| {
+        async move { work(conn, scope, &kind, items).await.map_err(AppError::from) }
+            .scope_boxed()
+    })
+    .await;
+    match found {
+        Ok(found) => {
+            for (answer, found) in answers.into_iter().zip(found) {
+                let _ = answer.send(found);
+            }
+        }
+        Err(_) => drop(answers),
+    }
+    // The answers are sent (or dropped) before the session is let go: a member that takes
+    // the session next finds its answer already there.
+    drop(session);
 }
 
 /// How a request's read snapshot begins.

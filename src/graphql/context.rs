@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
-use crate::auth::{Authenticated, Principal};
+use crate::auth::{Authenticated, Principal, Proof};
+use crate::db::group::ReadGroups;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
@@ -24,25 +25,26 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// One HTTP request, on the connection its key was looked up on (or is to be
-    /// confirmed on): its reads share that connection and one snapshot (the handler calls
-    /// `db.finish()` when done).
+    /// One HTTP request, on the connection its key was looked up on, or (a known key)
+    /// on one it takes when first needed; with `groups`, a read-only request of a known
+    /// key shares its caller's read group instead (see [`crate::db::group`]). Its reads
+    /// share one connection and one snapshot (the handler calls `db.finish()` when done).
     pub fn for_request(
         pool: PgPool,
         caller: Authenticated,
+        groups: Option<&ReadGroups>,
         hub: &EventHub,
         batch_window: Duration,
     ) -> Self {
-        let Authenticated {
-            principal,
-            conn,
-            confirmation,
-        } = caller;
+        let Authenticated { principal, proof } = caller;
         let tenant_id = principal.tenant_id();
-        let db = match confirmation {
-            None => TenantDb::for_request_on(pool, tenant_id, conn),
-            Some(statement) => {
-                TenantDb::for_unconfirmed_request_on(pool, tenant_id, conn, statement)
+        let db = match (proof, groups) {
+            (Proof::LookedUp(conn), _) => TenantDb::for_request_on(pool, tenant_id, conn),
+            (Proof::Known(statement), Some(groups)) => {
+                TenantDb::for_grouped_request(pool, tenant_id, groups, statement)
+            }
+            (Proof::Known(statement), None) => {
+                TenantDb::for_unconfirmed_request_on(pool, tenant_id, None, statement)
             }
         };
         Self::new(db, principal, hub, batch_window)

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use async_graphql::{Request, Response, ServerError, Value};
 
 use super::cost::CostModel;
@@ -34,6 +36,8 @@ pub struct Prepared {
     pub cost: Option<usize>,
     /// Its document passed the full validation before, and its variables cannot fail it.
     pub skips_validation: bool,
+    /// It is a query (nothing it runs writes): it may share a read group.
+    pub read_only: bool,
     /// Where to record that its document passed the full validation, while it has not.
     unvalidated: Option<Validated>,
 }
@@ -65,6 +69,7 @@ impl RequestGuard {
                     return Prepared {
                         cost: None,
                         skips_validation: false,
+                        read_only: false,
                         unvalidated: None,
                     }
                 }
@@ -72,14 +77,16 @@ impl RequestGuard {
         };
         let cost = self.costs.cost(&document, &request.variables);
         let passed = validated.load(Ordering::Relaxed);
+        let operation = selected(&document, request.operation_name.as_deref());
         let skips_validation = passed
-            && selected(&document, request.operation_name.as_deref())
-                .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
+            && operation.is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
+        let read_only = operation.is_some_and(|operation| operation.ty == OperationType::Query);
         let unvalidated = (!passed).then_some(validated);
         request.set_parsed_query(document);
         Prepared {
             cost: Some(cost),
             skips_validation,
+            read_only,
             unvalidated,
         }
     }

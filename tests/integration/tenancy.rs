@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::{SinkExt, StreamExt};
-use growthgraph::auth::Role;
+use growthgraph::auth::{Proof, Role};
 use growthgraph::db::{self, TenantDb};
 use growthgraph::error::AppError;
 use scoped_futures::ScopedFutureExt;
@@ -468,11 +468,10 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         (format!("Bearer {}", widget), b.id, b_customers),
     ] {
         let caller = authenticate_request(&pool, None, Some(&key)).await.unwrap();
-        let (principal, mut conn) = (caller.principal, caller.conn);
-        assert!(
-            caller.confirmation.is_none(),
-            "looked up, nothing to confirm"
-        );
+        let Proof::LookedUp(mut conn) = caller.proof else {
+            panic!("looked up, nothing to confirm");
+        };
+        let principal = caller.principal;
         assert_eq!(principal.tenant_id(), tenant);
         let state = snapshot_state(&mut conn).await;
         assert_eq!(state.tenant, Some(tenant.to_string()));
@@ -565,8 +564,6 @@ fn read_snapshot(
     .scope_boxed()
 }
 
-/// The handle of a request made with a key `known` remembers: not looked up, to be
-/// confirmed with its first statement.
 /// How many times the request's connection executed its prepared key confirmation
 /// ([`db::CONFIRM_KEY`]), read in the request's snapshot.
 async fn confirmations(db: &TenantDb) -> i64 {
@@ -579,6 +576,8 @@ async fn confirmations(db: &TenantDb) -> i64 {
         .unwrap()
 }
 
+/// The handle of a request made with a key `known` remembers: not looked up, to be
+/// confirmed with its first statement.
 async fn known_request(
     pool: &db::PgPool,
     known: &growthgraph::auth::KnownKeys,
@@ -587,13 +586,13 @@ async fn known_request(
     let caller = growthgraph::auth::authenticate_request(pool, Some(known), Some(header))
         .await
         .unwrap();
-    let confirmation = caller
-        .confirmation
-        .expect("a known key is confirmed, not looked up");
+    let Proof::Known(confirmation) = caller.proof else {
+        panic!("a known key is confirmed, not looked up");
+    };
     TenantDb::for_unconfirmed_request_on(
         pool.clone(),
         caller.principal.tenant_id(),
-        caller.conn,
+        None,
         confirmation,
     )
 }
@@ -624,8 +623,10 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     let first = authenticate_request(&pool, Some(&known), Some(&header))
         .await
         .unwrap();
-    assert!(first.confirmation.is_none());
-    TenantDb::for_request_on(pool.clone(), a.id, first.conn)
+    let Proof::LookedUp(conn) = first.proof else {
+        panic!("a key's first use is looked up");
+    };
+    TenantDb::for_request_on(pool.clone(), a.id, conn)
         .finish()
         .await;
     // (The lookup recorded the key's first use off the request path: let that finish.)

@@ -16,14 +16,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_graphql::{Context, Lookahead, Value};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
 use diesel::OptionalExtension;
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::{BoxFuture, FutureExt};
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
@@ -33,6 +34,7 @@ use crate::db::children::{nested_first_children, ChildRelation};
 use crate::db::nested::{columns_of, row_of, NestedRow, PairRecords, Pairs, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::sql::Prepared;
+use crate::db::Tenant;
 use crate::domain::campaigns::graphql::{CampaignHistoryOf, CampaignKey, RECIPIENTS_OF_CUSTOMER};
 use crate::domain::campaigns::model::{Campaign, Recipient};
 use crate::domain::comms::graphql::{CommunicationsOf, COMMUNICATIONS};
@@ -90,14 +92,16 @@ pub enum Lookup {
 }
 
 /// A nested page the selection asks for: its loader key's size and filter.
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct Page<F> {
     limit: i64,
     filter: F,
 }
 
-/// What the selection below `customer` asks for.
-#[derive(Default)]
-struct Plan {
+/// What the selection below `customer` asks for. The 360s of one read group with the
+/// same plan are read by one statement.
+#[derive(Default, Clone, PartialEq, Eq, Hash)]
+pub struct Plan {
     /// Every enrollment: for `enrollments`, `cumulativeMembershipDays` and
     /// `currentEnrollment` (the active one among them: at most one, by constraint).
     enrollments: bool,
@@ -186,7 +190,7 @@ fn page<F>(selection: &Lookahead<'_>, field: &str, filter: F) -> Option<Page<F>>
 
 /// The statement's row: the customer's columns, then one nested-rows column per part
 /// (`NULL` for parts not asked for).
-#[derive(QueryableByName)]
+#[derive(QueryableByName, Clone)]
 struct Row {
     #[diesel(embed)]
     customer: model::Customer,
@@ -213,7 +217,8 @@ struct Row {
 }
 
 /// The statement's parameters have fixed places, whichever parts it has, so its text
-/// depends only on the plan's shape: `$1` tenant, `$2` id or lower-cased email, then the
+/// depends only on the plan's shape: `$1` tenant, `$2` the ids (an array) or the
+/// lower-cased email, then the
 /// page sizes and the activity types (a part left out leaves its parameter unused).
 const ACTIVITIES_LIMIT: usize = 3;
 const ACTIVITY_TYPES: usize = 4;
@@ -269,7 +274,7 @@ impl Plan {
     }
 
     /// What the statement's text depends on, one bit per choice.
-    fn shape(&self, lookup: &Lookup) -> u16 {
+    fn shape(&self, by_email: bool) -> u16 {
         [
             self.enrollments,
             self.stages,
@@ -285,7 +290,7 @@ impl Plan {
             self.campaign_history.is_some() && self.campaigns,
             self.preferences,
             self.leads,
-            matches!(lookup, Lookup::Email(_)),
+            by_email,
         ]
         .iter()
         .enumerate()
@@ -298,13 +303,13 @@ impl Plan {
 static STATEMENTS: LazyLock<Mutex<HashMap<u16, &'static str>>> = LazyLock::new(Default::default);
 const MAX_STATEMENTS: usize = 256;
 
-fn statement_text(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<Cow<'static, str>> {
-    let shape = plan.shape(lookup);
+fn statement_text(plan: &Plan, by_email: bool) -> diesel::QueryResult<Cow<'static, str>> {
+    let shape = plan.shape(by_email);
     let mut statements = STATEMENTS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(text) = statements.get(&shape) {
         return Ok(Cow::Borrowed(text));
     }
-    let text = build_statement(plan, lookup)?;
+    let text = build_statement(plan, by_email)?;
     if statements.len() >= MAX_STATEMENTS {
         return Ok(Cow::Owned(text));
     }
@@ -313,7 +318,7 @@ fn statement_text(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<Cow<'stat
     Ok(Cow::Borrowed(text))
 }
 
-fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> {
+fn build_statement(plan: &Plan, by_email: bool) -> diesel::QueryResult<String> {
     let mut columns = vec!["c.*".to_owned()];
     let mut column = |name: &str, sql: Option<String>| {
         let sql = sql.unwrap_or_else(|| "NULL".to_owned());
@@ -440,12 +445,12 @@ fn build_statement(plan: &Plan, lookup: &Lookup) -> diesel::QueryResult<String> 
             )
         }),
     );
-    let found = match lookup {
-        Lookup::Id(_) => "c.id = $2",
-        Lookup::Email(_) => "lower(c.email) = $2",
+    let found = match by_email {
+        false => "c.id = ANY($2)",
+        true => "lower(c.email) = $2 LIMIT 1",
     };
     Ok(format!(
-        "SELECT {} FROM customers c WHERE c.tenant_id = $1 AND {found} LIMIT 1",
+        "SELECT {} FROM customers c WHERE c.tenant_id = $1 AND {found}",
         columns.join(", ")
     ))
 }
@@ -483,7 +488,7 @@ pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64
         preferences: true,
         leads: true,
     };
-    let text = build_statement(&plan, &Lookup::Id(Uuid::nil()))?;
+    let text = build_statement(&plan, false)?;
     let binds = plan.binds();
     let limits = vec![
         (ACTIVITIES_LIMIT, binds.activities),
@@ -497,45 +502,92 @@ pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64
 }
 
 /// Reads the customer and, on a request's handle, every relation the selection below
-/// `customer` asks for, filing those for the child resolvers.
+/// `customer` asks for, filing those for the child resolvers. By id, with the 360s of
+/// the same plan of the request's read group: one statement for all of them.
 pub async fn customer(
     ctx: &Context<'_>,
     request: &RequestContext,
     lookup: Lookup,
 ) -> AppResult<Option<model::Customer>> {
-    let prefetched = request.db.prefetched();
-    let plan = match prefetched {
+    let filed = request.db.prefetched_shared();
+    let plan = match filed {
         Some(_) => Plan::of(&ctx.look_ahead()),
         None => Plan::default(),
     };
-    let sql = statement_text(&plan, &lookup)?;
-    let binds = plan.binds();
-    request
-        .db
-        .query(|conn, scope| {
-            async move {
-                let query = Prepared::new(sql).bind::<SqlUuid, _>(scope.id());
-                let query = match lookup {
-                    Lookup::Id(id) => query.bind::<SqlUuid, _>(id),
-                    Lookup::Email(email) => query.bind::<Text, _>(email),
-                };
-                let query = binds.bind(query);
-                let row: Option<Row> = query.get_result(conn).await.optional()?;
-                // Filed while the request's connection is still held: a write in the same
-                // request (which clears filed rows under that lock) cannot fall between
-                // this read and its filing.
-                Ok::<_, diesel::result::Error>(row.map(|row| match prefetched {
-                    Some(prefetched) => file(prefetched, plan, row),
-                    None => row.customer,
-                }))
-            }
-            .scope_boxed()
-        })
-        .await
+    match lookup {
+        Lookup::Id(id) => {
+            let found = request.db.query_together(plan, (id, filed), by_ids);
+            found.await
+        }
+        Lookup::Email(email) => {
+            request
+                .db
+                .query(|conn, scope| {
+                    async move {
+                        let sql = statement_text(&plan, true)?;
+                        let query = Prepared::new(sql)
+                            .bind::<SqlUuid, _>(scope.id())
+                            .bind::<Text, _>(email);
+                        let row: Option<Row> =
+                            plan.binds().bind(query).get_result(conn).await.optional()?;
+                        // Filed while the request's connection is still held: a write in
+                        // the same request (which clears filed rows under that lock)
+                        // cannot fall between this read and its filing.
+                        Ok::<_, diesel::result::Error>(row.map(|row| file(filed.as_deref(), &plan, row)))
+                    }
+                    .scope_boxed()
+                })
+                .await
+        }
+    }
 }
 
-/// Files the nested rows under the keys the child resolvers will load.
-fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
+/// A customer to read by id, and where its request files the nested rows (`None`:
+/// nowhere, outside requests).
+type ById = (Uuid, Option<Arc<Prefetched>>);
+
+/// Reads the customers of `items` with `plan`, files each one's nested rows for its
+/// request (under the connection's lock, as for the lookup by email), and answers each
+/// item in order.
+fn by_ids<'r>(
+    conn: &'r mut AsyncPgConnection,
+    scope: Tenant,
+    plan: &'r Plan,
+    items: Vec<ById>,
+) -> BoxFuture<'r, diesel::QueryResult<Vec<Option<model::Customer>>>> {
+    async move {
+        let sql = statement_text(plan, false)?;
+        let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+        let query = Prepared::new(sql)
+            .bind::<SqlUuid, _>(scope.id())
+            .bind::<Array<SqlUuid>, _>(ids);
+        let rows: Vec<Row> = plan.binds().bind(query).load(conn).await?;
+        // An id asked for twice (two requests, one customer) is answered twice.
+        let mut asked: HashMap<Uuid, usize> = HashMap::new();
+        for (id, _) in &items {
+            *asked.entry(*id).or_default() += 1;
+        }
+        let mut rows: HashMap<Uuid, Row> = rows.into_iter().map(|r| (r.customer.id, r)).collect();
+        let answers = items.into_iter().map(|(id, filed)| {
+            let left = asked.get_mut(&id)?;
+            *left -= 1;
+            let row = match *left {
+                0 => rows.remove(&id)?,
+                _ => rows.get(&id)?.clone(),
+            };
+            Some(file(filed.as_deref(), plan, row))
+        });
+        Ok(answers.collect())
+    }
+    .boxed()
+}
+
+/// Files the nested rows under the keys the child resolvers will load (when there is
+/// somewhere to file them).
+fn file(prefetched: Option<&Prefetched>, plan: &Plan, row: Row) -> model::Customer {
+    let Some(prefetched) = prefetched else {
+        return row.customer;
+    };
     let Row {
         customer,
         enrollments,
@@ -558,14 +610,14 @@ fn file(prefetched: &Prefetched, plan: Plan, row: Row) -> model::Customer {
         prefetched.put([(CurrentEnrollmentKey(id), current)]);
         prefetched.put([(EnrollmentsKey(id), Some(rows))]);
     }
-    file_page(prefetched, id, plan.activities, activities);
-    file_page(prefetched, id, plan.orders, orders);
-    file_page(prefetched, id, plan.point_transactions, point_transactions);
-    file_page(prefetched, id, plan.redemptions, redemptions);
-    file_page(prefetched, id, plan.communications, communications);
+    file_page(prefetched, id, &plan.activities, activities);
+    file_page(prefetched, id, &plan.orders, orders);
+    file_page(prefetched, id, &plan.point_transactions, point_transactions);
+    file_page(prefetched, id, &plan.redemptions, redemptions);
+    file_page(prefetched, id, &plan.communications, communications);
     if let Some(pairs) = campaign_history {
         let rows = file_referenced(prefetched, pairs, |c: &Campaign| CampaignKey(c.id));
-        file_page(prefetched, id, plan.campaign_history, Some(Rows(rows)));
+        file_page(prefetched, id, &plan.campaign_history, Some(Rows(rows)));
     }
     if let Some(Rows(rows)) = preferences {
         prefetched.put([(PreferencesOf(id), Some(rows))]);
@@ -590,10 +642,10 @@ where
 fn file_page<F, T>(
     prefetched: &Prefetched,
     parent: Uuid,
-    page: Option<Page<F>>,
+    page: &Option<Page<F>>,
     rows: Option<Rows<T>>,
 ) where
-    F: std::hash::Hash + Eq + Send + 'static,
+    F: std::hash::Hash + Eq + Clone + Send + 'static,
     T: Send + 'static,
 {
     if let (Some(page), Some(Rows(rows))) = (page, rows) {
@@ -601,7 +653,7 @@ fn file_page<F, T>(
             parent,
             limit: page.limit,
             after: None,
-            filter: page.filter,
+            filter: page.filter.clone(),
         };
         prefetched.put([(key, Some(rows))]);
     }

@@ -1,0 +1,172 @@
+//! Read groups: the read-only requests of one caller that arrive together share one pooled
+//! connection and one read snapshot, and their reads of the same kind run as one
+//! statement ([`TenantDb::query_together`](super::TenantDb::query_together)). Under load,
+//! requests wait for the pool anyway; waiting as a group turns, say, eight customer
+//! 360s into one `= ANY($ids)` statement, one `BEGIN`, one key confirmation and one
+//! `COMMIT`.
+//!
+//! Who joins: a request whose caller the server already knows (the group's name is that
+//! caller's confirmation statement: one key, tenant and role) and whose one operation is
+//! a query. Nothing in a group writes, and no group mixes callers.
+//!
+//! When: a group takes newcomers until its session takes a connection from the pool,
+//! which is before any statement of its snapshot is sent. Every member therefore arrived
+//! before the snapshot began and sees every write committed before it sent its request
+//! (its own earlier writes included). A lone request makes a group of one and runs as it
+//! would alone: nothing waits for company.
+//!
+//! The connection goes back to the pool when the last member finishes; the database
+//! confirms the caller once for all of them, and if it refuses, every member is refused
+//! (and answered from a fresh lookup, as a lone request would be).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio::sync::oneshot;
+
+use super::tenant::Session;
+
+/// The open groups, by caller.
+pub struct ReadGroups {
+    open: Mutex<HashMap<String, Weak<ReadGroup>>>,
+    max_members: usize,
+}
+
+/// One group: its shared session, who is in it, and the reads its members wait on.
+pub struct ReadGroup {
+    pub(super) session: Arc<tokio::sync::Mutex<Session>>,
+    pub(super) gate: Arc<Gate>,
+    waiting: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
+}
+
+/// Whether a group still takes members, and how many have not finished.
+#[derive(Default)]
+pub struct Gate(Mutex<Members>);
+
+#[derive(Default)]
+struct Members {
+    closed: bool,
+    count: usize,
+}
+
+/// Items waiting for one read of kind `K`, each with where its answer goes.
+pub(super) type Waiting<I, R> = Vec<(I, oneshot::Sender<R>)>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ReadGroups {
+    /// Groups of at most `max_members` requests (1: every request alone).
+    pub fn new(max_members: usize) -> Self {
+        Self {
+            open: Mutex::default(),
+            max_members: max_members.max(1),
+        }
+    }
+
+    /// Joins the open group of `caller` (a confirmation statement), or opens one with a
+    /// session `new` builds around the group's gate.
+    pub(super) fn join(
+        &self,
+        caller: &str,
+        new: impl FnOnce(Arc<Gate>) -> Session,
+    ) -> Arc<ReadGroup> {
+        let mut open = lock(&self.open);
+        if let Some(group) = open.get(caller).and_then(Weak::upgrade) {
+            if group.gate.enter(self.max_members) {
+                return group;
+            }
+        }
+        let gate = Arc::new(Gate::default());
+        gate.enter(1);
+        let group = Arc::new(ReadGroup {
+            session: Arc::new(tokio::sync::Mutex::new(new(gate.clone()))),
+            gate,
+            waiting: Mutex::default(),
+        });
+        if open.len() >= 1024 {
+            open.retain(|_, group| group.strong_count() > 0);
+        }
+        open.insert(caller.to_owned(), Arc::downgrade(&group));
+        group
+    }
+}
+
+impl Gate {
+    /// Adds a member unless the group is closed or full.
+    fn enter(&self, max_members: usize) -> bool {
+        let mut members = lock(&self.0);
+        let admitted = !members.closed && members.count < max_members;
+        members.count += usize::from(admitted);
+        admitted
+    }
+
+    /// Takes no more members: the group's snapshot is about to begin.
+    pub(super) fn close(&self) {
+        lock(&self.0).closed = true;
+    }
+
+    /// A member finished; `true` when it was the last.
+    pub(super) fn leave(&self) -> bool {
+        let mut members = lock(&self.0);
+        members.closed = true;
+        members.count = members.count.saturating_sub(1);
+        members.count == 0
+    }
+}
+
+impl ReadGroup {
+    /// Adds `item` to the reads of `kind` waiting for the group's connection.
+    pub(super) fn wait<K, I, R>(&self, kind: K, item: I, answer: oneshot::Sender<R>)
+    where
+        K: Hash + Eq + Send + 'static,
+        I: Send + 'static,
+        R: Send + 'static,
+    {
+        let mut waiting = lock(&self.waiting);
+        let typed = waiting
+            .entry(TypeId::of::<(K, I, R)>())
+            .or_insert_with(|| Box::new(HashMap::<K, Waiting<I, R>>::new()));
+        if let Some(typed) = typed.downcast_mut::<HashMap<K, Waiting<I, R>>>() {
+            typed.entry(kind).or_default().push((item, answer));
+        }
+    }
+
+    /// Every item waiting for a read of `kind`, taken.
+    pub(super) fn take<K, I, R>(&self, kind: &K) -> Waiting<I, R>
+    where
+        K: Hash + Eq + Send + 'static,
+        I: Send + 'static,
+        R: Send + 'static,
+    {
+        let mut waiting = lock(&self.waiting);
+        waiting
+            .get_mut(&TypeId::of::<(K, I, R)>())
+            .and_then(|typed| typed.downcast_mut::<HashMap<K, Waiting<I, R>>>())
+            .and_then(|typed| typed.remove(kind))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_takes_members_until_full_or_closed_and_counts_them_out() {
+        let gate = Gate::default();
+        assert!(gate.enter(2) && gate.enter(2));
+        assert!(!gate.enter(2), "full");
+        assert!(!gate.leave(), "one member left");
+        assert!(!gate.enter(3), "a member left: the snapshot may have begun");
+        assert!(gate.leave(), "the last member");
+
+        let gate = Gate::default();
+        assert!(gate.enter(8));
+        gate.close();
+        assert!(!gate.enter(8), "closed");
+    }
+}
