@@ -449,6 +449,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_websocket_payloads_total counter\ngrowthgraph_websocket_payloads_total{{lane=\"executed\"}} {}\n\
          growthgraph_websocket_payloads_total{{lane=\"direct\"}} {}\n\
          # TYPE growthgraph_graphql_validation_skipped_total counter\ngrowthgraph_graphql_validation_skipped_total {}\n\
+         # TYPE growthgraph_read_group_joins_total counter\ngrowthgraph_read_group_joins_total {}\n\
          # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
          growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
@@ -461,6 +462,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         m.ws_payloads_executed.load(Ordering::Relaxed),
         m.ws_payloads_rendered.load(Ordering::Relaxed),
         m.validation_skipped.load(Ordering::Relaxed),
+        state.read_groups.joins(),
         state.statements.data.load(Ordering::Relaxed),
         state.statements.control.load(Ordering::Relaxed),
         pool.size,

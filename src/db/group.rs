@@ -22,6 +22,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::oneshot;
@@ -32,6 +33,8 @@ use super::tenant::Session;
 pub struct ReadGroups {
     open: Mutex<HashMap<String, Weak<ReadGroup>>>,
     max_members: usize,
+    /// Requests that joined a group another request opened.
+    joins: AtomicU64,
 }
 
 /// One group: its shared session, who is in it, and the reads its members wait on.
@@ -64,7 +67,13 @@ impl ReadGroups {
         Self {
             open: Mutex::default(),
             max_members: max_members.max(1),
+            joins: AtomicU64::new(0),
         }
+    }
+
+    /// How many requests joined a group another request opened (`/metrics`).
+    pub fn joins(&self) -> u64 {
+        self.joins.load(Ordering::Relaxed)
     }
 
     /// Joins the open group of `caller` (a confirmation statement), or opens one with a
@@ -77,6 +86,7 @@ impl ReadGroups {
         let mut open = lock(&self.open);
         if let Some(group) = open.get(caller).and_then(Weak::upgrade) {
             if group.gate.enter(self.max_members) {
+                self.joins.fetch_add(1, Ordering::Relaxed);
                 return group;
             }
         }

@@ -1121,6 +1121,97 @@ async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
     assert_eq!(app.statements.data_statements() - before, 2);
 }
 
+/// Queries of one key that arrive while the pool is busy form a read group: their 360s
+/// are one statement (with one key confirmation), and each answers as it does alone, a
+/// customer asked for twice included. Another tenant's queries, arriving with them, form
+/// their own group and see only their own customers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    let single = FULL_360.replace(
+        "recent: activities(first: 2) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } }",
+        "",
+    );
+    let query = format!("query($id: ID) {{ customer(id: $id) {{ {single} }} }}");
+    let ids = |tenant: &TestTenant| {
+        let app = &app;
+        let key = tenant.admin_key.clone();
+        async move {
+            let r = app
+                .gql(&key, "{ customers(first: 6) { nodes { id } } }", json!({}))
+                .await;
+            let nodes = r["data"]["customers"]["nodes"].as_array().unwrap().clone();
+            nodes.into_iter().map(|n| n["id"].clone()).collect::<Vec<_>>()
+        }
+    };
+    let (a_ids, b_ids) = (ids(&a).await, ids(&b).await);
+    assert_eq!((a_ids.len(), b_ids.len()), (6, 6));
+    // (The keys' first uses recorded last_used_at off the request path: let that finish.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Each alone first (the keys' first uses are behind them): two statements each, the
+    // key's confirmation and the 360.
+    let mut alone = Vec::new();
+    for (key, id) in a_ids.iter().map(|id| (&a.admin_key, id)).chain([(&b.admin_key, &a_ids[0])]) {
+        let before = app.statements.data_statements();
+        let r = app.gql(key, &query, json!({ "id": id })).await;
+        assert!(r["errors"].is_null(), "{r}");
+        assert_eq!(app.statements.data_statements() - before, 2);
+        alone.push(r);
+    }
+    assert!(alone[..6].iter().all(|r| r["data"]["customer"]["id"].is_string()));
+    assert!(alone[6]["data"]["customer"].is_null(), "another tenant's customer");
+
+    // Together: a's six customers (the first twice) and b's first, asked for with a's key
+    // and with b's; b also asks for a's first customer.
+    let mut held = Vec::new();
+    while held.len() < app.pool.status().max_size {
+        held.push(app.pool.get().await.unwrap());
+    }
+    let joins = app.metric("growthgraph_read_group_joins_total").await;
+    let before = app.statements.data_statements();
+    let mut asked: Vec<(&str, Value)> = a_ids.iter().map(|id| (a.admin_key.as_str(), id.clone())).collect();
+    asked.push((&a.admin_key, a_ids[0].clone()));
+    asked.push((&a.admin_key, b_ids[0].clone()));
+    asked.push((&b.admin_key, b_ids[0].clone()));
+    asked.push((&b.admin_key, a_ids[0].clone()));
+    let answers = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|(key, id)| app.gql(key, &query, json!({ "id": id }))),
+    );
+    let release = async {
+        // Every request joins its caller's group (a: 8 requests, b: 2) before the pool
+        // frees.
+        let mut joined = 0;
+        for _ in 0..1000 {
+            joined = app.metric("growthgraph_read_group_joins_total").await - joins;
+            if joined >= 8 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(joined, 8, "requests that joined a group");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(app.statements.data_statements(), before, "the pool is held");
+        drop(held);
+    };
+    let (answers, ()) = tokio::join!(answers, release);
+    assert_eq!(
+        app.statements.data_statements() - before,
+        4,
+        "per group: the key's confirmation and one 360 for all its members"
+    );
+    for (answer, expected) in answers[..6].iter().zip(&alone) {
+        assert_eq!(answer, expected);
+    }
+    assert_eq!(answers[6], alone[0], "the customer asked for twice");
+    assert!(answers[7]["data"]["customer"].is_null(), "b's customer for a's key: {}", answers[7]);
+    assert_eq!(answers[8]["data"]["customer"]["id"], b_ids[0]);
+    assert_eq!(answers[9], alone[6], "a's customer for b's key");
+}
+
 /// A customer read in one statement and written in the same (batched) request: the
 /// operations of a batch run concurrently, and the write's payload must read the
 /// customer's relations again, never rows the read filed before the write.

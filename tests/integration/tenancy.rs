@@ -764,6 +764,113 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     assert_eq!(state.customers, 0);
 }
 
+/// A read group (`db::group`): handles of one known caller opened before the group's
+/// snapshot began share that snapshot and its one connection; a handle opened after it
+/// began starts another group, whose snapshot sees what was committed since; nothing in a
+/// group writes; the connection goes back to the pool with the last member. A key revoked
+/// since is refused for every member, and the connection goes back clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
+    use growthgraph::auth::{authenticate_request, KnownKeys};
+    use growthgraph::db::group::ReadGroups;
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let pool = db::build_pool(&app.database_url, 2, Duration::from_secs(5), Default::default());
+    let known = KnownKeys::default();
+    let header = format!("Bearer {}", a.admin_key);
+    let first = authenticate_request(&pool, Some(&known), Some(&header))
+        .await
+        .unwrap();
+    let Proof::LookedUp(conn) = first.proof else {
+        panic!("a key's first use is looked up");
+    };
+    TenantDb::for_request_on(pool.clone(), a.id, conn)
+        .finish()
+        .await;
+    let caller = match authenticate_request(&pool, Some(&known), Some(&header))
+        .await
+        .unwrap()
+        .proof
+    {
+        Proof::Known(statement) => statement,
+        Proof::LookedUp(_) => panic!("then known"),
+    };
+    let groups = ReadGroups::new(16);
+    let member = || TenantDb::for_grouped_request(pool.clone(), a.id, &groups, caller.clone());
+    let in_use = || {
+        let status = pool.status();
+        status.size - status.available
+    };
+
+    let (one, two) = (member(), member());
+    assert_eq!(groups.joins(), 1, "the second joined the first's group");
+    let mut owner = app.owner().await;
+    let before = count(&mut owner, &customers_of(a.id)).await;
+    let state = one.query(read_snapshot).await.unwrap();
+    assert_eq!(state.tenant, Some(a.id.to_string()));
+    assert_eq!(
+        (state.isolation.as_str(), state.read_only.as_str()),
+        ("repeatable read", "on")
+    );
+    assert_eq!(state.customers, before);
+    owner
+        .batch_execute(&add_customer(a.id, "after-the-snapshot@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        two.query(read_snapshot).await.unwrap().customers,
+        before,
+        "the second member reads the group's snapshot"
+    );
+    assert_eq!(in_use(), 1, "one connection for the group");
+
+    let three = member();
+    assert_eq!(groups.joins(), 1, "no member once the snapshot may have begun");
+    assert_eq!(
+        three.query(read_snapshot).await.unwrap().customers,
+        before + 1,
+        "a later group sees what was committed since"
+    );
+    assert!(matches!(
+        two.run(insert_customer("grouped-write@example.com")).await,
+        Err(AppError::Internal { .. })
+    ));
+    assert!(one.confirmed().await && two.confirmed().await && three.confirmed().await);
+    one.finish().await;
+    assert_eq!(in_use(), 2, "the group's connection is held for its last member");
+    two.finish().await;
+    assert_eq!(in_use(), 1);
+    three.finish().await;
+    assert_eq!(in_use(), 0);
+    assert_eq!(
+        count(&mut owner, &customers_of(a.id)).await,
+        before + 1,
+        "nothing written by the group"
+    );
+
+    // Revoked since: every member is refused, nothing runs, the connection comes back
+    // clean.
+    owner
+        .batch_execute(&format!(
+            "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = '{}'",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let (one, two) = (member(), member());
+    assert_eq!(groups.joins(), 2);
+    assert!(one.query(read_snapshot).await.is_err());
+    assert!(two.query(read_snapshot).await.is_err());
+    assert!(!one.confirmed().await && !two.confirmed().await);
+    one.finish().await;
+    two.finish().await;
+    assert_eq!(in_use(), 0);
+    let mut conn = pool.get().await.unwrap();
+    let state = snapshot_state(&mut conn).await;
+    assert_eq!(state.read_only, "off", "outside any transaction");
+    assert!(state.tenant.as_deref().unwrap_or("").is_empty());
+}
+
 /// Over HTTP, a key revoked after the server came to know it gets 401 on its next request,
 /// whatever that request is: a read, a write (nothing written), an operation that reads
 /// nothing, a malformed body, a GET.
