@@ -70,6 +70,18 @@ pub(super) struct Session {
     gate: Option<Arc<Gate>>,
 }
 
+/// A read group's session outlives a member that went away without finishing (a client
+/// that disconnected): when the last handle goes, its read snapshot ends and the
+/// connection goes back to the pool clean. (A group never writes, so the only
+/// transaction it can have open is that snapshot.)
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.gate.is_some() {
+            self.end_read();
+        }
+    }
+}
+
 /// Who the request's statements run for, as far as the database has said.
 #[derive(Default)]
 enum Caller {
@@ -431,8 +443,9 @@ impl TenantDb {
     /// members of this request's read group: one call of `work` (one statement) for all
     /// of them, in the group's snapshot, once the group has its connection (the items
     /// that arrive while the pool is busy join the call). `work` answers each item, in
-    /// order. Outside a group, or when the shared call fails or is not made, `work` runs
-    /// for this request's item alone (as [`TenantDb::query`]).
+    /// order; when it fails, each member gets its error. Outside a group, or when the
+    /// shared call leaves the item unanswered, `work` runs for this request's item alone
+    /// (as [`TenantDb::query`]).
     pub async fn query_together<K, I, R>(
         &self,
         kind: K,
@@ -450,7 +463,7 @@ impl TenantDb {
         R: Send + 'static,
     {
         if let Some(group) = &self.group {
-            let (answer, mut answered) = oneshot::channel();
+            let (answer, mut answered) = oneshot::channel::<Answer<R>>();
             group.wait(kind.clone(), item.clone(), answer);
             let found = tokio::select! {
                 biased;
@@ -462,7 +475,7 @@ impl TenantDb {
                 }
             };
             if let Some(found) = found {
-                return Ok(found);
+                return found;
             }
         }
         let mut found = self
@@ -534,10 +547,10 @@ where
 }
 
 /// The shared read of [`TenantDb::query_together`], on the group's session (held): waits
-/// for the connection, then takes every item of `kind` waiting by then and answers each.
-/// Spawned, so that it completes even if the request that started it goes away; an item
-/// it cannot answer (no connection, the statement failed) sees its answer dropped and
-/// runs alone.
+/// for the connection, then takes every item of `kind` waiting by then and answers each
+/// (with the read's error if it failed: the members share its snapshot, and its
+/// confirmation of their caller). Spawned, so that it completes even if the request that
+/// started it goes away; an item it leaves unanswered runs alone.
 async fn read_together<K, I, R>(
     mut session: OwnedMutexGuard<Session>,
     group: Arc<ReadGroup>,
@@ -555,29 +568,39 @@ async fn read_together<K, I, R>(
     I: Send + 'static,
     R: Send + 'static,
 {
-    let connected = session.connection(&pool).await.is_ok();
-    let waiting = group.take::<K, I, R>(&kind);
-    if !connected || waiting.is_empty() {
-        return;
-    }
+    let connected = session.connection(&pool).await.map(|_| ());
+    let waiting = group.take::<K, I, Answer<R>>(&kind);
     let (items, answers): (Vec<I>, Vec<_>) = waiting.into_iter().unzip();
-    let found = read_on(&mut session, &pool, tenant, |conn, scope| {
-        async move { work(conn, scope, &kind, items).await.map_err(AppError::from) }
-            .scope_boxed()
-    })
-    .await;
+    let found = match connected {
+        Ok(()) if items.is_empty() => Ok(Vec::new()),
+        Ok(()) => {
+            read_on(&mut session, &pool, tenant, |conn, scope| {
+                async move { work(conn, scope, &kind, items).await.map_err(AppError::from) }
+                    .scope_boxed()
+            })
+            .await
+        }
+        Err(error) => Err(error),
+    };
     match found {
         Ok(found) => {
             for (answer, found) in answers.into_iter().zip(found) {
-                let _ = answer.send(found);
+                let _ = answer.send(Ok(found));
             }
         }
-        Err(_) => drop(answers),
+        Err(error) => {
+            for answer in answers {
+                let _ = answer.send(Err(error.clone()));
+            }
+        }
     }
-    // The answers are sent (or dropped) before the session is let go: a member that takes
+    // Every answer is sent (or dropped) before the session is let go: a member that takes
     // the session next finds its answer already there.
     drop(session);
 }
+
+/// What a member of a read group receives for its item.
+type Answer<R> = Result<R, AppError>;
 
 /// How a request's read snapshot begins.
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
