@@ -6,7 +6,8 @@
 //! `GROWTHGRAPH_*` variables, so the server's default pool unless `GROWTHGRAPH_POOL_SIZE`
 //! says otherwise), then drives it at each concurrency in `BENCH_CONCURRENCY` for
 //! `BENCH_SECONDS` and prints throughput, p50/p95/p99 latency, the SQL statements one
-//! request runs (from the server's `/metrics`), the CPU time per request of the server,
+//! request runs alone and, in parentheses, per request under the level's load (read
+//! groups share statements; from the server's `/metrics`), the CPU time per request of the server,
 //! PostgreSQL and the generator, and the hypervisor's steal during the level.
 //!
 //! | env | default |
@@ -1121,8 +1122,13 @@ async fn run() {
             per_request = per_request.min(server.data_statements(&client).await - before);
         }
         for &concurrency in &levels {
+            let before = server.data_statements(&client).await;
             let f = drive(&base, &key, concurrency, seconds, bodies.clone(), pid).await;
-            print_figures(scenario, concurrency, &f, &per_request.to_string());
+            // Under load, queries of one key that arrive together share statements (read
+            // groups): what the level sent per request, next to the count alone.
+            let sent = server.data_statements(&client).await - before;
+            let under_load = sent as f64 / f.requests.max(1) as f64;
+            print_figures(scenario, concurrency, &f, &format!("{per_request} ({under_load:.2})"));
         }
     }
     if scenarios.contains("redeemReward") {

@@ -72,7 +72,7 @@ impl AppState {
             statements,
             guard: RequestGuard::new(&schema),
             known_keys: KnownKeys::default(),
-            read_groups: ReadGroups::new(limits.read_group),
+            read_groups: ReadGroups::new(limits.read_group, limits.read_group_connections),
             schema,
             unvalidated_schema,
             hub,

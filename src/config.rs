@@ -107,8 +107,12 @@ pub struct ServeArgs {
     pub batch_window_us: u64,
     /// Most queries of one API key that share a read snapshot, a connection and
     /// statements when they arrive together (1: each runs alone).
-    #[arg(long, env = "GROWTHGRAPH_READ_GROUP", default_value_t = 16)]
+    #[arg(long, env = "GROWTHGRAPH_READ_GROUP", default_value_t = 64)]
     pub read_group: usize,
+    /// Most pool connections the read groups of one API key hold at once (default: the
+    /// machine's cores).
+    #[arg(long, env = "GROWTHGRAPH_READ_GROUP_CONNECTIONS", default_value_t = default_read_group_connections())]
+    pub read_group_connections: usize,
     /// How long (ms) a WebSocket write may wait on a client that stopped reading before
     /// the connection is dropped.
     #[arg(
@@ -126,7 +130,8 @@ impl Default for ServeArgs {
             max_body_bytes: 256 * 1024,
             max_batch: 10,
             batch_window_us: 1000,
-            read_group: 16,
+            read_group: 64,
+            read_group_connections: default_read_group_connections(),
             ws_write_timeout_ms: 10_000,
         }
     }
@@ -174,6 +179,10 @@ pub enum KeyCommand {
 /// on results between statements, few enough that its backends do not fight over the
 /// cores. (On this 2-core machine, 8 connections gave 1.4–1.6× the throughput of 32 at 64
 /// clients, and a lower p99, in every benchmark scenario tried.)
+pub fn default_read_group_connections() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 pub fn default_pool_size() -> usize {
     4 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }

@@ -28,7 +28,7 @@ use diesel_async::{
 };
 use futures_util::future::{BoxFuture, FutureExt};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-use tokio::sync::{oneshot, Mutex, Notify, OwnedMutexGuard};
+use tokio::sync::{oneshot, Mutex, Notify, OwnedMutexGuard, OwnedSemaphorePermit};
 use uuid::Uuid;
 
 use super::group::{Gate, ReadGroup, ReadGroups};
@@ -68,6 +68,8 @@ pub(super) struct Session {
     caller: Caller,
     /// A read group's: closed as the session takes a connection.
     gate: Option<Arc<Gate>>,
+    /// The read group's slot among its caller's connections, while it holds one.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 /// A read group's session outlives a member that went away without finishing (a client
@@ -106,10 +108,26 @@ fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
 }
 
 impl Session {
+    fn new(
+        conn: Option<Object<AsyncPgConnection>>,
+        caller: Caller,
+        gate: Option<Arc<Gate>>,
+    ) -> Self {
+        Self {
+            conn,
+            caller,
+            gate,
+            slot: None,
+        }
+    }
+
     async fn connection(&mut self, pool: &PgPool) -> Result<&mut AsyncPgConnection, AppError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => {
+                if let (Some(gate), None) = (&self.gate, &self.slot) {
+                    self.slot = Some(gate.slot().await);
+                }
                 let conn = pool.get().await?;
                 // Before any statement of the group's snapshot is sent.
                 if let Some(gate) = &self.gate {
@@ -287,11 +305,7 @@ impl TenantDb {
     /// API key was looked up on, either outside any transaction or inside the read
     /// snapshot that lookup began for this tenant ([`begin_request_snapshot`]).
     pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
-        let session = Session {
-            conn: Some(conn),
-            caller: Caller::Confirmed,
-            gate: None,
-        };
+        let session = Session::new(Some(conn), Caller::Confirmed, None);
         Self {
             session: Some(Arc::new(Mutex::new(session))),
             ..Self::for_request(pool, tenant_id)
@@ -311,11 +325,7 @@ impl TenantDb {
         conn: Option<Object<AsyncPgConnection>>,
         statement: String,
     ) -> Self {
-        let session = Session {
-            conn,
-            caller: Caller::Unconfirmed(statement),
-            gate: None,
-        };
+        let session = Session::new(conn, Caller::Unconfirmed(statement), None);
         Self {
             session: Some(Arc::new(Mutex::new(session))),
             ..Self::for_request(pool, tenant_id)
@@ -332,10 +342,8 @@ impl TenantDb {
         groups: &ReadGroups,
         statement: String,
     ) -> Self {
-        let group = groups.join(&statement, |gate| Session {
-            conn: None,
-            caller: Caller::Unconfirmed(statement.clone()),
-            gate: Some(gate),
+        let group = groups.join(&statement, |gate| {
+            Session::new(None, Caller::Unconfirmed(statement.clone()), Some(gate))
         });
         Self {
             session: Some(group.session.clone()),
@@ -498,6 +506,7 @@ impl TenantDb {
             if self.group.as_ref().is_none_or(|group| group.gate.leave()) {
                 session.end_read();
                 session.conn = None;
+                session.slot = None;
             }
         }
     }

@@ -764,6 +764,76 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     assert_eq!(state.customers, 0);
 }
 
+/// The confirmation statement of `tenant`'s admin key once `known` knows it (after its
+/// first use, a lookup).
+async fn known_caller(
+    pool: &db::PgPool,
+    known: &growthgraph::auth::KnownKeys,
+    tenant: &crate::common::TestTenant,
+) -> String {
+    use growthgraph::auth::authenticate_request;
+    let header = format!("Bearer {}", tenant.admin_key);
+    let first = authenticate_request(pool, Some(known), Some(&header))
+        .await
+        .unwrap();
+    let Proof::LookedUp(conn) = first.proof else {
+        panic!("a key's first use is looked up");
+    };
+    TenantDb::for_request_on(pool.clone(), tenant.id, conn)
+        .finish()
+        .await;
+    match authenticate_request(pool, Some(known), Some(&header))
+        .await
+        .unwrap()
+        .proof
+    {
+        Proof::Known(statement) => statement,
+        Proof::LookedUp(_) => panic!("then known"),
+    }
+}
+
+/// One caller's read groups hold at most their connection slots at once: a second group
+/// waits for the first to finish, though the pool has a connection free; another
+/// caller's groups have slots of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
+    use growthgraph::auth::KnownKeys;
+    use growthgraph::db::group::ReadGroups;
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Winery A").await, app.tenant("Winery B").await);
+    let pool = db::build_pool(&app.database_url, 3, Duration::from_secs(5), Default::default());
+    let known = KnownKeys::default();
+    let (a_caller, b_caller) = (
+        known_caller(&pool, &known, &a).await,
+        known_caller(&pool, &known, &b).await,
+    );
+    let groups = ReadGroups::new(16, 1);
+    let first = TenantDb::for_grouped_request(pool.clone(), a.id, &groups, a_caller.clone());
+    first.query(read_snapshot).await.unwrap();
+    let second = TenantDb::for_grouped_request(pool.clone(), a.id, &groups, a_caller.clone());
+    assert_eq!(groups.joins(), 0, "the first group's snapshot began");
+    let waiting = tokio::spawn({
+        let second = second.clone();
+        async move { second.query(read_snapshot).await.map(|s| s.customers) }
+    });
+    let other = TenantDb::for_grouped_request(pool.clone(), b.id, &groups, b_caller);
+    let state = other.query(read_snapshot).await.unwrap();
+    assert_eq!(state.tenant, Some(b.id.to_string()), "b's slots are its own");
+    other.finish().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a's second group waits for a's slot");
+    first.finish().await;
+    let customers = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the slot is free once the first group finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(customers, count(&mut app.owner().await, &customers_of(a.id)).await);
+    second.finish().await;
+    let status = pool.status();
+    assert_eq!(status.size - status.available, 0, "every connection back");
+}
+
 /// A read group (`db::group`): handles of one known caller opened before the group's
 /// snapshot began share that snapshot and its one connection; a handle opened after it
 /// began starts another group, whose snapshot sees what was committed since; nothing in a
@@ -777,25 +847,8 @@ async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
     let a = app.tenant("Winery A").await;
     let pool = db::build_pool(&app.database_url, 2, Duration::from_secs(5), Default::default());
     let known = KnownKeys::default();
-    let header = format!("Bearer {}", a.admin_key);
-    let first = authenticate_request(&pool, Some(&known), Some(&header))
-        .await
-        .unwrap();
-    let Proof::LookedUp(conn) = first.proof else {
-        panic!("a key's first use is looked up");
-    };
-    TenantDb::for_request_on(pool.clone(), a.id, conn)
-        .finish()
-        .await;
-    let caller = match authenticate_request(&pool, Some(&known), Some(&header))
-        .await
-        .unwrap()
-        .proof
-    {
-        Proof::Known(statement) => statement,
-        Proof::LookedUp(_) => panic!("then known"),
-    };
-    let groups = ReadGroups::new(16);
+    let caller = known_caller(&pool, &known, &a).await;
+    let groups = ReadGroups::new(16, 2);
     let member = || TenantDb::for_grouped_request(pool.clone(), a.id, &groups, caller.clone());
     let in_use = || {
         let status = pool.status();

@@ -101,7 +101,7 @@ struct Page<F> {
 /// What the selection below `customer` asks for. The 360s of one read group with the
 /// same plan are read by one statement.
 #[derive(Default, Clone, PartialEq, Eq, Hash)]
-pub struct Plan {
+struct Plan {
     /// Every enrollment: for `enrollments`, `cumulativeMembershipDays` and
     /// `currentEnrollment` (the active one among them: at most one, by constraint).
     enrollments: bool,
