@@ -205,7 +205,7 @@ impl ReadGroup {
 mod tests {
     use super::*;
 
-    fn gate() -> Gate {
+    fn new_gate() -> Gate {
         Gate {
             members: Mutex::default(),
             slots: Arc::new(Semaphore::new(1)),
@@ -214,14 +214,14 @@ mod tests {
 
     #[test]
     fn a_gate_takes_members_until_full_or_closed_and_counts_them_out() {
-        let gate = gate();
+        let gate = new_gate();
         assert!(gate.enter(2) && gate.enter(2));
         assert!(!gate.enter(2), "full");
         assert!(!gate.leave(), "one member left");
         assert!(!gate.enter(3), "a member left: the snapshot may have begun");
         assert!(gate.leave(), "the last member");
 
-        let gate = gate();
+        let gate = new_gate();
         assert!(gate.enter(8));
         gate.close();
         assert!(!gate.enter(8), "closed");
