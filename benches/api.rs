@@ -1128,7 +1128,12 @@ async fn run() {
             // groups): what the level sent per request, next to the count alone.
             let sent = server.data_statements(&client).await - before;
             let under_load = sent as f64 / f.requests.max(1) as f64;
-            print_figures(scenario, concurrency, &f, &format!("{per_request} ({under_load:.2})"));
+            print_figures(
+                scenario,
+                concurrency,
+                &f,
+                &format!("{per_request} ({under_load:.2})"),
+            );
         }
     }
     if scenarios.contains("redeemReward") {

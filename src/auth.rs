@@ -187,7 +187,7 @@ pub struct Authenticated {
 pub enum Proof {
     /// The key was looked up on this pooled connection, in the read snapshot the lookup
     /// began (the request's work runs on it).
-    LookedUp(Object<AsyncPgConnection>),
+    LookedUp(Box<Object<AsyncPgConnection>>),
     /// The key was taken from [`KnownKeys`]: the statement that has the database confirm
     /// the caller, sent with the request's first statement (see
     /// `TenantDb::for_unconfirmed_request_on`). The request takes a connection, or shares
@@ -231,7 +231,7 @@ pub async fn authenticate_request(
     }
     Ok(Authenticated {
         principal,
-        proof: Proof::LookedUp(conn),
+        proof: Proof::LookedUp(Box::new(conn)),
     })
 }
 

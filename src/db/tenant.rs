@@ -394,7 +394,9 @@ impl TenantDb {
                 in_tenant_transaction(&mut conn, self.tenant.0, work).await
             }
             Some(_) if self.group.is_some() => {
-                return Err(E::from(AppError::internal(&"a write in a read-only request")));
+                return Err(E::from(AppError::internal(
+                    &"a write in a read-only request",
+                )));
             }
             Some(session) => {
                 let mut session = session.lock().await;
@@ -458,12 +460,7 @@ impl TenantDb {
         &self,
         kind: K,
         item: I,
-        work: for<'r> fn(
-            &'r mut AsyncPgConnection,
-            Tenant,
-            &'r K,
-            Vec<I>,
-        ) -> BoxFuture<'r, QueryResult<Vec<R>>>,
+        work: ReadTogether<K, I, R>,
     ) -> Result<R, AppError>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -566,12 +563,7 @@ async fn read_together<K, I, R>(
     pool: PgPool,
     tenant: Tenant,
     kind: K,
-    work: for<'r> fn(
-        &'r mut AsyncPgConnection,
-        Tenant,
-        &'r K,
-        Vec<I>,
-    ) -> BoxFuture<'r, QueryResult<Vec<R>>>,
+    work: ReadTogether<K, I, R>,
 ) where
     K: Hash + Eq + Send + Sync + 'static,
     I: Send + 'static,
@@ -584,8 +576,12 @@ async fn read_together<K, I, R>(
         Ok(()) if items.is_empty() => Ok(Vec::new()),
         Ok(()) => {
             read_on(&mut session, &pool, tenant, |conn, scope| {
-                async move { work(conn, scope, &kind, items).await.map_err(AppError::from) }
-                    .scope_boxed()
+                async move {
+                    work(conn, scope, &kind, items)
+                        .await
+                        .map_err(AppError::from)
+                }
+                .scope_boxed()
             })
             .await
         }
@@ -607,6 +603,14 @@ async fn read_together<K, I, R>(
     // the session next finds its answer already there.
     drop(session);
 }
+
+/// The read of [`TenantDb::query_together`]: answers each item of one kind, in order.
+pub type ReadTogether<K, I, R> = for<'r> fn(
+    &'r mut AsyncPgConnection,
+    Tenant,
+    &'r K,
+    Vec<I>,
+) -> BoxFuture<'r, QueryResult<Vec<R>>>;
 
 /// What a member of a read group receives for its item.
 type Answer<R> = Result<R, AppError>;

@@ -39,7 +39,7 @@ impl RequestContext {
         let Authenticated { principal, proof } = caller;
         let tenant_id = principal.tenant_id();
         let db = match (proof, groups) {
-            (Proof::LookedUp(conn), _) => TenantDb::for_request_on(pool, tenant_id, conn),
+            (Proof::LookedUp(conn), _) => TenantDb::for_request_on(pool, tenant_id, *conn),
             (Proof::Known(statement), Some(groups)) => {
                 TenantDb::for_grouped_request(pool, tenant_id, groups, statement)
             }

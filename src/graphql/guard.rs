@@ -79,7 +79,8 @@ impl RequestGuard {
         let passed = validated.load(Ordering::Relaxed);
         let operation = selected(&document, request.operation_name.as_deref());
         let skips_validation = passed
-            && operation.is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
+            && operation
+                .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
         let read_only = operation.is_some_and(|operation| operation.ty == OperationType::Query);
         let unvalidated = (!passed).then_some(validated);
         request.set_parsed_query(document);

@@ -1143,7 +1143,10 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
                 .gql(&key, "{ customers(first: 6) { nodes { id } } }", json!({}))
                 .await;
             let nodes = r["data"]["customers"]["nodes"].as_array().unwrap().clone();
-            nodes.into_iter().map(|n| n["id"].clone()).collect::<Vec<_>>()
+            nodes
+                .into_iter()
+                .map(|n| n["id"].clone())
+                .collect::<Vec<_>>()
         }
     };
     let (a_ids, b_ids) = (ids(&a).await, ids(&b).await);
@@ -1153,15 +1156,24 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
     // Each alone first (the keys' first uses are behind them): two statements each, the
     // key's confirmation and the 360.
     let mut alone = Vec::new();
-    for (key, id) in a_ids.iter().map(|id| (&a.admin_key, id)).chain([(&b.admin_key, &a_ids[0])]) {
+    for (key, id) in a_ids
+        .iter()
+        .map(|id| (&a.admin_key, id))
+        .chain([(&b.admin_key, &a_ids[0])])
+    {
         let before = app.statements.data_statements();
         let r = app.gql(key, &query, json!({ "id": id })).await;
         assert!(r["errors"].is_null(), "{r}");
         assert_eq!(app.statements.data_statements() - before, 2);
         alone.push(r);
     }
-    assert!(alone[..6].iter().all(|r| r["data"]["customer"]["id"].is_string()));
-    assert!(alone[6]["data"]["customer"].is_null(), "another tenant's customer");
+    assert!(alone[..6]
+        .iter()
+        .all(|r| r["data"]["customer"]["id"].is_string()));
+    assert!(
+        alone[6]["data"]["customer"].is_null(),
+        "another tenant's customer"
+    );
 
     // Together: a's six customers (the first twice) and b's first, asked for with a's key
     // and with b's; b also asks for a's first customer.
@@ -1171,7 +1183,10 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
     }
     let joins = app.metric("growthgraph_read_group_joins_total").await;
     let before = app.statements.data_statements();
-    let mut asked: Vec<(&str, Value)> = a_ids.iter().map(|id| (a.admin_key.as_str(), id.clone())).collect();
+    let mut asked: Vec<(&str, Value)> = a_ids
+        .iter()
+        .map(|id| (a.admin_key.as_str(), id.clone()))
+        .collect();
     asked.push((&a.admin_key, a_ids[0].clone()));
     asked.push((&a.admin_key, b_ids[0].clone()));
     asked.push((&b.admin_key, b_ids[0].clone()));
@@ -1207,7 +1222,11 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
         assert_eq!(answer, expected);
     }
     assert_eq!(answers[6], alone[0], "the customer asked for twice");
-    assert!(answers[7]["data"]["customer"].is_null(), "b's customer for a's key: {}", answers[7]);
+    assert!(
+        answers[7]["data"]["customer"].is_null(),
+        "b's customer for a's key: {}",
+        answers[7]
+    );
     assert_eq!(answers[8]["data"]["customer"]["id"], b_ids[0]);
     assert_eq!(answers[9], alone[6], "a's customer for b's key");
 }

@@ -482,7 +482,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
             "row-level security sees the key's tenant"
         );
         // The request's handle reads and writes on it, and finishes it.
-        let request = TenantDb::for_request_on(pool.clone(), tenant, conn);
+        let request = TenantDb::for_request_on(pool.clone(), tenant, *conn);
         request
             .run(insert_customer("after-lookup@example.com"))
             .await
@@ -626,7 +626,7 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     let Proof::LookedUp(conn) = first.proof else {
         panic!("a key's first use is looked up");
     };
-    TenantDb::for_request_on(pool.clone(), a.id, conn)
+    TenantDb::for_request_on(pool.clone(), a.id, *conn)
         .finish()
         .await;
     // (The lookup recorded the key's first use off the request path: let that finish.)
@@ -765,8 +765,9 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
 }
 
 /// The confirmation statement of `tenant`'s admin key once `known` knows it (after its
-/// first use, a lookup).
+/// first use, a lookup), with every connection of `pool` back.
 async fn known_caller(
+    app: &TestApp,
     pool: &db::PgPool,
     known: &growthgraph::auth::KnownKeys,
     tenant: &crate::common::TestTenant,
@@ -779,9 +780,26 @@ async fn known_caller(
     let Proof::LookedUp(conn) = first.proof else {
         panic!("a key's first use is looked up");
     };
-    TenantDb::for_request_on(pool.clone(), tenant.id, conn)
+    TenantDb::for_request_on(pool.clone(), tenant.id, *conn)
         .finish()
         .await;
+    // The lookup records the key's use off the request path, on a connection of `pool`:
+    // let that finish, so the caller's tests count only their own connections.
+    let used = format!(
+        "SELECT count(*) AS count FROM api_keys WHERE tenant_id = '{}' AND last_used_at IS NOT NULL",
+        tenant.id
+    );
+    let mut owner = app.owner().await;
+    while count(&mut owner, &used).await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..500 {
+        let status = pool.status();
+        if status.size == status.available {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     match authenticate_request(pool, Some(known), Some(&header))
         .await
         .unwrap()
@@ -801,11 +819,16 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
     use growthgraph::db::group::ReadGroups;
     let app = TestApp::start().await;
     let (a, b) = (app.tenant("Winery A").await, app.tenant("Winery B").await);
-    let pool = db::build_pool(&app.database_url, 3, Duration::from_secs(5), Default::default());
+    let pool = db::build_pool(
+        &app.database_url,
+        3,
+        Duration::from_secs(5),
+        Default::default(),
+    );
     let known = KnownKeys::default();
     let (a_caller, b_caller) = (
-        known_caller(&pool, &known, &a).await,
-        known_caller(&pool, &known, &b).await,
+        known_caller(&app, &pool, &known, &a).await,
+        known_caller(&app, &pool, &known, &b).await,
     );
     let groups = ReadGroups::new(16, 1);
     let first = TenantDb::for_grouped_request(pool.clone(), a.id, &groups, a_caller.clone());
@@ -818,17 +841,27 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
     });
     let other = TenantDb::for_grouped_request(pool.clone(), b.id, &groups, b_caller);
     let state = other.query(read_snapshot).await.unwrap();
-    assert_eq!(state.tenant, Some(b.id.to_string()), "b's slots are its own");
+    assert_eq!(
+        state.tenant,
+        Some(b.id.to_string()),
+        "b's slots are its own"
+    );
     other.finish().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "a's second group waits for a's slot");
+    assert!(
+        !waiting.is_finished(),
+        "a's second group waits for a's slot"
+    );
     first.finish().await;
     let customers = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .expect("the slot is free once the first group finished")
         .unwrap()
         .unwrap();
-    assert_eq!(customers, count(&mut app.owner().await, &customers_of(a.id)).await);
+    assert_eq!(
+        customers,
+        count(&mut app.owner().await, &customers_of(a.id)).await
+    );
     second.finish().await;
     let status = pool.status();
     assert_eq!(status.size - status.available, 0, "every connection back");
@@ -841,13 +874,18 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
 /// since is refused for every member, and the connection goes back clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
-    use growthgraph::auth::{authenticate_request, KnownKeys};
+    use growthgraph::auth::KnownKeys;
     use growthgraph::db::group::ReadGroups;
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
-    let pool = db::build_pool(&app.database_url, 2, Duration::from_secs(5), Default::default());
+    let pool = db::build_pool(
+        &app.database_url,
+        2,
+        Duration::from_secs(5),
+        Default::default(),
+    );
     let known = KnownKeys::default();
-    let caller = known_caller(&pool, &known, &a).await;
+    let caller = known_caller(&app, &pool, &known, &a).await;
     let groups = ReadGroups::new(16, 2);
     let member = || TenantDb::for_grouped_request(pool.clone(), a.id, &groups, caller.clone());
     let in_use = || {
@@ -878,7 +916,11 @@ async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
     assert_eq!(in_use(), 1, "one connection for the group");
 
     let three = member();
-    assert_eq!(groups.joins(), 1, "no member once the snapshot may have begun");
+    assert_eq!(
+        groups.joins(),
+        1,
+        "no member once the snapshot may have begun"
+    );
     assert_eq!(
         three.query(read_snapshot).await.unwrap().customers,
         before + 1,
@@ -890,7 +932,11 @@ async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
     ));
     assert!(one.confirmed().await && two.confirmed().await && three.confirmed().await);
     one.finish().await;
-    assert_eq!(in_use(), 2, "the group's connection is held for its last member");
+    assert_eq!(
+        in_use(),
+        2,
+        "the group's connection is held for its last member"
+    );
     two.finish().await;
     assert_eq!(in_use(), 1);
     three.finish().await;

@@ -533,7 +533,9 @@ pub async fn customer(
                         // Filed while the request's connection is still held: a write in
                         // the same request (which clears filed rows under that lock)
                         // cannot fall between this read and its filing.
-                        Ok::<_, diesel::result::Error>(row.map(|row| file(filed.as_deref(), &plan, row)))
+                        Ok::<_, diesel::result::Error>(
+                            row.map(|row| file(filed.as_deref(), &plan, row)),
+                        )
                     }
                     .scope_boxed()
                 })
