@@ -179,10 +179,15 @@ pub enum KeyCommand {
 /// on results between statements, few enough that its backends do not fight over the
 /// cores. (On this 2-core machine, 8 connections gave 1.4–1.6× the throughput of 32 at 64
 /// clients, and a lower p99, in every benchmark scenario tried.)
-pub fn default_read_group_connections() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+pub fn default_pool_size() -> usize {
+    4 * cores()
 }
 
-pub fn default_pool_size() -> usize {
-    4 * std::thread::available_parallelism().map_or(2, |n| n.get())
+/// One connection per CPU core for one API key's read groups (see `db::group`).
+pub fn default_read_group_connections() -> usize {
+    cores()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
