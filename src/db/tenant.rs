@@ -306,10 +306,7 @@ impl TenantDb {
     /// snapshot that lookup began for this tenant ([`begin_request_snapshot`]).
     pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
         let session = Session::new(Some(conn), Caller::Confirmed, None);
-        Self {
-            session: Some(Arc::new(Mutex::new(session))),
-            ..Self::for_request(pool, tenant_id)
-        }
+        Self::on_session(pool, tenant_id, Arc::new(Mutex::new(session)), None)
     }
 
     /// [`TenantDb::for_request_on`] for a caller the database has not confirmed yet:
@@ -326,10 +323,7 @@ impl TenantDb {
         statement: String,
     ) -> Self {
         let session = Session::new(conn, Caller::Unconfirmed(statement), None);
-        Self {
-            session: Some(Arc::new(Mutex::new(session))),
-            ..Self::for_request(pool, tenant_id)
-        }
+        Self::on_session(pool, tenant_id, Arc::new(Mutex::new(session)), None)
     }
 
     /// A read-only request of a caller the database has not confirmed yet (`statement`
@@ -345,9 +339,19 @@ impl TenantDb {
         let group = groups.join(&statement, |gate| {
             Session::new(None, Caller::Unconfirmed(statement.clone()), Some(gate))
         });
+        Self::on_session(pool, tenant_id, group.session.clone(), Some(group))
+    }
+
+    /// A request's handle on `session` (its own, or its read group's).
+    fn on_session(
+        pool: PgPool,
+        tenant_id: Uuid,
+        session: Arc<Mutex<Session>>,
+        group: Option<Arc<ReadGroup>>,
+    ) -> Self {
         Self {
-            session: Some(group.session.clone()),
-            group: Some(group),
+            session: Some(session),
+            group,
             ..Self::for_request(pool, tenant_id)
         }
     }
@@ -366,13 +370,8 @@ impl TenantDb {
     }
 
     /// Where this request's reads file rows for later resolvers (`None` outside requests).
-    pub fn prefetched(&self) -> Option<&Prefetched> {
-        self.prefetched.as_deref()
-    }
-
-    /// [`TenantDb::prefetched`], for a read that files rows for several requests.
-    pub fn prefetched_shared(&self) -> Option<Arc<Prefetched>> {
-        self.prefetched.clone()
+    pub fn prefetched(&self) -> Option<&Arc<Prefetched>> {
+        self.prefetched.as_ref()
     }
 
     /// Runs `work` (which may write) as one transaction scoped to this tenant: on a pooled

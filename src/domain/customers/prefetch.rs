@@ -218,8 +218,8 @@ struct Row {
 
 /// The statement's parameters have fixed places, whichever parts it has, so its text
 /// depends only on the plan's shape: `$1` tenant, `$2` the ids (an array) or the
-/// lower-cased email, then the
-/// page sizes and the activity types (a part left out leaves its parameter unused).
+/// lower-cased email, then the page sizes and the activity types (a part left out leaves
+/// its parameter unused).
 const ACTIVITIES_LIMIT: usize = 3;
 const ACTIVITY_TYPES: usize = 4;
 const ORDERS_LIMIT: usize = 5;
@@ -509,7 +509,7 @@ pub async fn customer(
     request: &RequestContext,
     lookup: Lookup,
 ) -> AppResult<Option<model::Customer>> {
-    let filed = request.db.prefetched_shared();
+    let filed = request.db.prefetched().cloned();
     let plan = match filed {
         Some(_) => Plan::of(&ctx.look_ahead()),
         None => Plan::default(),
