@@ -102,6 +102,17 @@ fn refused() -> AppError {
     AppError::Unauthenticated("missing or invalid API key")
 }
 
+/// Sends `sql` on `conn` without waiting for its answer: the first poll sends the
+/// message, and the connection's driver reads and drops the answer. `false` when it could
+/// not be sent.
+fn send_unanswered(conn: &AsyncPgConnection, sql: &str) -> bool {
+    let mut sender = conn;
+    !matches!(
+        SimpleAsyncConnection::batch_execute(&mut sender, sql).now_or_never(),
+        Some(Err(_))
+    )
+}
+
 fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
     let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
     !matches!(status.transaction_depth(), Ok(None))
@@ -150,12 +161,7 @@ impl Session {
         if !in_transaction(conn) {
             return;
         }
-        let shared: &AsyncPgConnection = conn;
-        let mut sender = shared;
-        // The first poll sends the message; its answer is read and dropped by the
-        // connection's driver.
-        let sent = SimpleAsyncConnection::batch_execute(&mut sender, "COMMIT").now_or_never();
-        let ended = !matches!(sent, Some(Err(_)))
+        let ended = send_unanswered(conn, "COMMIT")
             && record_depth(conn, TransactionDepthChange::DecreaseDepth).is_ok();
         if !ended {
             self.conn = None;
@@ -200,16 +206,9 @@ impl Session {
         let Some((statement, conn)) = self.due_confirmation(pool).await? else {
             return Ok(false);
         };
-        let shared: &AsyncPgConnection = conn;
-        let mut sender = shared;
-        // Each first poll sends its message; the answers are read and dropped by the
-        // connection's driver.
-        let sent = [BEGIN_READ, statement.as_str()].into_iter().all(|sql| {
-            !matches!(
-                SimpleAsyncConnection::batch_execute(&mut sender, sql).now_or_never(),
-                Some(Err(_))
-            )
-        });
+        let sent = [BEGIN_READ, statement.as_str()]
+            .into_iter()
+            .all(|sql| send_unanswered(conn, sql));
         if !sent || record_depth(conn, TransactionDepthChange::IncreaseDepth).is_err() {
             self.discard();
             return Err(refused());
