@@ -27,7 +27,6 @@
 //! confirms the caller once for all of them, and if it refuses, every member is refused
 //! (and answered from a fresh lookup, as a lone request would be).
 
-use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::prefetch::TypeMap;
 use super::tenant::Session;
 
 /// The groups of each caller.
@@ -56,7 +56,8 @@ struct Caller {
 pub struct ReadGroup {
     pub(super) session: Arc<tokio::sync::Mutex<Session>>,
     pub(super) gate: Arc<Gate>,
-    waiting: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
+    /// One `HashMap<K, Waiting<I, R>>` per kind, item and answer type.
+    waiting: Mutex<TypeMap>,
 }
 
 /// Whether a group still takes members, how many have not finished, and its caller's
@@ -176,13 +177,11 @@ impl ReadGroup {
         I: Send + 'static,
         R: Send + 'static,
     {
-        let mut waiting = lock(&self.waiting);
-        let typed = waiting
-            .entry(TypeId::of::<(K, I, R)>())
-            .or_insert_with(|| Box::new(HashMap::<K, Waiting<I, R>>::new()));
-        if let Some(typed) = typed.downcast_mut::<HashMap<K, Waiting<I, R>>>() {
-            typed.entry(kind).or_default().push((item, answer));
-        }
+        lock(&self.waiting)
+            .entry::<HashMap<K, Waiting<I, R>>>()
+            .entry(kind)
+            .or_default()
+            .push((item, answer));
     }
 
     /// Every item waiting for a read of `kind`, taken.
@@ -192,10 +191,8 @@ impl ReadGroup {
         I: Send + 'static,
         R: Send + 'static,
     {
-        let mut waiting = lock(&self.waiting);
-        waiting
-            .get_mut(&TypeId::of::<(K, I, R)>())
-            .and_then(|typed| typed.downcast_mut::<HashMap<K, Waiting<I, R>>>())
+        lock(&self.waiting)
+            .get_mut::<HashMap<K, Waiting<I, R>>>()
             .and_then(|typed| typed.remove(kind))
             .unwrap_or_default()
     }

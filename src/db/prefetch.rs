@@ -14,23 +14,21 @@ use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Prefetched {
-    /// `TypeId` of the key type → `HashMap<K, Option<V>>` (`None`: known to be absent).
-    entries: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
+    /// One `HashMap<K, Option<V>>` per key and value type (`None`: known to be absent).
+    entries: Mutex<TypeMap>,
 }
 
 impl Prefetched {
+    fn entries(&self) -> std::sync::MutexGuard<'_, TypeMap> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn put<K, V>(&self, rows: impl IntoIterator<Item = (K, Option<V>)>)
     where
         K: Hash + Eq + Send + 'static,
         V: Send + 'static,
     {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let typed = entries
-            .entry(TypeId::of::<K>())
-            .or_insert_with(|| Box::new(HashMap::<K, Option<V>>::new()));
-        if let Some(typed) = typed.downcast_mut::<HashMap<K, Option<V>>>() {
-            typed.extend(rows);
-        }
+        self.entries().entry::<HashMap<K, Option<V>>>().extend(rows);
     }
 
     /// `Some(value)` when `key` was filed (`value` is `None` if the row is known not to
@@ -40,19 +38,42 @@ impl Prefetched {
         K: Hash + Eq + 'static,
         V: Clone + 'static,
     {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&TypeId::of::<K>())?
-            .downcast_ref::<HashMap<K, Option<V>>>()?
+        self.entries()
+            .get::<HashMap<K, Option<V>>>()?
             .get(key)
             .cloned()
     }
 
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.entries().clear();
+    }
+}
+
+/// One value of each type, created empty on first use (the rows filed here, the items a
+/// read group's members wait with).
+#[derive(Default)]
+pub struct TypeMap(HashMap<TypeId, Box<dyn Any + Send>>);
+
+impl TypeMap {
+    /// The value of type `T`, empty if there was none.
+    pub fn entry<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.0
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut()
+            .expect("a value is kept under its own type's id")
+    }
+
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.0.get_mut(&TypeId::of::<T>())?.downcast_mut()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
