@@ -620,20 +620,7 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     let known = KnownKeys::default();
     let header = format!("Bearer {}", a.admin_key);
     // First use: looked up, and remembered.
-    let first = authenticate_request(&pool, Some(&known), Some(&header))
-        .await
-        .unwrap();
-    let Proof::LookedUp(conn) = first.proof else {
-        panic!("a key's first use is looked up");
-    };
-    TenantDb::for_request_on(pool.clone(), a.id, *conn)
-        .finish()
-        .await;
-    // (The lookup recorded the key's first use off the request path: let that finish.)
-    let used = "SELECT count(*) AS count FROM api_keys WHERE last_used_at IS NOT NULL";
-    while count(&mut owner, used).await == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    first_use(&app, &pool, &known, &a).await;
 
     // Then confirmed with the first statement: same snapshot, the key's tenant.
     let sent = || {
@@ -764,17 +751,17 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     assert_eq!(state.customers, 0);
 }
 
-/// The confirmation statement of `tenant`'s admin key once `known` knows it (after its
-/// first use, a lookup), with every connection of `pool` back.
-async fn known_caller(
+/// `tenant`'s admin key used once with `known`: looked up (and remembered), the key's
+/// use recorded (off the request path, on a connection of `pool`), and every connection
+/// of `pool` back, so a test counts only its own statements and connections.
+async fn first_use(
     app: &TestApp,
     pool: &db::PgPool,
     known: &growthgraph::auth::KnownKeys,
     tenant: &crate::common::TestTenant,
-) -> String {
-    use growthgraph::auth::authenticate_request;
+) {
     let header = format!("Bearer {}", tenant.admin_key);
-    let first = authenticate_request(pool, Some(known), Some(&header))
+    let first = growthgraph::auth::authenticate_request(pool, Some(known), Some(&header))
         .await
         .unwrap();
     let Proof::LookedUp(conn) = first.proof else {
@@ -783,8 +770,6 @@ async fn known_caller(
     TenantDb::for_request_on(pool.clone(), tenant.id, *conn)
         .finish()
         .await;
-    // The lookup records the key's use off the request path, on a connection of `pool`:
-    // let that finish, so the caller's tests count only their own connections.
     let used = format!(
         "SELECT count(*) AS count FROM api_keys WHERE tenant_id = '{}' AND last_used_at IS NOT NULL",
         tenant.id
@@ -800,7 +785,19 @@ async fn known_caller(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    match authenticate_request(pool, Some(known), Some(&header))
+}
+
+/// The confirmation statement of `tenant`'s admin key once `known` knows it (after its
+/// [`first_use`]).
+async fn known_caller(
+    app: &TestApp,
+    pool: &db::PgPool,
+    known: &growthgraph::auth::KnownKeys,
+    tenant: &crate::common::TestTenant,
+) -> String {
+    first_use(app, pool, known, tenant).await;
+    let header = format!("Bearer {}", tenant.admin_key);
+    match growthgraph::auth::authenticate_request(pool, Some(known), Some(&header))
         .await
         .unwrap()
         .proof
