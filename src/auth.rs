@@ -195,8 +195,8 @@ pub enum Proof {
     Known(String),
 }
 
-/// Resolves an `Authorization` header value to its principal, and keeps the pooled
-/// connection the request will run on. A key in `known` is not looked up: the request
+/// Resolves an `Authorization` header value to its principal, and how the database
+/// vouches for it ([`Proof`]). A key in `known` is not looked up: the request
 /// starts from what the database said about it before, with the statement that has the
 /// database confirm that in the request's snapshot, sent with its first statement.
 /// Otherwise the lookup is the snapshot's first statement (one round trip for `BEGIN` and

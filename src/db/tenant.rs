@@ -492,8 +492,9 @@ impl TenantDb {
     }
 
     /// Ends the request: commits its read snapshot and returns the connection to the
-    /// pool. (A request dropped half-way drops the connection inside its transaction; the
-    /// pool sees that and discards it.)
+    /// pool (a read group's, with its last member). (A request dropped half-way drops the
+    /// connection inside its transaction; the pool sees that and discards it. A read
+    /// group's session ends its snapshot when its last handle drops.)
     pub async fn finish(&self) {
         if let Some(session) = &self.session {
             let mut session = session.lock().await;
