@@ -39,7 +39,7 @@ use super::tenant::Session;
 
 /// The groups of each caller.
 pub struct ReadGroups {
-    callers: Mutex<HashMap<String, Caller>>,
+    callers: Mutex<HashMap<String, CallerGroups>>,
     max_members: usize,
     max_connections: usize,
     /// Requests that joined a group another request opened.
@@ -47,7 +47,7 @@ pub struct ReadGroups {
 }
 
 /// One caller's open group (if any), and its slots for connections.
-struct Caller {
+struct CallerGroups {
     open: Weak<ReadGroup>,
     slots: Arc<Semaphore>,
 }
@@ -130,7 +130,7 @@ impl ReadGroups {
             waiting: Mutex::default(),
         });
         let open = Arc::downgrade(&group);
-        callers.insert(caller.to_owned(), Caller { open, slots });
+        callers.insert(caller.to_owned(), CallerGroups { open, slots });
         group
     }
 }
