@@ -9,7 +9,7 @@
 //! the extension chain (a tenth of a 360's instructions). The field types come from the
 //! schema's own SDL, and a test checks both computations agree, over every paged field.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
@@ -107,7 +107,23 @@ impl CostModel {
 
     /// The cost of `document` run with `variables`.
     pub fn cost(&self, document: &ExecutableDocument, variables: &Variables) -> usize {
-        document
+        self.walk(document, variables).0
+    }
+
+    /// The cost of `document` whatever its variables' values, when no paged field of it
+    /// takes `first` from a variable (a document's usual case: the guard then computes
+    /// its cost once, not per request).
+    pub fn fixed_cost(&self, document: &ExecutableDocument) -> Option<usize> {
+        match self.walk(document, &Variables::default()) {
+            (cost, false) => Some(cost),
+            (_, true) => None,
+        }
+    }
+
+    /// The cost, and whether a variable's value (or default) went into it.
+    fn walk(&self, document: &ExecutableDocument, variables: &Variables) -> (usize, bool) {
+        let read_variable = Cell::new(false);
+        let cost = document
             .operations
             .iter()
             .map(|(_, operation)| {
@@ -122,11 +138,13 @@ impl CostModel {
                     document,
                     operation,
                     variables,
+                    read_variable: &read_variable,
                     fragments: RefCell::default(),
                 };
                 walk.selection_set(Some(root), &operation.selection_set.node, 0)
             })
-            .fold(0, usize::saturating_add)
+            .fold(0, usize::saturating_add);
+        (cost, read_variable.get())
     }
 }
 
@@ -140,6 +158,8 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
     variables: &'a Variables,
+    /// Set when a paged field's `first` names a variable.
+    read_variable: &'a Cell<bool>,
     /// Each fragment's cost, once walked (`None` while being walked: a cycle, which the
     /// schema refuses, counts 0). Spreading a fragment again costs a lookup, not a walk.
     fragments: RefCell<HashMap<Name, Option<usize>>>,
@@ -214,6 +234,7 @@ impl Walk<'_> {
 
     /// A variable's value in the request, or its default in the operation.
     fn variable(&self, name: &Name) -> Option<Value> {
+        self.read_variable.set(true);
         self.variables.get(name).cloned().or_else(|| {
             self.operation
                 .variable_definitions
@@ -441,6 +462,28 @@ mod tests {
         }
         // A page of 7 with a nested page of 4: not a constant.
         assert!(ours(&model, page, serde_json::json!({ "n": 7 })) > 7 * 4);
+    }
+
+    #[test]
+    fn a_cost_is_fixed_unless_a_page_size_comes_from_a_variable() {
+        let model = CostModel::of_sdl(&build_schema(None).sdl()).unwrap();
+        let parse = |query: &str| async_graphql::parser::parse_query(query).unwrap();
+        let fixed =
+            "query($id: ID) { customer(id: $id) { id activities(first: 10) { nodes { id } } } }";
+        let cost = model.fixed_cost(&parse(fixed));
+        assert_eq!(cost, Some(ours(&model, fixed, serde_json::json!({}))));
+        assert_eq!(
+            cost,
+            Some(1 + 1 + 10 * (1 + 1)),
+            "customer, id, ten nodes with an id"
+        );
+        for varying in [
+            "query($n: Int) { leads(first: $n) { nodes { id } } }",
+            "query($n: Int = 3) { leads(first: $n) { nodes { id } } }",
+            "fragment F on Query { leads(first: $n) { nodes { id } } } query($n: Int) { ...F }",
+        ] {
+            assert_eq!(model.fixed_cost(&parse(varying)), None, "{varying}");
+        }
     }
 
     #[test]

@@ -58,12 +58,16 @@ impl RequestGuard {
     /// validation. A query that does not parse is left to the schema, which reports why;
     /// it has no cost.
     pub fn prepare(&self, request: &mut Request) -> Prepared {
-        let (document, validated) = match self.parsed.get(&request.query) {
+        let Parsed {
+            document,
+            validated,
+            fixed_cost,
+        } = match self.parsed.get(&request.query) {
             Some(found) => found,
             None => match async_graphql::parser::parse_query(&request.query) {
                 Ok(document) => {
-                    let validated = self.parsed.keep(&request.query, &document);
-                    (document, validated)
+                    let fixed_cost = self.costs.fixed_cost(&document);
+                    self.parsed.keep(&request.query, document, fixed_cost)
                 }
                 Err(_) => {
                     return Prepared {
@@ -75,7 +79,7 @@ impl RequestGuard {
                 }
             },
         };
-        let cost = self.costs.cost(&document, &request.variables);
+        let cost = fixed_cost.unwrap_or_else(|| self.costs.cost(&document, &request.variables));
         let passed = validated.load(Ordering::Relaxed);
         let operation = selected(&document, request.operation_name.as_deref());
         let skips_validation = passed
@@ -136,12 +140,21 @@ fn selected<'d>(
 /// operations running it).
 type Validated = Arc<AtomicBool>;
 
-/// Parsed documents by query text, and whether each has passed the full validation.
-/// Dashboards and integrations send the same few queries again and again; parsing is a
-/// large share of a small request's time, copying a parsed document a small one.
+/// A parsed document, whether it has passed the full validation, and its cost when no
+/// variable changes it.
+#[derive(Clone)]
+struct Parsed {
+    document: ExecutableDocument,
+    validated: Validated,
+    fixed_cost: Option<usize>,
+}
+
+/// Parsed documents by query text. Dashboards and integrations send the same few queries
+/// again and again; parsing is a large share of a small request's time, copying a parsed
+/// document a small one.
 #[derive(Default)]
 struct ParsedQueries {
-    documents: Mutex<HashMap<String, (ExecutableDocument, Validated)>>,
+    documents: Mutex<HashMap<String, Parsed>>,
 }
 
 impl ParsedQueries {
@@ -150,24 +163,28 @@ impl ParsedQueries {
     const MAX_DOCUMENTS: usize = 256;
     const MAX_QUERY_BYTES: usize = 8 * 1024;
 
-    fn get(&self, query: &str) -> Option<(ExecutableDocument, Validated)> {
+    fn get(&self, query: &str) -> Option<Parsed> {
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         documents.get(query).cloned()
     }
 
-    /// Keeps `document` (if its query is small enough), not validated yet; returns its
-    /// flag.
-    fn keep(&self, query: &str, document: &ExecutableDocument) -> Validated {
-        let validated = Validated::default();
+    /// Keeps `document` (if its query is small enough), not validated yet; returns it
+    /// with its flag.
+    fn keep(&self, query: &str, document: ExecutableDocument, fixed_cost: Option<usize>) -> Parsed {
+        let parsed = Parsed {
+            document,
+            validated: Validated::default(),
+            fixed_cost,
+        };
         if query.len() > Self::MAX_QUERY_BYTES {
-            return validated;
+            return parsed;
         }
         let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         if documents.len() >= Self::MAX_DOCUMENTS {
             documents.clear();
         }
-        documents.insert(query.to_owned(), (document.clone(), validated.clone()));
-        validated
+        documents.insert(query.to_owned(), parsed.clone());
+        parsed
     }
 }
 
@@ -229,17 +246,21 @@ mod tests {
         let parsed = ParsedQueries::default();
         let query = "{ viewer { tenant { id } } }";
         assert!(parsed.get(query).is_none());
-        parsed.keep(query, &parse(query));
-        let (kept, validated) = parsed.get(query).expect("kept");
-        assert_eq!(format!("{kept:?}"), format!("{:?}", parse(query)));
-        assert!(!validated.load(Ordering::Relaxed), "not validated yet");
-        validated.store(true, Ordering::Relaxed);
-        let validated = parsed.get(query).expect("kept").1;
+        parsed.keep(query, parse(query), Some(3));
+        let kept = parsed.get(query).expect("kept");
+        assert_eq!(
+            format!("{:?}", kept.document),
+            format!("{:?}", parse(query))
+        );
+        assert_eq!(kept.fixed_cost, Some(3));
+        assert!(!kept.validated.load(Ordering::Relaxed), "not validated yet");
+        kept.validated.store(true, Ordering::Relaxed);
+        let validated = parsed.get(query).expect("kept").validated;
         assert!(validated.load(Ordering::Relaxed), "validated");
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
         let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(8 * 1024));
-        parsed.keep(&long, &parse(&long));
+        parsed.keep(&long, parse(&long), None);
         assert!(
             parsed.get(&long).is_none(),
             "oversized queries are not kept"
@@ -247,7 +268,7 @@ mod tests {
 
         for n in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
             let query = format!("query Q{n} {{ viewer {{ tenant {{ id }} }} }}");
-            parsed.keep(&query, &parse(&query));
+            parsed.keep(&query, parse(&query), None);
         }
         let kept = parsed.documents.lock().unwrap().len();
         assert!(

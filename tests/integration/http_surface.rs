@@ -350,6 +350,14 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
         )
         .await;
     assert_eq!(page["extensions"]["cost"], 14, "{page}");
+    // The same document again (parsed once, kept): its cost still follows the variable.
+    let (_, page) = app
+        .post(
+            Some(&a.admin_key),
+            json!({ "query": "query($n: Int) { customers(first: $n) { nodes { id } } }", "variables": { "n": 3 } }),
+        )
+        .await;
+    assert_eq!(page["extensions"]["cost"], 6, "{page}");
     assert_eq!(
         app.client
             .get(format!("{}/healthz", app.base))
