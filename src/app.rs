@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::KnownKeys;
 use crate::config::ServeArgs;
 use crate::db::group::ReadGroups;
+use crate::db::replica::Replica;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
 use crate::graphql::guard::Prepared;
@@ -18,6 +19,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub pool: PgPool,
+    /// The read replica, when `--replica-url` gives one (see `db::replica`).
+    pub replica: Option<Arc<Replica>>,
     pub statements: Arc<StatementCounter>,
     pub schema: AppSchema,
     /// The same schema without the full validation, for operations whose document passed
@@ -65,10 +68,23 @@ impl AppState {
         graphiql_key: Option<String>,
         hub: Arc<EventHub>,
     ) -> Self {
+        Self::with_replica(pool, None, statements, limits, graphiql_key, hub)
+    }
+
+    /// [`AppState::new`] with a read replica.
+    pub fn with_replica(
+        pool: PgPool,
+        replica: Option<Arc<Replica>>,
+        statements: Arc<StatementCounter>,
+        limits: ServeArgs,
+        graphiql_key: Option<String>,
+        hub: Arc<EventHub>,
+    ) -> Self {
         let schema = build_schema(Some(hub.clone()));
         let unvalidated_schema = build_schema_validating(Some(hub.clone()), ValidationMode::Fast);
         AppState(Arc::new(Inner {
             pool,
+            replica,
             statements,
             guard: RequestGuard::new(&schema),
             known_keys: KnownKeys::default(),
@@ -102,6 +118,16 @@ impl AppState {
         let response = async_graphql::Schema::execute(&self.schema, request).await;
         self.guard.settle(prepared, &response);
         response
+    }
+
+    /// Where a request reads: the replica's pool for a query of a known key while the
+    /// replica is usable (`read_only` and `known`), else the primary's.
+    pub fn pool_for(&self, read_only: bool, known: bool) -> PgPool {
+        let replica = match (&self.replica, read_only && known) {
+            (Some(replica), true) => replica.for_reads(),
+            _ => None,
+        };
+        replica.unwrap_or_else(|| self.pool.clone())
     }
 
     pub fn batch_window(&self) -> std::time::Duration {

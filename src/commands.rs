@@ -296,7 +296,17 @@ async fn serve(
         Duration::from_millis(global.statement_timeout_ms),
         Arc::new(db::StatementCounter::default()),
     ));
-    let state = AppState::new(pool, statements, args, graphiql_key, hub);
+    let replica = global.replica_url.as_deref().map(|url| {
+        let replica_pool = db::build_pool(
+            url,
+            global.pool_size,
+            Duration::from_millis(global.statement_timeout_ms),
+            statements.clone(),
+        );
+        let max_lag = Duration::from_millis(global.replica_max_lag_ms);
+        db::replica::Replica::watch(replica_pool, pool.clone(), max_lag)
+    });
+    let state = AppState::with_replica(pool, replica, statements, args, graphiql_key, hub);
     started();
     let listener_task = state.hub.spawn_listener(database.url.clone());
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");

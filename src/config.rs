@@ -7,7 +7,8 @@
 //! | `--database-url` | `DATABASE_URL` | (none: embedded cluster) | PostgreSQL URL |
 //! | `--data-dir` | `GROWTHGRAPH_DATA_DIR` | `./.growthgraph` | embedded cluster's home |
 //! | `--pg-bin-dir` | `GROWTHGRAPH_PG_BIN_DIR` | search `PATH`, then `/usr/lib/postgresql/*/bin` | PostgreSQL server binaries for the embedded cluster |
-//! | `--replica-url` | `DATABASE_REPLICA_URL` | (none) | optional read replica |
+//! | `--replica-url` | `DATABASE_REPLICA_URL` | (none) | optional read replica: queries of known API keys read there while it keeps up |
+//! | `--replica-max-lag-ms` | `GROWTHGRAPH_REPLICA_MAX_LAG_MS` | `1000` | how far behind the primary the replica may be and still serve reads (checked every half of it) |
 //! | `--pool-size` | `GROWTHGRAPH_POOL_SIZE` | 4 × CPU cores | connections in the pool |
 //! | `--statement-timeout-ms` | `GROWTHGRAPH_STATEMENT_TIMEOUT_MS` | `10000` | per statement |
 //! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
@@ -49,9 +50,19 @@ pub struct GlobalArgs {
     /// Directory holding PostgreSQL's `initdb` and `postgres` for the embedded cluster.
     #[arg(long, env = "GROWTHGRAPH_PG_BIN_DIR", global = true)]
     pub pg_bin_dir: Option<PathBuf>,
-    /// Optional read replica; reads may be served from it.
+    /// Optional read replica: queries of known API keys read there while it keeps up
+    /// (see `db::replica`).
     #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
     pub replica_url: Option<String>,
+    /// How far behind the primary the replica may be and still serve reads, in
+    /// milliseconds (its replay is checked every half of this).
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_REPLICA_MAX_LAG_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub replica_max_lag_ms: u64,
     /// Connections kept in the pool (default: four per CPU core).
     #[arg(
         long,

@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal};
+use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal, Proof};
 use crate::error::AppError;
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::{Prepared, RequestGuard};
@@ -111,16 +111,17 @@ async fn attempt(
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
     };
-    let context = |groups| {
+    let known = matches!(caller.proof, Proof::Known(_));
+    let context = |pool, groups| {
         let window = state.batch_window();
-        RequestContext::for_request(state.pool.clone(), caller, groups, &state.hub, window)
+        RequestContext::for_request(pool, caller, groups, &state.hub, window)
     };
     let mut batch = match read() {
         Ok(batch) => batch,
         Err(message) => {
             // The request's snapshot may have begun: end it, so the connection goes back
             // to the pool instead of being discarded there.
-            let db = context(None).db;
+            let db = context(state.pool.clone(), None).db;
             let confirmed = db.confirmed().await;
             db.finish().await;
             return confirmed
@@ -131,7 +132,8 @@ async fn attempt(
     // One query may share its caller's read group; a batch runs its operations in order
     // on its own connection (a later one may write).
     let read_only = matches!(batch, BatchRequest::Single(_)) && prepared[0].read_only;
-    let context = context(read_only.then_some(&state.read_groups));
+    let pool = state.pool_for(read_only, known);
+    let context = context(pool, read_only.then_some(&state.read_groups));
     execute(state, context, batch, prepared).await
 }
 
@@ -453,7 +455,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
          growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
-         # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n",
+         # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n\
+         # TYPE growthgraph_replica_usable gauge\ngrowthgraph_replica_usable {}\n\
+         # TYPE growthgraph_replica_reads_total counter\ngrowthgraph_replica_reads_total {}\n",
         m.http_requests.load(Ordering::Relaxed),
         m.graphql_operations.load(Ordering::Relaxed),
         m.unauthenticated.load(Ordering::Relaxed),
@@ -467,6 +471,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.statements.control.load(Ordering::Relaxed),
         pool.size,
         pool.available,
+        u8::from(state.replica.as_ref().is_some_and(|r| r.is_usable())),
+        state.replica.as_ref().map_or(0, |r| r.reads()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

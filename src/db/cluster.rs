@@ -101,6 +101,22 @@ fn prepare_dir(dir: &Path, owner: Option<&User>) -> Result<(), ClusterError> {
     Ok(())
 }
 
+/// Creates `root` (a cluster's directory) and returns its canonical path; when PostgreSQL
+/// runs as another user, lets that user reach its directories inside.
+fn open_root(root: &Path, owner: Option<&User>) -> Result<PathBuf, ClusterError> {
+    fs::create_dir_all(root).map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
+    let root = fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
+    if owner.is_some() {
+        let mode = fs::metadata(&root)
+            .map_err(|e| err(e.to_string()))?
+            .permissions()
+            .mode();
+        fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o711))
+            .map_err(|e| err(format!("cannot open {} to postgres: {e}", root.display())))?;
+    }
+    Ok(root)
+}
+
 fn as_server_user(command: &mut Command, owner: Option<&User>) {
     if let Some(user) = owner {
         command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
@@ -129,18 +145,7 @@ impl Cluster {
             err("PostgreSQL server binaries not found: install PostgreSQL (initdb and postgres on PATH or under /usr/lib/postgresql/*/bin) or set DATABASE_URL")
         })?;
         let owner = server_user()?;
-        fs::create_dir_all(root)
-            .map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
-        let root = fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
-        if owner.is_some() {
-            // The server user must be able to reach its directories inside ours.
-            let mode = fs::metadata(&root)
-                .map_err(|e| err(e.to_string()))?
-                .permissions()
-                .mode();
-            fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o711))
-                .map_err(|e| err(format!("cannot open {} to postgres: {e}", root.display())))?;
-        }
+        let root = open_root(root, owner.as_ref())?;
         let pgdata = root.join("pgdata");
         let socket_dir = root.join("run");
         prepare_dir(&socket_dir, owner.as_ref())?;
@@ -250,6 +255,57 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts a hot standby of this cluster in `root`: its data directory copied with
+    /// `pg_basebackup -R` (streaming from this cluster from then on), with `settings` as
+    /// for [`Cluster::start_with`]. A replica to read from, for tests of
+    /// `--replica-url`.
+    pub fn start_standby(
+        &self,
+        root: &Path,
+        bin_dir: Option<&Path>,
+        durability: Durability,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, ClusterError> {
+        let bin =
+            find_bin_dir(bin_dir).ok_or_else(|| err("PostgreSQL server binaries not found"))?;
+        let owner = server_user()?;
+        let root = open_root(root, owner.as_ref())?;
+        let pgdata = root.join("pgdata");
+        prepare_dir(&pgdata, owner.as_ref())?;
+        let mut backup = Command::new(bin.join("pg_basebackup"));
+        backup
+            .arg("-D")
+            .arg(&pgdata)
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+            ])
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if matches!(durability, Durability::Throwaway) {
+            backup.args(["--no-sync", "--checkpoint=fast"]);
+        }
+        as_server_user(&mut backup, owner.as_ref());
+        let output = backup
+            .output()
+            .map_err(|e| err(format!("cannot run pg_basebackup: {e}")))?;
+        if !output.status.success() {
+            return Err(err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Self::start_with(&root, bin_dir, durability, settings)
+    }
+
     fn wait_ready(&self, pgdata: &Path, log_path: &Path) -> Result<(), ClusterError> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -261,9 +317,11 @@ impl Cluster {
                     tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                 )));
             }
-            // postmaster.pid's eighth line turns to "ready" once connections are accepted.
+            // postmaster.pid's eighth line turns to "ready" once connections are accepted
+            // ("standby" on a hot standby, a data directory copied from a primary with
+            // `pg_basebackup -R`).
             let ready = fs::read_to_string(pgdata.join("postmaster.pid"))
-                .map(|s| s.lines().nth(7).map(str::trim) == Some("ready"))
+                .map(|s| matches!(s.lines().nth(7).map(str::trim), Some("ready" | "standby")))
                 .unwrap_or(false);
             if ready {
                 return Ok(());

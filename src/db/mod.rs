@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod group;
 pub mod nested;
 pub mod prefetch;
+pub mod replica;
 #[rustfmt::skip]
 pub mod schema;
 pub mod sql;

@@ -13,6 +13,7 @@ mod events;
 mod http_surface;
 mod leads;
 mod loyalty;
+mod replica;
 mod seed;
 mod tenancy;
 mod webhooks;

@@ -15,6 +15,7 @@ use growthgraph::app::AppState;
 use growthgraph::auth::Role;
 use growthgraph::config::ServeArgs;
 use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::db::replica::Replica;
 use growthgraph::db::{self, PgPool, StatementCounter};
 use growthgraph::domain::tenancy::ops as tenancy;
 use growthgraph::events::EventHub;
@@ -166,7 +167,22 @@ impl TestApp {
         Self::serve(self.database_url.clone(), ServeArgs::default()).await
     }
 
-    async fn serve(database_url: String, mut args: ServeArgs) -> Self {
+    /// A server on `database_url` whose reads may go to the replica at `replica_url` while
+    /// it lags by less than `max_lag`.
+    pub async fn with_replica(database_url: String, replica_url: &str, max_lag: Duration) -> Self {
+        let replica = (replica_url, max_lag);
+        Self::serve_with(database_url, Some(replica), ServeArgs::default()).await
+    }
+
+    async fn serve(database_url: String, args: ServeArgs) -> Self {
+        Self::serve_with(database_url, None, args).await
+    }
+
+    async fn serve_with(
+        database_url: String,
+        replica: Option<(&str, Duration)>,
+        mut args: ServeArgs,
+    ) -> Self {
         let statements = Arc::new(StatementCounter::default());
         let pool = db::build_pool(
             &database_url,
@@ -183,7 +199,12 @@ impl TestApp {
             Duration::from_secs(10),
             Default::default(),
         ));
-        let state = AppState::new(pool.clone(), statements.clone(), args, None, hub);
+        let replica = replica.map(|(url, max_lag)| {
+            let replica_pool = db::build_pool(url, 8, Duration::from_secs(10), statements.clone());
+            Replica::watch(replica_pool, pool.clone(), max_lag)
+        });
+        let state =
+            AppState::with_replica(pool.clone(), replica, statements.clone(), args, None, hub);
         state.hub.spawn_listener(database_url.clone());
         tokio::spawn(async move {
             axum::serve(listener, growthgraph::http::router(state))

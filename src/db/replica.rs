@@ -1,0 +1,153 @@
+//! The read replica (`--replica-url` / `DATABASE_REPLICA_URL`).
+//!
+//! What reads there: the queries (one operation, never a mutation or a batch) of API keys
+//! the server has seen recently, the requests that take no connection to be
+//! authenticated (see [`crate::auth`]). Their snapshot, their key's confirmation and
+//! every statement they run are the replica's; nothing they run writes (a read request
+//! refuses writes). Everything else stays on the primary: key lookups, mutations,
+//! batches, WebSockets, jobs.
+//!
+//! When: while the replica answers and keeps up. A watcher asks it every half of the
+//! allowed lag (`--replica-max-lag-ms`) how far it has replayed, and reads go there only
+//! while it has replayed at least what the primary had written one check before (so it
+//! lags by at most about the allowed lag), and not while it cannot be reached: reads then
+//! go to the primary until a check finds it well again. A server that is not a standby
+//! (no replay position) is taken as up to date.
+//!
+//! What a client sees: a query may not show a write committed a moment before (at most
+//! the lag above); a key revoked on the primary stops working on replica reads once the
+//! revocation has replayed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::QueryableByName;
+
+use super::PgPool;
+
+/// How long one check may take before the replica counts as unreachable.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Replica {
+    pool: PgPool,
+    /// Whether the last check found it reachable and caught up.
+    usable: AtomicBool,
+    /// Requests routed here.
+    reads: AtomicU64,
+}
+
+#[derive(QueryableByName)]
+struct Position {
+    #[diesel(sql_type = Text)]
+    lsn: String,
+}
+
+#[derive(QueryableByName)]
+struct CaughtUp {
+    #[diesel(sql_type = Nullable<Bool>)]
+    caught_up: Option<bool>,
+}
+
+impl Replica {
+    /// The replica behind `pool`, watched against `primary` while the result lives (may
+    /// lag by `max_lag`); not used before its first check.
+    pub fn watch(pool: PgPool, primary: PgPool, max_lag: Duration) -> Arc<Self> {
+        let replica = Arc::new(Replica {
+            pool,
+            usable: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
+        });
+        tokio::spawn(watch(Arc::downgrade(&replica), primary, max_lag / 2));
+        replica
+    }
+
+    /// The pool to read from, while the replica is usable; counts the request.
+    pub fn for_reads(&self) -> Option<PgPool> {
+        if !self.usable.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Some(self.pool.clone())
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.usable.load(Ordering::Relaxed)
+    }
+
+    /// Requests routed to the replica so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Whether the replica has replayed up to `position` of the primary's WAL (`None`:
+    /// it could not be asked).
+    async fn has_replayed(&self, position: &str) -> Option<bool> {
+        // Here only: its `load` would shadow the atomics' above.
+        use diesel_async::RunQueryDsl;
+        let check = async {
+            let mut conn = self.pool.get().await.ok()?;
+            // NULL when the server is not replaying (not a standby).
+            let row: CaughtUp = diesel::sql_query(
+                "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn \
+                 OR NOT pg_is_in_recovery() AS caught_up",
+            )
+            .bind::<Text, _>(position)
+            .get_result(&mut conn)
+            .await
+            .ok()?;
+            Some(row.caught_up.unwrap_or(true))
+        };
+        tokio::time::timeout(CHECK_TIMEOUT, check)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The primary's WAL position now (`None`: it could not be asked).
+async fn primary_position(primary: &PgPool) -> Option<String> {
+    use diesel_async::RunQueryDsl;
+    let check = async {
+        let mut conn = primary.get().await.ok()?;
+        let row: Position = diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
+            .get_result(&mut conn)
+            .await
+            .ok()?;
+        Some(row.lsn)
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Checks the replica `every` so often until it is dropped: usable when it has replayed
+/// what the primary had written at the check before.
+async fn watch(replica: Weak<Replica>, primary: PgPool, every: Duration) {
+    let mut target = primary_position(&primary).await;
+    loop {
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        let usable = match &target {
+            Some(position) => replica.has_replayed(position).await == Some(true),
+            // The primary could not say: the primary's own reads fail as well.
+            None => false,
+        };
+        if replica.usable.swap(usable, Ordering::Relaxed) != usable {
+            match usable {
+                true => tracing::info!("reading from the replica"),
+                false => {
+                    tracing::warn!("the replica is unreachable or behind: reading from the primary")
+                }
+            }
+        }
+        drop(replica);
+        if let Some(position) = primary_position(&primary).await {
+            target = Some(position);
+        }
+        tokio::time::sleep(every).await;
+    }
+}

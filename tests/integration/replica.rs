@@ -1,0 +1,205 @@
+//! `--replica-url`: queries of known keys read from the replica while it keeps up;
+//! everything else, and every read while it cannot, goes to the primary.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::SimpleAsyncConnection;
+use growthgraph::db;
+use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::domain::tenancy::ops as tenancy;
+use serde_json::{json, Value};
+
+use crate::common::{database_url, fresh_database, TestApp, TEST_SETTINGS};
+
+const UPSERT: &str = "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
+    customer { id } userErrors { code } } }";
+/// The replica lag the servers here allow (checked every half of it).
+const LAG: Duration = Duration::from_secs(1);
+
+const BY_EMAIL: &str = "query($e: String) { customer(email: $e) { email } }";
+
+/// A tenant created straight in the database at `url`; its admin key.
+async fn tenant_key(url: &str) -> String {
+    let mut conn = db::connect_owner(url).await.unwrap();
+    let (_, key) = tenancy::create_tenant(&mut conn, "Replicated", None)
+        .await
+        .unwrap();
+    key
+}
+
+/// Waits (up to 20 s) until the metric `series` reads `value`.
+async fn until_metric(app: &TestApp, series: &str, value: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.metric(series).await != value {
+        assert!(Instant::now() < deadline, "{series} never reached {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn upsert(app: &TestApp, key: &str, email: &str) {
+    let r = app
+        .gql(key, UPSERT, json!({ "input": { "email": email } }))
+        .await;
+    assert!(
+        r["data"]["upsertCustomer"]["customer"]["id"].is_string(),
+        "{r}"
+    );
+}
+
+/// The email `customer(email:)` finds (`Null` when none), and whether the replica read it.
+async fn find(app: &TestApp, key: &str, email: &str) -> (Value, bool) {
+    let before = app.metric("growthgraph_replica_reads_total").await;
+    let r = app.gql(key, BY_EMAIL, json!({ "e": email })).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let after = app.metric("growthgraph_replica_reads_total").await;
+    (r["data"]["customer"]["email"].clone(), after > before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_primary() {
+    // The "replica" is a copy of the primary's database taken once the tenant exists: it
+    // never sees a later write, so every answer tells where it was read.
+    let primary = fresh_database().await;
+    let key = tenant_key(&primary).await;
+    let name = |url: &str| url.rsplit('/').next().unwrap().to_owned();
+    let copy = format!("{}_copy", name(&primary));
+    let mut maintenance = db::connect_owner(&database_url("postgres")).await.unwrap();
+    maintenance
+        .batch_execute(&format!(
+            "CREATE DATABASE {copy} TEMPLATE {}",
+            name(&primary)
+        ))
+        .await
+        .unwrap();
+    let app = TestApp::with_replica(primary, &database_url(&copy), LAG).await;
+    until_metric(&app, "growthgraph_replica_usable", 1).await;
+
+    // A mutation writes on the primary (the key is looked up there, as every unknown key).
+    upsert(&app, &key, "late@example.com").await;
+    // A query of the key, known now: the replica's answer, which has no such customer.
+    assert_eq!(
+        find(&app, &key, "late@example.com").await,
+        (Value::Null, true)
+    );
+    // The same query in a batch (which may write: never on the replica) sees the primary.
+    let (_, batch) = app
+        .post(
+            Some(&key),
+            json!([{ "query": BY_EMAIL, "variables": { "e": "late@example.com" } }]),
+        )
+        .await;
+    assert_eq!(
+        batch[0]["data"]["customer"]["email"], "late@example.com",
+        "{batch}"
+    );
+
+    // A key the replica has never seen: its first query is looked up on the primary, its
+    // second is sent to the replica, which refuses it; looked up again, it reads the
+    // primary. Never a 401.
+    let r = app
+        .gql(
+            &key,
+            "mutation { createApiKey(input: { name: \"new\", role: ANALYST }) { secret } }",
+            json!({}),
+        )
+        .await;
+    let fresh_key = r["data"]["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let (email, _) = find(&app, &fresh_key, "late@example.com").await;
+        assert_eq!(email, "late@example.com");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_cannot() {
+    let root =
+        std::env::temp_dir().join(format!("growthgraph-test-{}-primary", std::process::id()));
+    let standby_root =
+        std::env::temp_dir().join(format!("growthgraph-test-{}-standby", std::process::id()));
+    let primary = tokio::task::spawn_blocking(move || {
+        Cluster::start_with(&root, None, Durability::Throwaway, TEST_SETTINGS).unwrap()
+    })
+    .await
+    .unwrap();
+    growthgraph::commands::create_database_if_missing(&primary.url("postgres"), "gg")
+        .await
+        .unwrap();
+    db::migrate(&primary.url("gg")).await.unwrap();
+    let key = tenant_key(&primary.url("gg")).await;
+    let (primary, standby) = tokio::task::spawn_blocking(move || {
+        let standby = primary
+            .start_standby(&standby_root, None, Durability::Throwaway, TEST_SETTINGS)
+            .unwrap();
+        (primary, standby)
+    })
+    .await
+    .unwrap();
+    let app = TestApp::with_replica(primary.url("gg"), &standby.url("gg"), LAG).await;
+    // A second server that takes a lagging replica for usable for an hour: what it reads
+    // from a standby that stopped replaying shows where it read.
+    let hour = Duration::from_secs(3600);
+    let patient = TestApp::with_replica(primary.url("gg"), &standby.url("gg"), hour).await;
+    until_metric(&app, "growthgraph_replica_usable", 1).await;
+    until_metric(&patient, "growthgraph_replica_usable", 1).await;
+
+    // Writes go to the primary (a standby refuses them); queries read the standby, which
+    // shows the write once it has replayed it.
+    upsert(&app, &key, "first@example.com").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (email, on_replica) = find(&app, &key, "first@example.com").await;
+        if email == "first@example.com" && on_replica {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby never showed the write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The patient server's key is known after its first query (looked up on the primary).
+    assert_eq!(
+        find(&patient, &key, "first@example.com").await,
+        (json!("first@example.com"), false)
+    );
+
+    // A standby that stops replaying falls behind: the patient server still reads it (and
+    // misses the new write); the other reads the primary within its allowed lag.
+    let mut on_standby = db::connect_owner(&standby.url("gg")).await.unwrap();
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    upsert(&app, &key, "second@example.com").await;
+    assert_eq!(
+        find(&patient, &key, "second@example.com").await,
+        (Value::Null, true)
+    );
+    until_metric(&app, "growthgraph_replica_usable", 0).await;
+    let found = find(&app, &key, "second@example.com").await;
+    assert_eq!(found, (json!("second@example.com"), false));
+    // Caught up again: back to the standby.
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+    until_metric(&app, "growthgraph_replica_usable", 1).await;
+    let found = find(&app, &key, "second@example.com").await;
+    assert_eq!(found, (json!("second@example.com"), true));
+
+    // A standby gone: reads go to the primary.
+    drop(on_standby);
+    tokio::task::spawn_blocking(move || standby.stop().unwrap())
+        .await
+        .unwrap();
+    until_metric(&app, "growthgraph_replica_usable", 0).await;
+    let found = find(&app, &key, "first@example.com").await;
+    assert_eq!(found, (json!("first@example.com"), false));
+    tokio::task::spawn_blocking(move || primary.stop().unwrap())
+        .await
+        .unwrap();
+}
