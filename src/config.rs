@@ -14,6 +14,9 @@
 //! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
 //! | `--max-batch` | `GROWTHGRAPH_MAX_BATCH` | `10` | operations per batched request |
 //! | `--batch-window-us` | `GROWTHGRAPH_BATCH_WINDOW_US` | `1000` | how long a DataLoader collects keys before its one statement |
+//! | `--read-group` | `GROWTHGRAPH_READ_GROUP` | `64` | most queries of one API key sharing a connection and snapshot |
+//! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one API key's read groups hold |
+//! | `--ws-write-timeout-ms` | `GROWTHGRAPH_WS_WRITE_TIMEOUT_MS` | `10000` | how long a WebSocket write may stay blocked |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
@@ -201,4 +204,46 @@ pub fn default_read_group_connections() -> usize {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The README's configuration table has a row for every setting of `serve` and the
+    /// global ones, naming its environment variable and, unless it depends on the
+    /// machine (cores), its default.
+    #[test]
+    fn the_readme_lists_every_setting_with_its_variable_and_default() {
+        let readme = include_str!("../README.md");
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve");
+        let mut checked = 0;
+        for arg in cli.get_arguments().chain(serve.get_arguments()) {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| `--{long}` |")))
+                .unwrap_or_else(|| panic!("README has no row for --{long}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let env = arg.get_env().expect("every setting has a variable");
+            assert_eq!(cells[2], format!("`{}`", env.to_string_lossy()), "{row}");
+            if let [default] = arg.get_default_values() {
+                let default = default.to_string_lossy();
+                assert!(
+                    cells[3].contains("cores") || cells[3].contains(&*default),
+                    "--{long} defaults to {default}: {row}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 15, "{checked} settings");
+    }
 }
