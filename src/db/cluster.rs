@@ -123,6 +123,22 @@ fn as_server_user(command: &mut Command, owner: Option<&User>) {
     }
 }
 
+/// Runs one of PostgreSQL's tools (`name`) as the server user, to its end; its error
+/// output is the error when it fails.
+fn run_to_end(command: &mut Command, owner: Option<&User>, name: &str) -> Result<(), ClusterError> {
+    as_server_user(command, owner);
+    let output = command
+        .output()
+        .map_err(|e| err(format!("cannot run {name}: {e}")))?;
+    if !output.status.success() {
+        return Err(err(format!(
+            "{name} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 impl Cluster {
     /// Starts (initialising on first use) the cluster living in `root`.
     pub fn start(
@@ -163,16 +179,7 @@ impl Cluster {
             if matches!(durability, Durability::Throwaway) {
                 initdb.arg("--no-sync");
             }
-            as_server_user(&mut initdb, owner.as_ref());
-            let output = initdb
-                .output()
-                .map_err(|e| err(format!("cannot run initdb: {e}")))?;
-            if !output.status.success() {
-                return Err(err(format!(
-                    "initdb failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                )));
-            }
+            run_to_end(&mut initdb, owner.as_ref(), "initdb")?;
         }
 
         let log_path = root.join("postgres.log");
@@ -293,16 +300,7 @@ impl Cluster {
         if matches!(durability, Durability::Throwaway) {
             backup.args(["--no-sync", "--checkpoint=fast"]);
         }
-        as_server_user(&mut backup, owner.as_ref());
-        let output = backup
-            .output()
-            .map_err(|e| err(format!("cannot run pg_basebackup: {e}")))?;
-        if !output.status.success() {
-            return Err(err(format!(
-                "pg_basebackup failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
+        run_to_end(&mut backup, owner.as_ref(), "pg_basebackup")?;
         Self::start_with(&root, bin_dir, durability, settings)
     }
 
