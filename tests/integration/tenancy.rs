@@ -50,8 +50,8 @@ fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> 
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `automations::*` and
-/// `leads::prompts_and_feedback_*`) exercises; a new root field must be added here (and to
+/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `automations::*`,
+/// `leads::prompts_and_feedback_*` and `leads::the_translation_*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "activeCampaigns",
@@ -90,6 +90,8 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "reward",
     "rewards",
     "tickets",
+    "translationDictionary",
+    "translations",
     "viewer",
     "webhookDeliveries",
     "webhookEndpoints",

@@ -1,6 +1,7 @@
-//! The AI layer's own records (seed 001): the prompt registry and the feedback trail
-//! (prediction against outcome), read-only and newest first; and the intent vocabulary
-//! shared by every tenant (EN ↔ FR).
+//! The AI layer's own records (seed 001): the prompt registry, the feedback trail
+//! (prediction against outcome) and the translation cache, read-only and newest first;
+//! and the reference data shared by every tenant (EN ↔ FR): the intent vocabulary and the
+//! translation dictionary.
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Json, Object, SimpleObject, ID};
@@ -11,8 +12,12 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use crate::auth::Access;
-use crate::db::schema::{feedback_tracking, intent_translations, prompt_registry};
+use crate::db::schema::{
+    feedback_tracking, intent_translations, prompt_registry, translation_cache,
+    translation_dictionary,
+};
 use crate::db::Tenant;
+use crate::domain::leads::model::Language;
 use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -178,7 +183,151 @@ pub struct IntentTranslation {
     pub category: Option<String>,
 }
 
-crate::created_row!(PromptRow, FeedbackRow);
+text_enum!(
+    /// What a cached translation was made for.
+    pub TranslationContext {
+        LeadSummary => "lead_summary",
+        Intent => "intent",
+        Tone => "tone",
+        UiText => "ui_text",
+    }
+);
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = translation_cache, check_for_backend(diesel::pg::Pg))]
+struct CachedTranslationRow {
+    id: Uuid,
+    source_text: String,
+    source_language: Language,
+    target_language: Language,
+    translated_text: String,
+    context_type: TranslationContext,
+    quality_score: Option<bigdecimal::BigDecimal>,
+    verified: bool,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// A machine translation the tenant's lead analysis made and kept for reuse.
+#[derive(SimpleObject)]
+pub struct CachedTranslation {
+    pub id: ID,
+    pub source_text: String,
+    pub source_language: Language,
+    pub target_language: Language,
+    pub translated_text: String,
+    pub context_type: TranslationContext,
+    /// 0 to 1.
+    pub quality_score: Option<Decimal>,
+    /// Checked by a person.
+    pub verified: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// Entries are kept 90 days (listed until they are removed).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<CachedTranslationRow> for CachedTranslation {
+    fn from(t: CachedTranslationRow) -> Self {
+        CachedTranslation {
+            id: ID(t.id.to_string()),
+            source_text: t.source_text,
+            source_language: t.source_language,
+            target_language: t.target_language,
+            translated_text: t.translated_text,
+            context_type: t.context_type,
+            quality_score: t.quality_score.map(Decimal),
+            verified: t.verified,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            expires_at: t.expires_at,
+        }
+    }
+}
+
+/// Which cached translations to list (every one when empty).
+#[derive(async_graphql::InputObject, Default)]
+pub struct TranslationFilter {
+    pub source_language: Option<Language>,
+    pub target_language: Option<Language>,
+    pub context_type: Option<TranslationContext>,
+}
+
+async fn list_translations(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: TranslationFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> QueryResult<Vec<CachedTranslationRow>> {
+    use translation_cache as t;
+    let mut query = t::table
+        .filter(t::tenant_id.eq(scope.id()))
+        .select(CachedTranslationRow::as_select())
+        .order((t::created_at.desc(), t::id.desc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(language) = filter.source_language {
+        query = query.filter(t::source_language.eq(language));
+    }
+    if let Some(language) = filter.target_language {
+        query = query.filter(t::target_language.eq(language));
+    }
+    if let Some(context) = filter.context_type {
+        query = query.filter(t::context_type.eq(context));
+    }
+    crate::after_cursor!(query, page, t::created_at, t::id, desc)
+        .load(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = translation_dictionary, check_for_backend(diesel::pg::Pg))]
+struct DictionaryRow {
+    source_text: String,
+    source_language: Language,
+    target_language: Language,
+    translated_text: String,
+    context: Option<String>,
+    category: Option<String>,
+    verified: bool,
+    usage_count: i32,
+    confidence: Option<bigdecimal::BigDecimal>,
+}
+
+/// A verified translation of a common term (reference data shared by every tenant).
+#[derive(SimpleObject)]
+pub struct DictionaryEntry {
+    pub source_text: String,
+    pub source_language: Language,
+    pub target_language: Language,
+    pub translated_text: String,
+    /// Where the term is used.
+    pub context: Option<String>,
+    pub category: Option<String>,
+    pub verified: bool,
+    pub usage_count: i32,
+    /// 0 to 1.
+    pub confidence: Option<Decimal>,
+}
+
+impl From<DictionaryRow> for DictionaryEntry {
+    fn from(d: DictionaryRow) -> Self {
+        DictionaryEntry {
+            source_text: d.source_text,
+            source_language: d.source_language,
+            target_language: d.target_language,
+            translated_text: d.translated_text,
+            context: d.context,
+            category: d.category,
+            verified: d.verified,
+            usage_count: d.usage_count,
+            confidence: d.confidence.map(Decimal),
+        }
+    }
+}
+
+crate::created_row!(PromptRow, FeedbackRow, CachedTranslationRow);
 
 type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
 
@@ -226,6 +375,64 @@ impl IntelligenceQuery {
             })
             .await?;
         Ok(rows)
+    }
+
+    /// The tenant's translation cache, newest first.
+    #[graphql(
+        guard = "Access::Read",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn translations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TranslationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<CachedTranslation>> {
+        created_page(
+            ctx,
+            first,
+            after,
+            |conn, scope, page| {
+                let filter = filter.unwrap_or_default();
+                async move { list_translations(conn, scope, filter, &page).await }.scope_boxed()
+            },
+            CachedTranslation::from,
+        )
+        .await
+    }
+
+    /// The translation dictionary (shared by every tenant; a few hundred terms at most),
+    /// by source term, then languages; optionally of one language pair or category.
+    #[graphql(guard = "Access::Read")]
+    async fn translation_dictionary(
+        &self,
+        ctx: &Context<'_>,
+        source_language: Option<Language>,
+        target_language: Option<Language>,
+        category: Option<String>,
+    ) -> AppResult<Vec<DictionaryEntry>> {
+        use translation_dictionary as d;
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, _| {
+                let mut query = d::table
+                    .select(DictionaryRow::as_select())
+                    .order((d::source_text, d::source_language, d::target_language))
+                    .into_boxed();
+                if let Some(language) = source_language {
+                    query = query.filter(d::source_language.eq(language));
+                }
+                if let Some(language) = target_language {
+                    query = query.filter(d::target_language.eq(language));
+                }
+                if let Some(category) = category {
+                    query = query.filter(d::category.eq(category));
+                }
+                query.load(conn).scope_boxed()
+            })
+            .await?;
+        Ok(rows.into_iter().map(DictionaryEntry::from).collect())
     }
 
     /// The feedback trail, optionally of one lead, newest first.
