@@ -81,6 +81,17 @@ async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_p
         find(&app, &key, "late@example.com").await,
         (Value::Null, true)
     );
+    // Many at once (read groups: shared connections and snapshots): all of them there.
+    let before = app.metric("growthgraph_replica_reads_total").await;
+    let answers = futures_util::future::join_all(
+        (0..12).map(|_| app.gql(&key, BY_EMAIL, json!({ "e": "late@example.com" }))),
+    )
+    .await;
+    for r in &answers {
+        assert_eq!(r["data"]["customer"], Value::Null, "{r}");
+    }
+    let routed = app.metric("growthgraph_replica_reads_total").await - before;
+    assert_eq!(routed, 12);
     // The same query in a batch (which may write: never on the replica) sees the primary.
     let (_, batch) = app
         .post(
