@@ -75,8 +75,9 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
 }
 
 /// Authenticates the request, reads its operations (`read`) and runs them. A caller taken
-/// from the known keys whose confirmation the database then refuses (a key revoked since)
-/// is authenticated again by a lookup, which answers 401 for a revoked key, and the
+/// from the known keys whose confirmation the database then refuses (a key revoked since,
+/// or one the replica has not replayed yet) is authenticated again by a lookup (on the
+/// primary), which answers 401 for a revoked key, and the
 /// operations are read and run again: nothing was written for the refused caller.
 async fn serve_graphql(
     state: &AppState,
@@ -129,8 +130,9 @@ async fn attempt(
         }
     };
     let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
-    // One query may share its caller's read group; a batch runs its operations in order
-    // on its own connection (a later one may write).
+    // One query may share its caller's read group (and read the replica, when the
+    // caller's key is known: a lookup has its connection on the primary already); a batch
+    // runs its operations in order on its own connection (a later one may write).
     let read_only = matches!(batch, BatchRequest::Single(_)) && prepared[0].read_only;
     let pool = state.pool_for(read_only, known);
     let context = context(pool, read_only.then_some(&state.read_groups));
