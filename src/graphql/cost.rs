@@ -247,7 +247,7 @@ impl Walk<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::{HashSet, VecDeque};
     use std::sync::{Arc, Mutex};
 
@@ -283,13 +283,15 @@ mod tests {
         }
     }
 
-    struct Library {
+    /// The schema as async-graphql validates it (the README's examples are checked with
+    /// it too).
+    pub(crate) struct Library {
         schema: Schema<Query, Mutation, Subscription>,
         captured: Arc<Mutex<Option<usize>>>,
     }
 
     impl Library {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let captured = Arc::new(Mutex::new(None));
             let schema = Schema::build(Query::default(), Mutation::default(), Subscription)
                 .extension(Capture(captured.clone()))
@@ -297,8 +299,9 @@ mod tests {
             Library { schema, captured }
         }
 
-        /// async-graphql's complexity of a valid request.
-        async fn complexity(&self, request: Request) -> usize {
+        /// async-graphql's complexity of a valid request (panics, with the errors, on an
+        /// invalid one).
+        pub(crate) async fn complexity(&self, request: Request) -> usize {
             *self.captured.lock().unwrap() = None;
             let query = request.query.clone();
             let response = async_graphql::Schema::execute(&self.schema, request).await;

@@ -91,3 +91,36 @@ pub fn build_schema_validating(hub: Option<Arc<EventHub>>, mode: ValidationMode)
 pub fn sdl() -> String {
     build_schema(None).sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::types::DocumentOperations;
+    use async_graphql::Request;
+
+    use super::cost::tests::Library;
+
+    #[tokio::test]
+    async fn every_example_operation_in_the_readme_validates_against_the_schema() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Example queries")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has example queries");
+        let examples = section
+            .split("```graphql")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a graphql block");
+        let document = async_graphql::parser::parse_query(examples).expect("the examples parse");
+        let DocumentOperations::Multiple(operations) = &document.operations else {
+            panic!("the examples are named operations");
+        };
+        assert!(operations.len() >= 10, "{} examples", operations.len());
+        let library = Library::new();
+        for name in operations.keys() {
+            let request = Request::new(examples).operation_name(name.as_str());
+            library.complexity(request).await;
+        }
+    }
+}
