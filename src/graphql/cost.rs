@@ -1,6 +1,7 @@
 //! The cost every response reports in `extensions.cost` (SPEC §5): each field costs 1
 //! plus its selection, except a paged field (one that takes `first`), which costs `first`
-//! (20 when not given, 0 when negative) times its selection; `__typename` is free, fragment
+//! (or `last` when it pages backward; 20 when neither is given, 0 when negative) times its
+//! selection; `__typename` is free, fragment
 //! spreads count where they are spread, and every operation of the document counts.
 //!
 //! This is the complexity async-graphql computes for its `limit_complexity` check from the
@@ -213,9 +214,13 @@ impl Walk<'_> {
         }
     }
 
-    /// The field's `first`: given, from a variable (or its default), or the default page.
+    /// The field's `first` (else its `last`): given, from a variable (or its default), or
+    /// the default page.
     fn first(&self, field: &Field) -> i64 {
-        let Some(value) = field.get_argument("first") else {
+        let Some(value) = field
+            .get_argument("first")
+            .or_else(|| field.get_argument("last"))
+        else {
             return DEFAULT_PAGE;
         };
         let number = value
@@ -453,6 +458,15 @@ pub(crate) mod tests {
                 "query A { viewer { tenant { id } } } query B($f: Int) { leads(first: $f) { nodes { id } } }",
                 serde_json::json!({ "f": 11 }),
             ),
+            // A backward page costs its `last`, as a forward one its `first`.
+            (
+                "query($l: Int) { customers(last: $l) { nodes { id activities(first: 9) { nodes { id } } } } }",
+                serde_json::json!({ "l": 70 }),
+            ),
+            (
+                "{ customers(last: 3, before: \"x\") { nodes { id } } }",
+                serde_json::json!({}),
+            ),
         ];
         for (query, variables) in cases {
             let mut request =
@@ -465,6 +479,10 @@ pub(crate) mod tests {
         }
         // A page of 7 with a nested page of 4: not a constant.
         assert!(ours(&model, page, serde_json::json!({ "n": 7 })) > 7 * 4);
+        // 100 nodes asked for backward cost 100 (not the default page's 20), so the
+        // complexity limit holds for backward pages too.
+        let backward = "{ customers(last: 100) { nodes { id } } }";
+        assert_eq!(ours(&model, backward, serde_json::json!({})), 100 * (1 + 1));
     }
 
     #[test]
