@@ -152,30 +152,35 @@ pub enum OrderDirection {
     Desc,
 }
 
-/// Restricts a boxed Diesel query to the rows after `page`'s cursor in `(key, id)` order
-/// (`asc` or `desc`); the keyset half of every connection over a non-null sort key.
+/// Orders a boxed Diesel query by `(key, id)` (`asc` or `desc`: the list's order) and
+/// restricts it to the rows past `page`'s cursor: the keyset half of every connection over
+/// a non-null sort key. A backward page (`last`/`before`) walks the reversed order from
+/// its cursor; [`PageRequest::into_connection`] puts its rows back in the list's order.
 #[macro_export]
-macro_rules! after_cursor {
+macro_rules! keyset {
     ($query:expr, $page:expr, $key:expr, $id:expr, asc) => {
-        match &$page.after {
-            Some($crate::graphql::connection::Cursor { key, id }) => {
-                $query.filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id))))
-            }
-            None => $query,
-        }
+        $crate::keyset!(@walk $query, $page, $key, $id, false)
     };
     ($query:expr, $page:expr, $key:expr, $id:expr, desc) => {
-        match &$page.after {
-            Some($crate::graphql::connection::Cursor { key, id }) => {
-                $query.filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id))))
-            }
-            None => $query,
-        }
+        $crate::keyset!(@walk $query, $page, $key, $id, true)
     };
+    (@walk $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
+        let page = &$page;
+        match ($descending != page.backward, &page.after) {
+            (true, None) => $query.order(($key.desc(), $id.desc())),
+            (false, None) => $query.order(($key.asc(), $id.asc())),
+            (true, Some($crate::graphql::connection::Cursor { key, id })) => $query
+                .order(($key.desc(), $id.desc()))
+                .filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id)))),
+            (false, Some($crate::graphql::connection::Cursor { key, id })) => $query
+                .order(($key.asc(), $id.asc()))
+                .filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id)))),
+        }
+    }};
 }
 
 /// A newest-first page of a root list: validates `first`/`after`, runs `fetch` (which
-/// applies the request's keyset, see [`after_cursor!`]) in the request's read snapshot,
+/// applies the request's keyset, see [`keyset!`]) in the request's read snapshot,
 /// and builds the connection with `(created_at, id)` cursors.
 pub async fn created_page<'a, T, E, N, F>(
     ctx: &async_graphql::Context<'_>,

@@ -18,10 +18,9 @@ pub async fn published_testimonials(
         .filter(testimonials::tenant_id.eq(scope.id()))
         .filter(testimonials::status.eq("published"))
         .select(Testimonial::as_select())
-        .order((testimonials::published_at.desc(), testimonials::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    query = crate::after_cursor!(
+    query = crate::keyset!(
         query,
         page,
         testimonials::published_at,
@@ -42,13 +41,12 @@ pub async fn list_email_sequences(
     let mut query = e::table
         .filter(e::tenant_id.eq(scope.id()))
         .select(EmailSequence::as_select())
-        .order((e::created_at.desc(), e::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(e::status.eq(status));
     }
-    crate::after_cursor!(query, page, e::created_at, e::id, desc)
+    crate::keyset!(query, page, e::created_at, e::id, desc)
         .load(conn)
         .await
 }
@@ -63,10 +61,9 @@ pub async fn list_demo_sessions(
     let query = d::table
         .filter(d::tenant_id.eq(scope.id()))
         .select(DemoSession::as_select())
-        .order((d::created_at.desc(), d::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    crate::after_cursor!(query, page, d::created_at, d::id, desc)
+    crate::keyset!(query, page, d::created_at, d::id, desc)
         .load(conn)
         .await
 }

@@ -56,7 +56,6 @@ pub async fn list(
     let mut query = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .select(Campaign::as_select())
-        .order((c::created_at.desc(), c::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
@@ -80,7 +79,7 @@ pub async fn list(
                 .or(c::description.ilike(pattern)),
         );
     }
-    query = crate::after_cursor!(query, page, c::created_at, c::id, desc);
+    query = crate::keyset!(query, page, c::created_at, c::id, desc);
     Ok(query.load(conn).await?)
 }
 
@@ -130,7 +129,6 @@ pub async fn recipients(
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::campaign_id.eq(campaign))
         .select(Recipient::as_select())
-        .order((r::created_at, r::id))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
@@ -139,7 +137,7 @@ pub async fn recipients(
     if let Some(channel) = filter.channel {
         query = query.filter(r::channel.eq(channel));
     }
-    query = crate::after_cursor!(query, page, r::created_at, r::id, asc);
+    query = crate::keyset!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }
 
@@ -712,10 +710,9 @@ pub async fn list_outreach_campaigns(
     let mut query = o::table
         .filter(o::tenant_id.eq(scope.id()))
         .select(OutreachCampaign::as_select())
-        .order((o::created_at.desc(), o::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    query = crate::after_cursor!(query, page, o::created_at, o::id, desc);
+    query = crate::keyset!(query, page, o::created_at, o::id, desc);
     Ok(query.load(conn).await?)
 }
 
@@ -742,13 +739,12 @@ pub async fn outreach_emails(
     let mut query = e::table
         .filter(e::tenant_id.eq(scope.id()))
         .select(OutreachEmail::as_select())
-        .order((e::created_at, e::id))
         .limit(page.limit())
         .into_boxed();
     if let Some(campaign) = campaign {
         query = query.filter(e::campaign_id.eq(campaign));
     }
-    query = crate::after_cursor!(query, page, e::created_at, e::id, asc);
+    query = crate::keyset!(query, page, e::created_at, e::id, asc);
     Ok(query.load(conn).await?)
 }
 

@@ -24,10 +24,9 @@ pub async fn list_calls(
     let query = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .select(Call::as_select())
-        .order((c::created_at.desc(), c::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    crate::after_cursor!(query, page, c::created_at, c::id, desc)
+    crate::keyset!(query, page, c::created_at, c::id, desc)
         .load(conn)
         .await
 }
@@ -41,10 +40,9 @@ pub async fn list_appointments(
     let query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .select(Appointment::as_select())
-        .order((r::created_at.desc(), r::id.desc()))
         .limit(page.limit())
         .into_boxed();
-    crate::after_cursor!(query, page, r::created_at, r::id, desc)
+    crate::keyset!(query, page, r::created_at, r::id, desc)
         .load(conn)
         .await
 }
@@ -59,13 +57,12 @@ pub async fn list_tickets(
     let mut query = t::table
         .filter(t::tenant_id.eq(scope.id()))
         .select(Ticket::as_select())
-        .order((t::created_at.desc(), t::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(t::status.eq(status));
     }
-    crate::after_cursor!(query, page, t::created_at, t::id, desc)
+    crate::keyset!(query, page, t::created_at, t::id, desc)
         .load(conn)
         .await
 }
@@ -80,13 +77,12 @@ pub async fn list_prospects(
     let mut query = p::table
         .filter(p::tenant_id.eq(scope.id()))
         .select(Prospect::as_select())
-        .order((p::created_at.desc(), p::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(p::status.eq(status));
     }
-    crate::after_cursor!(query, page, p::created_at, p::id, desc)
+    crate::keyset!(query, page, p::created_at, p::id, desc)
         .load(conn)
         .await
 }
@@ -117,13 +113,12 @@ pub async fn list_messages(
     let mut query = m::table
         .filter(m::tenant_id.eq(scope.id()))
         .select(Communication::as_select())
-        .order((m::created_at.desc(), m::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(channel) = channel {
         query = query.filter(m::channel.eq(channel));
     }
-    crate::after_cursor!(query, page, m::created_at, m::id, desc)
+    crate::keyset!(query, page, m::created_at, m::id, desc)
         .load(conn)
         .await
 }

@@ -140,13 +140,12 @@ async fn list_prompts(
     let mut query = p::table
         .filter(p::tenant_id.eq(scope.id()))
         .select(PromptRow::as_select())
-        .order((p::created_at.desc(), p::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(name) = name {
         query = query.filter(p::prompt_name.eq(name.to_owned()));
     }
-    crate::after_cursor!(query, page, p::created_at, p::id, desc)
+    crate::keyset!(query, page, p::created_at, p::id, desc)
         .load(conn)
         .await
 }
@@ -161,13 +160,12 @@ async fn list_feedback(
     let mut query = f::table
         .filter(f::tenant_id.eq(scope.id()))
         .select(FeedbackRow::as_select())
-        .order((f::created_at.desc(), f::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(lead) = lead {
         query = query.filter(f::lead_id.eq(lead));
     }
-    crate::after_cursor!(query, page, f::created_at, f::id, desc)
+    crate::keyset!(query, page, f::created_at, f::id, desc)
         .load(conn)
         .await
 }
@@ -264,7 +262,6 @@ async fn list_translations(
     let mut query = t::table
         .filter(t::tenant_id.eq(scope.id()))
         .select(CachedTranslationRow::as_select())
-        .order((t::created_at.desc(), t::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(language) = filter.source_language {
@@ -276,7 +273,7 @@ async fn list_translations(
     if let Some(context) = filter.context_type {
         query = query.filter(t::context_type.eq(context));
     }
-    crate::after_cursor!(query, page, t::created_at, t::id, desc)
+    crate::keyset!(query, page, t::created_at, t::id, desc)
         .load(conn)
         .await
 }

@@ -102,10 +102,6 @@ pub async fn list_enrollments(
     let mut query = club_enrollments::table
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .select(Enrollment::as_select())
-        .order((
-            club_enrollments::created_at.desc(),
-            club_enrollments::id.desc(),
-        ))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
@@ -117,7 +113,7 @@ pub async fn list_enrollments(
     if let Some(stage) = filter.stage_id {
         query = query.filter(club_enrollments::stage_id.eq(stage));
     }
-    query = crate::after_cursor!(
+    query = crate::keyset!(
         query,
         page,
         club_enrollments::created_at,
@@ -205,7 +201,6 @@ pub async fn list_rewards(
     let mut query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .select(Reward::as_select())
-        .order((r::created_at, r::id))
         .limit(page.limit())
         .into_boxed();
     let open = r::is_active
@@ -221,7 +216,7 @@ pub async fn list_rewards(
     if let Some(kind) = filter.reward_type {
         query = query.filter(r::reward_type.eq(kind));
     }
-    query = crate::after_cursor!(query, page, r::created_at, r::id, asc);
+    query = crate::keyset!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }
 
@@ -256,7 +251,6 @@ pub async fn list_redemptions(
     let mut query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .select(Redemption::as_select())
-        .order((r::created_at.desc(), r::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
@@ -268,7 +262,7 @@ pub async fn list_redemptions(
     if let Some(reward) = filter.reward_id {
         query = query.filter(r::reward_id.eq(reward));
     }
-    query = crate::after_cursor!(query, page, r::created_at, r::id, desc);
+    query = crate::keyset!(query, page, r::created_at, r::id, desc);
     Ok(query.load(conn).await?)
 }
 

@@ -204,10 +204,9 @@ pub async fn list_api_keys(
     let mut query = api_keys::table
         .filter(api_keys::tenant_id.eq(scope.id()))
         .select(ApiKey::as_select())
-        .order((api_keys::created_at, api_keys::id))
         .limit(page.limit())
         .into_boxed();
-    query = crate::after_cursor!(query, page, api_keys::created_at, api_keys::id, asc);
+    query = crate::keyset!(query, page, api_keys::created_at, api_keys::id, asc);
     Ok(query.load(conn).await?)
 }
 
@@ -222,13 +221,12 @@ pub async fn list_jobs(
     let mut query = j::table
         .filter(j::tenant_id.eq(scope.id()))
         .select(Job::as_select())
-        .order((j::created_at.desc(), j::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(j::status.eq(status));
     }
-    crate::after_cursor!(query, page, j::created_at, j::id, desc)
+    crate::keyset!(query, page, j::created_at, j::id, desc)
         .load(conn)
         .await
 }

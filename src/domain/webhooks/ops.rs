@@ -128,13 +128,12 @@ pub async fn deliveries(
     let mut query = d::table
         .filter(d::tenant_id.eq(scope.id()))
         .select(Delivery::as_select())
-        .order((d::created_at.desc(), d::id.desc()))
         .limit(page.limit())
         .into_boxed();
     if let Some(endpoint) = endpoint {
         query = query.filter(d::endpoint_id.eq(endpoint));
     }
-    query = crate::after_cursor!(query, page, d::created_at, d::id, desc);
+    query = crate::keyset!(query, page, d::created_at, d::id, desc);
     Ok(query.load(conn).await?)
 }
 
