@@ -179,13 +179,13 @@ macro_rules! keyset {
     }};
 }
 
-/// A newest-first page of a root list: validates `first`/`after`, runs `fetch` (which
-/// applies the request's keyset, see [`keyset!`]) in the request's read snapshot,
-/// and builds the connection with `(created_at, id)` cursors.
+/// A page of a root list in `(created_at, id)` order (`page`: forward or backward, see
+/// [`PageRequest::either`]): runs `fetch` (which applies the request's keyset, see
+/// [`keyset!`]) in the request's read snapshot, and builds the connection with
+/// `(created_at, id)` cursors.
 pub async fn created_page<'a, T, E, N, F>(
     ctx: &async_graphql::Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
+    page: PageRequest<chrono::DateTime<chrono::Utc>>,
     fetch: F,
     node_of: impl Fn(T) -> N,
 ) -> AppResult<Connection<Cursor<chrono::DateTime<chrono::Utc>>, N>>
@@ -201,7 +201,6 @@ where
     E: Into<AppError> + Send + 'a,
     N: OutputType,
 {
-    let page = PageRequest::new(first, after)?;
     let request = page.clone();
     let rows = crate::graphql::context::request_context(ctx)?
         .db

@@ -1309,3 +1309,66 @@ async fn each_nested_row_type_lists_its_models_columns_with_the_tables_types() {
         );
     }
 }
+
+/// Every root list that takes `last`/`before`, walked backward one row at a time from its
+/// end, visits the rows the forward walk visits, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_root_list_pages_backward_through_the_rows_it_pages_forward() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ __schema { queryType { fields { name args { name } } } } }",
+            json!({}),
+        )
+        .await;
+    let backward_lists: Vec<String> = r["data"]["__schema"]["queryType"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let args: Vec<&str> = f["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap())
+                .collect();
+            args.contains(&"last") && args.contains(&"before")
+        })
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(backward_lists.len() >= 20, "{backward_lists:?}");
+    let mut crossing_pages = 0;
+    for field in &backward_lists {
+        let forward = app.page_cursors(&a.admin_key, field, "", false).await;
+        let backward = app.page_cursors(&a.admin_key, field, "", true).await;
+        assert_eq!(backward, forward, "{field}");
+        if forward.len() > 1 {
+            crossing_pages += 1;
+        }
+        // One direction at a time; `last` is held to the same bounds as `first`.
+        for (args, path) in [
+            ("first: 2, last: 2", "last"),
+            ("last: 101", "last"),
+            ("last: 2, before: \"not a cursor\"", "before"),
+        ] {
+            let query = format!("{{ {field}({args}) {{ edges {{ cursor }} }} }}");
+            let r = app.gql(&a.admin_key, &query, json!({})).await;
+            assert_eq!(
+                error_code(&r),
+                Some("BAD_USER_INPUT"),
+                "{field}({args}): {r}"
+            );
+            assert_eq!(
+                r["errors"][0]["extensions"]["field"],
+                json!([path]),
+                "{field}({args}): {r}"
+            );
+        }
+    }
+    assert!(
+        crossing_pages >= 10,
+        "{crossing_pages} lists with more than one page"
+    );
+}

@@ -127,16 +127,18 @@ impl AutomationsQuery {
     /// nothing else.
     #[graphql(
         guard = "Access::Widget",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn published_testimonials(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Testimonial>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let rows = request
             .db
             .query(|conn, scope| {
@@ -157,7 +159,7 @@ impl AutomationsQuery {
     /// Email sequences, optionally in one status, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn email_sequences(
         &self,
@@ -165,11 +167,12 @@ impl AutomationsQuery {
         status: Option<SequenceStatus>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, EmailSequence>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_email_sequences(conn, scope, status, &page).await }
                     .scope_boxed()
@@ -182,18 +185,19 @@ impl AutomationsQuery {
     /// Demo sessions, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn demo_sessions(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, DemoSession>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_demo_sessions(conn, scope, &page).await }.scope_boxed()
             },

@@ -330,7 +330,8 @@ impl OutreachCampaign {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
-        outreach_email_page(request_context(ctx)?, Some(self.campaign_id), first, after).await
+        let page = PageRequest::new(first, after)?;
+        outreach_email_page(request_context(ctx)?, Some(self.campaign_id), page).await
     }
 }
 
@@ -417,10 +418,8 @@ pub struct EmailTemplate {
 async fn outreach_email_page(
     request: &RequestContext,
     campaign: Option<Uuid>,
-    first: Option<i32>,
-    after: Option<String>,
+    page: PageRequest<DateTime<Utc>>,
 ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
-    let page = PageRequest::new(first, after)?;
     let rows = request
         .db
         .query(|conn, scope| {
@@ -470,11 +469,9 @@ fn campaign_filter(filter: Option<CampaignFilter>) -> AppResult<ops::CampaignFil
 
 async fn campaign_page(
     request: &RequestContext,
-    first: Option<i32>,
-    after: Option<String>,
+    page: PageRequest<DateTime<Utc>>,
     filter: ops::CampaignFilter,
 ) -> AppResult<(PageRequest<DateTime<Utc>>, Vec<model::Campaign>)> {
-    let page = PageRequest::new(first, after)?;
     let rows = request
         .db
         .query(|conn, scope| {
@@ -500,17 +497,24 @@ impl CampaignsQuery {
     /// Campaigns, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<CampaignFilter>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Campaign>> {
         let request = request_context(ctx)?;
-        let (page, rows) = campaign_page(request, first, after, campaign_filter(filter)?).await?;
+        let (page, rows) = campaign_page(
+            request,
+            PageRequest::either(first, after, last, before)?,
+            campaign_filter(filter)?,
+        )
+        .await?;
         Ok(page.into_connection(
             rows,
             |c| Cursor {
@@ -524,17 +528,24 @@ impl CampaignsQuery {
     /// The seed's `campaign_metrics` view: every campaign with its metrics.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn campaign_metrics(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<CampaignFilter>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, CampaignMetricsRow>> {
         let request = request_context(ctx)?;
-        let (page, rows) = campaign_page(request, first, after, campaign_filter(filter)?).await?;
+        let (page, rows) = campaign_page(
+            request,
+            PageRequest::either(first, after, last, before)?,
+            campaign_filter(filter)?,
+        )
+        .await?;
         let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
         let counters = request
             .loader
@@ -560,20 +571,27 @@ impl CampaignsQuery {
     /// The seed's `active_campaigns` view.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn active_campaigns(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Campaign>> {
         let request = request_context(ctx)?;
         let filter = ops::CampaignFilter {
             status: Some(CampaignStatus::Active),
             ..Default::default()
         };
-        let (page, rows) = campaign_page(request, first, after, filter).await?;
+        let (page, rows) = campaign_page(
+            request,
+            PageRequest::either(first, after, last, before)?,
+            filter,
+        )
+        .await?;
         Ok(page.into_connection(
             rows,
             |c| Cursor {
@@ -604,18 +622,19 @@ impl CampaignsQuery {
 
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn outreach_campaigns(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachCampaign>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_outreach_campaigns(conn, scope, &page).await }.scope_boxed()
             },
@@ -627,7 +646,7 @@ impl CampaignsQuery {
     /// Outreach emails, optionally of one campaign, in creation order.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn outreach_emails(
         &self,
@@ -635,12 +654,19 @@ impl CampaignsQuery {
         campaign_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
         let campaign = campaign_id
             .as_ref()
             .map(|c| parse_id(c, &["campaignId"]))
             .transpose()?;
-        outreach_email_page(request_context(ctx)?, campaign, first, after).await
+        outreach_email_page(
+            request_context(ctx)?,
+            campaign,
+            PageRequest::either(first, after, last, before)?,
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Read")]

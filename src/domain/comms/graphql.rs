@@ -15,7 +15,7 @@ use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{created_page, Cursor};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 
@@ -309,7 +309,7 @@ impl CommsQuery {
     /// The message log across customers, optionally on one channel.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn messages(
         &self,
@@ -317,11 +317,12 @@ impl CommsQuery {
         channel: Option<Channel>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Communication>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_messages(conn, scope, channel, &page).await }.scope_boxed()
             },
@@ -332,7 +333,7 @@ impl CommsQuery {
 
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn prospects(
         &self,
@@ -340,11 +341,12 @@ impl CommsQuery {
         status: Option<ProspectStatus>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Prospect>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_prospects(conn, scope, status, &page).await }.scope_boxed()
             },
@@ -355,18 +357,19 @@ impl CommsQuery {
 
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn calls(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Call>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_calls(conn, scope, &page).await }.scope_boxed()
             },
@@ -377,18 +380,19 @@ impl CommsQuery {
 
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn appointments(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Appointment>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_appointments(conn, scope, &page).await }.scope_boxed()
             },
@@ -399,7 +403,7 @@ impl CommsQuery {
 
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn tickets(
         &self,
@@ -407,11 +411,12 @@ impl CommsQuery {
         status: Option<TicketStatus>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Ticket>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_tickets(conn, scope, status, &page).await }.scope_boxed()
             },

@@ -336,7 +336,7 @@ impl IntelligenceQuery {
     /// The prompt registry (every variant), optionally of one prompt name, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn prompts(
         &self,
@@ -344,11 +344,12 @@ impl IntelligenceQuery {
         name: Option<String>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Prompt>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { list_prompts(conn, scope, name.as_deref(), &page).await }.scope_boxed()
             },
@@ -377,7 +378,7 @@ impl IntelligenceQuery {
     /// The tenant's translation cache, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn translations(
         &self,
@@ -385,11 +386,12 @@ impl IntelligenceQuery {
         filter: Option<TranslationFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<CachedTranslation>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 let filter = filter.unwrap_or_default();
                 async move { list_translations(conn, scope, filter, &page).await }.scope_boxed()
@@ -435,7 +437,7 @@ impl IntelligenceQuery {
     /// The feedback trail, optionally of one lead, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn feedback(
         &self,
@@ -443,6 +445,8 @@ impl IntelligenceQuery {
         lead_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Page<Feedback>> {
         let lead = lead_id
             .as_ref()
@@ -450,8 +454,7 @@ impl IntelligenceQuery {
             .transpose()?;
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { list_feedback(conn, scope, lead, &page).await }.scope_boxed()
             },

@@ -401,17 +401,19 @@ impl LoyaltyQuery {
     /// Enrollments, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn enrollments(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<EnrollmentFilter>,
     ) -> AppResult<Connection<TimeCursor, Enrollment>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = ops::EnrollmentFilter {
             status: filter.status,
@@ -445,17 +447,19 @@ impl LoyaltyQuery {
     /// The rewards catalog, oldest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn rewards(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<RewardFilter>,
     ) -> AppResult<Connection<TimeCursor, Reward>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = ops::RewardFilter {
             available: filter.available,
@@ -492,17 +496,19 @@ impl LoyaltyQuery {
     /// Redemptions, newest first.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn redemptions(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<RedemptionFilter>,
     ) -> AppResult<Connection<TimeCursor, Redemption>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = ops::RedemptionFilter {
             status: filter.status,

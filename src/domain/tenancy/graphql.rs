@@ -8,7 +8,7 @@ use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
 use crate::error::AppResult;
-use crate::graphql::connection::{created_page, Cursor};
+use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
 
@@ -104,18 +104,19 @@ impl TenancyQuery {
     /// The tenant's API keys (admins only).
     #[graphql(
         guard = "Access::Admin",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, ApiKey>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_api_keys(conn, scope, &page).await }.scope_boxed()
             },
@@ -127,7 +128,7 @@ impl TenancyQuery {
     /// The tenant's background jobs, optionally in one status, newest first (admins only).
     #[graphql(
         guard = "Access::Admin",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn jobs(
         &self,
@@ -135,11 +136,12 @@ impl TenancyQuery {
         status: Option<JobStatus>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Job>> {
         created_page(
             ctx,
-            first,
-            after,
+            PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
                 async move { ops::list_jobs(conn, scope, status, &page).await }.scope_boxed()
             },

@@ -88,7 +88,7 @@ impl WebhooksQuery {
     /// The delivery log, newest first.
     #[graphql(
         guard = "Access::Admin",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn webhook_deliveries(
         &self,
@@ -96,9 +96,11 @@ impl WebhooksQuery {
         endpoint_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, WebhookDelivery>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let endpoint = endpoint_id
             .as_ref()
             .map(|e| parse_id(e, &["endpointId"]))

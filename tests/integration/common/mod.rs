@@ -435,6 +435,48 @@ impl TestApp {
         mine.len()
     }
 
+    /// Every cursor of the root connection `field` (with extra `args`), one per page:
+    /// forward from the start (`first`/`after`), or backward from the end (`last`/`before`),
+    /// in the list's order either way.
+    pub async fn page_cursors(
+        &self,
+        key: &str,
+        field: &str,
+        args: &str,
+        backward: bool,
+    ) -> Vec<String> {
+        let (size, from, more, next) = match backward {
+            false => ("first", "after", "hasNextPage", "endCursor"),
+            true => ("last", "before", "hasPreviousPage", "startCursor"),
+        };
+        let mut cursors = Vec::new();
+        let mut from_cursor = Value::Null;
+        loop {
+            let query = format!(
+                "query($c: String) {{ {field}({size}: 1, {from}: $c{args}) \
+                 {{ pageInfo {{ {more} {next} }} edges {{ cursor }} }} }}"
+            );
+            let r = self.gql(key, &query, json!({ "c": from_cursor })).await;
+            assert!(r["errors"].is_null(), "{field}: {r}");
+            let connection = &r["data"][field];
+            let page = connection["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["cursor"].as_str().unwrap().to_owned());
+            match backward {
+                false => cursors.extend(page),
+                true => {
+                    cursors.splice(0..0, page);
+                }
+            }
+            if connection["pageInfo"][more] != true {
+                return cursors;
+            }
+            from_cursor = connection["pageInfo"][next].clone();
+        }
+    }
+
     /// Every id of the root connection `field` (with extra `args`), two per page.
     pub async fn page_ids(&self, key: &str, field: &str, args: &str) -> Vec<String> {
         let mut ids = Vec::new();
