@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::QueryableByName;
 
@@ -84,40 +86,37 @@ impl Replica {
     /// Whether the replica has replayed up to `position` of the primary's WAL (`None`:
     /// it could not be asked).
     async fn has_replayed(&self, position: &str) -> Option<bool> {
-        // Here only: its `load` would shadow the atomics' above.
-        use diesel_async::RunQueryDsl;
-        let check = async {
-            let mut conn = self.pool.get().await.ok()?;
-            // NULL when the server is not replaying (not a standby).
-            let row: CaughtUp = diesel::sql_query(
-                "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn \
-                 OR NOT pg_is_in_recovery() AS caught_up",
-            )
-            .bind::<Text, _>(position)
-            .get_result(&mut conn)
-            .await
-            .ok()?;
-            Some(row.caught_up.unwrap_or(true))
-        };
-        tokio::time::timeout(CHECK_TIMEOUT, check)
-            .await
-            .ok()
-            .flatten()
+        // NULL when the server is not replaying (not a standby).
+        let query = diesel::sql_query(
+            "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn OR NOT pg_is_in_recovery() AS caught_up",
+        )
+        .into_boxed()
+        .bind::<Text, _>(position.to_owned());
+        let row: CaughtUp = ask(&self.pool, query).await?;
+        Some(row.caught_up.unwrap_or(true))
     }
 }
 
 /// The primary's WAL position now (`None`: it could not be asked).
 async fn primary_position(primary: &PgPool) -> Option<String> {
+    let query = diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn").into_boxed();
+    let row: Position = ask(primary, query).await?;
+    Some(row.lsn)
+}
+
+/// One row of `query` on a connection of `pool`, within [`CHECK_TIMEOUT`] (`None`: no
+/// connection, a failed statement or no answer in time).
+async fn ask<T>(pool: &PgPool, query: BoxedSqlQuery<'static, Pg, SqlQuery>) -> Option<T>
+where
+    T: QueryableByName<Pg> + Send + 'static,
+{
+    // Here only: its `load` would shadow the atomics' above.
     use diesel_async::RunQueryDsl;
-    let check = async {
-        let mut conn = primary.get().await.ok()?;
-        let row: Position = diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
-            .get_result(&mut conn)
-            .await
-            .ok()?;
-        Some(row.lsn)
+    let answer = async {
+        let mut conn = pool.get().await.ok()?;
+        query.get_result(&mut conn).await.ok()
     };
-    tokio::time::timeout(CHECK_TIMEOUT, check)
+    tokio::time::timeout(CHECK_TIMEOUT, answer)
         .await
         .ok()
         .flatten()
