@@ -166,15 +166,19 @@ macro_rules! keyset {
     };
     (@walk $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
         let page = &$page;
-        match ($descending != page.backward, &page.after) {
-            (true, None) => $query.order(($key.desc(), $id.desc())),
-            (false, None) => $query.order(($key.asc(), $id.asc())),
-            (true, Some($crate::graphql::connection::Cursor { key, id })) => $query
-                .order(($key.desc(), $id.desc()))
-                .filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id)))),
-            (false, Some($crate::graphql::connection::Cursor { key, id })) => $query
-                .order(($key.asc(), $id.asc()))
-                .filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id)))),
+        let descending = $descending != page.backward;
+        let query = match descending {
+            true => $query.order(($key.desc(), $id.desc())),
+            false => $query.order(($key.asc(), $id.asc())),
+        };
+        match (descending, &page.after) {
+            (_, None) => query,
+            (true, Some($crate::graphql::connection::Cursor { key, id })) => {
+                query.filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id))))
+            }
+            (false, Some($crate::graphql::connection::Cursor { key, id })) => {
+                query.filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id))))
+            }
         }
     }};
 }
