@@ -445,61 +445,57 @@ impl TestApp {
         args: &str,
         backward: bool,
     ) -> Vec<String> {
-        let (size, from, more, next) = match backward {
-            false => ("first", "after", "hasNextPage", "endCursor"),
-            true => ("last", "before", "hasPreviousPage", "startCursor"),
-        };
-        let mut cursors = Vec::new();
-        let mut from_cursor = Value::Null;
-        loop {
-            let query = format!(
-                "query($c: String) {{ {field}({size}: 1, {from}: $c{args}) \
-                 {{ pageInfo {{ {more} {next} }} edges {{ cursor }} }} }}"
-            );
-            let r = self.gql(key, &query, json!({ "c": from_cursor })).await;
-            assert!(r["errors"].is_null(), "{field}: {r}");
-            let connection = &r["data"][field];
-            let page = connection["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["cursor"].as_str().unwrap().to_owned());
-            match backward {
-                false => cursors.extend(page),
-                true => {
-                    cursors.splice(0..0, page);
-                }
-            }
-            if connection["pageInfo"][more] != true {
-                return cursors;
-            }
-            from_cursor = connection["pageInfo"][next].clone();
-        }
+        self.walk(key, field, args, 1, backward, ("edges", "cursor"))
+            .await
     }
 
     /// Every id of the root connection `field` (with extra `args`), two per page.
     pub async fn page_ids(&self, key: &str, field: &str, args: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut after = Value::Null;
+        self.walk(key, field, args, 2, false, ("nodes", "id")).await
+    }
+
+    /// Walks the root connection `field` `per_page` at a time, forward or `backward`,
+    /// collecting `what` (the list, `nodes` or `edges`, and the string field of each item),
+    /// in the list's order.
+    async fn walk(
+        &self,
+        key: &str,
+        field: &str,
+        args: &str,
+        per_page: usize,
+        backward: bool,
+        what: (&str, &str),
+    ) -> Vec<String> {
+        let (size, from, more, next) = match backward {
+            false => ("first", "after", "hasNextPage", "endCursor"),
+            true => ("last", "before", "hasPreviousPage", "startCursor"),
+        };
+        let (items, leaf) = what;
+        let mut found = Vec::new();
+        let mut from_cursor = Value::Null;
         loop {
             let query = format!(
-                "query($after: String) {{ {field}(first: 2, after: $after{args}) \
-                 {{ pageInfo {{ hasNextPage endCursor }} nodes {{ id }} }} }}"
+                "query($c: String) {{ {field}({size}: {per_page}, {from}: $c{args}) \
+                 {{ pageInfo {{ {more} {next} }} {items} {{ {leaf} }} }} }}"
             );
-            let r = self.gql(key, &query, json!({ "after": after })).await;
-            assert!(r["errors"].is_null(), "{r}");
+            let r = self.gql(key, &query, json!({ "c": from_cursor })).await;
+            assert!(r["errors"].is_null(), "{field}: {r}");
             let connection = &r["data"][field];
-            ids.extend(
-                connection["nodes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n["id"].as_str().unwrap().to_owned()),
-            );
-            if connection["pageInfo"]["hasNextPage"] != true {
-                return ids;
+            let page = connection[items]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item[leaf].as_str().unwrap().to_owned());
+            match backward {
+                false => found.extend(page),
+                true => {
+                    found.splice(0..0, page);
+                }
             }
-            after = connection["pageInfo"]["endCursor"].clone();
+            if connection["pageInfo"][more] != true {
+                return found;
+            }
+            from_cursor = connection["pageInfo"][next].clone();
         }
     }
 }
