@@ -61,18 +61,8 @@ pub struct Metrics {
 }
 
 impl AppState {
+    /// The state over `pool` (and `replica`, when there is one: see `db::replica`).
     pub fn new(
-        pool: PgPool,
-        statements: Arc<StatementCounter>,
-        limits: ServeArgs,
-        graphiql_key: Option<String>,
-        hub: Arc<EventHub>,
-    ) -> Self {
-        Self::with_replica(pool, None, statements, limits, graphiql_key, hub)
-    }
-
-    /// [`AppState::new`] with a read replica.
-    pub fn with_replica(
         pool: PgPool,
         replica: Option<Arc<Replica>>,
         statements: Arc<StatementCounter>,

@@ -306,7 +306,7 @@ async fn serve(
         let max_lag = Duration::from_millis(global.replica_max_lag_ms);
         db::replica::Replica::watch(replica_pool, pool.clone(), max_lag)
     });
-    let state = AppState::with_replica(pool, replica, statements, args, graphiql_key, hub);
+    let state = AppState::new(pool, replica, statements, args, graphiql_key, hub);
     started();
     let listener_task = state.hub.spawn_listener(database.url.clone());
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");

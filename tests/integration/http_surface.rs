@@ -376,7 +376,14 @@ async fn an_unreachable_database_means_503_readyz_and_unavailable_errors() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let hub = growthgraph::events::EventHub::new(pool.clone());
-    let state = AppState::new(pool, Default::default(), ServeArgs::default(), None, hub);
+    let state = AppState::new(
+        pool,
+        None,
+        Default::default(),
+        ServeArgs::default(),
+        None,
+        hub,
+    );
     tokio::spawn(async move {
         axum::serve(listener, growthgraph::http::router(state))
             .await

@@ -203,8 +203,7 @@ impl TestApp {
             let replica_pool = db::build_pool(url, 8, Duration::from_secs(10), statements.clone());
             Replica::watch(replica_pool, pool.clone(), max_lag)
         });
-        let state =
-            AppState::with_replica(pool.clone(), replica, statements.clone(), args, None, hub);
+        let state = AppState::new(pool.clone(), replica, statements.clone(), args, None, hub);
         state.hub.spawn_listener(database_url.clone());
         tokio::spawn(async move {
             axum::serve(listener, growthgraph::http::router(state))
