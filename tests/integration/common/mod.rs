@@ -33,21 +33,31 @@ struct Shared {
 static SHARED: OnceLock<Shared> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
-/// Removes test clusters left by earlier runs whose postmaster is gone.
+/// Removes test clusters left by earlier runs whose postmaster is gone. A directory is
+/// named after the test process that made it (`growthgraph-test-<pid>[-…]`): one whose
+/// process still runs is kept (it may be a cluster another test of this run is creating,
+/// with no postmaster yet).
 fn sweep_stale_clusters() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
+    let alive = |pid: &str| std::path::Path::new(&format!("/proc/{pid}")).exists();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("growthgraph-test-") {
+        let Some(owner) = name
+            .to_string_lossy()
+            .strip_prefix("growthgraph-test-")
+            .map(|rest| rest.split('-').next().unwrap_or_default().to_owned())
+        else {
+            continue;
+        };
+        if !owner.is_empty() && alive(&owner) {
             continue;
         }
         let pid = std::fs::read_to_string(entry.path().join("pgdata/postmaster.pid"))
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
+        if !pid.is_some_and(|pid| alive(&pid.to_string())) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
