@@ -29,8 +29,8 @@ pub struct Inner {
     /// Parsed-query cache, cost, error codes: around every operation the schema runs.
     pub guard: RequestGuard,
     /// What the database said about recently used API keys (each request has it
-    /// confirmed).
-    pub known_keys: KnownKeys,
+    /// confirmed); the hub's listener forgets the ones that change.
+    pub known_keys: Arc<KnownKeys>,
     /// Queries of one known key that arrive together (see `db::group`).
     pub read_groups: ReadGroups,
     pub hub: Arc<EventHub>,
@@ -77,7 +77,7 @@ impl AppState {
             replica,
             statements,
             guard: RequestGuard::new(&schema),
-            known_keys: KnownKeys::default(),
+            known_keys: hub.known_keys.clone(),
             read_groups: ReadGroups::new(limits.read_group, limits.read_group_connections),
             schema,
             unvalidated_schema,

@@ -312,6 +312,19 @@ impl KnownKeys {
         );
     }
 
+    /// Forgets the API key `key_id`: it was revoked, or changed (see
+    /// `EventHub::spawn_listener`).
+    pub fn forget_key(&self, key_id: Uuid) {
+        self.keys().retain(|_, known| {
+            !matches!(known.principal, Principal::ApiKey { key_id: id, .. } if id == key_id)
+        });
+    }
+
+    /// Forgets every key (changes to keys may have gone unheard).
+    pub fn forget_all(&self) {
+        self.keys().clear();
+    }
+
     /// Forgets the key of a request whose caller the database did not confirm.
     pub fn forget(&self, header: Option<&str>) {
         if let Ok(token) = bearer_token(header) {

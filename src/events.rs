@@ -3,6 +3,12 @@
 //! events out to its local subscribers through bounded broadcast channels. A
 //! subscriber that falls more than `BUFFER` events behind is cut off (its stream ends
 //! with a SLOW_CONSUMER error) instead of growing memory.
+//!
+//! The same connection hears of API keys that stop being what they were (migration
+//! `2026-11-23-000018_api_key_changes`): the instance forgets them (see [`KnownKeys`]), so
+//! a revoked key's next request is looked up on the primary, never confirmed on a replica
+//! that has not replayed the revocation yet. Reconnecting forgets every key (changes made
+//! meanwhile went unheard).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +20,7 @@ use scoped_futures::ScopedFutureExt;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::auth::KnownKeys;
 use crate::db::sql::Prepared;
 use crate::db::{PgPool, TenantDb};
 use crate::domain::events::{self, StoredEvent};
@@ -23,6 +30,10 @@ use crate::error::{AppError, AppResult};
 pub const BUFFER: usize = 1024;
 /// How often each instance runs the sequencer (a cheap no-op when nothing is new).
 const TICK: Duration = Duration::from_millis(20);
+/// Where committed events are announced (migration `2026-11-22-000012_event_sequencing`).
+const EVENTS_CHANNEL: &str = "gg_events_sequenced";
+/// Where changed API keys are announced, by id.
+const KEYS_CHANNEL: &str = "gg_api_keys_changed";
 
 struct TenantChannel {
     sender: broadcast::Sender<Arc<StoredEvent>>,
@@ -35,6 +46,9 @@ pub struct EventHub {
     /// Woken when this instance commits a write: the sequencer runs without waiting for
     /// its tick (several wake-ups before it runs count as one).
     commits: Arc<tokio::sync::Notify>,
+    /// What the database said about recently used API keys (see [`KnownKeys`]); the
+    /// listener forgets the ones it hears have changed.
+    pub known_keys: Arc<KnownKeys>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +63,7 @@ impl EventHub {
             pool,
             tenants: Mutex::new(HashMap::new()),
             commits: Arc::default(),
+            known_keys: Arc::default(),
         })
     }
 
@@ -188,10 +203,12 @@ impl EventHub {
         let mut conn = AsyncPgConnection::establish(url)
             .await
             .map_err(|e| e.to_string())?;
-        conn.batch_execute("LISTEN gg_events_sequenced")
+        conn.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}; LISTEN {KEYS_CHANNEL}"))
             .await
             .map_err(|e| e.to_string())?;
-        // Catch up on anything published while we were away.
+        // Catch up on anything published while we were away, and forget keys that may
+        // have changed meanwhile.
+        self.known_keys.forget_all();
         self.fetch().await;
         let mut seen = 0i64;
         let mut since_fetch = 0u32;
@@ -203,6 +220,13 @@ impl EventHub {
             tokio::select! {
                 notification = notifications.next() => {
                     match notification {
+                        // An API key changed (the payload is its id).
+                        Some(Ok(notification)) if notification.channel == KEYS_CHANNEL => {
+                            match notification.payload.parse::<Uuid>() {
+                                Ok(key_id) => self.known_keys.forget_key(key_id),
+                                Err(_) => self.known_keys.forget_all(),
+                            }
+                        }
                         // Some instance's sequencer numbered events up to the position
                         // it carries. This instance's own notification comes back too:
                         // its events were fetched right after sequencing them.

@@ -15,8 +15,9 @@
 //! (no replay position) is taken as up to date.
 //!
 //! What a client sees: a query may not show a write committed a moment before (at most
-//! the lag above); a key revoked on the primary stops working on replica reads once the
-//! revocation has replayed.
+//! the lag above). A revoked key stops working at once all the same: the instance that
+//! revokes it forgets it as the revocation commits, every other one as its event listener
+//! hears of it (`crate::events`), and a key not known is looked up on the primary.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

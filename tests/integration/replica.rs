@@ -4,10 +4,14 @@
 use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;
+use growthgraph::auth::Role;
 use growthgraph::db;
 use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::db::tenant::in_tenant_transaction;
 use growthgraph::domain::tenancy::ops as tenancy;
+use scoped_futures::ScopedFutureExt;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::common::{database_url, fresh_database, TestApp, TEST_SETTINGS};
 
@@ -17,15 +21,6 @@ const UPSERT: &str = "mutation($input: UpsertCustomerInput!) { upsertCustomer(in
 const LAG: Duration = Duration::from_secs(1);
 
 const BY_EMAIL: &str = "query($e: String) { customer(email: $e) { email } }";
-
-/// A tenant created straight in the database at `url`; its admin key.
-async fn tenant_key(url: &str) -> String {
-    let mut conn = db::connect_owner(url).await.unwrap();
-    let (_, key) = tenancy::create_tenant(&mut conn, "Replicated", None)
-        .await
-        .unwrap();
-    key
-}
 
 /// Waits (up to 20 s) until the metric `series` reads `value`.
 async fn until_metric(app: &TestApp, series: &str, value: u64) {
@@ -55,12 +50,33 @@ async fn find(app: &TestApp, key: &str, email: &str) -> (Value, bool) {
     (r["data"]["customer"]["email"].clone(), after > before)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_primary() {
-    // The "replica" is a copy of the primary's database taken once the tenant exists: it
-    // never sees a later write, so every answer tells where it was read.
+/// A fresh primary database with a tenant, and a "replica" that is a copy of it taken
+/// then: it never sees a later write, so every answer tells where it was read.
+struct FrozenCopy {
+    primary: String,
+    copy: String,
+    /// The tenant's admin key.
+    admin: String,
+}
+
+/// [`FrozenCopy`], the tenant also holding an admin key (id and secret) per name in
+/// `extra_keys` when copied.
+async fn primary_and_frozen_copy(extra_keys: &[&str]) -> (FrozenCopy, Vec<(Uuid, String)>) {
     let primary = fresh_database().await;
-    let key = tenant_key(&primary).await;
+    let mut conn = db::connect_owner(&primary).await.unwrap();
+    let (tenant, admin) = tenancy::create_tenant(&mut conn, "Replicated", None)
+        .await
+        .unwrap();
+    let mut extra = Vec::new();
+    for name in extra_keys {
+        let (key, secret) = in_tenant_transaction(&mut conn, tenant.id, |conn, scope| {
+            tenancy::create_api_key(conn, scope, name, Role::Admin).scope_boxed()
+        })
+        .await
+        .unwrap();
+        extra.push((key.id, secret));
+    }
+    drop(conn); // a database being copied must have no other session
     let name = |url: &str| url.rsplit('/').next().unwrap().to_owned();
     let copy = format!("{}_copy", name(&primary));
     let mut maintenance = db::connect_owner(&database_url("postgres")).await.unwrap();
@@ -71,7 +87,37 @@ async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_p
         ))
         .await
         .unwrap();
-    let app = TestApp::with_replica(primary, &database_url(&copy), LAG).await;
+    let copy = database_url(&copy);
+    (
+        FrozenCopy {
+            primary,
+            copy,
+            admin,
+        },
+        extra,
+    )
+}
+
+/// Whether `app` answers a request with `key` 401.
+async fn unauthorized(app: &TestApp, key: &str) -> bool {
+    let request = json!({ "query": BY_EMAIL, "variables": { "e": "x@example.com" } });
+    app.post(Some(key), request).await.0 == 401
+}
+
+/// Waits (up to 5 s) until `check` holds.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_primary() {
+    let (frozen, _) = primary_and_frozen_copy(&[]).await;
+    let key = frozen.admin;
+    let app = TestApp::with_replica(frozen.primary, &frozen.copy, LAG).await;
     until_metric(&app, "growthgraph_replica_usable", 1).await;
 
     // A mutation writes on the primary (the key is looked up there, as every unknown key).
@@ -125,6 +171,56 @@ async fn known_keys_queries_read_from_the_replica_and_everything_else_from_the_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_stops_working_at_once_though_the_replica_has_not_replayed_it() {
+    // The copy never replays a revocation: it would confirm the key for ever.
+    let (frozen, keys) = primary_and_frozen_copy(&["revoked here", "revoked elsewhere"]).await;
+    let [(here_id, revoked_here), (_, revoked_elsewhere)] = <[_; 2]>::try_from(keys).unwrap();
+    let here = TestApp::with_replica(frozen.primary.clone(), &frozen.copy, LAG).await;
+    let there = TestApp::with_replica(frozen.primary.clone(), &frozen.copy, LAG).await;
+    until_metric(&here, "growthgraph_replica_usable", 1).await;
+    until_metric(&there, "growthgraph_replica_usable", 1).await;
+    // Known to both servers after a first lookup: their queries read the copy.
+    for app in [&here, &there] {
+        for key in [&revoked_here, &revoked_elsewhere] {
+            find(app, key, "nobody@example.com").await;
+            let found = find(app, key, "nobody@example.com").await;
+            assert_eq!(found, (Value::Null, true));
+        }
+    }
+
+    // Revoked through one server: that server refuses the key at once, the other as soon
+    // as its listener hears of it.
+    let revoke = "mutation($id: ID!) { revokeApiKey(input: { id: $id }) {
+        apiKey { revokedAt } userErrors { code } } }";
+    let r = here
+        .gql(&frozen.admin, revoke, json!({ "id": here_id }))
+        .await;
+    let revoked_at = &r["data"]["revokeApiKey"]["apiKey"]["revokedAt"];
+    assert!(revoked_at.is_string(), "{r}");
+    assert!(unauthorized(&here, &revoked_here).await);
+    until("the other server refuses the key", || {
+        unauthorized(&there, &revoked_here)
+    })
+    .await;
+
+    // Revoked by anything else that writes the primary: both servers hear of it.
+    let mut owner = db::connect_owner(&frozen.primary).await.unwrap();
+    owner
+        .batch_execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'revoked elsewhere'")
+        .await
+        .unwrap();
+    for app in [&here, &there] {
+        until("a server refuses the key revoked elsewhere", || {
+            unauthorized(app, &revoked_elsewhere)
+        })
+        .await;
+    }
+    // The key that revoked one (known since) is not forgotten: it still reads the copy.
+    let found = find(&here, &frozen.admin, "nobody@example.com").await;
+    assert_eq!(found, (Value::Null, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_cannot() {
     let root =
         std::env::temp_dir().join(format!("growthgraph-test-{}-primary", std::process::id()));
@@ -139,7 +235,10 @@ async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_
         .await
         .unwrap();
     db::migrate(&primary.url("gg")).await.unwrap();
-    let key = tenant_key(&primary.url("gg")).await;
+    let mut conn = db::connect_owner(&primary.url("gg")).await.unwrap();
+    let (_, key) = tenancy::create_tenant(&mut conn, "Replicated", None)
+        .await
+        .unwrap();
     let (primary, standby) = tokio::task::spawn_blocking(move || {
         let standby = primary
             .start_standby(&standby_root, None, Durability::Throwaway, TEST_SETTINGS)

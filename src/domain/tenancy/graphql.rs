@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -8,6 +10,7 @@ use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
 use crate::error::AppResult;
+use crate::events::EventHub;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
@@ -256,6 +259,12 @@ impl TenancyMutation {
                 async move { ops::revoke_api_key(conn, scope, id).await }.scope_boxed()
             })
             .await;
+        // Committed: this instance forgets the key now (every instance's event listener
+        // hears of it too), so its next request is looked up on the primary, not confirmed
+        // on a replica that may not have replayed the revocation.
+        if let (Ok(_), Some(hub)) = (&result, ctx.data_opt::<Arc<EventHub>>()) {
+            hub.known_keys.forget_key(id);
+        }
         payload(result, |key, user_errors| RevokeApiKeyPayload {
             api_key: key.map(ApiKey),
             user_errors,
