@@ -164,6 +164,10 @@ macro_rules! keyset {
     ($query:expr, $page:expr, $key:expr, $id:expr, desc) => {
         $crate::keyset!(@walk $query, $page, $key, $id, true)
     };
+    // The list's order chosen by the request: descending when `$descending` holds.
+    ($query:expr, $page:expr, $key:expr, $id:expr, descending: $descending:expr) => {
+        $crate::keyset!(@walk $query, $page, $key, $id, $descending)
+    };
     (@walk $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
         let page = &$page;
         let descending = $descending != page.backward;

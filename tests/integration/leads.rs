@@ -545,6 +545,47 @@ async fn growth_insights_match_figures_computed_independently() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_page_forward_and_backward_in_either_order_through_ties() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Paged leads").await;
+    // Eleven leads at four instants (ties broken by id), three of them archived.
+    app.insert_for(
+        &t,
+        "INSERT INTO lead_memory (tenant_id, name, email, archived, created_at)
+         SELECT $1, 'L' || i, 'l' || i || '@example.com', i % 4 = 1,
+                timestamptz '2026-01-01 00:00:00+00' + (i / 3) * interval '1 day'
+         FROM generate_series(0, 10) AS i",
+    )
+    .await;
+    for archived in [false, true] {
+        let newest_first = app
+            .ids_by_sql(
+                "lead_memory",
+                &t,
+                Some(("archived::text", &archived.to_string())),
+            )
+            .await;
+        assert_eq!(newest_first.len(), if archived { 3 } else { 8 });
+        let oldest_first: Vec<String> = newest_first.iter().rev().cloned().collect();
+        for (direction, expected) in [
+            ("", &newest_first),
+            ("DESC", &newest_first),
+            ("ASC", &oldest_first),
+        ] {
+            let order = match direction {
+                "" => String::new(),
+                d => format!(", orderBy: {{ direction: {d} }}"),
+            };
+            let args = format!(", filter: {{ archived: {archived} }}{order}");
+            let forward = app.page_ids(&t.admin_key, "leads", &args).await;
+            assert_eq!(&forward, expected, "forward{args}");
+            let backward = app.page_ids_backward(&t.admin_key, "leads", &args).await;
+            assert_eq!(&backward, expected, "backward{args}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leads_and_insights_are_isolated_between_tenants() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;

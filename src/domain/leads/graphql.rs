@@ -253,18 +253,21 @@ impl LeadsQuery {
     /// Leads, newest first by default; archived and deleted ones only when asked for.
     #[graphql(
         guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<LeadFilter>,
         order_by: Option<LeadOrderBy>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Lead>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::new(first, after)?;
+        let page = PageRequest::either(first, after, last, before)?;
         let f = filter.unwrap_or_default();
         if f.search
             .as_ref()

@@ -17,7 +17,7 @@ use crate::db::schema::{customers, feedback_tracking, lead_actions, lead_memory,
 use crate::db::Tenant;
 use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::PageRequest;
 
 // ---- reads ------------------------------------------------------------------------------
 
@@ -169,26 +169,7 @@ pub async fn list(
                 .or(l::message.ilike(pattern)),
         );
     }
-    query = if ascending {
-        query.order((l::created_at.asc(), l::id.asc()))
-    } else {
-        query.order((l::created_at.desc(), l::id.desc()))
-    };
-    if let Some(Cursor { key, id }) = &page.after {
-        query = if ascending {
-            query.filter(
-                l::created_at
-                    .gt(*key)
-                    .or(l::created_at.eq(*key).and(l::id.gt(*id))),
-            )
-        } else {
-            query.filter(
-                l::created_at
-                    .lt(*key)
-                    .or(l::created_at.eq(*key).and(l::id.lt(*id))),
-            )
-        };
-    }
+    let query = crate::keyset!(query, page, l::created_at, l::id, descending: !ascending);
     Ok(query.load(conn).await?)
 }
 

@@ -463,6 +463,12 @@ impl TestApp {
         self.walk(key, field, args, 2, false, ("nodes", "id")).await
     }
 
+    /// Every id of the root connection `field` (with extra `args`), two per page, walking
+    /// backward from the end (`last`/`before`), in the list's order.
+    pub async fn page_ids_backward(&self, key: &str, field: &str, args: &str) -> Vec<String> {
+        self.walk(key, field, args, 2, true, ("nodes", "id")).await
+    }
+
     /// Walks the root connection `field` `per_page` at a time, forward or `backward`,
     /// collecting `what` (the list, `nodes` or `edges`, and the string field of each item),
     /// in the list's order.
