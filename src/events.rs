@@ -49,6 +49,9 @@ pub struct EventHub {
     /// What the database said about recently used API keys (see [`KnownKeys`]); the
     /// listener forgets the ones it hears have changed.
     pub known_keys: Arc<KnownKeys>,
+    /// Whether the listening connection is up (and has forgotten the keys remembered
+    /// before it was).
+    listening: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +67,7 @@ impl EventHub {
             tenants: Mutex::new(HashMap::new()),
             commits: Arc::default(),
             known_keys: Arc::default(),
+            listening: Default::default(),
         })
     }
 
@@ -176,6 +180,11 @@ impl EventHub {
         Ok(last.last)
     }
 
+    /// Whether the listener's connection is up (`growthgraph_event_listener_up`).
+    pub fn is_listening(&self) -> bool {
+        std::sync::atomic::AtomicBool::load(&self.listening, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The listener: one connection per instance, reconnecting with backoff and catching
     /// up from the last position it published.
     pub fn spawn_listener(self: &Arc<Self>, url: String) -> tokio::task::JoinHandle<()> {
@@ -186,6 +195,8 @@ impl EventHub {
                 match hub.listen(&url).await {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err(error) => {
+                        hub.listening
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!(
                             ?error,
                             ?backoff,
@@ -209,6 +220,8 @@ impl EventHub {
         // Catch up on anything published while we were away, and forget keys that may
         // have changed meanwhile.
         self.known_keys.forget_all();
+        self.listening
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.fetch().await;
         let mut seen = 0i64;
         let mut since_fetch = 0u32;

@@ -459,7 +459,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
          # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n\
          # TYPE growthgraph_replica_usable gauge\ngrowthgraph_replica_usable {}\n\
-         # TYPE growthgraph_replica_reads_total counter\ngrowthgraph_replica_reads_total {}\n",
+         # TYPE growthgraph_replica_reads_total counter\ngrowthgraph_replica_reads_total {}\n\
+         # TYPE growthgraph_event_listener_up gauge\ngrowthgraph_event_listener_up {}\n",
         m.http_requests.load(Ordering::Relaxed),
         m.graphql_operations.load(Ordering::Relaxed),
         m.unauthenticated.load(Ordering::Relaxed),
@@ -475,6 +476,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         pool.available,
         u8::from(state.replica.as_ref().is_some_and(|r| r.is_usable())),
         state.replica.as_ref().map_or(0, |r| r.reads()),
+        u8::from(state.hub.is_listening()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

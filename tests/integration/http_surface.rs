@@ -20,6 +20,7 @@ async fn health_metrics_and_graphiql_are_served_by_the_binary() {
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("growthgraph_http_requests_total"));
+    assert_eq!(app.metric("growthgraph_event_listener_up").await, 1);
 
     let page = get("/").await.unwrap().text().await.unwrap();
     assert!(page.contains("GraphiQL"));

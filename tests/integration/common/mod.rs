@@ -215,6 +215,17 @@ impl TestApp {
         });
         let state = AppState::new(pool.clone(), replica, statements.clone(), args, None, hub);
         state.hub.spawn_listener(database_url.clone());
+        // Listening, the hub forgets the keys remembered before: wait for it, so that it
+        // forgets none a test has just had looked up.
+        let hub = state.hub.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !hub.is_listening() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the event listener never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         tokio::spawn(async move {
             axum::serve(listener, growthgraph::http::router(state))
                 .await
