@@ -23,10 +23,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use deadpool::managed::Manager;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::QueryableByName;
+use diesel_async::AsyncPgConnection;
 
 use super::PgPool;
 
@@ -83,58 +85,87 @@ impl Replica {
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
+}
 
-    /// Whether the replica has replayed up to `position` of the primary's WAL (`None`:
-    /// it could not be asked).
-    async fn has_replayed(&self, position: &str) -> Option<bool> {
+/// A connection of the watcher's own to one server, opened as `pool` opens its
+/// connections (but never taken from it: a pool busy with requests does not make the
+/// server look unreachable), and opened again after a failure.
+struct Line {
+    pool: PgPool,
+    conn: Option<AsyncPgConnection>,
+}
+
+impl Line {
+    fn to(pool: &PgPool) -> Self {
+        Line {
+            pool: pool.clone(),
+            conn: None,
+        }
+    }
+
+    /// One row of `query`, within [`CHECK_TIMEOUT`] (`None`: no connection, a failed
+    /// statement or no answer in time; the connection is then dropped).
+    async fn ask<T>(&mut self, query: BoxedSqlQuery<'static, Pg, SqlQuery>) -> Option<T>
+    where
+        T: QueryableByName<Pg> + Send + 'static,
+    {
+        // Here only: its `load` would shadow the atomics' above.
+        use diesel_async::RunQueryDsl;
+        let (pool, slot) = (&self.pool, &mut self.conn);
+        let answer = async {
+            if slot.is_none() {
+                *slot = Some(pool.manager().create().await.ok()?);
+            }
+            query.get_result(slot.as_mut()?).await.ok()
+        };
+        let row = tokio::time::timeout(CHECK_TIMEOUT, answer)
+            .await
+            .ok()
+            .flatten();
+        if row.is_none() {
+            self.conn = None;
+        }
+        row
+    }
+
+    /// Whether this server (the replica) has replayed up to `position` of the primary's
+    /// WAL (`None`: it could not be asked).
+    async fn has_replayed(&mut self, position: &str) -> Option<bool> {
         // NULL when the server is not replaying (not a standby).
         let query = diesel::sql_query(
             "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn OR NOT pg_is_in_recovery() AS caught_up",
         )
         .into_boxed()
         .bind::<Text, _>(position.to_owned());
-        let row: CaughtUp = ask(&self.pool, query).await?;
+        let row: CaughtUp = self.ask(query).await?;
         Some(row.caught_up.unwrap_or(true))
     }
-}
 
-/// The primary's WAL position now (`None`: it could not be asked).
-async fn primary_position(primary: &PgPool) -> Option<String> {
-    let query = diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn").into_boxed();
-    let row: Position = ask(primary, query).await?;
-    Some(row.lsn)
-}
-
-/// One row of `query` on a connection of `pool`, within [`CHECK_TIMEOUT`] (`None`: no
-/// connection, a failed statement or no answer in time).
-async fn ask<T>(pool: &PgPool, query: BoxedSqlQuery<'static, Pg, SqlQuery>) -> Option<T>
-where
-    T: QueryableByName<Pg> + Send + 'static,
-{
-    // Here only: its `load` would shadow the atomics' above.
-    use diesel_async::RunQueryDsl;
-    let answer = async {
-        let mut conn = pool.get().await.ok()?;
-        query.get_result(&mut conn).await.ok()
-    };
-    tokio::time::timeout(CHECK_TIMEOUT, answer)
-        .await
-        .ok()
-        .flatten()
+    /// This server's (the primary's) WAL position now (`None`: it could not be asked).
+    async fn position(&mut self) -> Option<String> {
+        let query = diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn").into_boxed();
+        let row: Position = self.ask(query).await?;
+        Some(row.lsn)
+    }
 }
 
 /// Checks the replica `every` so often until it is dropped: usable when it has replayed
 /// what the primary had written at the check before.
 async fn watch(replica: Weak<Replica>, primary: PgPool, every: Duration) {
-    let mut target = primary_position(&primary).await;
+    let mut primary = Line::to(&primary);
+    let mut standby = match replica.upgrade() {
+        Some(replica) => Line::to(&replica.pool),
+        None => return,
+    };
+    let mut target = primary.position().await;
     loop {
-        let Some(replica) = replica.upgrade() else {
-            return;
-        };
         let usable = match &target {
-            Some(position) => replica.has_replayed(position).await == Some(true),
+            Some(position) => standby.has_replayed(position).await == Some(true),
             // The primary could not say: the primary's own reads fail as well.
             None => false,
+        };
+        let Some(replica) = replica.upgrade() else {
+            return;
         };
         if replica.usable.swap(usable, Ordering::Relaxed) != usable {
             match usable {
@@ -145,7 +176,7 @@ async fn watch(replica: Weak<Replica>, primary: PgPool, every: Duration) {
             }
         }
         drop(replica);
-        if let Some(position) = primary_position(&primary).await {
+        if let Some(position) = primary.position().await {
             target = Some(position);
         }
         tokio::time::sleep(every).await;

@@ -7,6 +7,7 @@ use diesel_async::SimpleAsyncConnection;
 use growthgraph::auth::Role;
 use growthgraph::db;
 use growthgraph::db::cluster::{Cluster, Durability};
+use growthgraph::db::replica::Replica;
 use growthgraph::db::tenant::in_tenant_transaction;
 use growthgraph::domain::tenancy::ops as tenancy;
 use scoped_futures::ScopedFutureExt;
@@ -312,4 +313,30 @@ async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_
     tokio::task::spawn_blocking(move || primary.stop().unwrap())
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_busy_with_requests_do_not_make_the_replica_look_unreachable() {
+    // The database is its own "replica" (not a standby: always caught up).
+    let url = fresh_database().await;
+    let pool = |size| db::build_pool(&url, size, Duration::from_secs(10), Default::default());
+    let (primary, replica_pool) = (pool(1), pool(1));
+    let replica = Replica::watch(replica_pool.clone(), primary.clone(), LAG);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replica.is_usable() {
+        assert!(Instant::now() < deadline, "the replica never became usable");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every connection of both pools taken (by slow requests, say) for longer than a
+    // check may wait (2 s): the watcher asks on connections of its own.
+    let held = (
+        replica_pool.get().await.unwrap(),
+        primary.get().await.unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(replica.is_usable());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
 }
