@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema, ValidationMode};
 
-use crate::domain::automations::graphql::AutomationsQuery;
+use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery};
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
 use crate::domain::comms::graphql::CommsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
@@ -52,6 +52,7 @@ pub struct Mutation(
     GrowthMutation,
     CampaignsMutation,
     WebhooksMutation,
+    AutomationsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -1,10 +1,13 @@
-//! Growth automations' reads: email sequences and demo sessions (the tenant's rows newest
-//! first, paged without gaps or repeats) and the widget's settings (admins only).
+//! Growth automations: email sequences and demo sessions (the tenant's rows newest first,
+//! paged without gaps or repeats), and the testimonial widget's settings (admins only),
+//! read and configured.
 
 use diesel::sql_types::Uuid as SqlUuid;
+use diesel::OptionalExtension;
 use diesel_async::RunQueryDsl;
 use growthgraph::auth::Role;
-use serde_json::json;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::common::{error_code, TestApp};
 
@@ -99,4 +102,279 @@ async fn the_widget_config_is_the_tenants_and_for_admins_only() {
     let r = app.gql(&bare.admin_key, CONFIG, json!({})).await;
     assert!(r["data"]["widgetConfig"].is_null(), "{r}");
     assert!(r["errors"].is_null(), "{r}");
+}
+
+const CONFIGURE: &str = "mutation($input: ConfigureWidgetInput!) { configureWidget(input: $input) {
+    widgetConfig { apiKey theme allowedDomains maxTestimonials isActive }
+    userErrors { field code message } } }";
+const TESTIMONIALS: &str = "{ publishedTestimonials(first: 5) { nodes { id } } }";
+
+/// What `tenant`'s widget row holds, whole (`None`: no widget), read as the owner.
+async fn widget_row(app: &TestApp, tenant: Uuid) -> Option<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        row: String,
+    }
+    diesel::sql_query(
+        "SELECT row_to_json(w)::text AS row FROM widget_configs w WHERE tenant_id = $1",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .get_result::<Row>(&mut app.owner().await)
+    .await
+    .optional()
+    .unwrap()
+    .map(|r| r.row)
+}
+
+/// How many `widget.configured` events `tenant` has, and how many widgets.
+async fn widget_counts(app: &TestApp, tenant: Uuid) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        events: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        widgets: i64,
+    }
+    let counts = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM domain_events WHERE tenant_id = $1
+                 AND event_type = 'widget.configured') AS events,
+                (SELECT count(*) FROM widget_configs WHERE tenant_id = $1) AS widgets",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .get_result::<Counts>(&mut app.owner().await)
+    .await
+    .unwrap();
+    (counts.events, counts.widgets)
+}
+
+/// The widget's settings a `configureWidget` answer holds, after checking it has no
+/// error.
+fn configured(r: &Value) -> &Value {
+    let config = &r["data"]["configureWidget"]["widgetConfig"];
+    assert!(config.is_object(), "{r}");
+    assert_eq!(r["data"]["configureWidget"]["userErrors"], json!([]), "{r}");
+    config
+}
+
+/// Whether `key` may read the published testimonials (a working widget key).
+async fn widget_key_works(app: &TestApp, key: &str) -> bool {
+    let (status, body) = app.post(Some(key), json!({ "query": TESTIMONIALS })).await;
+    match status {
+        200 => body["errors"].is_null(),
+        401 => false,
+        other => panic!("{other}: {body}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_widget_creates_the_widget_then_changes_only_what_it_is_given() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Widgetless").await;
+    let other = app.tenant("Winery B").await;
+    let others_widget = widget_row(&app, other.id).await;
+
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "allowedDomains": ["shop.example.com", "*.example.org"] } }),
+        )
+        .await;
+    let created = configured(&r).clone();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("wgt_") && key.len() == 52, "{key}");
+    assert_eq!(
+        created,
+        json!({ "apiKey": key, "theme": { "primaryColor": "#7c3aed", "layout": "carousel" },
+                "allowedDomains": ["shop.example.com", "*.example.org"],
+                "maxTestimonials": 10, "isActive": true })
+    );
+    assert!(widget_key_works(&app, &key).await);
+
+    // Only what is given changes.
+    let input = json!({ "maxTestimonials": 5, "theme": { "layout": "grid" } });
+    let r = app
+        .gql(&t.admin_key, CONFIGURE, json!({ "input": input }))
+        .await;
+    assert_eq!(
+        configured(&r),
+        &json!({ "apiKey": key, "theme": { "layout": "grid" },
+                 "allowedDomains": ["shop.example.com", "*.example.org"],
+                 "maxTestimonials": 5, "isActive": true })
+    );
+    let read = app
+        .gql(
+            &t.admin_key,
+            "{ widgetConfig { apiKey maxTestimonials } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        read["data"]["widgetConfig"],
+        json!({ "apiKey": key, "maxTestimonials": 5 })
+    );
+
+    // A new key: the old one stops working at once.
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "rotateKey": true } }),
+        )
+        .await;
+    let rotated = configured(&r)["apiKey"].as_str().unwrap().to_owned();
+    assert!(rotated != key && rotated.starts_with("wgt_"));
+    assert_eq!(configured(&r)["maxTestimonials"], 5);
+    assert!(!widget_key_works(&app, &key).await);
+    assert!(widget_key_works(&app, &rotated).await);
+
+    // Switched off: its key no longer works; back on, it does.
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "isActive": false } }),
+        )
+        .await;
+    assert_eq!(configured(&r)["isActive"], false);
+    assert!(!widget_key_works(&app, &rotated).await);
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "isActive": true } }),
+        )
+        .await;
+    assert_eq!(configured(&r)["apiKey"], rotated.as_str());
+    assert!(widget_key_works(&app, &rotated).await);
+
+    // Each change is an event; the other tenant's widget is untouched.
+    assert_eq!(widget_counts(&app, t.id).await, (5, 1));
+    assert_eq!(widget_row(&app, other.id).await, others_widget);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_widget_refuses_bad_settings_and_non_admins_and_writes_nothing() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    let bare = app.bare_tenant("Widgetless").await;
+    let before = widget_row(&app, t.id).await;
+    assert!(before.is_some());
+    let many: Vec<String> = (0..51).map(|i| format!("d{i}.example.com")).collect();
+    let huge = "x".repeat(9000);
+    for (input, field) in [
+        (json!({ "maxTestimonials": 0 }), "maxTestimonials"),
+        (json!({ "maxTestimonials": 101 }), "maxTestimonials"),
+        (
+            json!({ "allowedDomains": ["https://example.com"] }),
+            "allowedDomains",
+        ),
+        (
+            json!({ "allowedDomains": ["example.com", "bad domain"] }),
+            "allowedDomains",
+        ),
+        (json!({ "allowedDomains": many }), "allowedDomains"),
+        (json!({ "theme": "dark" }), "theme"),
+        (json!({ "theme": ["dark"] }), "theme"),
+        (json!({ "theme": { "css": huge } }), "theme"),
+        (
+            json!({ "theme": { "layout": "grid" }, "maxTestimonials": -1, "rotateKey": true }),
+            "maxTestimonials",
+        ),
+    ] {
+        for tenant in [&t, &bare] {
+            let r = app
+                .gql(&tenant.admin_key, CONFIGURE, json!({ "input": input }))
+                .await;
+            assert!(
+                r["data"]["configureWidget"]["widgetConfig"].is_null(),
+                "{r}"
+            );
+            assert_eq!(
+                r["data"]["configureWidget"]["userErrors"][0]["field"],
+                json!(["input", field]),
+                "{input}: {r}"
+            );
+            assert_eq!(
+                r["data"]["configureWidget"]["userErrors"][0]["code"],
+                "INVALID"
+            );
+        }
+    }
+    // Not a setting: refused before anything runs.
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "maxTestimonials": "ten" } }),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    for role in [Role::Analyst, Role::Partner] {
+        let key = app.key(&t, role).await;
+        let r = app
+            .gql(&key, CONFIGURE, json!({ "input": { "rotateKey": true } }))
+            .await;
+        assert_eq!(error_code(&r), Some("FORBIDDEN"), "{role:?}: {r}");
+    }
+    assert_eq!(widget_row(&app, t.id).await, before, "nothing written");
+    assert_eq!(widget_counts(&app, t.id).await, (0, 1));
+    assert_eq!(widget_counts(&app, bare.id).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_configurations_create_one_widget_and_rotations_leave_one_working_key() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Widgetless").await;
+    let answers = futures_util::future::join_all((1..=8).map(|n| {
+        app.gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "maxTestimonials": n } }),
+        )
+    }))
+    .await;
+    let keys: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .map(|r| configured(r)["apiKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 1, "one widget, one key: {keys:?}");
+    assert_eq!(widget_counts(&app, t.id).await, (8, 1));
+    let read = app
+        .gql(
+            &t.admin_key,
+            "{ widgetConfig { maxTestimonials } }",
+            json!({}),
+        )
+        .await;
+    let last = read["data"]["widgetConfig"]["maxTestimonials"]
+        .as_i64()
+        .unwrap();
+    assert!((1..=8).contains(&last), "{read}");
+
+    let answers = futures_util::future::join_all((0..6).map(|_| {
+        app.gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "rotateKey": true } }),
+        )
+    }))
+    .await;
+    let rotated: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|r| configured(r)["apiKey"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rotated.len(), 6, "each rotation its own key");
+    let read = app
+        .gql(&t.admin_key, "{ widgetConfig { apiKey } }", json!({}))
+        .await;
+    let current = read["data"]["widgetConfig"]["apiKey"].as_str().unwrap();
+    assert!(rotated.contains(current));
+    for key in rotated
+        .iter()
+        .chain(&keys.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+    {
+        assert_eq!(widget_key_works(&app, key).await, key == current, "{key}");
+    }
 }

@@ -1,11 +1,12 @@
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
 use super::model::{SequenceSegment, SequenceStatus};
 use super::{model, ops};
 use crate::auth::Access;
+use crate::domain::{payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -214,5 +215,66 @@ impl AutomationsQuery {
             .query(|conn, scope| ops::widget_config(conn, scope).scope_boxed())
             .await?;
         Ok(config.map(WidgetConfig::from))
+    }
+}
+
+/// The testimonial widget's settings to change; what is left out keeps its value (or, for
+/// a new widget, its default: the default theme, no domain restriction, 10 testimonials,
+/// active).
+#[derive(InputObject)]
+pub struct ConfigureWidgetInput {
+    /// A JSON object (at most 8 KiB): colours, layout, options.
+    pub theme: Option<Json<serde_json::Value>>,
+    /// Host names the widget may be embedded on (at most 50; `*.example.com` allows the
+    /// subdomains of example.com); empty: anywhere.
+    pub allowed_domains: Option<Vec<String>>,
+    /// 1 to 100.
+    pub max_testimonials: Option<i32>,
+    pub is_active: Option<bool>,
+    /// A new widget key; the old one stops working at once.
+    #[graphql(default)]
+    pub rotate_key: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ConfigureWidgetPayload {
+    pub widget_config: Option<WidgetConfig>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct AutomationsMutation;
+
+#[Object]
+impl AutomationsMutation {
+    /// Creates the tenant's testimonial widget, with its publishable `wgt_` key, or
+    /// changes its settings (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn configure_widget(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfigureWidgetInput,
+    ) -> AppResult<ConfigureWidgetPayload> {
+        let request = request_context(ctx)?;
+        let fields = model::WidgetFields {
+            theme: input.theme.map(|t| t.0),
+            allowed_domains: input
+                .allowed_domains
+                .map(|d| d.into_iter().map(Some).collect()),
+            max_testimonials: input.max_testimonials,
+            is_active: input.is_active,
+        };
+        let rotate_key = input.rotate_key;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::configure_widget(conn, scope, fields, rotate_key).await }
+                    .scope_boxed()
+            })
+            .await;
+        payload(result, |config, user_errors| ConfigureWidgetPayload {
+            widget_config: config.map(WidgetConfig::from),
+            user_errors,
+        })
     }
 }

@@ -73,4 +73,15 @@ pub struct WidgetConfig {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What `configureWidget` changes (a field left `None` keeps its value, or its default
+/// for a new widget).
+#[derive(Debug, Clone, Default, AsChangeset, Insertable)]
+#[diesel(table_name = widget_configs)]
+pub struct WidgetFields {
+    pub theme: Option<serde_json::Value>,
+    pub allowed_domains: Option<Vec<Option<String>>>,
+    pub max_testimonials: Option<i32>,
+    pub is_active: Option<bool>,
+}
+
 crate::created_row!(EmailSequence, DemoSession);

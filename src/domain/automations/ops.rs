@@ -2,9 +2,15 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::model::{DemoSession, EmailSequence, SequenceStatus, Testimonial, WidgetConfig};
+use serde_json::json;
+
+use super::model::{
+    DemoSession, EmailSequence, SequenceStatus, Testimonial, WidgetConfig, WidgetFields,
+};
+use crate::auth::generate_widget_key;
 use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
 use crate::db::Tenant;
+use crate::domain::{events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 
@@ -78,4 +84,144 @@ pub async fn widget_config(
         .first(conn)
         .await
         .optional()
+}
+
+/// At most this many allowed domains, and this much theme (serialised).
+const MAX_DOMAINS: usize = 50;
+const MAX_THEME_BYTES: usize = 8 * 1024;
+
+/// Creates the tenant's testimonial widget (a new `wgt_` key; defaults for what `fields`
+/// leaves out) or changes what `fields` gives. `rotate_key` gives an existing widget a
+/// new key: the old one stops working at once (widget keys are looked up on every
+/// request). Concurrent first calls create one widget.
+pub async fn configure_widget(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    fields: WidgetFields,
+    rotate_key: bool,
+) -> OpResult<WidgetConfig> {
+    use widget_configs as w;
+    check_widget(&fields)?;
+    let created = diesel::insert_into(w::table)
+        .values((
+            w::tenant_id.eq(scope.id()),
+            w::api_key.eq(generate_widget_key()),
+            fields.clone(),
+        ))
+        .on_conflict(w::tenant_id)
+        .do_nothing()
+        .returning(WidgetConfig::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    let (config, rotated) = match created {
+        Some(config) => (config, false),
+        None => {
+            let new_key = rotate_key.then(generate_widget_key);
+            let config = diesel::update(w::table.filter(w::tenant_id.eq(scope.id())))
+                .set((
+                    fields,
+                    new_key.map(|key| w::api_key.eq(key)),
+                    w::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(WidgetConfig::as_returning())
+                .get_result(conn)
+                .await?;
+            (config, rotate_key)
+        }
+    };
+    events::record(
+        conn,
+        scope,
+        "widget.configured",
+        scope.id(),
+        json!({ "isActive": config.is_active, "keyRotated": rotated }),
+    )
+    .await?;
+    Ok(config)
+}
+
+fn check_widget(fields: &WidgetFields) -> OpResult<()> {
+    let invalid = |field: &str, message: &str| {
+        Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            message,
+        ))
+    };
+    if let Some(theme) = &fields.theme {
+        if !theme.is_object() {
+            return invalid("theme", "theme must be a JSON object");
+        }
+        if theme.to_string().len() > MAX_THEME_BYTES {
+            return invalid("theme", "theme must be at most 8 KiB");
+        }
+    }
+    if let Some(domains) = &fields.allowed_domains {
+        if domains.len() > MAX_DOMAINS {
+            return invalid("allowedDomains", "at most 50 allowed domains");
+        }
+        if !domains.iter().flatten().all(|d| is_domain(d)) {
+            return invalid(
+                "allowedDomains",
+                "each allowed domain is a host name (a leading `*.` allows its subdomains)",
+            );
+        }
+    }
+    if fields
+        .max_testimonials
+        .is_some_and(|n| !(1..=100).contains(&n))
+    {
+        return invalid(
+            "maxTestimonials",
+            "maxTestimonials must be between 1 and 100",
+        );
+    }
+    Ok(())
+}
+
+/// A lower-case host name, optionally `*.`-prefixed: dot-separated labels of letters,
+/// digits and inner hyphens, at most 253 characters.
+fn is_domain(domain: &str) -> bool {
+    let host = domain.strip_prefix("*.").unwrap_or(domain);
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    host.len() <= 253 && host.split('.').all(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_domain;
+
+    #[test]
+    fn allowed_domains_are_host_names() {
+        for good in [
+            "example.com",
+            "*.example.com",
+            "shop.example.co.uk",
+            "localhost",
+            "a-b.io",
+        ] {
+            assert!(is_domain(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Example.com",
+            "https://example.com",
+            "example.com/path",
+            "-a.com",
+            "a..com",
+            "*.",
+            "ex ample.com",
+            "*.*.example.com",
+            "example.com:8080",
+        ] {
+            assert!(!is_domain(bad), "{bad}");
+        }
+    }
 }
