@@ -12,7 +12,9 @@
 //! while it has replayed at least what the primary had written one check before (so it
 //! lags by at most about the allowed lag), and not while it cannot be reached: reads then
 //! go to the primary until a check finds it well again. A server that is not a standby
-//! (no replay position) is taken as up to date.
+//! (no replay position) is taken as up to date. At start, reads go there as soon as it has
+//! replayed what the primary had written then (asked every 100 ms until it has). The
+//! watcher asks on connections of its own, not the pools'.
 //!
 //! What a client sees: a query may not show a write committed a moment before (at most
 //! the lag above). A revoked key stops working at once all the same: the instance that
@@ -21,7 +23,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool::managed::Manager;
 use diesel::pg::Pg;
@@ -34,6 +36,9 @@ use super::PgPool;
 
 /// How long one check may take before the replica counts as unreachable.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the watcher asks while the replica has not yet replayed the primary's
+/// position at start (see [`watch`]).
+const WARM_UP_CHECK: Duration = Duration::from_millis(100);
 
 pub struct Replica {
     pool: PgPool,
@@ -157,6 +162,7 @@ async fn watch(replica: Weak<Replica>, primary: PgPool, every: Duration) {
         Some(replica) => Line::to(&replica.pool),
         None => return,
     };
+    let started = Instant::now();
     let mut target = primary.position().await;
     loop {
         let usable = match &target {
@@ -176,6 +182,14 @@ async fn watch(replica: Weak<Replica>, primary: PgPool, every: Duration) {
             }
         }
         drop(replica);
+        // Warming up: the first target is the primary's position at start, younger than
+        // a check's interval; until the replica has replayed it, ask again soon (else a
+        // replica a moment behind at start would wait a whole interval).
+        let warming_up = !usable && started.elapsed() < every;
+        if warming_up {
+            tokio::time::sleep(every.min(WARM_UP_CHECK)).await;
+            continue;
+        }
         if let Some(position) = primary.position().await {
             target = Some(position);
         }

@@ -249,11 +249,36 @@ async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_
     .await
     .unwrap();
     let app = TestApp::with_replica(primary.url("gg"), &standby.url("gg"), LAG).await;
-    // A second server that takes a lagging replica for usable for an hour: what it reads
-    // from a standby that stopped replaying shows where it read.
+    until_metric(&app, "growthgraph_replica_usable", 1).await;
+    // A second server that takes a lagging replica for usable for an hour (checked every
+    // half hour): what it reads from a standby that stopped replaying shows where it read.
+    // It starts while the standby is behind, which catches up soon after: read as soon as
+    // it has (not half an hour later).
+    let mut on_standby = db::connect_owner(&standby.url("gg")).await.unwrap();
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    upsert(&app, &key, "early@example.com").await;
+    // This cluster commits asynchronously: the write is in the primary's WAL position
+    // (what the watcher compares with) once the WAL writer has written it.
+    let mut on_primary = db::connect_owner(&primary.url("gg")).await.unwrap();
+    on_primary
+        .batch_execute(
+            "DO $$ DECLARE inserted pg_lsn := pg_current_wal_insert_lsn(); BEGIN
+                WHILE pg_current_wal_lsn() < inserted LOOP PERFORM pg_sleep(0.01); END LOOP;
+             END $$",
+        )
+        .await
+        .unwrap();
     let hour = Duration::from_secs(3600);
     let patient = TestApp::with_replica(primary.url("gg"), &standby.url("gg"), hour).await;
-    until_metric(&app, "growthgraph_replica_usable", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(patient.metric("growthgraph_replica_usable").await, 0);
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
     until_metric(&patient, "growthgraph_replica_usable", 1).await;
 
     // Writes go to the primary (a standby refuses them); queries read the standby, which
@@ -280,7 +305,6 @@ async fn a_hot_standby_serves_queries_while_it_keeps_up_and_the_primary_when_it_
 
     // A standby that stops replaying falls behind: the patient server still reads it (and
     // misses the new write); the other reads the primary within its allowed lag.
-    let mut on_standby = db::connect_owner(&standby.url("gg")).await.unwrap();
     on_standby
         .batch_execute("SELECT pg_wal_replay_pause()")
         .await
