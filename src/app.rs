@@ -11,7 +11,7 @@ use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
 use crate::graphql::guard::Prepared;
 use crate::graphql::guard::RequestGuard;
-use crate::graphql::{build_schema, build_schema_validating, AppSchema};
+use crate::graphql::{build_schema_validating, AppSchema};
 use async_graphql::ValidationMode;
 
 #[derive(Clone)]
@@ -70,8 +70,11 @@ impl AppState {
         graphiql_key: Option<String>,
         hub: Arc<EventHub>,
     ) -> Self {
-        let schema = build_schema(Some(hub.clone()));
-        let unvalidated_schema = build_schema_validating(Some(hub.clone()), ValidationMode::Fast);
+        let key = limits.secret_key.clone();
+        let schema =
+            build_schema_validating(Some(hub.clone()), key.clone(), ValidationMode::Strict);
+        let unvalidated_schema =
+            build_schema_validating(Some(hub.clone()), key, ValidationMode::Fast);
         AppState(Arc::new(Inner {
             pool,
             replica,

@@ -17,12 +17,15 @@
 //! | `--read-group` | `GROWTHGRAPH_READ_GROUP` | `64` | most queries of one API key sharing a connection and snapshot |
 //! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one API key's read groups hold |
 //! | `--ws-write-timeout-ms` | `GROWTHGRAPH_WS_WRITE_TIMEOUT_MS` | `10000` | how long a WebSocket write may stay blocked |
+//! | `--secret-key` | `GROWTHGRAPH_SECRET_KEY` | (none: credentials cannot be stored) | 64 hex digits sealing channel credentials (AES-256-GCM) |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::secrets::SecretKey;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,6 +138,15 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub ws_write_timeout_ms: u64,
+    /// The key (64 hex digits) sealing the secrets the server must read back (channel
+    /// credentials; see `secrets`); without it, credentials cannot be stored.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_SECRET_KEY",
+        hide_env_values = true,
+        value_parser = SecretKeyParser
+    )]
+    pub secret_key: Option<SecretKey>,
 }
 
 impl Default for ServeArgs {
@@ -147,6 +159,7 @@ impl Default for ServeArgs {
             read_group: 64,
             read_group_connections: default_read_group_connections(),
             ws_write_timeout_ms: 10_000,
+            secret_key: None,
         }
     }
 }
@@ -208,9 +221,29 @@ fn cores() -> usize {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use super::Cli;
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_malformed_secret_key_is_refused_without_being_echoed() {
+        let almost = "5f1e0c8a9b2d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0";
+        let error = Cli::try_parse_from(["growthgraph", "serve", "--secret-key", almost])
+            .expect_err("63 digits");
+        let shown = error.to_string();
+        assert!(shown.contains("64 hex digits"), "{shown}");
+        assert!(!shown.contains(&almost[..16]), "{shown}");
+        let good = format!("{almost}f");
+        let cli = Cli::try_parse_from(["growthgraph", "serve", "--secret-key", &good]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve");
+        };
+        assert!(args.secret_key.is_some());
+        assert!(
+            !format!("{args:?}").contains(&good[..16]),
+            "Debug shows no key"
+        );
+    }
 
     /// The README's configuration table has a row for every setting of `serve` and the
     /// global ones, naming its environment variable and, unless it depends on the
@@ -245,5 +278,31 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 15, "{checked} settings");
+    }
+}
+
+/// Parses `--secret-key` without ever echoing the value (clap's own errors quote it).
+#[derive(Clone)]
+struct SecretKeyParser;
+
+impl clap::builder::TypedValueParser for SecretKeyParser {
+    type Value = SecretKey;
+
+    fn parse_ref(
+        &self,
+        _: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SecretKey, clap::Error> {
+        value
+            .to_str()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    "--secret-key (GROWTHGRAPH_SECRET_KEY) must be 64 hex digits (32 bytes), \
+                     e.g. from `openssl rand -hex 32`\n",
+                )
+            })
     }
 }

@@ -11,4 +11,5 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod secrets;
 pub mod seed;

@@ -17,7 +17,7 @@ use async_graphql::{MergedObject, Schema, ValidationMode};
 
 use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery};
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
-use crate::domain::comms::graphql::CommsQuery;
+use crate::domain::comms::graphql::{CommsMutation, CommsQuery};
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::growth::intelligence::IntelligenceQuery;
@@ -26,6 +26,7 @@ use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 use crate::domain::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 use crate::events::EventHub;
+use crate::secrets::SecretKey;
 use events::{EventsQuery, Subscription};
 
 #[derive(MergedObject, Default)]
@@ -53,6 +54,7 @@ pub struct Mutation(
     CampaignsMutation,
     WebhooksMutation,
     AutomationsMutation,
+    CommsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
@@ -67,18 +69,25 @@ pub const MAX_DIRECTIVES: usize = 4;
 
 /// The schema, with the event hub subscriptions read from (absent for `sdl`).
 pub fn build_schema(hub: Option<Arc<EventHub>>) -> AppSchema {
-    build_schema_validating(hub, ValidationMode::Strict)
+    build_schema_validating(hub, None, ValidationMode::Strict)
 }
 
 /// The schema with the given validation: `Fast` checks only what depends on more than
 /// the document and its variables' values (fragment cycles, depth, complexity), for
 /// documents that passed the full validation before (see [`variables`]).
-pub fn build_schema_validating(hub: Option<Arc<EventHub>>, mode: ValidationMode) -> AppSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), Subscription);
-    let builder = match hub {
-        Some(hub) => builder.data(hub),
-        None => builder,
-    };
+/// With `secret_key`, resolvers can seal secrets (see [`crate::secrets`]).
+pub fn build_schema_validating(
+    hub: Option<Arc<EventHub>>,
+    secret_key: Option<SecretKey>,
+    mode: ValidationMode,
+) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription);
+    if let Some(hub) = hub {
+        builder = builder.data(hub);
+    }
+    if let Some(key) = secret_key {
+        builder = builder.data(key);
+    }
     builder
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

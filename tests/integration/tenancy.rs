@@ -104,6 +104,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "cancelEnrollment",
     "cancelRedemption",
     "completeCampaign",
+    "configureChannel",
     "configureWidget",
     "convertLead",
     "createApiKey",

@@ -2,22 +2,24 @@ use std::collections::HashMap;
 
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Json, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::model::{
-    self, AppointmentStatus, CallStatus, Channel, MessageStatus, ProspectStatus, TicketPriority,
-    TicketStatus,
+    self, AppointmentStatus, CallStatus, Channel, ChannelProvider, MessageStatus, ProspectStatus,
+    TicketPriority, TicketStatus,
 };
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
+use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
+use crate::secrets::SecretKey;
 
 /// One message sent to (or received from) a customer on any channel.
 #[derive(SimpleObject, Clone)]
@@ -423,5 +425,87 @@ impl CommsQuery {
             Ticket::from,
         )
         .await
+    }
+}
+
+/// A channel's settings to change; what is left out keeps its value (or its default for
+/// a new configuration: disabled, no public configuration, no credentials), `null`
+/// clears it.
+#[derive(InputObject)]
+pub struct ConfigureChannelInput {
+    pub channel: Channel,
+    pub provider: ChannelProvider,
+    pub enabled: Option<bool>,
+    /// The provider settings that are not secret: a JSON object of at most 8 KiB.
+    pub config_public: Option<Json<serde_json::Value>>,
+    /// The voice agent's assistant (phone channels only).
+    pub assistant_id: MaybeUndefined<String>,
+    /// The sender: an email address for email channels, a number or id for the others.
+    pub from_address: MaybeUndefined<String>,
+    pub from_name: MaybeUndefined<String>,
+    /// The provider's credentials (a JSON object of at most 8 KiB): write-only, sealed
+    /// with the server's secret key before they are stored, never returned; `null`
+    /// removes them.
+    pub credentials: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+#[derive(SimpleObject)]
+pub struct ConfigureChannelPayload {
+    pub channel_configuration: Option<ChannelConfiguration>,
+    pub user_errors: Vec<UserError>,
+}
+
+/// `Some(None)` for `null`, `None` when left out.
+fn given<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
+#[derive(Default)]
+pub struct CommsMutation;
+
+#[Object]
+impl CommsMutation {
+    /// Creates the tenant's configuration of a channel with a provider, or changes it
+    /// (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn configure_channel(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfigureChannelInput,
+    ) -> AppResult<ConfigureChannelPayload> {
+        let request = request_context(ctx)?;
+        let (channel, provider) = (input.channel, input.provider);
+        let fields = model::ChannelFields {
+            enabled: input.enabled,
+            config_public: input.config_public.map(|c| c.0),
+            assistant_id: given(input.assistant_id),
+            from_address: given(input.from_address),
+            from_name: given(input.from_name),
+            ..Default::default()
+        };
+        let credentials = match given(input.credentials) {
+            None => ops::Credentials::Keep,
+            Some(None) => ops::Credentials::Remove,
+            Some(Some(value)) => ops::Credentials::Store(value.0),
+        };
+        let key = ctx.data_opt::<SecretKey>();
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    ops::configure_channel(conn, scope, channel, provider, fields, credentials, key)
+                        .await
+                }
+                .scope_boxed()
+            })
+            .await;
+        payload(result, |config, user_errors| ConfigureChannelPayload {
+            channel_configuration: config.map(ChannelConfiguration::from),
+            user_errors,
+        })
     }
 }

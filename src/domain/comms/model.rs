@@ -132,6 +132,51 @@ pub struct Ticket {
     pub created_at: DateTime<Utc>,
 }
 
+text_enum!(
+    /// Who carries a channel: `configureChannel` accepts phone: twilio, vapi, retell; sms:
+    /// twilio, redchirp; email: sendgrid, mailchimp, klaviyo, smtp, resend; whatsapp:
+    /// twilio, whatsapp_business.
+    pub ChannelProvider {
+    Twilio => "twilio",
+    Vapi => "vapi",
+    Retell => "retell",
+    Mailchimp => "mailchimp",
+    Klaviyo => "klaviyo",
+    Sendgrid => "sendgrid",
+    Redchirp => "redchirp",
+    Smtp => "smtp",
+    Resend => "resend",
+    WhatsappBusiness => "whatsapp_business",
+});
+
+impl ChannelProvider {
+    /// Whether this provider carries `channel`.
+    pub fn carries(self, channel: Channel) -> bool {
+        use ChannelProvider::*;
+        match channel {
+            Channel::Phone => matches!(self, Twilio | Vapi | Retell),
+            Channel::Sms => matches!(self, Twilio | Redchirp),
+            Channel::Email => matches!(self, Sendgrid | Mailchimp | Klaviyo | Smtp | Resend),
+            Channel::Whatsapp => matches!(self, Twilio | WhatsappBusiness),
+        }
+    }
+}
+
+/// What `configureChannel` writes: a field left `None` keeps its value (or its default
+/// for a new configuration); `Some(None)` clears it. The sealed credentials and
+/// `configured` change together.
+#[derive(Debug, Clone, Default, AsChangeset, Insertable)]
+#[diesel(table_name = channel_configurations)]
+pub struct ChannelFields {
+    pub enabled: Option<bool>,
+    pub config_public: Option<serde_json::Value>,
+    pub assistant_id: Option<Option<String>>,
+    pub from_address: Option<Option<String>>,
+    pub from_name: Option<Option<String>>,
+    pub config_encrypted: Option<Option<Vec<u8>>>,
+    pub configured: Option<bool>,
+}
+
 /// A channel's configuration; the encrypted credentials are never selected.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = channel_configurations, check_for_backend(diesel::pg::Pg))]

@@ -1,19 +1,25 @@
 //! Reads of the channels, the message log, and the voice agents' records (calls,
-//! appointments, prospects, support tickets); lists are newest first.
+//! appointments, prospects, support tickets); lists are newest first. Writes of the
+//! channels' configurations.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use serde_json::json;
+
 use super::model::{
-    Appointment, Call, Channel, ChannelConfiguration, Communication, Prospect, ProspectStatus,
-    Ticket, TicketStatus,
+    Appointment, Call, Channel, ChannelConfiguration, ChannelFields, ChannelProvider,
+    Communication, Prospect, ProspectStatus, Ticket, TicketStatus,
 };
 use crate::db::schema::{
     call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
 };
 use crate::db::Tenant;
+use crate::domain::customers::ops::valid_email;
+use crate::domain::{events, user_error, OpResult, UserErrorCode};
 use crate::graphql::connection::PageRequest;
+use crate::secrets::SecretKey;
 
 pub async fn list_calls(
     conn: &mut AsyncPgConnection,
@@ -121,4 +127,149 @@ pub async fn list_messages(
     crate::keyset!(query, page, m::created_at, m::id, desc)
         .load(conn)
         .await
+}
+
+/// At most this much public configuration or credentials (serialised JSON).
+const MAX_CONFIG_BYTES: usize = 8 * 1024;
+
+/// Credentials for [`configure_channel`]: kept as they are, removed, or replaced.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Keep,
+    Remove,
+    /// A JSON object, sealed with the server's key before it is stored.
+    Store(serde_json::Value),
+}
+
+/// What sealed credentials are bound to: the tenant, the channel and the provider (a
+/// sealed value copied to another row does not open there).
+pub fn credentials_context(
+    tenant: uuid::Uuid,
+    channel: Channel,
+    provider: ChannelProvider,
+) -> String {
+    format!(
+        "channel_configurations/{tenant}/{}/{}",
+        channel.as_str(),
+        provider.as_str()
+    )
+}
+
+/// Creates the tenant's configuration of `channel` with `provider`, or changes what
+/// `fields` and `credentials` give. Credentials are sealed with `key` (refused when the
+/// server has none) and never returned; `configured` says whether some are stored.
+/// Concurrent first calls create one configuration.
+pub async fn configure_channel(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    channel: Channel,
+    provider: ChannelProvider,
+    mut fields: ChannelFields,
+    credentials: Credentials,
+    key: Option<&SecretKey>,
+) -> OpResult<ChannelConfiguration> {
+    use channel_configurations as c;
+    check_channel(channel, provider, &fields)?;
+    match credentials {
+        Credentials::Keep => {}
+        Credentials::Remove => {
+            fields.config_encrypted = Some(None);
+            fields.configured = Some(false);
+        }
+        Credentials::Store(value) => {
+            check_json("credentials", &value)?;
+            let Some(key) = key else {
+                return Err(user_error(
+                    UserErrorCode::Invalid,
+                    &["input", "credentials"],
+                    "this server has no secret key (GROWTHGRAPH_SECRET_KEY): credentials cannot be stored",
+                ));
+            };
+            let context = credentials_context(scope.id(), channel, provider);
+            fields.config_encrypted = Some(Some(key.seal(&context, value.to_string().as_bytes())));
+            fields.configured = Some(true);
+        }
+    }
+    let config = diesel::insert_into(c::table)
+        .values((
+            c::tenant_id.eq(scope.id()),
+            c::channel_type.eq(channel),
+            c::provider.eq(provider.as_str()),
+            fields.clone(),
+        ))
+        .on_conflict((c::tenant_id, c::channel_type, c::provider))
+        .do_update()
+        .set((fields, c::updated_at.eq(diesel::dsl::now)))
+        .returning(ChannelConfiguration::as_returning())
+        .get_result(conn)
+        .await?;
+    events::record(
+        conn,
+        scope,
+        "channel.configured",
+        config.id,
+        json!({
+            "channel": channel.as_str(),
+            "provider": provider.as_str(),
+            "enabled": config.enabled,
+            "configured": config.configured,
+        }),
+    )
+    .await?;
+    Ok(config)
+}
+
+fn check_channel(
+    channel: Channel,
+    provider: ChannelProvider,
+    fields: &ChannelFields,
+) -> OpResult<()> {
+    let invalid = |field: &str, message: &str| {
+        Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            message,
+        ))
+    };
+    if !provider.carries(channel) {
+        return invalid("provider", "this provider does not carry this channel");
+    }
+    if let Some(config) = &fields.config_public {
+        check_json("configPublic", config)?;
+    }
+    if let Some(Some(assistant)) = &fields.assistant_id {
+        if channel != Channel::Phone {
+            return invalid("assistantId", "only phone channels have a voice assistant");
+        }
+        if assistant.is_empty() || assistant.chars().count() > 200 || assistant.contains('\0') {
+            return invalid("assistantId", "assistantId is 1 to 200 characters");
+        }
+    }
+    if let Some(Some(address)) = &fields.from_address {
+        let fits = match channel {
+            Channel::Email => valid_email(address),
+            _ => !address.is_empty() && address.len() <= 254 && !address.contains('\0'),
+        };
+        if !fits {
+            return invalid("fromAddress", "not a sender address for this channel");
+        }
+    }
+    if let Some(Some(name)) = &fields.from_name {
+        if name.chars().count() > 200 || name.contains('\0') {
+            return invalid("fromName", "fromName is at most 200 characters");
+        }
+    }
+    Ok(())
+}
+
+/// A JSON object of at most [`MAX_CONFIG_BYTES`].
+fn check_json(field: &str, value: &serde_json::Value) -> OpResult<()> {
+    if !value.is_object() || value.to_string().len() > MAX_CONFIG_BYTES {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            "a JSON object of at most 8 KiB",
+        ));
+    }
+    Ok(())
 }
