@@ -10,6 +10,7 @@ use crate::domain::{payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
+use crate::graphql::scalars::parse_id;
 
 pub struct Testimonial(pub model::Testimonial);
 
@@ -242,8 +243,56 @@ pub struct ConfigureWidgetPayload {
     pub user_errors: Vec<UserError>,
 }
 
+#[derive(InputObject)]
+pub struct StartEmailSequenceInput {
+    pub recipient_email: String,
+    pub segment: SequenceSegment,
+    /// One of the tenant's contacts, when the recipient is one.
+    pub contact_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct EmailSequenceIdInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct EmailSequencePayload {
+    pub email_sequence: Option<EmailSequence>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(Default)]
 pub struct AutomationsMutation;
+
+impl AutomationsMutation {
+    async fn change_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailSequenceIdInput,
+        change: ops::SequenceChange,
+    ) -> AppResult<EmailSequencePayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::change_email_sequence(conn, scope, id, change).await }
+                    .scope_boxed()
+            })
+            .await;
+        sequence_payload(result)
+    }
+}
+
+fn sequence_payload(
+    result: crate::domain::OpResult<model::EmailSequence>,
+) -> AppResult<EmailSequencePayload> {
+    payload(result, |sequence, user_errors| EmailSequencePayload {
+        email_sequence: sequence.map(EmailSequence::from),
+        user_errors,
+    })
+}
 
 #[Object]
 impl AutomationsMutation {
@@ -276,5 +325,65 @@ impl AutomationsMutation {
             widget_config: config.map(WidgetConfig::from),
             user_errors,
         })
+    }
+
+    /// Starts a re-engagement email sequence (active, its first step due now); a
+    /// recipient follows at most one open sequence per segment.
+    #[graphql(guard = "Access::Ingest")]
+    async fn start_email_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: StartEmailSequenceInput,
+    ) -> AppResult<EmailSequencePayload> {
+        let request = request_context(ctx)?;
+        let contact_id = input
+            .contact_id
+            .as_ref()
+            .map(|id| parse_id(id, &["input", "contactId"]))
+            .transpose()?;
+        let (email, segment) = (input.recipient_email, input.segment);
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    ops::start_email_sequence(conn, scope, &email, segment, contact_id).await
+                }
+                .scope_boxed()
+            })
+            .await;
+        sequence_payload(result)
+    }
+
+    /// Pauses an active sequence: nothing more is sent until it is resumed.
+    #[graphql(guard = "Access::Admin")]
+    async fn pause_email_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailSequenceIdInput,
+    ) -> AppResult<EmailSequencePayload> {
+        self.change_sequence(ctx, input, ops::SequenceChange::Pause)
+            .await
+    }
+
+    /// Resumes a paused sequence: its next step is due now.
+    #[graphql(guard = "Access::Admin")]
+    async fn resume_email_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailSequenceIdInput,
+    ) -> AppResult<EmailSequencePayload> {
+        self.change_sequence(ctx, input, ops::SequenceChange::Resume)
+            .await
+    }
+
+    /// Cancels an active or paused sequence, for good.
+    #[graphql(guard = "Access::Admin")]
+    async fn cancel_email_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailSequenceIdInput,
+    ) -> AppResult<EmailSequencePayload> {
+        self.change_sequence(ctx, input, ops::SequenceChange::Cancel)
+            .await
     }
 }

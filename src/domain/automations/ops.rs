@@ -3,13 +3,16 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use serde_json::json;
+use uuid::Uuid;
 
 use super::model::{
-    DemoSession, EmailSequence, SequenceStatus, Testimonial, WidgetConfig, WidgetFields,
+    DemoSession, EmailSequence, SequenceSegment, SequenceStatus, Testimonial, WidgetConfig,
+    WidgetFields,
 };
 use crate::auth::generate_widget_key;
-use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
+use crate::db::schema::{contacts, demo_sessions, email_sequences, testimonials, widget_configs};
 use crate::db::Tenant;
+use crate::domain::customers::ops::valid_email;
 use crate::domain::{events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
@@ -84,6 +87,136 @@ pub async fn widget_config(
         .first(conn)
         .await
         .optional()
+}
+
+/// Starts a re-engagement sequence for `recipient_email` in `segment` (active, its first
+/// step due now), optionally for one of the tenant's contacts. A recipient has at most one
+/// open (active or paused) sequence per segment: a second is a `CONFLICT`, also when two
+/// starts race.
+pub async fn start_email_sequence(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    recipient_email: &str,
+    segment: SequenceSegment,
+    contact_id: Option<Uuid>,
+) -> OpResult<EmailSequence> {
+    use email_sequences as e;
+    let email = recipient_email.trim().to_lowercase();
+    if !valid_email(&email) {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", "recipientEmail"],
+            "not an email address",
+        ));
+    }
+    if let Some(contact) = contact_id {
+        let found: Option<Uuid> = contacts::table
+            .filter(contacts::tenant_id.eq(scope.id()))
+            .filter(contacts::id.eq(contact))
+            .select(contacts::id)
+            .first(conn)
+            .await
+            .optional()?;
+        if found.is_none() {
+            return Err(user_error(
+                UserErrorCode::NotFound,
+                &["input", "contactId"],
+                "no such contact",
+            ));
+        }
+    }
+    let sequence = diesel::insert_into(e::table)
+        .values((
+            e::tenant_id.eq(scope.id()),
+            e::recipient_email.eq(&email),
+            e::segment.eq(segment),
+            e::contact_id.eq(contact_id),
+            e::next_send_at.eq(diesel::dsl::now),
+        ))
+        .on_conflict_do_nothing()
+        .returning(EmailSequence::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user_error(
+                UserErrorCode::Conflict,
+                &["input", "recipientEmail"],
+                "this recipient already follows an open sequence in this segment",
+            )
+        })?;
+    record_sequence(conn, scope, &sequence).await?;
+    Ok(sequence)
+}
+
+/// What a sequence may be asked to become.
+#[derive(Debug, Clone, Copy)]
+pub enum SequenceChange {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+/// `active → paused` (nothing more is sent), `paused → active` (the next step due now),
+/// `active | paused → cancelled`; anything else is an `INVALID_TRANSITION`.
+pub async fn change_email_sequence(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    change: SequenceChange,
+) -> OpResult<EmailSequence> {
+    use email_sequences as e;
+    use SequenceStatus::*;
+    let target = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .filter(e::id.eq(id));
+    let status: SequenceStatus = target
+        .select(e::status)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user_error(
+                UserErrorCode::NotFound,
+                &["input", "id"],
+                "no such sequence",
+            )
+        })?;
+    let (next, next_send_at) = match (status, change) {
+        (Active, SequenceChange::Pause) => (Paused, None),
+        (Paused, SequenceChange::Resume) => (Active, Some(chrono::Utc::now())),
+        (Active | Paused, SequenceChange::Cancel) => (Cancelled, None),
+        (from, _) => {
+            return Err(user_error(
+                UserErrorCode::InvalidTransition,
+                &["input", "id"],
+                &format!("not allowed from {}", from.as_str()),
+            ));
+        }
+    };
+    let sequence = diesel::update(target)
+        .set((e::status.eq(next), e::next_send_at.eq(next_send_at)))
+        .returning(EmailSequence::as_returning())
+        .get_result(conn)
+        .await?;
+    record_sequence(conn, scope, &sequence).await?;
+    Ok(sequence)
+}
+
+async fn record_sequence(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    sequence: &EmailSequence,
+) -> QueryResult<()> {
+    events::record(
+        conn,
+        scope,
+        "email_sequence.changed",
+        sequence.id,
+        json!({ "status": sequence.status.as_str(), "segment": sequence.segment.as_str() }),
+    )
+    .await
 }
 
 /// At most this many allowed domains, and this much theme (serialised).

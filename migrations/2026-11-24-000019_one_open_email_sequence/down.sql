@@ -1,0 +1,1 @@
+DROP INDEX email_sequences_one_open_idx;
