@@ -120,6 +120,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "fulfillRedemption",
     "ingestLead",
     "launchCampaign",
+    "openTicket",
     "pauseCampaign",
     "pauseEmailSequence",
     "reactivateLead",
@@ -145,6 +146,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "updateLeadNote",
     "updateLoyaltyRules",
     "updateReward",
+    "updateTicket",
     "upgradeEnrollment",
     "upsertCustomer",
 ];

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::model::{
     self, AppointmentStatus, CallStatus, Channel, ChannelProvider, MessageStatus, ProspectStatus,
-    TicketPriority, TicketStatus,
+    TicketChannel, TicketPriority, TicketStatus,
 };
 use super::ops;
 use crate::auth::Access;
@@ -19,6 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
+use crate::graphql::scalars::parse_id;
 use crate::secrets::SecretKey;
 
 /// One message sent to (or received from) a customer on any channel.
@@ -464,6 +465,46 @@ fn given<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     }
 }
 
+#[derive(InputObject)]
+pub struct OpenTicketInput {
+    pub subject: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    /// Default PHONE.
+    pub channel: Option<TicketChannel>,
+    /// Default MEDIUM.
+    pub priority: Option<TicketPriority>,
+    /// One of the tenant's customers, when the caller is one.
+    pub customer_id: Option<ID>,
+    /// The call it came from.
+    pub call_id: Option<ID>,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    pub customer_phone: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateTicketInput {
+    pub id: ID,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    /// `null` unassigns.
+    pub assigned_to: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct TicketPayload {
+    pub ticket: Option<Ticket>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn ticket_payload(result: crate::domain::OpResult<model::Ticket>) -> AppResult<TicketPayload> {
+    payload(result, |ticket, user_errors| TicketPayload {
+        ticket: ticket.map(Ticket::from),
+        user_errors,
+    })
+}
+
 #[derive(Default)]
 pub struct CommsMutation;
 
@@ -507,5 +548,63 @@ impl CommsMutation {
             channel_configuration: config.map(ChannelConfiguration::from),
             user_errors,
         })
+    }
+
+    /// Opens a support ticket (numbered `TCK-0001`, `TCK-0002`… per tenant).
+    #[graphql(guard = "Access::Ingest")]
+    async fn open_ticket(
+        &self,
+        ctx: &Context<'_>,
+        input: OpenTicketInput,
+    ) -> AppResult<TicketPayload> {
+        let request = request_context(ctx)?;
+        let parse = |id: &Option<ID>, field| {
+            id.as_ref()
+                .map(|id| parse_id(id, &["input", field]))
+                .transpose()
+        };
+        let fields = model::TicketFields {
+            customer_id: parse(&input.customer_id, "customerId")?,
+            call_id: parse(&input.call_id, "callId")?,
+            subject: input.subject,
+            description: input.description,
+            category: input.category,
+            channel: input.channel,
+            priority: input.priority,
+            customer_name: input.customer_name,
+            customer_email: input.customer_email.map(|e| e.trim().to_lowercase()),
+            customer_phone: input.customer_phone,
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::open_ticket(conn, scope, fields).await }.scope_boxed()
+            })
+            .await;
+        ticket_payload(result)
+    }
+
+    /// Moves a ticket along (`open → in_progress → resolved → closed`, reopening a
+    /// resolved one), reprioritises or assigns it.
+    #[graphql(guard = "Access::Ingest")]
+    async fn update_ticket(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTicketInput,
+    ) -> AppResult<TicketPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let (status, priority) = (input.status, input.priority);
+        let assigned_to = given(input.assigned_to);
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                        ops::update_ticket(conn, scope, id, status, priority, assigned_to).await
+                    }
+                    .scope_boxed()
+            })
+            .await;
+        ticket_payload(result)
     }
 }

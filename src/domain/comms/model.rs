@@ -113,6 +113,32 @@ text_enum!(pub TicketPriority {
     Urgent => "urgent",
 });
 
+text_enum!(
+    /// Where a ticket came from.
+    pub TicketChannel {
+    Phone => "phone",
+    Sms => "sms",
+    Email => "email",
+    Whatsapp => "whatsapp",
+    Web => "web",
+});
+
+/// What `openTicket` writes (a field left `None` takes its default).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = tickets)]
+pub struct TicketFields {
+    pub subject: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub channel: Option<TicketChannel>,
+    pub priority: Option<TicketPriority>,
+    pub customer_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    pub customer_phone: Option<String>,
+}
+
 /// A support ticket (seed 002 `tickets`).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tickets, check_for_backend(diesel::pg::Pg))]
