@@ -94,6 +94,36 @@ impl From<UserError> for OpError {
 
 pub type OpResult<T> = Result<T, OpError>;
 
+/// `tenant_row!(conn, scope, table, id, selection, &["input", "field"], "no such …")`:
+/// `selection` of the tenant's row `id` in `table` (a table of `db::schema` with
+/// `tenant_id` and `id`), or a `NOT_FOUND` user error on the field, for ids that input
+/// names. `tenant_row!(locked conn, …)` also locks the row for the transaction.
+#[macro_export]
+macro_rules! tenant_row {
+    (locked $conn:expr, $scope:expr, $table:ident, $id:expr, $selection:expr, $field:expr, $message:expr) => {
+        $crate::tenant_row!(@find $conn, $scope, $table, $id, $selection, $field, $message, for_update)
+    };
+    ($conn:expr, $scope:expr, $table:ident, $id:expr, $selection:expr, $field:expr, $message:expr) => {
+        $crate::tenant_row!(@find $conn, $scope, $table, $id, $selection, $field, $message, clone)
+    };
+    (@find $conn:expr, $scope:expr, $table:ident, $id:expr, $selection:expr, $field:expr, $message:expr, $lock:ident) => {{
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use $crate::db::schema::$table as table;
+        let found = table::table
+            .filter(table::tenant_id.eq($scope.id()))
+            .filter(table::id.eq($id))
+            .select($selection)
+            .$lock()
+            .first($conn)
+            .await
+            .optional()?;
+        found.ok_or_else(|| {
+            $crate::domain::user_error($crate::domain::UserErrorCode::NotFound, $field, $message)
+        })
+    }};
+}
+
 /// A business-rule violation as an operation error (`Err(user_error(…))?`).
 pub fn user_error(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
     OpError::User(UserError::new(code, field, message))

@@ -3,7 +3,6 @@
 //! read and configured.
 
 use diesel::sql_types::Uuid as SqlUuid;
-use diesel::OptionalExtension;
 use diesel_async::RunQueryDsl;
 use growthgraph::auth::Role;
 use serde_json::{json, Value};
@@ -109,43 +108,16 @@ const CONFIGURE: &str = "mutation($input: ConfigureWidgetInput!) { configureWidg
     userErrors { field code message } } }";
 const TESTIMONIALS: &str = "{ publishedTestimonials(first: 5) { nodes { id } } }";
 
-/// What `tenant`'s widget row holds, whole (`None`: no widget), read as the owner.
-async fn widget_row(app: &TestApp, tenant: Uuid) -> Option<String> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        row: String,
-    }
-    diesel::sql_query(
-        "SELECT row_to_json(w)::text AS row FROM widget_configs w WHERE tenant_id = $1",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .get_result::<Row>(&mut app.owner().await)
-    .await
-    .optional()
-    .unwrap()
-    .map(|r| r.row)
+/// `tenant`'s widget (at most one) and its `widget.configured` events.
+async fn widget_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
+    app.rows_and_events("widget_configs", tenant, "widget.configured")
+        .await
 }
 
-/// How many `widget.configured` events `tenant` has, and how many widgets.
-async fn widget_counts(app: &TestApp, tenant: Uuid) -> (i64, i64) {
-    #[derive(diesel::QueryableByName)]
-    struct Counts {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        events: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        widgets: i64,
-    }
-    let counts = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM domain_events WHERE tenant_id = $1
-                 AND event_type = 'widget.configured') AS events,
-                (SELECT count(*) FROM widget_configs WHERE tenant_id = $1) AS widgets",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .get_result::<Counts>(&mut app.owner().await)
-    .await
-    .unwrap();
-    (counts.events, counts.widgets)
+/// `tenant`'s email sequences and their `email_sequence.changed` events.
+async fn sequence_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
+    app.rows_and_events("email_sequences", tenant, "email_sequence.changed")
+        .await
 }
 
 /// The widget's settings a `configureWidget` answer holds, after checking it has no
@@ -172,7 +144,7 @@ async fn configure_widget_creates_the_widget_then_changes_only_what_it_is_given(
     let app = TestApp::start().await;
     let t = app.bare_tenant("Widgetless").await;
     let other = app.tenant("Winery B").await;
-    let others_widget = widget_row(&app, other.id).await;
+    let others_widget = widget_rows(&app, other.id).await;
 
     let r = app
         .gql(
@@ -250,8 +222,9 @@ async fn configure_widget_creates_the_widget_then_changes_only_what_it_is_given(
     assert!(widget_key_works(&app, &rotated).await);
 
     // Each change is an event; the other tenant's widget is untouched.
-    assert_eq!(widget_counts(&app, t.id).await, (5, 1));
-    assert_eq!(widget_row(&app, other.id).await, others_widget);
+    let (widgets, events) = widget_rows(&app, t.id).await;
+    assert_eq!((widgets.len(), events), (1, 5));
+    assert_eq!(widget_rows(&app, other.id).await, others_widget);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,8 +232,8 @@ async fn configure_widget_refuses_bad_settings_and_non_admins_and_writes_nothing
     let app = TestApp::start().await;
     let t = app.tenant("Winery A").await;
     let bare = app.bare_tenant("Widgetless").await;
-    let before = widget_row(&app, t.id).await;
-    assert!(before.is_some());
+    let before = widget_rows(&app, t.id).await;
+    assert_eq!(before.0.len(), 1);
     let many: Vec<String> = (0..51).map(|i| format!("d{i}.example.com")).collect();
     let huge = "x".repeat(9000);
     for (input, field) in [
@@ -318,9 +291,9 @@ async fn configure_widget_refuses_bad_settings_and_non_admins_and_writes_nothing
             .await;
         assert_eq!(error_code(&r), Some("FORBIDDEN"), "{role:?}: {r}");
     }
-    assert_eq!(widget_row(&app, t.id).await, before, "nothing written");
-    assert_eq!(widget_counts(&app, t.id).await, (0, 1));
-    assert_eq!(widget_counts(&app, bare.id).await, (0, 0));
+    assert_eq!(widget_rows(&app, t.id).await, before, "nothing written");
+    assert_eq!(before.1, 0);
+    assert_eq!(widget_rows(&app, bare.id).await, (vec![], 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +313,8 @@ async fn concurrent_configurations_create_one_widget_and_rotations_leave_one_wor
         .map(|r| configured(r)["apiKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), 1, "one widget, one key: {keys:?}");
-    assert_eq!(widget_counts(&app, t.id).await, (8, 1));
+    let (widgets, events) = widget_rows(&app, t.id).await;
+    assert_eq!((widgets.len(), events), (1, 8));
     let read = app
         .gql(
             &t.admin_key,
@@ -392,37 +366,6 @@ async fn change_sequence(app: &TestApp, key: &str, change: &str, id: &str) -> Va
     );
     app.gql(key, &query, json!({ "id": id })).await["data"][format!("{change}EmailSequence")]
         .clone()
-}
-
-/// Every sequence row of `tenant`, whole, and its `email_sequence.changed` events.
-async fn sequence_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        row: String,
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut owner = app.owner().await;
-    let rows = diesel::sql_query(
-        "SELECT row_to_json(e)::text AS row FROM email_sequences e WHERE tenant_id = $1 ORDER BY id",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .load::<Row>(&mut owner)
-    .await
-    .unwrap();
-    let events = diesel::sql_query(
-        "SELECT count(*) AS n FROM domain_events WHERE tenant_id = $1 \
-         AND event_type = 'email_sequence.changed'",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .get_result::<Count>(&mut owner)
-    .await
-    .unwrap();
-    (rows.into_iter().map(|r| r.row).collect(), events.n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

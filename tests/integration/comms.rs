@@ -201,6 +201,18 @@ const CONFIGURE: &str = "mutation($input: ConfigureChannelInput!) { configureCha
     channelConfiguration { id channel provider enabled configured configPublic assistantId fromAddress fromName }
     userErrors { field code message } } }";
 
+/// `tenant`'s channel configurations and their `channel.configured` events.
+async fn channel_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
+    app.rows_and_events("channel_configurations", tenant, "channel.configured")
+        .await
+}
+
+/// `tenant`'s tickets and their `ticket.changed` events.
+async fn ticket_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
+    app.rows_and_events("tickets", tenant, "ticket.changed")
+        .await
+}
+
 /// A server that can seal credentials.
 async fn app_with_secret_key() -> TestApp {
     TestApp::start_with(ServeArgs {
@@ -208,39 +220,6 @@ async fn app_with_secret_key() -> TestApp {
         ..ServeArgs::default()
     })
     .await
-}
-
-/// Every channel configuration row of `tenant`, whole (sealed credentials in hex), and
-/// its `channel.configured` events, read as the owner.
-async fn channel_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        row: String,
-    }
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut owner = app.owner().await;
-    let rows = diesel::sql_query(
-        "SELECT row_to_json(c)::text AS row FROM channel_configurations c WHERE tenant_id = $1 \
-         ORDER BY channel_type, provider",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .load::<Row>(&mut owner)
-    .await
-    .unwrap();
-    let events = diesel::sql_query(
-        "SELECT count(*) AS n FROM domain_events WHERE tenant_id = $1 \
-         AND event_type = 'channel.configured'",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .get_result::<Count>(&mut owner)
-    .await
-    .unwrap();
-    (rows.into_iter().map(|r| r.row).collect(), events.n)
 }
 
 /// The sealed credentials of `tenant`'s email configuration with `provider`.
@@ -520,36 +499,6 @@ const OPEN_TICKET: &str = "mutation($input: OpenTicketInput!) { openTicket(input
     userErrors { field code message } } }";
 const UPDATE_TICKET: &str = "mutation($input: UpdateTicketInput!) { updateTicket(input: $input) {
     ticket { id status priority assignedTo resolvedAt } userErrors { field code message } } }";
-
-/// Every ticket row of `tenant`, whole, and its `ticket.changed` events.
-async fn ticket_rows(app: &TestApp, tenant: Uuid) -> (Vec<String>, i64) {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        row: String,
-    }
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut owner = app.owner().await;
-    let rows = diesel::sql_query(
-        "SELECT row_to_json(t)::text AS row FROM tickets t WHERE tenant_id = $1 ORDER BY ticket_number",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .load::<Row>(&mut owner)
-    .await
-    .unwrap();
-    let events = diesel::sql_query(
-        "SELECT count(*) AS n FROM domain_events WHERE tenant_id = $1 AND event_type = 'ticket.changed'",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .get_result::<Count>(&mut owner)
-    .await
-    .unwrap();
-    (rows.into_iter().map(|r| r.row).collect(), events.n)
-}
 
 async fn update_ticket(app: &TestApp, key: &str, input: Value) -> Value {
     app.gql(key, UPDATE_TICKET, json!({ "input": input })).await["data"]["updateTicket"].clone()

@@ -10,7 +10,7 @@ use super::model::{
     WidgetFields,
 };
 use crate::auth::generate_widget_key;
-use crate::db::schema::{contacts, demo_sessions, email_sequences, testimonials, widget_configs};
+use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
 use crate::domain::{events, user_error, OpResult, UserErrorCode};
@@ -110,20 +110,15 @@ pub async fn start_email_sequence(
         ));
     }
     if let Some(contact) = contact_id {
-        let found: Option<Uuid> = contacts::table
-            .filter(contacts::tenant_id.eq(scope.id()))
-            .filter(contacts::id.eq(contact))
-            .select(contacts::id)
-            .first(conn)
-            .await
-            .optional()?;
-        if found.is_none() {
-            return Err(user_error(
-                UserErrorCode::NotFound,
-                &["input", "contactId"],
-                "no such contact",
-            ));
-        }
+        let _: Uuid = crate::tenant_row!(
+            conn,
+            scope,
+            contacts,
+            contact,
+            table::id,
+            &["input", "contactId"],
+            "no such contact"
+        )?;
     }
     let sequence = diesel::insert_into(e::table)
         .values((
@@ -170,19 +165,9 @@ pub async fn change_email_sequence(
     let target = e::table
         .filter(e::tenant_id.eq(scope.id()))
         .filter(e::id.eq(id));
-    let status: SequenceStatus = target
-        .select(e::status)
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "id"],
-                "no such sequence",
-            )
-        })?;
+    let status: SequenceStatus = crate::tenant_row!(
+        locked conn, scope, email_sequences, id, table::status, &["input", "id"], "no such sequence"
+    )?;
     let (next, next_send_at) = match (status, change) {
         (Active, SequenceChange::Pause) => (Paused, None),
         (Paused, SequenceChange::Resume) => (Active, Some(chrono::Utc::now())),

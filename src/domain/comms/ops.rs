@@ -14,8 +14,7 @@ use super::model::{
     Communication, Prospect, ProspectStatus, Ticket, TicketFields, TicketPriority, TicketStatus,
 };
 use crate::db::schema::{
-    call_logs, channel_configurations, communication_log, customers, prospects, rendez_vous,
-    tickets,
+    call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
 };
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
@@ -287,36 +286,26 @@ pub async fn open_ticket(
     use tickets as t;
     check_ticket(&fields)?;
     if let Some(customer) = fields.customer_id {
-        let found: Option<Uuid> = customers::table
-            .filter(customers::tenant_id.eq(scope.id()))
-            .filter(customers::id.eq(customer))
-            .select(customers::id)
-            .first(conn)
-            .await
-            .optional()?;
-        if found.is_none() {
-            return Err(user_error(
-                UserErrorCode::NotFound,
-                &["input", "customerId"],
-                "no such customer",
-            ));
-        }
+        let _: Uuid = crate::tenant_row!(
+            conn,
+            scope,
+            customers,
+            customer,
+            table::id,
+            &["input", "customerId"],
+            "no such customer"
+        )?;
     }
     if let Some(call) = fields.call_id {
-        let found: Option<Uuid> = call_logs::table
-            .filter(call_logs::tenant_id.eq(scope.id()))
-            .filter(call_logs::id.eq(call))
-            .select(call_logs::id)
-            .first(conn)
-            .await
-            .optional()?;
-        if found.is_none() {
-            return Err(user_error(
-                UserErrorCode::NotFound,
-                &["input", "callId"],
-                "no such call",
-            ));
-        }
+        let _: Uuid = crate::tenant_row!(
+            conn,
+            scope,
+            call_logs,
+            call,
+            table::id,
+            &["input", "callId"],
+            "no such call"
+        )?;
     }
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('tickets/' || $1::text))")
         .bind::<diesel::sql_types::Uuid, _>(scope.id())
@@ -374,13 +363,9 @@ pub async fn update_ticket(
     let target = t::table
         .filter(t::tenant_id.eq(scope.id()))
         .filter(t::id.eq(id));
-    let current: TicketStatus = target
-        .select(t::status)
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| user_error(UserErrorCode::NotFound, &["input", "id"], "no such ticket"))?;
+    let current: TicketStatus = crate::tenant_row!(
+        locked conn, scope, tickets, id, table::status, &["input", "id"], "no such ticket"
+    )?;
     let resolved_at = match status {
         None => None,
         Some(next) if next == current => None,

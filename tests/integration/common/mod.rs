@@ -421,6 +421,46 @@ impl TestApp {
         .collect()
     }
 
+    /// Every row `tenant` has in `table`, whole (as JSON text, by id), and how many
+    /// `event_type` events it has: what a refused write must leave as it was (read as the
+    /// owner).
+    pub async fn rows_and_events(
+        &self,
+        table: &str,
+        tenant: Uuid,
+        event_type: &str,
+    ) -> (Vec<String>, i64) {
+        use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            row: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut owner = self.owner().await;
+        let rows = diesel::sql_query(format!(
+            "SELECT row_to_json(r)::text AS row FROM {table} r WHERE tenant_id = $1 ORDER BY id"
+        ))
+        .bind::<SqlUuid, _>(tenant)
+        .load::<Row>(&mut owner)
+        .await
+        .unwrap();
+        let events = diesel::sql_query(
+            "SELECT count(*) AS n FROM domain_events WHERE tenant_id = $1 AND event_type = $2",
+        )
+        .bind::<SqlUuid, _>(tenant)
+        .bind::<Text, _>(event_type)
+        .get_result::<Count>(&mut owner)
+        .await
+        .unwrap();
+        (rows.into_iter().map(|r| r.row).collect(), events.n)
+    }
+
     /// Runs `sql` as the owner with `$1` bound to `tenant`'s id: rows for tables the API
     /// does not write.
     pub async fn insert_for(&self, tenant: &TestTenant, sql: &str) {
