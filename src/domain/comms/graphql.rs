@@ -492,6 +492,51 @@ pub struct UpdateTicketInput {
     pub assigned_to: MaybeUndefined<String>,
 }
 
+#[derive(InputObject)]
+pub struct BookAppointmentInput {
+    pub client_name: String,
+    pub client_phone: Option<String>,
+    pub client_email: Option<String>,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    /// 5 to 480; default 30.
+    pub duration_minutes: Option<i32>,
+    pub service_type: Option<String>,
+    pub notes: Option<String>,
+    /// One of the tenant's customers, when the client is one.
+    pub customer_id: Option<ID>,
+    /// The call that booked it.
+    pub call_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct ChangeAppointmentInput {
+    pub id: ID,
+    pub status: AppointmentStatus,
+}
+
+#[derive(SimpleObject)]
+pub struct AppointmentPayload {
+    pub appointment: Option<Appointment>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn appointment_payload(
+    result: crate::domain::OpResult<model::Appointment>,
+) -> AppResult<AppointmentPayload> {
+    payload(result, |appointment, user_errors| AppointmentPayload {
+        appointment: appointment.map(Appointment::from),
+        user_errors,
+    })
+}
+
+/// An optional id of the input, parsed.
+fn optional_id(id: &Option<ID>, field: &str) -> AppResult<Option<Uuid>> {
+    id.as_ref()
+        .map(|id| parse_id(id, &["input", field]))
+        .transpose()
+}
+
 #[derive(SimpleObject)]
 pub struct TicketPayload {
     pub ticket: Option<Ticket>,
@@ -558,14 +603,9 @@ impl CommsMutation {
         input: OpenTicketInput,
     ) -> AppResult<TicketPayload> {
         let request = request_context(ctx)?;
-        let parse = |id: &Option<ID>, field| {
-            id.as_ref()
-                .map(|id| parse_id(id, &["input", field]))
-                .transpose()
-        };
         let fields = model::TicketFields {
-            customer_id: parse(&input.customer_id, "customerId")?,
-            call_id: parse(&input.call_id, "callId")?,
+            customer_id: optional_id(&input.customer_id, "customerId")?,
+            call_id: optional_id(&input.call_id, "callId")?,
             subject: input.subject,
             description: input.description,
             category: input.category,
@@ -582,6 +622,55 @@ impl CommsMutation {
             })
             .await;
         ticket_payload(result)
+    }
+
+    /// Books an appointment (pending); it may not overlap the tenant's pending or
+    /// confirmed ones.
+    #[graphql(guard = "Access::Ingest")]
+    async fn book_appointment(
+        &self,
+        ctx: &Context<'_>,
+        input: BookAppointmentInput,
+    ) -> AppResult<AppointmentPayload> {
+        let request = request_context(ctx)?;
+        let fields = model::AppointmentFields {
+            customer_id: optional_id(&input.customer_id, "customerId")?,
+            call_id: optional_id(&input.call_id, "callId")?,
+            client_name: input.client_name,
+            client_phone: input.client_phone,
+            client_email: input.client_email.map(|e| e.trim().to_lowercase()),
+            rdv_date: input.date,
+            rdv_time: input.time,
+            duration_minutes: input.duration_minutes,
+            service_type: input.service_type,
+            notes: input.notes,
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::book_appointment(conn, scope, fields).await }.scope_boxed()
+            })
+            .await;
+        appointment_payload(result)
+    }
+
+    /// Confirms, cancels, completes or marks a no-show.
+    #[graphql(guard = "Access::Ingest")]
+    async fn change_appointment(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangeAppointmentInput,
+    ) -> AppResult<AppointmentPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let status = input.status;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::change_appointment(conn, scope, id, status).await }.scope_boxed()
+            })
+            .await;
+        appointment_payload(result)
     }
 
     /// Moves a ticket along (`open → in_progress → resolved → closed`, reopening a

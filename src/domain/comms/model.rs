@@ -79,6 +79,22 @@ text_enum!(pub AppointmentStatus {
     NoShow => "no_show",
 });
 
+/// What `bookAppointment` writes (a field left `None` takes its default).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = rendez_vous)]
+pub struct AppointmentFields {
+    pub client_name: String,
+    pub client_phone: Option<String>,
+    pub client_email: Option<String>,
+    pub rdv_date: NaiveDate,
+    pub rdv_time: NaiveTime,
+    pub duration_minutes: Option<i32>,
+    pub service_type: Option<String>,
+    pub notes: Option<String>,
+    pub customer_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
+}
+
 /// An appointment booked by the appointment agent (seed 002 `rendez_vous`).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = rendez_vous, check_for_backend(diesel::pg::Pg))]
