@@ -11,6 +11,7 @@
 //! meanwhile went unheard).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub struct EventHub {
     pub known_keys: Arc<KnownKeys>,
     /// Whether the listening connection is up (and has forgotten the keys remembered
     /// before it was).
-    listening: std::sync::atomic::AtomicBool,
+    listening: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -182,7 +183,8 @@ impl EventHub {
 
     /// Whether the listener's connection is up (`growthgraph_event_listener_up`).
     pub fn is_listening(&self) -> bool {
-        std::sync::atomic::AtomicBool::load(&self.listening, std::sync::atomic::Ordering::Relaxed)
+        // Named: `RunQueryDsl::load` is in scope too.
+        AtomicBool::load(&self.listening, Ordering::Relaxed)
     }
 
     /// The listener: one connection per instance, reconnecting with backoff and catching
@@ -195,8 +197,7 @@ impl EventHub {
                 match hub.listen(&url).await {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err(error) => {
-                        hub.listening
-                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        hub.listening.store(false, Ordering::Relaxed);
                         tracing::warn!(
                             ?error,
                             ?backoff,
@@ -220,8 +221,7 @@ impl EventHub {
         // Catch up on anything published while we were away, and forget keys that may
         // have changed meanwhile.
         self.known_keys.forget_all();
-        self.listening
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.listening.store(true, Ordering::Relaxed);
         self.fetch().await;
         let mut seen = 0i64;
         let mut since_fetch = 0u32;

@@ -135,7 +135,7 @@ pub async fn list_messages(
 const MAX_CONFIG_BYTES: usize = 8 * 1024;
 
 /// Credentials for [`configure_channel`]: kept as they are, removed, or replaced.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Credentials {
     Keep,
     Remove,
@@ -143,13 +143,20 @@ pub enum Credentials {
     Store(serde_json::Value),
 }
 
+impl std::fmt::Debug for Credentials {
+    /// Never the credentials themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::Keep => "Keep",
+            Credentials::Remove => "Remove",
+            Credentials::Store(_) => "Store(…)",
+        })
+    }
+}
+
 /// What sealed credentials are bound to: the tenant, the channel and the provider (a
 /// sealed value copied to another row does not open there).
-pub fn credentials_context(
-    tenant: uuid::Uuid,
-    channel: Channel,
-    provider: ChannelProvider,
-) -> String {
+pub fn credentials_context(tenant: Uuid, channel: Channel, provider: ChannelProvider) -> String {
     format!(
         "channel_configurations/{tenant}/{}/{}",
         channel.as_str(),
