@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::{Context, Guard};
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -61,10 +61,43 @@ pub enum Principal {
     Widget {
         tenant_id: Uuid,
         widget_id: Uuid,
+        /// Where the widget may be embedded (host names, `*.` for subdomains); empty:
+        /// anywhere. See [`Principal::refuses_origin`].
+        allowed_domains: Vec<String>,
     },
 }
 
 impl Principal {
+    /// Whether a request from a web page of `origin` (its `Origin` header) is refused: a
+    /// widget key used on a site its widget does not allow. API keys, widgets allowed
+    /// anywhere, and requests without an origin (not from a web page) are not refused.
+    pub fn refuses_origin(&self, origin: Option<&str>) -> bool {
+        let (
+            Principal::Widget {
+                allowed_domains, ..
+            },
+            Some(origin),
+        ) = (self, origin)
+        else {
+            return false;
+        };
+        if allowed_domains.is_empty() {
+            return false;
+        }
+        // `scheme://host[:port]`; anything else (`null`, say) is no allowed site.
+        let host = origin.split_once("://").map(|(_, rest)| {
+            rest.split(':')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        });
+        !host.is_some_and(|host| {
+            allowed_domains
+                .iter()
+                .any(|pattern| domain_allows(pattern, &host))
+        })
+    }
+
     pub fn tenant_id(&self) -> Uuid {
         match self {
             Principal::ApiKey { tenant_id, .. } | Principal::Widget { tenant_id, .. } => *tenant_id,
@@ -162,6 +195,19 @@ struct WidgetRow {
     widget_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
     tenant_id: Uuid,
+    #[diesel(sql_type = Array<Nullable<Text>>)]
+    allowed_domains: Vec<Option<String>>,
+}
+
+/// Whether the allowed-domain `pattern` covers `host`: the same name, or for
+/// `*.example.com` any name ending in `.example.com`.
+pub fn domain_allows(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => host
+            .strip_suffix(parent)
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        None => pattern == host,
+    }
 }
 
 /// How stale `last_used_at` may get before a request refreshes it (off the request path).
@@ -352,11 +398,12 @@ enum Found {
 async fn lookup(conn: &AsyncPgConnection, token: &str) -> diesel::QueryResult<Option<Found>> {
     let mut conn = conn;
     if token.starts_with("wgt_") {
-        let rows: Vec<WidgetRow> =
-            Prepared::new("SELECT widget_id, tenant_id FROM authenticate_widget_key($1)")
-                .bind::<Text, _>(token)
-                .load(&mut conn)
-                .await?;
+        let rows: Vec<WidgetRow> = Prepared::new(
+            "SELECT widget_id, tenant_id, allowed_domains FROM authenticate_widget_key($1)",
+        )
+        .bind::<Text, _>(token)
+        .load(&mut conn)
+        .await?;
         return Ok(rows.into_iter().next().map(Found::Widget));
     }
     if !token.starts_with("gg_") {
@@ -386,6 +433,7 @@ fn principal_of(pool: &PgPool, found: Found) -> AppResult<(Principal, Option<Dat
             let principal = Principal::Widget {
                 tenant_id: row.tenant_id,
                 widget_id: row.widget_id,
+                allowed_domains: row.allowed_domains.into_iter().flatten().collect(),
             };
             return Ok((principal, None));
         }
@@ -434,4 +482,57 @@ fn touch_last_used(pool: PgPool, tenant_id: Uuid, key_id: Uuid) {
             tracing::warn!(?error, "could not record API key use");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::{domain_allows, Principal, Role};
+
+    #[test]
+    fn allowed_domain_patterns_cover_their_host_or_its_subdomains() {
+        assert!(domain_allows("shop.example.com", "shop.example.com"));
+        assert!(!domain_allows("shop.example.com", "example.com"));
+        assert!(!domain_allows("shop.example.com", "evilshop.example.com"));
+        assert!(domain_allows("*.example.org", "a.example.org"));
+        assert!(domain_allows("*.example.org", "a.b.example.org"));
+        assert!(!domain_allows("*.example.org", "example.org"));
+        assert!(!domain_allows("*.example.org", "evilexample.org"));
+        assert!(!domain_allows("*.example.org", ".example.org"));
+    }
+
+    #[test]
+    fn only_widget_keys_on_sites_they_do_not_allow_are_refused() {
+        let widget = |domains: &[&str]| Principal::Widget {
+            tenant_id: Uuid::nil(),
+            widget_id: Uuid::nil(),
+            allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+        };
+        let restricted = widget(&["shop.example.com", "*.example.org"]);
+        for allowed in [
+            None,
+            Some("https://shop.example.com"),
+            Some("http://SHOP.example.com:8080"),
+            Some("https://a.example.org"),
+        ] {
+            assert!(!restricted.refuses_origin(allowed), "{allowed:?}");
+        }
+        for refused in [
+            "https://evil.example",
+            "null",
+            "https://example.org",
+            "shop.example.com",
+        ] {
+            assert!(restricted.refuses_origin(Some(refused)), "{refused}");
+        }
+        assert!(!widget(&[]).refuses_origin(Some("https://anywhere.example")));
+        let key = Principal::ApiKey {
+            tenant_id: Uuid::nil(),
+            key_id: Uuid::nil(),
+            key_name: "k".into(),
+            role: Role::Admin,
+        };
+        assert!(!key.refuses_origin(Some("https://evil.example")));
+    }
 }

@@ -33,13 +33,30 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/assets/graphiql/{file}", get(graphiql_asset))
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get).post(graphql_post).layer(cors()),
+        )
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Cross-origin calls of `/graphql` from web pages (the testimonial widget embedded in
+/// customers' sites, dashboards): any origin may send `Authorization` and `Content-Type`
+/// with GET or POST and read the answer. No cookies are involved (`Allow-Credentials` is
+/// never sent), so a page can only act with a key it holds; a widget key is refused on
+/// sites its widget does not allow ([`crate::auth::Principal::refuses_origin`]).
+fn cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 fn error_body(code: &str, message: &str) -> serde_json::Value {
@@ -87,11 +104,13 @@ async fn serve_graphql(
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Some(response) = attempt(state, header, Some(&state.known_keys), &mut read).await {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let known = Some(&*state.known_keys);
+    if let Some(response) = attempt(state, header, origin, known, &mut read).await {
         return response;
     }
     state.known_keys.forget(header);
-    match attempt(state, header, None, &mut read).await {
+    match attempt(state, header, origin, None, &mut read).await {
         Some(response) => response,
         None => app_error_response(
             state,
@@ -105,6 +124,7 @@ async fn serve_graphql(
 async fn attempt(
     state: &AppState,
     header: Option<&str>,
+    origin: Option<&str>,
     known: Option<&KnownKeys>,
     read: &mut impl FnMut() -> Result<BatchRequest, String>,
 ) -> Option<Response> {
@@ -113,20 +133,28 @@ async fn attempt(
         Err(error) => return Some(app_error_response(state, error)),
     };
     let known = matches!(caller.proof, Proof::Known(_));
+    // A widget key from a web page of a site its widget does not allow runs nothing.
+    let operations = match caller.principal.refuses_origin(origin) {
+        true => Err((
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this widget is not allowed on this site".to_owned(),
+        )),
+        false => read().map_err(|message| (StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)),
+    };
     let context = |pool, groups| {
         let window = state.batch_window();
         RequestContext::for_request(pool, caller, groups, &state.hub, window)
     };
-    let mut batch = match read() {
+    let mut batch = match operations {
         Ok(batch) => batch,
-        Err(message) => {
+        Err((status, code, message)) => {
             // The request's snapshot may have begun: end it, so the connection goes back
             // to the pool instead of being discarded there.
             let db = context(state.pool.clone(), None).db;
             let confirmed = db.confirmed().await;
             db.finish().await;
-            return confirmed
-                .then(|| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message));
+            return confirmed.then(|| reject(state, status, code, &message));
         }
     };
     let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();

@@ -598,3 +598,101 @@ async fn racing_starts_open_one_sequence_and_racing_changes_apply_one_at_a_time(
     assert_eq!((rows.len() as i64, events), (1, 1 + applied.len() as i64));
     assert!(rows[0].contains("\"status\":\"cancelled\""), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widget_key_works_only_on_the_sites_its_widget_allows_and_pages_may_call_across_origins()
+{
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Embedded").await;
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "allowedDomains": ["shop.example.com", "*.example.org"] } }),
+        )
+        .await;
+    let widget = configured(&r)["apiKey"].as_str().unwrap().to_owned();
+    let graphql = format!("{}/graphql", app.base);
+    let post = |key: &str, origin: Option<&str>| {
+        let mut request = app
+            .client
+            .post(&graphql)
+            .bearer_auth(key)
+            .json(&json!({ "query": TESTIMONIALS }));
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send()
+    };
+    // From an allowed site (any port, any case), or not from a web page: answered, and
+    // the page may read the answer.
+    for origin in [
+        Some("https://shop.example.com"),
+        Some("http://SHOP.example.com:8080"),
+        Some("https://news.example.org"),
+        None,
+    ] {
+        let response = post(&widget, origin).await.unwrap();
+        assert_eq!(response.status(), 200, "{origin:?}");
+        let allowed = response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allowed.as_deref(), origin, "{origin:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"].is_null(), "{origin:?}: {body}");
+    }
+    // From any other site: refused, nothing run.
+    for origin in ["https://evil.example", "https://example.org", "null"] {
+        let response = post(&widget, Some(origin)).await.unwrap();
+        assert_eq!(response.status(), 403, "{origin}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+    // API keys are not bound to sites; a widget allowed anywhere neither.
+    let response = post(&t.admin_key, Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let r = app
+        .gql(
+            &t.admin_key,
+            CONFIGURE,
+            json!({ "input": { "allowedDomains": [] } }),
+        )
+        .await;
+    assert_eq!(configured(&r)["allowedDomains"], json!([]));
+    let response = post(&widget, Some("https://evil.example")).await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The browser's preflight: the methods and headers a page may use, no credentials.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &graphql)
+        .header("Origin", "https://shop.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert!(headers.get("access-control-allow-credentials").is_none());
+}
