@@ -126,6 +126,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "pauseCampaign",
     "pauseEmailSequence",
     "reactivateLead",
+    "recordCall",
     "recordCustomerActivity",
     "recordDeliveryEvent",
     "recordOrder",

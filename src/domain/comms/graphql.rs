@@ -8,8 +8,8 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::model::{
-    self, AppointmentStatus, CallStatus, Channel, ChannelProvider, MessageStatus, ProspectStatus,
-    TicketChannel, TicketPriority, TicketStatus,
+    self, AppointmentStatus, CallAgent, CallDirection, CallProvider, CallStatus, Channel,
+    ChannelProvider, MessageStatus, ProspectStatus, TicketChannel, TicketPriority, TicketStatus,
 };
 use super::ops;
 use crate::auth::Access;
@@ -492,6 +492,35 @@ pub struct UpdateTicketInput {
     pub assigned_to: MaybeUndefined<String>,
 }
 
+/// A voice provider's report of a call (several per call: ringing, in progress,
+/// completed…).
+#[derive(InputObject)]
+pub struct RecordCallInput {
+    pub provider: CallProvider,
+    /// The provider's id of the call: reports with the same id update one call.
+    pub provider_call_id: Option<String>,
+    pub direction: CallDirection,
+    /// Never moves a call back (a late RINGING after COMPLETED is ignored).
+    pub status: CallStatus,
+    pub agent_type: Option<CallAgent>,
+    /// One of the tenant's customers, when the caller is one.
+    pub customer_id: Option<ID>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub duration_seconds: Option<i32>,
+    pub recording_url: Option<String>,
+    pub transcript: Option<String>,
+    pub summary: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct CallPayload {
+    pub call: Option<Call>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(InputObject)]
 pub struct BookAppointmentInput {
     pub client_name: String,
@@ -622,6 +651,53 @@ impl CommsMutation {
             })
             .await;
         ticket_payload(result)
+    }
+
+    /// Records a voice provider's report of a call (reports of one provider call id
+    /// update one call, whose status only moves forward).
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_call(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordCallInput,
+    ) -> AppResult<CallPayload> {
+        let request = request_context(ctx)?;
+        let fields = model::CallFields {
+            customer_id: optional_id(&input.customer_id, "customerId")?,
+            agent_type: input.agent_type,
+            from_number: input.from_number,
+            to_number: input.to_number,
+            duration_seconds: input.duration_seconds,
+            recording_url: input.recording_url,
+            transcript: input.transcript,
+            summary: input.summary,
+            started_at: input.started_at,
+            ended_at: input.ended_at,
+        };
+        let (provider, direction, status) = (input.provider, input.direction, input.status);
+        let provider_call_id = input.provider_call_id;
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move {
+                    ops::record_call(
+                        conn,
+                        scope,
+                        provider,
+                        provider_call_id,
+                        direction,
+                        status,
+                        fields,
+                    )
+                    .await
+                }
+                .scope_boxed()
+            })
+            .await;
+        payload(result, |call, user_errors| CallPayload {
+            call: call.map(Call::from),
+            user_errors,
+        })
     }
 
     /// Books an appointment (pending); it may not overlap the tenant's pending or

@@ -52,6 +52,56 @@ text_enum!(pub CallStatus {
     NoAnswer => "no_answer",
 });
 
+impl CallStatus {
+    /// How far along a call is: a report never moves it back (the final states, 3, are
+    /// final).
+    pub fn stage(self) -> u8 {
+        match self {
+            CallStatus::Queued => 0,
+            CallStatus::Ringing => 1,
+            CallStatus::InProgress => 2,
+            CallStatus::Completed
+            | CallStatus::Failed
+            | CallStatus::Busy
+            | CallStatus::NoAnswer => 3,
+        }
+    }
+}
+
+text_enum!(pub CallProvider {
+    Vapi => "vapi",
+    Twilio => "twilio",
+    Retell => "retell",
+});
+
+text_enum!(pub CallDirection {
+    Inbound => "inbound",
+    Outbound => "outbound",
+});
+
+text_enum!(pub CallAgent {
+    Appointment => "appointment",
+    Qualification => "qualification",
+    Support => "support",
+});
+
+/// What a call report (`recordCall`) writes besides its identity and status: on a call
+/// already recorded, a field left `None` keeps its value.
+#[derive(Debug, Clone, Default, Insertable, AsChangeset)]
+#[diesel(table_name = call_logs)]
+pub struct CallFields {
+    pub customer_id: Option<Uuid>,
+    pub agent_type: Option<CallAgent>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub duration_seconds: Option<i32>,
+    pub recording_url: Option<String>,
+    pub transcript: Option<String>,
+    pub summary: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// A phone call handled by a voice agent (seed 002 `call_logs`).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = call_logs, check_for_backend(diesel::pg::Pg))]
