@@ -9,6 +9,21 @@ pub fn parse_id(id: &ID, field: &[&str]) -> AppResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "not a valid ID"))
 }
 
+/// [`parse_id`] of an optional ID.
+pub fn parse_optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uuid>> {
+    id.as_ref().map(|id| parse_id(id, field)).transpose()
+}
+
+/// An input field that may be left out (`None`), `null` (`Some(None)`: clear it) or
+/// given (`Some(Some(value))`): the shape Diesel changesets take.
+pub fn given<T>(value: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        async_graphql::MaybeUndefined::Undefined => None,
+        async_graphql::MaybeUndefined::Null => Some(None),
+        async_graphql::MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
 /// Money and other exact decimals, serialised as strings so they never pass through
 /// floating point (`"42.50"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

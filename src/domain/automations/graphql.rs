@@ -10,7 +10,7 @@ use crate::domain::{payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
-use crate::graphql::scalars::parse_id;
+use crate::graphql::scalars::{parse_id, parse_optional_id};
 
 pub struct Testimonial(pub model::Testimonial);
 
@@ -336,11 +336,7 @@ impl AutomationsMutation {
         input: StartEmailSequenceInput,
     ) -> AppResult<EmailSequencePayload> {
         let request = request_context(ctx)?;
-        let contact_id = input
-            .contact_id
-            .as_ref()
-            .map(|id| parse_id(id, &["input", "contactId"]))
-            .transpose()?;
+        let contact_id = parse_optional_id(&input.contact_id, &["input", "contactId"])?;
         let (email, segment) = (input.recipient_email, input.segment);
         let result = request
             .db

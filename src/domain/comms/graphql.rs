@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::parse_id;
+use crate::graphql::scalars::{given, parse_id, parse_optional_id};
 use crate::secrets::SecretKey;
 
 /// One message sent to (or received from) a customer on any channel.
@@ -456,15 +456,6 @@ pub struct ConfigureChannelPayload {
     pub user_errors: Vec<UserError>,
 }
 
-/// `Some(None)` for `null`, `None` when left out.
-fn given<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
-    match value {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(value) => Some(Some(value)),
-    }
-}
-
 #[derive(InputObject)]
 pub struct OpenTicketInput {
     pub subject: String,
@@ -559,13 +550,6 @@ fn appointment_payload(
     })
 }
 
-/// An optional id of the input, parsed.
-fn optional_id(id: &Option<ID>, field: &str) -> AppResult<Option<Uuid>> {
-    id.as_ref()
-        .map(|id| parse_id(id, &["input", field]))
-        .transpose()
-}
-
 #[derive(SimpleObject)]
 pub struct TicketPayload {
     pub ticket: Option<Ticket>,
@@ -633,8 +617,8 @@ impl CommsMutation {
     ) -> AppResult<TicketPayload> {
         let request = request_context(ctx)?;
         let fields = model::TicketFields {
-            customer_id: optional_id(&input.customer_id, "customerId")?,
-            call_id: optional_id(&input.call_id, "callId")?,
+            customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
+            call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
             subject: input.subject,
             description: input.description,
             category: input.category,
@@ -663,7 +647,7 @@ impl CommsMutation {
     ) -> AppResult<CallPayload> {
         let request = request_context(ctx)?;
         let fields = model::CallFields {
-            customer_id: optional_id(&input.customer_id, "customerId")?,
+            customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
             agent_type: input.agent_type,
             from_number: input.from_number,
             to_number: input.to_number,
@@ -710,8 +694,8 @@ impl CommsMutation {
     ) -> AppResult<AppointmentPayload> {
         let request = request_context(ctx)?;
         let fields = model::AppointmentFields {
-            customer_id: optional_id(&input.customer_id, "customerId")?,
-            call_id: optional_id(&input.call_id, "callId")?,
+            customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
+            call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
             client_name: input.client_name,
             client_phone: input.client_phone,
             client_email: input.client_email.map(|e| e.trim().to_lowercase()),

@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::{parse_id, Decimal};
+use crate::graphql::scalars::{parse_id, parse_optional_id, Decimal};
 
 #[derive(SimpleObject, Clone)]
 pub struct ClubStage {
@@ -355,10 +355,6 @@ pub struct RedemptionFilter {
     pub reward_id: Option<ID>,
 }
 
-fn optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uuid>> {
-    id.as_ref().map(|id| parse_id(id, field)).transpose()
-}
-
 type TimeCursor = Cursor<DateTime<Utc>>;
 
 #[derive(Default)]
@@ -417,8 +413,8 @@ impl LoyaltyQuery {
         let filter = filter.unwrap_or_default();
         let filter = ops::EnrollmentFilter {
             status: filter.status,
-            customer_id: optional_id(&filter.customer_id, &["filter", "customerId"])?,
-            stage_id: optional_id(&filter.stage_id, &["filter", "stageId"])?,
+            customer_id: parse_optional_id(&filter.customer_id, &["filter", "customerId"])?,
+            stage_id: parse_optional_id(&filter.stage_id, &["filter", "stageId"])?,
         };
         let rows = request
             .db
@@ -512,8 +508,8 @@ impl LoyaltyQuery {
         let filter = filter.unwrap_or_default();
         let filter = ops::RedemptionFilter {
             status: filter.status,
-            customer_id: optional_id(&filter.customer_id, &["filter", "customerId"])?,
-            reward_id: optional_id(&filter.reward_id, &["filter", "rewardId"])?,
+            customer_id: parse_optional_id(&filter.customer_id, &["filter", "customerId"])?,
+            reward_id: parse_optional_id(&filter.reward_id, &["filter", "rewardId"])?,
         };
         let rows = request
             .db
@@ -850,7 +846,7 @@ impl LoyaltyMutation {
         let enroll = ops::Enroll {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             stage_id: parse_id(&input.stage_id, &["input", "stageId"])?,
-            qualifying_order_id: optional_id(
+            qualifying_order_id: parse_optional_id(
                 &input.qualifying_order_id,
                 &["input", "qualifyingOrderId"],
             )?,
@@ -872,7 +868,7 @@ impl LoyaltyMutation {
         let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         let stage = parse_id(&input.stage_id, &["input", "stageId"])?;
-        let order = optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
+        let order = parse_optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
         enrollment_payload(request, |conn, scope| {
             async move { ops::upgrade(conn, scope, id, stage, order).await }.scope_boxed()
         })
