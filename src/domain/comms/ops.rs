@@ -294,28 +294,7 @@ pub async fn open_ticket(
 ) -> OpResult<Ticket> {
     use tickets as t;
     check_ticket(&fields)?;
-    if let Some(customer) = fields.customer_id {
-        let _: Uuid = crate::tenant_row!(
-            conn,
-            scope,
-            customers,
-            customer,
-            table::id,
-            &["input", "customerId"],
-            "no such customer"
-        )?;
-    }
-    if let Some(call) = fields.call_id {
-        let _: Uuid = crate::tenant_row!(
-            conn,
-            scope,
-            call_logs,
-            call,
-            table::id,
-            &["input", "callId"],
-            "no such call"
-        )?;
-    }
+    check_references(conn, scope, fields.customer_id, fields.call_id).await?;
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('tickets/' || $1::text))")
         .bind::<diesel::sql_types::Uuid, _>(scope.id())
         .execute(conn)
@@ -482,28 +461,7 @@ pub async fn book_appointment(
 ) -> OpResult<Appointment> {
     use rendez_vous as r;
     check_appointment(&fields)?;
-    if let Some(customer) = fields.customer_id {
-        let _: Uuid = crate::tenant_row!(
-            conn,
-            scope,
-            customers,
-            customer,
-            table::id,
-            &["input", "customerId"],
-            "no such customer"
-        )?;
-    }
-    if let Some(call) = fields.call_id {
-        let _: Uuid = crate::tenant_row!(
-            conn,
-            scope,
-            call_logs,
-            call,
-            table::id,
-            &["input", "callId"],
-            "no such call"
-        )?;
-    }
+    check_references(conn, scope, fields.customer_id, fields.call_id).await?;
     diesel::sql_query(
         "SELECT pg_advisory_xact_lock(hashtext('rendez_vous/' || $1::text || '/' || $2::text))",
     )
@@ -656,17 +614,7 @@ pub async fn record_call(
 ) -> OpResult<Call> {
     use call_logs as c;
     check_call(provider_call_id.as_deref(), &fields)?;
-    if let Some(customer) = fields.customer_id {
-        let _: Uuid = crate::tenant_row!(
-            conn,
-            scope,
-            customers,
-            customer,
-            table::id,
-            &["input", "customerId"],
-            "no such customer"
-        )?;
-    }
+    check_references(conn, scope, fields.customer_id, None).await?;
     let created = diesel::insert_into(c::table)
         .values((
             c::tenant_id.eq(scope.id()),
@@ -758,6 +706,39 @@ fn check_call(provider_call_id: Option<&str>, fields: &CallFields) -> OpResult<(
         if ended < started {
             return invalid("endedAt", "endedAt must not be before startedAt");
         }
+    }
+    Ok(())
+}
+
+/// The customer and the call an input names, when it names them, must be the tenant's
+/// (`NOT_FOUND` on `customerId` or `callId` otherwise).
+async fn check_references(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer: Option<Uuid>,
+    call: Option<Uuid>,
+) -> OpResult<()> {
+    if let Some(customer) = customer {
+        let _: Uuid = crate::tenant_row!(
+            conn,
+            scope,
+            customers,
+            customer,
+            table::id,
+            &["input", "customerId"],
+            "no such customer"
+        )?;
+    }
+    if let Some(call) = call {
+        let _: Uuid = crate::tenant_row!(
+            conn,
+            scope,
+            call_logs,
+            call,
+            table::id,
+            &["input", "callId"],
+            "no such call"
+        )?;
     }
     Ok(())
 }
