@@ -513,6 +513,49 @@ pub struct CallPayload {
 }
 
 #[derive(InputObject)]
+pub struct RecordProspectInput {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub need: Option<String>,
+    pub budget: Option<String>,
+    pub timeline: Option<String>,
+    /// 0 to 100.
+    pub qualification_score: Option<i32>,
+    /// Where the prospect came from; default PHONE.
+    pub source: Option<TicketChannel>,
+    pub notes: Option<String>,
+    /// The call that qualified them.
+    pub call_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProspectInput {
+    pub id: ID,
+    pub status: Option<ProspectStatus>,
+    /// 0 to 100; `null` clears it.
+    pub qualification_score: MaybeUndefined<i32>,
+    /// `null` clears them.
+    pub notes: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ProspectPayload {
+    pub prospect: Option<Prospect>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn prospect_payload(
+    result: crate::domain::OpResult<model::Prospect>,
+) -> AppResult<ProspectPayload> {
+    payload(result, |prospect, user_errors| ProspectPayload {
+        prospect: prospect.map(Prospect::from),
+        user_errors,
+    })
+}
+
+#[derive(InputObject)]
 pub struct BookAppointmentInput {
     pub client_name: String,
     pub client_phone: Option<String>,
@@ -682,6 +725,57 @@ impl CommsMutation {
             call: call.map(Call::from),
             user_errors,
         })
+    }
+
+    /// Records a prospect the qualification agent met (status NEW).
+    #[graphql(guard = "Access::Ingest")]
+    async fn record_prospect(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordProspectInput,
+    ) -> AppResult<ProspectPayload> {
+        let request = request_context(ctx)?;
+        let fields = model::ProspectFields {
+            call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
+            name: input.name,
+            phone: input.phone,
+            email: input.email.map(|e| e.trim().to_lowercase()),
+            company: input.company,
+            need: input.need,
+            budget: input.budget,
+            timeline: input.timeline,
+            qualification_score: input.qualification_score,
+            source: input.source,
+            notes: input.notes,
+        };
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::record_prospect(conn, scope, fields).await }.scope_boxed()
+            })
+            .await;
+        prospect_payload(result)
+    }
+
+    /// Moves a prospect along (qualified, contacted, converted…) and rescores it.
+    #[graphql(guard = "Access::Ingest")]
+    async fn update_prospect(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProspectInput,
+    ) -> AppResult<ProspectPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let status = input.status;
+        let (score, notes) = (given(input.qualification_score), given(input.notes));
+        let result = request
+            .db
+            .run(|conn, scope| {
+                async move { ops::update_prospect(conn, scope, id, status, score, notes).await }
+                    .scope_boxed()
+            })
+            .await;
+        prospect_payload(result)
     }
 
     /// Books an appointment (pending); it may not overlap the tenant's pending or

@@ -293,6 +293,24 @@ text_enum!(pub ProspectStatus {
     Converted => "converted",
 });
 
+/// What `recordProspect` writes (a field left `None` takes its default). The source is
+/// where the prospect came from, as for tickets.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = prospects)]
+pub struct ProspectFields {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub need: Option<String>,
+    pub budget: Option<String>,
+    pub timeline: Option<String>,
+    pub qualification_score: Option<i32>,
+    pub source: Option<TicketChannel>,
+    pub notes: Option<String>,
+    pub call_id: Option<Uuid>,
+}
+
 /// A caller qualified by the qualification agent (seed 002 `prospects`).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = prospects, check_for_backend(diesel::pg::Pg))]
