@@ -14,16 +14,6 @@ pub fn parse_optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uu
     id.as_ref().map(|id| parse_id(id, field)).transpose()
 }
 
-/// An input field that may be left out (`None`), `null` (`Some(None)`: clear it) or
-/// given (`Some(Some(value))`): the shape Diesel changesets take.
-pub fn given<T>(value: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
-    match value {
-        async_graphql::MaybeUndefined::Undefined => None,
-        async_graphql::MaybeUndefined::Null => Some(None),
-        async_graphql::MaybeUndefined::Value(value) => Some(Some(value)),
-    }
-}
-
 /// Money and other exact decimals, serialised as strings so they never pass through
 /// floating point (`"42.50"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::{given, parse_id, parse_optional_id};
+use crate::graphql::scalars::{parse_id, parse_optional_id};
 use crate::secrets::SecretKey;
 
 /// One message sent to (or received from) a customer on any channel.
@@ -624,12 +624,12 @@ impl CommsMutation {
         let fields = model::ChannelFields {
             enabled: input.enabled,
             config_public: input.config_public.map(|c| c.0),
-            assistant_id: given(input.assistant_id),
-            from_address: given(input.from_address),
-            from_name: given(input.from_name),
+            assistant_id: input.assistant_id.into(),
+            from_address: input.from_address.into(),
+            from_name: input.from_name.into(),
             ..Default::default()
         };
-        let credentials = match given(input.credentials) {
+        let credentials = match input.credentials.into() {
             None => ops::Credentials::Keep,
             Some(None) => ops::Credentials::Remove,
             Some(Some(value)) => ops::Credentials::Store(value.0),
@@ -767,7 +767,7 @@ impl CommsMutation {
         let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let status = input.status;
-        let (score, notes) = (given(input.qualification_score), given(input.notes));
+        let (score, notes) = (input.qualification_score.into(), input.notes.into());
         let result = request
             .db
             .run(|conn, scope| {
@@ -838,7 +838,7 @@ impl CommsMutation {
         let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let (status, priority) = (input.status, input.priority);
-        let assigned_to = given(input.assigned_to);
+        let assigned_to = input.assigned_to.into();
         let result = request
             .db
             .run(|conn, scope| {
