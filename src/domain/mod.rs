@@ -129,6 +129,43 @@ pub fn user_error(code: UserErrorCode, field: &[&str], message: &str) -> OpError
     OpError::User(UserError::new(code, field, message))
 }
 
+/// Free text of an input: at most `max` characters and no NUL byte (else an `INVALID` user
+/// error on `input.<field>`).
+pub fn check_text(field: &str, value: Option<&str>, max: usize) -> OpResult<()> {
+    match value {
+        Some(v) if v.chars().count() > max || v.contains('\0') => Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            &format!("{field} must be at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_text`] of a required field, which may not be blank either.
+pub fn check_required_text(field: &str, value: &str, max: usize) -> OpResult<()> {
+    if value.trim().is_empty() {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            &format!("{field} is required"),
+        ));
+    }
+    check_text(field, Some(value), max)
+}
+
+/// A JSON object of an input (settings, credentials), at most `max_bytes` serialised.
+pub fn check_json_object(field: &str, value: &serde_json::Value, max_bytes: usize) -> OpResult<()> {
+    if !value.is_object() || value.to_string().len() > max_bytes {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            &format!("{field} must be a JSON object of at most {max_bytes} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Maps an operation's outcome to a mutation payload: business-rule violations become
 /// `userErrors`, everything else stays a top-level error.
 pub fn payload<T, P>(

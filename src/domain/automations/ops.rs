@@ -13,7 +13,7 @@ use crate::auth::generate_widget_key;
 use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
-use crate::domain::{events, user_error, OpResult, UserErrorCode};
+use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 
@@ -268,12 +268,7 @@ fn check_widget(fields: &WidgetFields) -> OpResult<()> {
         ))
     };
     if let Some(theme) = &fields.theme {
-        if !theme.is_object() {
-            return invalid("theme", "theme must be a JSON object");
-        }
-        if theme.to_string().len() > MAX_THEME_BYTES {
-            return invalid("theme", "theme must be at most 8 KiB");
-        }
+        check_json_object("theme", theme, MAX_THEME_BYTES)?;
     }
     if let Some(domains) = &fields.allowed_domains {
         if domains.len() > MAX_DOMAINS {

@@ -20,7 +20,9 @@ use crate::db::schema::{
 };
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
-use crate::domain::{events, user_error, OpResult, UserErrorCode};
+use crate::domain::{
+    check_json_object, check_required_text, check_text, events, user_error, OpResult, UserErrorCode,
+};
 use crate::error::AppError;
 use crate::graphql::connection::PageRequest;
 use crate::secrets::SecretKey;
@@ -188,7 +190,7 @@ pub async fn configure_channel(
             fields.configured = Some(false);
         }
         Credentials::Store(value) => {
-            check_json("credentials", &value)?;
+            check_json_object("credentials", &value, MAX_CONFIG_BYTES)?;
             let Some(key) = key else {
                 return Err(user_error(
                     UserErrorCode::Invalid,
@@ -246,7 +248,7 @@ fn check_channel(
         return invalid("provider", "this provider does not carry this channel");
     }
     if let Some(config) = &fields.config_public {
-        check_json("configPublic", config)?;
+        check_json_object("configPublic", config, MAX_CONFIG_BYTES)?;
     }
     if let Some(Some(assistant)) = &fields.assistant_id {
         if channel != Channel::Phone {
@@ -265,23 +267,11 @@ fn check_channel(
             return invalid("fromAddress", "not a sender address for this channel");
         }
     }
-    if let Some(Some(name)) = &fields.from_name {
-        if name.chars().count() > 200 || name.contains('\0') {
-            return invalid("fromName", "fromName is at most 200 characters");
-        }
-    }
-    Ok(())
-}
-
-/// A JSON object of at most [`MAX_CONFIG_BYTES`].
-fn check_json(field: &str, value: &serde_json::Value) -> OpResult<()> {
-    if !value.is_object() || value.to_string().len() > MAX_CONFIG_BYTES {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", field],
-            "a JSON object of at most 8 KiB",
-        ));
-    }
+    check_text(
+        "fromName",
+        fields.from_name.as_ref().and_then(|n| n.as_deref()),
+        200,
+    )?;
     Ok(())
 }
 
@@ -396,14 +386,7 @@ pub async fn update_ticket(
 }
 
 fn check_ticket(fields: &TicketFields) -> OpResult<()> {
-    if fields.subject.trim().is_empty() {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "subject"],
-            "subject is required",
-        ));
-    }
-    check_text("subject", Some(&fields.subject), 300)?;
+    check_required_text("subject", &fields.subject, 300)?;
     check_text("description", fields.description.as_deref(), 10_000)?;
     check_text("category", fields.category.as_deref(), 100)?;
     check_text("customerName", fields.customer_name.as_deref(), 200)?;
@@ -418,18 +401,6 @@ fn check_ticket(fields: &TicketFields) -> OpResult<()> {
         }
     }
     Ok(())
-}
-
-/// At most `max` characters and no NUL.
-fn check_text(field: &str, value: Option<&str>, max: usize) -> OpResult<()> {
-    match value {
-        Some(v) if v.chars().count() > max || v.contains('\0') => Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", field],
-            &format!("{field} must be at most {max} characters, without NUL"),
-        )),
-        _ => Ok(()),
-    }
 }
 
 async fn record_ticket(
@@ -545,14 +516,7 @@ pub async fn change_appointment(
 }
 
 fn check_appointment(fields: &AppointmentFields) -> OpResult<()> {
-    if fields.client_name.trim().is_empty() {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "clientName"],
-            "clientName is required",
-        ));
-    }
-    check_text("clientName", Some(&fields.client_name), 200)?;
+    check_required_text("clientName", &fields.client_name, 200)?;
     check_text("clientPhone", fields.client_phone.as_deref(), 50)?;
     check_text("serviceType", fields.service_type.as_deref(), 100)?;
     check_text("notes", fields.notes.as_deref(), 10_000)?;
@@ -751,14 +715,7 @@ pub async fn record_prospect(
     scope: Tenant,
     fields: ProspectFields,
 ) -> OpResult<Prospect> {
-    if fields.name.trim().is_empty() {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "name"],
-            "name is required",
-        ));
-    }
-    check_text("name", Some(&fields.name), 200)?;
+    check_required_text("name", &fields.name, 200)?;
     check_prospect_text(&fields)?;
     check_score(fields.qualification_score)?;
     check_references(conn, scope, None, fields.call_id).await?;

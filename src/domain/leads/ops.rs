@@ -15,7 +15,9 @@ use uuid::Uuid;
 use super::model::{Language, Lead, LeadAction, LeadActionType, LeadDetail, LeadNote, Urgency};
 use crate::db::schema::{customers, feedback_tracking, lead_actions, lead_memory, lead_notes};
 use crate::db::Tenant;
-use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
+use crate::domain::{
+    check_text, events, idempotency, user_error, OpError, OpResult, UserErrorCode,
+};
 use crate::error::AppResult;
 use crate::graphql::connection::PageRequest;
 
@@ -174,19 +176,6 @@ pub async fn list(
 }
 
 // ---- writes -----------------------------------------------------------------------------
-
-fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), OpError> {
-    if let Some(v) = value {
-        if v.chars().count() > max || v.contains('\0') {
-            return Err(user_error(
-                UserErrorCode::Invalid,
-                &["input", field],
-                &format!("{field} must be at most {max} characters"),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// Tags are short labels such as "Lead Chaud" or "follow-up": letters (any script),
 /// digits, spaces, `-` and `_`, 1 to 50 characters.
