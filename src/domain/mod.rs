@@ -179,6 +179,29 @@ pub fn payload<T, P>(
     }
 }
 
+/// Runs a write in the request's unit of work (`TenantDb::run`) and maps its outcome to
+/// the mutation's payload ([`payload`]).
+pub async fn write_payload<'a, T, P, F>(
+    ctx: &async_graphql::Context<'_>,
+    work: F,
+    build: impl FnOnce(Option<T>, Vec<UserError>) -> P,
+) -> Result<P, AppError>
+where
+    F: for<'r> FnOnce(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, OpResult<T>>
+        + Send
+        + 'a,
+    T: Send + 'a,
+{
+    let result = crate::graphql::context::request_context(ctx)?
+        .db
+        .run(work)
+        .await;
+    payload(result, build)
+}
+
 /// Runs a mutation that returns the id of what it changed, then loads that object in the
 /// same unit of work (for the mutation's payload).
 pub async fn run_and_load<'a, T, W, L>(

@@ -6,7 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{SequenceSegment, SequenceStatus};
 use super::{model, ops};
 use crate::auth::Access;
-use crate::domain::{payload, UserError};
+use crate::domain::{write_payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -272,26 +272,24 @@ impl AutomationsMutation {
         input: EmailSequenceIdInput,
         change: ops::SequenceChange,
     ) -> AppResult<EmailSequencePayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::change_email_sequence(conn, scope, id, change).await }
-                    .scope_boxed()
-            })
-            .await;
-        sequence_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::change_email_sequence(conn, scope, id, change).scope_boxed(),
+            sequence_payload,
+        )
+        .await
     }
 }
 
 fn sequence_payload(
-    result: crate::domain::OpResult<model::EmailSequence>,
-) -> AppResult<EmailSequencePayload> {
-    payload(result, |sequence, user_errors| EmailSequencePayload {
+    sequence: Option<model::EmailSequence>,
+    user_errors: Vec<UserError>,
+) -> EmailSequencePayload {
+    EmailSequencePayload {
         email_sequence: sequence.map(EmailSequence::from),
         user_errors,
-    })
+    }
 }
 
 #[Object]
@@ -304,7 +302,6 @@ impl AutomationsMutation {
         ctx: &Context<'_>,
         input: ConfigureWidgetInput,
     ) -> AppResult<ConfigureWidgetPayload> {
-        let request = request_context(ctx)?;
         let fields = model::WidgetFields {
             theme: input.theme.map(|t| t.0),
             allowed_domains: input
@@ -314,17 +311,15 @@ impl AutomationsMutation {
             is_active: input.is_active,
         };
         let rotate_key = input.rotate_key;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::configure_widget(conn, scope, fields, rotate_key).await }
-                    .scope_boxed()
-            })
-            .await;
-        payload(result, |config, user_errors| ConfigureWidgetPayload {
-            widget_config: config.map(WidgetConfig::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| ops::configure_widget(conn, scope, fields, rotate_key).scope_boxed(),
+            |config, user_errors| ConfigureWidgetPayload {
+                widget_config: config.map(WidgetConfig::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Starts a re-engagement email sequence (active, its first step due now); a
@@ -335,19 +330,16 @@ impl AutomationsMutation {
         ctx: &Context<'_>,
         input: StartEmailSequenceInput,
     ) -> AppResult<EmailSequencePayload> {
-        let request = request_context(ctx)?;
         let contact_id = parse_optional_id(&input.contact_id, &["input", "contactId"])?;
         let (email, segment) = (input.recipient_email, input.segment);
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move {
-                    ops::start_email_sequence(conn, scope, &email, segment, contact_id).await
-                }
-                .scope_boxed()
-            })
-            .await;
-        sequence_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| {
+                ops::start_email_sequence(conn, scope, &email, segment, contact_id).scope_boxed()
+            },
+            sequence_payload,
+        )
+        .await
     }
 
     /// Pauses an active sequence: nothing more is sent until it is resumed.

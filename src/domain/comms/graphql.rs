@@ -14,7 +14,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::domain::{payload, UserError};
+use crate::domain::{write_payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -547,12 +547,13 @@ pub struct ProspectPayload {
 }
 
 fn prospect_payload(
-    result: crate::domain::OpResult<model::Prospect>,
-) -> AppResult<ProspectPayload> {
-    payload(result, |prospect, user_errors| ProspectPayload {
+    prospect: Option<model::Prospect>,
+    user_errors: Vec<UserError>,
+) -> ProspectPayload {
+    ProspectPayload {
         prospect: prospect.map(Prospect::from),
         user_errors,
-    })
+    }
 }
 
 #[derive(InputObject)]
@@ -585,12 +586,13 @@ pub struct AppointmentPayload {
 }
 
 fn appointment_payload(
-    result: crate::domain::OpResult<model::Appointment>,
-) -> AppResult<AppointmentPayload> {
-    payload(result, |appointment, user_errors| AppointmentPayload {
+    appointment: Option<model::Appointment>,
+    user_errors: Vec<UserError>,
+) -> AppointmentPayload {
+    AppointmentPayload {
         appointment: appointment.map(Appointment::from),
         user_errors,
-    })
+    }
 }
 
 #[derive(SimpleObject)]
@@ -599,11 +601,11 @@ pub struct TicketPayload {
     pub user_errors: Vec<UserError>,
 }
 
-fn ticket_payload(result: crate::domain::OpResult<model::Ticket>) -> AppResult<TicketPayload> {
-    payload(result, |ticket, user_errors| TicketPayload {
+fn ticket_payload(ticket: Option<model::Ticket>, user_errors: Vec<UserError>) -> TicketPayload {
+    TicketPayload {
         ticket: ticket.map(Ticket::from),
         user_errors,
-    })
+    }
 }
 
 #[derive(Default)]
@@ -619,7 +621,6 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: ConfigureChannelInput,
     ) -> AppResult<ConfigureChannelPayload> {
-        let request = request_context(ctx)?;
         let (channel, provider) = (input.channel, input.provider);
         let fields = model::ChannelFields {
             enabled: input.enabled,
@@ -635,20 +636,18 @@ impl CommsMutation {
             Some(Some(value)) => ops::Credentials::Store(value.0),
         };
         let key = ctx.data_opt::<SecretKey>();
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move {
-                    ops::configure_channel(conn, scope, channel, provider, fields, credentials, key)
-                        .await
-                }
-                .scope_boxed()
-            })
-            .await;
-        payload(result, |config, user_errors| ConfigureChannelPayload {
-            channel_configuration: config.map(ChannelConfiguration::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| {
+                ops::configure_channel(conn, scope, channel, provider, fields, credentials, key)
+                    .scope_boxed()
+            },
+            |config, user_errors| ConfigureChannelPayload {
+                channel_configuration: config.map(ChannelConfiguration::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Opens a support ticket (numbered `TCK-0001`, `TCK-0002`… per tenant).
@@ -658,7 +657,6 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: OpenTicketInput,
     ) -> AppResult<TicketPayload> {
-        let request = request_context(ctx)?;
         let fields = model::TicketFields {
             customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
             call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
@@ -671,13 +669,12 @@ impl CommsMutation {
             customer_email: input.customer_email.map(|e| e.trim().to_lowercase()),
             customer_phone: input.customer_phone,
         };
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::open_ticket(conn, scope, fields).await }.scope_boxed()
-            })
-            .await;
-        ticket_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::open_ticket(conn, scope, fields).scope_boxed(),
+            ticket_payload,
+        )
+        .await
     }
 
     /// Records a voice provider's report of a call (reports of one provider call id
@@ -688,7 +685,6 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: RecordCallInput,
     ) -> AppResult<CallPayload> {
-        let request = request_context(ctx)?;
         let fields = model::CallFields {
             customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
             agent_type: input.agent_type,
@@ -703,28 +699,26 @@ impl CommsMutation {
         };
         let (provider, direction, status) = (input.provider, input.direction, input.status);
         let provider_call_id = input.provider_call_id;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move {
-                    ops::record_call(
-                        conn,
-                        scope,
-                        provider,
-                        provider_call_id,
-                        direction,
-                        status,
-                        fields,
-                    )
-                    .await
-                }
+        write_payload(
+            ctx,
+            |conn, scope| {
+                ops::record_call(
+                    conn,
+                    scope,
+                    provider,
+                    provider_call_id,
+                    direction,
+                    status,
+                    fields,
+                )
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |call, user_errors| CallPayload {
-            call: call.map(Call::from),
-            user_errors,
-        })
+            },
+            |call, user_errors| CallPayload {
+                call: call.map(Call::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Records a prospect the qualification agent met (status NEW).
@@ -734,7 +728,6 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: RecordProspectInput,
     ) -> AppResult<ProspectPayload> {
-        let request = request_context(ctx)?;
         let fields = model::ProspectFields {
             call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
             name: input.name,
@@ -748,13 +741,12 @@ impl CommsMutation {
             source: input.source,
             notes: input.notes,
         };
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::record_prospect(conn, scope, fields).await }.scope_boxed()
-            })
-            .await;
-        prospect_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::record_prospect(conn, scope, fields).scope_boxed(),
+            prospect_payload,
+        )
+        .await
     }
 
     /// Moves a prospect along (qualified, contacted, converted…) and rescores it.
@@ -764,18 +756,15 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: UpdateProspectInput,
     ) -> AppResult<ProspectPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let status = input.status;
         let (score, notes) = (input.qualification_score.into(), input.notes.into());
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::update_prospect(conn, scope, id, status, score, notes).await }
-                    .scope_boxed()
-            })
-            .await;
-        prospect_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::update_prospect(conn, scope, id, status, score, notes).scope_boxed(),
+            prospect_payload,
+        )
+        .await
     }
 
     /// Books an appointment (pending); it may not overlap the tenant's pending or
@@ -786,7 +775,6 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: BookAppointmentInput,
     ) -> AppResult<AppointmentPayload> {
-        let request = request_context(ctx)?;
         let fields = model::AppointmentFields {
             customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
             call_id: parse_optional_id(&input.call_id, &["input", "callId"])?,
@@ -799,13 +787,12 @@ impl CommsMutation {
             service_type: input.service_type,
             notes: input.notes,
         };
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::book_appointment(conn, scope, fields).await }.scope_boxed()
-            })
-            .await;
-        appointment_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::book_appointment(conn, scope, fields).scope_boxed(),
+            appointment_payload,
+        )
+        .await
     }
 
     /// Confirms, cancels, completes or marks a no-show.
@@ -815,16 +802,14 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: ChangeAppointmentInput,
     ) -> AppResult<AppointmentPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let status = input.status;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::change_appointment(conn, scope, id, status).await }.scope_boxed()
-            })
-            .await;
-        appointment_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| ops::change_appointment(conn, scope, id, status).scope_boxed(),
+            appointment_payload,
+        )
+        .await
     }
 
     /// Moves a ticket along (`open → in_progress → resolved → closed`, reopening a
@@ -835,19 +820,16 @@ impl CommsMutation {
         ctx: &Context<'_>,
         input: UpdateTicketInput,
     ) -> AppResult<TicketPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
         let (status, priority) = (input.status, input.priority);
         let assigned_to = input.assigned_to.into();
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move {
-                        ops::update_ticket(conn, scope, id, status, priority, assigned_to).await
-                    }
-                    .scope_boxed()
-            })
-            .await;
-        ticket_payload(result)
+        write_payload(
+            ctx,
+            |conn, scope| {
+                ops::update_ticket(conn, scope, id, status, priority, assigned_to).scope_boxed()
+            },
+            ticket_payload,
+        )
+        .await
     }
 }
