@@ -3,7 +3,6 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use crate::auth::KnownKeys;
 use crate::config::ServeArgs;
 use crate::db::group::ReadGroups;
 use crate::db::replica::Replica;
@@ -28,11 +27,11 @@ pub struct Inner {
     pub unvalidated_schema: AppSchema,
     /// Parsed-query cache, cost, error codes: around every operation the schema runs.
     pub guard: RequestGuard,
-    /// What the database said about recently used API keys (each request has it
-    /// confirmed); the hub's listener forgets the ones that change.
-    pub known_keys: Arc<KnownKeys>,
     /// Queries of one known key that arrive together (see `db::group`).
     pub read_groups: ReadGroups,
+    /// Also holds what the database said about recently used API keys
+    /// (`hub.known_keys`: each request has it confirmed; the listener forgets the ones
+    /// that change).
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
     pub metrics: Metrics,
@@ -80,7 +79,6 @@ impl AppState {
             replica,
             statements,
             guard: RequestGuard::new(&schema),
-            known_keys: hub.known_keys.clone(),
             read_groups: ReadGroups::new(limits.read_group, limits.read_group_connections),
             schema,
             unvalidated_schema,

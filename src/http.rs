@@ -105,11 +105,11 @@ async fn serve_graphql(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let known = Some(&*state.known_keys);
+    let known = Some(&*state.hub.known_keys);
     if let Some(response) = attempt(state, header, origin, known, &mut read).await {
         return response;
     }
-    state.known_keys.forget(header);
+    state.hub.known_keys.forget(header);
     match attempt(state, header, origin, None, &mut read).await {
         Some(response) => response,
         None => app_error_response(
