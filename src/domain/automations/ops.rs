@@ -240,6 +240,7 @@ pub async fn configure_widget(
                 .set((
                     fields,
                     new_key.map(|key| w::api_key.eq(key)),
+                    // Stamped by the trigger anyway; keeps the change non-empty.
                     w::updated_at.eq(diesel::dsl::now),
                 ))
                 .returning(WidgetConfig::as_returning())

@@ -212,6 +212,8 @@ pub async fn configure_channel(
         ))
         .on_conflict((c::tenant_id, c::channel_type, c::provider))
         .do_update()
+        // `updated_at` (stamped by the table's trigger anyway) keeps the change non-empty
+        // when only the identity is given.
         .set((fields, c::updated_at.eq(diesel::dsl::now)))
         .returning(ChannelConfiguration::as_returning())
         .get_result(conn)
@@ -376,7 +378,6 @@ pub async fn update_ticket(
             priority.map(|p| t::priority.eq(p)),
             assigned_to.map(|a| t::assigned_to.eq(a)),
             resolved_at.map(|r| t::resolved_at.eq(r)),
-            t::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Ticket::as_returning())
         .get_result(conn)
@@ -786,7 +787,6 @@ pub async fn update_prospect(
         status.map(|s| p::status.eq(s)),
         score.map(|s| p::qualification_score.eq(s)),
         notes.map(|n| p::notes.eq(n)),
-        p::updated_at.eq(diesel::dsl::now),
     ))
     .returning(Prospect::as_returning())
     .get_result(conn)
