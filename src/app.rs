@@ -6,11 +6,12 @@ use std::sync::Arc;
 use crate::config::ServeArgs;
 use crate::db::group::ReadGroups;
 use crate::db::replica::Replica;
+use crate::db::share::TenantShares;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
-use crate::graphql::guard::Prepared;
-use crate::graphql::guard::RequestGuard;
-use crate::graphql::{build_schema_validating, AppSchema};
+use crate::graphql::budget::TenantBudgets;
+use crate::graphql::guard::{coded_error, Prepared, RequestGuard};
+use crate::graphql::{build_schema_validating, AppSchema, WebhookPolicy};
 use async_graphql::ValidationMode;
 
 #[derive(Clone)]
@@ -29,6 +30,10 @@ pub struct Inner {
     pub guard: RequestGuard,
     /// Queries of one known key that arrive together (see `db::group`).
     pub read_groups: ReadGroups,
+    /// Each tenant's cost budget (see `graphql::budget`).
+    pub budgets: TenantBudgets,
+    /// Each tenant's share of the pool (see `db::share`).
+    pub shares: Arc<TenantShares>,
     /// Also holds what the database said about recently used API keys
     /// (`hub.known_keys`: each request has it confirmed; the listener forgets the ones
     /// that change).
@@ -70,11 +75,26 @@ impl AppState {
         hub: Arc<EventHub>,
     ) -> Self {
         let key = limits.secret_key.clone();
-        let schema =
-            build_schema_validating(Some(hub.clone()), key.clone(), ValidationMode::Strict);
+        let webhooks = WebhookPolicy {
+            allow_insecure: limits.allow_insecure_webhooks,
+        };
+        let schema = build_schema_validating(
+            Some(hub.clone()),
+            key.clone(),
+            webhooks,
+            ValidationMode::Strict,
+        );
         let unvalidated_schema =
-            build_schema_validating(Some(hub.clone()), key, ValidationMode::Fast);
+            build_schema_validating(Some(hub.clone()), key, webhooks, ValidationMode::Fast);
+        let share = match limits.tenant_pool_share {
+            0 => TenantShares::default_per_tenant(pool.status().max_size),
+            share => share,
+        };
+        // A request waits for its tenant's share at most as long as the pool's own wait.
+        let shares = TenantShares::new(share, std::time::Duration::from_secs(4));
         AppState(Arc::new(Inner {
+            budgets: TenantBudgets::new(limits.tenant_cost_budget, limits.tenant_cost_restore),
+            shares: Arc::new(shares),
             pool,
             replica,
             statements,
@@ -100,15 +120,36 @@ impl AppState {
         request: async_graphql::Request,
         prepared: &Prepared,
     ) -> async_graphql::Response {
-        if prepared.skips_validation {
-            self.metrics
-                .validation_skipped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return async_graphql::Schema::execute(&self.unvalidated_schema, request).await;
+        if let Some(refused) = prepared.refusal_response() {
+            return refused;
         }
-        let response = async_graphql::Schema::execute(&self.schema, request).await;
-        self.guard.settle(prepared, &response);
-        response
+        let run = async {
+            if prepared.skips_validation {
+                self.metrics
+                    .validation_skipped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return async_graphql::Schema::execute(&self.unvalidated_schema, request).await;
+            }
+            let response = async_graphql::Schema::execute(&self.schema, request).await;
+            self.guard.settle(prepared, &response);
+            response
+        };
+        let limit = self.request_timeout();
+        match tokio::time::timeout(limit, run).await {
+            Ok(response) => response,
+            Err(_) => async_graphql::Response::from_errors(vec![coded_error(
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the operation ran longer than {} ms and was stopped",
+                    limit.as_millis()
+                ),
+            )]),
+        }
+    }
+
+    /// How long an operation may run.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.limits.request_timeout_ms)
     }
 
     /// Where a request reads: the replica's pool for a query of a known key while the

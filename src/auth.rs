@@ -103,6 +103,16 @@ impl Principal {
             Principal::ApiKey { tenant_id, .. } | Principal::Widget { tenant_id, .. } => *tenant_id,
         }
     }
+
+    /// Whose cost budget the caller's operations draw on (see `graphql::budget`): its
+    /// tenant's, except a widget's, which has its own, so that a public widget key
+    /// embedded in web pages can never drain its tenant's dashboards' budget.
+    pub fn budget_holder(&self) -> Uuid {
+        match self {
+            Principal::ApiKey { tenant_id, .. } => *tenant_id,
+            Principal::Widget { widget_id, .. } => *widget_id,
+        }
+    }
 }
 
 /// What a field needs. Every root field declares one; the guard below is the only place

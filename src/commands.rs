@@ -181,7 +181,7 @@ async fn run_command(
 
 fn op_message(error: OpError) -> String {
     match error {
-        OpError::User(e) => e.message,
+        OpError::User(e) | OpError::Answered(e) => e.message,
         OpError::App(e) => format!("{e:?}"),
     }
 }
@@ -288,6 +288,7 @@ async fn serve(
         pool.clone(),
         Arc::new(crate::jobs::RecordingCrm::default()),
         Duration::from_secs(5),
+        args.allow_insecure_webhooks,
     );
     // Fan-out has its own few connections: it never competes with requests for the pool.
     let hub = crate::events::EventHub::new(db::build_pool(

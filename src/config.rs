@@ -18,6 +18,12 @@
 //! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one API key's read groups hold |
 //! | `--ws-write-timeout-ms` | `GROWTHGRAPH_WS_WRITE_TIMEOUT_MS` | `10000` | how long a WebSocket write may stay blocked |
 //! | `--secret-key` | `GROWTHGRAPH_SECRET_KEY` | (none: credentials cannot be stored) | 64 hex digits sealing channel credentials (AES-256-GCM) |
+//! | `--tenant-cost-budget` | `GROWTHGRAPH_TENANT_COST_BUDGET` | `1000000` | most cost points a tenant's budget holds |
+//! | `--tenant-cost-restore` | `GROWTHGRAPH_TENANT_COST_RESTORE` | `500000` | cost points a tenant's budget regains per second |
+//! | `--tenant-pool-share` | `GROWTHGRAPH_TENANT_POOL_SHARE` | all but a quarter of the pool | most pool connections one tenant's requests hold |
+//! | `--request-timeout-ms` | `GROWTHGRAPH_REQUEST_TIMEOUT_MS` | `15000` | longest an operation may run |
+//! | `--max-response-bytes` | `GROWTHGRAPH_MAX_RESPONSE_BYTES` | `16777216` | largest response body |
+//! | `--allow-insecure-webhooks` | `GROWTHGRAPH_ALLOW_INSECURE_WEBHOOKS` | `false` | development only: `http` webhooks and private addresses |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
@@ -147,7 +153,38 @@ pub struct ServeArgs {
         value_parser = SecretKeyParser
     )]
     pub secret_key: Option<SecretKey>,
+    /// Most cost points a tenant's budget holds (see `graphql::budget`).
+    #[arg(long, env = "GROWTHGRAPH_TENANT_COST_BUDGET", default_value_t = DEFAULT_COST_BUDGET)]
+    pub tenant_cost_budget: u64,
+    /// Cost points a tenant's budget regains per second.
+    #[arg(long, env = "GROWTHGRAPH_TENANT_COST_RESTORE", default_value_t = DEFAULT_COST_RESTORE)]
+    pub tenant_cost_restore: u64,
+    /// Most pool connections one tenant's requests hold at once (0: all but a quarter of
+    /// the pool; see `db::share`).
+    #[arg(long, env = "GROWTHGRAPH_TENANT_POOL_SHARE", default_value_t = 0)]
+    pub tenant_pool_share: usize,
+    /// How long (ms) an operation may run before it is stopped with `QUERY_TOO_COMPLEX`.
+    #[arg(long, env = "GROWTHGRAPH_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+    /// Largest response body, in bytes: a larger one is replaced by a `QUERY_TOO_COMPLEX`
+    /// error.
+    #[arg(long, env = "GROWTHGRAPH_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Development only: webhook endpoints may be plain `http` and reach loopback and
+    /// private addresses.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_ALLOW_INSECURE_WEBHOOKS",
+        default_value_t = false
+    )]
+    pub allow_insecure_webhooks: bool,
 }
+
+/// A tenant's cost budget by default: fifty operations at the largest cost allowed, or
+/// a few thousand dashboard pages, at once.
+pub const DEFAULT_COST_BUDGET: u64 = 1_000_000;
+/// What a tenant's budget regains per second by default.
+pub const DEFAULT_COST_RESTORE: u64 = 500_000;
 
 impl Default for ServeArgs {
     fn default() -> Self {
@@ -160,6 +197,12 @@ impl Default for ServeArgs {
             read_group_connections: default_read_group_connections(),
             ws_write_timeout_ms: 10_000,
             secret_key: None,
+            tenant_cost_budget: DEFAULT_COST_BUDGET,
+            tenant_cost_restore: DEFAULT_COST_RESTORE,
+            tenant_pool_share: 0,
+            request_timeout_ms: 15_000,
+            max_response_bytes: 16 * 1024 * 1024,
+            allow_insecure_webhooks: false,
         }
     }
 }

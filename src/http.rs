@@ -8,6 +8,7 @@ use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Data};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -21,8 +22,9 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal, Proof};
 use crate::error::AppError;
+use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
-use crate::graphql::guard::{Prepared, RequestGuard};
+use crate::graphql::guard::{check_text, coded_error, selected, Prepared, RequestGuard};
 use crate::graphql::ws;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
@@ -135,36 +137,75 @@ async fn attempt(
     let known = matches!(caller.proof, Proof::Known(_));
     // A widget key from a web page of a site its widget does not allow runs nothing.
     let operations = match caller.principal.refuses_origin(origin) {
-        true => Err((
+        true => Err(reject(
+            state,
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
-            "this widget is not allowed on this site".to_owned(),
+            "this widget is not allowed on this site",
         )),
-        false => read().map_err(|message| (StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)),
+        false => read()
+            .map_err(|message| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message)),
     };
+    let budget_holder = caller.principal.budget_holder();
     let context = |pool, groups| {
         let window = state.batch_window();
-        RequestContext::for_request(pool, caller, groups, &state.hub, window)
+        let context = RequestContext::for_request(pool, caller, groups, &state.hub, window);
+        context.db.share_pool(&state.shares);
+        context
     };
-    let mut batch = match operations {
-        Ok(batch) => batch,
-        Err((status, code, message)) => {
+    // The operations, prepared, and the budget they leave (or why none runs).
+    let operations = match operations {
+        Ok(mut batch) => {
+            let prepared: Vec<Prepared> =
+                batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
+            let cost: usize = prepared.iter().filter_map(|p| p.cost).sum();
+            match state.budgets.charge(budget_holder, cost) {
+                Ok(throttle) => Ok((batch, prepared, throttle)),
+                Err(throttled) => Err(throttled_response(state, cost, throttled)),
+            }
+        }
+        Err(response) => Err(response),
+    };
+    let (batch, prepared, throttle) = match operations {
+        Ok(operations) => operations,
+        Err(response) => {
             // The request's snapshot may have begun: end it, so the connection goes back
             // to the pool instead of being discarded there.
             let db = context(state.pool.clone(), None).db;
             let confirmed = db.confirmed().await;
             db.finish().await;
-            return confirmed.then(|| reject(state, status, code, &message));
+            return confirmed.then_some(response);
         }
     };
-    let prepared: Vec<Prepared> = batch.iter_mut().map(|r| state.guard.prepare(r)).collect();
     // One query may share its caller's read group (and read the replica, when the
     // caller's key is known: a lookup has its connection on the primary already); a batch
     // runs its operations in order on its own connection (a later one may write).
     let read_only = matches!(batch, BatchRequest::Single(_)) && prepared[0].read_only;
     let pool = state.pool_for(read_only, known);
     let context = context(pool, read_only.then_some(&state.read_groups));
-    execute(state, context, batch, prepared).await
+    execute(state, context, batch, prepared, throttle).await
+}
+
+/// 429 `RATE_LIMITED` for operations their tenant's budget cannot pay for now, with
+/// `Retry-After` and the budget in `extensions.cost`.
+fn throttled_response(state: &AppState, cost: usize, throttled: Throttled) -> Response {
+    state
+        .metrics
+        .rejected_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let retry_after = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut response = async_graphql::Response::from_errors(vec![coded_error(
+        "RATE_LIMITED",
+        format!(
+            "this tenant's cost budget cannot pay for {cost} points now: retry in {retry_after} s"
+        ),
+    )]);
+    RequestGuard::finish(&mut response, Some(cost), Some(&throttled.throttle));
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(response)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 /// Runs the operations; `None` when the database refused the request's caller.
@@ -173,6 +214,7 @@ async fn execute(
     context: RequestContext,
     batch: BatchRequest,
     prepared: Vec<Prepared>,
+    throttle: Throttle,
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
@@ -207,13 +249,48 @@ async fn execute(
         BatchResponse::Batch(responses) => responses.as_mut_slice(),
     };
     for (response, prepared) in responses.iter_mut().zip(prepared) {
-        RequestGuard::finish(response, prepared.cost);
+        RequestGuard::finish(response, prepared.cost, Some(&throttle));
     }
-    Some(axum::Json(response).into_response())
+    Some(json_within(state, &response))
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// The response as JSON, or a `QUERY_TOO_COMPLEX` error in its place when it is larger
+/// than `--max-response-bytes`.
+fn json_within(state: &AppState, response: &BatchResponse) -> Response {
+    let body = match serde_json::to_vec(response) {
+        Ok(body) => body,
+        Err(error) => return app_error_response(state, AppError::internal(&error)),
+    };
+    if body.len() > state.limits.max_response_bytes {
+        let limit = state.limits.max_response_bytes;
+        let error = error_body(
+            "QUERY_TOO_COMPLEX",
+            &format!(
+                "the response would be larger than {limit} bytes: ask for fewer rows or fields"
+            ),
+        );
+        return axum::Json(error).into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let limit = state.limits.max_body_bytes;
+            let message = match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than {limit} bytes"),
+                _ => "the body could not be read".to_owned(),
+            };
+            return reject(&state, rejection.status(), "BAD_USER_INPUT", &message);
+        }
+    };
     // Only JSON bodies: the form and text/plain content types a browser may send
     // cross-site without a preflight are refused (CSRF).
     let content_type = headers
@@ -263,14 +340,20 @@ async fn graphql_get(
         Ok(request) => request,
         Err(message) => return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message),
     };
+    // Measured before it is parsed (here and in the guard), as every document is.
+    if let Err(error) = check_text(&request.query) {
+        let body = async_graphql::Response::from_errors(vec![error]);
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
-        let not_a_query = document.operations.iter().any(|(name, op)| {
-            let selected = match (&request.operation_name, name) {
-                (Some(wanted), Some(name)) => wanted == name.as_str(),
-                _ => true,
-            };
-            selected && op.node.ty != OperationType::Query
-        });
+        // The operation GET would run (the one `operationName` names): only a query.
+        let not_a_query = match selected(&document, request.operation_name.as_deref()) {
+            Some(operation) => operation.ty != OperationType::Query,
+            None => document
+                .operations
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Query),
+        };
         if not_a_query {
             let mut response = reject(
                 &state,
@@ -292,10 +375,40 @@ async fn graphql_get(
     .await
 }
 
-/// A GET request's query string as a GraphQL request, or why not.
+/// A GET request's query string as a GraphQL request (`query`, `operationName`,
+/// `variables` and `extensions` as JSON), or why not. (async-graphql's own
+/// `parse_query_string` reads `operation_name`, which no client sends.)
 fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
-    async_graphql::http::parse_query_string(query.unwrap_or(""))
-        .map_err(|_| "malformed GraphQL GET request".to_string())
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        #[serde(default)]
+        query: String,
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    let malformed = |_| "malformed GraphQL GET request".to_string();
+    let params: Params = serde_urlencoded::from_str(query.unwrap_or("")).map_err(malformed)?;
+    let json = |text: Option<String>| -> Result<serde_json::Value, String> {
+        match text {
+            None => Ok(serde_json::Value::Null),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|_| "variables and extensions of a GET request must be JSON".to_string()),
+        }
+    };
+    let mut request = async_graphql::Request::new(params.query)
+        .variables(async_graphql::Variables::from_json(json(params.variables)?));
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let serde_json::Value::Object(extensions) = json(params.extensions)? {
+        for (key, value) in extensions {
+            let value = async_graphql::Value::from_json(value).map_err(|_| "bad extensions")?;
+            request.extensions.insert(key, value);
+        }
+    }
+    Ok(request)
 }
 
 async fn graphql_ws(
@@ -425,6 +538,7 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: WebSo
         Ok(principal) => principal,
         Err(_) => return close(socket, CLOSE_UNAUTHORIZED, "Unauthorized").await,
     };
+    let budget_holder = principal.budget_holder();
     let key_id = match principal {
         Principal::Widget { .. } => {
             return close(socket, CLOSE_UNAUTHORIZED, "Widget keys cannot subscribe").await
@@ -451,7 +565,7 @@ async fn serve_websocket(state: AppState, mut socket: WebSocket, protocol: WebSo
     );
     let mut data = Data::default();
     data.insert(context);
-    ws::serve(state.clone(), protocol, data, socket).await;
+    ws::serve(state.clone(), protocol, data, budget_holder, socket).await;
     state
         .metrics
         .websocket_connections

@@ -19,6 +19,7 @@ use crate::db::sql::Prepared;
 use crate::db::{PgPool, TenantDb};
 use crate::domain::loyalty::model::SyncStatus;
 use crate::domain::loyalty::ops::{self as loyalty, CrmSync};
+use crate::domain::webhooks::target;
 use crate::domain::OpError;
 use crate::error::{AppError, AppResult};
 
@@ -207,10 +208,13 @@ pub async fn run_due_crm_jobs(
     Ok(claimed.len())
 }
 
-/// Runs the tenant's due webhook deliveries: POST the event with its signature headers.
+/// Runs the tenant's due webhook deliveries: POST the event with its signature headers,
+/// with `client` ([`crate::domain::webhooks::target::delivery_client`]), to endpoints
+/// whose address may be reached (`allow_insecure`: the operator's development flag).
 pub async fn run_due_webhook_jobs(
     db: &TenantDb,
     client: &reqwest::Client,
+    allow_insecure: bool,
     limit: i64,
 ) -> AppResult<usize> {
     use crate::domain::webhooks::ops as webhooks;
@@ -245,6 +249,7 @@ pub async fn run_due_webhook_jobs(
         };
         let timestamp = Utc::now().timestamp();
         let signature = webhooks::sign(&outgoing.secret, timestamp, &outgoing.body);
+        let allowed = target::literal_is_allowed(&outgoing.url, allow_insecure);
         let response = client
             .post(&outgoing.url)
             .header("content-type", "application/json")
@@ -254,16 +259,22 @@ pub async fn run_due_webhook_jobs(
                 "x-growthgraph-signature",
                 format!("t={timestamp},v1={signature}"),
             )
-            .body(outgoing.body)
-            .send()
-            .await;
+            .body(outgoing.body);
+        let response = match allowed {
+            true => Some(response.send().await),
+            false => None,
+        };
         let attempt: Result<i32, (Option<i32>, String)> = match response {
-            Ok(r) if r.status().is_success() => Ok(i32::from(r.status().as_u16())),
-            Ok(r) => Err((
-                Some(i32::from(r.status().as_u16())),
-                format!("endpoint answered {}", r.status()),
-            )),
-            Err(e) => Err((None, format!("request failed: {e}"))),
+            None => Err((None, "refused: the endpoint's address is not public".into())),
+            Some(response) => match response {
+                Ok(r) if r.status().is_success() => Ok(i32::from(r.status().as_u16())),
+                Ok(r) => Err((
+                    Some(i32::from(r.status().as_u16())),
+                    format!("endpoint answered {}", r.status()),
+                )),
+                // The resolver's refusal is in the error's source chain.
+                Err(e) => Err((None, format!("request failed: {}", error_chain(&e)))),
+            },
         };
         db.run(|conn, scope| {
             async move {
@@ -330,19 +341,21 @@ pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
         .await
         .map_err(|e| match e {
             OpError::App(e) => e,
-            OpError::User(u) => AppError::internal(&u),
+            OpError::User(u) | OpError::Answered(u) => AppError::internal(&u),
         })?;
     Ok(expired.len())
 }
 
-/// The client webhook deliveries go out with (bounded time per attempt).
-pub fn webhook_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent("growthgraph-webhooks/1")
-        .build()
-        .expect("HTTP client builds")
+/// An error and its sources, one after the other.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Recomputes the tenant's growth insights when the last analysis is a week old.
@@ -360,7 +373,7 @@ pub async fn refresh_growth_insights_weekly(db: &TenantDb) -> AppResult<bool> {
     .await
     .map_err(|e: OpError| match e {
         OpError::App(e) => e,
-        OpError::User(u) => AppError::internal(&u),
+        OpError::User(u) | OpError::Answered(u) => AppError::internal(&u),
     })
 }
 
@@ -369,8 +382,9 @@ pub fn spawn_background(
     pool: PgPool,
     crm: Arc<dyn CrmProvider>,
     every: Duration,
+    allow_insecure_webhooks: bool,
 ) -> tokio::task::JoinHandle<()> {
-    let client = webhook_client();
+    let client = target::delivery_client(allow_insecure_webhooks);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -391,7 +405,8 @@ pub fn spawn_background(
                 if let Err(error) = run_due_crm_jobs(&db, crm.as_ref(), 100).await {
                     tracing::warn!(?error, %tenant, "CRM sync jobs failed");
                 }
-                if let Err(error) = run_due_webhook_jobs(&db, &client, 100).await {
+                let insecure = allow_insecure_webhooks;
+                if let Err(error) = run_due_webhook_jobs(&db, &client, insecure, 100).await {
                     tracing::warn!(?error, %tenant, "webhook deliveries failed");
                 }
                 if let Err(error) = refresh_growth_insights_weekly(&db).await {

@@ -10,6 +10,7 @@ pub mod prefetch;
 pub mod replica;
 #[rustfmt::skip]
 pub mod schema;
+pub mod share;
 pub mod sql;
 pub mod tenant;
 

@@ -33,8 +33,20 @@ use uuid::Uuid;
 
 use super::group::{Gate, ReadGroup, ReadGroups};
 use super::prefetch::Prefetched;
+use super::share::TenantShares;
 use super::PgPool;
 use crate::error::AppError;
+
+/// What a unit of work may fail with. A failure rolls its transaction back, unless the
+/// error says the work kept something to commit (an idempotency key's recorded answer:
+/// see [`crate::domain::idempotency`]).
+pub trait WorkError: From<AppError> {
+    fn commits(&self) -> bool {
+        false
+    }
+}
+
+impl WorkError for AppError {}
 
 /// Proof that the work runs for one tenant. Only this module creates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +82,10 @@ pub(super) struct Session {
     gate: Option<Arc<Gate>>,
     /// The read group's slot among its caller's connections, while it holds one.
     slot: Option<OwnedSemaphorePermit>,
+    /// The tenant's share of the pool the connection is taken under (request sessions),
+    /// and the permit once taken (held until the session ends).
+    share: Option<(Arc<TenantShares>, Uuid)>,
+    share_permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A read group's session outlives a member that went away without finishing (a client
@@ -129,6 +145,8 @@ impl Session {
             caller,
             gate,
             slot: None,
+            share: None,
+            share_permit: None,
         }
     }
 
@@ -138,6 +156,9 @@ impl Session {
             None => {
                 if let (Some(gate), None) = (&self.gate, &self.slot) {
                     self.slot = Some(gate.slot().await);
+                }
+                if let (Some((shares, tenant)), None) = (&self.share, &self.share_permit) {
+                    self.share_permit = Some(shares.acquire(*tenant).await?);
                 }
                 let conn = pool.get().await?;
                 // Before any statement of the group's snapshot is sent.
@@ -341,6 +362,20 @@ impl TenantDb {
         Self::on_session(pool, tenant_id, group.session.clone(), Some(group))
     }
 
+    /// Takes the request's connection (when it has none yet) under its tenant's share
+    /// of the pool (see [`crate::db::share`]).
+    pub fn share_pool(&self, shares: &Arc<TenantShares>) {
+        if let Some(session) = &self.session {
+            // A fresh session, or a read group's that its first member already set (the
+            // members are of one tenant).
+            if let Ok(mut session) = session.try_lock() {
+                session
+                    .share
+                    .get_or_insert_with(|| (shares.clone(), self.tenant.0));
+            }
+        }
+    }
+
     /// A request's handle on `session` (its own, or its read group's).
     fn on_session(
         pool: PgPool,
@@ -384,7 +419,7 @@ impl TenantDb {
             + Send
             + 'a,
         R: Send + 'a,
-        E: From<AppError> + Send + 'a,
+        E: WorkError + Send + 'a,
     {
         let result = match &self.session {
             None => {
@@ -694,7 +729,7 @@ where
         + Send
         + 'a,
     R: Send + 'a,
-    E: From<AppError> + Send + 'a,
+    E: WorkError + Send + 'a,
 {
     if in_transaction(conn) {
         return Err(E::from(AppError::from(
@@ -716,7 +751,7 @@ where
         + Send
         + 'a,
     R: Send + 'a,
-    E: From<AppError> + Send + 'a,
+    E: WorkError + Send + 'a,
 {
     let db_error = |e: diesel::result::Error| E::from(AppError::from(e));
     // The transaction manager tracks the open transaction: if this future is dropped
@@ -729,6 +764,12 @@ where
                 .await
                 .map_err(db_error)?;
             Ok(value)
+        }
+        Err(error) if error.commits() => {
+            AnsiTransactionManager::commit_transaction(conn)
+                .await
+                .map_err(db_error)?;
+            Err(error)
         }
         Err(error) => {
             // A failed rollback marks the connection broken; the pool then drops it.

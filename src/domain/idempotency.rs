@@ -2,10 +2,13 @@
 //! input returns the first result and writes nothing more, even when the two requests
 //! race (they serialise on a transaction-scoped advisory lock of the key); the same key
 //! with different input is `IDEMPOTENCY_KEY_REUSED`. Keys are per tenant and kept 24 h.
+//! The first result is the answer, business-rule violations included (Stripe's rule): the
+//! work runs in a savepoint, and a violation rolls the work back to it while its answer is
+//! recorded and committed, so a retry gets the same violation even if it would now pass.
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -74,12 +77,30 @@ where
             )
             .into());
         }
+        if let Some(violation) = recorded_violation(&stored.response) {
+            return Err(OpError::User(violation));
+        }
         return serde_json::from_value(stored.response)
             .map_err(|e| OpError::App(AppError::internal(&e)));
     }
 
-    let result = work(conn).await?;
-    let response = serde_json::to_value(&result).map_err(|e| AppError::internal(&e))?;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let (result, response) = match work(conn).await {
+        Ok(result) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            let response = serde_json::to_value(&result).map_err(|e| AppError::internal(&e))?;
+            (Ok(result), response)
+        }
+        Err(OpError::User(violation)) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            let response = serde_json::json!({ VIOLATION: &violation });
+            (Err(OpError::Answered(violation)), response)
+        }
+        Err(error) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            return Err(error);
+        }
+    };
     diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::tenant_id.eq(scope.id()),
@@ -102,5 +123,12 @@ where
         ))
         .execute(conn)
         .await?;
-    Ok(result)
+    result
+}
+
+/// The key under which a recorded answer holds a business-rule violation.
+const VIOLATION: &str = "__userError";
+
+fn recorded_violation(response: &serde_json::Value) -> Option<UserError> {
+    serde_json::from_value(response.get(VIOLATION)?.clone()).ok()
 }

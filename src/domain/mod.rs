@@ -21,7 +21,9 @@ pub mod webhooks;
 use crate::error::AppError;
 
 /// Business-rule violation codes (`userErrors[].code`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
 pub enum UserErrorCode {
     InsufficientPoints,
     OutOfStock,
@@ -36,7 +38,7 @@ pub enum UserErrorCode {
 }
 
 /// A business-rule violation: reported in the payload's `userErrors`, nothing written.
-#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[derive(Debug, Clone, async_graphql::SimpleObject, serde::Serialize, serde::Deserialize)]
 pub struct UserError {
     /// Path to the offending input field, e.g. `["input", "email"]`.
     pub field: Option<Vec<String>>,
@@ -59,7 +61,17 @@ impl UserError {
 #[derive(Debug)]
 pub enum OpError {
     User(UserError),
+    /// A business-rule violation that is the recorded answer of an idempotency key
+    /// ([`idempotency::once`]): the work was rolled back to a savepoint, and the
+    /// transaction commits the record alone.
+    Answered(UserError),
     App(AppError),
+}
+
+impl crate::db::tenant::WorkError for OpError {
+    fn commits(&self) -> bool {
+        matches!(self, OpError::Answered(_))
+    }
 }
 
 impl From<AppError> for OpError {
@@ -174,7 +186,7 @@ pub fn payload<T, P>(
 ) -> Result<P, AppError> {
     match result {
         Ok(value) => Ok(build(Some(value), Vec::new())),
-        Err(OpError::User(error)) => Ok(build(None, vec![error])),
+        Err(OpError::User(error) | OpError::Answered(error)) => Ok(build(None, vec![error])),
         Err(OpError::App(error)) => Err(error),
     }
 }

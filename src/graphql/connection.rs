@@ -15,6 +15,18 @@ use crate::error::{AppError, AppResult};
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
 
+/// The most items a list field without pages (`Customer.leads`, `Lead.notes`, …)
+/// returns; the cost model charges such a list for this many (see [`super::cost`]).
+/// More are reached through the paged root lists.
+pub const UNPAGED_LIST_BOUND: usize = 50;
+
+/// An unpaged list's items, at most [`UNPAGED_LIST_BOUND`] of them (the first ones in
+/// the list's order).
+pub fn bounded<T>(mut items: Vec<T>) -> Vec<T> {
+    items.truncate(UNPAGED_LIST_BOUND);
+    items
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cursor<K> {
     pub key: K,

@@ -1,14 +1,27 @@
-//! The cost every response reports in `extensions.cost` (SPEC §5): each field costs 1
-//! plus its selection, except a paged field (one that takes `first`), which costs `first`
-//! (or `last` when it pages backward; 20 when neither is given, 0 when negative) times its
-//! selection; `__typename` is free, fragment
-//! spreads count where they are spread, and every operation of the document counts.
+//! The limits every operation is held to before it runs, and the cost every response
+//! reports in `extensions.cost` (SPEC §5). The cost reported is the cost enforced: the
+//! schema itself no longer computes a complexity of its own.
 //!
-//! This is the complexity async-graphql computes for its `limit_complexity` check from the
-//! schema's `complexity = "first.unwrap_or(20)…"` attributes; the library only hands that
-//! figure to extensions, and having one makes every field of every response go through
-//! the extension chain (a tenth of a 360's instructions). The field types come from the
-//! schema's own SDL, and a test checks both computations agree, over every paged field.
+//! What a document costs, with its fragments expanded where they are spread:
+//! - every field costs 1 plus its selection, `__typename` included;
+//! - a paged field (one that takes `first`) costs `first` (or `last` when it pages
+//!   backward; [`DEFAULT_PAGE`] when neither is given, 0 when negative) times its
+//!   selection;
+//! - an unpaged list of objects costs [`UNPAGED_LIST_BOUND`] times its selection: the
+//!   resolvers never return more items than that ([`super::connection::bounded`]);
+//! - a field whose `filter` has a `search` scans the tenant's rows: it costs
+//!   [`SEARCH_COST`] more;
+//! - introspection (`__schema`, `__type`) costs 1 per field: the schema is small and
+//!   fixed, and lists that nest each other there are refused (as graphql-js's
+//!   `MaxIntrospectionDepthRule` does).
+//!
+//! Besides its cost, a document is refused when, expanded, it selects more than
+//! [`MAX_NODES`] fields, nests data fields deeper than [`MAX_DEPTH`] or selections deeper
+//! than [`MAX_NESTING`], or spreads fragments in a cycle. Every fragment is walked once
+//! per analysis (its summary is kept and reused where it is spread again), and the walk
+//! stops at [`MAX_NESTING`]: analysing a document costs time linear in its size whatever
+//! it asks for. (async-graphql's own recursion-depth check and validation walk fragments
+//! again at every spread, so they only ever see documents that passed this analysis.)
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,13 +32,42 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Value, Variables};
 
-use super::connection::DEFAULT_PAGE_SIZE;
+use super::connection::{DEFAULT_PAGE_SIZE, UNPAGED_LIST_BOUND};
+
+/// The most an operation may cost.
+pub const MAX_COST: usize = 20_000;
+/// The most fields (fragment spreads and inline fragments included) a document may
+/// select once its fragments are expanded.
+pub const MAX_NODES: usize = 2_000;
+/// How deeply data fields may nest (introspection has its own rule).
+pub const MAX_DEPTH: usize = 12;
+/// How deeply selection sets may nest, fragments included.
+pub const MAX_NESTING: usize = 32;
+/// What a search (a `filter: { search }`) adds to its field's cost: it scans the
+/// tenant's rows whatever the page size.
+pub const SEARCH_COST: usize = 1_000;
+/// Introspection lists that may nest each other (`fields { type { fields … } }`).
+const MAX_INTROSPECTION_LISTS: usize = 2;
+
+/// How many items a paged field is charged for when `first` is not given: the page it
+/// then returns.
+const DEFAULT_PAGE: i64 = DEFAULT_PAGE_SIZE as i64;
+
+/// Why a document is refused before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over a limit: `QUERY_TOO_COMPLEX`.
+    TooComplex(String),
+    /// Not a valid document: `BAD_USER_INPUT`.
+    Invalid(String),
+}
 
 /// A field's type as far as cost is concerned.
 struct FieldCost {
     /// The named type under any list and non-null wrappers.
     ty: Name,
     paged: bool,
+    list: bool,
 }
 
 /// The object types of a schema, by name, with their fields.
@@ -36,9 +78,14 @@ pub struct CostModel {
     subscription: Name,
 }
 
-/// How many items a paged field is charged for when `first` is not given: the page it
-/// then returns.
-const DEFAULT_PAGE: i64 = DEFAULT_PAGE_SIZE as i64;
+/// What the analysis of a document found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Analysis {
+    pub cost: usize,
+    /// A variable's value (or default) went into the cost: it is computed again for each
+    /// request instead of once per document.
+    pub reads_variables: bool,
+}
 
 /// A paged field takes `first`.
 fn is_paged(field: &FieldDefinition) -> bool {
@@ -94,6 +141,7 @@ impl CostModel {
                             let cost = FieldCost {
                                 ty: named_type(&field.ty.node).clone(),
                                 paged: is_paged(field),
+                                list: matches!(field.ty.node.base, BaseType::List(_)),
                             };
                             (field.name.node.clone(), cost)
                         })
@@ -106,52 +154,117 @@ impl CostModel {
         model
     }
 
-    /// The cost of `document` run with `variables`.
-    pub fn cost(&self, document: &ExecutableDocument, variables: &Variables) -> usize {
-        self.walk(document, variables).0
+    /// Checks `document` run with `variables` against every limit and returns its cost.
+    pub fn analyse(
+        &self,
+        document: &ExecutableDocument,
+        variables: &Variables,
+    ) -> Result<Analysis, Refusal> {
+        let reads_variables = Cell::new(false);
+        self.analyse_reading(document, variables, &reads_variables)
     }
 
-    /// The cost of `document` whatever its variables' values, when no paged field of it
-    /// takes `first` from a variable (a document's usual case: the guard then computes
-    /// its cost once, not per request).
-    pub fn fixed_cost(&self, document: &ExecutableDocument) -> Option<usize> {
-        match self.walk(document, &Variables::default()) {
-            (cost, false) => Some(cost),
-            (_, true) => None,
+    /// The analysis of `document` whatever its variables' values: `None` when a
+    /// variable would go into it (a page size or a filter from a variable).
+    pub fn analyse_fixed(
+        &self,
+        document: &ExecutableDocument,
+    ) -> Option<Result<Analysis, Refusal>> {
+        let reads_variables = Cell::new(false);
+        let analysis = self.analyse_reading(document, &Variables::default(), &reads_variables);
+        (!reads_variables.get()).then_some(analysis)
+    }
+
+    fn analyse_reading(
+        &self,
+        document: &ExecutableDocument,
+        variables: &Variables,
+        reads_variables: &Cell<bool>,
+    ) -> Result<Analysis, Refusal> {
+        let fragments = RefCell::default();
+        let mut total = Summary::default();
+        for (_, operation) in document.operations.iter() {
+            let operation = &operation.node;
+            let root = match operation.ty {
+                OperationType::Query => &self.query,
+                OperationType::Mutation => &self.mutation,
+                OperationType::Subscription => &self.subscription,
+            };
+            let walk = Walk {
+                model: self,
+                document,
+                operation,
+                variables,
+                reads_variables,
+                fragments: &fragments,
+            };
+            let summary = walk.selection_set(root, &operation.selection_set.node, 0)?;
+            total.cost = total.cost.saturating_add(summary.cost);
+            total.nodes = total.nodes.saturating_add(summary.nodes);
+            total.depth = total.depth.max(summary.depth);
         }
-    }
-
-    /// The cost, and whether a variable's value (or default) went into it.
-    fn walk(&self, document: &ExecutableDocument, variables: &Variables) -> (usize, bool) {
-        let read_variable = Cell::new(false);
-        let cost = document
-            .operations
-            .iter()
-            .map(|(_, operation)| {
-                let operation = &operation.node;
-                let root = match operation.ty {
-                    OperationType::Query => &self.query,
-                    OperationType::Mutation => &self.mutation,
-                    OperationType::Subscription => &self.subscription,
-                };
-                let walk = Walk {
-                    model: self,
-                    document,
-                    operation,
-                    variables,
-                    read_variable: &read_variable,
-                    fragments: RefCell::default(),
-                };
-                walk.selection_set(Some(root), &operation.selection_set.node, 0)
-            })
-            .fold(0, usize::saturating_add);
-        (cost, read_variable.get())
+        if total.nodes > MAX_NODES {
+            return Err(Refusal::TooComplex(format!(
+                "the query selects {} fields once its fragments are expanded, more than {MAX_NODES}",
+                total.nodes
+            )));
+        }
+        if total.depth > MAX_DEPTH {
+            return Err(Refusal::TooComplex(format!(
+                "the query nests fields {} deep, more than {MAX_DEPTH}",
+                total.depth
+            )));
+        }
+        if total.cost > MAX_COST {
+            return Err(Refusal::TooComplex(format!(
+                "the query costs {}, more than {MAX_COST}",
+                total.cost
+            )));
+        }
+        Ok(Analysis {
+            cost: total.cost,
+            reads_variables: reads_variables.get(),
+        })
     }
 }
 
-/// How deep a walk goes (fields, fragments): the schema refuses documents nested deeper
-/// than `MAX_RECURSIVE_DEPTH` after this runs, so past this the cost no longer matters.
-const MAX_WALK_DEPTH: usize = 4 * super::MAX_RECURSIVE_DEPTH;
+/// What a selection set (or a fragment) adds up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    cost: usize,
+    /// Fields, spreads and inline fragments, expanded.
+    nodes: usize,
+    /// Deepest nesting of data fields.
+    depth: usize,
+    /// Deepest nesting of introspection lists.
+    introspection_lists: usize,
+    /// How many selection sets nest below this one.
+    nesting: usize,
+}
+
+impl Summary {
+    fn add(&mut self, other: Summary) {
+        self.cost = self.cost.saturating_add(other.cost);
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.depth = self.depth.max(other.depth);
+        self.introspection_lists = self.introspection_lists.max(other.introspection_lists);
+        self.nesting = self.nesting.max(other.nesting);
+    }
+}
+
+fn too_deep() -> Refusal {
+    Refusal::TooComplex(format!(
+        "the query nests selections more than {MAX_NESTING} deep"
+    ))
+}
+
+/// Fields of introspection types that return lists of types, fields or values.
+fn is_introspection_list(name: &str) -> bool {
+    matches!(
+        name,
+        "fields" | "interfaces" | "possibleTypes" | "inputFields"
+    )
+}
 
 /// One operation's walk through its selections.
 struct Walk<'a> {
@@ -159,58 +272,146 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
     variables: &'a Variables,
-    /// Set when a paged field's `first` names a variable.
-    read_variable: &'a Cell<bool>,
-    /// Each fragment's cost, once walked (`None` while being walked: a cycle, which the
-    /// schema refuses, counts 0). Spreading a fragment again costs a lookup, not a walk.
-    fragments: RefCell<HashMap<Name, Option<usize>>>,
+    reads_variables: &'a Cell<bool>,
+    /// Each fragment's summary once walked (`None` while being walked: spreading it
+    /// then is a cycle). Shared by the document's operations.
+    fragments: &'a RefCell<HashMap<Name, Option<Summary>>>,
 }
 
 impl Walk<'_> {
-    fn selection_set(&self, parent: Option<&Name>, set: &SelectionSet, depth: usize) -> usize {
-        if depth > MAX_WALK_DEPTH {
-            return 0;
+    fn selection_set(
+        &self,
+        parent: &Name,
+        set: &SelectionSet,
+        nesting: usize,
+    ) -> Result<Summary, Refusal> {
+        if nesting > MAX_NESTING {
+            return Err(too_deep());
         }
-        set.items
-            .iter()
-            .map(|selection| match &selection.node {
-                Selection::Field(field) => self.field(parent, &field.node, depth + 1),
+        let mut total = Summary::default();
+        for selection in &set.items {
+            let mut summary = match &selection.node {
+                Selection::Field(field) => self.field(parent, &field.node, nesting)?,
                 Selection::FragmentSpread(spread) => {
-                    self.fragment(&spread.node.fragment_name.node, depth + 1)
+                    self.fragment(&spread.node.fragment_name.node, nesting + 1)?
                 }
                 Selection::InlineFragment(inline) => {
                     let on = inline.node.type_condition.as_ref().map(|c| &c.node.on.node);
-                    self.selection_set(on.or(parent), &inline.node.selection_set.node, depth + 1)
+                    self.selection_set(
+                        on.unwrap_or(parent),
+                        &inline.node.selection_set.node,
+                        nesting + 1,
+                    )?
                 }
-            })
-            .fold(0, usize::saturating_add)
+            };
+            if !matches!(selection.node, Selection::Field(_)) {
+                summary.nodes = summary.nodes.saturating_add(1);
+                summary.nesting += 1;
+            }
+            total.add(summary);
+        }
+        if total.introspection_lists > MAX_INTROSPECTION_LISTS {
+            return Err(Refusal::TooComplex(format!(
+                "introspection lists nest more than {MAX_INTROSPECTION_LISTS} deep"
+            )));
+        }
+        Ok(total)
     }
 
-    fn fragment(&self, name: &Name, depth: usize) -> usize {
-        if let Some(known) = self.fragments.borrow().get(name) {
-            return known.unwrap_or(0);
+    /// A fragment's summary, walked at its first spread (`nesting` is the spread's);
+    /// later spreads reuse it.
+    fn fragment(&self, name: &Name, nesting: usize) -> Result<Summary, Refusal> {
+        let known = self.fragments.borrow().get(name).copied();
+        if let Some(known) = known {
+            let summary = known.ok_or_else(|| {
+                Refusal::Invalid(format!("fragment \"{name}\" spreads itself (a cycle)"))
+            })?;
+            if nesting + summary.nesting > MAX_NESTING {
+                return Err(too_deep());
+            }
+            return Ok(summary);
         }
         let Some(fragment) = self.document.fragments.get(name) else {
-            return 0;
+            return Err(Refusal::Invalid(format!("unknown fragment \"{name}\"")));
         };
         self.fragments.borrow_mut().insert(name.clone(), None);
         let on = &fragment.node.type_condition.node.on.node;
-        let cost = self.selection_set(Some(on), &fragment.node.selection_set.node, depth);
-        self.fragments.borrow_mut().insert(name.clone(), Some(cost));
-        cost
+        let summary = self.selection_set(on, &fragment.node.selection_set.node, nesting)?;
+        self.fragments
+            .borrow_mut()
+            .insert(name.clone(), Some(summary));
+        Ok(summary)
     }
 
-    fn field(&self, parent: Option<&Name>, field: &Field, depth: usize) -> usize {
-        if field.name.node == "__typename" {
-            return 0;
+    fn field(&self, parent: &Name, field: &Field, nesting: usize) -> Result<Summary, Refusal> {
+        let name = &field.name.node;
+        if name == "__typename" {
+            return Ok(Summary {
+                cost: 1,
+                nodes: 1,
+                ..Summary::default()
+            });
         }
-        let known = parent
-            .and_then(|parent| self.model.types.get(parent))
-            .and_then(|fields| fields.get(&field.name.node));
-        let children = self.selection_set(known.map(|k| &k.ty), &field.selection_set.node, depth);
-        match known {
-            Some(k) if k.paged => (self.first(field).max(0) as usize).saturating_mul(children),
-            _ => 1 + children,
+        let introspection = parent.starts_with("__") || name == "__schema" || name == "__type";
+        let known = self.model.types.get(parent).and_then(|f| f.get(name));
+        let child_type = match (known, name.as_str()) {
+            (Some(known), _) => known.ty.clone(),
+            (None, "__schema") => Name::new("__Schema"),
+            (None, "__type") => Name::new("__Type"),
+            // Introspection types are not in the model: the child type only decides
+            // whether the walk stays in introspection.
+            (None, _) if introspection => Name::new("__Type"),
+            (None, _) => Name::new(""),
+        };
+        let children = if field.selection_set.node.items.is_empty() {
+            Summary::default()
+        } else {
+            self.selection_set(&child_type, &field.selection_set.node, nesting + 1)?
+        };
+        let nesting_below = match field.selection_set.node.items.is_empty() {
+            true => 0,
+            false => children.nesting + 1,
+        };
+        if introspection {
+            let lists = usize::from(is_introspection_list(name));
+            return Ok(Summary {
+                cost: children.cost.saturating_add(1),
+                nodes: children.nodes.saturating_add(1),
+                depth: 0,
+                introspection_lists: children.introspection_lists + lists,
+                nesting: nesting_below,
+            });
+        }
+        let cost = match known {
+            Some(k) if k.paged => {
+                let first = self.first(field).max(0) as usize;
+                first.saturating_mul(children.cost)
+            }
+            Some(k) if k.list && !parent.ends_with("Connection") => UNPAGED_LIST_BOUND
+                .saturating_mul(children.cost)
+                .saturating_add(1),
+            _ => children.cost.saturating_add(1),
+        };
+        let search = if self.searches(field) { SEARCH_COST } else { 0 };
+        Ok(Summary {
+            cost: cost.saturating_add(search),
+            nodes: children.nodes.saturating_add(1),
+            depth: children.depth + 1,
+            introspection_lists: children.introspection_lists,
+            nesting: nesting_below,
+        })
+    }
+
+    /// Whether the field's `filter` holds a `search`.
+    fn searches(&self, field: &Field) -> bool {
+        let Some(filter) = field.get_argument("filter") else {
+            return false;
+        };
+        match self.constant(&filter.node) {
+            Some(Value::Object(filter)) => filter
+                .get("search")
+                .is_some_and(|s| !matches!(s, Value::Null)),
+            _ => false,
         }
     }
 
@@ -223,12 +424,7 @@ impl Walk<'_> {
         else {
             return DEFAULT_PAGE;
         };
-        let number = value
-            .node
-            .clone()
-            .into_const_with(|name| self.variable(&name).ok_or(()))
-            .ok();
-        match number {
+        match self.constant(&value.node) {
             Some(Value::Number(n)) => n
                 .as_i64()
                 .filter(|n| i32::try_from(*n).is_ok())
@@ -237,9 +433,17 @@ impl Walk<'_> {
         }
     }
 
+    /// An argument's value with its variables replaced (`None` if one has no value).
+    fn constant(&self, value: &async_graphql_value::Value) -> Option<Value> {
+        value
+            .clone()
+            .into_const_with(|name| self.variable(&name).ok_or(()))
+            .ok()
+    }
+
     /// A variable's value in the request, or its default in the operation.
     fn variable(&self, name: &Name) -> Option<Value> {
-        self.read_variable.set(true);
+        self.reads_variables.set(true);
         self.variables.get(name).cloned().or_else(|| {
             self.operation
                 .variable_definitions
@@ -251,268 +455,184 @@ impl Walk<'_> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use std::collections::{HashSet, VecDeque};
-    use std::sync::{Arc, Mutex};
-
-    use async_graphql::extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextValidation,
-    };
-    use async_graphql::parser::types::TypeDefinition;
-    use async_graphql::{Request, Schema, ServerError, ValidationResult};
-
-    use super::*;
-    use crate::graphql::{build_schema, Mutation, Query, Subscription, MAX_COMPLEXITY};
-
-    /// Records the complexity async-graphql's validation computed, then stops the request
-    /// (the test has no data for resolvers).
-    struct Capture(Arc<Mutex<Option<usize>>>);
-
-    impl ExtensionFactory for Capture {
-        fn create(&self) -> Arc<dyn Extension> {
-            Arc::new(Capture(self.0.clone()))
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Extension for Capture {
-        async fn validation(
-            &self,
-            ctx: &ExtensionContext<'_>,
-            next: NextValidation<'_>,
-        ) -> Result<ValidationResult, Vec<ServerError>> {
-            let result = next.run(ctx).await?;
-            *self.0.lock().unwrap() = Some(result.complexity);
-            Err(vec![ServerError::new("stopped after validation", None)])
-        }
-    }
-
-    /// The schema as async-graphql validates it (the README's examples are checked with
-    /// it too).
-    pub(crate) struct Library {
-        schema: Schema<Query, Mutation, Subscription>,
-        captured: Arc<Mutex<Option<usize>>>,
-    }
-
-    impl Library {
-        pub(crate) fn new() -> Self {
-            let captured = Arc::new(Mutex::new(None));
-            let schema = Schema::build(Query::default(), Mutation::default(), Subscription)
-                .extension(Capture(captured.clone()))
-                .finish();
-            Library { schema, captured }
-        }
-
-        /// async-graphql's complexity of a valid request (panics, with the errors, on an
-        /// invalid one).
-        pub(crate) async fn complexity(&self, request: Request) -> usize {
-            *self.captured.lock().unwrap() = None;
-            let query = request.query.clone();
-            let response = async_graphql::Schema::execute(&self.schema, request).await;
-            self.captured
-                .lock()
-                .unwrap()
-                .unwrap_or_else(|| panic!("{query} did not validate: {:?}", response.errors))
-        }
-    }
-
-    fn ours(model: &CostModel, query: &str, variables: serde_json::Value) -> usize {
-        let document = async_graphql::parser::parse_query(query).unwrap();
-        model.cost(&document, &Variables::from_json(variables))
-    }
-
-    /// A value for a required argument of a scalar type (`None` for other types).
-    fn placeholder(ty: &Type) -> Option<&'static str> {
-        match &ty.base {
-            BaseType::Named(name) if name == "ID" => {
-                Some("\"00000000-0000-0000-0000-000000000000\"")
-            }
-            BaseType::Named(name) if name == "String" => Some("\"x\""),
-            BaseType::Named(name) if name == "Int" => Some("1"),
-            _ => None,
-        }
-    }
-
-    /// For every field of an object type reachable from `Query` (through fields whose
-    /// required arguments are scalars), a query selecting it; for a paged one, also its
-    /// page, with and without `first`.
-    fn paged_field_queries(sdl: &str) -> Vec<String> {
-        let document = async_graphql::parser::parse_schema(sdl).unwrap();
-        let objects: HashMap<String, TypeDefinition> = document
-            .definitions
-            .into_iter()
-            .filter_map(|d| match d {
-                TypeSystemDefinition::Type(t) if matches!(t.node.kind, TypeKind::Object(_)) => {
-                    Some((t.node.name.node.to_string(), t.node))
+/// The deepest nesting of brackets (`{`, `[`, `(`) in a document's text, outside strings
+/// and comments, measured before the document is parsed: the parser recurses once per
+/// level (a list literal nested a few thousand deep overflows its thread's stack).
+/// `Err` as soon as it exceeds `max`.
+pub fn text_nesting(text: &str, max: usize) -> Result<usize, Refusal> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
                 }
-                _ => None,
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if depth > max {
+                    return Err(Refusal::TooComplex(format!(
+                        "the document nests brackets more than {max} deep"
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(deepest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphql::build_schema;
+
+    fn model() -> CostModel {
+        CostModel::of_sdl(&build_schema(None).sdl()).unwrap()
+    }
+
+    fn analyse(
+        model: &CostModel,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<Analysis, Refusal> {
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        model.analyse(&document, &Variables::from_json(variables))
+    }
+
+    fn cost(model: &CostModel, query: &str, variables: serde_json::Value) -> usize {
+        analyse(model, query, variables).unwrap().cost
+    }
+
+    fn too_complex(result: Result<Analysis, Refusal>) -> bool {
+        matches!(result, Err(Refusal::TooComplex(_)))
+    }
+
+    #[test]
+    fn fields_pages_unpaged_lists_and_searches_cost_what_they_can_return() {
+        let m = model();
+        let none = serde_json::json!({});
+        // viewer + tenant + id; __typename counts like any field.
+        assert_eq!(cost(&m, "{ viewer { tenant { id } } }", none.clone()), 3);
+        assert_eq!(
+            cost(&m, "{ __typename viewer { __typename } }", none.clone()),
+            3
+        );
+        // A page: first × (nodes + id).
+        let page = "query($n: Int) { customers(first: $n) { nodes { id } } }";
+        assert_eq!(cost(&m, page, serde_json::json!({ "n": 7 })), 14);
+        assert_eq!(
+            cost(&m, page, serde_json::json!({})),
+            20 * 2,
+            "default page"
+        );
+        assert_eq!(
+            cost(
+                &m,
+                "{ customers(last: 100) { nodes { id } } }",
+                none.clone()
+            ),
+            200
+        );
+        assert_eq!(
+            cost(
+                &m,
+                "{ customers(first: -3) { nodes { id } } }",
+                none.clone()
+            ),
+            0
+        );
+        // An unpaged list costs its bound times its selection.
+        let id = "00000000-0000-0000-0000-000000000000";
+        assert_eq!(
+            cost(
+                &m,
+                &format!("{{ customer(id: \"{id}\") {{ leads {{ id }} }} }}"),
+                none.clone()
+            ),
+            1 + (1 + UNPAGED_LIST_BOUND)
+        );
+        // A search scans: its cost does not depend on the page.
+        let search =
+            "query($f: CustomerFilter) { customers(first: 1, filter: $f) { nodes { id } } }";
+        assert_eq!(
+            cost(&m, search, serde_json::json!({ "f": { "search": "a" } })),
+            2 + SEARCH_COST
+        );
+        assert_eq!(
+            cost(&m, search, serde_json::json!({ "f": { "search": null } })),
+            2
+        );
+        assert_eq!(
+            cost(
+                &m,
+                "{ customers(first: 1, filter: { search: \"a\" }) { nodes { id } } }",
+                none.clone()
+            ),
+            2 + SEARCH_COST
+        );
+        // Fragments count where they are spread; aliases each count.
+        assert_eq!(
+            cost(&m, "fragment T on Query { viewer { tenant { id } } } { a: viewer { tenant { id } } ...T ...T }", none),
+            9
+        );
+    }
+
+    #[test]
+    fn unpaged_chains_aliases_and_fragment_fan_out_are_refused_before_they_run() {
+        let m = model();
+        let none = serde_json::json!({});
+        let id = "00000000-0000-0000-0000-000000000000";
+        let chain = format!(
+            "{{ customer(id: \"{id}\") {{ leads {{ customer {{ leads {{ customer {{ leads {{ id }} }} }} }} }} }} }}"
+        );
+        assert!(
+            too_complex(analyse(&m, &chain, none.clone())),
+            "unpaged chain"
+        );
+        let searches: String = (0..21)
+            .map(|i| {
+                format!(
+                    "s{i}: customers(first: 1, filter: {{ search: \"x\" }}) {{ nodes {{ id }} }} "
+                )
             })
             .collect();
-        let mut queries = Vec::new();
-        let mut seen = HashSet::new();
-        // (type, the query text up to an open selection of that type, closing braces)
-        let mut queue = VecDeque::from([("Query".to_string(), "{".to_string(), 1)]);
-        while let Some((ty, prefix, open)) = queue.pop_front() {
-            if !seen.insert(ty.clone()) {
-                continue;
-            }
-            let TypeKind::Object(object) = &objects[&ty].kind else {
-                unreachable!()
-            };
-            for field in &object.fields {
-                let field = &field.node;
-                let mut args = Vec::new();
-                let mut usable = true;
-                for arg in &field.arguments {
-                    let arg = &arg.node;
-                    if arg.ty.node.nullable || arg.default_value.is_some() {
-                        continue;
-                    }
-                    match placeholder(&arg.ty.node) {
-                        Some(value) => args.push(format!("{}: {value}", arg.name.node)),
-                        None => usable = false,
-                    }
-                }
-                let target = named_type(&field.ty.node);
-                if !usable || !objects.contains_key(target.as_str()) {
-                    continue;
-                }
-                let paged = is_paged(field);
-                let name = &field.name.node;
-                let close = "}".repeat(open);
-                let with = |extra: &str| {
-                    let all: Vec<&str> = args
-                        .iter()
-                        .map(String::as_str)
-                        .chain((!extra.is_empty()).then_some(extra))
-                        .collect();
-                    if all.is_empty() {
-                        String::new()
-                    } else {
-                        format!("({})", all.join(", "))
-                    }
-                };
-                // Every field, paged or not: one the model misjudged costs differently here.
-                queries.push(format!(
-                    "{prefix} {name}{} {{ __typename }} {close}",
-                    with("")
-                ));
-                if paged {
-                    for first in ["", "first: 3"] {
-                        queries.push(format!(
-                            "{prefix} {name}{} {{ pageInfo {{ hasNextPage }} nodes {{ __typename }} }} {close}",
-                            with(first)
-                        ));
-                    }
-                }
-                queue.push_back((
-                    target.to_string(),
-                    format!(
-                        "{prefix} {name}{} {{ __typename",
-                        with(if paged { "first: 2" } else { "" })
-                    ),
-                    open + 1,
-                ));
-            }
-        }
-        queries
-    }
-
-    #[tokio::test]
-    async fn the_reported_cost_is_the_complexity_the_schema_limits_for_every_paged_field() {
-        let sdl = build_schema(None).sdl();
-        let model = CostModel::of_sdl(&sdl).unwrap();
-        let library = Library::new();
-        let queries = paged_field_queries(&sdl);
-        assert!(queries.len() > 60, "{} queries", queries.len());
-        for query in &queries {
-            let expected = library.complexity(Request::new(query)).await;
-            assert_eq!(
-                ours(&model, query, serde_json::json!({})),
-                expected,
-                "{query}"
-            );
-        }
-        let nested = queries.iter().filter(|q| q.contains("activities")).count();
-        assert!(nested >= 2, "Customer's own pages are among them");
-    }
-
-    #[tokio::test]
-    async fn variables_defaults_fragments_aliases_and_every_operation_count_as_the_schema_counts() {
-        let model = CostModel::of_sdl(&build_schema(None).sdl()).unwrap();
-        let library = Library::new();
-        let page = "fragment Row on Customer { id email activities(first: $a) { nodes { id type } } }
-            query Page($n: Int, $a: Int = 4) {
-              customers(first: $n) { nodes { ...Row orders { nodes { id } } } pageInfo { hasNextPage } }
-              other: customers(first: 2) { nodes { ... on Customer { id ...Row } } }
-              viewer { tenant { id } }
-              __typename
-            }";
-        let cases = [
-            (page, serde_json::json!({ "n": 7 })),
-            (page, serde_json::json!({ "n": 7, "a": 0 })),
-            (page, serde_json::json!({ "n": null, "a": 9 })),
-            (page, serde_json::json!({ "n": -3 })),
-            (
-                "query A { viewer { tenant { id } } } query B($f: Int) { leads(first: $f) { nodes { id } } }",
-                serde_json::json!({ "f": 11 }),
-            ),
-            // A backward page costs its `last`, as a forward one its `first`.
-            (
-                "query($l: Int) { customers(last: $l) { nodes { id activities(first: 9) { nodes { id } } } } }",
-                serde_json::json!({ "l": 70 }),
-            ),
-            (
-                "{ customers(last: 3, before: \"x\") { nodes { id } } }",
-                serde_json::json!({}),
-            ),
-        ];
-        for (query, variables) in cases {
-            let mut request =
-                Request::new(query).variables(Variables::from_json(variables.clone()));
-            if query.contains("query A") {
-                request = request.operation_name("B");
-            }
-            let expected = library.complexity(request).await;
-            assert_eq!(ours(&model, query, variables), expected, "{query}");
-        }
-        // A page of 7 with a nested page of 4: not a constant.
-        assert!(ours(&model, page, serde_json::json!({ "n": 7 })) > 7 * 4);
-        // 100 nodes asked for backward cost 100 (not the default page's 20), so the
-        // complexity limit holds for backward pages too.
-        let backward = "{ customers(last: 100) { nodes { id } } }";
-        assert_eq!(ours(&model, backward, serde_json::json!({})), 100 * (1 + 1));
-    }
-
-    #[test]
-    fn a_cost_is_fixed_unless_a_page_size_comes_from_a_variable() {
-        let model = CostModel::of_sdl(&build_schema(None).sdl()).unwrap();
-        let parse = |query: &str| async_graphql::parser::parse_query(query).unwrap();
-        let fixed =
-            "query($id: ID) { customer(id: $id) { id activities(first: 10) { nodes { id } } } }";
-        let cost = model.fixed_cost(&parse(fixed));
-        assert_eq!(cost, Some(ours(&model, fixed, serde_json::json!({}))));
-        assert_eq!(
-            cost,
-            Some(1 + 1 + 10 * (1 + 1)),
-            "customer, id, ten nodes with an id"
+        assert!(
+            too_complex(analyse(&m, &format!("{{ {searches} }}"), none.clone())),
+            "searches"
         );
-        for varying in [
-            "query($n: Int) { leads(first: $n) { nodes { id } } }",
-            "query($n: Int = 3) { leads(first: $n) { nodes { id } } }",
-            "fragment F on Query { leads(first: $n) { nodes { id } } } query($n: Int) { ...F }",
-        ] {
-            assert_eq!(model.fixed_cost(&parse(varying)), None, "{varying}");
+        // Eight fragments, each spreading the next ten times: 10^8 leaves expanded.
+        let mut fan = String::from("{ ...F0 }");
+        for i in 0..8 {
+            fan.push_str(&format!(
+                " fragment F{i} on Query {{ {} }}",
+                format!("...F{} ", i + 1).repeat(10)
+            ));
         }
-    }
-
-    #[test]
-    fn cyclic_and_exponential_fragments_cost_a_bounded_walk() {
-        let model = CostModel::of_sdl(&build_schema(None).sdl()).unwrap();
-        let cyclic = "fragment A on Query { viewer { tenant { id } } ...B } fragment B on Query { ...A } { ...A }";
-        assert_eq!(ours(&model, cyclic, serde_json::json!({})), 3);
-        // 40 fragments, each spreading the next twice: 2^40 spreads if walked naively.
+        fan.push_str(" fragment F8 on Query { __typename }");
+        assert!(too_complex(analyse(&m, &fan, none.clone())), "fan-out");
+        // 40 fragments each spreading the next twice: analysed in linear time.
         let mut doubling = String::from("{ ...F0 }");
         for i in 0..40 {
             doubling.push_str(&format!(
@@ -522,10 +642,86 @@ pub(crate) mod tests {
             ));
         }
         doubling.push_str(" fragment F40 on Query { viewer { tenant { id } } }");
-        let cost = ours(&model, &doubling, serde_json::json!({}));
         assert!(
-            cost > MAX_COMPLEXITY,
-            "{cost}: saturates, far past the limit"
+            too_complex(analyse(&m, &doubling, none.clone())),
+            "doubling"
         );
+        let cyclic = "fragment A on Query { viewer { tenant { id } } ...B } fragment B on Query { ...A } { ...A }";
+        assert!(matches!(
+            analyse(&m, cyclic, none.clone()),
+            Err(Refusal::Invalid(_))
+        ));
+        let deep = format!(
+            "{{ {}id{} }}",
+            "viewer { tenant { ".repeat(7),
+            " } }".repeat(7)
+        );
+        assert!(too_complex(analyse(&m, &deep, none.clone())), "depth");
+        let nested = format!(
+            "{{ {}__typename{} }}",
+            "... on Query { ".repeat(40),
+            " }".repeat(40)
+        );
+        assert!(too_complex(analyse(&m, &nested, none)), "nesting");
     }
+
+    #[test]
+    fn graphiqls_introspection_query_is_accepted_and_nested_introspection_lists_are_not() {
+        let m = model();
+        let none = serde_json::json!({});
+        let analysis = analyse(&m, INTROSPECTION, none.clone()).expect("accepted");
+        assert!(analysis.cost < MAX_COST / 10, "{analysis:?}");
+        let nested =
+            "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+        assert!(too_complex(analyse(&m, nested, none)));
+    }
+
+    #[test]
+    fn a_cost_reads_variables_only_when_a_page_size_or_filter_comes_from_one() {
+        let m = model();
+        let fixed =
+            "query($id: ID) { customer(id: $id) { id activities(first: 10) { nodes { id } } } }";
+        let analysis = analyse(&m, fixed, serde_json::json!({})).unwrap();
+        assert_eq!(
+            analysis,
+            Analysis {
+                cost: 1 + 1 + 10 * 2,
+                reads_variables: false
+            }
+        );
+        for varying in [
+            "query($n: Int) { leads(first: $n) { nodes { id } } }",
+            "query($n: Int = 3) { leads(first: $n) { nodes { id } } }",
+            "fragment F on Query { leads(first: $n) { nodes { id } } } query($n: Int) { ...F }",
+        ] {
+            assert!(
+                analyse(&m, varying, serde_json::json!({}))
+                    .unwrap()
+                    .reads_variables,
+                "{varying}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_nesting_skips_strings_and_comments_and_stops_at_its_bound() {
+        assert_eq!(text_nesting("{ a(b: [[1]]) }", 10), Ok(4));
+        assert_eq!(text_nesting("{ a(b: \"[[[[\") # {{{{\n }", 10), Ok(2));
+        assert_eq!(
+            text_nesting("{ a(b: \"\"\" {{{ \\\"\"\" [[[ \"\"\") }", 10),
+            Ok(2)
+        );
+        let hostile = format!(
+            "{{ a(b: {}1{}) }}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(matches!(
+            text_nesting(&hostile, 64),
+            Err(Refusal::TooComplex(_))
+        ));
+    }
+
+    /// graphql-js 16's `getIntrospectionQuery()` (what GraphiQL sends).
+    const INTROSPECTION: &str = include_str!("../../tests/integration/introspection.graphql");
 }

@@ -154,7 +154,7 @@ async fn event_stream(
                             .into_server_error(pos)
                             .with_path(vec![PathSegment::Field(selection.root.clone())]);
                         let mut response = Response::from_errors(vec![error]);
-                        RequestGuard::finish(&mut response, Some(cost));
+                        RequestGuard::finish(&mut response, Some(cost), None);
                         Payload::Rendered(
                             serde_json::to_string(&response).expect("an error response serialises"),
                         )
@@ -305,7 +305,9 @@ impl PlainSelection {
                 EventField::Typename => json(&mut out, "Event"),
             }
         }
-        out.extend_from_slice(format!(r#"}}}},"extensions":{{"cost":{cost}}}}}"#).as_bytes());
+        out.extend_from_slice(
+            format!(r#"}}}},"extensions":{{"cost":{{"requestedQueryCost":{cost}}}}}}}"#).as_bytes(),
+        );
         String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 }

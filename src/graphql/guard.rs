@@ -1,8 +1,9 @@
 //! What every operation goes through around the schema's execution (HTTP and
-//! WebSocket alike): its document taken from a cache of parsed queries, its cost
-//! computed, whether it may skip the full validation decided (see
-//! [`super::variables`]; HTTP only), and on the way out `extensions.cost` added and every
-//! error given a code.
+//! WebSocket alike): its text measured before it is parsed, its document taken from a
+//! cache of parsed queries, its limits checked and its cost computed ([`super::cost`]),
+//! its input checked for values PostgreSQL cannot store, whether it may skip the full
+//! validation decided (see [`super::variables`]; HTTP only), and on the way out
+//! `extensions.cost` added and every error given a code.
 //! Errors raised by resolvers through `AppError` already carry one; anything else is
 //! either a request problem (parse, validation, argument coercion: `BAD_USER_INPUT`) or
 //! an unexpected error whose text is replaced by an opaque message with a logged
@@ -16,13 +17,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
-use async_graphql::{Request, Response, ServerError, Value};
+use async_graphql::{Name, Request, Response, ServerError, Value};
+use async_graphql_value::Value as DocumentValue;
 
-use super::cost::CostModel;
+use super::budget::Throttle;
+use super::cost::{text_nesting, Analysis, CostModel, Refusal};
 use super::variables::PlainVariables;
 use super::AppSchema;
+
+/// How deeply brackets may nest in a document's text (a real document stays far below:
+/// twelve levels of fields and a few of input objects).
+pub const MAX_TEXT_NESTING: usize = 64;
+/// How deeply a variable's value (or an argument's literal) may nest.
+const MAX_VALUE_NESTING: usize = 64;
 
 pub struct RequestGuard {
     parsed: ParsedQueries,
@@ -32,14 +42,60 @@ pub struct RequestGuard {
 
 /// What [`RequestGuard::prepare`] found out about one operation.
 pub struct Prepared {
-    /// Its cost (`None` for a query that does not parse).
+    /// Its cost (`None` for a query that does not parse, or one refused before its cost
+    /// was known).
     pub cost: Option<usize>,
+    /// Why it may not run (a coded error to answer with), if it may not.
+    pub refusal: Option<ServerError>,
     /// Its document passed the full validation before, and its variables cannot fail it.
     pub skips_validation: bool,
     /// It is a query (nothing it runs writes): it may share a read group.
     pub read_only: bool,
     /// Where to record that its document passed the full validation, while it has not.
     unvalidated: Option<Validated>,
+}
+
+impl Prepared {
+    fn refused(error: ServerError) -> Self {
+        Prepared {
+            cost: None,
+            refusal: Some(error),
+            skips_validation: false,
+            read_only: false,
+            unvalidated: None,
+        }
+    }
+
+    /// The response of an operation refused before it ran.
+    pub fn refusal_response(&self) -> Option<Response> {
+        self.refusal
+            .clone()
+            .map(|error| Response::from_errors(vec![error]))
+    }
+}
+
+/// A coded error of a request refused before it runs.
+pub fn coded_error(code: &str, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+fn refusal_error(refusal: Refusal) -> ServerError {
+    match refusal {
+        Refusal::TooComplex(message) => coded_error("QUERY_TOO_COMPLEX", message),
+        Refusal::Invalid(message) => coded_error("BAD_USER_INPUT", message),
+    }
+}
+
+/// A document's text nested deeper than [`MAX_TEXT_NESTING`]: refused before it is parsed.
+pub fn check_text(query: &str) -> Result<(), ServerError> {
+    text_nesting(query, MAX_TEXT_NESTING)
+        .map(|_| ())
+        .map_err(refusal_error)
 }
 
 impl RequestGuard {
@@ -54,32 +110,68 @@ impl RequestGuard {
     }
 
     /// Hands `request` its parsed document (from the cache when the same text came
-    /// before), computes its cost, and decides whether it may run without the full
-    /// validation. A query that does not parse is left to the schema, which reports why;
-    /// it has no cost.
+    /// before), checks its limits and input and computes its cost, and decides whether
+    /// it may run without the full validation. A query that does not parse is left to
+    /// the schema, which reports why; it has no cost.
     pub fn prepare(&self, request: &mut Request) -> Prepared {
+        let parsed = match self.parsed.get(&request.query) {
+            Some(found) => found,
+            None => {
+                if let Err(error) = check_text(&request.query) {
+                    return Prepared::refused(error);
+                }
+                match async_graphql::parser::parse_query(&request.query) {
+                    Ok(document) => {
+                        let inspected = Inspected::of(&self.costs, &document);
+                        self.parsed.keep(&request.query, document, inspected)
+                    }
+                    Err(_) => {
+                        return Prepared {
+                            cost: None,
+                            refusal: None,
+                            skips_validation: false,
+                            read_only: false,
+                            unvalidated: None,
+                        }
+                    }
+                }
+            }
+        };
         let Parsed {
             document,
             validated,
-            fixed_cost,
-        } = match self.parsed.get(&request.query) {
-            Some(found) => found,
-            None => match async_graphql::parser::parse_query(&request.query) {
-                Ok(document) => {
-                    let fixed_cost = self.costs.fixed_cost(&document);
-                    self.parsed.keep(&request.query, document, fixed_cost)
-                }
-                Err(_) => {
-                    return Prepared {
-                        cost: None,
-                        skips_validation: false,
-                        read_only: false,
-                        unvalidated: None,
-                    }
-                }
-            },
+            inspected,
+        } = parsed;
+        let analysis = match &inspected.analysis {
+            Some(Ok(analysis)) => Ok(*analysis),
+            Some(Err(refusal)) => Err(refusal.clone()),
+            None => self.costs.analyse(&document, &request.variables),
         };
-        let cost = fixed_cost.unwrap_or_else(|| self.costs.cost(&document, &request.variables));
+        let analysis = match analysis {
+            Ok(analysis) => analysis,
+            Err(refusal) => return Prepared::refused(refusal_error(refusal)),
+        };
+        let unstorable = inspected.unstorable_literal.clone().or_else(|| {
+            request.variables.iter().find_map(|(name, value)| {
+                let mut path = inspected
+                    .variable_paths
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| vec![name.to_string()]);
+                unstorable_at(value, &mut path, 0).then_some(path)
+            })
+        });
+        if let Some(field) = unstorable {
+            let mut error = coded_error(
+                "BAD_USER_INPUT",
+                "a value holds a NUL character or nests too deeply",
+            );
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("field", field);
+            return Prepared::refused(error);
+        }
         let passed = validated.load(Ordering::Relaxed);
         let operation = selected(&document, request.operation_name.as_deref());
         let skips_validation = passed
@@ -89,7 +181,8 @@ impl RequestGuard {
         let unvalidated = (!passed).then_some(validated);
         request.set_parsed_query(document);
         Prepared {
-            cost: Some(cost),
+            cost: Some(analysis.cost),
+            refusal: None,
             skips_validation,
             read_only,
             unvalidated,
@@ -106,21 +199,154 @@ impl RequestGuard {
         }
     }
 
-    /// Codes the response's errors and reports the operation's cost.
-    pub fn finish(response: &mut Response, cost: Option<usize>) {
+    /// Codes the response's errors and reports the operation's cost (Shopify's shape:
+    /// `requestedQueryCost`, and the tenant's budget after it as `throttleStatus`).
+    pub fn finish(response: &mut Response, cost: Option<usize>, throttle: Option<&Throttle>) {
         let errors = std::mem::take(&mut response.errors);
         response.errors = errors.into_iter().map(ensure_code).collect();
         if let Some(cost) = cost {
+            let mut report = async_graphql::indexmap::IndexMap::new();
+            report.insert(Name::new("requestedQueryCost"), Value::from(cost as u64));
+            if let Some(throttle) = throttle {
+                report.insert(Name::new("throttleStatus"), throttle.to_value());
+            }
             response
                 .extensions
-                .insert("cost".to_string(), Value::from(cost as u64));
+                .insert("cost".to_string(), Value::Object(report));
+        }
+    }
+}
+
+/// Whether `value` holds a string (or object key) with a NUL character, which
+/// PostgreSQL's text and JSON types refuse, or nests deeper than [`MAX_VALUE_NESTING`];
+/// `path` then leads to it.
+fn unstorable_at(value: &Value, path: &mut Vec<String>, depth: usize) -> bool {
+    if depth > MAX_VALUE_NESTING {
+        return true;
+    }
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Enum(name) => name.contains('\0'),
+        Value::List(items) => items.iter().enumerate().any(|(i, item)| {
+            path.push(i.to_string());
+            let found = unstorable_at(item, path, depth + 1);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        Value::Object(fields) => fields.iter().any(|(key, item)| {
+            path.push(key.to_string());
+            let found = key.contains('\0') || unstorable_at(item, path, depth + 1);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
+/// What is known of a document whatever its variables: its analysis (when no variable
+/// goes into it), the path of an argument literal PostgreSQL could not store, and the
+/// argument path each variable is first used at (for the field path of an error in its
+/// value).
+#[derive(Debug, Default)]
+struct Inspected {
+    analysis: Option<Result<Analysis, Refusal>>,
+    unstorable_literal: Option<Vec<String>>,
+    variable_paths: HashMap<Name, Vec<String>>,
+}
+
+impl Inspected {
+    fn of(costs: &CostModel, document: &ExecutableDocument) -> Self {
+        let mut inspected = Inspected {
+            // Computed per request when a variable goes into it.
+            analysis: costs.analyse_fixed(document),
+            ..Inspected::default()
+        };
+        // A refused document is never run: its arguments need no look.
+        if matches!(inspected.analysis, Some(Err(_))) {
+            return inspected;
+        }
+        let sets = document
+            .operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set.node)
+            .chain(
+                document
+                    .fragments
+                    .values()
+                    .map(|f| &f.node.selection_set.node),
+            );
+        for set in sets {
+            inspected.arguments_of(set, 0);
+        }
+        inspected
+    }
+
+    /// Walks the arguments of `set`'s fields (fragments are walked where they are
+    /// defined, not where they are spread: each is walked once).
+    fn arguments_of(&mut self, set: &SelectionSet, depth: usize) {
+        if depth > super::cost::MAX_NESTING {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    for (name, value) in &field.node.arguments {
+                        let mut path = vec![name.node.to_string()];
+                        self.value(&value.node, &mut path, 0);
+                    }
+                    self.arguments_of(&field.node.selection_set.node, depth + 1);
+                }
+                Selection::InlineFragment(inline) => {
+                    self.arguments_of(&inline.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+
+    fn value(&mut self, value: &DocumentValue, path: &mut Vec<String>, depth: usize) {
+        if depth > MAX_VALUE_NESTING {
+            self.unstorable_literal.get_or_insert_with(|| path.clone());
+            return;
+        }
+        match value {
+            DocumentValue::Variable(name) => {
+                self.variable_paths
+                    .entry(name.clone())
+                    .or_insert_with(|| path.clone());
+            }
+            DocumentValue::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    self.value(item, path, depth + 1);
+                    path.pop();
+                }
+            }
+            DocumentValue::Object(fields) => {
+                for (key, item) in fields {
+                    path.push(key.to_string());
+                    if key.contains('\0') {
+                        self.unstorable_literal.get_or_insert_with(|| path.clone());
+                    }
+                    self.value(item, path, depth + 1);
+                    path.pop();
+                }
+            }
+            DocumentValue::String(text) if text.contains('\0') => {
+                self.unstorable_literal.get_or_insert_with(|| path.clone());
+            }
+            _ => {}
         }
     }
 }
 
 /// The operation a request runs, when the document says without doubt (otherwise the
 /// schema decides, and reports an unknown or missing operation name).
-fn selected<'d>(
+pub fn selected<'d>(
     document: &'d ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'d OperationDefinition> {
@@ -140,13 +366,13 @@ fn selected<'d>(
 /// operations running it).
 type Validated = Arc<AtomicBool>;
 
-/// A parsed document, whether it has passed the full validation, and its cost when no
-/// variable changes it.
+/// A parsed document, whether it has passed the full validation, and what is known of
+/// it whatever its variables.
 #[derive(Clone)]
 struct Parsed {
     document: ExecutableDocument,
     validated: Validated,
-    fixed_cost: Option<usize>,
+    inspected: Arc<Inspected>,
 }
 
 /// Parsed documents by query text. Dashboards and integrations send the same few queries
@@ -170,11 +396,11 @@ impl ParsedQueries {
 
     /// Keeps `document` (if its query is small enough), not validated yet; returns it
     /// with its flag.
-    fn keep(&self, query: &str, document: ExecutableDocument, fixed_cost: Option<usize>) -> Parsed {
+    fn keep(&self, query: &str, document: ExecutableDocument, inspected: Inspected) -> Parsed {
         let parsed = Parsed {
             document,
             validated: Validated::default(),
-            fixed_cost,
+            inspected: Arc::new(inspected),
         };
         if query.len() > Self::MAX_QUERY_BYTES {
             return parsed;
@@ -211,9 +437,12 @@ fn ensure_code(mut error: ServerError) -> ServerError {
             .iter()
             .any(|p| error.message.starts_with(p));
     if is_request_error {
-        // async-graphql's depth and complexity limits: "Query is too complex." / "Query is
-        // nested too deep."
-        let code = if error.message.contains("too complex") || error.message.contains("too deep") {
+        // async-graphql's limits: "Query is too complex.", "Query is nested too deep.",
+        // "The recursion depth of the query cannot be greater than …"
+        let code = if ["too complex", "too deep", "recursion depth"]
+            .iter()
+            .any(|m| error.message.contains(m))
+        {
             "QUERY_TOO_COMPLEX"
         } else {
             "BAD_USER_INPUT"
@@ -246,13 +475,12 @@ mod tests {
         let parsed = ParsedQueries::default();
         let query = "{ viewer { tenant { id } } }";
         assert!(parsed.get(query).is_none());
-        parsed.keep(query, parse(query), Some(3));
+        parsed.keep(query, parse(query), Inspected::default());
         let kept = parsed.get(query).expect("kept");
         assert_eq!(
             format!("{:?}", kept.document),
             format!("{:?}", parse(query))
         );
-        assert_eq!(kept.fixed_cost, Some(3));
         assert!(!kept.validated.load(Ordering::Relaxed), "not validated yet");
         kept.validated.store(true, Ordering::Relaxed);
         let validated = parsed.get(query).expect("kept").validated;
@@ -260,7 +488,7 @@ mod tests {
         assert!(parsed.get("{ viewer { tenant { slug } } }").is_none());
 
         let long = format!("{{ viewer {{ tenant {{ id }} }} }}{}", " ".repeat(8 * 1024));
-        parsed.keep(&long, parse(&long), None);
+        parsed.keep(&long, parse(&long), Inspected::default());
         assert!(
             parsed.get(&long).is_none(),
             "oversized queries are not kept"
@@ -268,7 +496,7 @@ mod tests {
 
         for n in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
             let query = format!("query Q{n} {{ viewer {{ tenant {{ id }} }} }}");
-            parsed.keep(&query, parse(&query), None);
+            parsed.keep(&query, parse(&query), Inspected::default());
         }
         let kept = parsed.documents.lock().unwrap().len();
         assert!(

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::graphql::guard::RequestGuard;
+use crate::graphql::guard::{coded_error, RequestGuard};
 
 /// Close codes of graphql-transport-ws (and 1001, going away).
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -90,6 +90,7 @@ pub async fn serve(
     state: AppState,
     protocol: WebSocketProtocols,
     data: Data,
+    budget_holder: uuid::Uuid,
     mut socket: WebSocket,
 ) {
     let data = Arc::new(data);
@@ -145,8 +146,13 @@ pub async fn serve(
                         ),
                         Entry::Vacant(free) => {
                             let (abort, registration) = AbortHandle::new_pair();
-                            let operation =
-                                operation(&state, payload, data.clone(), free.key());
+                            let operation = operation(
+                                &state,
+                                payload,
+                                data.clone(),
+                                budget_holder,
+                                free.key(),
+                            );
                             operations.push(Abortable::new(operation, registration).boxed());
                             free.insert(abort);
                             continue;
@@ -223,20 +229,48 @@ async fn goodbye(socket: &mut WebSocket) {
 
 /// Runs one operation through the schema, then, if its resolver took the direct lane,
 /// continues with the lane's payloads; ends with `None`.
-fn operation(state: &AppState, mut request: Request, data: Arc<Data>, id: &str) -> OperationStream {
-    let cost = state.guard.prepare(&mut request).cost;
+/// An operation refused before it runs (over a limit, or over its tenant's budget)
+/// answers its error and completes.
+fn operation(
+    state: &AppState,
+    mut request: Request,
+    data: Arc<Data>,
+    budget_holder: uuid::Uuid,
+    id: &str,
+) -> OperationStream {
+    let prepared = state.guard.prepare(&mut request);
+    let cost = prepared.cost;
+    let refused = prepared.refusal_response().or_else(|| {
+        let throttled = state
+            .budgets
+            .charge(budget_holder, cost.unwrap_or_default())
+            .err()?;
+        let retry_after = throttled.retry_after.as_secs_f64().ceil().max(1.0);
+        let mut response = Response::from_errors(vec![coded_error(
+            "RATE_LIMITED",
+            format!("this tenant's cost budget cannot pay for this operation now: retry in {retry_after} s"),
+        )]);
+        RequestGuard::finish(&mut response, cost, Some(&throttled.throttle));
+        Some(response)
+    });
+    let id: Arc<str> = id.into();
+    if let Some(mut refused) = refused {
+        RequestGuard::finish(&mut refused, None, None);
+        return futures_util::stream::iter([Some(Payload::Executed(refused)), None])
+            .map(move |payload| (id.clone(), payload))
+            .boxed();
+    }
     let lane = DirectLane::new(cost.unwrap_or_default());
     let executed = state
         .schema
         .execute_stream_with_session_data(request.data(lane.clone()), data)
         .map(move |mut response| {
-            RequestGuard::finish(&mut response, cost);
+            RequestGuard::finish(&mut response, cost, None);
             Payload::Executed(response)
         });
     let direct = futures_util::stream::once(async move { lane.taken() })
         .filter_map(futures_util::future::ready)
         .flatten();
-    let id: Arc<str> = id.into();
     executed
         .chain(direct)
         .map(Some)

@@ -36,7 +36,7 @@ pub async fn seed_demo(conn: &mut AsyncPgConnection) -> Result<Option<String>, S
     })
     .await
     .map_err(|e| match e {
-        OpError::User(u) => u.message,
+        OpError::User(u) | OpError::Answered(u) => u.message,
         OpError::App(a) => format!("demo data failed to load: {a:?}"),
     })?;
     Ok(Some(key))

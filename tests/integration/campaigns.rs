@@ -392,7 +392,7 @@ async fn workflow_validation_points_at_the_offending_field() {
 async fn outreach_metrics_use_the_same_machinery() {
     let app = TestApp::start().await;
     let t = app.tenant("Winery A").await;
-    let r = app.gql(&t.admin_key, "{ outreachCampaigns { nodes { id metrics { sent replied replyRate } emails { nodes { id events { action } } } } } }", json!({})).await;
+    let r = app.gql(&t.admin_key, "{ outreachCampaigns(first: 5) { nodes { id metrics { sent replied replyRate } emails(first: 20) { nodes { id events { action } } } } } }", json!({})).await;
     let campaign = &r["data"]["outreachCampaigns"]["nodes"][0];
     let nodes = campaign["emails"]["nodes"].as_array().unwrap();
     let replied = |e: &Value| e["events"].to_string().contains("REPLIED");

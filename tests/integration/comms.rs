@@ -13,7 +13,7 @@ use growthgraph::secrets::SecretKey;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, TestApp};
+use crate::common::{error_code, refusal, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_calls_appointments_tickets_and_prospects_list_only_the_tenants_rows() {
@@ -381,7 +381,6 @@ async fn configure_channel_refuses_bad_settings_and_non_admins_and_writes_nothin
             email(json!({ "fromAddress": "not an address" })),
             "fromAddress",
         ),
-        (email(json!({ "fromName": "a\u{0}b" })), "fromName"),
         (email(json!({ "configPublic": "plain" })), "configPublic"),
         (
             email(json!({ "configPublic": { "x": huge } })),
@@ -405,6 +404,16 @@ async fn configure_channel_refuses_bad_settings_and_non_admins_and_writes_nothin
         );
         assert_eq!(payload["userErrors"][0]["code"], "INVALID", "{r}");
     }
+    // A NUL character: refused before anything runs, at its field.
+    let input = email(json!({ "fromName": "a\u{0}b" }));
+    let r = app
+        .gql(&t.admin_key, CONFIGURE, json!({ "input": input }))
+        .await;
+    assert_eq!(
+        refusal(&r, "configureChannel"),
+        (&json!(["input", "fromName"]), &json!("BAD_USER_INPUT")),
+        "{r}"
+    );
     // Not a channel or provider at all: refused before anything runs.
     for input in [
         json!({ "channel": "FAX", "provider": "SMTP" }),
@@ -642,7 +651,7 @@ async fn refused_tickets_and_ticket_changes_write_nothing() {
         (
             json!({ "subject": "s", "description": "a\u{0}b" }),
             vec!["input", "description"],
-            "INVALID",
+            "BAD_USER_INPUT",
         ),
         (
             json!({ "subject": "s", "customerId": theirs }),
@@ -653,9 +662,8 @@ async fn refused_tickets_and_ticket_changes_write_nothing() {
         let r = app
             .gql(&t.admin_key, OPEN_TICKET, json!({ "input": input }))
             .await;
-        let error = &r["data"]["openTicket"]["userErrors"][0];
         assert_eq!(
-            (&error["field"], &error["code"]),
+            refusal(&r, "openTicket"),
             (&json!(field), &json!(code)),
             "{input}: {r}"
         );
@@ -894,7 +902,11 @@ async fn refused_bookings_and_appointment_changes_write_nothing() {
             "durationMinutes",
             "INVALID",
         ),
-        (with(json!({ "notes": "a\u{0}" })), "notes", "INVALID"),
+        (
+            with(json!({ "notes": "a\u{0}" })),
+            "notes",
+            "BAD_USER_INPUT",
+        ),
         (
             with(json!({ "customerId": theirs })),
             "customerId",
@@ -902,9 +914,8 @@ async fn refused_bookings_and_appointment_changes_write_nothing() {
         ),
     ] {
         let r = app.gql(&t.admin_key, BOOK, json!({ "input": input })).await;
-        let error = &r["data"]["bookAppointment"]["userErrors"][0];
         assert_eq!(
-            (&error["field"], &error["code"]),
+            refusal(&r, "bookAppointment"),
             (&json!(["input", field]), &json!(code)),
             "{input}: {r}"
         );
@@ -1071,17 +1082,22 @@ async fn refused_call_reports_write_nothing() {
             "endedAt",
             "INVALID",
         ),
-        (with(json!({ "summary": "a\u{0}" })), "summary", "INVALID"),
+        (
+            with(json!({ "summary": "a\u{0}" })),
+            "summary",
+            "BAD_USER_INPUT",
+        ),
         (
             with(json!({ "customerId": theirs })),
             "customerId",
             "NOT_FOUND",
         ),
     ] {
-        let r = report(&app, &t.admin_key, input.clone()).await;
-        let error = &r["userErrors"][0];
+        let r = app
+            .gql(&t.admin_key, RECORD_CALL, json!({ "input": input.clone() }))
+            .await;
         assert_eq!(
-            (&error["field"], &error["code"]),
+            refusal(&r, "recordCall"),
             (&json!(["input", field]), &json!(code)),
             "{input}: {r}"
         );

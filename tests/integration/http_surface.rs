@@ -10,7 +10,7 @@ use growthgraph::app::AppState;
 use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 
-use crate::common::{backend_pid, error_code, snapshot_state, TestApp};
+use crate::common::{backend_pid, error_code, refusal, snapshot_state, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_graphiql_are_served_by_the_binary() {
@@ -321,7 +321,7 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
         json!(["first"])
     );
 
-    // NUL bytes and huge strings in input: a user error, nothing written.
+    // NUL bytes in input: refused at their field before anything runs, nothing written.
     let r = app
         .gql(
             &a.admin_key,
@@ -330,10 +330,11 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
         )
         .await;
     assert_eq!(
-        r["data"]["createApiKey"]["userErrors"][0]["code"], "INVALID",
+        refusal(&r, "createApiKey"),
+        (&json!(["input", "name"]), &json!("BAD_USER_INPUT")),
         "{r}"
     );
-    assert!(r["data"]["createApiKey"]["secret"].is_null());
+    assert!(r["data"].is_null());
 
     // Every successful response reports its cost.
     let (_, ok) = app
@@ -342,7 +343,14 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
             json!({ "query": "{ viewer { tenant { id } } }" }),
         )
         .await;
-    assert!(ok["extensions"]["cost"].as_u64().unwrap() > 0);
+    let cost = &ok["extensions"]["cost"];
+    assert!(cost["requestedQueryCost"].as_u64().unwrap() > 0, "{ok}");
+    assert!(
+        cost["throttleStatus"]["currentlyAvailable"]
+            .as_f64()
+            .is_some(),
+        "{ok}"
+    );
     // A page costs its size times its selection: n × (nodes: 1 + id: 1). The same
     // document the second time (parsed once, kept): its cost still follows the variable.
     for (n, cost) in [(7, 14), (3, 6)] {
@@ -352,7 +360,10 @@ async fn hostile_queries_get_coded_errors_fast_and_the_server_stays_up() {
                 json!({ "query": "query($n: Int) { customers(first: $n) { nodes { id } } }", "variables": { "n": n } }),
             )
             .await;
-        assert_eq!(page["extensions"]["cost"], cost, "{page}");
+        assert_eq!(
+            page["extensions"]["cost"]["requestedQueryCost"], cost,
+            "{page}"
+        );
     }
     assert_eq!(
         app.client

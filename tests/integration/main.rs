@@ -10,6 +10,7 @@ mod comms;
 mod customers;
 mod embedded;
 mod events;
+mod hostile;
 mod http_surface;
 mod leads;
 mod loyalty;

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use growthgraph::config::ServeArgs;
 use growthgraph::db::TenantDb;
 use growthgraph::jobs;
 use hmac::{Hmac, Mac};
@@ -70,7 +71,12 @@ struct JobRow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after_failures() {
-    let app = TestApp::start().await;
+    // The receiver listens on loopback: the operator's development flag allows it.
+    let app = TestApp::start_with(ServeArgs {
+        allow_insecure_webhooks: true,
+        ..ServeArgs::default()
+    })
+    .await;
     let t = app.bare_tenant("Hooks A").await;
     let (url, state) = receiver().await;
     let r = app
@@ -105,9 +111,11 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
     };
     let lead = ingest("hook@example.com").await;
     let db = TenantDb::new(app.pool.clone(), t.id);
-    let client = jobs::webhook_client();
+    let client = growthgraph::domain::webhooks::target::delivery_client(true);
     assert_eq!(
-        jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap(),
+        jobs::run_due_webhook_jobs(&db, &client, true, 10)
+            .await
+            .unwrap(),
         1
     );
     {
@@ -127,7 +135,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
     // Nothing left to deliver; other event types are not sent.
     app.gql(&t.admin_key, "mutation($id: ID!) { tagLead(input: { leadId: $id, tag: \"x\" }) { userErrors { code } } }", json!({ "id": lead })).await;
     assert_eq!(
-        jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap(),
+        jobs::run_due_webhook_jobs(&db, &client, true, 10)
+            .await
+            .unwrap(),
         0
     );
 
@@ -135,7 +145,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
     state.lock().unwrap().fail = true;
     ingest("retry@example.com").await;
     assert_eq!(
-        jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap(),
+        jobs::run_due_webhook_jobs(&db, &client, true, 10)
+            .await
+            .unwrap(),
         1
     );
     let mut owner = app.owner().await;
@@ -152,7 +164,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
         .await
         .unwrap();
     assert_eq!(
-        jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap(),
+        jobs::run_due_webhook_jobs(&db, &client, true, 10)
+            .await
+            .unwrap(),
         1
     );
     let job: JobRow = diesel::sql_query(
@@ -174,7 +188,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
         .batch_execute("UPDATE queue_jobs SET run_at = now() WHERE job_type = 'webhook_delivery'")
         .await
         .unwrap();
-    jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap();
+    jobs::run_due_webhook_jobs(&db, &client, true, 10)
+        .await
+        .unwrap();
     let r = app
         .gql(
             &t.admin_key,
@@ -191,7 +207,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_endpoints_disabled_after
         .batch_execute("UPDATE queue_jobs SET run_at = now() WHERE job_type = 'webhook_delivery'")
         .await
         .unwrap();
-    jobs::run_due_webhook_jobs(&db, &client, 10).await.unwrap();
+    jobs::run_due_webhook_jobs(&db, &client, true, 10)
+        .await
+        .unwrap();
     assert_eq!(
         state.lock().unwrap().received.len(),
         before,

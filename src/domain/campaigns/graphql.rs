@@ -216,7 +216,10 @@ impl Campaign {
             .load_one(ExecutionsOf(self.campaign_id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(CampaignExecution::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(CampaignExecution::from)
+            .collect())
     }
     /// Recipients in the order they were added.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -392,7 +395,7 @@ impl OutreachEmail {
             .load_one(OutreachEventsOf(self.email_id))
             .await?
             .unwrap_or_default();
-        Ok(rows
+        Ok(crate::graphql::connection::bounded(rows)
             .into_iter()
             .map(|e| OutreachEvent {
                 id: ID(e.id.to_string()),
@@ -676,7 +679,7 @@ impl CampaignsQuery {
             .db
             .query(|conn, scope| ops::email_templates(conn, scope).scope_boxed())
             .await?;
-        Ok(rows
+        Ok(crate::graphql::connection::bounded(rows)
             .into_iter()
             .map(|t| EmailTemplate {
                 id: ID(t.id.to_string()),

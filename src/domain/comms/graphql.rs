@@ -306,7 +306,10 @@ impl CommsQuery {
             .db
             .query(|conn, scope| ops::channels(conn, scope).scope_boxed())
             .await?;
-        Ok(rows.into_iter().map(ChannelConfiguration::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(ChannelConfiguration::from)
+            .collect())
     }
 
     /// The message log across customers, optionally on one channel.

@@ -146,7 +146,10 @@ impl Customer {
             .load_one(EnrollmentsKey(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Enrollment::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(Enrollment::from)
+            .collect())
     }
     /// The activity timeline, newest first, optionally only some activity types.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -234,7 +237,7 @@ impl Customer {
             .load_one(PreferencesOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows
+        Ok(crate::graphql::connection::bounded(rows)
             .into_iter()
             .map(CommunicationPreference::from)
             .collect())
@@ -284,7 +287,10 @@ impl Customer {
             .load_one(LeadsOfCustomer(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Lead::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(Lead::from)
+            .collect())
     }
 }
 

@@ -619,7 +619,16 @@ pub async fn record_order(
         "recordOrder",
         &input,
         async |conn| {
-            lock_customer(conn, scope, input.customer_id, "customerId").await?;
+            let customer = lock_customer(conn, scope, input.customer_id, "customerId").await?;
+            // The lifetime value is money too (numeric(12,2)): it may not overflow.
+            if check_money("orderTotal", &(&customer.ltv + &input.order_total)).is_err() {
+                return Err(UserError::new(
+                    UserErrorCode::Invalid,
+                    &["input", "orderTotal"],
+                    "this order would take the customer's lifetime value past 9999999999.99",
+                )
+                .into());
+            }
             let ordered_at = input.ordered_at.unwrap_or_else(Utc::now);
             let order = diesel::insert_into(orders::table)
                 .values(NewOrder {

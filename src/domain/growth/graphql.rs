@@ -93,7 +93,7 @@ impl GrowthInsights {
     }
     /// The five most frequent intents (ties alphabetical).
     async fn top_intents(&self) -> Vec<IntentCount> {
-        counted(&self.0.top_intents, "intent")
+        crate::graphql::connection::bounded(counted(&self.0.top_intents, "intent"))
             .into_iter()
             .map(|(intent, count, share)| IntentCount {
                 intent,
@@ -115,7 +115,7 @@ impl GrowthInsights {
         f(&self.0.urgency_trend_percentage)
     }
     async fn tone_distribution(&self) -> Vec<ToneCount> {
-        counted(&self.0.tone_distribution, "tone")
+        crate::graphql::connection::bounded(counted(&self.0.tone_distribution, "tone"))
             .into_iter()
             .map(|(tone, count, share)| ToneCount { tone, count, share })
             .collect()
@@ -128,8 +128,10 @@ impl GrowthInsights {
         f(&self.0.avg_confidence)
     }
     async fn confidence_trajectory(&self) -> Vec<ConfidencePoint> {
-        serde_json::from_value::<Vec<ops::DailyConfidence>>(self.0.confidence_trajectory.clone())
-            .unwrap_or_default()
+        let days = serde_json::from_value::<Vec<ops::DailyConfidence>>(
+            self.0.confidence_trajectory.clone(),
+        );
+        crate::graphql::connection::bounded(days.unwrap_or_default())
             .into_iter()
             .map(|d| ConfidencePoint {
                 date: d.date,

@@ -368,6 +368,7 @@ impl IntelligenceQuery {
                 intent_translations::table
                     .select(IntentTranslation::as_select())
                     .order(intent_translations::intent_en)
+                    .limit(crate::graphql::connection::UNPAGED_LIST_BOUND as i64)
                     .load(conn)
                     .scope_boxed()
             })
@@ -428,7 +429,10 @@ impl IntelligenceQuery {
                 if let Some(category) = category {
                     query = query.filter(d::category.eq(category));
                 }
-                query.load(conn).scope_boxed()
+                query
+                    .limit(crate::graphql::connection::UNPAGED_LIST_BOUND as i64)
+                    .load(conn)
+                    .scope_boxed()
             })
             .await?;
         Ok(rows.into_iter().map(DictionaryEntry::from).collect())

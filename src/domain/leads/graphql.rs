@@ -122,11 +122,15 @@ pub struct LeadHistory {
     pub urgency: Vec<HistoryEntry>,
 }
 
+/// A history's entries, oldest first: the latest [`UNPAGED_LIST_BOUND`] of them.
+///
+/// [`UNPAGED_LIST_BOUND`]: crate::graphql::connection::UNPAGED_LIST_BOUND
 fn entries(value: &serde_json::Value) -> Vec<HistoryEntry> {
+    use crate::graphql::connection::UNPAGED_LIST_BOUND;
     value
         .as_array()
         .map(|items| {
-            items
+            items[items.len().saturating_sub(UNPAGED_LIST_BOUND)..]
                 .iter()
                 .map(|i| HistoryEntry {
                     value: match &i["value"] {
@@ -149,7 +153,10 @@ impl Lead {
             .load_one(ActionsOf(self.lead_id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(LeadAction::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(LeadAction::from)
+            .collect())
     }
     async fn notes(&self, ctx: &Context<'_>) -> AppResult<Vec<LeadNote>> {
         let request = request_context(ctx)?;
@@ -157,7 +164,10 @@ impl Lead {
             .load_one(NotesOf(self.lead_id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(LeadNote::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(LeadNote::from)
+            .collect())
     }
     async fn history(&self, ctx: &Context<'_>) -> AppResult<Option<LeadHistory>> {
         let request = request_context(ctx)?;

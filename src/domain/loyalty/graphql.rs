@@ -259,7 +259,10 @@ impl ClubProgram {
             .db
             .query(|conn, scope| ops::stages_of_program(conn, scope).scope_boxed())
             .await?;
-        Ok(stages.into_iter().map(ClubStage::from).collect())
+        Ok(crate::graphql::connection::bounded(stages)
+            .into_iter()
+            .map(ClubStage::from)
+            .collect())
     }
 }
 

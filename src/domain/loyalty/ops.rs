@@ -974,6 +974,10 @@ pub async fn expire_due(
 
 // ---- points -----------------------------------------------------------------------------
 
+/// The most points a customer's balance or lifetime total may reach: GraphQL's `Int`
+/// (32 bits), in which the API returns them.
+pub const MAX_POINTS: i64 = i32::MAX as i64;
+
 pub struct LedgerEntry<'a> {
     pub customer_id: Uuid,
     pub kind: PointTransactionType,
@@ -1003,12 +1007,19 @@ async fn append_locked(
     entry: LedgerEntry<'_>,
     (balance, lifetime): (i64, i64),
 ) -> OpResult<PointTransaction> {
-    let new_balance = balance + entry.points;
+    let new_balance = balance.saturating_add(entry.points);
     if new_balance < 0 {
         return Err(user_error(
             UserErrorCode::InsufficientPoints,
             &["input", "customerId"],
             "not enough points",
+        ));
+    }
+    if new_balance > MAX_POINTS || lifetime.saturating_add(entry.points.max(0)) > MAX_POINTS {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", "points"],
+            &format!("a points balance or lifetime total may not exceed {MAX_POINTS}"),
         ));
     }
     let sequence: i64 = point_transactions::table
@@ -1101,9 +1112,14 @@ pub async fn earn_for_order(
     {
         return Ok(Vec::new());
     }
-    let base = floor_points(&(order_total * &rules.points_per_dollar));
+    // Points stop at MAX_POINTS: an order is never refused for what it would earn.
+    let (balance, lifetime) =
+        lock_customer(conn, scope, customer_id, &["input", "customerId"]).await?;
+    let headroom = MAX_POINTS - balance.max(lifetime);
+    let base = floor_points(&(order_total * &rules.points_per_dollar)).min(headroom);
     let bonus =
-        floor_points(&(BigDecimal::from(base) * &rules.bonus_percentage / BigDecimal::from(100)));
+        floor_points(&(BigDecimal::from(base) * &rules.bonus_percentage / BigDecimal::from(100)))
+            .min(headroom - base);
     let mut entries = Vec::new();
     for (kind, points, description) in [
         (PointTransactionType::Earned, base, "Points for an order"),

@@ -9,7 +9,7 @@ use super::model::JobStatus;
 use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
 use crate::domain::{payload, UserError};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -69,8 +69,13 @@ pub struct Viewer;
 
 #[Object]
 impl Viewer {
+    /// The caller's tenant (not to widget keys: they are public, embedded in web pages,
+    /// and see published testimonials only).
     async fn tenant(&self, ctx: &Context<'_>) -> AppResult<Tenant> {
         let request = request_context(ctx)?;
+        if matches!(request.principal, Principal::Widget { .. }) {
+            return Err(AppError::Forbidden("a widget key does not see its tenant"));
+        }
         let tenant = request
             .db
             .query(|conn, scope| async move { ops::find_tenant(conn, scope).await }.scope_boxed())

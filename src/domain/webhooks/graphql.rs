@@ -6,7 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{self, DeliveryStatus};
 use super::ops;
 use crate::auth::Access;
-use crate::domain::{payload, UserError};
+use crate::domain::{payload, UserError, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -82,7 +82,10 @@ impl WebhooksQuery {
             .db
             .query(|conn, scope| ops::endpoints(conn, scope).scope_boxed())
             .await?;
-        Ok(rows.into_iter().map(WebhookEndpoint::from).collect())
+        Ok(crate::graphql::connection::bounded(rows)
+            .into_iter()
+            .map(WebhookEndpoint::from)
+            .collect())
     }
 
     /// The delivery log, newest first.
@@ -163,6 +166,18 @@ impl WebhooksMutation {
         input: CreateWebhookEndpointInput,
     ) -> AppResult<CreateWebhookEndpointPayload> {
         let request = request_context(ctx)?;
+        let policy = ctx
+            .data_opt::<crate::graphql::WebhookPolicy>()
+            .copied()
+            .unwrap_or_default();
+        if let Err(message) = super::target::vet(&input.url, policy.allow_insecure).await {
+            let error = UserError::new(UserErrorCode::Invalid, &["input", "url"], message);
+            return Ok(CreateWebhookEndpointPayload {
+                webhook_endpoint: None,
+                secret: None,
+                user_errors: vec![error],
+            });
+        }
         let result = request
             .db
             .run(|conn, scope| {

@@ -565,3 +565,28 @@ impl TestApp {
         }
     }
 }
+
+/// The field and code a mutation was refused with: its payload's first user error, or,
+/// for input refused before anything ran (a NUL character), its first top-level error.
+pub fn refusal<'a>(r: &'a Value, mutation: &str) -> (&'a Value, &'a Value) {
+    match r["errors"].get(0) {
+        Some(error) => (&error["extensions"]["field"], &error["extensions"]["code"]),
+        None => {
+            let error = &r["data"][mutation]["userErrors"][0];
+            (&error["field"], &error["code"])
+        }
+    }
+}
+
+/// A response without its tenant's budget (`extensions.cost.throttleStatus`), which
+/// changes from one response to the next: for comparing answers.
+pub fn without_budget(mut response: Value) -> Value {
+    if let Some(cost) = response
+        .get_mut("extensions")
+        .and_then(|e| e.get_mut("cost"))
+        .and_then(Value::as_object_mut)
+    {
+        cost.remove("throttleStatus");
+    }
+    response
+}
