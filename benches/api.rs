@@ -17,7 +17,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -93,6 +93,98 @@ const CAMPAIGNS_PAGE: &str = "{ campaigns(first: 50) { nodes { id name status me
 
 const LEADS_PAGE: &str =
     "{ leads(first: 50) { nodes { id name urgency actions { action tag } notes { note } } } }";
+
+/// Tenant A's most expensive accepted query: 19 searches that match nothing (each scans
+/// all of A's customers), cost 19 × (1000 + 10 × 2) = 19 380 of the 20 000 allowed.
+fn noisy_query() -> String {
+    let searches: String = (0..19)
+        .map(|i| format!("s{i}: customers(first: 10, filter: {{ search: \"no such customer\" }}) {{ nodes {{ id }} }} "))
+        .collect();
+    format!("{{ {searches}}}")
+}
+
+/// noisyNeighbour: tenant A (the scale tenant) loops its most expensive accepted query
+/// from 20 keys, one client each, while tenant B (a small tenant) loops a simple query
+/// from one client. Prints B's latency (SPEC §8: p99 ≤ 100 ms) and how A's requests were
+/// answered (throttled ones must be RATE_LIMITED, never 503).
+async fn noisy_neighbour(
+    owner: &mut diesel_async::AsyncPgConnection,
+    base: &str,
+    tenant_a: Uuid,
+    seconds: u64,
+) {
+    let mut a_keys = Vec::new();
+    for i in 0..20 {
+        let (_, key) = db::tenant::in_tenant_transaction(owner, tenant_a, |conn, scope| {
+            let name = format!("noisy {i}");
+            async move { tenancy::create_api_key(conn, scope, &name, Role::Partner).await }
+                .scope_boxed()
+        })
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        a_keys.push(key);
+    }
+    let tenant_b = match tenancy::find_tenant_by_slug(owner, "quiet-neighbour")
+        .await
+        .unwrap()
+    {
+        Some(t) => t,
+        None => {
+            tenancy::create_tenant(owner, "Quiet neighbour", Some("quiet-neighbour"))
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .0
+        }
+    };
+    let (_, b_key) = db::tenant::in_tenant_transaction(owner, tenant_b.id, |conn, scope| {
+        async move { tenancy::create_api_key(conn, scope, "quiet", Role::Analyst).await }
+            .scope_boxed()
+    })
+    .await
+    .map_err(|e| format!("{e:?}"))
+    .unwrap();
+    let noisy = Bytes::from(serde_json::to_vec(&json!({ "query": noisy_query() })).unwrap());
+    let simple = encode_bodies(1, |_| json!({ "query": "{ viewer { tenant { slug } } apiKeys(first: 5) { nodes { id name } } }" }));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let outcomes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+    let mut noisy_clients = Vec::new();
+    for key in a_keys {
+        let (noisy, outcomes) = (noisy.clone(), outcomes.clone());
+        let mut client = Client::new(Endpoint::new(base, &key));
+        noisy_clients.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let (status, body) = client.answer(noisy.clone()).await;
+                let code = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["errors"][0]["extensions"]["code"].as_str().map(str::to_owned));
+                let outcome = match (status, code) {
+                    (200, None) => "ok".to_owned(),
+                    (status, Some(code)) => format!("{status} {code}"),
+                    (status, None) => format!("{status}"),
+                };
+                *outcomes.lock().unwrap().entry(outcome).or_default() += 1;
+            }
+        }));
+    }
+    // B starts once A's load is on.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let quiet = drive(base, &b_key, 1, seconds.saturating_sub(2).max(1), simple, None).await;
+    for task in noisy_clients {
+        task.await.unwrap();
+    }
+    print_figures("noisyNeighbour B", 1, &quiet, "–");
+    let outcomes = outcomes.lock().unwrap();
+    let answered: usize = outcomes.values().sum();
+    let described: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    println!(
+        "noisyNeighbour A: 20 keys, {answered} requests in {seconds} s ({}); B p50 {} ms, p99 {} ms (target ≤ 100 ms)",
+        described.join(", "),
+        ms(percentile(&quiet.latencies, 0.50)),
+        ms(percentile(&quiet.latencies, 0.99)),
+    );
+}
 
 /// Fan-out: BENCH_SUBSCRIBERS WebSocket subscribers of the tenant's events; BENCH_EVENTS
 /// events written BENCH_EVENT_INTERVAL_MS apart; prints delivery latency (from the writing
@@ -806,11 +898,20 @@ impl Client {
 
     /// Posts `body`; true when the response is a success with data and no errors.
     async fn post(&mut self, body: Bytes) -> bool {
+        let (status, body) = self.answer(body).await;
+        // The whole response is checked for `errors`, without building a tree of it.
+        (200..300).contains(&status)
+            && serde_json::from_slice::<Outcome>(&body)
+                .is_ok_and(|o| o.data.is_some() && o.errors.is_none())
+    }
+
+    /// Posts `body`; the response's status and body (status 0: no response).
+    async fn answer(&mut self, body: Bytes) -> (u16, Bytes) {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = self.connect().await;
         }
         let Some(sender) = self.sender.as_mut() else {
-            return false;
+            return (0, Bytes::new());
         };
         let endpoint = &self.endpoint;
         let mut request = hyper::Request::post(&endpoint.path)
@@ -824,20 +925,15 @@ impl Client {
             Ok(response) => response,
             Err(_) => {
                 self.sender = None;
-                return false;
+                return (0, Bytes::new());
             }
         };
-        let success = response.status().is_success();
+        let status = response.status().as_u16();
         match response.into_body().collect().await {
-            // The whole response is checked for `errors`, without building a tree of it.
-            Ok(body) => {
-                success
-                    && serde_json::from_slice::<Outcome>(&body.to_bytes())
-                        .is_ok_and(|o| o.data.is_some() && o.errors.is_none())
-            }
+            Ok(body) => (status, body.to_bytes()),
             Err(_) => {
                 self.sender = None;
-                false
+                (0, Bytes::new())
             }
         }
     }
@@ -938,7 +1034,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,fanout"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout"
             .to_string(),
     );
 
@@ -1102,6 +1198,10 @@ async fn run() {
             }
             "growthInsights" => {
                 growth_insights(&client, &base, &key).await;
+                continue;
+            }
+            "noisyNeighbour" => {
+                noisy_neighbour(&mut owner, &base, tenant.id, seconds).await;
                 continue;
             }
             "redeemReward" => encode_bodies(

@@ -18,8 +18,8 @@
 //! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one API key's read groups hold |
 //! | `--ws-write-timeout-ms` | `GROWTHGRAPH_WS_WRITE_TIMEOUT_MS` | `10000` | how long a WebSocket write may stay blocked |
 //! | `--secret-key` | `GROWTHGRAPH_SECRET_KEY` | (none: credentials cannot be stored) | 64 hex digits sealing channel credentials (AES-256-GCM) |
-//! | `--tenant-cost-budget` | `GROWTHGRAPH_TENANT_COST_BUDGET` | `1000000` | most cost points a tenant's budget holds |
-//! | `--tenant-cost-restore` | `GROWTHGRAPH_TENANT_COST_RESTORE` | `500000` | cost points a tenant's budget regains per second |
+//! | `--tenant-cost-budget` | `GROWTHGRAPH_TENANT_COST_BUDGET` | `10000000` | most cost points a tenant's budget holds |
+//! | `--tenant-cost-restore` | `GROWTHGRAPH_TENANT_COST_RESTORE` | `5000000` | cost points a tenant's budget regains per second |
 //! | `--tenant-pool-share` | `GROWTHGRAPH_TENANT_POOL_SHARE` | all but a quarter of the pool | most pool connections one tenant's requests hold |
 //! | `--request-timeout-ms` | `GROWTHGRAPH_REQUEST_TIMEOUT_MS` | `15000` | longest an operation may run |
 //! | `--max-response-bytes` | `GROWTHGRAPH_MAX_RESPONSE_BYTES` | `16777216` | largest response body |
@@ -180,11 +180,13 @@ pub struct ServeArgs {
     pub allow_insecure_webhooks: bool,
 }
 
-/// A tenant's cost budget by default: fifty operations at the largest cost allowed, or
-/// a few thousand dashboard pages, at once.
-pub const DEFAULT_COST_BUDGET: u64 = 1_000_000;
-/// What a tenant's budget regains per second by default.
-pub const DEFAULT_COST_RESTORE: u64 = 500_000;
+/// A tenant's cost budget by default: 500 operations at the largest cost allowed at once.
+pub const DEFAULT_COST_BUDGET: u64 = 10_000_000;
+/// What a tenant's budget regains per second by default: about ten thousand customer
+/// 360s (cost ≈ 400), or 250 operations at the largest cost. The pool share
+/// (`db::share`) is what keeps a tenant's heavy queries from slowing the others; the
+/// budget bounds how much work one tenant may ask for at all.
+pub const DEFAULT_COST_RESTORE: u64 = 5_000_000;
 
 impl Default for ServeArgs {
     fn default() -> Self {
