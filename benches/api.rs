@@ -543,7 +543,7 @@ async fn create_bench_reward(client: &reqwest::Client, url: &str, key: &str) -> 
 /// buffers on them when some are reserved (`vm.nr_hugepages`; the embedded cluster asks
 /// with `huge_pages=try`), and each backend then takes one page fault and one TLB entry
 /// per 2 MB of buffers instead of per 4 kB (at 1 M customers ≈ 15 % of PostgreSQL's CPU
-/// per `customer(id)`: see the README).
+/// per `customer(id)`).
 fn huge_pages_in_use() -> String {
     let meminfo = Meminfo::read();
     let field = |name: &str| meminfo.field(name).unwrap_or(0);

@@ -146,7 +146,7 @@ impl GrowthInsights {
             fr: r["fr"].as_f64().unwrap_or(0.0),
         }
     }
-    /// 0 to 100 (formula in the README).
+    /// 0 to 100 (formula in docs/domains.md).
     async fn engagement_score(&self) -> Option<f64> {
         f(&self.0.engagement_score)
     }

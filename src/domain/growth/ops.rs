@@ -1,5 +1,5 @@
 //! The growth insights computation. One SQL pass aggregates the period's live leads; the
-//! figures are then derived here by the formulas documented in the README:
+//! figures are then derived here by the formulas documented in `docs/domains.md`:
 //!
 //! - `share` = count / total leads; rates are fractions in [0, 1] rounded to 4 decimals.
 //! - top intents: the 5 most frequent intents (ties broken alphabetically).
