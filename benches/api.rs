@@ -146,9 +146,15 @@ async fn noisy_neighbour(
     .map_err(|e| format!("{e:?}"))
     .unwrap();
     let noisy = Bytes::from(serde_json::to_vec(&json!({ "query": noisy_query() })).unwrap());
-    let simple = encode_bodies(1, |_| json!({ "query": "{ viewer { tenant { slug } } apiKeys(first: 5) { nodes { id name } } }" }));
+    let simple = encode_bodies(
+        1,
+        |_| json!({ "query": "{ viewer { tenant { slug } } apiKeys(first: 5) { nodes { id name } } }" }),
+    );
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let outcomes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+    let outcomes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        usize,
+    >::new()));
     let mut noisy_clients = Vec::new();
     for key in a_keys {
         let (noisy, outcomes) = (noisy.clone(), outcomes.clone());
@@ -156,9 +162,11 @@ async fn noisy_neighbour(
         noisy_clients.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let (status, body) = client.answer(noisy.clone()).await;
-                let code = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["errors"][0]["extensions"]["code"].as_str().map(str::to_owned));
+                let code = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+                    v["errors"][0]["extensions"]["code"]
+                        .as_str()
+                        .map(str::to_owned)
+                });
                 let outcome = match (status, code) {
                     (200, None) => "ok".to_owned(),
                     (status, Some(code)) => format!("{status} {code}"),
@@ -170,7 +178,15 @@ async fn noisy_neighbour(
     }
     // B starts once A's load is on.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let quiet = drive(base, &b_key, 1, seconds.saturating_sub(2).max(1), simple, None).await;
+    let quiet = drive(
+        base,
+        &b_key,
+        1,
+        seconds.saturating_sub(2).max(1),
+        simple,
+        None,
+    )
+    .await;
     for task in noisy_clients {
         task.await.unwrap();
     }

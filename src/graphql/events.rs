@@ -77,10 +77,7 @@ pub struct EventsQuery;
 #[Object]
 impl EventsQuery {
     /// Published events in order, for partners that poll: resume with `after`.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -4,14 +4,17 @@
 //! the values of the variables where the document uses them (`ArgumentsOfCorrectType`);
 //! it was 15 % of the server's CPU for a `customer(id)` whose document never changes.
 //! Dashboards send the same few documents again and again with new variables, so a
-//! document that has passed it once runs on a schema in `Fast` mode (fragment cycles,
-//! depth and complexity only) as long as each of its variables holds a value the full
+//! document that has passed it once runs on a schema in `Fast` mode (fragment cycles
+//! only) as long as each of its variables holds a value the full
 //! validation could not refuse wherever the document uses it: a built-in scalar or an
 //! enum value of the declared type, or a list of them, never null. The variable's
 //! declared type is the argument's wherever it is used (the document passed the rule that
 //! says so), and every value admitted here passes async-graphql's own checks of those
 //! types. Anything else (input objects, custom scalars, nulls, negative integers) goes
-//! through the full validation again, which answers exactly as before.
+//! through the full validation again, which answers exactly as before. The limits
+//! (cost, size, depth, nesting, input values) are not part of either validation: the
+//! request guard checks them before either schema runs ([`super::guard`]), so skipping
+//! the validation skips none of them.
 
 use std::collections::{HashMap, HashSet};
 

@@ -127,10 +127,7 @@ pub struct AutomationsQuery;
 impl AutomationsQuery {
     /// Published testimonials, newest first. Widget keys (`wgt_…`) may read this and
     /// nothing else.
-    #[graphql(
-        guard = "Access::Widget",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Widget")]
     async fn published_testimonials(
         &self,
         ctx: &Context<'_>,
@@ -159,10 +156,7 @@ impl AutomationsQuery {
     }
 
     /// Email sequences, optionally in one status, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn email_sequences(
         &self,
         ctx: &Context<'_>,
@@ -185,10 +179,7 @@ impl AutomationsQuery {
     }
 
     /// Demo sessions, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn demo_sessions(
         &self,
         ctx: &Context<'_>,

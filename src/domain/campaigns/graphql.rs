@@ -222,7 +222,6 @@ impl Campaign {
             .collect())
     }
     /// Recipients in the order they were added.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn recipients(
         &self,
         ctx: &Context<'_>,
@@ -326,7 +325,6 @@ impl OutreachCampaign {
             .unwrap_or_default()
             .into())
     }
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn emails(
         &self,
         ctx: &Context<'_>,
@@ -498,10 +496,7 @@ impl CampaignsQuery {
     }
 
     /// Campaigns, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -529,10 +524,7 @@ impl CampaignsQuery {
     }
 
     /// The seed's `campaign_metrics` view: every campaign with its metrics.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn campaign_metrics(
         &self,
         ctx: &Context<'_>,
@@ -572,10 +564,7 @@ impl CampaignsQuery {
     }
 
     /// The seed's `active_campaigns` view.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn active_campaigns(
         &self,
         ctx: &Context<'_>,
@@ -623,10 +612,7 @@ impl CampaignsQuery {
         Ok(rows.into_iter().next().map(OutreachCampaign::from))
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn outreach_campaigns(
         &self,
         ctx: &Context<'_>,
@@ -647,10 +633,7 @@ impl CampaignsQuery {
     }
 
     /// Outreach emails, optionally of one campaign, in creation order.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn outreach_emails(
         &self,
         ctx: &Context<'_>,

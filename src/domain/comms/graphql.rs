@@ -313,10 +313,7 @@ impl CommsQuery {
     }
 
     /// The message log across customers, optionally on one channel.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -337,10 +334,7 @@ impl CommsQuery {
         .await
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn prospects(
         &self,
         ctx: &Context<'_>,
@@ -361,10 +355,7 @@ impl CommsQuery {
         .await
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn calls(
         &self,
         ctx: &Context<'_>,
@@ -384,10 +375,7 @@ impl CommsQuery {
         .await
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn appointments(
         &self,
         ctx: &Context<'_>,
@@ -407,10 +395,7 @@ impl CommsQuery {
         .await
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,

@@ -152,7 +152,6 @@ impl Customer {
             .collect())
     }
     /// The activity timeline, newest first, optionally only some activity types.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -173,7 +172,6 @@ impl Customer {
         .await
     }
     /// Orders, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -192,7 +190,6 @@ impl Customer {
         .await
     }
     /// The points ledger, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn point_transactions(
         &self,
         ctx: &Context<'_>,
@@ -210,7 +207,6 @@ impl Customer {
         )
         .await
     }
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn redemptions(
         &self,
         ctx: &Context<'_>,
@@ -243,7 +239,6 @@ impl Customer {
             .collect())
     }
     /// Messages sent to or received from this customer, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn communications(
         &self,
         ctx: &Context<'_>,
@@ -262,7 +257,6 @@ impl Customer {
         .await
     }
     /// The campaigns this customer was a recipient of, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn campaign_history(
         &self,
         ctx: &Context<'_>,
@@ -527,10 +521,7 @@ impl CustomersQuery {
             .map(Customer))
     }
 
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn customers(
         &self,
         ctx: &Context<'_>,

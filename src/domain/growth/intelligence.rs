@@ -334,10 +334,7 @@ pub struct IntelligenceQuery;
 #[Object]
 impl IntelligenceQuery {
     /// The prompt registry (every variant), optionally of one prompt name, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn prompts(
         &self,
         ctx: &Context<'_>,
@@ -377,10 +374,7 @@ impl IntelligenceQuery {
     }
 
     /// The tenant's translation cache, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn translations(
         &self,
         ctx: &Context<'_>,
@@ -439,10 +433,7 @@ impl IntelligenceQuery {
     }
 
     /// The feedback trail, optionally of one lead, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn feedback(
         &self,
         ctx: &Context<'_>,

@@ -261,10 +261,7 @@ impl LeadsQuery {
     }
 
     /// Leads, newest first by default; archived and deleted ones only when asked for.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,

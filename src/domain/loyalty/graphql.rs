@@ -398,10 +398,7 @@ impl LoyaltyQuery {
     }
 
     /// Enrollments, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn enrollments(
         &self,
         ctx: &Context<'_>,
@@ -444,10 +441,7 @@ impl LoyaltyQuery {
     }
 
     /// The rewards catalog, oldest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn rewards(
         &self,
         ctx: &Context<'_>,
@@ -493,10 +487,7 @@ impl LoyaltyQuery {
     }
 
     /// Redemptions, newest first.
-    #[graphql(
-        guard = "Access::Read",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Read")]
     async fn redemptions(
         &self,
         ctx: &Context<'_>,

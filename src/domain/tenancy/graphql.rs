@@ -110,10 +110,7 @@ impl TenancyQuery {
     }
 
     /// The tenant's API keys (admins only).
-    #[graphql(
-        guard = "Access::Admin",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Admin")]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
@@ -134,10 +131,7 @@ impl TenancyQuery {
     }
 
     /// The tenant's background jobs, optionally in one status, newest first (admins only).
-    #[graphql(
-        guard = "Access::Admin",
-        complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity"
-    )]
+    #[graphql(guard = "Access::Admin")]
     async fn jobs(
         &self,
         ctx: &Context<'_>,
