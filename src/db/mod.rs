@@ -6,6 +6,7 @@ pub mod children;
 pub mod cluster;
 pub mod group;
 pub mod nested;
+pub mod page;
 pub mod prefetch;
 pub mod replica;
 #[rustfmt::skip]

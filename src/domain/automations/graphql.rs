@@ -8,6 +8,7 @@ use super::{model, ops};
 use crate::auth::Access;
 use crate::domain::{write_payload, UserError};
 use crate::error::AppResult;
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::{parse_id, parse_optional_id};

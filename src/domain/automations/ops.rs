@@ -10,12 +10,12 @@ use super::model::{
     WidgetFields,
 };
 use crate::auth::generate_widget_key;
+use crate::db::page::PageRequest;
 use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
 use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 
 /// Published testimonials, newest first: what the widget shows.
 pub async fn published_testimonials(

@@ -16,6 +16,7 @@ use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};

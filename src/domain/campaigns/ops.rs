@@ -12,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::*;
+use crate::db::page::PageRequest;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
     email_templates, outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
@@ -20,7 +21,6 @@ use crate::db::schema::{
 use crate::db::Tenant;
 use crate::domain::{events, user_error, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 
 // ---- reads ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ use super::model::{
     Communication, Prospect, ProspectFields, ProspectStatus, Ticket, TicketFields, TicketPriority,
     TicketStatus,
 };
+use crate::db::page::PageRequest;
 use crate::db::schema::{
     call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
 };
@@ -24,7 +25,6 @@ use crate::domain::{
     check_json_object, check_required_text, check_text, events, user_error, OpResult, UserErrorCode,
 };
 use crate::error::AppError;
-use crate::graphql::connection::PageRequest;
 use crate::secrets::SecretKey;
 
 pub async fn list_calls(

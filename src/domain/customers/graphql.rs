@@ -23,6 +23,7 @@ use crate::domain::loyalty::graphql::{
 use crate::domain::loyalty::model::cumulative_membership_days;
 use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};

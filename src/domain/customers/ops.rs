@@ -11,13 +11,13 @@ use super::model::{
     Activity, CommunicationPreference, Customer, CustomerProfile, NewActivity, NewCustomer,
     NewOrder, Order,
 };
+use crate::db::page::{Cursor, PageRequest};
 use crate::db::schema::{communication_preferences, customers, orders};
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
 use crate::domain::{events, idempotency, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::{Cursor, PageRequest};
 
 // ---- reads ------------------------------------------------------------------------------
 

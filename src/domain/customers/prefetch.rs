@@ -32,6 +32,7 @@ use super::graphql::{ActivitiesOf, OrdersOf, PreferencesOf, ACTIVITIES, ORDERS};
 use super::model;
 use crate::db::children::{nested_first_children, ChildRelation};
 use crate::db::nested::{columns_of, row_of, NestedRow, PairRecords, Pairs, Records, Rows};
+use crate::db::page::PageRequest;
 use crate::db::prefetch::Prefetched;
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
@@ -49,7 +50,6 @@ use crate::domain::loyalty::model::{
     ClubStage, Enrollment, EnrollmentStatus, PointTransaction, Redemption,
 };
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 use crate::graphql::context::RequestContext;
 use crate::graphql::loaders::ChildPage;
 

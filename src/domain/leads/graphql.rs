@@ -10,6 +10,7 @@ use crate::auth::Access;
 use crate::domain::customers::graphql::{Customer, CustomerKey};
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::scalars::{parse_id, Decimal};

@@ -13,13 +13,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::{Language, Lead, LeadAction, LeadActionType, LeadDetail, LeadNote, Urgency};
+use crate::db::page::PageRequest;
 use crate::db::schema::{customers, feedback_tracking, lead_actions, lead_memory, lead_notes};
 use crate::db::Tenant;
 use crate::domain::{
     check_text, events, idempotency, user_error, OpError, OpResult, UserErrorCode,
 };
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 
 // ---- reads ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::{payload, run_and_load, OpError, OpResult, UserError};
 use crate::error::{AppError, AppResult};
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};

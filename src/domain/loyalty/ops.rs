@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::*;
+use crate::db::page::PageRequest;
 use crate::db::schema::{
     club_enrollments, club_extensions, club_programs, club_stages, customers, loyalty_point_rules,
     loyalty_rewards, orders, point_transactions, queue_jobs, reward_redemptions,
@@ -21,7 +22,6 @@ use crate::db::schema::{
 use crate::db::Tenant;
 use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 
 // ---- reads ------------------------------------------------------------------------------
 

@@ -6,11 +6,11 @@ use uuid::Uuid;
 
 use super::model::{ApiKey, Job, JobStatus, NewApiKey, NewTenant, Tenant};
 use crate::auth::{generate_api_key, Role};
+use crate::db::page::PageRequest;
 use crate::db::schema::{api_keys, queue_jobs, tenants};
 use crate::db::{self, Tenant as TenantScope};
 use crate::domain::{OpResult, UserError, UserErrorCode};
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::PageRequest;
 
 /// `Acme Wines & Co` → `acme-wines-co`.
 pub fn slugify(name: &str) -> String {

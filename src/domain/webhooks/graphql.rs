@@ -8,6 +8,7 @@ use super::ops;
 use crate::auth::Access;
 use crate::domain::{payload, UserError, UserErrorCode};
 use crate::error::AppResult;
+use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;

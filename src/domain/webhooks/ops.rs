@@ -8,11 +8,11 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::model::{Delivery, DeliveryStatus, Endpoint};
+use crate::db::page::PageRequest;
 use crate::db::schema::{domain_events, webhook_deliveries, webhook_endpoints};
 use crate::db::Tenant;
 use crate::domain::{events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
-use crate::graphql::connection::PageRequest;
 
 /// Consecutive failed deliveries after which an endpoint is disabled.
 pub const DISABLE_AFTER_FAILURES: i32 = 5;

@@ -1,0 +1,189 @@
+//! Pages of rows over keyset cursors (never OFFSET), for the domain operations: a page
+//! request ([`PageRequest`]: how many rows, from which cursor, which way), the cursor
+//! ([`Cursor`]: the row's sort key and id), and the keyset half of a query
+//! ([`crate::keyset!`]). The GraphQL layer turns pages into Relay connections
+//! (`graphql::connection`).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A row's position in a list: its sort key and its id (ties in the key are broken by
+/// id), base64url-encoded JSON when handed to a client: opaque, and stable under inserts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor<K> {
+    pub key: K,
+    pub id: Uuid,
+}
+
+impl<K: Serialize + DeserializeOwned> Cursor<K> {
+    /// The cursor a client sent, if it is one.
+    pub fn decode(text: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("cursor serialises"))
+    }
+}
+
+/// A validated page request: how many rows, and where to start.
+#[derive(Debug, Clone)]
+pub struct PageRequest<K> {
+    /// Page size.
+    pub first: i64,
+    /// Where the page starts: `after` going forward, `before` going backward.
+    pub after: Option<Cursor<K>>,
+    /// A backward page (`last`/`before`): fetched in reversed order, returned in order.
+    pub backward: bool,
+}
+
+impl<K: Serialize + DeserializeOwned> PageRequest<K> {
+    pub fn new(first: Option<i32>, after: Option<String>) -> AppResult<Self> {
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(AppError::bad_input(
+                &["first"],
+                format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let after = after
+            .map(|s| {
+                Cursor::decode(&s)
+                    .ok_or_else(|| AppError::bad_input(&["after"], "malformed cursor"))
+            })
+            .transpose()?;
+        Ok(Self {
+            first: i64::from(first),
+            after,
+            backward: false,
+        })
+    }
+
+    /// A page in either direction: `first`/`after` forward, or `last`/`before` backward.
+    pub fn either(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<Self> {
+        match (last, before) {
+            (None, None) => Self::new(first, after),
+            (last, before) => {
+                if first.is_some() || after.is_some() {
+                    return Err(AppError::bad_input(
+                        &["last"],
+                        "page forward (first/after) or backward (last/before), not both",
+                    ));
+                }
+                let mut page = Self::new(last, before).map_err(|e| match e {
+                    AppError::BadUserInput { message, field } => AppError::BadUserInput {
+                        message: message.replace("first", "last"),
+                        field: field
+                            .iter()
+                            .map(|f| {
+                                if f == "first" {
+                                    "last".into()
+                                } else {
+                                    "before".into()
+                                }
+                            })
+                            .collect(),
+                    },
+                    e => e,
+                })?;
+                page.backward = true;
+                Ok(page)
+            }
+        }
+    }
+
+    /// Rows to fetch: one more than asked, to learn whether there is a next page.
+    pub fn limit(&self) -> i64 {
+        self.first + 1
+    }
+
+    /// The rows of the page (at most [`PageRequest::limit`] fetched, in the order the
+    /// query walked), in the list's order, with whether there are rows before and after.
+    pub fn rows<T>(&self, mut rows: Vec<T>) -> (Vec<T>, bool, bool) {
+        let has_more = rows.len() as i64 > self.first;
+        rows.truncate(self.first as usize);
+        if self.backward {
+            rows.reverse();
+            (rows, has_more, self.after.is_some())
+        } else {
+            (rows, self.after.is_some(), has_more)
+        }
+    }
+}
+
+/// Orders a boxed Diesel query by `(key, id)` (`asc` or `desc`: the list's order) and
+/// restricts it to the rows past `page`'s cursor: the keyset half of every connection over
+/// a non-null sort key. A backward page (`last`/`before`) walks the reversed order from
+/// its cursor; [`PageRequest::into_connection`] puts its rows back in the list's order.
+#[macro_export]
+macro_rules! keyset {
+    ($query:expr, $page:expr, $key:expr, $id:expr, asc) => {
+        $crate::keyset!(@walk $query, $page, $key, $id, false)
+    };
+    ($query:expr, $page:expr, $key:expr, $id:expr, desc) => {
+        $crate::keyset!(@walk $query, $page, $key, $id, true)
+    };
+    // The list's order chosen by the request: descending when `$descending` holds.
+    ($query:expr, $page:expr, $key:expr, $id:expr, descending: $descending:expr) => {
+        $crate::keyset!(@walk $query, $page, $key, $id, $descending)
+    };
+    (@walk $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
+        let page = &$page;
+        let descending = $descending != page.backward;
+        let query = match descending {
+            true => $query.order(($key.desc(), $id.desc())),
+            false => $query.order(($key.asc(), $id.asc())),
+        };
+        match (descending, &page.after) {
+            (_, None) => query,
+            (true, Some($crate::db::page::Cursor { key, id })) => {
+                query.filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id))))
+            }
+            (false, Some($crate::db::page::Cursor { key, id })) => {
+                query.filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id))))
+            }
+        }
+    }};
+}
+
+/// A row listed newest first: its `(created_at, id)` keyset position.
+pub trait CreatedRow {
+    fn created_at(&self) -> chrono::DateTime<chrono::Utc>;
+    fn id(&self) -> Uuid;
+
+    fn cursor(&self) -> Cursor<chrono::DateTime<chrono::Utc>> {
+        Cursor {
+            key: self.created_at(),
+            id: self.id(),
+        }
+    }
+}
+
+/// `created_row!(Type, ...)`: [`CreatedRow`] for models with `created_at` and `id` fields.
+#[macro_export]
+macro_rules! created_row {
+    ($($row:ty),+ $(,)?) => {
+        $(impl $crate::db::page::CreatedRow for $row {
+            fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.created_at
+            }
+            fn id(&self) -> uuid::Uuid {
+                self.id
+            }
+        })+
+    };
+}
