@@ -149,9 +149,7 @@ async fn attempt(
     let budget_holder = caller.principal.budget_holder();
     let context = |pool, groups| {
         let window = state.batch_window();
-        let context = RequestContext::for_request(pool, caller, groups, &state.hub, window);
-        context.db.share_pool(&state.shares);
-        context
+        RequestContext::for_request(pool, caller, groups, &state.hub, window)
     };
     // The operations, prepared, and the budget they leave (or why none runs).
     let operations = match operations {
@@ -183,6 +181,7 @@ async fn attempt(
     let read_only = matches!(batch, BatchRequest::Single(_)) && prepared[0].read_only;
     let pool = state.pool_for(read_only, known);
     let context = context(pool, read_only.then_some(&state.read_groups));
+    context.db.share_pool(&state.shares).await;
     execute(state, context, batch, prepared, throttle).await
 }
 

@@ -39,19 +39,26 @@ impl TenantShares {
         pool_size.saturating_sub((pool_size / 4).max(1)).max(1)
     }
 
+    fn semaphore(&self, tenant: Uuid) -> Arc<Semaphore> {
+        let mut semaphores = self.semaphores.lock().unwrap_or_else(|e| e.into_inner());
+        if semaphores.len() >= Self::MAX_KEPT && !semaphores.contains_key(&tenant) {
+            let idle = self.per_tenant;
+            semaphores.retain(|_, s| s.available_permits() < idle);
+        }
+        semaphores
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
+            .clone()
+    }
+
+    /// A permit to hold one of `tenant`'s connections, if one is free now.
+    pub fn try_acquire(&self, tenant: Uuid) -> Option<OwnedSemaphorePermit> {
+        self.semaphore(tenant).try_acquire_owned().ok()
+    }
+
     /// A permit to hold one of `tenant`'s connections.
     pub async fn acquire(&self, tenant: Uuid) -> Result<OwnedSemaphorePermit, AppError> {
-        let semaphore = {
-            let mut semaphores = self.semaphores.lock().unwrap_or_else(|e| e.into_inner());
-            if semaphores.len() >= Self::MAX_KEPT && !semaphores.contains_key(&tenant) {
-                let idle = self.per_tenant;
-                semaphores.retain(|_, s| s.available_permits() < idle);
-            }
-            semaphores
-                .entry(tenant)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
-                .clone()
-        };
+        let semaphore = self.semaphore(tenant);
         match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(AppError::RateLimited(
@@ -73,7 +80,8 @@ mod tests {
         let shares = TenantShares::new(2, Duration::from_millis(50));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let first = shares.acquire(a).await.unwrap();
-        let _second = shares.acquire(a).await.unwrap();
+        let _second = shares.try_acquire(a).expect("a second permit");
+        assert!(shares.try_acquire(a).is_none(), "the share is full");
         assert!(matches!(
             shares.acquire(a).await,
             Err(AppError::RateLimited(_))

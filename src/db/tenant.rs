@@ -237,6 +237,22 @@ impl Session {
         Ok(true)
     }
 
+    /// Returns the connection to the pool, its read snapshot (if open) rolled back.
+    async fn give_back(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let conn: &mut AsyncPgConnection = conn;
+        if in_transaction(conn)
+            && AnsiTransactionManager::rollback_transaction(conn)
+                .await
+                .is_err()
+        {
+            return self.discard();
+        }
+        self.conn = None;
+    }
+
     /// Closes the connection instead of returning it to the pool: its state is unknown
     /// (a transaction may be open that its transaction manager does not know of).
     fn discard(&mut self) {
@@ -362,16 +378,28 @@ impl TenantDb {
         Self::on_session(pool, tenant_id, group.session.clone(), Some(group))
     }
 
-    /// Takes the request's connection (when it has none yet) under its tenant's share
-    /// of the pool (see [`crate::db::share`]).
-    pub fn share_pool(&self, shares: &Arc<TenantShares>) {
-        if let Some(session) = &self.session {
-            // A fresh session, or a read group's that its first member already set (the
-            // members are of one tenant).
-            if let Ok(mut session) = session.try_lock() {
-                session
-                    .share
-                    .get_or_insert_with(|| (shares.clone(), self.tenant.0));
+    /// Holds the request's connection under its tenant's share of the pool (see
+    /// [`crate::db::share`]): one taken later waits for the share first; one the request
+    /// already holds (its key was looked up on it, before the tenant was known) keeps it
+    /// if the share has room, and otherwise is given back (its snapshot rolled back: the
+    /// caller stays confirmed) and taken again under the share when first needed.
+    pub async fn share_pool(&self, shares: &Arc<TenantShares>) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        // A fresh session, or a read group's that its first member already set (the
+        // members are of one tenant).
+        let Ok(mut session) = session.try_lock() else {
+            return;
+        };
+        if session.share.is_some() {
+            return;
+        }
+        session.share = Some((shares.clone(), self.tenant.0));
+        if session.conn.is_some() {
+            match shares.try_acquire(self.tenant.0) {
+                Some(permit) => session.share_permit = Some(permit),
+                None => session.give_back().await,
             }
         }
     }
