@@ -148,7 +148,7 @@ async fn noisy_neighbour(
     let noisy = Bytes::from(serde_json::to_vec(&json!({ "query": noisy_query() })).unwrap());
     let simple = encode_bodies(
         1,
-        |_| json!({ "query": "{ viewer { tenant { slug } } apiKeys(first: 5) { nodes { id name } } }" }),
+        |_| json!({ "query": "{ viewer { tenant { slug } } customers(first: 5) { nodes { id name } } }" }),
     );
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let outcomes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<

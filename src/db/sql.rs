@@ -115,6 +115,16 @@ impl Query for Prepared<'_> {
     type SqlType = Untyped;
 }
 
+/// An `ILIKE` pattern matching text that contains `search` as typed: its `\`, `%` and
+/// `_` stand for themselves.
+pub fn contains_pattern(search: &str) -> String {
+    let escaped = search
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

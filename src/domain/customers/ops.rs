@@ -89,14 +89,6 @@ pub fn sort_key(customer: &Customer, field: CustomerOrderField) -> SortKey {
     }
 }
 
-fn like_pattern(search: &str) -> String {
-    let escaped = search
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 /// One keyset page of customers. Ties in the sort key are broken by id; NULL sort keys
 /// come last in both directions.
 pub async fn list(
@@ -134,7 +126,7 @@ pub async fn list(
         query = query.filter(customers::last_activity_at.lt(to));
     }
     if let Some(search) = &filter.search {
-        let pattern = like_pattern(search);
+        let pattern = crate::db::sql::contains_pattern(search);
         query = query.filter(
             customers::name
                 .ilike(pattern.clone())

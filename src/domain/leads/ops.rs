@@ -159,11 +159,7 @@ pub async fn list(
         query = query.filter(l::created_at.lt(to));
     }
     if let Some(search) = &filter.search {
-        let escaped = search
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = format!("%{escaped}%");
+        let pattern = crate::db::sql::contains_pattern(search);
         query = query.filter(
             l::name
                 .ilike(pattern.clone())

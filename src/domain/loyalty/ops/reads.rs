@@ -1,0 +1,244 @@
+//! Reads: stages, enrollments, rules, rewards and redemptions, by id and by page.
+
+use super::*;
+
+pub async fn stages_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<ClubStage>> {
+    club_stages::table
+        .filter(club_stages::tenant_id.eq(scope.id()))
+        .filter(club_stages::id.eq_any(ids))
+        .select(ClubStage::as_select())
+        .load(conn)
+        .await
+}
+
+/// Every enrollment of these customers, oldest first.
+pub async fn enrollments_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customers: &[Uuid],
+) -> QueryResult<Vec<Enrollment>> {
+    club_enrollments::table
+        .filter(club_enrollments::tenant_id.eq(scope.id()))
+        .filter(club_enrollments::customer_id.eq_any(customers))
+        .select(Enrollment::as_select())
+        .order((
+            club_enrollments::enrolled_at,
+            club_enrollments::created_at,
+            club_enrollments::id,
+        ))
+        .load(conn)
+        .await
+}
+
+/// The active enrollment of each of these customers (at most one each, by constraint).
+pub async fn current_enrollments(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customers: &[Uuid],
+) -> QueryResult<Vec<Enrollment>> {
+    club_enrollments::table
+        .filter(club_enrollments::tenant_id.eq(scope.id()))
+        .filter(club_enrollments::customer_id.eq_any(customers))
+        .filter(club_enrollments::status.eq(EnrollmentStatus::Active))
+        .select(Enrollment::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn enrollment(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<Option<Enrollment>> {
+    club_enrollments::table
+        .filter(club_enrollments::tenant_id.eq(scope.id()))
+        .filter(club_enrollments::id.eq(id))
+        .select(Enrollment::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    pub status: Option<EnrollmentStatus>,
+    pub customer_id: Option<Uuid>,
+    pub stage_id: Option<Uuid>,
+}
+
+pub async fn list_enrollments(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &EnrollmentFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Enrollment>> {
+    let mut query = club_enrollments::table
+        .filter(club_enrollments::tenant_id.eq(scope.id()))
+        .select(Enrollment::as_select())
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(club_enrollments::status.eq(status));
+    }
+    if let Some(customer) = filter.customer_id {
+        query = query.filter(club_enrollments::customer_id.eq(customer));
+    }
+    if let Some(stage) = filter.stage_id {
+        query = query.filter(club_enrollments::stage_id.eq(stage));
+    }
+    query = crate::keyset!(
+        query,
+        page,
+        club_enrollments::created_at,
+        club_enrollments::id,
+        desc
+    );
+    Ok(query.load(conn).await?)
+}
+
+pub async fn point_transaction(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<PointTransaction> {
+    point_transactions::table
+        .filter(point_transactions::tenant_id.eq(scope.id()))
+        .filter(point_transactions::id.eq(id))
+        .select(PointTransaction::as_select())
+        .first(conn)
+        .await
+}
+
+pub async fn program(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Option<ClubProgram>> {
+    club_programs::table
+        .filter(club_programs::tenant_id.eq(scope.id()))
+        .select(ClubProgram::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn stages_of_program(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Vec<ClubStage>> {
+    club_stages::table
+        .filter(club_stages::tenant_id.eq(scope.id()))
+        .select(ClubStage::as_select())
+        .order(club_stages::stage_order)
+        .load(conn)
+        .await
+}
+
+pub async fn rules(conn: &mut AsyncPgConnection, scope: Tenant) -> QueryResult<LoyaltyRules> {
+    Ok(loyalty_point_rules::table
+        .filter(loyalty_point_rules::tenant_id.eq(scope.id()))
+        .select(LoyaltyRules::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub async fn rewards_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Reward>> {
+    loyalty_rewards::table
+        .filter(loyalty_rewards::tenant_id.eq(scope.id()))
+        .filter(loyalty_rewards::id.eq_any(ids))
+        .select(Reward::as_select())
+        .load(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RewardFilter {
+    /// Only rewards that can be redeemed now (active, in window, in stock).
+    pub available: Option<bool>,
+    pub reward_type: Option<RewardType>,
+}
+
+pub async fn list_rewards(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &RewardFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Reward>> {
+    use loyalty_rewards as r;
+    let now = Utc::now();
+    let mut query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .select(Reward::as_select())
+        .limit(page.limit())
+        .into_boxed();
+    let open = r::is_active
+        .eq(true)
+        .and(r::available_from.is_null().or(r::available_from.le(now)))
+        .and(r::available_until.is_null().or(r::available_until.gt(now)))
+        .and(r::inventory.is_null().or(r::inventory.gt(0)));
+    match filter.available {
+        Some(true) => query = query.filter(open),
+        Some(false) => query = query.filter(open.is_distinct_from(true)),
+        None => {}
+    }
+    if let Some(kind) = filter.reward_type {
+        query = query.filter(r::reward_type.eq(kind));
+    }
+    query = crate::keyset!(query, page, r::created_at, r::id, asc);
+    Ok(query.load(conn).await?)
+}
+
+pub async fn redemption(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<Option<Redemption>> {
+    reward_redemptions::table
+        .filter(reward_redemptions::tenant_id.eq(scope.id()))
+        .filter(reward_redemptions::id.eq(id))
+        .select(Redemption::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedemptionFilter {
+    pub status: Option<RedemptionStatus>,
+    pub customer_id: Option<Uuid>,
+    pub reward_id: Option<Uuid>,
+}
+
+pub async fn list_redemptions(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &RedemptionFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Redemption>> {
+    use reward_redemptions as r;
+    let mut query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .select(Redemption::as_select())
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(r::status.eq(status));
+    }
+    if let Some(customer) = filter.customer_id {
+        query = query.filter(r::customer_id.eq(customer));
+    }
+    if let Some(reward) = filter.reward_id {
+        query = query.filter(r::reward_id.eq(reward));
+    }
+    query = crate::keyset!(query, page, r::created_at, r::id, desc);
+    Ok(query.load(conn).await?)
+}
