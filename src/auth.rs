@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_graphql::{Context, Guard};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
@@ -21,7 +20,6 @@ use crate::db::sql::Prepared;
 use crate::db::tenant::begin_request_snapshot;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::request_context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum Role {
@@ -141,17 +139,6 @@ impl Access {
                 matches!(role, Role::Admin | Role::Partner)
             }
             (Access::Admin, Principal::ApiKey { role, .. }) => *role == Role::Admin,
-        }
-    }
-}
-
-impl Guard for Access {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let request = request_context(ctx)?;
-        if self.allows(&request.principal) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("this API key's role may not do this").into())
         }
     }
 }

@@ -130,6 +130,12 @@ mod tests {
     use super::*;
     use diesel::sql_types::{Integer, Text};
 
+    #[test]
+    fn a_contains_pattern_matches_wildcards_and_escapes_as_typed() {
+        assert_eq!(contains_pattern("ab"), "%ab%");
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
     fn rendered(query: &Prepared<'_>) -> String {
         diesel::debug_query::<Pg, _>(query).to_string()
     }

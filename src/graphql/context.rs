@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
-use crate::auth::{Authenticated, Principal, Proof};
+use crate::auth::{Access, Authenticated, Principal, Proof};
 use crate::db::group::ReadGroups;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
@@ -94,4 +94,17 @@ impl RequestContext {
 pub fn request_context<'a>(ctx: &'a Context<'_>) -> AppResult<&'a RequestContext> {
     ctx.data_opt::<RequestContext>()
         .ok_or(AppError::Unauthenticated("missing or invalid API key"))
+}
+
+/// The role guard every root field declares (`#[graphql(guard = "Access::…")]`): the
+/// request's principal must be one the access allows ([`Access::allows`]).
+impl async_graphql::Guard for Access {
+    async fn check(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+        let request = request_context(ctx)?;
+        if self.allows(&request.principal) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("this API key's role may not do this").into())
+        }
+    }
 }

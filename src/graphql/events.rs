@@ -23,8 +23,8 @@ use crate::events::{parse_position, EventHub, SubscriptionEnd};
 use crate::graphql::connection::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::graphql::context::request_context;
 use crate::graphql::guard::RequestGuard;
+use crate::graphql::lane::{DirectLane, Payload};
 use crate::graphql::scalars::parse_id;
-use crate::graphql::ws::{DirectLane, Payload};
 
 /// Subscriptions one WebSocket connection may hold at once.
 pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 20;

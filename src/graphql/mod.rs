@@ -7,10 +7,10 @@ pub mod context;
 pub mod cost;
 pub mod events;
 pub mod guard;
+pub mod lane;
 pub mod loaders;
 pub mod scalars;
 pub mod variables;
-pub mod ws;
 
 use std::sync::Arc;
 

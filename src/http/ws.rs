@@ -11,7 +11,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -24,54 +24,13 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::graphql::guard::{coded_error, RequestGuard};
+use crate::graphql::lane::{DirectLane, Payload};
 
 /// Close codes of graphql-transport-ws (and 1001, going away).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_BAD_MESSAGE: u16 = 4400;
 const CLOSE_DUPLICATE_ID: u16 = 4409;
 const CLOSE_TOO_MANY_INITS: u16 = 4429;
-
-/// What an operation sends: a response the schema executed, or the JSON of one the direct
-/// lane rendered.
-pub enum Payload {
-    Executed(Response),
-    Rendered(String),
-}
-
-/// Offered to every WebSocket operation through its request data. A subscription resolver
-/// may take it with its own stream of payloads; it then returns an empty stream to the
-/// schema, and the transport continues with the taken one.
-#[derive(Clone)]
-pub struct DirectLane(Arc<LaneState>);
-
-struct LaneState {
-    /// The operation's cost: rendered payloads report it in `extensions.cost` as executed
-    /// ones do.
-    cost: usize,
-    taken: Mutex<Option<BoxStream<'static, Payload>>>,
-}
-
-impl DirectLane {
-    fn new(cost: usize) -> Self {
-        DirectLane(Arc::new(LaneState {
-            cost,
-            taken: Mutex::default(),
-        }))
-    }
-
-    pub fn cost(&self) -> usize {
-        self.0.cost
-    }
-
-    /// Hands the operation's payloads to the transport.
-    pub fn take(&self, payloads: BoxStream<'static, Payload>) {
-        *self.0.taken.lock().expect("not poisoned") = Some(payloads);
-    }
-
-    fn taken(&self) -> Option<BoxStream<'static, Payload>> {
-        self.0.taken.lock().expect("not poisoned").take()
-    }
-}
 
 /// The protocol the client asked for in `Sec-WebSocket-Protocol` (its first supported one).
 pub fn requested_protocol(header: Option<&str>) -> Option<WebSocketProtocols> {

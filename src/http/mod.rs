@@ -1,6 +1,8 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
 //! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
 
+mod ws;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -25,7 +27,6 @@ use crate::error::AppError;
 use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::{check_text, coded_error, selected, Prepared, RequestGuard};
-use crate::graphql::ws;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -622,7 +623,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-const GRAPHIQL_HTML: &str = include_str!("../assets/graphiql/index.html");
+const GRAPHIQL_HTML: &str = include_str!("../../assets/graphiql/index.html");
 
 async fn graphiql(State(state): State<AppState>) -> Html<String> {
     let headers = match &state.graphiql_key {
@@ -635,19 +636,19 @@ async fn graphiql(State(state): State<AppState>) -> Html<String> {
 async fn graphiql_asset(Path(file): Path<String>) -> Response {
     let (body, content_type): (&'static [u8], &str) = match file.as_str() {
         "graphiql.min.js" => (
-            include_bytes!("../assets/graphiql/graphiql.min.js"),
+            include_bytes!("../../assets/graphiql/graphiql.min.js"),
             "text/javascript",
         ),
         "graphiql.min.css" => (
-            include_bytes!("../assets/graphiql/graphiql.min.css"),
+            include_bytes!("../../assets/graphiql/graphiql.min.css"),
             "text/css",
         ),
         "react.production.min.js" => (
-            include_bytes!("../assets/graphiql/react.production.min.js"),
+            include_bytes!("../../assets/graphiql/react.production.min.js"),
             "text/javascript",
         ),
         "react-dom.production.min.js" => (
-            include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+            include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
             "text/javascript",
         ),
         _ => return StatusCode::NOT_FOUND.into_response(),
