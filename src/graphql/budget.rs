@@ -1,9 +1,11 @@
 //! Each tenant's cost budget: a leaky bucket, as Shopify's Admin API has. A tenant's
-//! bucket holds at most `maximum` points and refills at `restore_rate` points per second;
-//! an operation takes its cost out before it runs, and one that finds too little left is
-//! refused with `RATE_LIMITED` (HTTP 429, `Retry-After`) without running. Every response
-//! reports the bucket after it (`extensions.cost.throttleStatus`). A noisy tenant drains
-//! its own bucket, never another's.
+//! bucket holds at most `maximum` points and refills at `restore_rate` points per second.
+//! An operation takes its requested cost (what it could cost at most) out before it runs,
+//! and one that finds too little left is refused with `RATE_LIMITED` (HTTP 429,
+//! `Retry-After`) without running; once it has run, what its result did not hold goes
+//! back (it is charged its actual cost). Every response reports the bucket after it
+//! (`extensions.cost.throttleStatus`). A noisy tenant drains its own bucket, never
+//! another's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -71,6 +73,24 @@ impl TenantBudgets {
         self.charge_at(tenant, cost, Instant::now())
     }
 
+    /// Gives `points` back to `tenant`'s bucket (an operation cost less than it could
+    /// have); the bucket after.
+    pub fn refund(&self, tenant: Uuid, points: usize) -> Throttle {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let available = match buckets.get_mut(&tenant) {
+            Some(bucket) => {
+                bucket.available = (bucket.available + points as f64).min(self.maximum);
+                bucket.available
+            }
+            None => self.maximum,
+        };
+        Throttle {
+            maximum: self.maximum,
+            available,
+            restore_rate: self.restore_rate,
+        }
+    }
+
     fn charge_at(&self, tenant: Uuid, cost: usize, now: Instant) -> Result<Throttle, Throttled> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= Self::MAX_KEPT && !buckets.contains_key(&tenant) {
@@ -130,5 +150,12 @@ mod tests {
             budgets.charge_at(a, 0, much_later).unwrap().available,
             1_000.0
         );
+        // What an operation did not use goes back, never past the maximum.
+        assert_eq!(
+            budgets.charge_at(a, 700, much_later).unwrap().available,
+            300.0
+        );
+        assert_eq!(budgets.refund(a, 650).available, 950.0);
+        assert_eq!(budgets.refund(a, 650).available, 1_000.0);
     }
 }

@@ -151,7 +151,7 @@ async fn event_stream(
                             .into_server_error(pos)
                             .with_path(vec![PathSegment::Field(selection.root.clone())]);
                         let mut response = Response::from_errors(vec![error]);
-                        RequestGuard::finish(&mut response, Some(cost), None);
+                        RequestGuard::finish(&mut response, Some(cost), None, None);
                         Payload::Rendered(
                             serde_json::to_string(&response).expect("an error response serialises"),
                         )

@@ -200,13 +200,22 @@ impl RequestGuard {
     }
 
     /// Codes the response's errors and reports the operation's cost (Shopify's shape:
-    /// `requestedQueryCost`, and the tenant's budget after it as `throttleStatus`).
-    pub fn finish(response: &mut Response, cost: Option<usize>, throttle: Option<&Throttle>) {
+    /// `requestedQueryCost`, `actualQueryCost` when the budget was charged it, and the
+    /// tenant's budget after it as `throttleStatus`).
+    pub fn finish(
+        response: &mut Response,
+        cost: Option<usize>,
+        actual: Option<usize>,
+        throttle: Option<&Throttle>,
+    ) {
         let errors = std::mem::take(&mut response.errors);
         response.errors = errors.into_iter().map(ensure_code).collect();
         if let Some(cost) = cost {
             let mut report = async_graphql::indexmap::IndexMap::new();
             report.insert(Name::new("requestedQueryCost"), Value::from(cost as u64));
+            if let Some(actual) = actual {
+                report.insert(Name::new("actualQueryCost"), Value::from(actual as u64));
+            }
             if let Some(throttle) = throttle {
                 report.insert(Name::new("throttleStatus"), throttle.to_value());
             }
@@ -215,6 +224,41 @@ impl RequestGuard {
                 .insert("cost".to_string(), Value::Object(report));
         }
     }
+}
+
+/// The most objects and lists an HTTP operation's result may hold (JSON values
+/// included). The cost bounds what resolvers return; this bounds it again, whatever a
+/// resolver does.
+pub const MAX_RESULT_VALUES: usize = 200_000;
+
+/// What an operation actually cost: the objects and lists its result holds, at most
+/// what it was expected to cost (the budget is charged this; see `graphql::budget`).
+pub fn actual_cost(response: &Response, requested: usize) -> usize {
+    result_values(&response.data).min(requested)
+}
+
+/// How many objects and lists `value` holds (a walk with its own stack: no recursion
+/// over what a response holds).
+pub fn result_values(value: &Value) -> usize {
+    let mut stack = vec![value];
+    let mut count = 0usize;
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::List(items) => {
+                count += 1;
+                stack.extend(items.iter());
+            }
+            Value::Object(fields) => {
+                count += 1;
+                stack.extend(fields.values());
+            }
+            _ => {}
+        }
+        if count > MAX_RESULT_VALUES {
+            break;
+        }
+    }
+    count
 }
 
 /// Whether `value` holds a string (or object key) with a NUL character, which
@@ -468,6 +512,19 @@ mod tests {
 
     fn parse(query: &str) -> ExecutableDocument {
         async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    #[test]
+    fn result_values_are_counted_without_recursion_and_the_count_stops_past_the_limit() {
+        let nested = serde_json::from_str::<serde_json::Value>(&format!(
+            "{}1{}",
+            "[".repeat(100),
+            "]".repeat(100)
+        ))
+        .unwrap();
+        assert_eq!(result_values(&Value::from_json(nested).unwrap()), 100);
+        let wide = Value::List(vec![Value::List(vec![]); MAX_RESULT_VALUES * 2]);
+        assert_eq!(result_values(&wide), MAX_RESULT_VALUES + 1);
     }
 
     #[test]

@@ -26,7 +26,9 @@ use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal, Proo
 use crate::error::AppError;
 use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
-use crate::graphql::guard::{check_text, coded_error, selected, Prepared, RequestGuard};
+use crate::graphql::guard::{
+    actual_cost, check_text, coded_error, selected, Prepared, RequestGuard,
+};
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -183,7 +185,8 @@ async fn attempt(
     let pool = state.pool_for(read_only, known);
     let context = context(pool, read_only.then_some(&state.read_groups));
     context.db.share_pool(&state.shares).await;
-    execute(state, context, batch, prepared, throttle).await
+    let budget = (budget_holder, throttle);
+    execute(state, context, batch, prepared, budget).await
 }
 
 /// 429 `RATE_LIMITED` for operations their tenant's budget cannot pay for now, with
@@ -200,7 +203,7 @@ fn throttled_response(state: &AppState, cost: usize, throttled: Throttled) -> Re
             "this tenant's cost budget cannot pay for {cost} points now: retry in {retry_after} s"
         ),
     )]);
-    RequestGuard::finish(&mut response, Some(cost), Some(&throttled.throttle));
+    RequestGuard::finish(&mut response, Some(cost), None, Some(&throttled.throttle));
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(response)).into_response();
     response
         .headers_mut()
@@ -214,7 +217,7 @@ async fn execute(
     context: RequestContext,
     batch: BatchRequest,
     prepared: Vec<Prepared>,
-    throttle: Throttle,
+    (budget_holder, throttle): (uuid::Uuid, Throttle),
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
@@ -248,8 +251,24 @@ async fn execute(
         BatchResponse::Single(response) => std::slice::from_mut(response),
         BatchResponse::Batch(responses) => responses.as_mut_slice(),
     };
-    for (response, prepared) in responses.iter_mut().zip(prepared) {
-        RequestGuard::finish(response, prepared.cost, Some(&throttle));
+    // The budget paid what the operations could cost; what their results did not hold
+    // goes back to it.
+    let actual: Vec<Option<usize>> = responses
+        .iter()
+        .zip(&prepared)
+        .map(|(response, prepared)| prepared.cost.map(|cost| actual_cost(response, cost)))
+        .collect();
+    let unused = prepared
+        .iter()
+        .zip(&actual)
+        .map(|(p, a)| p.cost.unwrap_or(0) - a.unwrap_or(0))
+        .sum();
+    let throttle = match unused {
+        0 => throttle,
+        unused => state.budgets.refund(budget_holder, unused),
+    };
+    for ((response, prepared), actual) in responses.iter_mut().zip(prepared).zip(actual) {
+        RequestGuard::finish(response, prepared.cost, actual, Some(&throttle));
     }
     Some(json_within(state, &response))
 }

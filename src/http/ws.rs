@@ -209,12 +209,12 @@ fn operation(
             "RATE_LIMITED",
             format!("this tenant's cost budget cannot pay for this operation now: retry in {retry_after} s"),
         )]);
-        RequestGuard::finish(&mut response, cost, Some(&throttled.throttle));
+        RequestGuard::finish(&mut response, cost, None, Some(&throttled.throttle));
         Some(response)
     });
     let id: Arc<str> = id.into();
     if let Some(mut refused) = refused {
-        RequestGuard::finish(&mut refused, None, None);
+        RequestGuard::finish(&mut refused, None, None, None);
         return futures_util::stream::iter([Some(Payload::Executed(refused)), None])
             .map(move |payload| (id.clone(), payload))
             .boxed();
@@ -224,7 +224,7 @@ fn operation(
         .schema
         .execute_stream_with_session_data(request.data(lane.clone()), data)
         .map(move |mut response| {
-            RequestGuard::finish(&mut response, cost, None);
+            RequestGuard::finish(&mut response, cost, None, None);
             Payload::Executed(response)
         });
     let direct = futures_util::stream::once(async move { lane.taken() })
