@@ -56,13 +56,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    fn refused(error: ServerError) -> Self {
+    /// A document that does not parse: the schema reports why.
+    fn unparsed() -> Self {
         Prepared {
             cost: None,
-            refusal: Some(error),
+            refusal: None,
             skips_validation: false,
             read_only: false,
             unvalidated: None,
+        }
+    }
+
+    fn refused(error: ServerError) -> Self {
+        Prepared {
+            refusal: Some(error),
+            ..Prepared::unparsed()
         }
     }
 
@@ -125,15 +133,7 @@ impl RequestGuard {
                         let inspected = Inspected::of(&self.costs, &document);
                         self.parsed.keep(&request.query, document, inspected)
                     }
-                    Err(_) => {
-                        return Prepared {
-                            cost: None,
-                            refusal: None,
-                            skips_validation: false,
-                            read_only: false,
-                            unvalidated: None,
-                        }
-                    }
+                    Err(_) => return Prepared::unparsed(),
                 }
             }
         };
@@ -152,14 +152,18 @@ impl RequestGuard {
             Err(refusal) => return Prepared::refused(refusal_error(refusal)),
         };
         let unstorable = inspected.unstorable_literal.clone().or_else(|| {
-            request.variables.iter().find_map(|(name, value)| {
-                let mut path = inspected
-                    .variable_paths
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| vec![name.to_string()]);
-                unstorable_at(value, &mut path, 0).then_some(path)
-            })
+            // The path is built only for a value found unstorable.
+            let (name, value) = request
+                .variables
+                .iter()
+                .find(|(_, value)| unstorable_at(value, &mut Vec::new(), 0))?;
+            let mut path = inspected
+                .variable_paths
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| vec![name.to_string()]);
+            unstorable_at(value, &mut path, 0);
+            Some(path)
         });
         if let Some(field) = unstorable {
             let mut error = coded_error(
