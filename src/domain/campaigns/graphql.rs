@@ -14,6 +14,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
+use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
@@ -855,23 +856,23 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: RecordDeliveryEventInput,
     ) -> AppResult<RecordDeliveryEventPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.recipient_id, &["input", "recipientId"])?;
         let at = input.occurred_at.unwrap_or_else(Utc::now);
         let (status, error) = (input.status, input.error);
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move {
                     ops::record_delivery_event(conn, scope, id, status, at, error.as_deref()).await
                 }
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |r, user_errors| RecordDeliveryEventPayload {
-            recipient: r.map(CampaignRecipient::from),
-            user_errors,
-        })
+            },
+            |r, user_errors| RecordDeliveryEventPayload {
+                recipient: r.map(CampaignRecipient::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Ingest")]
@@ -880,25 +881,25 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: RecordOutreachEventInput,
     ) -> AppResult<RecordOutreachEventPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.email_id, &["input", "emailId"])?;
         let at = input.occurred_at.unwrap_or_else(Utc::now);
         let action = input.action;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::record_outreach_event(conn, scope, id, action, at).await }
                     .scope_boxed()
-            })
-            .await;
-        payload(result, |e, user_errors| RecordOutreachEventPayload {
-            event: e.map(|e| OutreachEvent {
-                id: ID(e.id.to_string()),
-                action: e.action,
-                timestamp: e.timestamp,
-            }),
-            user_errors,
-        })
+            },
+            |e, user_errors| RecordOutreachEventPayload {
+                event: e.map(|e| OutreachEvent {
+                    id: ID(e.id.to_string()),
+                    action: e.action,
+                    timestamp: e.timestamp,
+                }),
+                user_errors,
+            },
+        )
+        .await
     }
 }
 

@@ -21,6 +21,7 @@ use crate::domain::loyalty::graphql::{
     RedemptionsOf,
 };
 use crate::domain::loyalty::model::cumulative_membership_days;
+use crate::domain::write_payload;
 use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
@@ -719,7 +720,6 @@ impl CustomersMutation {
         ctx: &Context<'_>,
         input: RecordCustomerActivityInput,
     ) -> AppResult<RecordCustomerActivityPayload> {
-        let request = request_context(ctx)?;
         let record = ops::RecordActivity {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             activity_type: input.activity_type,
@@ -730,18 +730,17 @@ impl CustomersMutation {
                 .unwrap_or_else(|| serde_json::json!({})),
             occurred_at: input.occurred_at,
         };
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::record_activity(conn, scope, record).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |activity, user_errors| {
-            RecordCustomerActivityPayload {
+            },
+            |activity, user_errors| RecordCustomerActivityPayload {
                 activity: activity.map(Activity::from),
                 user_errors,
-            }
-        })
+            },
+        )
+        .await
     }
 
     /// Records an order: LTV and last activity follow.
@@ -796,7 +795,6 @@ impl CustomersMutation {
         ctx: &Context<'_>,
         input: SetCommunicationPreferencesInput,
     ) -> AppResult<SetCommunicationPreferencesPayload> {
-        let request = request_context(ctx)?;
         let customer_id = parse_id(&input.customer_id, &["input", "customerId"])?;
         let changes: Vec<ops::PreferenceChange> = input
             .preferences
@@ -808,19 +806,18 @@ impl CustomersMutation {
                 reason: p.reason,
             })
             .collect();
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::set_preferences(conn, scope, customer_id, changes).await }
                     .scope_boxed()
-            })
-            .await;
-        payload(result, |prefs, user_errors| {
-            SetCommunicationPreferencesPayload {
+            },
+            |prefs, user_errors| SetCommunicationPreferencesPayload {
                 preferences: prefs
                     .map(|p| p.into_iter().map(CommunicationPreference::from).collect()),
                 user_errors,
-            }
-        })
+            },
+        )
+        .await
     }
 }

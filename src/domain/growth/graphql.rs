@@ -5,7 +5,8 @@ use scoped_futures::ScopedFutureExt;
 
 use super::ops::{self, StoredInsights};
 use crate::auth::Access;
-use crate::domain::{payload, UserError};
+use crate::domain::write_payload;
+use crate::domain::UserError;
 use crate::error::AppResult;
 use crate::graphql::context::request_context;
 
@@ -213,21 +214,21 @@ impl GrowthMutation {
         ctx: &Context<'_>,
         input: Option<RefreshGrowthInsightsInput>,
     ) -> AppResult<RefreshGrowthInsightsPayload> {
-        let request = request_context(ctx)?;
         let input = input.unwrap_or_default();
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move {
                     ops::refresh(conn, scope, input.period_start, input.period_end).await?;
                     Ok::<_, crate::domain::OpError>(ops::stored(conn, scope).await?)
                 }
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |stored, user_errors| RefreshGrowthInsightsPayload {
-            growth_insights: stored.flatten().map(GrowthInsights),
-            user_errors,
-        })
+            },
+            |stored, user_errors| RefreshGrowthInsightsPayload {
+                growth_insights: stored.flatten().map(GrowthInsights),
+                user_errors,
+            },
+        )
+        .await
     }
 }

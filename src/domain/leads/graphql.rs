@@ -8,6 +8,7 @@ use super::model::{self, Language, LeadActionType, Urgency};
 use super::ops;
 use crate::auth::Access;
 use crate::domain::customers::graphql::{Customer, CustomerKey};
+use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
@@ -557,19 +558,17 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: AddLeadNoteInput,
     ) -> AppResult<LeadNotePayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
         let note = input.note;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::add_note(conn, scope, id, &note).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |note, user_errors| LeadNotePayload {
-            note: note.map(LeadNote::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| async move { ops::add_note(conn, scope, id, &note).await }.scope_boxed(),
+            |note, user_errors| LeadNotePayload {
+                note: note.map(LeadNote::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -578,18 +577,18 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: UpdateLeadNoteInput,
     ) -> AppResult<LeadNotePayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.note_id, &["input", "noteId"])?;
         let note = input.note;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::update_note(conn, scope, id, &note).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |note, user_errors| LeadNotePayload {
-            note: note.map(LeadNote::from),
-            user_errors,
-        })
+            },
+            |note, user_errors| LeadNotePayload {
+                note: note.map(LeadNote::from),
+                user_errors,
+            },
+        )
+        .await
     }
 }

@@ -13,6 +13,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
+use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpError, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
@@ -762,10 +763,9 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: SaveClubProgramInput,
     ) -> AppResult<ClubProgramPayload> {
-        let request = request_context(ctx)?;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 let input = &input;
                 async move {
                     ops::save_program(
@@ -778,12 +778,13 @@ impl LoyaltyMutation {
                     .await
                 }
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |p, user_errors| ClubProgramPayload {
-            club_program: p.map(ClubProgram::from),
-            user_errors,
-        })
+            },
+            |p, user_errors| ClubProgramPayload {
+                club_program: p.map(ClubProgram::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -792,18 +793,16 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: ClubStageInput,
     ) -> AppResult<ClubStagePayload> {
-        let request = request_context(ctx)?;
         let fields = stage_fields(&input);
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::create_stage(conn, scope, fields).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |s, user_errors| ClubStagePayload {
-            stage: s.map(ClubStage::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| async move { ops::create_stage(conn, scope, fields).await }.scope_boxed(),
+            |s, user_errors| ClubStagePayload {
+                stage: s.map(ClubStage::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -812,22 +811,22 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: ClubStageInput,
     ) -> AppResult<ClubStagePayload> {
-        let request = request_context(ctx)?;
         let Some(id) = &input.id else {
             return Err(AppError::bad_input(&["input", "id"], "id is required"));
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = stage_fields(&input);
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |s, user_errors| ClubStagePayload {
-            stage: s.map(ClubStage::from),
-            user_errors,
-        })
+            },
+            |s, user_errors| ClubStagePayload {
+                stage: s.map(ClubStage::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Enrolls a customer at a stage (one active enrollment per customer).
@@ -903,17 +902,17 @@ impl LoyaltyMutation {
     /// Expires every active enrollment past its expiry now (the scheduler does this too).
     #[graphql(guard = "Access::Admin")]
     async fn expire_enrollments(&self, ctx: &Context<'_>) -> AppResult<ExpireEnrollmentsPayload> {
-        let request = request_context(ctx)?;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::expire_due(conn, scope, Utc::now()).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |ids, user_errors| ExpireEnrollmentsPayload {
-            expired_count: ids.map(|i| i.len() as i32),
-            user_errors,
-        })
+            },
+            |ids, user_errors| ExpireEnrollmentsPayload {
+                expired_count: ids.map(|i| i.len() as i32),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -922,7 +921,6 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: UpdateLoyaltyRulesInput,
     ) -> AppResult<LoyaltyRulesPayload> {
-        let request = request_context(ctx)?;
         let update = ops::RulesUpdate {
             points_per_dollar: input.points_per_dollar.map(|d| d.0),
             bonus_percentage: input.bonus_percentage.map(|d| d.0),
@@ -930,16 +928,15 @@ impl LoyaltyMutation {
             point_dollar_value: input.point_dollar_value.map(|d| d.0),
             is_active: input.is_active,
         };
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::update_rules(conn, scope, update).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |r, user_errors| LoyaltyRulesPayload {
-            loyalty_rules: r.map(LoyaltyRules::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| async move { ops::update_rules(conn, scope, update).await }.scope_boxed(),
+            |r, user_errors| LoyaltyRulesPayload {
+                loyalty_rules: r.map(LoyaltyRules::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Credits or debits points by hand, with a reason.
@@ -949,27 +946,27 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: AdjustPointsInput,
     ) -> AppResult<AdjustPointsPayload> {
-        let request = request_context(ctx)?;
         let adjust = ops::AdjustPoints {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             points: input.points,
             reason: input.reason,
         };
         let key = input.idempotency_key;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move {
                     let id = ops::adjust_points(conn, scope, adjust, key.as_deref()).await?;
                     Ok::<_, OpError>(ops::point_transaction(conn, scope, id).await?)
                 }
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |t, user_errors| AdjustPointsPayload {
-            point_transaction: t.map(PointTransaction::from),
-            user_errors,
-        })
+            },
+            |t, user_errors| AdjustPointsPayload {
+                point_transaction: t.map(PointTransaction::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -978,18 +975,18 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RewardInput,
     ) -> AppResult<RewardPayload> {
-        let request = request_context(ctx)?;
         let fields = reward_fields(&input);
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |r, user_errors| RewardPayload {
-            reward: r.map(Reward::from),
-            user_errors,
-        })
+            },
+            |r, user_errors| RewardPayload {
+                reward: r.map(Reward::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -998,22 +995,22 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RewardInput,
     ) -> AppResult<RewardPayload> {
-        let request = request_context(ctx)?;
         let Some(id) = &input.id else {
             return Err(AppError::bad_input(&["input", "id"], "id is required"));
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = reward_fields(&input);
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |r, user_errors| RewardPayload {
-            reward: r.map(Reward::from),
-            user_errors,
-        })
+            },
+            |r, user_errors| RewardPayload {
+                reward: r.map(Reward::from),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Redeems a reward: checks availability, stock and balance, then debits the points,

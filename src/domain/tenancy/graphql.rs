@@ -8,6 +8,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::JobStatus;
 use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
+use crate::domain::write_payload;
 use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
@@ -225,23 +226,23 @@ impl TenancyMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> AppResult<CreateApiKeyPayload> {
-        let request = request_context(ctx)?;
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 let input = &input;
                 async move { ops::create_api_key(conn, scope, &input.name, input.role).await }
                     .scope_boxed()
-            })
-            .await;
-        payload(result, |created, user_errors| {
-            let (api_key, secret) = created.map(|(k, s)| (ApiKey(k), s)).unzip();
-            CreateApiKeyPayload {
-                api_key,
-                secret,
-                user_errors,
-            }
-        })
+            },
+            |created, user_errors| {
+                let (api_key, secret) = created.map(|(k, s)| (ApiKey(k), s)).unzip();
+                CreateApiKeyPayload {
+                    api_key,
+                    secret,
+                    user_errors,
+                }
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]

@@ -6,7 +6,8 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{self, DeliveryStatus};
 use super::ops;
 use crate::auth::Access;
-use crate::domain::{payload, UserError, UserErrorCode};
+use crate::domain::write_payload;
+use crate::domain::{UserError, UserErrorCode};
 use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
@@ -163,7 +164,6 @@ impl WebhooksMutation {
         ctx: &Context<'_>,
         input: CreateWebhookEndpointInput,
     ) -> AppResult<CreateWebhookEndpointPayload> {
-        let request = request_context(ctx)?;
         let policy = ctx
             .data_opt::<crate::graphql::WebhookPolicy>()
             .copied()
@@ -176,9 +176,9 @@ impl WebhooksMutation {
                 user_errors: vec![error],
             });
         }
-        let result = request
-            .db
-            .run(|conn, scope| {
+        write_payload(
+            ctx,
+            |conn, scope| {
                 async move {
                     ops::create_endpoint(
                         conn,
@@ -190,16 +190,18 @@ impl WebhooksMutation {
                     .await
                 }
                 .scope_boxed()
-            })
-            .await;
-        payload(result, |created, user_errors| {
-            let (endpoint, secret) = created.map(|(e, s)| (WebhookEndpoint::from(e), s)).unzip();
-            CreateWebhookEndpointPayload {
-                webhook_endpoint: endpoint,
-                secret,
-                user_errors,
-            }
-        })
+            },
+            |created, user_errors| {
+                let (endpoint, secret) =
+                    created.map(|(e, s)| (WebhookEndpoint::from(e), s)).unzip();
+                CreateWebhookEndpointPayload {
+                    webhook_endpoint: endpoint,
+                    secret,
+                    user_errors,
+                }
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]
@@ -208,17 +210,15 @@ impl WebhooksMutation {
         ctx: &Context<'_>,
         input: DisableWebhookEndpointInput,
     ) -> AppResult<DisableWebhookEndpointPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
-        let result = request
-            .db
-            .run(|conn, scope| {
-                async move { ops::disable_endpoint(conn, scope, id).await }.scope_boxed()
-            })
-            .await;
-        payload(result, |e, user_errors| DisableWebhookEndpointPayload {
-            webhook_endpoint: e.map(WebhookEndpoint::from),
-            user_errors,
-        })
+        write_payload(
+            ctx,
+            |conn, scope| async move { ops::disable_endpoint(conn, scope, id).await }.scope_boxed(),
+            |e, user_errors| DisableWebhookEndpointPayload {
+                webhook_endpoint: e.map(WebhookEndpoint::from),
+                user_errors,
+            },
+        )
+        .await
     }
 }
