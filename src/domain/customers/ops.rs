@@ -457,22 +457,8 @@ async fn lock_customer(
     id: Uuid,
     field: &str,
 ) -> OpResult<Customer> {
-    customers::table
-        .filter(customers::tenant_id.eq(scope.id()))
-        .filter(customers::id.eq(id))
-        .select(Customer::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            UserError::new(
-                UserErrorCode::NotFound,
-                &["input", field],
-                "no such customer",
-            )
-            .into()
-        })
+    let selection = Customer::as_select();
+    crate::tenant_row!(locked conn, scope, customers, id, selection, &["input", field], "no such customer")
 }
 
 pub async fn record_activity(

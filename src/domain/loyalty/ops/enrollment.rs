@@ -28,21 +28,16 @@ pub(super) async fn active_stage(
     Ok(stage)
 }
 
+/// Locks the customer (points move one transaction at a time); its balance and lifetime
+/// total.
 pub(super) async fn lock_customer(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     id: Uuid,
     field: &[&str],
 ) -> OpResult<(i64, i64)> {
-    customers::table
-        .filter(customers::tenant_id.eq(scope.id()))
-        .filter(customers::id.eq(id))
-        .select((customers::points_balance, customers::points_lifetime))
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| user_error(UserErrorCode::NotFound, field, "no such customer"))
+    let selection = (customers::points_balance, customers::points_lifetime);
+    crate::tenant_row!(locked conn, scope, customers, id, selection, field, "no such customer")
 }
 
 /// A qualifying order: the customer's own, and at least the stage's minimum purchase.
