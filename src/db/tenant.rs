@@ -86,6 +86,9 @@ pub(super) struct Session {
     /// and the permit once taken (held until the session ends).
     share: Option<(Arc<TenantShares>, Uuid)>,
     share_permit: Option<OwnedSemaphorePermit>,
+    /// Why the session could not take a connection, when it could not (the pool or the
+    /// tenant's share busy): a caller not confirmed by then cannot be now.
+    busy: Option<AppError>,
 }
 
 /// A read group's session outlives a member that went away without finishing (a client
@@ -147,6 +150,7 @@ impl Session {
             slot: None,
             share: None,
             share_permit: None,
+            busy: None,
         }
     }
 
@@ -158,9 +162,15 @@ impl Session {
                     self.slot = Some(gate.slot().await);
                 }
                 if let (Some((shares, tenant)), None) = (&self.share, &self.share_permit) {
-                    self.share_permit = Some(shares.acquire(*tenant).await?);
+                    match shares.acquire(*tenant).await {
+                        Ok(permit) => self.share_permit = Some(permit),
+                        Err(busy) => return Err(self.busy.insert(busy).clone()),
+                    }
                 }
-                let conn = pool.get().await?;
+                let conn = match pool.get().await {
+                    Ok(conn) => conn,
+                    Err(busy) => return Err(self.busy.insert(busy.into()).clone()),
+                };
                 // Before any statement of the group's snapshot is sent.
                 if let Some(gate) = &self.gate {
                     gate.close();
@@ -209,10 +219,18 @@ impl Session {
         &mut self,
         pool: &PgPool,
     ) -> Result<Option<(String, &mut AsyncPgConnection)>, AppError> {
+        match self.caller {
+            Caller::Confirmed => return Ok(None),
+            Caller::Refused => return Err(refused()),
+            Caller::Unconfirmed(_) => {}
+        }
+        // The connection first: not getting one (the pool or the tenant's share busy)
+        // says nothing about the caller, who must not count as refused for it.
+        self.connection(pool).await?;
         let Some(statement) = self.take_confirmation()? else {
             return Ok(None);
         };
-        let conn = self.connection(pool).await?;
+        let conn: &mut AsyncPgConnection = self.conn.as_mut().expect("connection just taken");
         if in_transaction(conn) {
             return Err(diesel::result::Error::AlreadyInTransaction.into());
         }
@@ -419,11 +437,27 @@ impl TenantDb {
     }
 
     /// Whether the database confirmed the request's caller (confirming it now if no
-    /// statement has yet). The handler asks before it sends a response.
+    /// statement has yet).
     pub async fn confirmed(&self) -> bool {
-        match &self.session {
-            None => true,
-            Some(session) => session.lock().await.confirm(&self.pool).await.is_ok(),
+        matches!(self.confirmation().await, Ok(true))
+    }
+
+    /// [`TenantDb::confirmed`], or why the caller cannot be confirmed now (no connection
+    /// to be had: the pool or the tenant's share busy). The handler asks before it sends
+    /// a response: a refused caller's request is answered afresh, one that cannot be
+    /// confirmed gets that error and no data.
+    pub async fn confirmation(&self) -> Result<bool, AppError> {
+        let Some(session) = &self.session else {
+            return Ok(true);
+        };
+        let mut session = session.lock().await;
+        if let (Some(busy), Caller::Unconfirmed(_)) = (&session.busy, &session.caller) {
+            return Err(busy.clone());
+        }
+        match session.confirm(&self.pool).await {
+            Ok(()) => Ok(true),
+            Err(AppError::Unauthenticated(_)) => Ok(false),
+            Err(busy) => Err(busy),
         }
     }
 

@@ -173,9 +173,12 @@ async fn attempt(
             // The request's snapshot may have begun: end it, so the connection goes back
             // to the pool instead of being discarded there.
             let db = context(state.pool.clone(), None).db;
-            let confirmed = db.confirmed().await;
+            let confirmation = db.confirmation().await;
             db.finish().await;
-            return confirmed.then_some(response);
+            return match confirmation {
+                Ok(confirmed) => confirmed.then_some(response),
+                Err(busy) => Some(app_error_response(state, busy)),
+            };
         }
     };
     // One query may share its caller's read group (and read the replica, when the
@@ -237,11 +240,14 @@ async fn execute(
             BatchResponse::Batch(responses)
         }
     };
-    let confirmed = db.confirmed().await;
+    let confirmation = db.confirmation().await;
     // The connection goes back to the pool before the response is serialized.
     db.finish().await;
-    if !confirmed {
-        return None;
+    match confirmation {
+        Ok(true) => {}
+        Ok(false) => return None,
+        // The caller could not be confirmed: no data goes out, only why.
+        Err(busy) => return Some(app_error_response(state, busy)),
     }
     state
         .metrics

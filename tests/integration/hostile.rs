@@ -773,3 +773,95 @@ async fn webhook_urls_never_reach_the_servers_own_network() {
         .unwrap();
     assert_eq!(received.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_holding_its_share_of_the_pool_waits_alone_and_is_rate_limited_never_unavailable()
+{
+    let app = TestApp::start_with(ServeArgs {
+        tenant_pool_share: 3,
+        ..ServeArgs::default()
+    })
+    .await;
+    let a = app.tenant("Crowded").await;
+    let b = app.bare_tenant("Neighbour").await;
+    let r = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let customer = r["data"]["customers"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql(&b.admin_key, "{ viewer { tenant { slug } } }", json!({}))
+        .await;
+    // The customer's row locked from outside: every points change of A's waits for it,
+    // holding its connection.
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM customers WHERE id = '{customer}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let adjust = "mutation($c: ID!) { adjustPoints(input: { customerId: $c, points: 5, reason: \"wait\" }) { pointTransaction { points } userErrors { code } } }";
+    let waiting: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, base, key) = (app.client.clone(), app.base.clone(), a.admin_key.clone());
+            let body = json!({ "query": adjust, "variables": { "c": customer } });
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let response = client
+                    .post(format!("{base}/graphql"))
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let answer = response.json::<Value>().await.unwrap();
+                (started.elapsed(), answer)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A holds its three connections and queues the rest behind them: B is served at once.
+    let started = Instant::now();
+    let (status, r) = app
+        .post(Some(&b.admin_key), json!({ "query": "{ viewer { tenant { slug } } customers(first: 5) { nodes { id } } }" }))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["errors"].is_null(), "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A's requests past its share give up after their wait, RATE_LIMITED.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    owner.batch_execute("COMMIT").await.unwrap();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for task in waiting {
+        let (took, r) = task.await.unwrap();
+        let outcome = match error_code(&r) {
+            Some(code) => {
+                assert!(
+                    took < Duration::from_secs(5),
+                    "refused after its wait: {took:?} {r}"
+                );
+                code.to_owned()
+            }
+            None => {
+                assert_eq!(
+                    r["data"]["adjustPoints"]["pointTransaction"]["points"], 5,
+                    "{r}"
+                );
+                "ok".to_owned()
+            }
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    assert_eq!(outcomes.get("ok"), Some(&3), "{outcomes:?}");
+    assert_eq!(outcomes.get("RATE_LIMITED"), Some(&5), "{outcomes:?}");
+}
