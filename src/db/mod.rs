@@ -4,7 +4,6 @@
 
 pub mod children;
 pub mod cluster;
-pub mod group;
 pub mod nested;
 pub mod page;
 pub mod prefetch;
@@ -31,7 +30,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
-pub use tenant::{Tenant, TenantDb};
+pub use tenant::{group, Tenant, TenantDb};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::prefetch::TypeMap;
-use super::tenant::Session;
+use super::session::Session;
+use crate::db::prefetch::TypeMap;
 
 /// The groups of each caller.
 pub struct ReadGroups {
