@@ -10,9 +10,7 @@ use crate::db::share::TenantShares;
 use crate::db::{PgPool, StatementCounter};
 use crate::events::EventHub;
 use crate::graphql::budget::TenantBudgets;
-use crate::graphql::guard::{
-    coded_error, result_values, Prepared, RequestGuard, MAX_RESULT_VALUES,
-};
+use crate::graphql::guard::{coded_error, Prepared, RequestGuard};
 use crate::graphql::{build_schema_validating, AppSchema, WebhookPolicy};
 use async_graphql::ValidationMode;
 
@@ -138,12 +136,6 @@ impl AppState {
         };
         let limit = self.request_timeout();
         match tokio::time::timeout(limit, run).await {
-            Ok(response) if result_values(&response.data) > MAX_RESULT_VALUES => {
-                async_graphql::Response::from_errors(vec![coded_error(
-                    "QUERY_TOO_COMPLEX",
-                    format!("the result holds more than {MAX_RESULT_VALUES} values: ask for fewer"),
-                )])
-            }
             Ok(response) => response,
             Err(_) => async_graphql::Response::from_errors(vec![coded_error(
                 "QUERY_TOO_COMPLEX",

@@ -44,6 +44,13 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
+impl Throttled {
+    /// [`Throttled::retry_after`] in whole seconds, at least one (`Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
 struct Bucket {
     available: f64,
     at: Instant,

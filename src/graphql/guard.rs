@@ -23,7 +23,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Request, Response, ServerError, Value};
 use async_graphql_value::Value as DocumentValue;
 
-use super::budget::Throttle;
+use super::budget::{Throttle, Throttled};
 use super::cost::{text_nesting, Analysis, CostModel, Refusal};
 use super::variables::PlainVariables;
 use super::AppSchema;
@@ -203,6 +203,18 @@ impl RequestGuard {
         }
     }
 
+    /// The `RATE_LIMITED` answer of an operation of `cost` its tenant's budget cannot pay
+    /// for now (HTTP adds the status and `Retry-After`).
+    pub fn throttled(cost: usize, throttled: &Throttled) -> Response {
+        let retry_after = throttled.retry_after_secs();
+        let mut response = Response::from_errors(vec![coded_error(
+            "RATE_LIMITED",
+            format!("this tenant's cost budget cannot pay for {cost} points now: retry in {retry_after} s"),
+        )]);
+        Self::finish(&mut response, Some(cost), None, Some(&throttled.throttle));
+        response
+    }
+
     /// Codes the response's errors and reports the operation's cost (Shopify's shape:
     /// `requestedQueryCost`, `actualQueryCost` when the budget was charged it, and the
     /// tenant's budget after it as `throttleStatus`).
@@ -233,17 +245,26 @@ impl RequestGuard {
 /// The most objects and lists an HTTP operation's result may hold (JSON values
 /// included). The cost bounds what resolvers return; this bounds it again, whatever a
 /// resolver does.
-pub const MAX_RESULT_VALUES: usize = 200_000;
+const MAX_RESULT_VALUES: usize = 200_000;
 
-/// What an operation actually cost: the objects and lists its result holds, at most
-/// what it was expected to cost (the budget is charged this; see `graphql::budget`).
-pub fn actual_cost(response: &Response, requested: usize) -> usize {
-    result_values(&response.data).min(requested)
+/// Holds an executed operation's result to [`MAX_RESULT_VALUES`] (an over-full one is
+/// replaced by a `QUERY_TOO_COMPLEX` error) and returns what the operation actually cost:
+/// the objects and lists its result holds, at most `requested` (the budget is charged
+/// this; see `graphql::budget`). One walk of the result serves both.
+pub fn measure_result(response: &mut Response, requested: usize) -> usize {
+    let values = result_values(&response.data);
+    if values > MAX_RESULT_VALUES {
+        *response = Response::from_errors(vec![coded_error(
+            "QUERY_TOO_COMPLEX",
+            format!("the result holds more than {MAX_RESULT_VALUES} values: ask for fewer"),
+        )]);
+    }
+    values.min(requested)
 }
 
 /// How many objects and lists `value` holds (a walk with its own stack: no recursion
 /// over what a response holds).
-pub fn result_values(value: &Value) -> usize {
+fn result_values(value: &Value) -> usize {
     let mut stack = vec![value];
     let mut count = 0usize;
     while let Some(value) = stack.pop() {

@@ -26,9 +26,7 @@ use crate::auth::{authenticate, authenticate_request, KnownKeys, Principal, Proo
 use crate::error::AppError;
 use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
-use crate::graphql::guard::{
-    actual_cost, check_text, coded_error, selected, Prepared, RequestGuard,
-};
+use crate::graphql::guard::{check_text, measure_result, selected, Prepared, RequestGuard};
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -199,18 +197,12 @@ fn throttled_response(state: &AppState, cost: usize, throttled: Throttled) -> Re
         .metrics
         .rejected_requests
         .fetch_add(1, Ordering::Relaxed);
-    let retry_after = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let mut response = async_graphql::Response::from_errors(vec![coded_error(
-        "RATE_LIMITED",
-        format!(
-            "this tenant's cost budget cannot pay for {cost} points now: retry in {retry_after} s"
-        ),
-    )]);
-    RequestGuard::finish(&mut response, Some(cost), None, Some(&throttled.throttle));
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(response)).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    let body = RequestGuard::throttled(cost, &throttled);
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(throttled.retry_after_secs()),
+    );
     response
 }
 
@@ -260,9 +252,12 @@ async fn execute(
     // The budget paid what the operations could cost; what their results did not hold
     // goes back to it.
     let actual: Vec<Option<usize>> = responses
-        .iter()
+        .iter_mut()
         .zip(&prepared)
-        .map(|(response, prepared)| prepared.cost.map(|cost| actual_cost(response, cost)))
+        .map(|(response, prepared)| {
+            let actual = measure_result(response, prepared.cost.unwrap_or(0));
+            prepared.cost.map(|_| actual)
+        })
         .collect();
     let unused = prepared
         .iter()

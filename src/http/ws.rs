@@ -16,14 +16,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols};
-use async_graphql::{Data, Request, Response};
+use async_graphql::{Data, Request};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::graphql::guard::{coded_error, RequestGuard};
+use crate::graphql::guard::RequestGuard;
 use crate::graphql::lane::{DirectLane, Payload};
 
 /// Close codes of graphql-transport-ws (and 1001, going away).
@@ -204,17 +204,13 @@ fn operation(
             .budgets
             .charge(budget_holder, cost.unwrap_or_default())
             .err()?;
-        let retry_after = throttled.retry_after.as_secs_f64().ceil().max(1.0);
-        let mut response = Response::from_errors(vec![coded_error(
-            "RATE_LIMITED",
-            format!("this tenant's cost budget cannot pay for this operation now: retry in {retry_after} s"),
-        )]);
-        RequestGuard::finish(&mut response, cost, None, Some(&throttled.throttle));
-        Some(response)
+        Some(RequestGuard::throttled(
+            cost.unwrap_or_default(),
+            &throttled,
+        ))
     });
     let id: Arc<str> = id.into();
-    if let Some(mut refused) = refused {
-        RequestGuard::finish(&mut refused, None, None, None);
+    if let Some(refused) = refused {
         return futures_util::stream::iter([Some(Payload::Executed(refused)), None])
             .map(move |payload| (id.clone(), payload))
             .boxed();
