@@ -78,15 +78,6 @@ pub struct CostModel {
     subscription: Name,
 }
 
-/// What the analysis of a document found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Analysis {
-    pub cost: usize,
-    /// A variable's value (or default) went into the cost: it is computed again for each
-    /// request instead of once per document.
-    pub reads_variables: bool,
-}
-
 /// A paged field takes `first`.
 fn is_paged(field: &FieldDefinition) -> bool {
     field.arguments.iter().any(|a| a.node.name.node == "first")
@@ -159,17 +150,15 @@ impl CostModel {
         &self,
         document: &ExecutableDocument,
         variables: &Variables,
-    ) -> Result<Analysis, Refusal> {
+    ) -> Result<usize, Refusal> {
         let reads_variables = Cell::new(false);
         self.analyse_reading(document, variables, &reads_variables)
     }
 
-    /// The analysis of `document` whatever its variables' values: `None` when a
-    /// variable would go into it (a page size or a filter from a variable).
-    pub fn analyse_fixed(
-        &self,
-        document: &ExecutableDocument,
-    ) -> Option<Result<Analysis, Refusal>> {
+    /// The analysis of `document` whatever its variables' values (made once per
+    /// document, not per request): `None` when a variable would go into it (a page size
+    /// or a filter from a variable).
+    pub fn analyse_fixed(&self, document: &ExecutableDocument) -> Option<Result<usize, Refusal>> {
         let reads_variables = Cell::new(false);
         let analysis = self.analyse_reading(document, &Variables::default(), &reads_variables);
         (!reads_variables.get()).then_some(analysis)
@@ -180,7 +169,7 @@ impl CostModel {
         document: &ExecutableDocument,
         variables: &Variables,
         reads_variables: &Cell<bool>,
-    ) -> Result<Analysis, Refusal> {
+    ) -> Result<usize, Refusal> {
         let fragments = RefCell::default();
         let mut total = Summary::default();
         for (_, operation) in document.operations.iter() {
@@ -221,10 +210,7 @@ impl CostModel {
                 total.cost
             )));
         }
-        Ok(Analysis {
-            cost: total.cost,
-            reads_variables: reads_variables.get(),
-        })
+        Ok(total.cost)
     }
 }
 
@@ -516,16 +502,21 @@ mod tests {
         model: &CostModel,
         query: &str,
         variables: serde_json::Value,
-    ) -> Result<Analysis, Refusal> {
+    ) -> Result<usize, Refusal> {
         let document = async_graphql::parser::parse_query(query).unwrap();
         model.analyse(&document, &Variables::from_json(variables))
     }
 
     fn cost(model: &CostModel, query: &str, variables: serde_json::Value) -> usize {
-        analyse(model, query, variables).unwrap().cost
+        analyse(model, query, variables).unwrap()
     }
 
-    fn too_complex(result: Result<Analysis, Refusal>) -> bool {
+    /// The analysis made once per document (`None`: a variable goes into it).
+    fn fixed(model: &CostModel, query: &str) -> Option<Result<usize, Refusal>> {
+        model.analyse_fixed(&async_graphql::parser::parse_query(query).unwrap())
+    }
+
+    fn too_complex(result: Result<usize, Refusal>) -> bool {
         matches!(result, Err(Refusal::TooComplex(_)))
     }
 
@@ -670,7 +661,7 @@ mod tests {
         let m = model();
         let none = serde_json::json!({});
         let analysis = analyse(&m, INTROSPECTION, none.clone()).expect("accepted");
-        assert!(analysis.cost < MAX_COST / 10, "{analysis:?}");
+        assert!(analysis < MAX_COST / 10, "{analysis}");
         let nested =
             "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         assert!(too_complex(analyse(&m, nested, none)));
@@ -681,25 +672,13 @@ mod tests {
         let m = model();
         let fixed =
             "query($id: ID) { customer(id: $id) { id activities(first: 10) { nodes { id } } } }";
-        let analysis = analyse(&m, fixed, serde_json::json!({})).unwrap();
-        assert_eq!(
-            analysis,
-            Analysis {
-                cost: 1 + 1 + 10 * 2,
-                reads_variables: false
-            }
-        );
+        assert_eq!(super::tests::fixed(&m, fixed), Some(Ok(1 + 1 + 10 * 2)));
         for varying in [
             "query($n: Int) { leads(first: $n) { nodes { id } } }",
             "query($n: Int = 3) { leads(first: $n) { nodes { id } } }",
             "fragment F on Query { leads(first: $n) { nodes { id } } } query($n: Int) { ...F }",
         ] {
-            assert!(
-                analyse(&m, varying, serde_json::json!({}))
-                    .unwrap()
-                    .reads_variables,
-                "{varying}"
-            );
+            assert_eq!(super::tests::fixed(&m, varying), None, "{varying}");
         }
     }
 

@@ -24,7 +24,7 @@ use async_graphql::{Name, Request, Response, ServerError, Value};
 use async_graphql_value::Value as DocumentValue;
 
 use super::budget::{Throttle, Throttled};
-use super::cost::{text_nesting, Analysis, CostModel, Refusal};
+use super::cost::{text_nesting, CostModel, Refusal};
 use super::variables::PlainVariables;
 use super::AppSchema;
 
@@ -142,13 +142,13 @@ impl RequestGuard {
             validated,
             inspected,
         } = parsed;
-        let analysis = match &inspected.analysis {
-            Some(Ok(analysis)) => Ok(*analysis),
+        let cost = match &inspected.analysis {
+            Some(Ok(cost)) => Ok(*cost),
             Some(Err(refusal)) => Err(refusal.clone()),
             None => self.costs.analyse(&document, &request.variables),
         };
-        let analysis = match analysis {
-            Ok(analysis) => analysis,
+        let cost = match cost {
+            Ok(cost) => cost,
             Err(refusal) => return Prepared::refused(refusal_error(refusal)),
         };
         let unstorable = inspected.unstorable_literal.clone().or_else(|| {
@@ -185,7 +185,7 @@ impl RequestGuard {
         let unvalidated = (!passed).then_some(validated);
         request.set_parsed_query(document);
         Prepared {
-            cost: Some(analysis.cost),
+            cost: Some(cost),
             refusal: None,
             skips_validation,
             read_only,
@@ -322,7 +322,7 @@ fn unstorable_at(value: &Value, path: &mut Vec<String>, depth: usize) -> bool {
 /// value).
 #[derive(Debug, Default)]
 struct Inspected {
-    analysis: Option<Result<Analysis, Refusal>>,
+    analysis: Option<Result<usize, Refusal>>,
     unstorable_literal: Option<Vec<String>>,
     variable_paths: HashMap<Name, Vec<String>>,
 }
