@@ -58,20 +58,31 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// A webhook URL's host (without the brackets of an IPv6 literal) and port, if its
+/// scheme may be used: `https`, or `http` too when `allow_insecure`.
+fn target(url: &str, allow_insecure: bool) -> Result<(String, u16), &'static str> {
+    const NOT_HTTPS: &str = "url must be an https URL";
+    let uri: axum::http::Uri = url.parse().map_err(|_| NOT_HTTPS)?;
+    let port = match uri.scheme_str() {
+        Some("https") => 443,
+        Some("http") if allow_insecure => 80,
+        _ => return Err(NOT_HTTPS),
+    };
+    let host = uri.host().ok_or(NOT_HTTPS)?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Ok((host, uri.port_u16().unwrap_or(port)))
+}
+
 /// Why a URL may not receive webhooks, if it may not.
 pub async fn vet(url: &str, allow_insecure: bool) -> Result<(), &'static str> {
-    let uri: axum::http::Uri = url.parse().map_err(|_| "url must be an https URL")?;
-    let host = uri.host().ok_or("url must be an https URL")?;
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if allow_insecure => {}
-        _ => return Err("url must be an https URL"),
-    }
+    let (host, port) = target(url, allow_insecure)?;
     if allow_insecure {
         return Ok(());
     }
-    let port = uri.port_u16().unwrap_or(443);
-    let addresses = resolve(host.trim_start_matches('[').trim_end_matches(']'), port).await?;
+    let addresses = resolve(&host, port).await?;
     if addresses.iter().all(|a| is_public(a.ip())) {
         Ok(())
     } else {
@@ -137,17 +148,10 @@ pub fn literal_is_allowed(url: &str, allow_insecure: bool) -> bool {
     if allow_insecure {
         return true;
     }
-    let Ok(uri) = url.parse::<axum::http::Uri>() else {
-        return false;
-    };
-    let host = uri.host().unwrap_or_default();
-    match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        Ok(ip) => is_public(ip) && uri.scheme_str() == Some("https"),
-        Err(_) => uri.scheme_str() == Some("https"),
+    match target(url, false) {
+        // A host name is checked by the resolver as the client connects.
+        Ok((host, _)) => host.parse::<IpAddr>().map(is_public).unwrap_or(true),
+        Err(_) => false,
     }
 }
 
