@@ -18,9 +18,9 @@ use sha2::Sha256;
 use crate::common::TestApp;
 
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     fail: bool,
-    received: Vec<(HeaderMap, Bytes)>,
+    pub(crate) received: Vec<(HeaderMap, Bytes)>,
 }
 
 async fn receive(
@@ -37,7 +37,8 @@ async fn receive(
     }
 }
 
-async fn receiver() -> (String, Arc<Mutex<Receiver>>) {
+/// A local webhook endpoint on loopback recording what it receives: its URL and state.
+pub(crate) async fn receiver() -> (String, Arc<Mutex<Receiver>>) {
     let state = Arc::new(Mutex::new(Receiver::default()));
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(receive))
