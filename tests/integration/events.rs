@@ -23,13 +23,13 @@ use crate::common::{TestApp, TestTenant};
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Subscriber {
+pub(crate) struct Subscriber {
     socket: Socket,
     legacy: bool,
 }
 
 impl Subscriber {
-    async fn connect(app: &TestApp, key: &str, legacy: bool) -> Self {
+    pub(crate) async fn connect(app: &TestApp, key: &str, legacy: bool) -> Self {
         let mut request = app.ws_url().into_client_request().unwrap();
         let protocol = if legacy {
             "graphql-ws"
@@ -92,7 +92,7 @@ impl Subscriber {
         }
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.legacy { "start" } else { "subscribe" };
         let message = json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } });
         self.socket
@@ -102,7 +102,7 @@ impl Subscriber {
     }
 
     /// The next `data` payload (or errors) of any subscription.
-    async fn next(&mut self) -> Option<Value> {
+    pub(crate) async fn next(&mut self) -> Option<Value> {
         loop {
             let message = Self::next_json(&mut self.socket).await?;
             match message["type"].as_str() {

@@ -10,13 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;
-use futures_util::{SinkExt, StreamExt};
 use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{error_code, TestApp, TestTenant};
+use crate::events::Subscriber;
 
 /// How long any hostile request may take to be answered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
@@ -124,51 +122,14 @@ fn corpus() -> Vec<(&'static str, String, Value, &'static str)> {
     ]
 }
 
-/// A graphql-transport-ws connection, initialised with `key`.
-async fn socket(
-    app: &TestApp,
-    key: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
-    socket
-        .send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    let ack = socket.next().await.unwrap().unwrap();
-    assert!(ack.to_text().unwrap().contains("connection_ack"));
-    socket
-}
-
-/// The first payload the server sends for a `subscribe` of `query`.
+/// The first payload the server sends for a `subscribe` of `query` (graphql-transport-ws).
 async fn over_websocket(app: &TestApp, key: &str, query: &str, variables: &Value) -> Value {
-    let mut socket = socket(app, key).await;
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
-    socket
-        .send(Message::Text(subscribe.to_string().into()))
-        .await
-        .unwrap();
-    loop {
-        let message = tokio::time::timeout(ANSWER_WITHIN, socket.next())
-            .await
-            .expect("answered in time")
-            .expect("the socket stays open")
-            .unwrap();
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let message: Value = serde_json::from_str(text.as_str()).unwrap();
-        match message["type"].as_str() {
-            Some("next") => return message["payload"].clone(),
-            Some("error") => return json!({ "errors": message["payload"] }),
-            _ => continue,
-        }
-    }
+    let mut subscriber = Subscriber::connect(app, key, false).await;
+    subscriber.subscribe("1", query, variables.clone()).await;
+    let answer = tokio::time::timeout(ANSWER_WITHIN, subscriber.next()).await;
+    answer
+        .expect("answered in time")
+        .expect("the socket stays open")
 }
 
 /// Another tenant's simple query, looped until `stop`: counts its answers and failures.
