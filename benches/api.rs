@@ -94,6 +94,31 @@ const CAMPAIGNS_PAGE: &str = "{ campaigns(first: 50) { nodes { id name status me
 const LEADS_PAGE: &str =
     "{ leads(first: 50) { nodes { id name urgency actions { action tag } notes { note } } } }";
 
+/// The tenant `slug`, created (as `name`) when missing.
+async fn tenant(owner: &mut diesel_async::AsyncPgConnection, slug: &str, name: &str) -> Uuid {
+    match tenancy::find_tenant_by_slug(owner, slug).await.unwrap() {
+        Some(tenant) => tenant.id,
+        None => {
+            let created = tenancy::create_tenant(owner, name, Some(slug)).await;
+            created.map_err(|e| format!("{e:?}")).unwrap().0.id
+        }
+    }
+}
+
+/// A new API key of `tenant`.
+async fn api_key(
+    owner: &mut diesel_async::AsyncPgConnection,
+    tenant: Uuid,
+    name: &str,
+    role: Role,
+) -> String {
+    let created = db::tenant::in_tenant_transaction(owner, tenant, |conn, scope| {
+        async move { tenancy::create_api_key(conn, scope, name, role).await }.scope_boxed()
+    })
+    .await;
+    created.map_err(|e| format!("{e:?}")).unwrap().1
+}
+
 /// Tenant A's most expensive accepted query: 19 searches that match nothing (each scans
 /// all of A's customers), cost 19 × (1000 + 10 × 2) = 19 380 of the 20 000 allowed.
 fn noisy_query() -> String {
@@ -115,36 +140,10 @@ async fn noisy_neighbour(
 ) {
     let mut a_keys = Vec::new();
     for i in 0..20 {
-        let (_, key) = db::tenant::in_tenant_transaction(owner, tenant_a, |conn, scope| {
-            let name = format!("noisy {i}");
-            async move { tenancy::create_api_key(conn, scope, &name, Role::Partner).await }
-                .scope_boxed()
-        })
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-        a_keys.push(key);
+        a_keys.push(api_key(owner, tenant_a, &format!("noisy {i}"), Role::Partner).await);
     }
-    let tenant_b = match tenancy::find_tenant_by_slug(owner, "quiet-neighbour")
-        .await
-        .unwrap()
-    {
-        Some(t) => t,
-        None => {
-            tenancy::create_tenant(owner, "Quiet neighbour", Some("quiet-neighbour"))
-                .await
-                .map_err(|e| format!("{e:?}"))
-                .unwrap()
-                .0
-        }
-    };
-    let (_, b_key) = db::tenant::in_tenant_transaction(owner, tenant_b.id, |conn, scope| {
-        async move { tenancy::create_api_key(conn, scope, "quiet", Role::Analyst).await }
-            .scope_boxed()
-    })
-    .await
-    .map_err(|e| format!("{e:?}"))
-    .unwrap();
+    let tenant_b = tenant(owner, "quiet-neighbour", "Quiet neighbour").await;
+    let b_key = api_key(owner, tenant_b, "quiet", Role::Analyst).await;
     let noisy = Bytes::from(serde_json::to_vec(&json!({ "query": noisy_query() })).unwrap());
     let simple = encode_bodies(
         1,
@@ -1082,29 +1081,17 @@ async fn run() {
     };
     db::migrate(&url).await.unwrap();
     let mut owner = db::connect_owner(&url).await.unwrap();
-    let tenant = match tenancy::find_tenant_by_slug(&mut owner, "scale-test")
-        .await
-        .unwrap()
-    {
-        Some(t) => t,
-        None => {
-            tenancy::create_tenant(&mut owner, "Scale test", Some("scale-test"))
-                .await
-                .map_err(|e| format!("{e:?}"))
-                .unwrap()
-                .0
-        }
-    };
+    let tenant_id = tenant(&mut owner, "scale-test", "Scale test").await;
     let present: Count =
         diesel::sql_query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1")
-            .bind::<SqlUuid, _>(tenant.id)
+            .bind::<SqlUuid, _>(tenant_id)
             .get_result(&mut owner)
             .await
             .unwrap();
     if (present.n as u64) < customers {
         eprintln!("loading {} customers…", customers - present.n as u64);
         let took =
-            growthgraph::seed::scale::seed_scale(&url, tenant.id, customers - present.n as u64)
+            growthgraph::seed::scale::seed_scale(&url, tenant_id, customers - present.n as u64)
                 .await
                 .unwrap();
         eprintln!("seed --scale took {:.1} s", took.as_secs_f64());
@@ -1112,17 +1099,11 @@ async fn run() {
             .await
             .unwrap();
     }
-    let (_, key) = db::tenant::in_tenant_transaction(&mut owner, tenant.id, |conn, scope| {
-        async move { tenancy::create_api_key(conn, scope, "bench", Role::Admin).await }
-            .scope_boxed()
-    })
-    .await
-    .map_err(|e| format!("{e:?}"))
-    .unwrap();
+    let key = api_key(&mut owner, tenant_id, "bench", Role::Admin).await;
     let funded: Vec<Uuid> = diesel::sql_query(
         "SELECT id FROM customers WHERE tenant_id = $1 AND points_balance >= 100 ORDER BY md5(id::text) LIMIT 20000",
     )
-    .bind::<SqlUuid, _>(tenant.id)
+    .bind::<SqlUuid, _>(tenant_id)
     .load::<Id>(&mut owner)
     .await
     .unwrap()
@@ -1132,7 +1113,7 @@ async fn run() {
     let ids: Vec<Uuid> = diesel::sql_query(
         "SELECT id FROM customers WHERE tenant_id = $1 ORDER BY md5(id::text) LIMIT 5000",
     )
-    .bind::<SqlUuid, _>(tenant.id)
+    .bind::<SqlUuid, _>(tenant_id)
     .load::<Id>(&mut owner)
     .await
     .unwrap()
@@ -1179,7 +1160,7 @@ async fn run() {
     };
     for scenario in scenarios.split(',') {
         if scenario == "pgbench360" {
-            pgbench_360(&mut owner, &url, tenant.id, &ids, &levels, seconds).await;
+            pgbench_360(&mut owner, &url, tenant_id, &ids, &levels, seconds).await;
             continue;
         }
         if scenario == "postgraphile360" {
@@ -1217,7 +1198,7 @@ async fn run() {
                 continue;
             }
             "noisyNeighbour" => {
-                noisy_neighbour(&mut owner, &base, tenant.id, seconds).await;
+                noisy_neighbour(&mut owner, &base, tenant_id, seconds).await;
                 continue;
             }
             "redeemReward" => encode_bodies(
@@ -1258,7 +1239,7 @@ async fn run() {
                OR c.points_balance <> coalesce((SELECT sum(points) FROM point_transactions p WHERE p.tenant_id = c.tenant_id AND p.customer_id = c.id), 0)
                OR c.points_balance <> coalesce((SELECT balance_after FROM point_transactions p WHERE p.tenant_id = c.tenant_id AND p.customer_id = c.id ORDER BY sequence DESC LIMIT 1), 0))",
         )
-        .bind::<SqlUuid, _>(tenant.id)
+        .bind::<SqlUuid, _>(tenant_id)
         .get_result(&mut owner)
         .await
         .unwrap();
