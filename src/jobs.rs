@@ -339,10 +339,7 @@ pub async fn expire_enrollments(db: &TenantDb) -> AppResult<usize> {
             async move { loyalty::expire_due(conn, scope, Utc::now()).await }.scope_boxed()
         })
         .await
-        .map_err(|e| match e {
-            OpError::App(e) => e,
-            OpError::User(u) | OpError::Answered(u) => AppError::internal(&u),
-        })?;
+        .map_err(AppError::from)?;
     Ok(expired.len())
 }
 
@@ -371,10 +368,7 @@ pub async fn refresh_growth_insights_weekly(db: &TenantDb) -> AppResult<bool> {
         .scope_boxed()
     })
     .await
-    .map_err(|e: OpError| match e {
-        OpError::App(e) => e,
-        OpError::User(u) | OpError::Answered(u) => AppError::internal(&u),
-    })
+    .map_err(|e: OpError| AppError::from(e))
 }
 
 /// Starts the runner and the scheduler; they stop when the returned handle is aborted.

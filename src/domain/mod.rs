@@ -98,6 +98,17 @@ impl From<diesel::result::Error> for OpError {
     }
 }
 
+/// Where no business rule can be violated (jobs, the scheduler), one that is is an
+/// internal error.
+impl From<OpError> for AppError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::App(e) => e,
+            OpError::User(u) | OpError::Answered(u) => AppError::internal(&u),
+        }
+    }
+}
+
 impl From<UserError> for OpError {
     fn from(e: UserError) -> Self {
         OpError::User(e)
