@@ -163,9 +163,14 @@ pub fn generate_api_key(role: Role) -> GeneratedKey {
 }
 
 pub fn generate_widget_key() -> String {
+    generate_secret("wgt_")
+}
+
+/// `prefix` followed by 48 hex digits of randomness (192 bits).
+pub fn generate_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("wgt_{}", hex::encode(bytes))
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 pub fn hash_key(secret: &str) -> Vec<u8> {

@@ -290,6 +290,15 @@ async fn serve(
         Duration::from_secs(5),
         args.allow_insecure_webhooks,
     );
+    let providers = Arc::new(crate::domain::messages::providers::Providers::new(
+        args.provider_settings(database.cluster.is_some()),
+    ));
+    let delivery = crate::jobs::spawn_delivery(
+        pool.clone(),
+        providers.clone(),
+        args.secret_key.clone(),
+        Duration::from_millis(args.delivery_interval_ms.max(10)),
+    );
     // Fan-out has its own few connections: it never competes with requests for the pool.
     let hub = crate::events::EventHub::new(db::build_pool(
         &database.url,
@@ -331,6 +340,7 @@ async fn serve(
         .await
         .map_err(|e| e.to_string())?;
     background.abort();
+    delivery.abort();
     listener_task.abort();
     tracing::info!("HTTP server stopped");
     Ok(())

@@ -24,6 +24,13 @@
 //! | `--request-timeout-ms` | `GROWTHGRAPH_REQUEST_TIMEOUT_MS` | `15000` | longest an operation may run |
 //! | `--max-response-bytes` | `GROWTHGRAPH_MAX_RESPONSE_BYTES` | `16777216` | largest response body |
 //! | `--allow-insecure-webhooks` | `GROWTHGRAPH_ALLOW_INSECURE_WEBHOOKS` | `false` | development only: `http` webhooks and private addresses |
+//! | `--smtp-url` | `GROWTHGRAPH_SMTP_URL` | (none) | the SMTP relay of `smtp` email channels: `smtps://user:pass@host` (TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtp://host:port` (plain) |
+//! | `--sendgrid-base-url` | `GROWTHGRAPH_SENDGRID_BASE_URL` | `https://api.sendgrid.com` | where SendGrid's v3 API is |
+//! | `--twilio-base-url` | `GROWTHGRAPH_TWILIO_BASE_URL` | `https://api.twilio.com` | where Twilio's REST API is |
+//! | `--resend-base-url` | `GROWTHGRAPH_RESEND_BASE_URL` | `https://api.resend.com` | where Resend's API is |
+//! | `--public-url` | `GROWTHGRAPH_PUBLIC_URL` | (none) | how providers reach this server, for status callbacks and their signatures |
+//! | `--local-delivery` | `GROWTHGRAPH_LOCAL_DELIVERY` | `true` with the embedded cluster, else `false` | messages of a channel a tenant has not configured are kept in the database (`local`) instead of failing `not_configured` |
+//! | `--delivery-interval-ms` | `GROWTHGRAPH_DELIVERY_INTERVAL_MS` | `200` | how often the message runner looks for due messages |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
@@ -178,6 +185,54 @@ pub struct ServeArgs {
         default_value_t = false
     )]
     pub allow_insecure_webhooks: bool,
+    /// The SMTP relay of `smtp` email channels (the operator's).
+    #[arg(long, env = "GROWTHGRAPH_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_SENDGRID_BASE_URL",
+        default_value = "https://api.sendgrid.com"
+    )]
+    pub sendgrid_base_url: String,
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_base_url: String,
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_RESEND_BASE_URL",
+        default_value = "https://api.resend.com"
+    )]
+    pub resend_base_url: String,
+    /// How providers reach this server (for status callbacks and their signatures).
+    #[arg(long, env = "GROWTHGRAPH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Keep messages of unconfigured channels in the database (`local`) instead of failing
+    /// them as `not_configured`; by default on with the embedded cluster only.
+    #[arg(long, env = "GROWTHGRAPH_LOCAL_DELIVERY")]
+    pub local_delivery: Option<bool>,
+    #[arg(long, env = "GROWTHGRAPH_DELIVERY_INTERVAL_MS", default_value_t = 200)]
+    pub delivery_interval_ms: u64,
+}
+
+impl ServeArgs {
+    /// Where the providers are, as these settings say (`embedded`: the server runs its
+    /// own cluster, where local delivery is the default).
+    pub fn provider_settings(
+        &self,
+        embedded: bool,
+    ) -> crate::domain::messages::providers::ProviderSettings {
+        crate::domain::messages::providers::ProviderSettings {
+            smtp_url: self.smtp_url.clone(),
+            sendgrid_base_url: self.sendgrid_base_url.clone(),
+            twilio_base_url: self.twilio_base_url.clone(),
+            resend_base_url: self.resend_base_url.clone(),
+            public_url: self.public_url.clone(),
+            local_delivery: self.local_delivery.unwrap_or(embedded),
+        }
+    }
 }
 
 /// A tenant's cost budget by default: 500 operations at the largest cost allowed at once.
@@ -205,6 +260,13 @@ impl Default for ServeArgs {
             request_timeout_ms: 15_000,
             max_response_bytes: 16 * 1024 * 1024,
             allow_insecure_webhooks: false,
+            smtp_url: None,
+            sendgrid_base_url: "https://api.sendgrid.com".into(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            resend_base_url: "https://api.resend.com".into(),
+            public_url: None,
+            local_delivery: None,
+            delivery_interval_ms: 200,
         }
     }
 }

@@ -59,12 +59,13 @@ pub fn backoff(attempts: i32) -> chrono::Duration {
     chrono::Duration::seconds((2i64 << exponent).min(3600))
 }
 
+/// A job claimed by this runner (`attempts`: before this one).
 #[derive(Debug, Clone, Queryable)]
-struct ClaimedJob {
-    id: Uuid,
-    payload: serde_json::Value,
-    attempts: i32,
-    max_attempts: i32,
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
 }
 
 #[derive(QueryableByName)]
@@ -85,55 +86,60 @@ pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
 /// runners never take the same job; a job left `processing` for 5 minutes is taken again)
 /// and marks them processing, in one short transaction.
 async fn claim(db: &TenantDb, job_type: &'static str, limit: i64) -> AppResult<Vec<ClaimedJob>> {
-    db.run(|conn, scope| {
-        async move {
-            let stale = Utc::now() - chrono::Duration::minutes(5);
-            let jobs: Vec<ClaimedJob> = queue_jobs::table
-                .filter(queue_jobs::tenant_id.eq(scope.id()))
-                .filter(queue_jobs::job_type.eq(job_type))
-                .filter(
-                    queue_jobs::status
-                        .eq("pending")
-                        .and(queue_jobs::run_at.le(Utc::now()))
-                        .or(queue_jobs::status
-                            .eq("processing")
-                            .and(queue_jobs::started_at.lt(stale))),
-                )
-                .order(queue_jobs::run_at)
-                .limit(limit)
-                .select((
-                    queue_jobs::id,
-                    queue_jobs::payload,
-                    queue_jobs::attempts,
-                    queue_jobs::max_attempts,
-                ))
-                .for_update()
-                .skip_locked()
-                .load(conn)
-                .await?;
-            let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-            diesel::update(
-                queue_jobs::table
-                    .filter(queue_jobs::tenant_id.eq(scope.id()))
-                    .filter(queue_jobs::id.eq_any(&ids)),
-            )
-            .set((
-                queue_jobs::status.eq("processing"),
-                queue_jobs::started_at.eq(Utc::now()),
-                queue_jobs::attempts.eq(queue_jobs::attempts + 1),
-            ))
-            .execute(conn)
-            .await?;
-            Ok::<_, AppError>(jobs)
-        }
-        .scope_boxed()
-    })
-    .await
+    db.run(|conn, scope| claim_in(conn, scope, job_type, limit).scope_boxed())
+        .await
+}
+
+/// [`claim`] inside the caller's transaction.
+pub async fn claim_in(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    job_type: &'static str,
+    limit: i64,
+) -> AppResult<Vec<ClaimedJob>> {
+    let stale = Utc::now() - chrono::Duration::minutes(5);
+    let jobs: Vec<ClaimedJob> = queue_jobs::table
+        .filter(queue_jobs::tenant_id.eq(scope.id()))
+        .filter(queue_jobs::job_type.eq(job_type))
+        .filter(
+            queue_jobs::status
+                .eq("pending")
+                .and(queue_jobs::run_at.le(Utc::now()))
+                .or(queue_jobs::status
+                    .eq("processing")
+                    .and(queue_jobs::started_at.lt(stale))),
+        )
+        .order(queue_jobs::run_at)
+        .limit(limit)
+        .select((
+            queue_jobs::id,
+            queue_jobs::payload,
+            queue_jobs::attempts,
+            queue_jobs::max_attempts,
+        ))
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?;
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    diesel::update(
+        queue_jobs::table
+            .filter(queue_jobs::tenant_id.eq(scope.id()))
+            .filter(queue_jobs::id.eq_any(&ids)),
+    )
+    .set((
+        queue_jobs::status.eq("processing"),
+        queue_jobs::started_at.eq(Utc::now()),
+        queue_jobs::attempts.eq(queue_jobs::attempts + 1),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(jobs)
 }
 
 /// Finishes a claimed job: completed, or retried after `backoff`, or failed for good once
 /// its attempts are used up. Returns whether this was the final failure.
-async fn finish(
+pub async fn finish(
     conn: &mut diesel_async::AsyncPgConnection,
     scope: crate::db::Tenant,
     job: &ClaimedJob,
@@ -405,6 +411,47 @@ pub fn spawn_background(
                 }
                 if let Err(error) = refresh_growth_insights_weekly(&db).await {
                     tracing::warn!(?error, %tenant, "weekly growth insights failed");
+                }
+            }
+        }
+    })
+}
+
+/// Starts the message runner: every `every`, each tenant's due deliveries are sent
+/// (batches of 200 until none is left). It stops when the returned handle is aborted.
+pub fn spawn_delivery(
+    pool: PgPool,
+    providers: Arc<crate::domain::messages::providers::Providers>,
+    key: Option<crate::secrets::SecretKey>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    const BATCH: i64 = 200;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let tenants = match tenant_ids(&pool).await {
+                Ok(tenants) => tenants,
+                Err(error) => {
+                    tracing::warn!(?error, "message runner cannot list tenants");
+                    continue;
+                }
+            };
+            for tenant in tenants {
+                let db = TenantDb::new(pool.clone(), tenant);
+                loop {
+                    let ran =
+                        crate::domain::messages::ops::run_due(&db, &providers, key.as_ref(), BATCH)
+                            .await;
+                    match ran {
+                        Ok(n) if n as i64 == BATCH => continue,
+                        Ok(_) => break,
+                        Err(error) => {
+                            tracing::warn!(?error, %tenant, "message deliveries failed");
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -137,6 +137,8 @@ diesel::table! {
         from_name -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        hook_token_hash -> Nullable<Bytea>,
+        hook_token_sealed -> Nullable<Bytea>,
     }
 }
 
@@ -226,6 +228,16 @@ diesel::table! {
         clicked_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        communication_type -> Text,
+        html_content -> Nullable<Text>,
+        email_template_id -> Nullable<Uuid>,
+        idempotency_key -> Nullable<Text>,
+        failure_code -> Nullable<Text>,
+        attempts -> Int4,
+        sending_started_at -> Nullable<Timestamptz>,
+        channel_configuration_id -> Nullable<Uuid>,
+        campaign_recipient_id -> Nullable<Uuid>,
+        outreach_email_id -> Nullable<Uuid>,
     }
 }
 
@@ -1156,6 +1168,7 @@ diesel::joinable!(club_enrollments -> tenants (tenant_id));
 diesel::joinable!(club_extensions -> tenants (tenant_id));
 diesel::joinable!(club_programs -> tenants (tenant_id));
 diesel::joinable!(club_stages -> tenants (tenant_id));
+diesel::joinable!(communication_log -> channel_configurations (channel_configuration_id));
 diesel::joinable!(communication_log -> tenants (tenant_id));
 diesel::joinable!(communication_preferences -> tenants (tenant_id));
 diesel::joinable!(communication_templates -> tenants (tenant_id));

@@ -15,6 +15,7 @@ pub mod growth;
 pub mod idempotency;
 pub mod leads;
 pub mod loyalty;
+pub mod messages;
 pub mod tenancy;
 pub mod webhooks;
 

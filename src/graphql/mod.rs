@@ -24,6 +24,7 @@ use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::growth::intelligence::IntelligenceQuery;
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
+use crate::domain::messages::graphql::{MessagesMutation, MessagesQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 use crate::domain::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 use crate::events::EventHub;
@@ -42,6 +43,7 @@ pub struct Query(
     WebhooksQuery,
     AutomationsQuery,
     CommsQuery,
+    MessagesQuery,
     IntelligenceQuery,
 );
 
@@ -56,6 +58,7 @@ pub struct Mutation(
     WebhooksMutation,
     AutomationsMutation,
     CommsMutation,
+    MessagesMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

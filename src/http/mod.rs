@@ -1,6 +1,8 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
-//! assets served from the binary, `/healthz`, `/readyz`, `/metrics`.
+//! assets served from the binary, `POST /hooks/{provider}/{token}` (providers' delivery
+//! status), `/healthz`, `/readyz`, `/metrics`.
 
+mod hooks;
 mod ws;
 
 use std::sync::atomic::Ordering;
@@ -41,6 +43,10 @@ pub fn router(state: AppState) -> Router {
             get(graphql_get).post(graphql_post).layer(cors()),
         )
         .route("/graphql/ws", get(graphql_ws))
+        .route(
+            "/hooks/{provider}/{token}",
+            axum::routing::post(hooks::provider_hook),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -383,6 +383,7 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
         vec![
             "authenticate_api_key",
             "authenticate_widget_key",
+            "channel_hook_target",
             "confirm_api_key",
             "scheduler_tenant_ids",
             "sequence_domain_events",

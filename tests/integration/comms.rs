@@ -196,7 +196,8 @@ async fn channels_list_the_tenants_configurations_and_never_their_credentials() 
     );
 }
 
-const SECRET_KEY: &str = "5f1e0c8a9b2d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f";
+pub(crate) const SECRET_KEY: &str =
+    "5f1e0c8a9b2d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f";
 const CONFIGURE: &str = "mutation($input: ConfigureChannelInput!) { configureChannel(input: $input) {
     channelConfiguration { id channel provider enabled configured configPublic assistantId fromAddress fromName }
     userErrors { field code message } } }";

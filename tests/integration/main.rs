@@ -14,6 +14,7 @@ mod hostile;
 mod http_surface;
 mod leads;
 mod loyalty;
+mod messages;
 mod replica;
 mod seed;
 mod tenancy;

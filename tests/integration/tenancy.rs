@@ -50,7 +50,7 @@ fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> 
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `automations::*`,
+/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `messages::templates_messages_and_email_events_stay_within_their_tenant`, `automations::*`,
 /// `leads::prompts_and_feedback_*` and `leads::the_translation_*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
@@ -63,9 +63,11 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "campaigns",
     "channels",
     "clubProgram",
+    "communicationTemplates",
     "customer",
     "customers",
     "demoSessions",
+    "emailEvents",
     "emailSequences",
     "emailTemplates",
     "enrollment",
@@ -78,10 +80,12 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "lead",
     "leads",
     "loyaltyRules",
+    "message",
     "messages",
     "outreachCampaign",
     "outreachCampaigns",
     "outreachEmails",
+    "previewTemplate",
     "prompts",
     "prospects",
     "publishedTestimonials",
@@ -141,6 +145,9 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "revertLeadConversion",
     "revokeApiKey",
     "saveClubProgram",
+    "saveCommunicationTemplate",
+    "saveEmailTemplate",
+    "sendMessage",
     "setCommunicationPreferences",
     "startEmailSequence",
     "tagLead",

@@ -406,18 +406,6 @@ impl OutreachEmail {
     }
 }
 
-#[derive(SimpleObject, Clone)]
-pub struct EmailTemplate {
-    pub id: ID,
-    pub name: String,
-    pub description: Option<String>,
-    pub subject: String,
-    pub language: String,
-    pub category: Option<String>,
-    pub is_active: bool,
-    pub usage_count: i32,
-}
-
 async fn outreach_email_page(
     request: &RequestContext,
     campaign: Option<Uuid>,
@@ -655,28 +643,6 @@ impl CampaignsQuery {
             PageRequest::either(first, after, last, before)?,
         )
         .await
-    }
-
-    #[graphql(guard = "Access::Read")]
-    async fn email_templates(&self, ctx: &Context<'_>) -> AppResult<Vec<EmailTemplate>> {
-        let request = request_context(ctx)?;
-        let rows = request
-            .db
-            .query(|conn, scope| ops::email_templates(conn, scope).scope_boxed())
-            .await?;
-        Ok(crate::graphql::connection::bounded(rows)
-            .into_iter()
-            .map(|t| EmailTemplate {
-                id: ID(t.id.to_string()),
-                name: t.name,
-                description: t.description,
-                subject: t.subject,
-                language: t.language,
-                category: t.category,
-                is_active: t.is_active,
-                usage_count: t.usage_count,
-            })
-            .collect())
     }
 }
 

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::metrics::FunnelCounts;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
-    email_templates, outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
+    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
 };
 
 text_enum!(pub CampaignStatus {
@@ -202,20 +202,6 @@ impl From<&OutreachCounters> for FunnelCounts {
             unsubscribed: c.total_emails_unsubscribed.into(),
         }
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = email_templates, check_for_backend(diesel::pg::Pg))]
-pub struct EmailTemplate {
-    pub id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub subject: String,
-    pub language: String,
-    pub category: Option<String>,
-    pub is_active: bool,
-    pub usage_count: i32,
-    pub created_at: DateTime<Utc>,
 }
 
 crate::created_row!(OutreachCampaign);

@@ -15,7 +15,7 @@ use super::model::*;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
-    email_templates, outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
+    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
     target_group_mappings,
 };
 use crate::db::Tenant;
@@ -754,18 +754,6 @@ pub async fn outreach_events_of(
         .filter(outreach_tracking::email_id.eq_any(emails))
         .select(OutreachEvent::as_select())
         .order((outreach_tracking::timestamp, outreach_tracking::id))
-        .load(conn)
-        .await
-}
-
-pub async fn email_templates(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-) -> QueryResult<Vec<EmailTemplate>> {
-    email_templates::table
-        .filter(email_templates::tenant_id.eq(scope.id()))
-        .select(EmailTemplate::as_select())
-        .order((email_templates::name, email_templates::id))
         .load(conn)
         .await
 }

@@ -312,28 +312,6 @@ impl CommsQuery {
             .collect())
     }
 
-    /// The message log across customers, optionally on one channel.
-    #[graphql(guard = "Access::Read")]
-    async fn messages(
-        &self,
-        ctx: &Context<'_>,
-        channel: Option<Channel>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> AppResult<Page<Communication>> {
-        created_page(
-            ctx,
-            PageRequest::either(first, after, last, before)?,
-            |conn, scope, page| {
-                async move { ops::list_messages(conn, scope, channel, &page).await }.scope_boxed()
-            },
-            Communication::from,
-        )
-        .await
-    }
-
     #[graphql(guard = "Access::Read")]
     async fn prospects(
         &self,
@@ -436,11 +414,18 @@ pub struct ConfigureChannelInput {
     /// with the server's secret key before they are stored, never returned; `null`
     /// removes them.
     pub credentials: MaybeUndefined<Json<serde_json::Value>>,
+    /// Replaces the status hook token (the old one stops working at once).
+    #[graphql(default)]
+    pub rotate_hook_token: bool,
 }
 
 #[derive(SimpleObject)]
 pub struct ConfigureChannelPayload {
     pub channel_configuration: Option<ChannelConfiguration>,
+    /// The token of the configuration's status hook, `POST /hooks/{provider}/{token}`
+    /// (give it to the provider as its event webhook or status callback URL): shown only
+    /// when it is made, with the first configuration or `rotateHookToken`.
+    pub hook_token: Option<String>,
     pub user_errors: Vec<UserError>,
 }
 
@@ -624,15 +609,32 @@ impl CommsMutation {
             Some(Some(value)) => ops::Credentials::Store(value.0),
         };
         let key = ctx.data_opt::<SecretKey>();
+        let rotate = input.rotate_hook_token;
         write_payload(
             ctx,
             |conn, scope| {
-                ops::configure_channel(conn, scope, channel, provider, fields, credentials, key)
-                    .scope_boxed()
+                ops::configure_channel(
+                    conn,
+                    scope,
+                    channel,
+                    provider,
+                    fields,
+                    credentials,
+                    rotate,
+                    key,
+                )
+                .scope_boxed()
             },
-            |config, user_errors| ConfigureChannelPayload {
-                channel_configuration: config.map(ChannelConfiguration::from),
-                user_errors,
+            |configured, user_errors| {
+                let (config, hook_token) = match configured {
+                    Some(c) => (Some(c.configuration), c.hook_token),
+                    None => (None, None),
+                };
+                ConfigureChannelPayload {
+                    channel_configuration: config.map(ChannelConfiguration::from),
+                    hook_token,
+                    user_errors,
+                }
             },
         )
         .await

@@ -22,7 +22,29 @@ text_enum!(pub MessageStatus {
     Bounced => "bounced",
     Failed => "failed",
     Received => "received",
+    /// Not sent: consent was missing at send time (the reason is in `errorMessage`).
+    Suppressed => "suppressed",
+    /// The recipient marked it as spam.
+    Complained => "complained",
 });
+
+impl MessageStatus {
+    /// How far along an outgoing message is: reports only move it forward, and the final
+    /// states (bounced, failed, complained, suppressed) are final.
+    pub fn stage(self) -> u8 {
+        match self {
+            MessageStatus::Queued | MessageStatus::Received => 0,
+            MessageStatus::Sent => 1,
+            MessageStatus::Delivered => 2,
+            MessageStatus::Opened => 3,
+            MessageStatus::Clicked => 4,
+            MessageStatus::Bounced
+            | MessageStatus::Failed
+            | MessageStatus::Complained
+            | MessageStatus::Suppressed => 5,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = communication_log, check_for_backend(diesel::pg::Pg))]

@@ -12,13 +12,10 @@ use uuid::Uuid;
 use super::model::{
     Appointment, AppointmentFields, AppointmentStatus, Call, CallDirection, CallFields,
     CallProvider, CallStatus, Channel, ChannelConfiguration, ChannelFields, ChannelProvider,
-    Communication, Prospect, ProspectFields, ProspectStatus, Ticket, TicketFields, TicketPriority,
-    TicketStatus,
+    Prospect, ProspectFields, ProspectStatus, Ticket, TicketFields, TicketPriority, TicketStatus,
 };
 use crate::db::page::PageRequest;
-use crate::db::schema::{
-    call_logs, channel_configurations, communication_log, prospects, rendez_vous, tickets,
-};
+use crate::db::schema::{call_logs, channel_configurations, prospects, rendez_vous, tickets};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
 use crate::domain::{
@@ -113,28 +110,6 @@ pub async fn channels(
         .await
 }
 
-/// The tenant's message log (every customer's, and messages to no known customer),
-/// optionally on one channel.
-pub async fn list_messages(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    channel: Option<Channel>,
-    page: &PageRequest<DateTime<Utc>>,
-) -> QueryResult<Vec<Communication>> {
-    use communication_log as m;
-    let mut query = m::table
-        .filter(m::tenant_id.eq(scope.id()))
-        .select(Communication::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(channel) = channel {
-        query = query.filter(m::channel.eq(channel));
-    }
-    crate::keyset!(query, page, m::created_at, m::id, desc)
-        .load(conn)
-        .await
-}
-
 /// At most this much public configuration or credentials (serialised JSON).
 const MAX_CONFIG_BYTES: usize = 8 * 1024;
 
@@ -168,10 +143,20 @@ pub fn credentials_context(tenant: Uuid, channel: Channel, provider: ChannelProv
     )
 }
 
+/// A configuration as `configureChannel` answers it: with its status hook token when one
+/// was made (the first time, or on request), shown this once.
+#[derive(Debug)]
+pub struct Configured {
+    pub configuration: ChannelConfiguration,
+    pub hook_token: Option<String>,
+}
+
 /// Creates the tenant's configuration of `channel` with `provider`, or changes what
 /// `fields` and `credentials` give. Credentials are sealed with `key` (refused when the
 /// server has none) and never returned; `configured` says whether some are stored.
-/// Concurrent first calls create one configuration.
+/// Concurrent first calls create one configuration. A configuration gets a status hook
+/// token (`POST /hooks/{provider}/{token}`) when it has none or `rotate_hook_token` asks.
+#[allow(clippy::too_many_arguments)]
 pub async fn configure_channel(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
@@ -179,8 +164,9 @@ pub async fn configure_channel(
     provider: ChannelProvider,
     mut fields: ChannelFields,
     credentials: Credentials,
+    rotate_hook_token: bool,
     key: Option<&SecretKey>,
-) -> OpResult<ChannelConfiguration> {
+) -> OpResult<Configured> {
     use channel_configurations as c;
     check_channel(channel, provider, &fields)?;
     match credentials {
@@ -231,7 +217,36 @@ pub async fn configure_channel(
         }),
     )
     .await?;
-    Ok(config)
+    let has_token: bool = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .filter(c::id.eq(config.id))
+        .select(c::hook_token_hash.is_not_null())
+        .first(conn)
+        .await?;
+    let mut hook_token = None;
+    if rotate_hook_token || !has_token {
+        let token = crate::auth::generate_secret("ghk_");
+        let sealed = key.map(|key| {
+            let context = crate::domain::messages::ops::hook_token_context(scope.id(), config.id);
+            key.seal(&context, token.as_bytes())
+        });
+        diesel::update(
+            c::table
+                .filter(c::tenant_id.eq(scope.id()))
+                .filter(c::id.eq(config.id)),
+        )
+        .set((
+            c::hook_token_hash.eq(crate::auth::hash_key(&token)),
+            c::hook_token_sealed.eq(sealed),
+        ))
+        .execute(conn)
+        .await?;
+        hook_token = Some(token);
+    }
+    Ok(Configured {
+        configuration: config,
+        hook_token,
+    })
 }
 
 fn check_channel(

@@ -2,7 +2,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde_json::json;
 use sha2::Sha256;
 use uuid::Uuid;
@@ -18,9 +17,7 @@ use crate::error::AppResult;
 pub const DISABLE_AFTER_FAILURES: i32 = 5;
 
 pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("whsec_{}", hex::encode(bytes))
+    crate::auth::generate_secret("whsec_")
 }
 
 /// `v1` signature: hex HMAC-SHA256 of `"{timestamp}.{body}"` with the endpoint's secret.
