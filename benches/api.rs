@@ -17,14 +17,21 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout,delivery` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
 //! | `BENCH_POSTGRAPHILE_URL` | unset (`postgraphile360`: the PostGraphile server to drive) |
+//! | `BENCH_MESSAGES` | `10000` (delivery: messages queued at once) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
+//!
+//! `delivery` queues `BENCH_MESSAGES` email messages for a tenant whose channel is SMTP,
+//! all at once, and lets the server's own runner send them through its SMTP adapter to a
+//! local sink (Debian's aiosmtpd, writing a maildir): messages per second from queued to
+//! the last sent, p50/p99 from queued to sent, and what the sink counted (each message
+//! once: none lost, none doubled).
 //!
 //! `pgbench360` runs pgbench (from the PostgreSQL server binaries' directory) on the
 //! minimal SQL of `customer360`: the one statement its request runs, for the same
@@ -102,6 +109,151 @@ async fn tenant(owner: &mut diesel_async::AsyncPgConnection, slug: &str, name: &
             let created = tenancy::create_tenant(owner, name, Some(slug)).await;
             created.map_err(|e| format!("{e:?}")).unwrap().0.id
         }
+    }
+}
+
+/// delivery: see the module documentation. `sink` is the SMTP sink's maildir.
+async fn delivery(owner: &mut diesel_async::AsyncPgConnection, sink: &std::path::Path) {
+    #[derive(QueryableByName)]
+    struct Figures {
+        #[diesel(sql_type = BigInt)]
+        sent: i64,
+        #[diesel(sql_type = BigInt)]
+        failed: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        span: f64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        p50: f64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        p99: f64,
+    }
+    let messages: i64 = env_or("BENCH_MESSAGES", 10_000);
+    let tenant = tenant(owner, "delivery-bench", "Delivery bench").await;
+    diesel::sql_query(
+        "INSERT INTO channel_configurations (tenant_id, channel_type, provider, enabled, from_address)
+         VALUES ($1, 'email', 'smtp', true, 'bench@growthgraph.test') ON CONFLICT DO NOTHING",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .execute(owner)
+    .await
+    .unwrap();
+    diesel::sql_query("DELETE FROM communication_log WHERE tenant_id = $1")
+        .bind::<SqlUuid, _>(tenant)
+        .execute(owner)
+        .await
+        .unwrap();
+    let before = maildir_count(sink);
+    diesel::sql_query(
+        "WITH queued AS (
+           INSERT INTO communication_log (tenant_id, channel, recipient, subject, content, communication_type)
+           SELECT $1, 'email', 'reader' || g || '@sink.test', 'Bench ' || g, 'Hello ' || g, 'transactional'
+           FROM generate_series(1, $2) g RETURNING tenant_id, id)
+         INSERT INTO queue_jobs (tenant_id, job_type, payload)
+         SELECT tenant_id, 'message_delivery', jsonb_build_object('messageId', id) FROM queued",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .bind::<BigInt, _>(messages)
+    .execute(owner)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let figures = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let f: Figures = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    coalesce(extract(epoch FROM max(sent_at) - min(created_at)), 0)::float8 AS span,
+                    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), 0)::float8 AS p50,
+                    coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), 0)::float8 AS p99
+             FROM communication_log WHERE tenant_id = $1",
+        )
+        .bind::<SqlUuid, _>(tenant)
+        .get_result(owner)
+        .await
+        .unwrap();
+        if f.sent + f.failed >= messages || Instant::now() > deadline {
+            break f;
+        }
+    };
+    // The sink writes each message as its own file; give it a moment to finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = maildir_count(sink) - before;
+    let ids = maildir_message_ids(sink);
+    println!(
+        "\ndelivery: {messages} messages queued at once through SMTP to a local sink: {:.0} messages/s \
+         (queued → last sent {:.2} s), queued → sent p50 {:.0} ms, p99 {:.0} ms; sent {}, failed {}; \
+         the sink received {received} ({} distinct Message-IDs: {} doubled)",
+        figures.sent as f64 / figures.span.max(0.001),
+        figures.span,
+        figures.p50 * 1000.0,
+        figures.p99 * 1000.0,
+        figures.sent,
+        figures.failed,
+        ids.len(),
+        received - ids.len().min(received),
+    );
+}
+
+fn maildir_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("new"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The distinct Message-IDs in the sink's maildir.
+fn maildir_message_ids(dir: &std::path::Path) -> std::collections::HashSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("new")) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|mail| {
+            mail.lines()
+                .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_owned))
+        })
+        .collect()
+}
+
+/// An SMTP server on loopback (Debian's aiosmtpd) writing what it receives into a maildir.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = std::env::temp_dir().join(format!("growthgraph-bench-sink-{port}"));
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .spawn()
+            .expect("python3 with aiosmtpd (Debian: python3-aiosmtpd)");
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        SmtpSink {
+            child,
+            port,
+            maildir,
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
     }
 }
 
@@ -619,7 +771,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start(url: &str) -> Self {
+    /// `smtp`: the SMTP relay the server's message runner sends through.
+    async fn start(url: &str, smtp: Option<String>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -633,6 +786,9 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if let Some(smtp) = smtp {
+            command.env("GROWTHGRAPH_SMTP_URL", smtp);
+        }
         if std::env::var_os("GROWTHGRAPH_LOG").is_none() {
             command.env("GROWTHGRAPH_LOG", "warn");
         }
@@ -1049,7 +1205,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout,delivery"
             .to_string(),
     );
 
@@ -1121,7 +1277,14 @@ async fn run() {
     .map(|r| r.id)
     .collect();
 
-    let server = Server::start(&url).await;
+    let sink = match scenarios.contains("delivery") {
+        true => Some(SmtpSink::start().await),
+        false => None,
+    };
+    let smtp = sink
+        .as_ref()
+        .map(|s| format!("smtp://127.0.0.1:{}", s.port));
+    let server = Server::start(&url, smtp).await;
     let base = format!("{}/graphql", server.origin);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -1199,6 +1362,13 @@ async fn run() {
             }
             "noisyNeighbour" => {
                 noisy_neighbour(&mut owner, &base, tenant_id, seconds).await;
+                continue;
+            }
+            "delivery" => {
+                let sink = sink
+                    .as_ref()
+                    .expect("the sink starts with the delivery scenario");
+                delivery(&mut owner, &sink.maildir).await;
                 continue;
             }
             "redeemReward" => encode_bodies(

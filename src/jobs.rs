@@ -74,6 +74,16 @@ struct TenantId {
     tenant_id: Uuid,
 }
 
+/// The tenants with due jobs of `job_type` (pending and due, or left processing).
+pub async fn tenants_with_due_jobs(pool: &PgPool, job_type: &str) -> AppResult<Vec<Uuid>> {
+    let mut conn = pool.get().await?;
+    let rows: Vec<TenantId> = Prepared::new("SELECT tenant_id FROM tenants_with_due_jobs($1)")
+        .bind::<diesel::sql_types::Text, _>(job_type)
+        .load(&mut conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.tenant_id).collect())
+}
+
 pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
     let mut conn = pool.get().await?;
     let rows: Vec<TenantId> = Prepared::new("SELECT tenant_id FROM scheduler_tenant_ids()")
@@ -135,6 +145,28 @@ pub async fn claim_in(
     .execute(conn)
     .await?;
     Ok(jobs)
+}
+
+/// Marks claimed jobs completed, all at once.
+pub async fn complete(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    ids: &[Uuid],
+) -> QueryResult<()> {
+    diesel::update(
+        queue_jobs::table
+            .filter(queue_jobs::tenant_id.eq(scope.id()))
+            .filter(queue_jobs::id.eq_any(ids)),
+    )
+    .set((
+        queue_jobs::status.eq("completed"),
+        queue_jobs::completed_at.eq(Utc::now()),
+        queue_jobs::result.eq(json!({ "ok": true })),
+        queue_jobs::error.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Finishes a claimed job: completed, or retried after `backoff`, or failed for good once
@@ -417,21 +449,23 @@ pub fn spawn_background(
     })
 }
 
-/// Starts the message runner: every `every`, each tenant's due deliveries are sent
-/// (batches of 200 until none is left). It stops when the returned handle is aborted.
+/// Starts the message runner: every `every`, the due deliveries of each tenant that has
+/// some are sent (three runners, batches of 100, until none is left). It stops when the returned handle
+/// is aborted.
 pub fn spawn_delivery(
     pool: PgPool,
     providers: Arc<crate::domain::messages::providers::Providers>,
     key: Option<crate::secrets::SecretKey>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    const BATCH: i64 = 200;
+    const BATCH: i64 = 100;
+    const RUNNERS: usize = 3;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let tenants = match tenant_ids(&pool).await {
+            let tenants = match tenants_with_due_jobs(&pool, "message_delivery").await {
                 Ok(tenants) => tenants,
                 Err(error) => {
                     tracing::warn!(?error, "message runner cannot list tenants");
@@ -440,19 +474,28 @@ pub fn spawn_delivery(
             };
             for tenant in tenants {
                 let db = TenantDb::new(pool.clone(), tenant);
-                loop {
-                    let ran =
-                        crate::domain::messages::ops::run_due(&db, &providers, key.as_ref(), BATCH)
-                            .await;
-                    match ran {
-                        Ok(n) if n as i64 == BATCH => continue,
-                        Ok(_) => break,
-                        Err(error) => {
-                            tracing::warn!(?error, %tenant, "message deliveries failed");
-                            break;
+                // A few runners side by side (each claims its own jobs): one sends while
+                // another records its batch or claims the next.
+                let runner = || async {
+                    loop {
+                        let ran = crate::domain::messages::ops::run_due(
+                            &db,
+                            &providers,
+                            key.as_ref(),
+                            BATCH,
+                        )
+                        .await;
+                        match ran {
+                            Ok(n) if n as i64 == BATCH => continue,
+                            Ok(_) => break,
+                            Err(error) => {
+                                tracing::warn!(?error, %tenant, "message deliveries failed");
+                                break;
+                            }
                         }
                     }
-                }
+                };
+                futures_util::future::join_all((0..RUNNERS).map(|_| runner())).await;
             }
         }
     })

@@ -1,3 +1,5 @@
+DROP FUNCTION tenants_with_due_jobs(text);
+DROP POLICY system_key_lookup ON queue_jobs;
 DROP FUNCTION channel_hook_target(bytea);
 DROP POLICY system_key_lookup ON channel_configurations;
 ALTER TABLE channel_configurations DROP COLUMN hook_token_sealed, DROP COLUMN hook_token_hash;

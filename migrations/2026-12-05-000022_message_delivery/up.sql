@@ -49,6 +49,22 @@ ALTER TABLE queue_jobs ADD CONSTRAINT queue_jobs_job_type_check CHECK (job_type 
     'daily_prospect_queue', 'bulk_email', 'intelligence_analysis',
     'crm_sync', 'webhook_delivery', 'growth_insights_refresh', 'message_delivery'));
 
+-- The message runner polls often: it visits only the tenants that have due work of a
+-- type. Reviewed SECURITY DEFINER: returns tenant ids only (pinned search_path, read-only).
+CREATE FUNCTION tenants_with_due_jobs(p_job_type text)
+RETURNS TABLE (tenant_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT DISTINCT q.tenant_id FROM queue_jobs q
+    WHERE q.job_type = p_job_type
+      AND ((q.status = 'pending' AND q.run_at <= now())
+           OR (q.status = 'processing' AND q.started_at < now() - interval '5 minutes'))
+$$;
+CREATE POLICY system_key_lookup ON queue_jobs FOR SELECT TO CURRENT_USER USING (true);
+REVOKE ALL ON FUNCTION tenants_with_due_jobs(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenants_with_due_jobs(text) TO growthgraph_app;
+
 -- Status hooks: `POST /hooks/{provider}/{token}` names a channel configuration by a secret
 -- token (shown once by `configureChannel`, found by its SHA-256; also kept sealed with the
 -- server's secret key, so that messages can name their status callback).

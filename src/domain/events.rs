@@ -34,6 +34,57 @@ WITH event AS (
 SELECT 1 FROM event
 "#;
 
+/// [`RECORD_SQL`] for many events at once (arrays of types, subjects and payloads).
+const RECORD_MANY_SQL: &str = r#"
+WITH event AS (
+    INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
+    SELECT $1, e.event_type, e.subject_id, e.payload
+    FROM unnest($2::text[], $3::uuid[], $4::jsonb[]) WITH ORDINALITY AS e(event_type, subject_id, payload, n)
+    ORDER BY e.n
+    RETURNING id, tenant_id, event_type
+), deliveries AS (
+    INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type)
+    SELECT w.tenant_id, w.id, event.id, event.event_type
+    FROM webhook_endpoints w, event
+    WHERE w.tenant_id = event.tenant_id AND w.enabled
+      AND (w.event_types = '{}' OR event.event_type = ANY (w.event_types))
+    RETURNING id
+), jobs AS (
+    INSERT INTO queue_jobs (tenant_id, job_type, payload)
+    SELECT $1, 'webhook_delivery', jsonb_build_object('deliveryId', deliveries.id) FROM deliveries
+    RETURNING 1
+)
+SELECT 1 FROM event
+"#;
+
+/// Appends many events in one statement: `(type, subject, payload)` each, in order.
+pub async fn record_many(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    events: Vec<(String, Uuid, serde_json::Value)>,
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut types = Vec::with_capacity(events.len());
+    let mut subjects = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for (event_type, subject, payload) in events {
+        types.push(event_type);
+        subjects.push(subject);
+        payloads.push(payload);
+    }
+    use diesel::sql_types::{Array, Jsonb, Text, Uuid as SqlUuid};
+    Prepared::new(RECORD_MANY_SQL)
+        .bind::<SqlUuid, _>(scope.id())
+        .bind::<Array<Text>, _>(types)
+        .bind::<Array<SqlUuid>, _>(subjects)
+        .bind::<Array<Jsonb>, _>(payloads)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Appends one event (`type` like `customer.upserted`) about `subject`.
 pub async fn record(
     conn: &mut AsyncPgConnection,

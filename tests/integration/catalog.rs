@@ -387,6 +387,7 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
             "confirm_api_key",
             "scheduler_tenant_ids",
             "sequence_domain_events",
+            "tenants_with_due_jobs",
         ],
         "unreviewed SECURITY DEFINER"
     );

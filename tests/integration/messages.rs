@@ -1019,6 +1019,12 @@ async fn one_message_is_one_provider_call_whatever_races_or_crashes() {
     );
     assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM queue_jobs WHERE tenant_id = '{}' AND job_type = 'message_delivery'", t.id)).await, 1);
 
+    // The runner visits the tenants with due deliveries, and only them.
+    let due = growthgraph::jobs::tenants_with_due_jobs(&app.pool, "message_delivery")
+        .await
+        .unwrap();
+    assert_eq!(due, vec![t.id]);
+
     // Two runners (as on two instances) race for the job: one provider call.
     let providers = providers::Providers::new(providers::ProviderSettings {
         smtp_url: Some(sink.url()),
@@ -1028,6 +1034,10 @@ async fn one_message_is_one_provider_call_whatever_races_or_crashes() {
     assert_eq!(x + y, 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.received().len(), 1);
+    let due = growthgraph::jobs::tenants_with_due_jobs(&app.pool, "message_delivery")
+        .await
+        .unwrap();
+    assert!(due.is_empty());
 
     // A runner stopped after the provider call and before recording its answer: the job
     // is claimed again after 5 minutes, and the message is not sent a second time.
@@ -1210,4 +1220,113 @@ async fn templates_messages_and_email_events_stay_within_their_tenant() {
     );
     let r = app.gql(&a.admin_key, "query($t: ID!) { previewTemplate(templateId: $t, variables: { name: \"A\" }) { rendered { text } } }", json!({ "t": a_template })).await;
     assert_eq!(r["data"]["previewTemplate"]["rendered"]["text"], "Hello A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_message_moves_its_recipient_along_the_funnel() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.bare_tenant("Funnel Winery").await;
+    let (pair, public) = sendgrid_key_pair();
+    let (url, _script) = provider((
+        202,
+        vec![("x-message-id", "sgFunnel".into())],
+        String::new(),
+    ))
+    .await;
+    let token = configure(&app, &t, json!({ "channel": "EMAIL", "provider": "SENDGRID", "enabled": true,
+        "fromAddress": "club@funnel.example", "credentials": { "apiKey": "SG.k", "webhookVerificationKey": public } })).await["hookToken"]
+        .as_str().unwrap().to_owned();
+    let mut conn = app.owner().await;
+    conn.batch_execute(&format!("INSERT INTO customers (tenant_id, email, segment) VALUES ('{}', 'vip@funnel.example', 'vip')", t.id)).await.unwrap();
+    let r = app.gql(&t.admin_key, "mutation { createCampaign(input: { name: \"Vintage\", targetSegment: \"vip\" }) { campaign { id } } }", json!({})).await;
+    let campaign = r["data"]["createCampaign"]["campaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql(
+        &t.admin_key,
+        "mutation($id: ID!) { launchCampaign(input: { id: $id }) { userErrors { code } } }",
+        json!({ "id": campaign }),
+    )
+    .await;
+    let funnel = "query($id: ID!) { campaign(id: $id) { metrics { sent delivered opened clicked failed } recipients(first: 5) { nodes { id status customerId } } } }";
+    let r = app
+        .gql(&t.admin_key, funnel, json!({ "id": campaign }))
+        .await;
+    let recipient = r["data"]["campaign"]["recipients"]["nodes"][0].clone();
+    let (recipient_id, customer_id) = (
+        recipient["id"].as_str().unwrap().parse().unwrap(),
+        recipient["customerId"].as_str().unwrap().parse().unwrap(),
+    );
+
+    // What an automation does for one recipient: deliver in its own transaction.
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    let outgoing = ops::Outgoing {
+        channel: growthgraph::domain::comms::model::Channel::Email,
+        customer_id: Some(customer_id),
+        to: None,
+        content: ops::Content::Written {
+            subject: Some("Vintage".into()),
+            text: "New vintage".into(),
+            html: None,
+        },
+        communication_type: None,
+        idempotency_key: Some(format!("campaign/{recipient_id}/send-1")),
+        campaign_recipient_id: Some(recipient_id),
+        outreach_email_id: None,
+    };
+    let id = db
+        .run(|conn, scope| {
+            use scoped_futures::ScopedFutureExt;
+            async move { ops::deliver(conn, scope, outgoing).await }.scope_boxed()
+        })
+        .await
+        .unwrap();
+    let providers = providers::Providers::new(providers::ProviderSettings {
+        sendgrid_base_url: url,
+        ..settings()
+    });
+    run(&app, &t, &providers).await;
+    let r = app
+        .gql(&t.admin_key, funnel, json!({ "id": campaign }))
+        .await;
+    assert_eq!(
+        r["data"]["campaign"]["metrics"],
+        json!({ "sent": 1, "delivered": 0, "opened": 0, "clicked": 0, "failed": 0 })
+    );
+
+    let now = chrono::Utc::now().timestamp();
+    let events = format!(
+        r#"[{{"event":"delivered","timestamp":{now},"sg_message_id":"sgFunnel.f1","growthgraph_message_id":"{id}"}},{{"event":"click","timestamp":{now},"sg_message_id":"sgFunnel.f1","growthgraph_message_id":"{id}"}},{{"event":"spamreport","timestamp":{now},"sg_message_id":"sgFunnel.f1","growthgraph_message_id":"{id}"}}]"#
+    );
+    let (status, _) = post_hook(
+        &app,
+        &format!("/hooks/sendgrid/{token}"),
+        &signed_sendgrid(&pair, &events),
+        events.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = app
+        .gql(&t.admin_key, funnel, json!({ "id": campaign }))
+        .await;
+    // Reaching clicked counts delivered and opened too; the spam report ends the message
+    // and withdraws consent, but takes nothing back from the funnel.
+    assert_eq!(
+        r["data"]["campaign"]["metrics"],
+        json!({ "sent": 1, "delivered": 1, "opened": 1, "clicked": 1, "failed": 0 })
+    );
+    assert_eq!(
+        r["data"]["campaign"]["recipients"]["nodes"][0]["status"],
+        "CLICKED"
+    );
+    assert_eq!(
+        message(&app, &t, &id.to_string()).await["status"],
+        "COMPLAINED"
+    );
+    let r = app.gql(&t.admin_key, "query($c: ID) { customer(id: $c) { communicationPreferences { channel type optedIn } } }", json!({ "c": customer_id.to_string() })).await;
+    assert_eq!(
+        r["data"]["customer"]["communicationPreferences"],
+        json!([{ "channel": "EMAIL", "type": "MARKETING", "optedIn": false }])
+    );
 }

@@ -673,6 +673,7 @@ struct Claimed {
     message: Option<Uuid>,
     customer: Option<Uuid>,
     channel: Channel,
+    to: String,
     recipient_id: Option<Uuid>,
     outreach_email_id: Option<Uuid>,
     plan: Plan,
@@ -960,6 +961,7 @@ async fn claim(
                         message: None,
                         customer: None,
                         channel: Channel::Email,
+                        to: String::new(),
                         recipient_id: None,
                         outreach_email_id: None,
                         plan: Plan::Done(Resolution::Settled),
@@ -976,6 +978,7 @@ async fn claim(
                     message: Some(message.id),
                     customer: message.customer_id,
                     channel: message.channel,
+                    to: message.recipient.clone(),
                     recipient_id: message.campaign_recipient_id,
                     outreach_email_id: message.outreach_email_id,
                     plan,
@@ -1039,10 +1042,27 @@ pub async fn run_due(
         .await;
     db.run(|conn, scope| {
         async move {
+            let mut sent = Vec::new();
             for (claimed, outcome) in &results {
-                record(conn, scope, claimed, outcome.as_ref()).await?;
+                match outcome {
+                    Some((
+                        route,
+                        configuration,
+                        Outcome::Sent {
+                            provider_message_id,
+                        },
+                    )) if claimed.message.is_some() => {
+                        sent.push((
+                            claimed,
+                            *route,
+                            *configuration,
+                            provider_message_id.as_str(),
+                        ));
+                    }
+                    _ => record(conn, scope, claimed, outcome.as_ref()).await?,
+                }
             }
-            Ok::<_, OpError>(())
+            record_sent(conn, scope, &sent).await
         }
         .scope_boxed()
     })
@@ -1067,7 +1087,6 @@ async fn record(
         .filter(m::tenant_id.eq(scope.id()))
         .filter(m::id.eq(message))
         .filter(m::status.eq(MessageStatus::Queued));
-    let now = Utc::now();
     let job = &claimed.job;
     let resolution = match (&claimed.plan, outcome) {
         (Plan::Done(Resolution::Settled), _) | (Plan::Send { .. }, None) => None,
@@ -1089,38 +1108,13 @@ async fn record(
             Outcome::Sent {
                 provider_message_id,
             } => {
-                diesel::update(target)
-                    .set((
-                        m::status.eq(MessageStatus::Sent),
-                        m::provider.eq(route.name()),
-                        m::provider_message_id.eq(provider_message_id),
-                        m::channel_configuration_id.eq(configuration),
-                        m::sent_at.eq(now),
-                        m::sending_started_at.eq(None::<DateTime<Utc>>),
-                        m::failure_code.eq(None::<String>),
-                        m::error_message.eq(None::<String>),
-                    ))
-                    .execute(conn)
-                    .await?;
-                crate::jobs::finish(conn, scope, job, Ok(())).await?;
-                let report = Report {
-                    message: MessageRef::Id(message),
-                    status: Some(MessageStatus::Sent),
-                    unsubscribe: false,
-                    at: now,
-                    detail: None,
-                    event: "sent".into(),
-                };
-                follow(conn, scope, claimed, &report, Some(provider_message_id)).await?;
-                events::record(
-                    conn,
-                    scope,
-                    "message.sent",
-                    message,
-                    json!({ "provider": route.name(), "providerMessageId": provider_message_id, "customerId": claimed.customer }),
-                )
-                .await?;
-                return Ok(());
+                let sent = [(
+                    claimed,
+                    *route,
+                    *configuration,
+                    provider_message_id.as_str(),
+                )];
+                return record_sent(conn, scope, &sent).await;
             }
             Outcome::Retry { reason } => {
                 let gave_up = crate::jobs::finish(conn, scope, job, Err(reason.clone())).await?;
@@ -1158,6 +1152,108 @@ async fn record(
         Some(resolution) => settle(conn, scope, claimed, resolution).await,
         None => Ok(()),
     }
+}
+
+/// Records messages the providers accepted, a batch at a time: one statement each for the
+/// messages, their jobs, their email events and their `message.sent` events; the
+/// campaign recipients and outreach emails they serve move one by one.
+async fn record_sent(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    sent: &[(&Claimed, Route, Option<Uuid>, &str)],
+) -> OpResult<()> {
+    use diesel::sql_types::{Array, Nullable, Text, Uuid as SqlUuid};
+    if sent.is_empty() {
+        return Ok(());
+    }
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let now = Utc::now();
+    let ids: Vec<Uuid> = sent.iter().filter_map(|(c, ..)| c.message).collect();
+    let updated: Vec<Updated> = diesel::sql_query(
+        "UPDATE communication_log m SET status = 'sent', provider = v.provider,
+                provider_message_id = v.provider_message_id, channel_configuration_id = v.configuration,
+                sent_at = $2, sending_started_at = NULL, failure_code = NULL, error_message = NULL
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::uuid[])
+              AS v(id, provider, provider_message_id, configuration)
+         WHERE m.tenant_id = $1 AND m.id = v.id AND m.status = 'queued'
+         RETURNING m.id",
+    )
+    .bind::<SqlUuid, _>(scope.id())
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<Text>, _>(sent.iter().map(|(_, r, ..)| r.name()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(sent.iter().map(|(.., p)| *p).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(sent.iter().map(|(_, _, c, _)| *c).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let jobs: Vec<Uuid> = sent.iter().map(|(c, ..)| c.job.id).collect();
+    crate::jobs::complete(conn, scope, &jobs).await?;
+    let updated: std::collections::HashSet<Uuid> = updated.into_iter().map(|u| u.id).collect();
+    let moved: Vec<_> = sent
+        .iter()
+        .filter(|(c, ..)| c.message.is_some_and(|m| updated.contains(&m)))
+        .collect();
+    let emails: Vec<_> = moved
+        .iter()
+        .filter(|(c, ..)| c.channel == Channel::Email)
+        .collect();
+    diesel::sql_query(
+        "INSERT INTO email_events (tenant_id, communication_log_id, recipient_email, email_type,
+                                   status, provider_message_id, metadata, occurred_at)
+         SELECT $1, e.id, e.recipient, 'notification', 'sent', e.provider_message_id,
+                '{\"event\": \"sent\"}', $2
+         FROM unnest($3::uuid[], $4::text[], $5::text[]) AS e(id, recipient, provider_message_id)",
+    )
+    .bind::<SqlUuid, _>(scope.id())
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<Array<SqlUuid>, _>(
+        emails
+            .iter()
+            .filter_map(|(c, ..)| c.message)
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(
+        emails
+            .iter()
+            .map(|(c, ..)| c.to.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(emails.iter().map(|(.., p)| *p).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    let report = |message: Uuid| Report {
+        message: MessageRef::Id(message),
+        status: Some(MessageStatus::Sent),
+        unsubscribe: false,
+        at: now,
+        detail: None,
+        event: "sent".into(),
+    };
+    let mut events = Vec::with_capacity(moved.len());
+    for (claimed, route, _, provider_message_id) in &moved {
+        let message = claimed.message.expect("a sent message");
+        if claimed.recipient_id.is_some() || claimed.outreach_email_id.is_some() {
+            move_funnels(
+                conn,
+                scope,
+                claimed.recipient_id,
+                claimed.outreach_email_id,
+                &report(message),
+            )
+            .await?;
+        }
+        events.push((
+            "message.sent".to_owned(),
+            message,
+            json!({ "provider": route.name(), "providerMessageId": provider_message_id, "customerId": claimed.customer }),
+        ));
+    }
+    events::record_many(conn, scope, events).await?;
+    Ok(())
 }
 
 /// Ends a queued message without it being sent: suppressed or failed, with the reason.
@@ -1223,7 +1319,7 @@ async fn follow(
     let target = Target {
         id: message,
         channel: claimed.channel,
-        recipient: String::new(),
+        recipient: claimed.to.clone(),
         recipient_id: claimed.recipient_id,
         outreach_email_id: claimed.outreach_email_id,
         customer_id: claimed.customer,
@@ -1254,17 +1350,65 @@ async fn funnel(
     let Some(status) = report.status else {
         return Ok(());
     };
-    if let Some(recipient) = target.recipient_id {
+    move_funnels(
+        conn,
+        scope,
+        target.recipient_id,
+        target.outreach_email_id,
+        report,
+    )
+    .await?;
+    let email_status = match status {
+        MessageStatus::Sent => Some("sent"),
+        MessageStatus::Delivered => Some("delivered"),
+        MessageStatus::Opened => Some("opened"),
+        MessageStatus::Clicked => Some("clicked"),
+        MessageStatus::Bounced => Some("bounced"),
+        MessageStatus::Complained => Some("complained"),
+        _ => None,
+    };
+    if let (Channel::Email, Some(email_status)) = (target.channel, email_status) {
+        use email_events as e;
+        diesel::insert_into(e::table)
+            .values((
+                e::tenant_id.eq(scope.id()),
+                e::communication_log_id.eq(target.id),
+                e::recipient_email.eq(&target.recipient),
+                e::email_type.eq("notification"),
+                e::status.eq(email_status),
+                e::provider_message_id.eq(provider_message_id),
+                e::metadata.eq(json!({ "event": report.event, "detail": report.detail })),
+                e::occurred_at.eq(report.at),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves the campaign recipient and the outreach email a message serves along with what
+/// `report` says of it (their own rules: forward only, `failed` from any state).
+async fn move_funnels(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    recipient_id: Option<Uuid>,
+    outreach_email_id: Option<Uuid>,
+    report: &Report,
+) -> OpResult<()> {
+    let Some(status) = report.status else {
+        return Ok(());
+    };
+    if let Some(recipient) = recipient_id {
         let moved = match status {
             MessageStatus::Sent => Some(RecipientStatus::Sent),
             MessageStatus::Delivered => Some(RecipientStatus::Delivered),
             MessageStatus::Opened => Some(RecipientStatus::Opened),
             MessageStatus::Clicked => Some(RecipientStatus::Clicked),
-            MessageStatus::Bounced
-            | MessageStatus::Failed
-            | MessageStatus::Complained
-            | MessageStatus::Suppressed => Some(RecipientStatus::Failed),
-            MessageStatus::Queued | MessageStatus::Received => None,
+            MessageStatus::Bounced | MessageStatus::Failed | MessageStatus::Suppressed => {
+                Some(RecipientStatus::Failed)
+            }
+            // A spam complaint comes after delivery: the funnel keeps what was reached.
+            MessageStatus::Complained | MessageStatus::Queued | MessageStatus::Received => None,
         };
         if let Some(moved) = moved {
             let detail = report
@@ -1282,7 +1426,7 @@ async fn funnel(
             .await?;
         }
     }
-    if let Some(email) = target.outreach_email_id {
+    if let Some(email) = outreach_email_id {
         let action = match status {
             MessageStatus::Sent => Some(OutreachAction::Sent),
             MessageStatus::Delivered => Some(OutreachAction::Delivered),
@@ -1297,41 +1441,6 @@ async fn funnel(
             )
             .await?;
         }
-    }
-    let email_status = match status {
-        MessageStatus::Sent => Some("sent"),
-        MessageStatus::Delivered => Some("delivered"),
-        MessageStatus::Opened => Some("opened"),
-        MessageStatus::Clicked => Some("clicked"),
-        MessageStatus::Bounced => Some("bounced"),
-        MessageStatus::Complained => Some("complained"),
-        _ => None,
-    };
-    if let (Channel::Email, Some(email_status)) = (target.channel, email_status) {
-        let recipient = if target.recipient.is_empty() {
-            communication_log::table
-                .filter(communication_log::tenant_id.eq(scope.id()))
-                .filter(communication_log::id.eq(target.id))
-                .select(communication_log::recipient)
-                .first::<String>(conn)
-                .await?
-        } else {
-            target.recipient.clone()
-        };
-        use email_events as e;
-        diesel::insert_into(e::table)
-            .values((
-                e::tenant_id.eq(scope.id()),
-                e::communication_log_id.eq(target.id),
-                e::recipient_email.eq(recipient),
-                e::email_type.eq("notification"),
-                e::status.eq(email_status),
-                e::provider_message_id.eq(provider_message_id),
-                e::metadata.eq(json!({ "event": report.event, "detail": report.detail })),
-                e::occurred_at.eq(report.at),
-            ))
-            .execute(conn)
-            .await?;
     }
     Ok(())
 }
@@ -1365,16 +1474,16 @@ pub async fn apply_reports(
         };
         let forward = current.stage() < 5 && status.stage() > current.stage();
         if forward {
+            // Reaching a state stamps it (once), and `sent_at` if the send was not seen.
             let stamp = match status {
-                MessageStatus::Delivered => "delivered_at",
-                MessageStatus::Opened => "opened_at",
-                MessageStatus::Clicked => "clicked_at",
-                _ => "sent_at",
+                MessageStatus::Delivered => ", delivered_at = coalesce(delivered_at, $2)",
+                MessageStatus::Opened => ", opened_at = coalesce(opened_at, $2)",
+                MessageStatus::Clicked => ", clicked_at = coalesce(clicked_at, $2)",
+                _ => "",
             };
-            // Reaching a state stamps it (once) and `sent_at` (if the send was not seen).
             diesel::sql_query(format!(
-                "UPDATE communication_log SET status = $1, sent_at = coalesce(sent_at, $2), \
-                 {stamp} = coalesce({stamp}, $2) WHERE tenant_id = $3 AND id = $4"
+                "UPDATE communication_log SET status = $1, sent_at = coalesce(sent_at, $2){stamp} \
+                 WHERE tenant_id = $3 AND id = $4"
             ))
             .bind::<diesel::sql_types::Text, _>(status.as_str())
             .bind::<diesel::sql_types::Timestamptz, _>(report.at)
