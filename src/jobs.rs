@@ -183,15 +183,7 @@ pub async fn finish(
     let attempt = job.attempts + 1;
     match outcome {
         Ok(()) => {
-            diesel::update(target)
-                .set((
-                    queue_jobs::status.eq("completed"),
-                    queue_jobs::completed_at.eq(Utc::now()),
-                    queue_jobs::result.eq(json!({ "ok": true })),
-                    queue_jobs::error.eq(None::<String>),
-                ))
-                .execute(conn)
-                .await?;
+            complete(conn, scope, &[job.id]).await?;
             Ok(false)
         }
         Err(error) => {

@@ -10,16 +10,18 @@ use crate::db::schema::domain_events;
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
 
-/// One statement per event: the outbox row, and a delivery and its job for each
-/// subscribed webhook endpoint (see `crate::domain::webhooks`). Raw SQL because the DSL
-/// cannot chain data-modifying CTEs. (No NOTIFY here: it would take PostgreSQL's global
-/// notification lock at every commit; the sequencer polls instead, see `crate::events`.)
-const RECORD_SQL: &str = r#"
-WITH event AS (
-    INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
-    VALUES ($1, $2, $3, $4)
-    RETURNING id, tenant_id, event_type
-), deliveries AS (
+// One statement per event (or per batch of events): the outbox rows, and a delivery and
+// its job for each subscribed webhook endpoint (see `crate::domain::webhooks`). Raw SQL
+// because the DSL cannot chain data-modifying CTEs. (No NOTIFY here: it would take
+// PostgreSQL's global notification lock at every commit; the sequencer polls instead, see
+// `crate::events`.)
+
+/// What follows the `event` CTE in both statements below: a webhook delivery and its job
+/// for each subscribed endpoint.
+macro_rules! deliveries_of_events {
+    () => {
+        r#"
+, deliveries AS (
     INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type)
     SELECT w.tenant_id, w.id, event.id, event.event_type
     FROM webhook_endpoints w, event
@@ -32,30 +34,32 @@ WITH event AS (
     RETURNING 1
 )
 SELECT 1 FROM event
-"#;
+"#
+    };
+}
+
+const RECORD_SQL: &str = concat!(
+    r#"
+WITH event AS (
+    INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
+    VALUES ($1, $2, $3, $4)
+    RETURNING id, tenant_id, event_type
+)"#,
+    deliveries_of_events!()
+);
 
 /// [`RECORD_SQL`] for many events at once (arrays of types, subjects and payloads).
-const RECORD_MANY_SQL: &str = r#"
+const RECORD_MANY_SQL: &str = concat!(
+    r#"
 WITH event AS (
     INSERT INTO domain_events (tenant_id, event_type, subject_id, payload)
     SELECT $1, e.event_type, e.subject_id, e.payload
     FROM unnest($2::text[], $3::uuid[], $4::jsonb[]) WITH ORDINALITY AS e(event_type, subject_id, payload, n)
     ORDER BY e.n
     RETURNING id, tenant_id, event_type
-), deliveries AS (
-    INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type)
-    SELECT w.tenant_id, w.id, event.id, event.event_type
-    FROM webhook_endpoints w, event
-    WHERE w.tenant_id = event.tenant_id AND w.enabled
-      AND (w.event_types = '{}' OR event.event_type = ANY (w.event_types))
-    RETURNING id
-), jobs AS (
-    INSERT INTO queue_jobs (tenant_id, job_type, payload)
-    SELECT $1, 'webhook_delivery', jsonb_build_object('deliveryId', deliveries.id) FROM deliveries
-    RETURNING 1
-)
-SELECT 1 FROM event
-"#;
+)"#,
+    deliveries_of_events!()
+);
 
 /// Appends many events in one statement: `(type, subject, payload)` each, in order.
 pub async fn record_many(

@@ -46,6 +46,39 @@ use crate::secrets::SecretKey;
 
 // ---- templates ----------------------------------------------------------------------------
 
+/// Inserts a template's `fields` into table module `t`, or updates the tenant's row `id`
+/// (`NOT_FOUND` on `input.id` when it has none); returns the row as `$row`.
+macro_rules! save_template {
+    ($conn:expr, $scope:expr, $t:ident, $id:expr, $fields:expr, $row:ty) => {
+        match $id {
+            None => {
+                diesel::insert_into($t::table)
+                    .values(($t::tenant_id.eq($scope.id()), $fields))
+                    .returning(<$row>::as_returning())
+                    .get_result($conn)
+                    .await?
+            }
+            Some(id) => diesel::update(
+                $t::table
+                    .filter($t::tenant_id.eq($scope.id()))
+                    .filter($t::id.eq(id)),
+            )
+            .set($fields)
+            .returning(<$row>::as_returning())
+            .get_result($conn)
+            .await
+            .optional()?
+            .ok_or_else(|| {
+                user_error(
+                    UserErrorCode::NotFound,
+                    &["input", "id"],
+                    "no such template",
+                )
+            })?,
+        }
+    };
+}
+
 const COMMUNICATION_FIELDS: Fields = Fields {
     subject: "subject",
     text: "textContent",
@@ -180,32 +213,7 @@ pub async fn save_communication_template(
         &variables,
         COMMUNICATION_FIELDS,
     )?;
-    let saved = match id {
-        None => {
-            diesel::insert_into(t::table)
-                .values((t::tenant_id.eq(scope.id()), fields))
-                .returning(CommunicationTemplate::as_returning())
-                .get_result(conn)
-                .await?
-        }
-        Some(id) => diesel::update(
-            t::table
-                .filter(t::tenant_id.eq(scope.id()))
-                .filter(t::id.eq(id)),
-        )
-        .set(fields)
-        .returning(CommunicationTemplate::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "id"],
-                "no such template",
-            )
-        })?,
-    };
+    let saved = save_template!(conn, scope, t, id, fields, CommunicationTemplate);
     events::record(
         conn,
         scope,
@@ -239,32 +247,7 @@ pub async fn save_email_template(
         &variables,
         EMAIL_FIELDS,
     )?;
-    let saved = match id {
-        None => {
-            diesel::insert_into(t::table)
-                .values((t::tenant_id.eq(scope.id()), fields))
-                .returning(EmailTemplate::as_returning())
-                .get_result(conn)
-                .await?
-        }
-        Some(id) => diesel::update(
-            t::table
-                .filter(t::tenant_id.eq(scope.id()))
-                .filter(t::id.eq(id)),
-        )
-        .set(fields)
-        .returning(EmailTemplate::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "id"],
-                "no such template",
-            )
-        })?,
-    };
+    let saved = save_template!(conn, scope, t, id, fields, EmailTemplate);
     events::record(
         conn,
         scope,
