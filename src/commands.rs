@@ -284,21 +284,27 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let graphiql_key = demo_key.clone().filter(|_| addr.ip().is_loopback());
-    let background = crate::jobs::spawn_background(
-        pool.clone(),
-        Arc::new(crate::jobs::RecordingCrm::default()),
-        Duration::from_secs(5),
-        args.allow_insecure_webhooks,
-    );
-    let providers = Arc::new(crate::domain::messages::providers::Providers::new(
-        args.provider_settings(database.cluster.is_some()),
-    ));
-    let delivery = crate::jobs::spawn_delivery(
-        pool.clone(),
-        providers.clone(),
-        args.secret_key.clone(),
-        Duration::from_millis(args.delivery_interval_ms.max(10)),
-    );
+    // API-only instances (`--no-scheduler`) run no background work at all.
+    let background = (!args.no_scheduler).then(|| {
+        let providers = Arc::new(crate::domain::messages::providers::Providers::new(
+            args.provider_settings(database.cluster.is_some()),
+        ));
+        [
+            crate::jobs::spawn_background(
+                pool.clone(),
+                Arc::new(crate::jobs::RecordingCrm::default()),
+                Arc::new(crate::scheduler::SystemClock),
+                Duration::from_secs(5),
+                args.allow_insecure_webhooks,
+            ),
+            crate::jobs::spawn_delivery(
+                pool.clone(),
+                providers,
+                args.secret_key.clone(),
+                Duration::from_millis(args.delivery_interval_ms.max(10)),
+            ),
+        ]
+    });
     // Fan-out has its own few connections: it never competes with requests for the pool.
     let hub = crate::events::EventHub::new(db::build_pool(
         &database.url,
@@ -339,8 +345,9 @@ async fn serve(
         })
         .await
         .map_err(|e| e.to_string())?;
-    background.abort();
-    delivery.abort();
+    for task in background.iter().flatten() {
+        task.abort();
+    }
     listener_task.abort();
     tracing::info!("HTTP server stopped");
     Ok(())

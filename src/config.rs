@@ -31,6 +31,7 @@
 //! | `--public-url` | `GROWTHGRAPH_PUBLIC_URL` | (none) | how providers reach this server, for status callbacks and their signatures |
 //! | `--local-delivery` | `GROWTHGRAPH_LOCAL_DELIVERY` | `true` with the embedded cluster, else `false` | messages of a channel a tenant has not configured are kept in the database (`local`) instead of failing `not_configured` |
 //! | `--delivery-interval-ms` | `GROWTHGRAPH_DELIVERY_INTERVAL_MS` | `200` | how often the message runner looks for due messages |
+//! | `--no-scheduler` | `GROWTHGRAPH_NO_SCHEDULER` | `false` | API-only instance: no scheduler, job runner or message runner |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 
 use std::net::SocketAddr;
@@ -215,6 +216,9 @@ pub struct ServeArgs {
     pub local_delivery: Option<bool>,
     #[arg(long, env = "GROWTHGRAPH_DELIVERY_INTERVAL_MS", default_value_t = 200)]
     pub delivery_interval_ms: u64,
+    /// An API-only instance: no scheduler, job runner or message runner.
+    #[arg(long, env = "GROWTHGRAPH_NO_SCHEDULER", default_value_t = false)]
+    pub no_scheduler: bool,
 }
 
 impl ServeArgs {
@@ -267,6 +271,7 @@ impl Default for ServeArgs {
             public_url: None,
             local_delivery: None,
             delivery_interval_ms: 200,
+            no_scheduler: false,
         }
     }
 }

@@ -401,10 +401,12 @@ pub async fn refresh_growth_insights_weekly(db: &TenantDb) -> AppResult<bool> {
     .map_err(|e: OpError| AppError::from(e))
 }
 
-/// Starts the runner and the scheduler; they stop when the returned handle is aborted.
+/// Starts the runner and the scheduler ([`crate::scheduler`], with `clock`); they stop
+/// when the returned handle is aborted.
 pub fn spawn_background(
     pool: PgPool,
     crm: Arc<dyn CrmProvider>,
+    clock: Arc<dyn crate::scheduler::Clock>,
     every: Duration,
     allow_insecure_webhooks: bool,
 ) -> tokio::task::JoinHandle<()> {
@@ -435,6 +437,9 @@ pub fn spawn_background(
                 }
                 if let Err(error) = refresh_growth_insights_weekly(&db).await {
                     tracing::warn!(?error, %tenant, "weekly growth insights failed");
+                }
+                if let Err(error) = crate::scheduler::tick(&db, clock.now()).await {
+                    tracing::warn!(?error, %tenant, "scheduled tasks failed");
                 }
             }
         }

@@ -11,5 +11,6 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod scheduler;
 pub mod secrets;
 pub mod seed;

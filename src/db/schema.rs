@@ -185,6 +185,7 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        expiration_warning_days -> Int4,
     }
 }
 
@@ -1000,6 +1001,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    scheduled_runs (tenant_id, task, period) {
+        tenant_id -> Uuid,
+        task -> Text,
+        period -> Text,
+        ran_at -> Timestamptz,
+        result -> Jsonb,
+    }
+}
+
+diesel::table! {
     target_group_mappings (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1211,6 +1222,7 @@ diesel::joinable!(prospects -> tenants (tenant_id));
 diesel::joinable!(queue_jobs -> tenants (tenant_id));
 diesel::joinable!(rendez_vous -> tenants (tenant_id));
 diesel::joinable!(reward_redemptions -> tenants (tenant_id));
+diesel::joinable!(scheduled_runs -> tenants (tenant_id));
 diesel::joinable!(target_group_mappings -> tenants (tenant_id));
 diesel::joinable!(testimonials -> tenants (tenant_id));
 diesel::joinable!(tickets -> tenants (tenant_id));
@@ -1276,6 +1288,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     queue_jobs,
     rendez_vous,
     reward_redemptions,
+    scheduled_runs,
     target_group_mappings,
     tenants,
     testimonials,

@@ -552,6 +552,13 @@ pub struct ChangeAppointmentInput {
     pub status: AppointmentStatus,
 }
 
+#[derive(InputObject)]
+pub struct RescheduleAppointmentInput {
+    pub id: ID,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+}
+
 #[derive(SimpleObject)]
 pub struct AppointmentPayload {
     pub appointment: Option<Appointment>,
@@ -797,6 +804,24 @@ impl CommsMutation {
         write_payload(
             ctx,
             |conn, scope| ops::change_appointment(conn, scope, id, status).scope_boxed(),
+            appointment_payload,
+        )
+        .await
+    }
+
+    /// Moves a pending or confirmed appointment to another date and time; its 24 h
+    /// reminder goes out again before the new time.
+    #[graphql(guard = "Access::Ingest")]
+    async fn reschedule_appointment(
+        &self,
+        ctx: &Context<'_>,
+        input: RescheduleAppointmentInput,
+    ) -> AppResult<AppointmentPayload> {
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let (date, time) = (input.date, input.time);
+        write_payload(
+            ctx,
+            |conn, scope| ops::reschedule_appointment(conn, scope, id, date, time).scope_boxed(),
             appointment_payload,
         )
         .await

@@ -2,7 +2,7 @@
 //! appointments, prospects, support tickets); lists are newest first. Writes of the
 //! channels' configurations.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -524,6 +524,49 @@ pub async fn change_appointment(
             .filter(r::id.eq(id)),
     )
     .set(r::status.eq(to))
+    .returning(Appointment::as_returning())
+    .get_result(conn)
+    .await?;
+    record_appointment(conn, scope, &appointment).await?;
+    Ok(appointment)
+}
+
+/// Moves a pending or confirmed appointment to `date` at `time`, re-arming its reminder.
+pub async fn reschedule_appointment(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    date: NaiveDate,
+    time: NaiveTime,
+) -> OpResult<Appointment> {
+    use rendez_vous as r;
+    let from: AppointmentStatus = crate::tenant_row!(
+        locked conn,
+        scope,
+        rendez_vous,
+        id,
+        table::status,
+        &["input", "id"],
+        "no such appointment"
+    )?;
+    if !matches!(from, AppointmentStatus::Pending | AppointmentStatus::Confirmed) {
+        return Err(user_error(
+            UserErrorCode::InvalidTransition,
+            &["input", "id"],
+            &format!("a {} appointment cannot be rescheduled", from.as_str()),
+        ));
+    }
+    let appointment = diesel::update(
+        r::table
+            .filter(r::tenant_id.eq(scope.id()))
+            .filter(r::id.eq(id)),
+    )
+    .set((
+        r::rdv_date.eq(date),
+        r::rdv_time.eq(time),
+        r::reminder_24h_sent.eq(false),
+        r::reminder_sent_at.eq(None::<DateTime<Utc>>),
+    ))
     .returning(Appointment::as_returning())
     .get_result(conn)
     .await?;

@@ -1,0 +1,6 @@
+UPDATE queue_jobs SET status = 'failed' WHERE status = 'cancelled';
+ALTER TABLE queue_jobs DROP CONSTRAINT queue_jobs_status_check;
+ALTER TABLE queue_jobs ADD CONSTRAINT queue_jobs_status_check
+    CHECK (status IN ('pending', 'processing', 'completed', 'failed'));
+ALTER TABLE club_programs DROP COLUMN expiration_warning_days;
+DROP TABLE scheduled_runs;
