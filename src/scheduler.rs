@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::schema::{
-    club_enrollments, club_programs, club_stages, communication_templates, customers,
-    rendez_vous, scheduled_runs,
+    club_enrollments, club_programs, club_stages, communication_templates, customers, rendez_vous,
+    scheduled_runs,
 };
 use crate::db::{Tenant, TenantDb};
 use crate::domain::comms::model::{AppointmentStatus, Channel};
@@ -369,7 +369,13 @@ async fn appointment_reminders(
         .skip_locked()
         .load(conn)
         .await?;
-    let email = template(conn, scope, TemplateType::AppointmentReminder, Channel::Email).await?;
+    let email = template(
+        conn,
+        scope,
+        TemplateType::AppointmentReminder,
+        Channel::Email,
+    )
+    .await?;
     let sms = template(conn, scope, TemplateType::AppointmentReminder, Channel::Sms).await?;
     let mut counts = (0, 0);
     for (id, customer, name, client_email, client_phone, date, time, service) in due {
@@ -399,10 +405,14 @@ async fn appointment_reminders(
             outreach_email_id: None,
         };
         notice(conn, scope, outgoing, &mut counts).await?;
-        diesel::update(r::table.filter(r::tenant_id.eq(scope.id())).filter(r::id.eq(id)))
-            .set((r::reminder_24h_sent.eq(true), r::reminder_sent_at.eq(now)))
-            .execute(conn)
-            .await?;
+        diesel::update(
+            r::table
+                .filter(r::tenant_id.eq(scope.id()))
+                .filter(r::id.eq(id)),
+        )
+        .set((r::reminder_24h_sent.eq(true), r::reminder_sent_at.eq(now)))
+        .execute(conn)
+        .await?;
     }
     Ok(counts.0)
 }

@@ -16,6 +16,7 @@ mod leads;
 mod loyalty;
 mod messages;
 mod replica;
+mod scheduler;
 mod seed;
 mod tenancy;
 mod webhooks;

@@ -1330,3 +1330,124 @@ async fn a_campaign_message_moves_its_recipient_along_the_funnel() {
         json!([{ "channel": "EMAIL", "type": "MARKETING", "optedIn": false }])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_retry_and_cancel_deliveries_through_their_jobs() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.bare_tenant("Jobs Winery").await;
+    let other = app.bare_tenant("Other Jobs").await;
+    let (url, script) =
+        provider((202, vec![("x-message-id", "sgRetry".into())], String::new())).await;
+    configure(&app, &t, json!({ "channel": "EMAIL", "provider": "SENDGRID", "enabled": true, "fromAddress": "a@jobs.example",
+        "credentials": { "apiKey": "SG.jobs" } })).await;
+    let providers = providers::Providers::new(providers::ProviderSettings {
+        sendgrid_base_url: url,
+        ..settings()
+    });
+    let jobs = "query($s: JobStatus) { jobs(type: \"message_delivery\", status: $s, first: 10) { nodes { id status attempts } } }";
+    let act = |name: &'static str| {
+        format!("mutation($id: ID!) {{ {name}(input: {{ id: $id }}) {{ job {{ status }} userErrors {{ code }} }} }}")
+    };
+
+    // A delivery whose job has one attempt meets a 503: the message fails for good.
+    let first = send(
+        &app,
+        &t.admin_key,
+        json!({ "channel": "EMAIL", "to": "x@jobs.example", "subject": "s", "body": "b" }),
+    )
+    .await["message"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut conn = app.owner().await;
+    conn.batch_execute(&format!(
+        "UPDATE queue_jobs SET max_attempts = 1 WHERE tenant_id = '{}'",
+        t.id
+    ))
+    .await
+    .unwrap();
+    script
+        .lock()
+        .unwrap()
+        .answers
+        .push((503, vec![], "{}".into()));
+    run(&app, &t, &providers).await;
+    let m = message(&app, &t, &first).await;
+    assert_eq!(
+        (m["status"].as_str(), m["failureCode"].as_str()),
+        (Some("FAILED"), Some("retries_exhausted")),
+        "{m}"
+    );
+    let r = app.gql(&t.admin_key, jobs, json!({ "s": "FAILED" })).await;
+    let job = r["data"]["jobs"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another tenant cannot touch it; an analyst may not; a failed job cannot be retried twice over.
+    let r = app
+        .gql(&other.admin_key, &act("retryJob"), json!({ "id": job }))
+        .await;
+    assert_eq!(r["data"]["retryJob"]["userErrors"][0]["code"], "NOT_FOUND");
+    let analyst = app.key(&t, growthgraph::auth::Role::Analyst).await;
+    assert_eq!(
+        app.gql(&analyst, &act("retryJob"), json!({ "id": job }))
+            .await["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+    let r = app
+        .gql(&t.admin_key, &act("retryJob"), json!({ "id": job }))
+        .await;
+    assert_eq!(
+        r["data"]["retryJob"],
+        json!({ "job": { "status": "PENDING" }, "userErrors": [] })
+    );
+    assert_eq!(message(&app, &t, &first).await["status"], "QUEUED");
+    let r = app
+        .gql(&t.admin_key, &act("retryJob"), json!({ "id": job }))
+        .await;
+    assert_eq!(
+        r["data"]["retryJob"]["userErrors"][0]["code"],
+        "INVALID_TRANSITION"
+    );
+    run(&app, &t, &providers).await;
+    assert_eq!(message(&app, &t, &first).await["status"], "SENT");
+    let r = app
+        .gql(&t.admin_key, &act("cancelJob"), json!({ "id": job }))
+        .await;
+    assert_eq!(
+        r["data"]["cancelJob"]["userErrors"][0]["code"],
+        "INVALID_TRANSITION"
+    );
+
+    // A queued message cancelled never leaves.
+    let second = send(
+        &app,
+        &t.admin_key,
+        json!({ "channel": "EMAIL", "to": "y@jobs.example", "subject": "s", "body": "b" }),
+    )
+    .await["message"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.gql(&t.admin_key, jobs, json!({ "s": "PENDING" })).await;
+    let job = r["data"]["jobs"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .gql(&t.admin_key, &act("cancelJob"), json!({ "id": job }))
+        .await;
+    assert_eq!(
+        r["data"]["cancelJob"],
+        json!({ "job": { "status": "CANCELLED" }, "userErrors": [] })
+    );
+    let seen = script.lock().unwrap().seen.len();
+    assert_eq!(run(&app, &t, &providers).await, 0);
+    assert_eq!(script.lock().unwrap().seen.len(), seen);
+    let m = message(&app, &t, &second).await;
+    assert_eq!(
+        (m["status"].as_str(), m["failureCode"].as_str()),
+        (Some("FAILED"), Some("cancelled"))
+    );
+}

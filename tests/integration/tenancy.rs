@@ -50,7 +50,8 @@ fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> 
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `messages::templates_messages_and_email_events_stay_within_their_tenant`, `automations::*`,
+/// `loyalty::loyalty_is_isolated_between_tenants`, `comms::*`, `messages::templates_messages_and_email_events_stay_within_their_tenant`,
+/// `messages::admins_retry_and_cancel_deliveries_through_their_jobs`, `scheduler::*`, `automations::*`,
 /// `leads::prompts_and_feedback_*` and `leads::the_translation_*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
@@ -108,6 +109,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "bookAppointment",
     "cancelEmailSequence",
     "cancelEnrollment",
+    "cancelJob",
     "cancelRedemption",
     "changeAppointment",
     "completeCampaign",
@@ -140,8 +142,10 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "refreshGrowthInsights",
     "refundRedemption",
     "renewEnrollment",
+    "rescheduleAppointment",
     "resumeCampaign",
     "resumeEmailSequence",
+    "retryJob",
     "revertLeadConversion",
     "revokeApiKey",
     "saveClubProgram",

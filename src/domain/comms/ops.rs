@@ -549,7 +549,10 @@ pub async fn reschedule_appointment(
         &["input", "id"],
         "no such appointment"
     )?;
-    if !matches!(from, AppointmentStatus::Pending | AppointmentStatus::Confirmed) {
+    if !matches!(
+        from,
+        AppointmentStatus::Pending | AppointmentStatus::Confirmed
+    ) {
         return Err(user_error(
             UserErrorCode::InvalidTransition,
             &["input", "id"],

@@ -1428,6 +1428,42 @@ async fn move_funnels(
     Ok(())
 }
 
+/// A message follows its delivery job's fate at an admin's hand: retried, a failed
+/// message is queued again (its earlier outcome forgotten); cancelled, a queued one fails
+/// as `cancelled`.
+pub async fn follow_job(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    message: Uuid,
+    retried: bool,
+) -> QueryResult<()> {
+    use communication_log as m;
+    let row = m::table
+        .filter(m::tenant_id.eq(scope.id()))
+        .filter(m::id.eq(message));
+    if retried {
+        diesel::update(row.filter(m::status.eq(MessageStatus::Failed)))
+            .set((
+                m::status.eq(MessageStatus::Queued),
+                m::sending_started_at.eq(None::<DateTime<Utc>>),
+                m::failure_code.eq(None::<String>),
+                m::error_message.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+    } else {
+        diesel::update(row.filter(m::status.eq(MessageStatus::Queued)))
+            .set((
+                m::status.eq(MessageStatus::Failed),
+                m::failure_code.eq("cancelled"),
+                m::sending_started_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 // ---- status reports -----------------------------------------------------------------------
 
 /// Applies a provider's status reports for messages sent through `configuration`: each

@@ -131,12 +131,15 @@ impl TenancyQuery {
         .await
     }
 
-    /// The tenant's background jobs, optionally in one status, newest first (admins only).
+    /// The tenant's background jobs, optionally in one status or of one type
+    /// (`message_delivery`, `crm_sync`, …), newest first (admins only).
     #[graphql(guard = "Access::Admin")]
+    #[allow(clippy::too_many_arguments)]
     async fn jobs(
         &self,
         ctx: &Context<'_>,
         status: Option<JobStatus>,
+        #[graphql(name = "type")] job_type: Option<String>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -146,7 +149,8 @@ impl TenancyQuery {
             ctx,
             PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
-                async move { ops::list_jobs(conn, scope, status, &page).await }.scope_boxed()
+                async move { ops::list_jobs(conn, scope, status, job_type.as_deref(), &page).await }
+                    .scope_boxed()
             },
             Job::from,
         )
@@ -159,7 +163,7 @@ impl TenancyQuery {
 pub struct Job {
     pub id: ID,
     /// daily_prospect_queue, bulk_email, intelligence_analysis, crm_sync,
-    /// webhook_delivery or growth_insights_refresh.
+    /// webhook_delivery, growth_insights_refresh or message_delivery.
     pub job_type: String,
     pub status: JobStatus,
     /// The last failure, when there was one.
@@ -188,6 +192,34 @@ impl From<model::Job> for Job {
             completed_at: j.completed_at,
         }
     }
+}
+
+#[derive(InputObject)]
+pub struct JobInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct JobPayload {
+    pub job: Option<Job>,
+    pub user_errors: Vec<crate::domain::UserError>,
+}
+
+async fn job_action(
+    ctx: &Context<'_>,
+    input: JobInput,
+    action: ops::JobAction,
+) -> AppResult<JobPayload> {
+    let id = parse_id(&input.id, &["input", "id"])?;
+    crate::domain::write_payload(
+        ctx,
+        move |conn, scope| ops::act_on_job(conn, scope, id, action).scope_boxed(),
+        |job, user_errors| JobPayload {
+            job: job.map(Job::from),
+            user_errors,
+        },
+    )
+    .await
 }
 
 #[derive(InputObject)]
@@ -243,6 +275,19 @@ impl TenancyMutation {
             },
         )
         .await
+    }
+
+    /// Runs a failed or cancelled job again now (admins); a failed message delivery is
+    /// queued again.
+    #[graphql(guard = "Access::Admin")]
+    async fn retry_job(&self, ctx: &Context<'_>, input: JobInput) -> AppResult<JobPayload> {
+        job_action(ctx, input, ops::JobAction::Retry).await
+    }
+
+    /// Cancels a pending or failed job (admins); a queued message fails as `cancelled`.
+    #[graphql(guard = "Access::Admin")]
+    async fn cancel_job(&self, ctx: &Context<'_>, input: JobInput) -> AppResult<JobPayload> {
+        job_action(ctx, input, ops::JobAction::Cancel).await
     }
 
     #[graphql(guard = "Access::Admin")]

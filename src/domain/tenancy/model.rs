@@ -50,6 +50,8 @@ text_enum!(pub JobStatus {
     Processing => "processing",
     Completed => "completed",
     Failed => "failed",
+    /// Cancelled by an admin (`cancelJob`).
+    Cancelled => "cancelled",
 });
 
 /// A background job of the tenant (the queue the worker runs); its payload and result

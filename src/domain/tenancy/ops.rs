@@ -215,6 +215,7 @@ pub async fn list_jobs(
     conn: &mut AsyncPgConnection,
     scope: TenantScope,
     status: Option<JobStatus>,
+    job_type: Option<&str>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Job>> {
     use queue_jobs as j;
@@ -226,7 +227,100 @@ pub async fn list_jobs(
     if let Some(status) = status {
         query = query.filter(j::status.eq(status));
     }
+    if let Some(job_type) = job_type {
+        query = query.filter(j::job_type.eq(job_type));
+    }
     crate::keyset!(query, page, j::created_at, j::id, desc)
         .load(conn)
         .await
+}
+
+/// What an admin does to a job: run a failed or cancelled one again now, or cancel one
+/// that has not run (pending, or failed). A message delivery follows its job: retried,
+/// a failed message is queued again; cancelled, a queued one fails as `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAction {
+    Retry,
+    Cancel,
+}
+
+pub async fn act_on_job(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+    id: Uuid,
+    action: JobAction,
+) -> OpResult<Job> {
+    use queue_jobs as j;
+    let (status, payload): (JobStatus, serde_json::Value) = crate::tenant_row!(
+        locked conn,
+        scope,
+        queue_jobs,
+        id,
+        (table::status, table::payload),
+        &["input", "id"],
+        "no such job"
+    )?;
+    let allowed = match action {
+        JobAction::Retry => matches!(status, JobStatus::Failed | JobStatus::Cancelled),
+        JobAction::Cancel => matches!(status, JobStatus::Pending | JobStatus::Failed),
+    };
+    if !allowed {
+        return Err(UserError::new(
+            UserErrorCode::InvalidTransition,
+            &["input", "id"],
+            format!(
+                "a {} job cannot be {}",
+                status.as_str(),
+                match action {
+                    JobAction::Retry => "retried",
+                    JobAction::Cancel => "cancelled",
+                }
+            ),
+        )
+        .into());
+    }
+    let target = j::table
+        .filter(j::tenant_id.eq(scope.id()))
+        .filter(j::id.eq(id));
+    let job = match action {
+        JobAction::Retry => {
+            diesel::update(target)
+                .set((
+                    j::status.eq(JobStatus::Pending),
+                    j::attempts.eq(0),
+                    j::run_at.eq(diesel::dsl::now),
+                    j::started_at.eq(None::<DateTime<Utc>>),
+                    j::completed_at.eq(None::<DateTime<Utc>>),
+                ))
+                .returning(Job::as_returning())
+                .get_result(conn)
+                .await?
+        }
+        JobAction::Cancel => {
+            diesel::update(target)
+                .set((
+                    j::status.eq(JobStatus::Cancelled),
+                    j::completed_at.eq(diesel::dsl::now),
+                ))
+                .returning(Job::as_returning())
+                .get_result(conn)
+                .await?
+        }
+    };
+    if let Some(message) = payload["messageId"].as_str().and_then(|m| m.parse().ok()) {
+        crate::domain::messages::ops::follow_job(conn, scope, message, action == JobAction::Retry)
+            .await?;
+    }
+    crate::domain::events::record(
+        conn,
+        scope,
+        match action {
+            JobAction::Retry => "job.retried",
+            JobAction::Cancel => "job.cancelled",
+        },
+        id,
+        serde_json::json!({ "jobType": job.job_type }),
+    )
+    .await?;
+    Ok(job)
 }
