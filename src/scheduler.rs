@@ -331,6 +331,19 @@ async fn expiration_warnings(
     Ok(json!({ "queued": counts.0, "skipped": counts.1 }))
 }
 
+/// An appointment whose reminder may be due: id, customer, client name, email and phone,
+/// date, time and service.
+type DueAppointment = (
+    Uuid,
+    Option<Uuid>,
+    String,
+    Option<String>,
+    Option<String>,
+    chrono::NaiveDate,
+    chrono::NaiveTime,
+    Option<String>,
+);
+
 /// One reminder per confirmed appointment in the 24 h before it starts (appointment times
 /// are UTC), by email when the client has an address and an email template exists, else
 /// by SMS. The appointment is marked in the same transaction; rescheduling re-arms it.
@@ -341,16 +354,7 @@ async fn appointment_reminders(
 ) -> OpResult<i64> {
     use rendez_vous as r;
     let today = now.date_naive();
-    let due: Vec<(
-        Uuid,
-        Option<Uuid>,
-        String,
-        Option<String>,
-        Option<String>,
-        chrono::NaiveDate,
-        chrono::NaiveTime,
-        Option<String>,
-    )> = r::table
+    let due: Vec<DueAppointment> = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::status.eq(AppointmentStatus::Confirmed))
         .filter(r::reminder_24h_sent.eq(false))
