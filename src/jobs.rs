@@ -84,6 +84,29 @@ pub async fn tenants_with_due_jobs(pool: &PgPool, job_type: &str) -> AppResult<V
     Ok(rows.into_iter().map(|r| r.tenant_id).collect())
 }
 
+/// The queue across tenants for `/metrics`: jobs per type and status, and for those that
+/// ran in the last hour, p50 and p99 of how long they waited past their time.
+#[derive(QueryableByName)]
+pub struct QueueMetrics {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub job_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub jobs: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub p50_seconds: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub p99_seconds: Option<f64>,
+}
+
+pub async fn queue_metrics(pool: &PgPool) -> AppResult<Vec<QueueMetrics>> {
+    let mut conn = pool.get().await?;
+    Ok(Prepared::new("SELECT * FROM job_queue_metrics()")
+        .load(&mut conn)
+        .await?)
+}
+
 pub async fn tenant_ids(pool: &PgPool) -> AppResult<Vec<Uuid>> {
     let mut conn = pool.get().await?;
     let rows: Vec<TenantId> = Prepared::new("SELECT tenant_id FROM scheduler_tenant_ids()")

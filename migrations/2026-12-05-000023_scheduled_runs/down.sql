@@ -1,3 +1,4 @@
+DROP FUNCTION job_queue_metrics();
 UPDATE queue_jobs SET status = 'failed' WHERE status = 'cancelled';
 ALTER TABLE queue_jobs DROP CONSTRAINT queue_jobs_status_check;
 ALTER TABLE queue_jobs ADD CONSTRAINT queue_jobs_status_check

@@ -646,6 +646,33 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.replica.as_ref().map_or(0, |r| r.reads()),
         u8::from(state.hub.is_listening()),
     );
+    let mut body = body;
+    // The queue, when the database answers (else these series are absent).
+    if let Ok(Ok(queue)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::jobs::queue_metrics(&state.pool),
+    )
+    .await
+    {
+        body.push_str("# TYPE growthgraph_jobs gauge\n");
+        for q in &queue {
+            body.push_str(&format!(
+                "growthgraph_jobs{{type=\"{}\",status=\"{}\"}} {}\n",
+                q.job_type, q.status, q.jobs
+            ));
+        }
+        body.push_str("# TYPE growthgraph_job_wait_seconds gauge\n");
+        for q in queue.iter().filter(|q| q.status == "completed") {
+            for (quantile, value) in [("0.5", q.p50_seconds), ("0.99", q.p99_seconds)] {
+                if let Some(value) = value {
+                    body.push_str(&format!(
+                        "growthgraph_job_wait_seconds{{type=\"{}\",quantile=\"{quantile}\"}} {value:.3}\n",
+                        q.job_type
+                    ));
+                }
+            }
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
