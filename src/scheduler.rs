@@ -7,6 +7,7 @@
 //! | task | when | does |
 //! |---|---|---|
 //! | `appointment_reminders` | every tick | one reminder per confirmed appointment in the 24 h before it |
+//! | `email_sequences` | every tick | the due step of each active email sequence (see `automations::ops::run_sequence_steps`) |
 //! | `monthly_status` | once a month, from the 1st at 09:00 UTC | a monthly status message to each active member |
 //! | `expiration_warnings` | once a day, from 10:00 UTC | a warning to each member whose membership ends within the program's `expiration_warning_days` |
 //! | `retention` | once a day | purges expired idempotency keys, finished jobs after 14 days, translations after 90 days, feedback after a year, expired demo sessions |
@@ -85,6 +86,16 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
     .await?;
     if reminders > 0 {
         ran.push(("appointment_reminders", json!({ "queued": reminders })));
+    }
+    let steps = in_unit(db, move |conn, scope| {
+        async move {
+            crate::domain::automations::ops::run_sequence_steps(conn, scope, now, 500).await
+        }
+        .scope_boxed()
+    })
+    .await?;
+    if steps > 0 {
+        ran.push(("email_sequences", json!({ "queued": steps })));
     }
     let tasks: [(&'static str, Option<String>); 3] = [
         (
@@ -278,6 +289,7 @@ async fn monthly_status(
             idempotency_key: Some(format!("monthly_status/{customer}/{month}")),
             campaign_recipient_id: None,
             outreach_email_id: None,
+            email_sequence_id: None,
         };
         notice(conn, scope, outgoing, &mut counts).await?;
     }
@@ -325,6 +337,7 @@ async fn expiration_warnings(
             )),
             campaign_recipient_id: None,
             outreach_email_id: None,
+            email_sequence_id: None,
         };
         notice(conn, scope, outgoing, &mut counts).await?;
     }
@@ -407,6 +420,7 @@ async fn appointment_reminders(
             idempotency_key: Some(format!("appointment_reminder/{id}/{starts}")),
             campaign_recipient_id: None,
             outreach_email_id: None,
+            email_sequence_id: None,
         };
         notice(conn, scope, outgoing, &mut counts).await?;
         diesel::update(

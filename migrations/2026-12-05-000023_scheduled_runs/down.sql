@@ -1,3 +1,7 @@
+DROP INDEX communication_log_sequence_idx;
+ALTER TABLE communication_log DROP CONSTRAINT communication_log_sequence_fkey,
+    DROP COLUMN email_sequence_id;
+DROP TABLE email_sequence_steps;
 DROP FUNCTION job_queue_metrics();
 UPDATE queue_jobs SET status = 'failed' WHERE status = 'cancelled';
 ALTER TABLE queue_jobs DROP CONSTRAINT queue_jobs_status_check;

@@ -43,3 +43,27 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION job_queue_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION job_queue_metrics() TO growthgraph_app;
+
+-- Email sequences (seed 000): the steps of each segment's sequence, each an outreach email
+-- template sent `delay_hours` after the previous step (after the start, for the first).
+CREATE TABLE email_sequence_steps (
+    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    segment text NOT NULL CHECK (segment IN
+        ('frozen_starter', 'rejected_requester', 'collector_unused', 'free_maximizer')),
+    step_number integer NOT NULL CHECK (step_number BETWEEN 1 AND 20),
+    delay_hours integer NOT NULL CHECK (delay_hours BETWEEN 0 AND 8760),
+    email_template_id uuid NOT NULL,
+    PRIMARY KEY (tenant_id, segment, step_number),
+    FOREIGN KEY (tenant_id, email_template_id) REFERENCES email_templates (tenant_id, id)
+);
+CREATE INDEX email_sequence_steps_template_idx ON email_sequence_steps (tenant_id, email_template_id);
+ALTER TABLE email_sequence_steps ENABLE ROW LEVEL SECURITY;
+ALTER TABLE email_sequence_steps FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON email_sequence_steps
+    USING (tenant_id = current_tenant_id()) WITH CHECK (tenant_id = current_tenant_id());
+
+-- The sequence a message is a step of (an unsubscribe reported for it stops the sequence).
+ALTER TABLE communication_log ADD COLUMN email_sequence_id uuid,
+    ADD CONSTRAINT communication_log_sequence_fkey FOREIGN KEY (tenant_id, email_sequence_id)
+        REFERENCES email_sequences (tenant_id, id) ON DELETE SET NULL (email_sequence_id);
+CREATE INDEX communication_log_sequence_idx ON communication_log (tenant_id, email_sequence_id);

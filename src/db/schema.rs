@@ -239,6 +239,7 @@ diesel::table! {
         channel_configuration_id -> Nullable<Uuid>,
         campaign_recipient_id -> Nullable<Uuid>,
         outreach_email_id -> Nullable<Uuid>,
+        email_sequence_id -> Nullable<Uuid>,
     }
 }
 
@@ -388,6 +389,16 @@ diesel::table! {
         provider_message_id -> Nullable<Text>,
         metadata -> Jsonb,
         occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_sequence_steps (tenant_id, segment, step_number) {
+        tenant_id -> Uuid,
+        segment -> Text,
+        step_number -> Int4,
+        delay_hours -> Int4,
+        email_template_id -> Uuid,
     }
 }
 
@@ -1190,6 +1201,7 @@ diesel::joinable!(demo_sessions -> tenants (tenant_id));
 diesel::joinable!(discounts -> tenants (tenant_id));
 diesel::joinable!(domain_events -> tenants (tenant_id));
 diesel::joinable!(email_events -> tenants (tenant_id));
+diesel::joinable!(email_sequence_steps -> tenants (tenant_id));
 diesel::joinable!(email_sequences -> tenants (tenant_id));
 diesel::joinable!(email_templates -> tenants (tenant_id));
 diesel::joinable!(feedback_tracking -> tenants (tenant_id));
@@ -1255,6 +1267,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     discounts,
     domain_events,
     email_events,
+    email_sequence_steps,
     email_sequences,
     email_templates,
     feedback_tracking,

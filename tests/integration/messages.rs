@@ -1274,6 +1274,7 @@ async fn a_campaign_message_moves_its_recipient_along_the_funnel() {
         idempotency_key: Some(format!("campaign/{recipient_id}/send-1")),
         campaign_recipient_id: Some(recipient_id),
         outreach_email_id: None,
+        email_sequence_id: None,
     };
     let id = db
         .run(|conn, scope| {

@@ -377,3 +377,146 @@ async fn retention_purges_what_is_kept_only_for_a_while_once_a_day() {
         .iter()
         .all(|(task, _)| *task != "retention"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_step_sequence_runs_on_its_delays_and_an_unsubscribe_stops_it() {
+    let (app, t, sink, providers) = setup("Sequences").await;
+    let other = app.bare_tenant("Sequences Other").await;
+    let save = "mutation($i: SaveEmailTemplateInput!) { saveEmailTemplate(input: $i) { template { id } userErrors { code message } } }";
+    let mut templates = Vec::new();
+    for n in 1..=3 {
+        let r = app.gql(&t.admin_key, save, json!({ "i": { "name": format!("Step {n}"), "subject": "Step {{ step }} for {{ email }}",
+            "htmlContent": format!("<p>Nudge {n}</p>"), "variables": ["step", "email"] } })).await;
+        templates.push(
+            r["data"]["saveEmailTemplate"]["template"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{r}"))
+                .to_owned(),
+        );
+    }
+    let r = app
+        .gql(
+            &other.admin_key,
+            save,
+            json!({ "i": { "name": "Theirs", "subject": "x", "htmlContent": "x" } }),
+        )
+        .await;
+    let theirs = r["data"]["saveEmailTemplate"]["template"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let steps = "mutation($i: SaveEmailSequenceStepsInput!) { saveEmailSequenceSteps(input: $i) { steps { stepNumber delayHours } userErrors { field code } } }";
+    for (bad, field, code) in [
+        (
+            json!([{ "delayHours": -1, "templateId": templates[0] }]),
+            json!(["input", "steps", "0", "delayHours"]),
+            "INVALID",
+        ),
+        (
+            json!([{ "delayHours": 0, "templateId": templates[0] }, { "delayHours": 1, "templateId": theirs }]),
+            json!(["input", "steps", "1", "templateId"]),
+            "NOT_FOUND",
+        ),
+        (json!([]), json!(["input", "steps"]), "INVALID"),
+    ] {
+        let r = app
+            .gql(
+                &t.admin_key,
+                steps,
+                json!({ "i": { "segment": "FROZEN_STARTER", "steps": bad } }),
+            )
+            .await;
+        assert_eq!(
+            r["data"]["saveEmailSequenceSteps"]["userErrors"][0],
+            json!({ "field": field, "code": code }),
+            "{r}"
+        );
+    }
+    let r = app.gql(&t.admin_key, steps, json!({ "i": { "segment": "FROZEN_STARTER", "steps": [
+        { "delayHours": 0, "templateId": templates[0] }, { "delayHours": 24, "templateId": templates[1] }, { "delayHours": 48, "templateId": templates[2] } ] } })).await;
+    assert_eq!(
+        r["data"]["saveEmailSequenceSteps"]["steps"],
+        json!([
+        { "stepNumber": 1, "delayHours": 0 }, { "stepNumber": 2, "delayHours": 24 }, { "stepNumber": 3, "delayHours": 48 }]),
+        "{r}"
+    );
+
+    let r = app
+        .gql(
+            &other.admin_key,
+            "{ emailSequenceSteps(segment: FROZEN_STARTER) { stepNumber } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["emailSequenceSteps"],
+        json!([]),
+        "another tenant's sequence is its own"
+    );
+
+    // Bob is also a customer; he will opt out of marketing email after the first step.
+    let r = app.gql(&t.admin_key, "mutation { upsertCustomer(input: { email: \"bob@seq.example\", name: \"Bob\" }) { customer { id } } }", json!({})).await;
+    let bob = r["data"]["upsertCustomer"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for email in ["ann@seq.example", "bob@seq.example"] {
+        let r = app.gql(&t.admin_key, "mutation($e: String!) { startEmailSequence(input: { recipientEmail: $e, segment: FROZEN_STARTER }) { userErrors { code } } }", json!({ "e": email })).await;
+        assert_eq!(r["data"]["startEmailSequence"]["userErrors"], json!([]));
+    }
+    let start = Utc::now();
+    let (a, b) = tokio::join!(tick(&app, &t, start), tick(&app, &t, start));
+    let queued: i64 = a
+        .iter()
+        .chain(b.iter())
+        .filter(|(task, _)| *task == "email_sequences")
+        .map(|(_, r)| r["queued"].as_i64().unwrap())
+        .sum();
+    assert_eq!(queued, 2, "two instances ticking send each step once");
+    send_due(&app, &t, &providers).await;
+    app.gql(&t.admin_key, "mutation($c: ID!) { setCommunicationPreferences(input: { customerId: $c, preferences: [{ channel: EMAIL, type: MARKETING, optedIn: false }] }) { userErrors { code } } }", json!({ "c": bob })).await;
+    assert!(tick(&app, &t, start + Duration::hours(23))
+        .await
+        .iter()
+        .all(|(task, _)| *task != "email_sequences"));
+    tick(&app, &t, start + Duration::hours(25)).await;
+    tick(&app, &t, start + Duration::hours(74)).await;
+    tick(&app, &t, start + Duration::hours(100)).await;
+    send_due(&app, &t, &providers).await;
+
+    let r = app
+        .gql(
+            &t.admin_key,
+            "{ emailSequences(first: 5) { nodes { recipientEmail status currentStep } } }",
+            json!({}),
+        )
+        .await;
+    let mut sequences = r["data"]["emailSequences"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    sequences.sort_by_key(|s| s["recipientEmail"].as_str().unwrap().to_owned());
+    assert_eq!(
+        sequences,
+        vec![
+            json!({ "recipientEmail": "ann@seq.example", "status": "COMPLETED", "currentStep": 3 }),
+            json!({ "recipientEmail": "bob@seq.example", "status": "CANCELLED", "currentStep": 1 }),
+        ]
+    );
+    let mail = sink.received();
+    assert_eq!(mail.len(), 4);
+    for n in 1..=3 {
+        assert_eq!(
+            mail.iter()
+                .filter(|m| m.contains(&format!("Subject: Step {n} for ann@seq.example")))
+                .count(),
+            1
+        );
+    }
+    assert_eq!(
+        mail.iter()
+            .filter(|m| m.contains("bob@seq.example"))
+            .count(),
+        1
+    );
+}

@@ -179,6 +179,20 @@ impl AutomationsQuery {
         .await
     }
 
+    /// The steps of a segment's email sequence, in order.
+    #[graphql(guard = "Access::Read")]
+    async fn email_sequence_steps(
+        &self,
+        ctx: &Context<'_>,
+        segment: SequenceSegment,
+    ) -> AppResult<Vec<SequenceStep>> {
+        let steps = request_context(ctx)?
+            .db
+            .query(move |conn, scope| ops::sequence_steps(conn, scope, segment).scope_boxed())
+            .await?;
+        Ok(steps.into_iter().map(SequenceStep::from).collect())
+    }
+
     /// Demo sessions, newest first.
     #[graphql(guard = "Access::Read")]
     async fn demo_sessions(
@@ -241,6 +255,45 @@ pub struct StartEmailSequenceInput {
     pub segment: SequenceSegment,
     /// One of the tenant's contacts, when the recipient is one.
     pub contact_id: Option<ID>,
+}
+
+/// One step of a segment's email sequence.
+#[derive(SimpleObject)]
+pub struct SequenceStep {
+    pub step_number: i32,
+    /// Hours after the previous step (after the start, for the first).
+    pub delay_hours: i32,
+    /// The outreach email template it sends.
+    pub template_id: ID,
+}
+
+impl From<(i32, i32, uuid::Uuid)> for SequenceStep {
+    fn from((step_number, delay_hours, template): (i32, i32, uuid::Uuid)) -> Self {
+        SequenceStep {
+            step_number,
+            delay_hours,
+            template_id: ID(template.to_string()),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct SequenceStepInput {
+    pub delay_hours: i32,
+    pub template_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct SaveEmailSequenceStepsInput {
+    pub segment: SequenceSegment,
+    /// 1 to 20 steps, in order.
+    pub steps: Vec<SequenceStepInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct SaveEmailSequenceStepsPayload {
+    pub steps: Option<Vec<SequenceStep>>,
+    pub user_errors: Vec<UserError>,
 }
 
 #[derive(InputObject)]
@@ -314,8 +367,36 @@ impl AutomationsMutation {
         .await
     }
 
-    /// Starts a re-engagement email sequence (active, its first step due now); a
-    /// recipient follows at most one open sequence per segment.
+    /// Replaces a segment's email sequence (admins): each step an outreach email template
+    /// sent its delay after the previous one.
+    #[graphql(guard = "Access::Admin")]
+    async fn save_email_sequence_steps(
+        &self,
+        ctx: &Context<'_>,
+        input: SaveEmailSequenceStepsInput,
+    ) -> AppResult<SaveEmailSequenceStepsPayload> {
+        let mut steps = Vec::with_capacity(input.steps.len());
+        for (i, step) in input.steps.iter().enumerate() {
+            let field = ["input", "steps", &i.to_string(), "templateId"];
+            steps.push((step.delay_hours, parse_id(&step.template_id, &field)?));
+        }
+        let segment = input.segment;
+        write_payload(
+            ctx,
+            move |conn, scope| {
+                async move { ops::save_sequence_steps(conn, scope, segment, &steps).await }
+                    .scope_boxed()
+            },
+            |steps, user_errors| SaveEmailSequenceStepsPayload {
+                steps: steps.map(|s| s.into_iter().map(SequenceStep::from).collect()),
+                user_errors,
+            },
+        )
+        .await
+    }
+
+    /// Starts a re-engagement email sequence (active, its first step due its delay after
+    /// now); a recipient follows at most one open sequence per segment.
     #[graphql(guard = "Access::Ingest")]
     async fn start_email_sequence(
         &self,

@@ -11,7 +11,10 @@ use super::model::{
 };
 use crate::auth::generate_widget_key;
 use crate::db::page::PageRequest;
-use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
+use crate::db::schema::{
+    communication_preferences, customers, demo_sessions, email_sequence_steps, email_sequences,
+    email_templates, orders, tenants, testimonials, widget_configs,
+};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
 use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
@@ -187,6 +190,338 @@ pub async fn change_email_sequence(
         .await?;
     record_sequence(conn, scope, &sequence).await?;
     Ok(sequence)
+}
+
+/// Ends an open sequence without sending more: `cancelled` with the reason
+/// (`unsubscribed`), or `completed` when the recipient converted. An ended one stays.
+pub async fn stop_email_sequence(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    reason: &str,
+) -> QueryResult<()> {
+    use email_sequences as e;
+    let status = match reason {
+        "converted" => SequenceStatus::Completed,
+        _ => SequenceStatus::Cancelled,
+    };
+    let sequence: Option<EmailSequence> = diesel::update(
+        e::table
+            .filter(e::tenant_id.eq(scope.id()))
+            .filter(e::id.eq(id))
+            .filter(e::status.eq_any([SequenceStatus::Active, SequenceStatus::Paused])),
+    )
+    .set((
+        e::status.eq(status),
+        e::next_send_at.eq(None::<DateTime<Utc>>),
+        e::completed_at.eq(Some(Utc::now())),
+        e::metadata.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>("metadata || ")
+            .bind::<diesel::sql_types::Jsonb, _>(json!({ "stoppedBy": reason }))),
+    ))
+    .returning(EmailSequence::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(sequence) = sequence {
+        record_sequence(conn, scope, &sequence).await?;
+    }
+    Ok(())
+}
+
+/// A segment's sequence: (step number, delay in hours, email template), in order.
+pub async fn sequence_steps(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    segment: SequenceSegment,
+) -> QueryResult<Vec<(i32, i32, Uuid)>> {
+    use email_sequence_steps as s;
+    s::table
+        .filter(s::tenant_id.eq(scope.id()))
+        .filter(s::segment.eq(segment))
+        .select((s::step_number, s::delay_hours, s::email_template_id))
+        .order(s::step_number)
+        .load(conn)
+        .await
+}
+
+/// Replaces a segment's steps with `steps` (delay in hours after the previous step, the
+/// outreach email template): 1 to 20 steps, delays 0 to 8 760 h, templates of the tenant.
+pub async fn save_sequence_steps(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    segment: SequenceSegment,
+    steps: &[(i32, Uuid)],
+) -> OpResult<Vec<(i32, i32, Uuid)>> {
+    use email_sequence_steps as s;
+    if steps.is_empty() || steps.len() > 20 {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", "steps"],
+            "1 to 20 steps",
+        ));
+    }
+    for (i, (delay, template)) in steps.iter().enumerate() {
+        let index = i.to_string();
+        if !(0..=8760).contains(delay) {
+            return Err(user_error(
+                UserErrorCode::Invalid,
+                &["input", "steps", &index, "delayHours"],
+                "delayHours is 0 to 8760",
+            ));
+        }
+        let found: i64 = email_templates::table
+            .filter(email_templates::tenant_id.eq(scope.id()))
+            .filter(email_templates::id.eq(template))
+            .count()
+            .get_result(conn)
+            .await?;
+        if found == 0 {
+            return Err(user_error(
+                UserErrorCode::NotFound,
+                &["input", "steps", &index, "templateId"],
+                "no such email template",
+            ));
+        }
+    }
+    diesel::delete(
+        s::table
+            .filter(s::tenant_id.eq(scope.id()))
+            .filter(s::segment.eq(segment)),
+    )
+    .execute(conn)
+    .await?;
+    let rows: Vec<_> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (delay, template))| {
+            (
+                s::tenant_id.eq(scope.id()),
+                s::segment.eq(segment),
+                s::step_number.eq(i as i32 + 1),
+                s::delay_hours.eq(*delay),
+                s::email_template_id.eq(*template),
+            )
+        })
+        .collect();
+    diesel::insert_into(s::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    events::record(
+        conn,
+        scope,
+        "email_sequence.steps_saved",
+        scope.id(),
+        json!({ "segment": segment.as_str(), "steps": steps.len() }),
+    )
+    .await?;
+    Ok(sequence_steps(conn, scope, segment).await?)
+}
+
+/// Sends the due step of each active sequence (`next_send_at` reached), at most `limit`:
+/// the step's template to the recipient, then `current_step` and `next_send_at` advance,
+/// and the last step completes the sequence. A sequence stops first when its recipient
+/// converted (a customer with that email ordered since it started: `completed`), opted out
+/// of marketing email (`cancelled`), or the tenant turned sequences off (seed 000
+/// `email_preferences.sequences`); a step whose template does not render pauses it.
+/// Returns how many steps were queued.
+pub async fn run_sequence_steps(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> OpResult<i64> {
+    use crate::domain::messages::ops::{deliver, Content, Outgoing};
+    use email_sequences as e;
+    let due: Vec<EmailSequence> = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .filter(e::status.eq(SequenceStatus::Active))
+        .filter(e::next_send_at.le(now))
+        .select(EmailSequence::as_select())
+        .order(e::next_send_at)
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?;
+    let sequences_off = tenants::table
+        .filter(tenants::id.eq(scope.id()))
+        .select(tenants::email_preferences)
+        .first::<serde_json::Value>(conn)
+        .await
+        .optional()?
+        .is_some_and(|p| p["sequences"] == json!(false));
+    let mut queued = 0;
+    for sequence in due {
+        let stop = if sequences_off {
+            Some("tenant_turned_sequences_off")
+        } else if converted(conn, scope, &sequence).await? {
+            Some("converted")
+        } else if opted_out(conn, scope, &sequence.recipient_email).await? {
+            Some("unsubscribed")
+        } else {
+            None
+        };
+        if let Some(reason) = stop {
+            stop_email_sequence(conn, scope, sequence.id, reason).await?;
+            continue;
+        }
+        let steps = sequence_steps(conn, scope, sequence.segment).await?;
+        let next = sequence.current_step as usize;
+        let Some(&(number, delay, template)) = steps.get(next) else {
+            // No (more) steps: the sequence is done.
+            finish_sequence(conn, scope, sequence.id, sequence.current_step, None).await?;
+            continue;
+        };
+        // The first step waits its delay after the start.
+        let due_at = match next {
+            0 => sequence.started_at + chrono::Duration::hours(i64::from(delay)),
+            _ => sequence.next_send_at.unwrap_or(now),
+        };
+        if due_at > now {
+            diesel::update(
+                e::table
+                    .filter(e::tenant_id.eq(scope.id()))
+                    .filter(e::id.eq(sequence.id)),
+            )
+            .set(e::next_send_at.eq(due_at))
+            .execute(conn)
+            .await?;
+            continue;
+        }
+        let outgoing = Outgoing {
+            channel: crate::domain::comms::model::Channel::Email,
+            customer_id: None,
+            to: Some(sequence.recipient_email.clone()),
+            content: Content::Template {
+                id: template,
+                variables: json!({
+                    "email": sequence.recipient_email, "segment": sequence.segment.as_str(), "step": number,
+                }),
+            },
+            communication_type: Some(crate::domain::messages::model::CommunicationType::Marketing),
+            idempotency_key: Some(format!("sequence/{}/{number}", sequence.id)),
+            campaign_recipient_id: None,
+            outreach_email_id: None,
+            email_sequence_id: Some(sequence.id),
+        };
+        use diesel_async::{AnsiTransactionManager, TransactionManager};
+        AnsiTransactionManager::begin_transaction(conn).await?;
+        match deliver(conn, scope, outgoing).await {
+            Ok(_) => AnsiTransactionManager::commit_transaction(conn).await?,
+            Err(crate::domain::OpError::User(error) | crate::domain::OpError::Answered(error)) => {
+                AnsiTransactionManager::rollback_transaction(conn).await?;
+                diesel::update(
+                    e::table
+                        .filter(e::tenant_id.eq(scope.id()))
+                        .filter(e::id.eq(sequence.id)),
+                )
+                .set((
+                    e::status.eq(SequenceStatus::Paused),
+                    e::next_send_at.eq(None::<DateTime<Utc>>),
+                    e::metadata.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>("metadata || ")
+                        .bind::<diesel::sql_types::Jsonb, _>(
+                        json!({ "pausedBy": format!("step {number}: {}", error.message) }),
+                    )),
+                ))
+                .execute(conn)
+                .await?;
+                continue;
+            }
+            Err(other) => {
+                let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+                return Err(other);
+            }
+        }
+        queued += 1;
+        let following = steps
+            .get(next + 1)
+            .map(|&(_, delay, _)| now + chrono::Duration::hours(i64::from(delay)));
+        finish_sequence(conn, scope, sequence.id, number, following).await?;
+    }
+    Ok(queued)
+}
+
+/// Records a sent step: the next one due at `next` or, with none left, completed.
+async fn finish_sequence(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+    step: i32,
+    next: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
+    use email_sequences as e;
+    let target = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .filter(e::id.eq(id));
+    let sequence = match next {
+        Some(at) => {
+            diesel::update(target)
+                .set((e::current_step.eq(step), e::next_send_at.eq(at)))
+                .returning(EmailSequence::as_returning())
+                .get_result(conn)
+                .await?
+        }
+        None => {
+            diesel::update(target)
+                .set((
+                    e::current_step.eq(step),
+                    e::next_send_at.eq(None::<DateTime<Utc>>),
+                    e::status.eq(SequenceStatus::Completed),
+                    e::completed_at.eq(Some(Utc::now())),
+                ))
+                .returning(EmailSequence::as_returning())
+                .get_result(conn)
+                .await?
+        }
+    };
+    record_sequence(conn, scope, &sequence).await
+}
+
+/// Whether a customer with the sequence's email ordered since it started.
+async fn converted(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    sequence: &EmailSequence,
+) -> QueryResult<bool> {
+    let orders: i64 = orders::table
+        .inner_join(
+            customers::table.on(customers::id
+                .eq(orders::customer_id)
+                .and(customers::tenant_id.eq(orders::tenant_id))),
+        )
+        .filter(orders::tenant_id.eq(scope.id()))
+        .filter(
+            crate::domain::customers::ops::lower(customers::email)
+                .eq(Some(sequence.recipient_email.to_lowercase())),
+        )
+        .filter(orders::ordered_at.ge(sequence.started_at))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(orders > 0)
+}
+
+/// Whether a customer with this email opted out of (or unsubscribed from) marketing email.
+async fn opted_out(conn: &mut AsyncPgConnection, scope: Tenant, email: &str) -> QueryResult<bool> {
+    use communication_preferences as p;
+    let refusals: i64 = p::table
+        .inner_join(
+            customers::table.on(customers::id
+                .eq(p::customer_id)
+                .and(customers::tenant_id.eq(p::tenant_id))),
+        )
+        .filter(p::tenant_id.eq(scope.id()))
+        .filter(
+            crate::domain::customers::ops::lower(customers::email).eq(Some(email.to_lowercase())),
+        )
+        .filter(p::channel.eq("email"))
+        .filter(p::communication_type.eq("marketing"))
+        .filter(p::opted_in.eq(false).or(p::unsubscribed_at.is_not_null()))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(refusals > 0)
 }
 
 async fn record_sequence(

@@ -48,7 +48,10 @@ pub async fn by_email(
         .optional()
 }
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<Text>) -> diesel::sql_types::Nullable<Text>);
+diesel::define_sql_function!(
+    /// SQL `lower`: how customer emails are compared (the unique index is on it).
+    fn lower(x: diesel::sql_types::Nullable<Text>) -> diesel::sql_types::Nullable<Text>
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct CustomerFilter {

@@ -516,6 +516,7 @@ impl MessagesMutation {
             idempotency_key: input.idempotency_key,
             campaign_recipient_id: None,
             outreach_email_id: None,
+            email_sequence_id: None,
         };
         write_payload(
             ctx,

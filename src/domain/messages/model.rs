@@ -156,6 +156,7 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     pub campaign_recipient_id: Option<Uuid>,
     pub outreach_email_id: Option<Uuid>,
+    pub email_sequence_id: Option<Uuid>,
     pub metadata: serde_json::Value,
 }
 

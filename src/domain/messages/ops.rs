@@ -354,6 +354,8 @@ pub struct Outgoing {
     /// The campaign recipient or outreach email whose funnel it moves.
     pub campaign_recipient_id: Option<Uuid>,
     pub outreach_email_id: Option<Uuid>,
+    /// The email sequence it is a step of.
+    pub email_sequence_id: Option<Uuid>,
 }
 
 fn invalid(field: &str, message: &str) -> OpError {
@@ -518,6 +520,7 @@ pub async fn deliver(
         idempotency_key: outgoing.idempotency_key,
         campaign_recipient_id: outgoing.campaign_recipient_id,
         outreach_email_id: outgoing.outreach_email_id,
+        email_sequence_id: outgoing.email_sequence_id,
         metadata: json!({}),
     };
     let id: Uuid = diesel::insert_into(m::table)
@@ -1307,6 +1310,7 @@ async fn follow(
         outreach_email_id: claimed.outreach_email_id,
         customer_id: claimed.customer,
         communication_type: CommunicationType::Transactional,
+        email_sequence_id: None,
     };
     funnel(conn, scope, &target, report, provider_message_id).await
 }
@@ -1321,6 +1325,7 @@ struct Target {
     outreach_email_id: Option<Uuid>,
     customer_id: Option<Uuid>,
     communication_type: CommunicationType,
+    email_sequence_id: Option<Uuid>,
 }
 
 async fn funnel(
@@ -1487,6 +1492,15 @@ pub async fn apply_reports(
         };
         if report.unsubscribe {
             withdraw_consent(conn, scope, &target).await?;
+            if let Some(sequence) = target.email_sequence_id {
+                crate::domain::automations::ops::stop_email_sequence(
+                    conn,
+                    scope,
+                    sequence,
+                    "unsubscribed",
+                )
+                .await?;
+            }
         }
         let Some(status) = report.status else {
             continue;
@@ -1559,6 +1573,7 @@ async fn find_reported(
                 m::outreach_email_id,
                 m::customer_id,
                 m::communication_type,
+                m::email_sequence_id,
             ),
             m::status,
             m::provider_message_id,
