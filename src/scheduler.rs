@@ -7,6 +7,8 @@
 //! | task | when | does |
 //! |---|---|---|
 //! | `appointment_reminders` | every tick | one reminder per confirmed appointment in the 24 h before it |
+//! | `scheduled_campaigns` | every tick | launches draft campaigns whose `scheduled_at` has come |
+//! | `campaign_workflows` | every tick | advances each due recipient of an active campaign through its workflow (see `campaigns::workflow`) |
 //! | `email_sequences` | every tick | the due step of each active email sequence (see `automations::ops::run_sequence_steps`) |
 //! | `monthly_status` | once a month, from the 1st at 09:00 UTC | a monthly status message to each active member |
 //! | `expiration_warnings` | once a day, from 10:00 UTC | a warning to each member whose membership ends within the program's `expiration_warning_days` |
@@ -86,6 +88,25 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
     .await?;
     if reminders > 0 {
         ran.push(("appointment_reminders", json!({ "queued": reminders })));
+    }
+    let (launched, refused) = in_unit(db, move |conn, scope| {
+        async move { crate::domain::campaigns::workflow::launch_scheduled(conn, scope, now).await }
+            .scope_boxed()
+    })
+    .await?;
+    if !launched.is_empty() || !refused.is_empty() {
+        ran.push((
+            "scheduled_campaigns",
+            json!({ "launched": launched, "notLaunched": refused }),
+        ));
+    }
+    let workflow_steps = in_unit(db, move |conn, scope| {
+        async move { crate::domain::campaigns::workflow::run_steps(conn, scope, now, 1000).await }
+            .scope_boxed()
+    })
+    .await?;
+    if workflow_steps > 0 {
+        ran.push(("campaign_workflows", json!({ "steps": workflow_steps })));
     }
     let steps = in_unit(db, move |conn, scope| {
         async move {

@@ -1,3 +1,4 @@
+DROP TABLE campaign_runs;
 DROP INDEX communication_log_sequence_idx;
 ALTER TABLE communication_log DROP CONSTRAINT communication_log_sequence_fkey,
     DROP COLUMN email_sequence_id;

@@ -67,3 +67,35 @@ ALTER TABLE communication_log ADD COLUMN email_sequence_id uuid,
     ADD CONSTRAINT communication_log_sequence_fkey FOREIGN KEY (tenant_id, email_sequence_id)
         REFERENCES email_sequences (tenant_id, id) ON DELETE SET NULL (email_sequence_id);
 CREATE INDEX communication_log_sequence_idx ON communication_log (tenant_id, email_sequence_id);
+
+-- Campaign workflows (seed 003): where each recipient stands in its campaign's workflow.
+-- A run is `waiting` at `node_id` until `due_at` (a wait node, or a step not yet taken),
+-- then moves on; `ended` when it reached an end. Each step is taken in the transaction
+-- that locks the run, so a step happens once, and a restart resumes where it stood.
+CREATE TABLE campaign_runs (
+    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    recipient_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    execution_id uuid NOT NULL,
+    node_id text NOT NULL CHECK (length(node_id) BETWEEN 1 AND 200),
+    status text NOT NULL DEFAULT 'waiting' CHECK (status IN ('waiting', 'ended')),
+    -- The wait at `node_id` has begun (when due, the run leaves the wait node).
+    waited boolean NOT NULL DEFAULT false,
+    due_at timestamptz,
+    path jsonb NOT NULL DEFAULT '[]',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, recipient_id),
+    FOREIGN KEY (tenant_id, recipient_id) REFERENCES campaign_recipients (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, campaign_id) REFERENCES campaigns (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, execution_id) REFERENCES campaign_executions (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX campaign_runs_due_idx ON campaign_runs (tenant_id, due_at) WHERE status = 'waiting';
+CREATE INDEX campaign_runs_campaign_idx ON campaign_runs (tenant_id, campaign_id);
+CREATE INDEX campaign_runs_execution_idx ON campaign_runs (tenant_id, execution_id, status);
+CREATE TRIGGER campaign_runs_updated_at BEFORE UPDATE ON campaign_runs
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+ALTER TABLE campaign_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE campaign_runs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON campaign_runs
+    USING (tenant_id = current_tenant_id()) WITH CHECK (tenant_id = current_tenant_id());

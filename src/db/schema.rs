@@ -103,6 +103,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    campaign_runs (tenant_id, recipient_id) {
+        tenant_id -> Uuid,
+        recipient_id -> Uuid,
+        campaign_id -> Uuid,
+        execution_id -> Uuid,
+        node_id -> Text,
+        status -> Text,
+        waited -> Bool,
+        due_at -> Nullable<Timestamptz>,
+        path -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     campaigns (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1184,6 +1200,7 @@ diesel::joinable!(call_logs -> tenants (tenant_id));
 diesel::joinable!(campaign_delivery_counters -> tenants (tenant_id));
 diesel::joinable!(campaign_executions -> tenants (tenant_id));
 diesel::joinable!(campaign_recipients -> tenants (tenant_id));
+diesel::joinable!(campaign_runs -> tenants (tenant_id));
 diesel::joinable!(campaigns -> tenants (tenant_id));
 diesel::joinable!(channel_configurations -> tenants (tenant_id));
 diesel::joinable!(club_enrollments -> tenants (tenant_id));
@@ -1251,6 +1268,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaign_delivery_counters,
     campaign_executions,
     campaign_recipients,
+    campaign_runs,
     campaigns,
     channel_configurations,
     club_enrollments,

@@ -61,6 +61,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "calls",
     "campaign",
     "campaignMetrics",
+    "campaignRun",
     "campaigns",
     "channels",
     "clubProgram",

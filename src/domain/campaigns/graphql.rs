@@ -178,6 +178,9 @@ pub struct CampaignExecution {
     pub execution_type: String,
     pub status: ExecutionStatus,
     pub execution_data: Json<serde_json::Value>,
+    /// The campaign's funnel when the execution completed (every recipient's workflow
+    /// ended); `{}` before.
+    pub metrics: Json<serde_json::Value>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -189,6 +192,7 @@ impl From<model::Execution> for CampaignExecution {
             execution_type: e.execution_type,
             status: e.status,
             execution_data: Json(e.execution_data),
+            metrics: Json(e.metrics),
             started_at: e.started_at,
             completed_at: e.completed_at,
         }
@@ -476,8 +480,47 @@ async fn campaign_page(
 #[derive(Default)]
 pub struct CampaignsQuery;
 
+/// Where one recipient stands in its campaign's workflow, and the path it took.
+#[derive(SimpleObject)]
+pub struct CampaignRun {
+    pub recipient_id: ID,
+    pub campaign_id: ID,
+    pub execution_id: ID,
+    /// The node it is at (waiting) or ended at.
+    pub node_id: String,
+    /// waiting or ended.
+    pub status: String,
+    /// When it moves on (waiting).
+    pub due_at: Option<DateTime<Utc>>,
+    /// Each step: `{ node, at, sent | condition | waitUntil | ended }`.
+    pub path: Json<serde_json::Value>,
+}
+
 #[Object]
 impl CampaignsQuery {
+    /// One recipient's path through its campaign's workflow (support).
+    #[graphql(guard = "Access::Read")]
+    async fn campaign_run(
+        &self,
+        ctx: &Context<'_>,
+        recipient_id: ID,
+    ) -> AppResult<Option<CampaignRun>> {
+        let recipient = parse_id(&recipient_id, &["recipientId"])?;
+        let run = request_context(ctx)?
+            .db
+            .query(move |conn, scope| super::workflow::run_of(conn, scope, recipient).scope_boxed())
+            .await?;
+        Ok(run.map(|r| CampaignRun {
+            recipient_id: ID(r.recipient_id.to_string()),
+            campaign_id: ID(r.campaign_id.to_string()),
+            execution_id: ID(r.execution_id.to_string()),
+            node_id: r.node_id,
+            status: r.status,
+            due_at: r.due_at,
+            path: Json(r.path),
+        }))
+    }
+
     #[graphql(guard = "Access::Read")]
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Campaign>> {
         let request = request_context(ctx)?;

@@ -5,3 +5,4 @@ pub mod graphql;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod workflow;

@@ -106,6 +106,7 @@ pub struct Execution {
     pub execution_type: String,
     pub status: ExecutionStatus,
     pub execution_data: serde_json::Value,
+    pub metrics: serde_json::Value,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }

@@ -195,7 +195,7 @@ pub fn validate_workflow(workflow: &serde_json::Value) -> Result<(), UserError> 
             }
         }
     }
-    Ok(())
+    super::workflow::Graph::parse(workflow).map(|_| ())
 }
 
 // ---- campaign writes ---------------------------------------------------------------------
@@ -479,6 +479,12 @@ pub async fn launch(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> Op
     ))
     .execute(conn)
     .await?;
+    // A workflow that acts per recipient runs for each of them (see `workflow`).
+    if let Ok(graph) = super::workflow::Graph::parse(&campaign.workflow_data) {
+        if let (true, Some(start)) = (graph.acts(), graph.start()) {
+            super::workflow::start_runs(conn, scope, id, execution, start).await?;
+        }
+    }
     events::record(
         conn,
         scope,
