@@ -23,6 +23,7 @@
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
 //! | `BENCH_POSTGRAPHILE_URL` | unset (`postgraphile360`: the PostGraphile server to drive) |
 //! | `BENCH_MESSAGES` | `10000` (delivery: messages queued at once) |
+//! | `BENCH_WORKFLOW_RECIPIENTS` | `100000` (workflow: recipients of the campaign) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -32,6 +33,12 @@
 //! local sink (Debian's aiosmtpd, writing a maildir): messages per second from queued to
 //! the last sent, p50/p99 from queued to sent, and what the sink counted (each message
 //! once: none lost, none doubled).
+//!
+//! `workflow` launches a campaign of `BENCH_WORKFLOW_RECIPIENTS` recipients whose
+//! workflow sends two messages (start → send → send → end) through the server's own
+//! scheduler (it launches at `scheduledAt`), and prints workflow steps per second from the
+//! launch until every recipient's run has ended, and the messages queued per recipient
+//! and step (each exactly once: none lost, none doubled).
 //!
 //! `pgbench360` runs pgbench (from the PostgreSQL server binaries' directory) on the
 //! minimal SQL of `customer360`: the one statement its request runs, for the same
@@ -110,6 +117,126 @@ async fn tenant(owner: &mut diesel_async::AsyncPgConnection, slug: &str, name: &
             created.map_err(|e| format!("{e:?}")).unwrap().0.id
         }
     }
+}
+
+/// workflow: see the module documentation.
+async fn workflow(owner: &mut diesel_async::AsyncPgConnection) {
+    #[derive(QueryableByName)]
+    struct Done {
+        #[diesel(sql_type = BigInt)]
+        waiting: i64,
+        #[diesel(sql_type = BigInt)]
+        ended: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        span: f64,
+    }
+    #[derive(QueryableByName)]
+    struct Queued {
+        #[diesel(sql_type = BigInt)]
+        messages: i64,
+        #[diesel(sql_type = BigInt)]
+        distinct_steps: i64,
+    }
+    let recipients: i64 = env_or("BENCH_WORKFLOW_RECIPIENTS", 100_000);
+    let tenant = tenant(owner, "workflow-bench", "Workflow bench").await;
+    diesel::sql_query("DELETE FROM campaigns WHERE tenant_id = $1")
+        .bind::<SqlUuid, _>(tenant)
+        .execute(owner)
+        .await
+        .unwrap();
+    diesel::sql_query("DELETE FROM communication_log WHERE tenant_id = $1")
+        .bind::<SqlUuid, _>(tenant)
+        .execute(owner)
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO customers (tenant_id, email, segment)
+         SELECT $1, 'wf' || g || '@bench.test', 'workflow-bench' FROM generate_series(1, $2) g
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .bind::<BigInt, _>(recipients)
+    .execute(owner)
+    .await
+    .unwrap();
+    #[derive(QueryableByName)]
+    struct Template {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let templates: Vec<Template> = diesel::sql_query(
+        "INSERT INTO communication_templates (tenant_id, template_type, channel, name, subject, text_content)
+         VALUES ($1, 'custom', 'email', 'First', 'First', 'First'), ($1, 'welcome', 'email', 'Second', 'Second', 'Second')
+         ON CONFLICT (tenant_id, template_type, channel) DO UPDATE SET name = excluded.name
+         RETURNING id",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .load(owner)
+    .await
+    .unwrap();
+    let workflow = json!({
+        "nodes": [
+            { "id": "start", "type": "trigger" },
+            { "id": "one", "type": "send", "data": { "channel": "email", "templateId": templates[0].id } },
+            { "id": "two", "type": "send", "data": { "channel": "email", "templateId": templates[1].id } },
+            { "id": "end", "type": "end" },
+        ],
+        "edges": [
+            { "id": "a", "source": "start", "target": "one" },
+            { "id": "b", "source": "one", "target": "two" },
+            { "id": "c", "source": "two", "target": "end" },
+        ],
+    });
+    diesel::sql_query(
+        "INSERT INTO campaigns (tenant_id, name, channel, workflow_data, target_segment, scheduled_at)
+         VALUES ($1, 'Workflow bench', 'email', $2, 'workflow-bench', now())",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .bind::<diesel::sql_types::Jsonb, _>(workflow)
+    .execute(owner)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let done = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let d: Done = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE r.status = 'waiting') AS waiting,
+                    count(*) FILTER (WHERE r.status = 'ended') AS ended,
+                    coalesce(extract(epoch FROM max(r.updated_at) - min(c.started_at)), 0)::float8 AS span
+             FROM campaign_runs r JOIN campaigns c ON c.tenant_id = r.tenant_id AND c.id = r.campaign_id
+             WHERE r.tenant_id = $1",
+        )
+        .bind::<SqlUuid, _>(tenant)
+        .get_result(owner)
+        .await
+        .unwrap();
+        if (d.ended >= recipients && d.waiting == 0) || Instant::now() > deadline {
+            break d;
+        }
+    };
+    let queued: Queued = diesel::sql_query(
+        "SELECT count(*) AS messages,
+                count(DISTINCT (campaign_recipient_id, template_id)) AS distinct_steps
+         FROM communication_log WHERE tenant_id = $1 AND campaign_recipient_id IS NOT NULL",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .get_result(owner)
+    .await
+    .unwrap();
+    let steps = 2 * done.ended;
+    println!(
+        "\nworkflow: {recipients} recipients × 2 send steps through the scheduler: {:.0} steps/s \
+         (launch → every run ended {:.1} s); runs ended {}, still waiting {}; messages queued {} \
+         ({} distinct recipient × step: {} doubled, {} lost)",
+        steps as f64 / done.span.max(0.001),
+        done.span,
+        done.ended,
+        done.waiting,
+        queued.messages,
+        queued.distinct_steps,
+        queued.messages - queued.distinct_steps,
+        (2 * recipients - queued.distinct_steps).max(0),
+    );
 }
 
 /// delivery: see the module documentation. `sink` is the SMTP sink's maildir.
@@ -1362,6 +1489,10 @@ async fn run() {
             }
             "noisyNeighbour" => {
                 noisy_neighbour(&mut owner, &base, tenant_id, seconds).await;
+                continue;
+            }
+            "workflow" => {
+                workflow(&mut owner).await;
                 continue;
             }
             "delivery" => {

@@ -76,6 +76,9 @@ impl Clock for ManualClock {
     }
 }
 
+/// Workflow runs advanced per transaction.
+const WORKFLOW_BATCH: i64 = 500;
+
 /// What one tick did for a tenant: each task that ran and its result.
 pub type Ran = Vec<(&'static str, Value)>;
 
@@ -100,11 +103,23 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
             json!({ "launched": launched, "notLaunched": refused }),
         ));
     }
-    let workflow_steps = in_unit(db, move |conn, scope| {
-        async move { crate::domain::campaigns::workflow::run_steps(conn, scope, now, 1000).await }
+    // Batches of runs, each its own transaction, until none is due (or a minute passed).
+    let mut workflow_steps = 0;
+    let began = std::time::Instant::now();
+    loop {
+        let (runs, steps) = in_unit(db, move |conn, scope| {
+            async move {
+                crate::domain::campaigns::workflow::run_steps(conn, scope, now, WORKFLOW_BATCH)
+                    .await
+            }
             .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
+        workflow_steps += steps;
+        if runs < WORKFLOW_BATCH as usize || began.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+    }
     if workflow_steps > 0 {
         ran.push(("campaign_workflows", json!({ "steps": workflow_steps })));
     }

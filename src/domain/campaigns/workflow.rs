@@ -313,13 +313,14 @@ pub async fn run_of(
 }
 
 /// Advances the due runs of active campaigns (at most `limit`) to their next wait or
-/// end, then completes the executions with no run left waiting. Returns the steps taken.
+/// end, then completes the executions with no run left waiting. Returns how many runs
+/// were due and the steps taken.
 pub async fn run_steps(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     now: DateTime<Utc>,
     limit: i64,
-) -> OpResult<i64> {
+) -> OpResult<(usize, i64)> {
     use campaign_runs as r;
     let active = campaigns::table
         .filter(campaigns::tenant_id.eq(scope.id()))
@@ -337,6 +338,7 @@ pub async fn run_steps(
         .skip_locked()
         .load(conn)
         .await?;
+    let runs = due.len();
     let mut graphs: HashMap<Uuid, Graph> = HashMap::new();
     let mut steps = 0;
     let mut ended_in: HashSet<(Uuid, Uuid)> = HashSet::new();
@@ -360,7 +362,7 @@ pub async fn run_steps(
     for (campaign, execution) in ended_in {
         complete_if_done(conn, scope, campaign, execution).await?;
     }
-    Ok(steps)
+    Ok((runs, steps))
 }
 
 /// Takes one run through its nodes up to a wait or its end; returns the steps taken and
