@@ -191,6 +191,22 @@ async fn a_confirmed_appointment_is_reminded_once_and_again_when_rescheduled() {
     tick(&app, &t, clock.now() + Duration::hours(1)).await;
     assert_eq!(send_due(&app, &t, &providers).await, 1);
     assert_eq!(sink.received().len(), 2);
+    let r = app.gql(&t.admin_key, "{ appointments(filter: { from: \"2027-03-15\", status: CONFIRMED }) { nodes { id date } } }", json!({})).await;
+    assert_eq!(
+        r["data"]["appointments"]["nodes"],
+        json!([{ "id": ids[0], "date": "2027-03-20" }])
+    );
+    let r = app
+        .gql(
+            &t.admin_key,
+            "{ appointments(filter: { to: \"2027-03-15\" }) { nodes { id status } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["appointments"]["nodes"],
+        json!([{ "id": ids[1], "status": "CANCELLED" }])
+    );
     // Another tenant's key finds no such appointment; a cancelled one cannot be rescheduled.
     let other = app.bare_tenant("Reminders Other").await;
     let r = app.gql(&other.admin_key, "mutation($id: ID!) { rescheduleAppointment(input: { id: $id, date: \"2027-03-21\", time: \"10:30:00\" }) { userErrors { code } } }", json!({ "id": ids[0] })).await;

@@ -354,19 +354,27 @@ impl CommsQuery {
     }
 
     #[graphql(guard = "Access::Read")]
+    #[allow(clippy::too_many_arguments)]
     async fn appointments(
         &self,
         ctx: &Context<'_>,
+        filter: Option<AppointmentFilter>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> AppResult<Page<Appointment>> {
+        let filter = filter.map_or_else(Default::default, |f| ops::AppointmentFilter {
+            from: f.from,
+            to: f.to,
+            status: f.status,
+        });
         created_page(
             ctx,
             PageRequest::either(first, after, last, before)?,
             |conn, scope, page| {
-                async move { ops::list_appointments(conn, scope, &page).await }.scope_boxed()
+                async move { ops::list_appointments(conn, scope, &filter, &page).await }
+                    .scope_boxed()
             },
             Appointment::from,
         )
@@ -550,6 +558,14 @@ pub struct BookAppointmentInput {
 pub struct ChangeAppointmentInput {
     pub id: ID,
     pub status: AppointmentStatus,
+}
+
+/// Appointments on or after `from`, on or before `to` (dates), in `status`.
+#[derive(InputObject)]
+pub struct AppointmentFilter {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub status: Option<AppointmentStatus>,
 }
 
 #[derive(InputObject)]

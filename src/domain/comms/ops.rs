@@ -40,17 +40,36 @@ pub async fn list_calls(
         .await
 }
 
+/// Which appointments a list holds: on or after `from`, on or before `to` (dates), in
+/// `status`.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub status: Option<AppointmentStatus>,
+}
+
 pub async fn list_appointments(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
+    filter: &AppointmentFilter,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Appointment>> {
     use rendez_vous as r;
-    let query = r::table
+    let mut query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .select(Appointment::as_select())
         .limit(page.limit())
         .into_boxed();
+    if let Some(from) = filter.from {
+        query = query.filter(r::rdv_date.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(r::rdv_date.le(to));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(r::status.eq(status));
+    }
     crate::keyset!(query, page, r::created_at, r::id, desc)
         .load(conn)
         .await
