@@ -35,7 +35,7 @@ use crate::db::{Tenant, TenantDb};
 use crate::domain::comms::model::{AppointmentStatus, Channel};
 use crate::domain::loyalty::model::EnrollmentStatus;
 use crate::domain::messages::model::TemplateType;
-use crate::domain::messages::ops::{self as messages, Content, Outgoing};
+use crate::domain::messages::ops::{self as messages, Outgoing};
 use crate::domain::{OpError, OpResult};
 use crate::error::{AppError, AppResult};
 
@@ -310,22 +310,14 @@ async fn monthly_status(
     let month = now.format("%Y-%m").to_string();
     let mut counts = (0, 0);
     for (_, customer, stage, expires_at, points, lifetime) in members(conn, scope, None).await? {
+        let variables = json!({
+            "points": points, "lifetimePoints": lifetime, "stage": stage,
+            "expiresAt": expires_at.format("%Y-%m-%d").to_string(), "month": month,
+        });
         let outgoing = Outgoing {
-            channel: Channel::Email,
             customer_id: Some(customer),
-            to: None,
-            content: Content::Template {
-                id: template,
-                variables: json!({
-                    "points": points, "lifetimePoints": lifetime, "stage": stage,
-                    "expiresAt": expires_at.format("%Y-%m-%d").to_string(), "month": month,
-                }),
-            },
-            communication_type: None,
             idempotency_key: Some(format!("monthly_status/{customer}/{month}")),
-            campaign_recipient_id: None,
-            outreach_email_id: None,
-            email_sequence_id: None,
+            ..Outgoing::of_template(Channel::Email, template, variables)
         };
         notice(conn, scope, outgoing, &mut counts).await?;
     }
@@ -355,25 +347,18 @@ async fn expiration_warnings(
     let expiring = members(conn, scope, Some(now + Duration::days(i64::from(days)))).await?;
     for (enrollment, customer, stage, expires_at, points, _) in expiring {
         let days_left = (expires_at - now).num_days().max(0);
+        let variables = json!({
+            "stage": stage, "points": points, "daysLeft": days_left,
+            "expiresAt": expires_at.format("%Y-%m-%d").to_string(),
+        });
+        let key = format!(
+            "expiration_warning/{enrollment}/{}",
+            expires_at.format("%Y-%m-%d")
+        );
         let outgoing = Outgoing {
-            channel: Channel::Email,
             customer_id: Some(customer),
-            to: None,
-            content: Content::Template {
-                id: template,
-                variables: json!({
-                    "stage": stage, "points": points, "daysLeft": days_left,
-                    "expiresAt": expires_at.format("%Y-%m-%d").to_string(),
-                }),
-            },
-            communication_type: None,
-            idempotency_key: Some(format!(
-                "expiration_warning/{enrollment}/{}",
-                expires_at.format("%Y-%m-%d")
-            )),
-            campaign_recipient_id: None,
-            outreach_email_id: None,
-            email_sequence_id: None,
+            idempotency_key: Some(key),
+            ..Outgoing::of_template(Channel::Email, template, variables)
         };
         notice(conn, scope, outgoing, &mut counts).await?;
     }
@@ -441,22 +426,15 @@ async fn appointment_reminders(
             (_, _, Some(phone), Some(t)) => (Channel::Sms, phone, t),
             _ => continue,
         };
+        let variables = json!({
+            "name": name, "date": date.to_string(), "time": time.format("%H:%M").to_string(),
+            "service": service,
+        });
         let outgoing = Outgoing {
-            channel,
             customer_id: customer,
             to: Some(to),
-            content: Content::Template {
-                id: template,
-                variables: json!({
-                    "name": name, "date": date.to_string(), "time": time.format("%H:%M").to_string(),
-                    "service": service,
-                }),
-            },
-            communication_type: None,
             idempotency_key: Some(format!("appointment_reminder/{id}/{starts}")),
-            campaign_recipient_id: None,
-            outreach_email_id: None,
-            email_sequence_id: None,
+            ..Outgoing::of_template(channel, template, variables)
         };
         notice(conn, scope, outgoing, &mut counts).await?;
         diesel::update(

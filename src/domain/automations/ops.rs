@@ -331,7 +331,7 @@ pub async fn run_sequence_steps(
     now: DateTime<Utc>,
     limit: i64,
 ) -> OpResult<i64> {
-    use crate::domain::messages::ops::{deliver, Content, Outgoing};
+    use crate::domain::messages::ops::{deliver, Outgoing};
     use email_sequences as e;
     let due: Vec<EmailSequence> = e::table
         .filter(e::tenant_id.eq(scope.id()))
@@ -389,21 +389,19 @@ pub async fn run_sequence_steps(
             .await?;
             continue;
         }
+        let variables = json!({
+            "email": sequence.recipient_email, "segment": sequence.segment.as_str(), "step": number,
+        });
         let outgoing = Outgoing {
-            channel: crate::domain::comms::model::Channel::Email,
-            customer_id: None,
             to: Some(sequence.recipient_email.clone()),
-            content: Content::Template {
-                id: template,
-                variables: json!({
-                    "email": sequence.recipient_email, "segment": sequence.segment.as_str(), "step": number,
-                }),
-            },
             communication_type: Some(crate::domain::messages::model::CommunicationType::Marketing),
             idempotency_key: Some(format!("sequence/{}/{number}", sequence.id)),
-            campaign_recipient_id: None,
-            outreach_email_id: None,
             email_sequence_id: Some(sequence.id),
+            ..Outgoing::of_template(
+                crate::domain::comms::model::Channel::Email,
+                template,
+                variables,
+            )
         };
         use diesel_async::{AnsiTransactionManager, TransactionManager};
         AnsiTransactionManager::begin_transaction(conn).await?;

@@ -452,7 +452,7 @@ async fn send(
     channel: Channel,
     template: Uuid,
 ) -> OpResult<String> {
-    use crate::domain::messages::ops::{deliver, Content, Outgoing};
+    use crate::domain::messages::ops::{deliver, Outgoing};
     use diesel_async::{AnsiTransactionManager, TransactionManager};
     let (customer, email, phone): (Option<Uuid>, Option<String>, Option<String>) =
         campaign_recipients::table
@@ -470,18 +470,12 @@ async fn send(
         _ => phone,
     };
     let outgoing = Outgoing {
-        channel,
         customer_id: customer,
         to,
-        content: Content::Template {
-            id: template,
-            variables: json!({ "campaignId": run.campaign_id }),
-        },
         communication_type: Some(crate::domain::messages::model::CommunicationType::Marketing),
         idempotency_key: Some(format!("campaign/{}/{}", run.recipient_id, run.node_id)),
         campaign_recipient_id: Some(run.recipient_id),
-        outreach_email_id: None,
-        email_sequence_id: None,
+        ..Outgoing::of_template(channel, template, json!({ "campaignId": run.campaign_id }))
     };
     AnsiTransactionManager::begin_transaction(conn).await?;
     match deliver(conn, scope, outgoing).await {

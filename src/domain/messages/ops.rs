@@ -358,6 +358,27 @@ pub struct Outgoing {
     pub email_sequence_id: Option<Uuid>,
 }
 
+impl Outgoing {
+    /// A message of `template` with `variables` on `channel`, to whom and why left to the
+    /// caller (`Outgoing { to, idempotency_key, .. Outgoing::of_template(…) }`).
+    pub fn of_template(channel: Channel, template: Uuid, variables: Value) -> Outgoing {
+        Outgoing {
+            channel,
+            customer_id: None,
+            to: None,
+            content: Content::Template {
+                id: template,
+                variables,
+            },
+            communication_type: None,
+            idempotency_key: None,
+            campaign_recipient_id: None,
+            outreach_email_id: None,
+            email_sequence_id: None,
+        }
+    }
+}
+
 fn invalid(field: &str, message: &str) -> OpError {
     user_error(UserErrorCode::Invalid, &["input", field], message)
 }
@@ -681,9 +702,11 @@ struct Pending {
     outreach_email_id: Option<Uuid>,
 }
 
-#[derive(Queryable)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = channel_configurations, check_for_backend(diesel::pg::Pg))]
 struct Configuration {
     id: Uuid,
+    #[diesel(column_name = channel_type)]
     channel: Channel,
     provider: String,
     config_encrypted: Option<Vec<u8>>,
@@ -922,15 +945,7 @@ async fn claim(
             let configurations: Vec<Configuration> = c::table
                 .filter(c::tenant_id.eq(scope.id()))
                 .filter(c::enabled.eq(true))
-                .select((
-                    c::id,
-                    c::channel_type,
-                    c::provider,
-                    c::config_encrypted,
-                    c::from_address,
-                    c::from_name,
-                    c::hook_token_sealed,
-                ))
+                .select(Configuration::as_select())
                 .load(conn)
                 .await?;
             let by_id: HashMap<Uuid, &Pending> = pending.iter().map(|p| (p.id, p)).collect();
@@ -1664,15 +1679,7 @@ pub async fn hook_credentials(
     let config: Option<Configuration> = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .filter(c::id.eq(configuration))
-        .select((
-            c::id,
-            c::channel_type,
-            c::provider,
-            c::config_encrypted,
-            c::from_address,
-            c::from_name,
-            c::hook_token_sealed,
-        ))
+        .select(Configuration::as_select())
         .first(conn)
         .await
         .optional()?;
