@@ -747,3 +747,68 @@ async fn a_scheduled_two_step_workflow_branches_on_opens_and_completes_the_campa
         .await;
     assert_eq!(r["data"]["campaignRun"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_resumes_a_workflow_without_repeating_or_skipping_a_step() {
+    let (app, t, sink, providers) = setup("Resume").await;
+    let r = app.gql(&t.admin_key, "mutation { saveCommunicationTemplate(input: { templateType: CUSTOM, channel: EMAIL, name: \"Hello\", subject: \"Hello\", textContent: \"Hello\" }) { template { id } } }", json!({})).await;
+    let template = r["data"]["saveCommunicationTemplate"]["template"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut conn = app.owner().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO customers (tenant_id, email, segment) VALUES ('{}', 'cy@resume.example', 'r')",
+        t.id
+    ))
+    .await
+    .unwrap();
+    let workflow = json!({
+        "nodes": [{ "id": "s", "type": "trigger" }, { "id": "a", "type": "send", "data": { "templateId": template } },
+                  { "id": "w", "type": "wait", "data": { "hours": 1 } }, { "id": "b", "type": "send", "data": { "templateId": template } }],
+        "edges": [{ "id": "1", "source": "s", "target": "a" }, { "id": "2", "source": "a", "target": "w" }, { "id": "3", "source": "w", "target": "b" }],
+    });
+    let start = at(2027, 10, 1, 12, 0);
+    let r = app.gql(&t.admin_key, "mutation($i: CampaignInput!) { createCampaign(input: $i) { campaign { id } } }",
+        json!({ "i": { "name": "Resume", "targetSegment": "r", "workflow": workflow, "scheduledAt": start.to_rfc3339() } })).await;
+    let campaign = r["data"]["createCampaign"]["campaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tick(&app, &t, start).await;
+    // The first server goes away mid-workflow; another one, started later, takes over.
+    let second = app.second_instance().await;
+    let resumed = TenantDb::new(second.pool.clone(), t.id);
+    scheduler::tick(&resumed, start + Duration::minutes(30))
+        .await
+        .unwrap();
+    scheduler::tick(&resumed, start + Duration::hours(2))
+        .await
+        .unwrap();
+    scheduler::tick(&resumed, start + Duration::hours(3))
+        .await
+        .unwrap();
+    send_due(&app, &t, &providers).await;
+    assert_eq!(sink.received().len(), 2, "each send step once");
+    let r = app.gql(&t.admin_key, "query($id: ID!) { campaign(id: $id) { status recipients(first: 1) { nodes { id } } } }", json!({ "id": campaign })).await;
+    assert_eq!(r["data"]["campaign"]["status"], "COMPLETED");
+    let recipient = r["data"]["campaign"]["recipients"]["nodes"][0]["id"].clone();
+    let r = app
+        .gql(
+            &t.admin_key,
+            "query($r: ID!) { campaignRun(recipientId: $r) { path } }",
+            json!({ "r": recipient }),
+        )
+        .await;
+    let nodes: Vec<&str> = r["data"]["campaignRun"]["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        nodes,
+        vec!["a", "w", "b", "b"],
+        "sent a, waited at w, sent b, ended after b"
+    );
+}
