@@ -187,9 +187,12 @@ async fn workflow(owner: &mut diesel_async::AsyncPgConnection) {
             { "id": "c", "source": "two", "target": "end" },
         ],
     });
+    // As createCampaign writes it: the campaign and its funnel counters.
     diesel::sql_query(
-        "INSERT INTO campaigns (tenant_id, name, channel, workflow_data, target_segment, scheduled_at)
-         VALUES ($1, 'Workflow bench', 'email', $2, 'workflow-bench', now())",
+        "WITH campaign AS (
+           INSERT INTO campaigns (tenant_id, name, channel, workflow_data, target_segment, scheduled_at)
+           VALUES ($1, 'Workflow bench', 'email', $2, 'workflow-bench', now()) RETURNING tenant_id, id)
+         INSERT INTO campaign_delivery_counters (tenant_id, campaign_id) SELECT tenant_id, id FROM campaign",
     )
     .bind::<SqlUuid, _>(tenant)
     .bind::<diesel::sql_types::Jsonb, _>(workflow)

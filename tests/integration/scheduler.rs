@@ -775,7 +775,30 @@ async fn a_restarted_server_resumes_a_workflow_without_repeating_or_skipping_a_s
         .as_str()
         .unwrap()
         .to_owned();
-    tick(&app, &t, start).await;
+    // A scheduled campaign with no audience cannot launch: it stays a draft, says so, and
+    // holds nothing else back.
+    let r = app
+        .gql(
+            &t.admin_key,
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { campaign { id } } }",
+            json!({ "i": { "name": "Nobody", "scheduledAt": start.to_rfc3339() } }),
+        )
+        .await;
+    let nobody = r["data"]["createCampaign"]["campaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ran = tick(&app, &t, start).await;
+    let scheduled = ran
+        .iter()
+        .find(|(task, _)| *task == "scheduled_campaigns")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(
+        scheduled,
+        json!({ "launched": [campaign], "notLaunched": [nobody] })
+    );
     // The first server goes away mid-workflow; another one, started later, takes over.
     let second = app.second_instance().await;
     let resumed = TenantDb::new(second.pool.clone(), t.id);

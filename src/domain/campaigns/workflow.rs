@@ -613,13 +613,14 @@ pub async fn launch_scheduled(
                 AnsiTransactionManager::commit_transaction(conn).await?;
                 launched.push(id);
             }
-            Err(OpError::User(_) | OpError::Answered(_)) => {
+            // One campaign that cannot launch never holds the others (nor the tenant's
+            // other tasks) back: it stays a draft, and says so in the tick's result.
+            Err(error) => {
                 AnsiTransactionManager::rollback_transaction(conn).await?;
+                if let OpError::App(error) = error {
+                    tracing::warn!(?error, campaign = %id, "a scheduled campaign did not launch");
+                }
                 refused.push(id);
-            }
-            Err(e) => {
-                let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-                return Err(e);
             }
         }
     }
