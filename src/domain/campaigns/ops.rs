@@ -564,6 +564,30 @@ pub async fn change_status(
     Ok(id)
 }
 
+/// Locks the funnel counters of the campaigns `recipients` belong to, in campaign order:
+/// what a transaction does before it moves any recipient (a transaction that moves
+/// several takes them all first), so that two of them never wait on each other.
+pub async fn lock_funnels(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    recipients: &[Uuid],
+) -> QueryResult<()> {
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "SELECT 1 FROM campaign_delivery_counters k
+         WHERE k.tenant_id = $1 AND k.campaign_id IN (
+             SELECT r.campaign_id FROM campaign_recipients r WHERE r.tenant_id = $1 AND r.id = ANY($2))
+         ORDER BY k.campaign_id FOR UPDATE",
+    )
+    .bind::<SqlUuid, _>(scope.id())
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(recipients)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Moves a recipient forward (`pending → sent → delivered → opened → clicked`, or to
 /// `failed` from any state); reaching a state also reaches the ones before it. Repeats
 /// and backward events change nothing. Counters move in the same transaction.
@@ -590,6 +614,9 @@ pub async fn record_delivery_event(
             "error must be at most 1000 characters",
         ));
     }
+    // The campaign's counters are locked before the recipient (in every transaction that
+    // moves recipients: see `lock_funnels`), so movers of many recipients never deadlock.
+    lock_funnels(conn, scope, &[recipient_id]).await?;
     let current: Recipient = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::id.eq(recipient_id))

@@ -395,6 +395,9 @@ pub async fn run_due(
         .await;
     db.run(|conn, scope| {
         async move {
+            let recipients: Vec<Uuid> =
+                results.iter().filter_map(|(c, _)| c.recipient_id).collect();
+            crate::domain::campaigns::ops::lock_funnels(conn, scope, &recipients).await?;
             let mut sent = Vec::new();
             for (claimed, outcome) in &results {
                 match outcome {

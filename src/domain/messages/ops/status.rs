@@ -16,6 +16,30 @@ pub async fn apply_reports(
     reports: &[Report],
 ) -> OpResult<usize> {
     use communication_log as m;
+    // The funnels these reports may move, locked first (see `campaigns::ops::lock_funnels`).
+    let (ids, provider_ids): (Vec<Uuid>, Vec<String>) = reports.iter().fold(
+        (Vec::new(), Vec::new()),
+        |(mut ids, mut provider_ids), r| {
+            match &r.message {
+                MessageRef::Id(id) => ids.push(*id),
+                MessageRef::Provider(id) => provider_ids.push(id.clone()),
+            }
+            (ids, provider_ids)
+        },
+    );
+    let recipients: Vec<Option<Uuid>> = m::table
+        .filter(m::tenant_id.eq(scope.id()))
+        .filter(m::channel_configuration_id.eq(configuration))
+        .filter(
+            m::id
+                .eq_any(&ids)
+                .or(m::provider_message_id.eq_any(&provider_ids)),
+        )
+        .select(m::campaign_recipient_id)
+        .load(conn)
+        .await?;
+    let recipients: Vec<Uuid> = recipients.into_iter().flatten().collect();
+    crate::domain::campaigns::ops::lock_funnels(conn, scope, &recipients).await?;
     let mut moved = 0;
     for report in reports {
         let found = find_reported(conn, scope, configuration, &report.message).await?;
