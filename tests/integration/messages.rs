@@ -1452,3 +1452,91 @@ async fn admins_retry_and_cancel_deliveries_through_their_jobs() {
         (Some("FAILED"), Some("cancelled"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runners_settle_many_messages_of_the_same_recipients() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.bare_tenant("Race Winery").await;
+    let mut conn = app.owner().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO customers (tenant_id, email, segment) SELECT '{t}', 'r' || g || '@race.example', 'race' FROM generate_series(1, 20) g",
+        t = t.id
+    )).await.unwrap();
+    let r = app.gql(&t.admin_key, "mutation { createCampaign(input: { name: \"Race\", targetSegment: \"race\" }) { campaign { id } } }", json!({})).await;
+    let campaign = r["data"]["createCampaign"]["campaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql(
+        &t.admin_key,
+        "mutation($id: ID!) { launchCampaign(input: { id: $id }) { userErrors { code } } }",
+        json!({ "id": campaign }),
+    )
+    .await;
+    let r = app.gql(&t.admin_key, "query($id: ID!) { campaign(id: $id) { recipients(first: 50) { nodes { id customerId } } } }", json!({ "id": campaign })).await;
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    // Two messages per recipient, no channel configured: every one fails, and each failure
+    // moves its recipient (and the campaign's counters) in the runners' record phases.
+    for node in r["data"]["campaign"]["recipients"]["nodes"]
+        .as_array()
+        .unwrap()
+    {
+        for step in ["a", "b"] {
+            let outgoing = ops::Outgoing {
+                customer_id: Some(node["customerId"].as_str().unwrap().parse().unwrap()),
+                campaign_recipient_id: Some(node["id"].as_str().unwrap().parse().unwrap()),
+                idempotency_key: Some(format!("race/{}/{step}", node["id"].as_str().unwrap())),
+                communication_type: Some(
+                    growthgraph::domain::messages::model::CommunicationType::Transactional,
+                ),
+                ..ops::Outgoing::of_template(
+                    growthgraph::domain::comms::model::Channel::Email,
+                    uuid::Uuid::nil(),
+                    json!({}),
+                )
+            };
+            let outgoing = ops::Outgoing {
+                content: ops::Content::Written {
+                    subject: Some("s".into()),
+                    text: "b".into(),
+                    html: None,
+                },
+                ..outgoing
+            };
+            db.run(|conn, scope| {
+                use scoped_futures::ScopedFutureExt;
+                async move { ops::deliver(conn, scope, outgoing).await }.scope_boxed()
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let strict = providers::Providers::new(settings());
+    let key = key();
+    let runner = || async {
+        let mut ran = 0;
+        loop {
+            let n = ops::run_due(&db, &strict, Some(&key), 3)
+                .await
+                .expect("no runner fails (no deadlock)");
+            ran += n;
+            if n == 0 {
+                return ran;
+            }
+        }
+    };
+    let (a, b, c, d) = tokio::join!(runner(), runner(), runner(), runner());
+    assert_eq!(a + b + c + d, 40);
+    let r = app
+        .gql(
+            &t.admin_key,
+            "query($id: ID!) { campaign(id: $id) { metrics { recipients failed } } }",
+            json!({ "id": campaign }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["campaign"]["metrics"],
+        json!({ "recipients": 20, "failed": 20 })
+    );
+    assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM communication_log WHERE tenant_id = '{}' AND failure_code = 'not_configured'", t.id)).await, 40);
+}
