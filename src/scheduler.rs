@@ -237,22 +237,14 @@ async fn notice(
     outgoing: Outgoing,
     counts: &mut (i64, i64),
 ) -> OpResult<()> {
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
-    // A savepoint: a notice refused (its template does not render) takes nothing else back.
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    match messages::deliver(conn, scope, outgoing).await {
-        Ok(_) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            counts.0 += 1;
-        }
-        Err(OpError::User(_) | OpError::Answered(_)) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
-            counts.1 += 1;
-        }
-        Err(e) => {
-            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-            return Err(e);
-        }
+    // A notice refused (its template does not render) takes nothing else back.
+    match crate::domain::in_savepoint(conn, async |conn| {
+        messages::deliver(conn, scope, outgoing).await
+    })
+    .await?
+    {
+        Ok(_) => counts.0 += 1,
+        Err(_) => counts.1 += 1,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -84,21 +84,14 @@ where
             .map_err(|e| OpError::App(AppError::internal(&e)));
     }
 
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let (result, response) = match work(conn).await {
+    let (result, response) = match super::in_savepoint(conn, work).await? {
         Ok(result) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
             let response = serde_json::to_value(&result).map_err(|e| AppError::internal(&e))?;
             (Ok(result), response)
         }
-        Err(OpError::User(violation)) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
+        Err(violation) => {
             let response = serde_json::json!({ VIOLATION: &violation });
             (Err(OpError::Answered(violation)), response)
-        }
-        Err(error) => {
-            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-            return Err(error);
         }
     };
     diesel::insert_into(idempotency_keys::table)

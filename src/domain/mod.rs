@@ -148,6 +148,34 @@ macro_rules! tenant_row {
     }};
 }
 
+/// Runs `work` in a savepoint of the caller's transaction: a business-rule violation rolls
+/// back what `work` wrote and comes back as a value (the transaction goes on); any other
+/// error rolls it back and is returned.
+pub async fn in_savepoint<T, F>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    work: F,
+) -> OpResult<Result<T, UserError>>
+where
+    F: AsyncFnOnce(&mut diesel_async::AsyncPgConnection) -> OpResult<T>,
+{
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    match work(conn).await {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(Ok(value))
+        }
+        Err(OpError::User(violation)) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            Ok(Err(violation))
+        }
+        Err(error) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err(error)
+        }
+    }
+}
+
 /// A business-rule violation as an operation error (`Err(user_error(…))?`).
 pub fn user_error(code: UserErrorCode, field: &[&str], message: &str) -> OpError {
     OpError::User(UserError::new(code, field, message))

@@ -24,7 +24,7 @@ use super::model::{CampaignStatus, RecipientStatus};
 use crate::db::schema::{campaign_recipients, campaign_runs, campaigns, customers};
 use crate::db::Tenant;
 use crate::domain::comms::model::Channel;
-use crate::domain::{OpError, OpResult, UserError, UserErrorCode};
+use crate::domain::{OpResult, UserError, UserErrorCode};
 
 /// What a node does.
 #[derive(Debug, Clone, PartialEq)]
@@ -453,7 +453,6 @@ async fn send(
     template: Uuid,
 ) -> OpResult<String> {
     use crate::domain::messages::ops::{deliver, Outgoing};
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
     let (customer, email, phone): (Option<Uuid>, Option<String>, Option<String>) =
         campaign_recipients::table
             .filter(campaign_recipients::tenant_id.eq(scope.id()))
@@ -477,21 +476,14 @@ async fn send(
         campaign_recipient_id: Some(run.recipient_id),
         ..Outgoing::of_template(channel, template, json!({ "campaignId": run.campaign_id }))
     };
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    match deliver(conn, scope, outgoing).await {
-        Ok(id) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            Ok(format!("queued {id}"))
-        }
-        Err(OpError::User(e) | OpError::Answered(e)) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
-            Ok(format!("not sent: {}", e.message))
-        }
-        Err(e) => {
-            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-            Err(e)
-        }
-    }
+    Ok(
+        match crate::domain::in_savepoint(conn, async |conn| deliver(conn, scope, outgoing).await)
+            .await?
+        {
+            Ok(id) => format!("queued {id}"),
+            Err(e) => format!("not sent: {}", e.message),
+        },
+    )
 }
 
 async fn holds(
@@ -595,7 +587,6 @@ pub async fn launch_scheduled(
     scope: Tenant,
     now: DateTime<Utc>,
 ) -> OpResult<(Vec<Uuid>, Vec<Uuid>)> {
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
     let due: Vec<Uuid> = campaigns::table
         .filter(campaigns::tenant_id.eq(scope.id()))
         .filter(campaigns::status.eq(CampaignStatus::Draft))
@@ -607,19 +598,17 @@ pub async fn launch_scheduled(
         .await?;
     let (mut launched, mut refused) = (Vec::new(), Vec::new());
     for id in due {
-        AnsiTransactionManager::begin_transaction(conn).await?;
-        match super::ops::launch(conn, scope, id).await {
-            Ok(_) => {
-                AnsiTransactionManager::commit_transaction(conn).await?;
-                launched.push(id);
-            }
-            // One campaign that cannot launch never holds the others (nor the tenant's
-            // other tasks) back: it stays a draft, and says so in the tick's result.
+        // One campaign that cannot launch never holds the others (nor the tenant's
+        // other tasks) back: it stays a draft, and says so in the tick's result.
+        match crate::domain::in_savepoint(conn, async |conn| {
+            super::ops::launch(conn, scope, id).await
+        })
+        .await
+        {
+            Ok(Ok(_)) => launched.push(id),
+            Ok(Err(_)) => refused.push(id),
             Err(error) => {
-                AnsiTransactionManager::rollback_transaction(conn).await?;
-                if let OpError::App(error) = error {
-                    tracing::warn!(?error, campaign = %id, "a scheduled campaign did not launch");
-                }
+                tracing::warn!(?error, campaign = %id, "a scheduled campaign did not launch");
                 refused.push(id);
             }
         }
