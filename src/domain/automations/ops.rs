@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -13,7 +15,7 @@ use crate::auth::generate_widget_key;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     communication_preferences, customers, demo_sessions, email_sequence_steps, email_sequences,
-    email_templates, orders, tenants, testimonials, widget_configs,
+    email_templates, orders, testimonials, widget_configs,
 };
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
@@ -344,13 +346,14 @@ pub async fn run_sequence_steps(
         .skip_locked()
         .load(conn)
         .await?;
-    let sequences_off = tenants::table
-        .filter(tenants::id.eq(scope.id()))
-        .select(tenants::email_preferences)
-        .first::<serde_json::Value>(conn)
-        .await
-        .optional()?
-        .is_some_and(|p| p["sequences"] == json!(false));
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let sequences_off = crate::domain::tenancy::ops::email_preferences(conn, scope).await?
+        ["sequences"]
+        == json!(false);
+    // Each segment's steps, read once per batch.
+    let mut steps_of: HashMap<SequenceSegment, Vec<(i32, i32, Uuid)>> = HashMap::new();
     let mut queued = 0;
     for sequence in due {
         let stop = if sequences_off {
@@ -366,7 +369,10 @@ pub async fn run_sequence_steps(
             stop_email_sequence(conn, scope, sequence.id, reason).await?;
             continue;
         }
-        let steps = sequence_steps(conn, scope, sequence.segment).await?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = steps_of.entry(sequence.segment) {
+            slot.insert(sequence_steps(conn, scope, sequence.segment).await?);
+        }
+        let steps = &steps_of[&sequence.segment];
         let next = sequence.current_step as usize;
         let Some(&(number, delay, template)) = steps.get(next) else {
             // No (more) steps: the sequence is done.
@@ -403,33 +409,26 @@ pub async fn run_sequence_steps(
                 variables,
             )
         };
-        use diesel_async::{AnsiTransactionManager, TransactionManager};
-        AnsiTransactionManager::begin_transaction(conn).await?;
-        match deliver(conn, scope, outgoing).await {
-            Ok(_) => AnsiTransactionManager::commit_transaction(conn).await?,
-            Err(crate::domain::OpError::User(error) | crate::domain::OpError::Answered(error)) => {
-                AnsiTransactionManager::rollback_transaction(conn).await?;
-                diesel::update(
-                    e::table
-                        .filter(e::tenant_id.eq(scope.id()))
-                        .filter(e::id.eq(sequence.id)),
-                )
-                .set((
-                    e::status.eq(SequenceStatus::Paused),
-                    e::next_send_at.eq(None::<DateTime<Utc>>),
-                    e::metadata.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>("metadata || ")
-                        .bind::<diesel::sql_types::Jsonb, _>(
-                        json!({ "pausedBy": format!("step {number}: {}", error.message) }),
-                    )),
-                ))
-                .execute(conn)
+        let delivered =
+            crate::domain::in_savepoint(conn, async |conn| deliver(conn, scope, outgoing).await)
                 .await?;
-                continue;
-            }
-            Err(other) => {
-                let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-                return Err(other);
-            }
+        if let Err(error) = delivered {
+            diesel::update(
+                e::table
+                    .filter(e::tenant_id.eq(scope.id()))
+                    .filter(e::id.eq(sequence.id)),
+            )
+            .set((
+                e::status.eq(SequenceStatus::Paused),
+                e::next_send_at.eq(None::<DateTime<Utc>>),
+                e::metadata.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>("metadata || ")
+                    .bind::<diesel::sql_types::Jsonb, _>(
+                    json!({ "pausedBy": format!("step {number}: {}", error.message) }),
+                )),
+            ))
+            .execute(conn)
+            .await?;
+            continue;
         }
         queued += 1;
         let following = steps

@@ -324,3 +324,18 @@ pub async fn act_on_job(
     .await?;
     Ok(job)
 }
+
+/// The tenant's own email preferences (seed 000: `marketing`, `sequences`,
+/// `weekly_digest`), `null` when its row is not visible.
+pub async fn email_preferences(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+) -> QueryResult<serde_json::Value> {
+    Ok(tenants::table
+        .filter(tenants::id.eq(scope.id()))
+        .select(tenants::email_preferences)
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or(serde_json::Value::Null))
+}

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     channel_configurations, communication_log, communication_preferences, communication_templates,
-    customers, email_events, email_templates, queue_jobs, tenants,
+    customers, email_events, email_templates, queue_jobs,
 };
 use crate::db::{Tenant, TenantDb};
 use crate::domain::campaigns::model::{OutreachAction, RecipientStatus};

@@ -286,13 +286,8 @@ pub(crate) async fn claim(
                     .into_iter()
                     .map(|(c, ch, t, opted, unsub)| ((c, ch, t), opted && unsub.is_none()))
                     .collect();
-            let tenant_preferences: Value = tenants::table
-                .filter(tenants::id.eq(scope.id()))
-                .select(tenants::email_preferences)
-                .first(conn)
-                .await
-                .optional()?
-                .unwrap_or(Value::Null);
+            let tenant_preferences =
+                crate::domain::tenancy::ops::email_preferences(conn, scope).await?;
             use channel_configurations as c;
             let configurations: Vec<Configuration> = c::table
                 .filter(c::tenant_id.eq(scope.id()))
