@@ -399,6 +399,10 @@ async fn appointment_reminders(
         .skip_locked()
         .load(conn)
         .await?;
+    // Every tick visits every tenant: no template lookups when nothing is due.
+    if due.is_empty() {
+        return Ok(0);
+    }
     let email = template(
         conn,
         scope,
