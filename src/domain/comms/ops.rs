@@ -518,15 +518,7 @@ pub async fn change_appointment(
 ) -> OpResult<Appointment> {
     use rendez_vous as r;
     use AppointmentStatus::*;
-    let from: AppointmentStatus = crate::tenant_row!(
-        locked conn,
-        scope,
-        rendez_vous,
-        id,
-        table::status,
-        &["input", "id"],
-        "no such appointment"
-    )?;
+    let from = appointment_status(conn, scope, id).await?;
     if !matches!(
         (from, to),
         (Pending, Confirmed | Cancelled) | (Confirmed, Completed | NoShow | Cancelled)
@@ -550,6 +542,23 @@ pub async fn change_appointment(
     Ok(appointment)
 }
 
+/// The status of the tenant's appointment `id`, locked for the transaction.
+async fn appointment_status(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> OpResult<AppointmentStatus> {
+    crate::tenant_row!(
+        locked conn,
+        scope,
+        rendez_vous,
+        id,
+        table::status,
+        &["input", "id"],
+        "no such appointment"
+    )
+}
+
 /// Moves a pending or confirmed appointment to `date` at `time`, re-arming its reminder.
 pub async fn reschedule_appointment(
     conn: &mut AsyncPgConnection,
@@ -559,15 +568,7 @@ pub async fn reschedule_appointment(
     time: NaiveTime,
 ) -> OpResult<Appointment> {
     use rendez_vous as r;
-    let from: AppointmentStatus = crate::tenant_row!(
-        locked conn,
-        scope,
-        rendez_vous,
-        id,
-        table::status,
-        &["input", "id"],
-        "no such appointment"
-    )?;
+    let from = appointment_status(conn, scope, id).await?;
     if !matches!(
         from,
         AppointmentStatus::Pending | AppointmentStatus::Confirmed
