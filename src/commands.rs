@@ -337,7 +337,7 @@ async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(state))
+    axum::serve(listener, http::service(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Subscribers get a close frame; in-flight requests finish.

@@ -219,6 +219,14 @@ pub struct ServeArgs {
     /// An API-only instance: no scheduler, job runner or message runner.
     #[arg(long, env = "GROWTHGRAPH_NO_SCHEDULER", default_value_t = false)]
     pub no_scheduler: bool,
+    /// Most public demo sessions one visitor (IP address, IPv6 /64) may start per tenant
+    /// and hour.
+    #[arg(long, env = "GROWTHGRAPH_DEMO_SESSIONS_PER_HOUR", default_value_t = 5)]
+    pub demo_sessions_per_hour: u32,
+    /// Behind a reverse proxy: a visitor's address is the last one of `X-Forwarded-For`
+    /// (the one the proxy appended), not the connection's.
+    #[arg(long, env = "GROWTHGRAPH_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
 }
 
 impl ServeArgs {
@@ -272,6 +280,8 @@ impl Default for ServeArgs {
             local_delivery: None,
             delivery_interval_ms: 200,
             no_scheduler: false,
+            demo_sessions_per_hour: 5,
+            trust_forwarded_for: false,
         }
     }
 }

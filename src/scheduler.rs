@@ -481,16 +481,28 @@ async fn retention(
     )
     .execute(conn)
     .await?;
-    let demo_sessions = purge(
-        "DELETE FROM demo_sessions WHERE tenant_id = $1 AND expires_at < $2",
-        now,
-    )
-    .execute(conn)
-    .await?;
+    let demo_sessions = crate::domain::automations::demo::purge_expired(conn, scope, now).await?;
     Ok(json!({
         "idempotencyKeys": idempotency_keys, "jobs": jobs, "translations": translations,
         "feedback": feedback, "demoSessions": demo_sessions,
     }))
+}
+
+/// Rows the retention task purged so far, per kind (`jobs`, `demoSessions`, …), over
+/// every tenant and instance: `/metrics`' `growthgraph_retention_purged_total`.
+pub async fn retention_metrics(pool: &crate::db::PgPool) -> AppResult<Vec<(String, i64)>> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        kind: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        purged: i64,
+    }
+    let mut conn = pool.get().await?;
+    let rows: Vec<Row> = diesel::sql_query("SELECT kind, purged FROM retention_metrics()")
+        .load(&mut conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.purged)).collect())
 }
 
 /// The first day of `now`'s month (for tests and callers that move the clock by months).

@@ -1,7 +1,9 @@
 //! The HTTP surface: `POST`/`GET /graphql`, `/graphql/ws`, GraphiQL at `/` with its
 //! assets served from the binary, `POST /hooks/{provider}/{token}` (providers' delivery
-//! status), `/healthz`, `/readyz`, `/metrics`.
+//! status), the public demo sessions (`/demo/{tenant}/sessions`, `/demo-sessions/…`),
+//! `/healthz`, `/readyz`, `/metrics`.
 
+mod demo;
 mod hooks;
 mod ws;
 
@@ -33,6 +35,14 @@ use crate::graphql::guard::{check_text, measure_result, selected, Prepared, Requ
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The router as a service that knows each connection's peer address (the demo
+/// sessions' visitors are known by it).
+pub fn service(
+    state: AppState,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr> {
+    router(state).into_make_service_with_connect_info::<std::net::SocketAddr>()
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
@@ -46,6 +56,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/hooks/{provider}/{token}",
             axum::routing::post(hooks::provider_hook),
+        )
+        .route(
+            "/demo/{tenant}/sessions",
+            axum::routing::post(demo::start).layer(cors()),
+        )
+        .route("/demo-sessions/{token}", get(demo::show).layer(cors()))
+        .route(
+            "/demo-sessions/{token}/share",
+            axum::routing::post(demo::share).layer(cors()),
+        )
+        .route(
+            "/demo-sessions/{token}/convert",
+            axum::routing::post(demo::convert).layer(cors()),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -671,6 +694,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
                     ));
                 }
             }
+        }
+    }
+    if let Ok(Ok(purged)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::scheduler::retention_metrics(&state.pool),
+    )
+    .await
+    {
+        body.push_str("# TYPE growthgraph_retention_purged_total counter\n");
+        for (kind, rows) in purged {
+            body.push_str(&format!(
+                "growthgraph_retention_purged_total{{kind=\"{kind}\"}} {rows}\n"
+            ));
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -392,6 +392,19 @@ async fn retention_purges_what_is_kept_only_for_a_while_once_a_day() {
         .await
         .iter()
         .all(|(task, _)| *task != "retention"));
+    // `/metrics` counts what retention purged, over every tenant and day.
+    let other = app.bare_tenant("Retention Other").await;
+    conn.batch_execute(&format!(
+        "INSERT INTO demo_sessions (tenant_id, session_token, expires_at) VALUES ('{}', 'gone too', '2027-06-01')",
+        other.id
+    ))
+    .await
+    .unwrap();
+    tick(&app, &other, now + Duration::days(1)).await;
+    let purged = |kind: &str| format!("growthgraph_retention_purged_total{{kind=\"{kind}\"}}");
+    assert_eq!(app.metric(&purged("demoSessions")).await, 2);
+    assert_eq!(app.metric(&purged("jobs")).await, 1);
+    assert_eq!(app.metric(&purged("feedback")).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

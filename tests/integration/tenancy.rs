@@ -114,6 +114,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "cancelJob",
     "cancelRedemption",
     "changeAppointment",
+    "cleanupExpiredDemoSessions",
     "completeCampaign",
     "configureChannel",
     "configureWidget",

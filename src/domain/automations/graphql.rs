@@ -307,6 +307,12 @@ pub struct EmailSequencePayload {
     pub user_errors: Vec<UserError>,
 }
 
+#[derive(SimpleObject)]
+pub struct CleanupExpiredDemoSessionsPayload {
+    pub deleted_count: Option<i32>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(Default)]
 pub struct AutomationsMutation;
 
@@ -435,6 +441,27 @@ impl AutomationsMutation {
     ) -> AppResult<EmailSequencePayload> {
         self.change_sequence(ctx, input, ops::SequenceChange::Resume)
             .await
+    }
+
+    /// Deletes the demo sessions past their 24 hours now (the scheduler's retention does
+    /// this daily); how many (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn cleanup_expired_demo_sessions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<CleanupExpiredDemoSessionsPayload> {
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move { Ok(super::demo::purge_expired(conn, scope, Utc::now()).await?) }
+                    .scope_boxed()
+            },
+            |deleted, user_errors| CleanupExpiredDemoSessionsPayload {
+                deleted_count: deleted.map(|n| n as i32),
+                user_errors,
+            },
+        )
+        .await
     }
 
     /// Cancels an active or paused sequence, for good.

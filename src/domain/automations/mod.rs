@@ -1,5 +1,7 @@
-//! Growth automations (seed 000): testimonials shown by the embeddable widget.
+//! Growth automations (seed 000): the testimonial widget, email sequences, viral demo
+//! sessions.
 
+pub mod demo;
 pub mod graphql;
 pub mod model;
 pub mod ops;

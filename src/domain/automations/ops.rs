@@ -65,7 +65,7 @@ pub async fn list_email_sequences(
         .await
 }
 
-/// Demo sessions, newest first.
+/// Live demo sessions (those past their 24 hours are hidden), newest first.
 pub async fn list_demo_sessions(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
@@ -74,6 +74,7 @@ pub async fn list_demo_sessions(
     use demo_sessions as d;
     let query = d::table
         .filter(d::tenant_id.eq(scope.id()))
+        .filter(d::expires_at.gt(Utc::now()))
         .select(DemoSession::as_select())
         .limit(page.limit())
         .into_boxed();

@@ -227,7 +227,7 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         tokio::spawn(async move {
-            axum::serve(listener, growthgraph::http::router(state))
+            axum::serve(listener, growthgraph::http::service(state))
                 .await
                 .unwrap();
         });
