@@ -1540,3 +1540,142 @@ async fn concurrent_runners_settle_many_messages_of_the_same_recipients() {
     );
     assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM communication_log WHERE tenant_id = '{}' AND failure_code = 'not_configured'", t.id)).await, 40);
 }
+
+/// `deliver_many` (what campaign workflows queue through): each message answered in order,
+/// the refused ones writing nothing, the same idempotency key one message within a batch,
+/// across batches and across racing batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_messages_queues_the_good_ones_and_answers_each() {
+    use growthgraph::domain::comms::model::Channel;
+    use ops::{Content, Outgoing};
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.bare_tenant("Batch Winery").await;
+    let r = app.gql(&t.admin_key, SAVE_TEMPLATE, json!({ "i": {
+        "templateType": "MONTHLY_STATUS", "channel": "EMAIL", "name": "Monthly",
+        "subject": "{{ points }} points", "textContent": "You have {{ points }} points", "variables": ["points"] } })).await;
+    let template: uuid::Uuid = r["data"]["saveCommunicationTemplate"]["template"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .parse()
+        .unwrap();
+    let r = app.gql(&t.admin_key, "mutation { upsertCustomer(input: { email: \"ann@batch.example\", name: \"Ann\" }) { customer { id } } }", json!({})).await;
+    let ann: uuid::Uuid = r["data"]["upsertCustomer"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mail = |key: Option<&str>| Outgoing {
+        customer_id: Some(ann),
+        idempotency_key: key.map(str::to_owned),
+        ..Outgoing::of_template(Channel::Email, template, json!({ "points": 12 }))
+    };
+    let batch = vec![
+        mail(None),
+        mail(Some("k1")),
+        mail(Some("k1")),
+        Outgoing {
+            channel: Channel::Phone,
+            ..mail(None)
+        },
+        Outgoing {
+            content: Content::Template {
+                id: uuid::Uuid::new_v4(),
+                variables: json!({}),
+            },
+            ..mail(None)
+        },
+        Outgoing {
+            to: Some("not an address".into()),
+            ..mail(None)
+        },
+        Outgoing {
+            customer_id: Some(uuid::Uuid::new_v4()),
+            ..mail(None)
+        },
+        Outgoing {
+            to: Some("+33612345678".into()),
+            content: Content::Written {
+                subject: None,
+                text: " ".into(),
+                html: None,
+            },
+            ..Outgoing::of_template(Channel::Sms, template, json!({}))
+        },
+        Outgoing {
+            channel: Channel::Sms,
+            to: Some("+33612345678".into()),
+            ..mail(None)
+        },
+    ];
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    let deliver = |batch: Vec<Outgoing>| {
+        let db = db.clone();
+        async move {
+            db.run(move |conn, scope| {
+                use scoped_futures::ScopedFutureExt;
+                async move { ops::deliver_many(conn, scope, batch).await }.scope_boxed()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let answers = deliver(batch).await;
+    let refusal = |i: usize| {
+        let e = answers[i].as_ref().unwrap_err();
+        (
+            format!("{:?}", e.code),
+            e.field.clone().unwrap_or_default().join("."),
+        )
+    };
+    let (first, keyed) = (*answers[0].as_ref().unwrap(), *answers[1].as_ref().unwrap());
+    assert_ne!(first, keyed);
+    assert_eq!(
+        answers[2].as_ref().unwrap(),
+        &keyed,
+        "one message per key within a batch"
+    );
+    assert_eq!(refusal(3), ("Invalid".into(), "input.channel".into()));
+    assert_eq!(refusal(4), ("NotFound".into(), "input.templateId".into()));
+    assert_eq!(refusal(5), ("Invalid".into(), "input.to".into()));
+    assert_eq!(refusal(6), ("NotFound".into(), "input.customerId".into()));
+    assert_eq!(refusal(7), ("Invalid".into(), "input.body".into()));
+    assert_eq!(
+        refusal(8),
+        ("Invalid".into(), "input.templateId".into()),
+        "an email template by SMS"
+    );
+    let tenant = format!("tenant_id = '{}'", t.id);
+    let rows = |table: &str, more: &str| {
+        let sql = format!("SELECT count(*) AS n FROM {table} WHERE {tenant}{more}");
+        let app = &app;
+        async move { count(app, &sql).await }
+    };
+    assert_eq!(rows("communication_log", "").await, 2);
+    assert_eq!(
+        rows("queue_jobs", " AND job_type = 'message_delivery'").await,
+        2
+    );
+    assert_eq!(
+        rows("domain_events", " AND event_type = 'message.queued'").await,
+        2
+    );
+    let subject = count(&app, &format!("SELECT count(*) AS n FROM communication_log WHERE {tenant} AND subject = '12 points' AND recipient = 'ann@batch.example' AND status = 'queued'")).await;
+    assert_eq!(subject, 2, "rendered for the customer's address");
+
+    // Racing batches of the same new keys: one message per key.
+    let keys = |n: usize| {
+        (0..n)
+            .map(|i| mail(Some(&format!("race-{i}"))))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = tokio::join!(deliver(keys(50)), deliver(keys(50)));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.as_ref().unwrap(), y.as_ref().unwrap());
+    }
+    assert_eq!(rows("communication_log", "").await, 52);
+    assert_eq!(
+        deliver(vec![mail(Some("k1"))]).await[0].as_ref().unwrap(),
+        &keyed
+    );
+    assert_eq!(rows("queue_jobs", "").await, 52);
+}

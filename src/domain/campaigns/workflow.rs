@@ -24,7 +24,8 @@ use super::model::{CampaignStatus, RecipientStatus};
 use crate::db::schema::{campaign_recipients, campaign_runs, campaigns, customers};
 use crate::db::Tenant;
 use crate::domain::comms::model::Channel;
-use crate::domain::{OpResult, UserError, UserErrorCode};
+use crate::domain::messages::ops::{deliver, deliver_many, Outgoing};
+use crate::domain::{in_savepoint, OpResult, UserError, UserErrorCode};
 
 /// What a node does.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,9 +313,11 @@ pub async fn run_of(
         .optional()
 }
 
-/// Advances the due runs of active campaigns (at most `limit`) to their next wait or
-/// end, then completes the executions with no run left waiting. Returns how many runs
-/// were due and the steps taken.
+/// Advances up to `limit` runs that are due at `now` (locked: `FOR UPDATE SKIP LOCKED`,
+/// so concurrent schedulers take different runs), each up to its next wait or its end;
+/// returns the runs taken and the steps (sends and conditions) done. The batch reads what
+/// its runs need in a few statements, walks every run in memory, queues all their sends
+/// at once ([`deliver_many`]) and stores every run in one statement.
 pub async fn run_steps(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
@@ -339,10 +342,11 @@ pub async fn run_steps(
         .load(conn)
         .await?;
     let runs = due.len();
+    if runs == 0 {
+        return Ok((0, 0));
+    }
     let mut graphs: HashMap<Uuid, Graph> = HashMap::new();
-    let mut steps = 0;
-    let mut ended_in: HashSet<(Uuid, Uuid)> = HashSet::new();
-    for run in due {
+    for run in &due {
         if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(run.campaign_id) {
             let workflow: Value = campaigns::table
                 .filter(campaigns::tenant_id.eq(scope.id()))
@@ -352,32 +356,156 @@ pub async fn run_steps(
                 .await?;
             slot.insert(Graph::parse(&workflow).unwrap_or_default());
         }
-        let graph = &graphs[&run.campaign_id];
-        let (taken, ended) = advance(conn, scope, graph, run.clone(), now).await?;
-        steps += taken;
-        if ended {
-            ended_in.insert((run.campaign_id, run.execution_id));
+    }
+    let facts = Facts::load(conn, scope, &due, graphs.values()).await?;
+    let mut walks: Vec<Walk> = due
+        .into_iter()
+        .map(|run| walk(&graphs[&run.campaign_id], &facts, run, now))
+        .collect();
+    let outgoing: Vec<Outgoing> = walks
+        .iter_mut()
+        .flat_map(|w| std::mem::take(&mut w.sends).into_iter().map(|(_, o)| o))
+        .collect();
+    let mut outcomes = queue_sends(conn, scope, outgoing).await?.into_iter();
+    let mut steps = 0;
+    for walk in &mut walks {
+        steps += walk.taken;
+        for at in walk.send_at.iter().copied() {
+            let outcome = match outcomes.next() {
+                Some(Ok(id)) => format!("queued {id}"),
+                Some(Err(refusal)) => format!("not sent: {}", refusal.message),
+                None => "not sent".to_owned(),
+            };
+            walk.path[at]["sent"] = json!(outcome);
         }
     }
+    store(conn, scope, &walks, now).await?;
+    let ended_in: HashSet<(Uuid, Uuid)> = walks
+        .iter()
+        .filter(|w| w.ended)
+        .map(|w| (w.run.campaign_id, w.run.execution_id))
+        .collect();
     for (campaign, execution) in ended_in {
         complete_if_done(conn, scope, campaign, execution).await?;
     }
     Ok((runs, steps))
 }
 
-/// Takes one run through its nodes up to a wait or its end; returns the steps taken and
-/// whether it ended.
-async fn advance(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    graph: &Graph,
-    mut run: Run,
-    now: DateTime<Utc>,
-) -> OpResult<(i64, bool)> {
+/// What the runs of a batch are checked against: each recipient's customer, addresses
+/// and funnel status, and (when a workflow asks) their customer's segment and club
+/// membership.
+#[derive(Default)]
+struct Facts {
+    recipients: HashMap<Uuid, Recipient>,
+    profiles: HashMap<Uuid, (Option<String>, bool)>,
+}
+
+struct Recipient {
+    customer: Option<Uuid>,
+    email: Option<String>,
+    phone: Option<String>,
+    status: RecipientStatus,
+}
+
+impl Facts {
+    async fn load(
+        conn: &mut AsyncPgConnection,
+        scope: Tenant,
+        runs: &[Run],
+        mut graphs: impl Iterator<Item = &Graph>,
+    ) -> QueryResult<Facts> {
+        use campaign_recipients as c;
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.recipient_id).collect();
+        type Row = (
+            Uuid,
+            Option<Uuid>,
+            Option<String>,
+            Option<String>,
+            RecipientStatus,
+        );
+        let rows: Vec<Row> = c::table
+            .filter(c::tenant_id.eq(scope.id()))
+            .filter(c::id.eq_any(&ids))
+            .select((c::id, c::customer_id, c::email, c::phone, c::status))
+            .load(conn)
+            .await?;
+        let recipients: HashMap<Uuid, Recipient> = rows
+            .into_iter()
+            .map(|(id, customer, email, phone, status)| {
+                let recipient = Recipient {
+                    customer,
+                    email,
+                    phone,
+                    status,
+                };
+                (id, recipient)
+            })
+            .collect();
+        let profiled = graphs.any(|g| {
+            g.steps.values().any(|s| {
+                matches!(
+                    s,
+                    Step::Condition {
+                        check: Check::Segment(_) | Check::ClubMember
+                    }
+                )
+            })
+        });
+        let customers: Vec<Uuid> = recipients.values().filter_map(|r| r.customer).collect();
+        let profiles = match profiled && !customers.is_empty() {
+            false => HashMap::new(),
+            true => customers::table
+                .filter(customers::tenant_id.eq(scope.id()))
+                .filter(customers::id.eq_any(&customers))
+                .select((
+                    customers::id,
+                    (customers::segment, customers::is_club_member),
+                ))
+                .load::<(Uuid, (Option<String>, bool))>(conn)
+                .await?
+                .into_iter()
+                .collect(),
+        };
+        Ok(Facts {
+            recipients,
+            profiles,
+        })
+    }
+
+    fn holds(&self, recipient: Uuid, check: &Check) -> bool {
+        let Some(r) = self.recipients.get(&recipient) else {
+            return false;
+        };
+        let profile = r.customer.and_then(|c| self.profiles.get(&c));
+        match check {
+            Check::Opened => {
+                r.status != RecipientStatus::Failed
+                    && r.status.rank() >= RecipientStatus::Opened.rank()
+            }
+            Check::Clicked => r.status == RecipientStatus::Clicked,
+            Check::Segment(segment) => profile.and_then(|p| p.0.as_deref()) == Some(segment),
+            Check::ClubMember => profile.is_some_and(|p| p.1),
+        }
+    }
+}
+
+/// One run taken through its nodes in memory: where it stands after, the path it took,
+/// and the messages its send nodes queue (their outcomes go into the path at `send_at`).
+struct Walk {
+    run: Run,
+    path: Vec<Value>,
+    ended: bool,
+    due_at: Option<DateTime<Utc>>,
+    taken: i64,
+    sends: Vec<(usize, Outgoing)>,
+    send_at: Vec<usize>,
+}
+
+/// Takes one run through its nodes up to a wait or its end.
+fn walk(graph: &Graph, facts: &Facts, mut run: Run, now: DateTime<Utc>) -> Walk {
     let mut path = run.path.as_array().cloned().unwrap_or_default();
-    let mut taken = 0;
-    let mut ended = false;
-    let mut due_at = None;
+    let (mut taken, mut ended, mut due_at) = (0, false, None);
+    let mut sends = Vec::new();
     // A workflow without cycles (or with waits on them) ends a pass within its node count.
     for _ in 0..=graph.steps.len() + 1 {
         let Some(step) = graph.steps.get(&run.node_id) else {
@@ -397,12 +525,12 @@ async fn advance(
             }
             Step::Wait { .. } => {}
             Step::Send { channel, template } => {
-                let outcome = send(conn, scope, &run, *channel, *template).await?;
+                sends.push((path.len(), outgoing(facts, &run, *channel, *template)));
                 taken += 1;
-                path.push(json!({ "node": run.node_id, "at": now, "sent": outcome }));
+                path.push(json!({ "node": run.node_id, "at": now, "sent": null }));
             }
             Step::Condition { check } => {
-                branch = holds(conn, scope, run.recipient_id, check).await?;
+                branch = facts.holds(run.recipient_id, check);
                 taken += 1;
                 path.push(json!({ "node": run.node_id, "at": now, "condition": branch }));
             }
@@ -426,103 +554,119 @@ async fn advance(
     if ended {
         path.push(json!({ "node": run.node_id, "at": now, "ended": true }));
     }
-    diesel::update(
-        campaign_runs::table
-            .filter(campaign_runs::tenant_id.eq(scope.id()))
-            .filter(campaign_runs::recipient_id.eq(run.recipient_id)),
-    )
-    .set((
-        campaign_runs::node_id.eq(&run.node_id),
-        campaign_runs::waited.eq(run.waited),
-        campaign_runs::status.eq(if ended { "ended" } else { "waiting" }),
-        campaign_runs::due_at.eq(if ended { None } else { due_at.or(Some(now)) }),
-        campaign_runs::path.eq(Value::Array(path)),
-    ))
-    .execute(conn)
-    .await?;
-    Ok((taken, ended))
+    let send_at = sends.iter().map(|(at, _)| *at).collect();
+    Walk {
+        run,
+        path,
+        ended,
+        due_at,
+        taken,
+        sends,
+        send_at,
+    }
 }
 
-/// Queues a send node's message for the recipient (once per recipient and node); what
-/// happened, for the run's path.
-async fn send(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    run: &Run,
-    channel: Channel,
-    template: Uuid,
-) -> OpResult<String> {
-    use crate::domain::messages::ops::{deliver, Outgoing};
-    let (customer, email, phone): (Option<Uuid>, Option<String>, Option<String>) =
-        campaign_recipients::table
-            .filter(campaign_recipients::tenant_id.eq(scope.id()))
-            .filter(campaign_recipients::id.eq(run.recipient_id))
-            .select((
-                campaign_recipients::customer_id,
-                campaign_recipients::email,
-                campaign_recipients::phone,
-            ))
-            .first(conn)
-            .await?;
-    let to = match channel {
-        Channel::Email => email,
-        _ => phone,
-    };
-    let outgoing = Outgoing {
-        customer_id: customer,
+/// A send node's message for the run's recipient (once per recipient and node: its
+/// idempotency key).
+fn outgoing(facts: &Facts, run: &Run, channel: Channel, template: Uuid) -> Outgoing {
+    let recipient = facts.recipients.get(&run.recipient_id);
+    let to = recipient.and_then(|r| match channel {
+        Channel::Email => r.email.clone(),
+        _ => r.phone.clone(),
+    });
+    Outgoing {
+        customer_id: recipient.and_then(|r| r.customer),
         to,
         communication_type: Some(crate::domain::messages::model::CommunicationType::Marketing),
         idempotency_key: Some(format!("campaign/{}/{}", run.recipient_id, run.node_id)),
         campaign_recipient_id: Some(run.recipient_id),
         ..Outgoing::of_template(channel, template, json!({ "campaignId": run.campaign_id }))
-    };
-    Ok(
-        match crate::domain::in_savepoint(conn, async |conn| deliver(conn, scope, outgoing).await)
-            .await?
-        {
-            Ok(id) => format!("queued {id}"),
-            Err(e) => format!("not sent: {}", e.message),
-        },
-    )
+    }
 }
 
-async fn holds(
+/// Queues the batch's messages together; should that fail (a row the database refuses),
+/// each alone, so that one bad message does not hold the others back: it is recorded as
+/// not sent and logged.
+async fn queue_sends(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
-    recipient: Uuid,
-    check: &Check,
-) -> QueryResult<bool> {
-    let (status, customer): (RecipientStatus, Option<Uuid>) = campaign_recipients::table
-        .filter(campaign_recipients::tenant_id.eq(scope.id()))
-        .filter(campaign_recipients::id.eq(recipient))
-        .select((
-            campaign_recipients::status,
-            campaign_recipients::customer_id,
-        ))
-        .first(conn)
-        .await?;
-    let profile = |customer: Option<Uuid>| async move {
-        match customer {
-            None => Ok::<_, diesel::result::Error>(None),
-            Some(id) => customers::table
-                .filter(customers::tenant_id.eq(scope.id()))
-                .filter(customers::id.eq(id))
-                .select((customers::segment, customers::is_club_member))
-                .first::<(Option<String>, bool)>(conn)
-                .await
-                .optional(),
-        }
-    };
-    Ok(match check {
-        Check::Opened => {
-            status != RecipientStatus::Failed && status.rank() >= RecipientStatus::Opened.rank()
-        }
-        Check::Clicked => status == RecipientStatus::Clicked,
-        Check::Segment(segment) => {
-            profile(customer).await?.and_then(|p| p.0).as_deref() == Some(segment)
-        }
-        Check::ClubMember => profile(customer).await?.is_some_and(|p| p.1),
+    outgoing: Vec<Outgoing>,
+) -> OpResult<Vec<Result<Uuid, UserError>>> {
+    if outgoing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let together = in_savepoint(conn, async |conn| {
+        deliver_many(conn, scope, outgoing.clone()).await
     })
+    .await;
+    match together {
+        Ok(Ok(answers)) => return Ok(answers),
+        Ok(Err(refusal)) => tracing::warn!(?refusal, "a workflow batch was refused whole"),
+        Err(error) => tracing::warn!(?error, "a workflow batch's sends were queued one by one"),
+    }
+    let mut answers = Vec::with_capacity(outgoing.len());
+    for one in outgoing {
+        let key = one.idempotency_key.clone();
+        answers.push(
+            match in_savepoint(conn, async |conn| deliver(conn, scope, one).await).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    tracing::warn!(?error, ?key, "a workflow message could not be queued");
+                    Err(UserError::new(
+                        UserErrorCode::Invalid,
+                        &[],
+                        "could not be queued (see the server log)",
+                    ))
+                }
+            },
+        );
+    }
+    Ok(answers)
+}
+
+/// Stores where every run of the batch stands, in one statement.
+async fn store(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    walks: &[Walk],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let mut recipients = Vec::with_capacity(walks.len());
+    let mut nodes = Vec::with_capacity(walks.len());
+    let mut waited = Vec::with_capacity(walks.len());
+    let mut statuses = Vec::with_capacity(walks.len());
+    let mut due = Vec::with_capacity(walks.len());
+    let mut paths = Vec::with_capacity(walks.len());
+    for w in walks {
+        recipients.push(w.run.recipient_id);
+        nodes.push(w.run.node_id.clone());
+        waited.push(w.run.waited);
+        statuses.push(if w.ended { "ended" } else { "waiting" });
+        due.push(match w.ended {
+            true => None,
+            false => Some(w.due_at.unwrap_or(now)),
+        });
+        paths.push(Value::Array(w.path.clone()));
+    }
+    diesel::sql_query(
+        "UPDATE campaign_runs r
+            SET node_id = u.node_id, waited = u.waited, status = u.status, due_at = u.due_at,
+                path = u.path
+           FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::text[], $6::timestamptz[],
+                       $7::jsonb[]) AS u(recipient_id, node_id, waited, status, due_at, path)
+          WHERE r.tenant_id = $1 AND r.recipient_id = u.recipient_id",
+    )
+    .bind::<SqlUuid, _>(scope.id())
+    .bind::<Array<SqlUuid>, _>(recipients)
+    .bind::<Array<Text>, _>(nodes)
+    .bind::<Array<Bool>, _>(waited)
+    .bind::<Array<Text>, _>(statuses)
+    .bind::<Array<Nullable<Timestamptz>>, _>(due)
+    .bind::<Array<Jsonb>, _>(paths)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Completes an execution (and its campaign) once none of its runs is waiting: the
@@ -614,4 +758,114 @@ pub async fn launch_scheduled(
         }
     }
     Ok((launched, refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph() -> Graph {
+        let node =
+            |id: &str, kind: &str, data: Value| json!({ "id": id, "type": kind, "data": data });
+        let edge = |from: &str, to: &str, handle: Option<&str>| json!({ "id": format!("{from}-{to}"), "source": from, "target": to, "sourceHandle": handle });
+        let template = Uuid::nil().to_string();
+        Graph::parse(&json!({
+            "nodes": [
+                node("start", "trigger", json!({})),
+                node("vip", "condition", json!({ "check": "segment", "segment": "vip" })),
+                node("offer", "send", json!({ "channel": "email", "templateId": template })),
+                node("club", "condition", json!({ "check": "club_member" })),
+                node("members", "send", json!({ "channel": "sms", "templateId": template })),
+                node("pause", "wait", json!({ "hours": 24 })),
+                node("done", "end", json!({})),
+            ],
+            "edges": [
+                edge("start", "vip", None),
+                edge("vip", "offer", Some("yes")), edge("vip", "club", Some("no")),
+                edge("offer", "done", None),
+                edge("club", "members", Some("yes")), edge("club", "done", Some("no")),
+                edge("members", "pause", None), edge("pause", "done", None),
+            ],
+        }))
+        .unwrap()
+    }
+
+    fn run(recipient: Uuid, node: &str) -> Run {
+        Run {
+            recipient_id: recipient,
+            campaign_id: Uuid::nil(),
+            execution_id: Uuid::nil(),
+            node_id: node.to_owned(),
+            status: "waiting".to_owned(),
+            waited: false,
+            due_at: None,
+            path: json!([]),
+        }
+    }
+
+    /// Each branch as the batch's facts say, sends keyed per recipient and node, a wait
+    /// stopping the walk until its time, a missing recipient failing its conditions.
+    #[test]
+    fn runs_walk_their_branches_from_the_batchs_facts() {
+        let graph = graph();
+        let now = Utc::now();
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let mut facts = Facts::default();
+        for (i, (segment, club)) in [("vip", false), ("wine", true), ("wine", false)]
+            .into_iter()
+            .enumerate()
+        {
+            let customer = Uuid::new_v4();
+            facts.recipients.insert(
+                ids[i],
+                Recipient {
+                    customer: Some(customer),
+                    email: Some(format!("r{i}@example.com")),
+                    phone: Some(format!("+3361234567{i}")),
+                    status: RecipientStatus::Pending,
+                },
+            );
+            facts
+                .profiles
+                .insert(customer, (Some(segment.to_owned()), club));
+        }
+        let walks: Vec<Walk> = ids
+            .iter()
+            .map(|id| walk(&graph, &facts, run(*id, "start"), now))
+            .collect();
+        let nodes = |w: &Walk| -> Vec<String> {
+            w.path
+                .iter()
+                .map(|p| p["node"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(nodes(&walks[0]), ["vip", "offer", "done"]);
+        assert!(walks[0].ended);
+        assert_eq!(walks[0].taken, 2);
+        let (at, offer) = &walks[0].sends[0];
+        assert_eq!((*at, offer.to.as_deref()), (1, Some("r0@example.com")));
+        assert_eq!(
+            offer.idempotency_key,
+            Some(format!("campaign/{}/offer", ids[0]))
+        );
+
+        assert_eq!(nodes(&walks[1]), ["vip", "club", "members", "pause"]);
+        assert!(!walks[1].ended && walks[1].run.waited);
+        assert_eq!(walks[1].due_at, Some(now + Duration::hours(24)));
+        assert_eq!(walks[1].sends[0].1.to.as_deref(), Some("+33612345671"));
+        // Due again, the run leaves its wait and ends.
+        let mut resumed = walks[1].run.clone();
+        resumed.path = Value::Array(walks[1].path.clone());
+        let later = walk(&graph, &facts, resumed, now + Duration::hours(24));
+        assert!(later.ended && later.sends.is_empty());
+        assert_eq!(&nodes(&later)[4..], ["done"]);
+
+        assert_eq!(nodes(&walks[2]), ["vip", "club", "done"]);
+        assert!(walks[2].sends.is_empty());
+        assert_eq!(
+            nodes(&walks[3]),
+            ["vip", "club", "done"],
+            "no recipient: no condition holds"
+        );
+    }
 }

@@ -144,6 +144,7 @@ pub struct Message {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = communication_log)]
 pub struct NewMessage {
+    pub id: Uuid,
     pub customer_id: Option<Uuid>,
     pub template_id: Option<Uuid>,
     pub email_template_id: Option<Uuid>,

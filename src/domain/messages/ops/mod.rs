@@ -21,7 +21,7 @@ pub use send::*;
 pub use status::*;
 pub use templates::*;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -56,10 +56,6 @@ impl Outgoing {
     }
 }
 
-pub(crate) fn invalid(field: &str, message: &str) -> OpError {
-    user_error(UserErrorCode::Invalid, &["input", field], message)
-}
-
 /// A phone number in E.164 form (`+` and 8 to 15 digits).
 pub fn valid_phone(number: &str) -> bool {
     let digits = number.strip_prefix('+').unwrap_or("");
@@ -74,86 +70,254 @@ pub async fn deliver(
     scope: Tenant,
     outgoing: Outgoing,
 ) -> OpResult<Uuid> {
+    match deliver_many(conn, scope, vec![outgoing]).await?.pop() {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(refusal)) => Err(OpError::User(refusal)),
+        None => Err(AppError::internal(&"deliver_many answered nothing").into()),
+    }
+}
+
+/// [`deliver`] for many messages at once, in a few statements whatever their number (the
+/// campaign workflows queue hundreds per batch): each answer, in order, is the message's
+/// id or why it was refused. A refused message writes nothing; the others are queued.
+pub async fn deliver_many(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    batch: Vec<Outgoing>,
+) -> OpResult<Vec<Result<Uuid, UserError>>> {
     use communication_log as m;
+    let mut answers: Vec<Option<Result<Uuid, UserError>>> = vec![None; batch.len()];
+    for (answer, outgoing) in answers.iter_mut().zip(&batch) {
+        if let Err(refusal) = check_outgoing(outgoing) {
+            *answer = Some(Err(refusal));
+        }
+    }
+    // Keys used before: their first message's id.
+    let keys: Vec<&str> = pending(&answers, &batch)
+        .filter_map(|(_, o)| o.idempotency_key.as_deref())
+        .collect();
+    let used: HashMap<String, Uuid> = match keys.is_empty() {
+        true => HashMap::new(),
+        false => m::table
+            .filter(m::tenant_id.eq(scope.id()))
+            .filter(m::idempotency_key.eq_any(&keys))
+            .select((m::idempotency_key.assume_not_null(), m::id))
+            .load::<(String, Uuid)>(conn)
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    for (answer, outgoing) in answers.iter_mut().zip(&batch) {
+        if let Some(id) = outgoing.idempotency_key.as_ref().and_then(|k| used.get(k)) {
+            answer.get_or_insert(Ok(*id));
+        }
+    }
+    let customers = customers_of(conn, scope, pending(&answers, &batch)).await?;
+    let mut templates: HashMap<Uuid, Option<AnyTemplate>> = HashMap::new();
+    for (_, outgoing) in pending(&answers, &batch) {
+        if let Content::Template { id, .. } = &outgoing.content {
+            if !templates.contains_key(id) {
+                let found = any_template(conn, scope, *id, &[]).await;
+                templates.insert(*id, found.map(Some).or_else(none_if_refused)?);
+            }
+        }
+    }
+    let mut rows: Vec<(usize, NewMessage)> = Vec::new();
+    for (i, outgoing) in batch.into_iter().enumerate() {
+        if answers[i].is_some() {
+            continue;
+        }
+        match prepare(outgoing, &customers, &templates) {
+            Ok(row) => rows.push((i, row)),
+            Err(refusal) => answers[i] = Some(Err(refusal)),
+        }
+    }
+    let inserted: HashSet<Uuid> = match rows.is_empty() {
+        true => HashSet::new(),
+        false => diesel::insert_into(m::table)
+            .values(
+                rows.iter()
+                    .map(|(_, row)| (m::tenant_id.eq(scope.id()), row))
+                    .collect::<Vec<_>>(),
+            )
+            .on_conflict_do_nothing()
+            .returning(m::id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    // A key another transaction (or an earlier message of this batch) used in between:
+    // the message that holds it.
+    let taken: Vec<&str> = rows
+        .iter()
+        .filter(|(_, row)| !inserted.contains(&row.id))
+        .filter_map(|(_, row)| row.idempotency_key.as_deref())
+        .collect();
+    let holders: HashMap<String, Uuid> = match taken.is_empty() {
+        true => HashMap::new(),
+        false => m::table
+            .filter(m::tenant_id.eq(scope.id()))
+            .filter(m::idempotency_key.eq_any(&taken))
+            .select((m::idempotency_key.assume_not_null(), m::id))
+            .load::<(String, Uuid)>(conn)
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    let mut queued = Vec::new();
+    for (i, row) in &rows {
+        answers[*i] = Some(match inserted.contains(&row.id) {
+            true => {
+                queued.push(row);
+                Ok(row.id)
+            }
+            false => row
+                .idempotency_key
+                .as_ref()
+                .and_then(|key| holders.get(key))
+                .map(|id| Ok(*id))
+                .ok_or_else(|| AppError::internal(&"a queued message vanished"))?,
+        });
+    }
+    record_queued(conn, scope, &queued).await?;
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every message answered"))
+        .collect())
+}
+
+/// The messages of `batch` not answered yet.
+fn pending<'a>(
+    answers: &'a [Option<Result<Uuid, UserError>>],
+    batch: &'a [Outgoing],
+) -> impl Iterator<Item = (usize, &'a Outgoing)> + 'a {
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| answers[*i].is_none())
+}
+
+/// A refusal read as "no such row" (to be answered per message); other errors stay errors.
+fn none_if_refused<T>(error: OpError) -> OpResult<Option<T>> {
+    match error {
+        OpError::User(_) => Ok(None),
+        error => Err(error),
+    }
+}
+
+/// What a message can be refused for before anything is read.
+fn check_outgoing(outgoing: &Outgoing) -> Result<(), UserError> {
     if outgoing.channel == Channel::Phone {
-        return Err(invalid("channel", "messages go by email, SMS or WhatsApp"));
+        return Err(refusal("channel", "messages go by email, SMS or WhatsApp"));
     }
     if let Some(key) = &outgoing.idempotency_key {
         if key.is_empty() || key.len() > 200 || key.contains('\0') {
-            return Err(invalid(
+            return Err(refusal(
                 "idempotencyKey",
                 "idempotencyKey must be 1-200 characters",
             ));
         }
-        let existing: Option<Uuid> = m::table
-            .filter(m::tenant_id.eq(scope.id()))
-            .filter(m::idempotency_key.eq(key))
-            .select(m::id)
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok(id);
-        }
     }
-    type CustomerFields = (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-    );
-    let customer: Option<CustomerFields> = match outgoing.customer_id {
-        None => None,
-        Some(id) => Some(crate::tenant_row!(
-            conn,
-            scope,
-            customers,
-            id,
+    Ok(())
+}
+
+fn refusal(field: &str, message: &str) -> UserError {
+    UserError::new(UserErrorCode::Invalid, &["input", field], message)
+}
+
+/// A customer's fields a message uses: email, phone, name, first name, points.
+type CustomerFields = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+async fn customers_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    outgoing: impl Iterator<Item = (usize, &Outgoing)>,
+) -> QueryResult<HashMap<Uuid, CustomerFields>> {
+    let ids: HashSet<Uuid> = outgoing.filter_map(|(_, o)| o.customer_id).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let rows: Vec<(Uuid, CustomerFields)> = customers::table
+        .filter(customers::tenant_id.eq(scope.id()))
+        .filter(customers::id.eq_any(&ids))
+        .select((
+            customers::id,
             (
                 customers::email,
                 customers::phone,
                 customers::name,
                 customers::first_name,
-                customers::points_balance
+                customers::points_balance,
             ),
-            &["input", "customerId"],
-            "no such customer"
-        )?),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The row of one message, rendered, or why it cannot be sent.
+fn prepare(
+    outgoing: Outgoing,
+    customers: &HashMap<Uuid, CustomerFields>,
+    templates: &HashMap<Uuid, Option<AnyTemplate>>,
+) -> Result<NewMessage, UserError> {
+    let customer = match outgoing.customer_id {
+        None => None,
+        Some(id) => Some(customers.get(&id).ok_or_else(|| {
+            UserError::new(
+                UserErrorCode::NotFound,
+                &["input", "customerId"],
+                "no such customer",
+            )
+        })?),
     };
-    let to = match (&outgoing.to, &customer) {
+    let to = match (&outgoing.to, customer) {
         (Some(to), _) => to.trim().to_owned(),
         (None, Some((email, phone, ..))) => match outgoing.channel {
             Channel::Email => email.clone(),
             _ => phone.clone(),
         }
-        .ok_or_else(|| invalid("customerId", "the customer has no address on this channel"))?,
-        (None, None) => return Err(invalid("to", "give a customerId or a to address")),
+        .ok_or_else(|| refusal("customerId", "the customer has no address on this channel"))?,
+        (None, None) => return Err(refusal("to", "give a customerId or a to address")),
     };
     let fits = match outgoing.channel {
         Channel::Email => valid_email(&to),
         _ => valid_phone(to.strip_prefix("whatsapp:").unwrap_or(&to)),
     };
     if !fits {
-        return Err(invalid("to", "not an address of this channel"));
+        return Err(refusal("to", "not an address of this channel"));
     }
     let (rendered, template_id, email_template_id, purpose) = match &outgoing.content {
         Content::Template { id, variables } => {
             if !variables.is_object() || variables.to_string().len() > 64 * 1024 {
-                return Err(invalid(
+                return Err(refusal(
                     "variables",
                     "variables must be a JSON object of at most 64 KiB",
                 ));
             }
             let mut variables = variables.clone();
-            if let Some((email, _, name, first_name, points)) = &customer {
+            if let Some((email, _, name, first_name, points)) = customer {
                 // The customer's own fields, for templates that declare `customer`.
                 variables.as_object_mut().expect("an object").entry("customer").or_insert(
                     json!({ "email": email, "name": name, "firstName": first_name, "pointsBalance": points }),
                 );
             }
-            let template = any_template(conn, scope, *id, &["input", "templateId"]).await?;
-            let (active, channel_fits, purpose) = match &template {
+            let template = templates.get(id).and_then(Option::as_ref).ok_or_else(|| {
+                UserError::new(
+                    UserErrorCode::NotFound,
+                    &["input", "templateId"],
+                    "no such template",
+                )
+            })?;
+            let (active, channel_fits, purpose) = match template {
                 AnyTemplate::Communication(t) => (
                     t.is_active,
                     t.channel == outgoing.channel,
@@ -166,16 +330,16 @@ pub async fn deliver(
                 ),
             };
             if !active {
-                return Err(invalid("templateId", "this template is not active"));
+                return Err(refusal("templateId", "this template is not active"));
             }
             if !channel_fits {
-                return Err(invalid(
+                return Err(refusal(
                     "templateId",
                     "this template is for another channel",
                 ));
             }
-            let rendered = template.render(&variables).map_err(OpError::User)?;
-            let (communication, email) = match &template {
+            let rendered = template.render(&variables)?;
+            let (communication, email) = match template {
                 AnyTemplate::Communication(t) => (Some(t.id), None),
                 AnyTemplate::Email(t) => (None, Some(t.id)),
             };
@@ -186,9 +350,12 @@ pub async fn deliver(
             text,
             html,
         } => {
-            check_text("subject", subject.as_deref(), 998)?;
-            check_required_text("body", text, 100_000)?;
-            check_text("html", html.as_deref(), 500_000)?;
+            let written = check_text("subject", subject.as_deref(), 998)
+                .and_then(|()| check_required_text("body", text, 100_000))
+                .and_then(|()| check_text("html", html.as_deref(), 500_000));
+            if let Err(OpError::User(refusal)) = written {
+                return Err(refusal);
+            }
             let rendered = Rendered {
                 subject: subject.clone(),
                 text: Some(text.clone()),
@@ -198,12 +365,13 @@ pub async fn deliver(
         }
     };
     if outgoing.channel != Channel::Email && rendered.text.as_deref().unwrap_or("").is_empty() {
-        return Err(invalid(
+        return Err(refusal(
             "body",
             "an SMS or WhatsApp message needs a text body",
         ));
     }
-    let message = NewMessage {
+    Ok(NewMessage {
+        id: Uuid::new_v4(),
         customer_id: outgoing.customer_id,
         template_id,
         email_template_id,
@@ -220,39 +388,55 @@ pub async fn deliver(
         outreach_email_id: outgoing.outreach_email_id,
         email_sequence_id: outgoing.email_sequence_id,
         metadata: json!({}),
-    };
-    let id: Uuid = diesel::insert_into(m::table)
-        .values((m::tenant_id.eq(scope.id()), &message))
-        .returning(m::id)
-        .get_result(conn)
-        .await?;
-    if let Some(template) = email_template_id {
+    })
+}
+
+/// What follows the rows of queued messages: their templates' usage, their delivery jobs
+/// and their `message.queued` events.
+async fn record_queued(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    queued: &[&NewMessage],
+) -> QueryResult<()> {
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let mut usage: HashMap<Uuid, i32> = HashMap::new();
+    for template in queued.iter().filter_map(|m| m.email_template_id) {
+        *usage.entry(template).or_default() += 1;
+    }
+    for (template, uses) in usage {
         diesel::update(
             email_templates::table
                 .filter(email_templates::tenant_id.eq(scope.id()))
                 .filter(email_templates::id.eq(template)),
         )
-        .set(email_templates::usage_count.eq(email_templates::usage_count + 1))
+        .set(email_templates::usage_count.eq(email_templates::usage_count + uses))
         .execute(conn)
         .await?;
     }
+    let jobs: Vec<_> = queued
+        .iter()
+        .map(|m| {
+            (
+                queue_jobs::tenant_id.eq(scope.id()),
+                queue_jobs::job_type.eq("message_delivery"),
+                queue_jobs::payload.eq(json!({ "messageId": m.id })),
+            )
+        })
+        .collect();
     diesel::insert_into(queue_jobs::table)
-        .values((
-            queue_jobs::tenant_id.eq(scope.id()),
-            queue_jobs::job_type.eq("message_delivery"),
-            queue_jobs::payload.eq(json!({ "messageId": id })),
-        ))
+        .values(jobs)
         .execute(conn)
         .await?;
-    events::record(
-        conn,
-        scope,
-        "message.queued",
-        id,
-        json!({ "channel": message.channel, "customerId": message.customer_id, "communicationType": message.communication_type }),
-    )
-    .await?;
-    Ok(id)
+    let events = queued
+        .iter()
+        .map(|m| {
+            let payload = json!({ "channel": m.channel, "customerId": m.customer_id, "communicationType": m.communication_type });
+            ("message.queued".to_owned(), m.id, payload)
+        })
+        .collect();
+    events::record_many(conn, scope, events).await
 }
 
 // ---- reads --------------------------------------------------------------------------------
