@@ -28,7 +28,7 @@ const SCALE_TENANT: &str = "scale-test";
 /// Runs the command line. `started` is called once the server's state is built, before it
 /// serves (the binary releases the memory start-up freed there).
 pub fn run(cli: Cli, started: fn()) -> ExitCode {
-    init_tracing(&cli.global.log);
+    init_tracing(&cli.global.log, cli.global.log_format);
     if matches!(cli.command, Some(Command::Sdl)) {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
@@ -46,13 +46,20 @@ pub fn run(cli: Cli, started: fn()) -> ExitCode {
     }
 }
 
-fn init_tracing(filter: &str) {
-    let _ = tracing_subscriber::fmt()
+/// Logs to stderr: text, with colours only when stderr is a terminal, or JSON lines.
+fn init_tracing(filter: &str, format: crate::config::LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 /// The database to use: `--database-url`, or the embedded cluster (started here).
@@ -116,7 +123,7 @@ pub async fn create_database_if_missing(maintenance_url: &str, name: &str) -> Re
 }
 
 async fn run_async(cli: Cli, started: fn()) -> Result<(), String> {
-    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     let database = Database::open(&cli.global).await?;
     let outcome = run_command(command, &cli.global, &database, started).await;
     database.close().await;

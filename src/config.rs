@@ -32,7 +32,13 @@
 //! | `--local-delivery` | `GROWTHGRAPH_LOCAL_DELIVERY` | `true` with the embedded cluster, else `false` | messages of a channel a tenant has not configured are kept in the database (`local`) instead of failing `not_configured` |
 //! | `--delivery-interval-ms` | `GROWTHGRAPH_DELIVERY_INTERVAL_MS` | `200` | how often the message runner looks for due messages |
 //! | `--no-scheduler` | `GROWTHGRAPH_NO_SCHEDULER` | `false` | API-only instance: no scheduler, job runner or message runner |
+//! | `--demo-sessions-per-hour` | `GROWTHGRAPH_DEMO_SESSIONS_PER_HOUR` | `5` | public demo sessions one visitor may start per tenant and hour |
+//! | `--trust-forwarded-for` | `GROWTHGRAPH_TRUST_FORWARDED_FOR` | `false` | a visitor's address is the last `X-Forwarded-For` entry |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
+//! | `--log-format` | `GROWTHGRAPH_LOG_FORMAT` | `text` | `text` (coloured on a terminal only) or `json` (one object per line) |
+//!
+//! `serve`'s settings work with the bare binary too (`growthgraph --listen …`), which
+//! serves.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +56,9 @@ use crate::secrets::SecretKey;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// `serve`'s settings, for the bare binary (no subcommand: it serves).
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -102,6 +111,21 @@ pub struct GlobalArgs {
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "GROWTHGRAPH_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log lines as text (coloured only on a terminal) or one JSON object each.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -103,23 +103,29 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
             json!({ "launched": launched, "notLaunched": refused }),
         ));
     }
-    // Batches of runs, each its own transaction, until none is due (or a minute passed).
-    let mut workflow_steps = 0;
+    // Batches of runs, each its own transaction, until none is due (or a minute passed),
+    // by two workers at once: the database locks each run for one of them.
     let began = std::time::Instant::now();
-    loop {
-        let (runs, steps) = in_unit(db, move |conn, scope| {
-            async move {
-                crate::domain::campaigns::workflow::run_steps(conn, scope, now, WORKFLOW_BATCH)
-                    .await
+    let worker = || async {
+        let mut steps = 0;
+        loop {
+            let (runs, taken) = in_unit(db, move |conn, scope| {
+                async move {
+                    crate::domain::campaigns::workflow::run_steps(conn, scope, now, WORKFLOW_BATCH)
+                        .await
+                }
+                .scope_boxed()
+            })
+            .await?;
+            steps += taken;
+            if runs < WORKFLOW_BATCH as usize || began.elapsed() > std::time::Duration::from_secs(60)
+            {
+                return AppResult::Ok(steps);
             }
-            .scope_boxed()
-        })
-        .await?;
-        workflow_steps += steps;
-        if runs < WORKFLOW_BATCH as usize || began.elapsed() > std::time::Duration::from_secs(60) {
-            break;
         }
-    }
+    };
+    let (one, two) = futures_util::future::join(worker(), worker()).await;
+    let workflow_steps = one? + two?;
     if workflow_steps > 0 {
         ran.push(("campaign_workflows", json!({ "steps": workflow_steps })));
     }

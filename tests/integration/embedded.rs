@@ -246,3 +246,69 @@ async fn a_cluster_runs_with_the_settings_it_was_started_with() {
         "the throwaway durability's settings stay"
     );
 }
+
+/// The bare binary serves with `serve`'s settings, from the environment
+/// (`GROWTHGRAPH_LISTEN`) and as flags with no subcommand (`--no-scheduler`); its logs
+/// carry no colour codes off a terminal, and `--log-format json` gives one JSON object
+/// per line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_binary_serves_with_every_setting_and_logs_plainly_off_a_terminal() {
+    let url = crate::common::fresh_database().await;
+    for format in ["text", "json"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+            .args(["--no-scheduler", "--log-format", format])
+            .env("DATABASE_URL", &url)
+            .env("GROWTHGRAPH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GROWTHGRAPH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.starts_with("growthgraph listening on ") {
+                    return line;
+                }
+            }
+            panic!("the server ended before listening");
+        })
+        .await
+        .expect("server starts");
+        assert!(
+            listening.starts_with(&format!("growthgraph listening on http://127.0.0.1:{port}/")),
+            "{listening}"
+        );
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("server stops after SIGTERM")
+            .unwrap();
+        assert!(output.status.success(), "{:?}", output.status);
+        let log = String::from_utf8(output.stderr).unwrap();
+        assert!(!log.contains('\u{1b}'), "colour codes off a terminal: {log}");
+        let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
+        assert!(!lines.is_empty(), "the server logged nothing at info");
+        if format == "json" {
+            for line in &lines {
+                let entry: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert!(entry["level"].is_string() && entry["fields"].is_object(), "{line}");
+            }
+        }
+    }
+    let version = std::process::Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    assert_eq!(version.trim(), format!("growthgraph {}", env!("CARGO_PKG_VERSION")));
+}

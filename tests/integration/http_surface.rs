@@ -495,3 +495,42 @@ async fn a_validated_document_skips_validation_only_while_its_variables_cannot_f
         assert_eq!(error_code(&body), code, "{variables}: {body}");
     }
 }
+
+/// GraphiQL in headless Chromium (`tests/browser/graphiql.mjs`, puppeteer-core): the
+/// schema loads on first load with the pre-filled key (Docs explorer, autocomplete), the
+/// Customer 360 tab answers data, the live `events` subscription shows an event made
+/// meanwhile, a key typed later fetches the schema again; any console error or failed
+/// request fails it. Needs Node and Chromium (`.ci/run` installs them); the script's npm
+/// packages are installed on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_works_in_a_real_browser() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules/puppeteer-core").exists() {
+        let installed = tokio::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .expect("npm (Node.js) is needed for the browser test");
+        assert!(installed.success(), "npm ci in tests/browser");
+    }
+    let (app, tenant) = TestApp::with_graphiql_key().await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(dir.join("graphiql.mjs"))
+            .args([&app.base, &tenant.admin_key])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test ends within two minutes")
+    .expect("node runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("ok"), "{report}");
+}

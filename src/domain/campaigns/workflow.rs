@@ -678,6 +678,21 @@ async fn complete_if_done(
     execution: Uuid,
 ) -> OpResult<()> {
     use crate::db::schema::campaign_executions as x;
+    // Batches ending runs of one execution at once take turns here: the last to commit
+    // sees every other's runs ended (without the lock, each could see the other's runs
+    // still waiting, and none would complete the execution).
+    let running: Option<Uuid> = x::table
+        .filter(x::tenant_id.eq(scope.id()))
+        .filter(x::id.eq(execution))
+        .filter(x::status.eq("running"))
+        .select(x::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if running.is_none() {
+        return Ok(());
+    }
     let waiting: i64 = campaign_runs::table
         .filter(campaign_runs::tenant_id.eq(scope.id()))
         .filter(campaign_runs::execution_id.eq(execution))

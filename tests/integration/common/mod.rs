@@ -188,10 +188,43 @@ impl TestApp {
         Self::serve_with(database_url, None, args).await
     }
 
+    /// A server whose GraphiQL is pre-filled with the admin key of its one tenant (with
+    /// the demo rows), as `cargo run` serves it on loopback.
+    pub async fn with_graphiql_key() -> (Self, TestTenant) {
+        let database_url = fresh_database().await;
+        let mut conn = db::connect_owner(&database_url).await.unwrap();
+        let (tenant, admin_key) = tenancy::create_tenant(&mut conn, "GraphiQL Winery", None)
+            .await
+            .unwrap();
+        growthgraph::db::tenant::in_tenant_transaction(&mut conn, tenant.id, |conn, scope| {
+            use scoped_futures::ScopedFutureExt;
+            async move { growthgraph::seed::demo::load_demo_rows(conn, scope).await }.scope_boxed()
+        })
+        .await
+        .unwrap();
+        let key = Some(admin_key.clone());
+        let app = Self::serve_keyed(database_url, None, ServeArgs::default(), key).await;
+        let tenant = TestTenant {
+            id: tenant.id,
+            slug: tenant.slug,
+            admin_key,
+        };
+        (app, tenant)
+    }
+
     async fn serve_with(
         database_url: String,
         replica: Option<(&str, Duration)>,
+        args: ServeArgs,
+    ) -> Self {
+        Self::serve_keyed(database_url, replica, args, None).await
+    }
+
+    async fn serve_keyed(
+        database_url: String,
+        replica: Option<(&str, Duration)>,
         mut args: ServeArgs,
+        graphiql_key: Option<String>,
     ) -> Self {
         let statements = Arc::new(StatementCounter::default());
         let pool = db::build_pool(
@@ -213,7 +246,14 @@ impl TestApp {
             let replica_pool = db::build_pool(url, 8, Duration::from_secs(10), statements.clone());
             Replica::watch(replica_pool, pool.clone(), max_lag)
         });
-        let state = AppState::new(pool.clone(), replica, statements.clone(), args, None, hub);
+        let state = AppState::new(
+            pool.clone(),
+            replica,
+            statements.clone(),
+            args,
+            graphiql_key,
+            hub,
+        );
         state.hub.spawn_listener(database_url.clone());
         // Listening, the hub forgets the keys remembered before: wait for it, so that it
         // forgets none a test has just had looked up.

@@ -401,7 +401,8 @@ async fn record_queued(
     if queued.is_empty() {
         return Ok(());
     }
-    let mut usage: HashMap<Uuid, i32> = HashMap::new();
+    // In the templates' order, so that batches queued at once never deadlock on them.
+    let mut usage: std::collections::BTreeMap<Uuid, i32> = Default::default();
     for template in queued.iter().filter_map(|m| m.email_template_id) {
         *usage.entry(template).or_default() += 1;
     }
