@@ -118,7 +118,8 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
             })
             .await?;
             steps += taken;
-            if runs < WORKFLOW_BATCH as usize || began.elapsed() > std::time::Duration::from_secs(60)
+            if runs < WORKFLOW_BATCH as usize
+                || began.elapsed() > std::time::Duration::from_secs(60)
             {
                 return AppResult::Ok(steps);
             }

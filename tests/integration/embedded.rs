@@ -282,10 +282,14 @@ async fn the_bare_binary_serves_with_every_setting_and_logs_plainly_off_a_termin
         .await
         .expect("server starts");
         assert!(
-            listening.starts_with(&format!("growthgraph listening on http://127.0.0.1:{port}/")),
+            listening.starts_with(&format!(
+                "growthgraph listening on http://127.0.0.1:{port}/"
+            )),
             "{listening}"
         );
-        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap();
         assert_eq!(health.status(), 200);
         kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
         let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
@@ -294,14 +298,20 @@ async fn the_bare_binary_serves_with_every_setting_and_logs_plainly_off_a_termin
             .unwrap();
         assert!(output.status.success(), "{:?}", output.status);
         let log = String::from_utf8(output.stderr).unwrap();
-        assert!(!log.contains('\u{1b}'), "colour codes off a terminal: {log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "colour codes off a terminal: {log}"
+        );
         let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
         assert!(!lines.is_empty(), "the server logged nothing at info");
         if format == "json" {
             for line in &lines {
                 let entry: serde_json::Value =
                     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                assert!(entry["level"].is_string() && entry["fields"].is_object(), "{line}");
+                assert!(
+                    entry["level"].is_string() && entry["fields"].is_object(),
+                    "{line}"
+                );
             }
         }
     }
@@ -310,5 +320,8 @@ async fn the_bare_binary_serves_with_every_setting_and_logs_plainly_off_a_termin
         .output()
         .unwrap();
     let version = String::from_utf8(version.stdout).unwrap();
-    assert_eq!(version.trim(), format!("growthgraph {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.trim(),
+        format!("growthgraph {}", env!("CARGO_PKG_VERSION"))
+    );
 }
