@@ -180,7 +180,7 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, String> {
     tokio::task::spawn_blocking(move || {
         let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
             <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-                .map_err(|e| format!("cannot connect to the database: {e}"))?;
+                .map_err(|e| unreachable(&url, &e))?;
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| format!("migration failed: {e}"))?;
@@ -194,5 +194,94 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, String> {
 pub async fn connect_owner(url: &str) -> Result<AsyncPgConnection, String> {
     AsyncPgConnection::establish(url)
         .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))
+        .map_err(|e| unreachable(url, &e))
+}
+
+/// Why the database at `url` could not be reached, naming where it was looked for (host,
+/// port, database, user) and never the password.
+pub fn unreachable(url: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "cannot connect to the database {}: {error} (is PostgreSQL running and reachable there?)",
+        whereabouts(url)
+    )
+}
+
+/// `at host:port (database D, user U)` of a `postgres://` URL (a socket directory given
+/// percent-encoded as the host, or as `?host=`, is shown decoded).
+fn whereabouts(url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return "(its URL does not parse)".to_owned();
+    };
+    let query_host = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| v.into_owned());
+    let host = query_host
+        .or_else(|| parsed.host_str().map(percent_decode))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = parsed.port().unwrap_or(5432);
+    let database = percent_decode(parsed.path().trim_start_matches('/'));
+    let user = percent_decode(parsed.username());
+    let mut place = format!("at {host}:{port}");
+    let mut about = Vec::new();
+    if !database.is_empty() {
+        about.push(format!("database {database}"));
+    }
+    if !user.is_empty() {
+        about.push(format!("user {user}"));
+    }
+    if !about.is_empty() {
+        place.push_str(&format!(" ({})", about.join(", ")));
+    }
+    place
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable;
+
+    #[test]
+    fn an_unreachable_database_is_named_without_its_password() {
+        let line = unreachable("postgres://app:s3cret@db.internal:6543/growth", &"refused");
+        assert_eq!(
+            line,
+            "cannot connect to the database at db.internal:6543 (database growth, user app): \
+             refused (is PostgreSQL running and reachable there?)"
+        );
+        let socket = unreachable(
+            "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres",
+            &"x",
+        );
+        assert!(
+            socket.contains("at /var/run/postgresql:5432 (database postgres, user postgres)"),
+            "{socket}"
+        );
+        assert!(!unreachable("postgres://u:hunter2@h/d?host=/tmp", &"x").contains("hunter2"));
+        assert!(unreachable("postgres://u:hunter2@h/d?host=/tmp", &"x").contains("at /tmp:5432"));
+        assert!(!unreachable("not a url :hunter2", &"x").contains("hunter2"));
+    }
 }

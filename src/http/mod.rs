@@ -137,12 +137,17 @@ async fn serve_graphql(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let caller = Caller {
+        header,
+        origin,
+        media: Media::accepted(headers),
+    };
     let known = Some(&*state.hub.known_keys);
-    if let Some(response) = attempt(state, header, origin, known, &mut read).await {
+    if let Some(response) = attempt(state, &caller, known, &mut read).await {
         return response;
     }
     state.hub.known_keys.forget(header);
-    match attempt(state, header, origin, None, &mut read).await {
+    match attempt(state, &caller, None, &mut read).await {
         Some(response) => response,
         None => app_error_response(
             state,
@@ -155,11 +160,15 @@ async fn serve_graphql(
 /// `known` (nothing has been sent to the client).
 async fn attempt(
     state: &AppState,
-    header: Option<&str>,
-    origin: Option<&str>,
+    request: &Caller<'_>,
     known: Option<&KnownKeys>,
     read: &mut impl FnMut() -> Result<BatchRequest, String>,
 ) -> Option<Response> {
+    let Caller {
+        header,
+        origin,
+        media,
+    } = *request;
     let caller = match authenticate_request(&state.pool, known, header).await {
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
@@ -216,7 +225,7 @@ async fn attempt(
     let context = context(pool, read_only.then_some(&state.read_groups));
     context.db.share_pool(&state.shares).await;
     let budget = (budget_holder, throttle);
-    execute(state, context, batch, prepared, budget).await
+    execute(state, context, batch, prepared, budget, media).await
 }
 
 /// 429 `RATE_LIMITED` for operations their tenant's budget cannot pay for now, with
@@ -242,6 +251,7 @@ async fn execute(
     batch: BatchRequest,
     prepared: Vec<Prepared>,
     (budget_holder, throttle): (uuid::Uuid, Throttle),
+    media: Media,
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
@@ -300,13 +310,87 @@ async fn execute(
     for ((response, prepared), actual) in responses.iter_mut().zip(prepared).zip(actual) {
         RequestGuard::finish(response, prepared.cost, actual, Some(&throttle));
     }
-    Some(json_within(state, &response))
+    Some(json_within(state, &response, media))
+}
+
+/// Who asks, from where, for which media type (one request's headers).
+#[derive(Clone, Copy)]
+struct Caller<'h> {
+    header: Option<&'h str>,
+    origin: Option<&'h str>,
+    media: Media,
+}
+
+/// The media type of a GraphQL response (GraphQL over HTTP): `application/json`, or
+/// `application/graphql-response+json` for clients that accept it. With the latter, a
+/// request that could not be executed (a document that does not parse or validate,
+/// variables that do not coerce) answers 400 without a `data` entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+impl Media {
+    const GRAPHQL_RESPONSE: &'static str = "application/graphql-response+json";
+
+    fn accepted(headers: &HeaderMap) -> Media {
+        let accepts = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|range| {
+                let mut parts = range.split(';');
+                let essence = parts.next().unwrap_or("").trim();
+                // `q=0` says "not this one".
+                let refused = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        == Some(0.0)
+                });
+                essence.eq_ignore_ascii_case(Media::GRAPHQL_RESPONSE) && !refused
+            });
+        match accepts {
+            true => Media::GraphqlResponse,
+            false => Media::Json,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Json => "application/json",
+            Media::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// A response to a request that never executed: no data, only errors none of which
+/// belongs to a field.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// The response as JSON, or a `QUERY_TOO_COMPLEX` error in its place when it is larger
 /// than `--max-response-bytes`.
-fn json_within(state: &AppState, response: &BatchResponse) -> Response {
-    let body = match serde_json::to_vec(response) {
+fn json_within(state: &AppState, response: &BatchResponse, media: Media) -> Response {
+    let (status, body) = match (media, response) {
+        (Media::GraphqlResponse, BatchResponse::Single(single)) if is_request_error(single) => {
+            let mut value = match serde_json::to_value(single) {
+                Ok(value) => value,
+                Err(error) => return app_error_response(state, AppError::internal(&error)),
+            };
+            if let Some(object) = value.as_object_mut() {
+                object.remove("data");
+            }
+            (StatusCode::BAD_REQUEST, serde_json::to_vec(&value))
+        }
+        _ => (StatusCode::OK, serde_json::to_vec(response)),
+    };
+    let body = match body {
         Ok(body) => body,
         Err(error) => return app_error_response(state, AppError::internal(&error)),
     };
@@ -320,7 +404,7 @@ fn json_within(state: &AppState, response: &BatchResponse) -> Response {
         );
         return axum::Json(error).into_response();
     }
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
 }
 
 async fn graphql_post(
@@ -367,6 +451,9 @@ async fn graphql_post(
 fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, String> {
     let batch: BatchRequest = serde_json::from_slice(body)
         .map_err(|_| "the body is not a GraphQL request".to_string())?;
+    if batch.iter().any(|r| r.query.trim().is_empty()) {
+        return Err("a GraphQL request needs a query".to_string());
+    }
     if let BatchRequest::Batch(requests) = &batch {
         if requests.is_empty() || requests.len() > state.limits.max_batch {
             return Err(format!(
@@ -439,6 +526,9 @@ fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
     }
     let malformed = |_| "malformed GraphQL GET request".to_string();
     let params: Params = serde_urlencoded::from_str(query.unwrap_or("")).map_err(malformed)?;
+    if params.query.trim().is_empty() {
+        return Err("a GraphQL request needs a query".to_string());
+    }
     let json = |text: Option<String>| -> Result<serde_json::Value, String> {
         match text {
             None => Ok(serde_json::Value::Null),
@@ -750,4 +840,33 @@ async fn graphiql_asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphql_response_json_is_answered_to_clients_that_accept_it() {
+        let media = |accept: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for a in accept {
+                headers.append(header::ACCEPT, HeaderValue::from_str(a).unwrap());
+            }
+            Media::accepted(&headers)
+        };
+        assert!(media(&[]) == Media::Json);
+        assert!(media(&["*/*"]) == Media::Json);
+        assert!(media(&["application/json"]) == Media::Json);
+        assert!(media(&["application/graphql-response+json"]) == Media::GraphqlResponse);
+        assert!(
+            media(&["application/json;q=0.9, Application/GraphQL-Response+JSON"])
+                == Media::GraphqlResponse
+        );
+        assert!(
+            media(&["text/html", "application/graphql-response+json; q=1"])
+                == Media::GraphqlResponse
+        );
+        assert!(media(&["application/graphql-response+json;q=0, application/json"]) == Media::Json);
+    }
 }
