@@ -47,6 +47,9 @@ pub struct Inner {
     /// The demo admin key, pre-filled into GraphiQL when serving the embedded demo on
     /// loopback.
     pub graphiql_key: Option<String>,
+    /// Documents named by their hash (automatic persisted queries), or the only ones
+    /// that run (`--trusted-documents`).
+    pub persisted: crate::http::persisted::PersistedDocuments,
 }
 
 /// Counters exported at `/metrics`.
@@ -106,6 +109,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             graphiql_key,
+            persisted: crate::http::persisted::PersistedDocuments::automatic(),
             sockets_per_key: Default::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         }))
@@ -113,6 +117,17 @@ impl AppState {
 }
 
 impl AppState {
+    /// Only `documents` run (`--trusted-documents`); before the state is shared.
+    pub fn with_trusted_documents(
+        mut self,
+        documents: crate::http::persisted::PersistedDocuments,
+    ) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("the state is not shared yet")
+            .persisted = documents;
+        self
+    }
+
     /// Runs one prepared operation over HTTP: without the full validation when
     /// [`Prepared::skips_validation`], and recording a document that passes it.
     pub async fn run(

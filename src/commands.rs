@@ -123,7 +123,7 @@ pub async fn create_database_if_missing(maintenance_url: &str, name: &str) -> Re
 }
 
 async fn run_async(cli: Cli, started: fn()) -> Result<(), String> {
-    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let command = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
     let database = Database::open(&cli.global).await?;
     let outcome = run_command(command, &cli.global, &database, started).await;
     database.close().await;
@@ -137,7 +137,7 @@ async fn run_command(
     started: fn(),
 ) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve(args, global, database, started).await,
+        Command::Serve(args) => serve(*args, global, database, started).await,
         Command::Migrate => {
             let applied = db::migrate(&database.url).await?;
             println!("{} migration(s) applied", applied.len());
@@ -329,7 +329,14 @@ async fn serve(
         let max_lag = Duration::from_millis(global.replica_max_lag_ms);
         db::replica::Replica::watch(replica_pool, pool.clone(), max_lag)
     });
-    let state = AppState::new(pool, replica, statements, args, graphiql_key, hub);
+    let trusted = match &args.trusted_documents {
+        None => None,
+        Some(path) => Some(crate::http::persisted::PersistedDocuments::load(path)?),
+    };
+    let mut state = AppState::new(pool, replica, statements, args, graphiql_key, hub);
+    if let Some(documents) = trusted {
+        state = state.with_trusted_documents(documents);
+    }
     started();
     let listener_task = state.hub.spawn_listener(database.url.clone());
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");

@@ -34,6 +34,7 @@
 //! | `--no-scheduler` | `GROWTHGRAPH_NO_SCHEDULER` | `false` | API-only instance: no scheduler, job runner or message runner |
 //! | `--demo-sessions-per-hour` | `GROWTHGRAPH_DEMO_SESSIONS_PER_HOUR` | `5` | public demo sessions one visitor may start per tenant and hour |
 //! | `--trust-forwarded-for` | `GROWTHGRAPH_TRUST_FORWARDED_FOR` | `false` | a visitor's address is the last `X-Forwarded-For` entry |
+//! | `--trusted-documents` | `GROWTHGRAPH_TRUSTED_DOCUMENTS` | (none: any document, and automatic persisted queries) | only the documents this file lists run |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 //! | `--log-format` | `GROWTHGRAPH_LOG_FORMAT` | `text` | `text` (coloured on a terminal only) or `json` (one object per line) |
 //!
@@ -131,7 +132,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve HTTP (the default); runs pending migrations first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run pending migrations and exit.
     Migrate,
     /// Load data: the demo tenant, or synthetic scale data.
@@ -251,6 +252,10 @@ pub struct ServeArgs {
     /// (the one the proxy appended), not the connection's.
     #[arg(long, env = "GROWTHGRAPH_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+    /// Only the documents this file lists run (Apollo's persisted query manifest, or a
+    /// JSON object of SHA-256 to document): production front ends.
+    #[arg(long, env = "GROWTHGRAPH_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -306,6 +311,7 @@ impl Default for ServeArgs {
             no_scheduler: false,
             demo_sessions_per_hour: 5,
             trust_forwarded_for: false,
+            trusted_documents: None,
         }
     }
 }
@@ -391,12 +397,16 @@ mod tests {
         );
     }
 
-    /// The README's configuration table has a row for every setting of `serve` and the
-    /// global ones, naming its environment variable and, unless it depends on the
-    /// machine (cores), its default.
+    /// The README's configuration table (or, for the tuning settings, the one of
+    /// docs/operations.md) has a row for every setting of `serve` and the global ones,
+    /// naming its environment variable and, unless it depends on the machine (cores), its
+    /// default.
     #[test]
     fn the_readme_lists_every_setting_with_its_variable_and_default() {
-        let readme = include_str!("../README.md");
+        let readme = concat!(
+            include_str!("../README.md"),
+            include_str!("../docs/operations.md")
+        );
         let cli = Cli::command();
         let serve = cli.find_subcommand("serve").expect("serve");
         let mut checked = 0;

@@ -15,7 +15,10 @@ pub fn parse_optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uu
 }
 
 /// Money and other exact decimals, serialised as strings so they never pass through
-/// floating point (`"42.50"`).
+/// floating point (`"42.50"`). Input may be a string or a JSON number: a number is read
+/// as the decimal it was written as (JSON parsers hold it as a double, which keeps 15
+/// significant digits exactly), and one with more digits than that is refused rather than
+/// rounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal(pub bigdecimal::BigDecimal);
 
@@ -25,6 +28,17 @@ impl async_graphql::ScalarType for Decimal {
         let text = match &value {
             async_graphql::Value::String(s) => s.clone(),
             async_graphql::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            async_graphql::Value::Number(n) => {
+                // The shortest text that reads back as the same double: what was sent,
+                // when it had at most 15 significant digits.
+                let text = n.to_string();
+                if significant_digits(&text) > 15 {
+                    return Err(async_graphql::InputValueError::custom(
+                        "a number of more than 15 significant digits cannot be exact: send it as a string",
+                    ));
+                }
+                text
+            }
             _ => return Err(async_graphql::InputValueError::expected_type(value)),
         };
         if text.len() > 40 {
@@ -38,6 +52,17 @@ impl async_graphql::ScalarType for Decimal {
     fn to_value(&self) -> async_graphql::Value {
         async_graphql::Value::String(self.0.normalized().to_plain_string_with_scale())
     }
+}
+
+/// The significant digits of a number's text (`-0.00120e5` has 2).
+fn significant_digits(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1)
 }
 
 trait PlainString {
@@ -55,5 +80,39 @@ impl PlainString for bigdecimal::BigDecimal {
 impl From<bigdecimal::BigDecimal> for Decimal {
     fn from(value: bigdecimal::BigDecimal) -> Self {
         Decimal(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decimal;
+    use async_graphql::ScalarType;
+
+    fn parse(json: &str) -> Result<String, String> {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        Decimal::parse(async_graphql::Value::from_json(value).unwrap())
+            .map(|d| d.to_value().to_string())
+            .map_err(|e| e.into_server_error(Default::default()).message)
+    }
+
+    #[test]
+    fn decimals_are_read_exactly_from_strings_and_json_numbers() {
+        assert_eq!(parse(r#""42.5""#).unwrap(), r#""42.50""#);
+        assert_eq!(parse("42").unwrap(), r#""42.00""#);
+        assert_eq!(parse("19.99").unwrap(), r#""19.99""#);
+        assert_eq!(parse("0.1").unwrap(), r#""0.10""#);
+        assert_eq!(
+            parse("-1234567890.12345").unwrap(),
+            r#""-1234567890.12345""#
+        );
+        assert_eq!(parse("1e3").unwrap(), r#""1000.00""#);
+        // More digits than a double keeps: refused, never rounded.
+        let refused = parse("0.12345678901234567").unwrap_err();
+        assert!(refused.contains("send it as a string"), "{refused}");
+        assert_eq!(
+            parse(r#""0.12345678901234567""#).unwrap(),
+            r#""0.12345678901234567""#
+        );
+        assert!(parse("true").is_err());
     }
 }

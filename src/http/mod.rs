@@ -5,6 +5,7 @@
 
 mod demo;
 mod hooks;
+pub mod persisted;
 mod ws;
 
 use std::sync::atomic::Ordering;
@@ -131,7 +132,7 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
 async fn serve_graphql(
     state: &AppState,
     headers: &HeaderMap,
-    mut read: impl FnMut() -> Result<BatchRequest, String>,
+    mut read: impl FnMut() -> Result<BatchRequest, Unreadable>,
 ) -> Response {
     let header = headers
         .get(header::AUTHORIZATION)
@@ -162,7 +163,7 @@ async fn attempt(
     state: &AppState,
     request: &Caller<'_>,
     known: Option<&KnownKeys>,
-    read: &mut impl FnMut() -> Result<BatchRequest, String>,
+    read: &mut impl FnMut() -> Result<BatchRequest, Unreadable>,
 ) -> Option<Response> {
     let Caller {
         header,
@@ -182,8 +183,7 @@ async fn attempt(
             "FORBIDDEN",
             "this widget is not allowed on this site",
         )),
-        false => read()
-            .map_err(|message| reject(state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message)),
+        false => read().map_err(|u| reject(state, u.status, u.code, &u.message)),
     };
     let budget_holder = caller.principal.budget_holder();
     let context = |pool, groups| {
@@ -447,20 +447,60 @@ async fn graphql_post(
     serve_graphql(&state, &headers, || read_batch(&state, &body)).await
 }
 
-/// The body as a GraphQL request or batch (of 1 to `max_batch` operations), or why not.
-fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, String> {
-    let batch: BatchRequest = serde_json::from_slice(body)
-        .map_err(|_| "the body is not a GraphQL request".to_string())?;
-    if batch.iter().any(|r| r.query.trim().is_empty()) {
-        return Err("a GraphQL request needs a query".to_string());
+/// Why a request's operations could not be read: its answer's status, code and message.
+pub struct Unreadable {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl From<String> for Unreadable {
+    fn from(message: String) -> Self {
+        Unreadable {
+            status: StatusCode::BAD_REQUEST,
+            code: "BAD_USER_INPUT",
+            message,
+        }
     }
+}
+
+impl From<persisted::Unresolved> for Unreadable {
+    fn from(unresolved: persisted::Unresolved) -> Self {
+        use persisted::Unresolved;
+        let (status, code, message) = match unresolved {
+            // Apollo's clients send the document on this answer.
+            Unresolved::NotFound => (
+                StatusCode::OK,
+                "PERSISTED_QUERY_NOT_FOUND",
+                "PersistedQueryNotFound",
+            ),
+            Unresolved::Invalid(message) => (StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message),
+            Unresolved::NotTrusted => (
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "only trusted documents run on this server",
+            ),
+        };
+        Unreadable {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// The body as a GraphQL request or batch (of 1 to `max_batch` operations), each with
+/// its document (see `persisted`), or why not.
+fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, Unreadable> {
+    let mut batch: BatchRequest = serde_json::from_slice(body)
+        .map_err(|_| "the body is not a GraphQL request".to_string())?;
     if let BatchRequest::Batch(requests) = &batch {
         if requests.is_empty() || requests.len() > state.limits.max_batch {
-            return Err(format!(
-                "a batch holds 1 to {} operations",
-                state.limits.max_batch
-            ));
+            return Err(format!("a batch holds 1 to {} operations", state.limits.max_batch).into());
         }
+    }
+    for request in batch.iter_mut() {
+        state.persisted.resolve(request)?;
     }
     Ok(batch)
 }
@@ -472,9 +512,9 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-    let request = match read_get(query.as_deref()) {
+    let request = match read_get(&state, query.as_deref()) {
         Ok(request) => request,
-        Err(message) => return reject(&state, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message),
+        Err(u) => return reject(&state, u.status, u.code, &u.message),
     };
     // Measured before it is parsed (here and in the guard), as every document is.
     if let Err(error) = check_text(&request.query) {
@@ -506,7 +546,7 @@ async fn graphql_get(
     let mut parsed = Some(request);
     serve_graphql(&state, &headers, || match parsed.take() {
         Some(request) => Ok(BatchRequest::Single(request)),
-        None => read_get(query.as_deref()).map(BatchRequest::Single),
+        None => read_get(&state, query.as_deref()).map(BatchRequest::Single),
     })
     .await
 }
@@ -514,7 +554,7 @@ async fn graphql_get(
 /// A GET request's query string as a GraphQL request (`query`, `operationName`,
 /// `variables` and `extensions` as JSON), or why not. (async-graphql's own
 /// `parse_query_string` reads `operation_name`, which no client sends.)
-fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
+fn read_get(state: &AppState, query: Option<&str>) -> Result<async_graphql::Request, Unreadable> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Params {
@@ -526,9 +566,6 @@ fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
     }
     let malformed = |_| "malformed GraphQL GET request".to_string();
     let params: Params = serde_urlencoded::from_str(query.unwrap_or("")).map_err(malformed)?;
-    if params.query.trim().is_empty() {
-        return Err("a GraphQL request needs a query".to_string());
-    }
     let json = |text: Option<String>| -> Result<serde_json::Value, String> {
         match text {
             None => Ok(serde_json::Value::Null),
@@ -543,10 +580,12 @@ fn read_get(query: Option<&str>) -> Result<async_graphql::Request, String> {
     }
     if let serde_json::Value::Object(extensions) = json(params.extensions)? {
         for (key, value) in extensions {
-            let value = async_graphql::Value::from_json(value).map_err(|_| "bad extensions")?;
+            let value =
+                async_graphql::Value::from_json(value).map_err(|_| "bad extensions".to_string())?;
             request.extensions.insert(key, value);
         }
     }
+    state.persisted.resolve(&mut request)?;
     Ok(request)
 }
 

@@ -197,18 +197,35 @@ fn operation(
     budget_holder: uuid::Uuid,
     id: &str,
 ) -> OperationStream {
+    let unresolved = state
+        .persisted
+        .resolve(&mut request)
+        .err()
+        .map(|unresolved| {
+            let refusal = super::Unreadable::from(unresolved);
+            let error = async_graphql::ServerError::new(refusal.message, None);
+            let mut error = error;
+            error.extensions = Some({
+                let mut extensions = async_graphql::ErrorExtensionValues::default();
+                extensions.set("code", refusal.code);
+                extensions
+            });
+            async_graphql::Response::from_errors(vec![error])
+        });
     let prepared = state.guard.prepare(&mut request);
     let cost = prepared.cost;
-    let refused = prepared.refusal_response().or_else(|| {
-        let throttled = state
-            .budgets
-            .charge(budget_holder, cost.unwrap_or_default())
-            .err()?;
-        Some(RequestGuard::throttled(
-            cost.unwrap_or_default(),
-            &throttled,
-        ))
-    });
+    let refused = unresolved
+        .or_else(|| prepared.refusal_response())
+        .or_else(|| {
+            let throttled = state
+                .budgets
+                .charge(budget_holder, cost.unwrap_or_default())
+                .err()?;
+            Some(RequestGuard::throttled(
+                cost.unwrap_or_default(),
+                &throttled,
+            ))
+        });
     let id: Arc<str> = id.into();
     if let Some(refused) = refused {
         return futures_util::stream::iter([Some(Payload::Executed(refused)), None])

@@ -572,3 +572,192 @@ async fn node_script(script: &str, args: &[&str]) -> String {
     assert!(output.status.success(), "{script}: {report}");
     report
 }
+
+/// Apollo's automatic persisted queries over POST and GET (an unknown hash, the document
+/// sent once with it, then the hash alone; a hash that is not the document's refused),
+/// and `--trusted-documents`: only the listed documents run, by hash or by text, over
+/// HTTP and WebSocket alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_run_by_their_hash_and_trusted_documents_alone_run() {
+    use futures_util::SinkExt;
+    use growthgraph::http::persisted::sha256_hex;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Persisted").await;
+    let query = "query Name { viewer { tenant { name } } }";
+    let hash = sha256_hex(query);
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let (status, r) = app
+        .post(Some(&t.admin_key), json!({ "extensions": persisted }))
+        .await;
+    assert_eq!(
+        (status, error_code(&r)),
+        (200, Some("PERSISTED_QUERY_NOT_FOUND")),
+        "{r}"
+    );
+    assert_eq!(r["errors"][0]["message"], "PersistedQueryNotFound");
+    let (status, r) = app
+        .post(
+            Some(&t.admin_key),
+            json!({ "query": query, "extensions": persisted }),
+        )
+        .await;
+    assert_eq!(
+        (status, &r["data"]["viewer"]["tenant"]["name"]),
+        (200, &json!("Persisted"))
+    );
+    let (status, r) = app
+        .post(Some(&t.admin_key), json!({ "extensions": persisted }))
+        .await;
+    assert_eq!(
+        (status, &r["data"]["viewer"]["tenant"]["name"]),
+        (200, &json!("Persisted")),
+        "{r}"
+    );
+    let get = |extensions: Value| {
+        let url = format!(
+            "{}/graphql?extensions={}",
+            app.base,
+            urlencoding(&extensions.to_string())
+        );
+        let key = t.admin_key.clone();
+        let client = app.client.clone();
+        async move {
+            let response = client.get(url).bearer_auth(key).send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, r) = get(persisted.clone()).await;
+    assert_eq!(
+        (status, &r["data"]["viewer"]["tenant"]["name"]),
+        (200, &json!("Persisted")),
+        "{r}"
+    );
+    let wrong = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex("{ x }") } });
+    let (status, r) = app
+        .post(
+            Some(&t.admin_key),
+            json!({ "query": query, "extensions": wrong }),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&r)),
+        (400, Some("BAD_USER_INPUT")),
+        "{r}"
+    );
+
+    // Trusted documents only.
+    let dir = tempfile::tempdir().unwrap();
+    let subscription = "subscription Feed { events(after: \"0\") { id } }";
+    let mutation = "mutation Make { upsertCustomer(input: { email: \"t@example.com\", name: \"T\" }) { userErrors { code } } }";
+    let manifest = json!({ "format": "apollo-persisted-query-manifest", "version": 1, "operations": [
+        { "id": hash, "name": "Name", "type": "query", "body": query },
+        { "id": sha256_hex(mutation), "name": "Make", "type": "mutation", "body": mutation },
+        { "id": sha256_hex(subscription), "name": "Feed", "type": "subscription", "body": subscription },
+    ] });
+    let path = dir.path().join("trusted.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let trusted = TestApp::start_with(ServeArgs {
+        trusted_documents: Some(path),
+        ..ServeArgs::default()
+    })
+    .await;
+    let t = trusted.bare_tenant("Trusted").await;
+    for body in [
+        json!({ "extensions": persisted }),
+        json!({ "query": query }),
+    ] {
+        let (status, r) = trusted.post(Some(&t.admin_key), body).await;
+        assert_eq!(
+            (status, &r["data"]["viewer"]["tenant"]["name"]),
+            (200, &json!("Trusted")),
+            "{r}"
+        );
+    }
+    let (status, r) = trusted
+        .post(
+            Some(&t.admin_key),
+            json!({ "query": "{ viewer { apiKey { id } } }" }),
+        )
+        .await;
+    assert_eq!((status, error_code(&r)), (403, Some("FORBIDDEN")), "{r}");
+    let mut request = trusted.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", t.admin_key) } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let untrusted = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events(after: \"0\") { type } }" } });
+    socket
+        .send(Message::Text(untrusted.to_string().into()))
+        .await
+        .unwrap();
+    let refused = next(&mut socket).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let listed = json!({ "id": "2", "type": "subscribe", "payload": { "extensions": { "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(subscription) } } } });
+    socket
+        .send(Message::Text(listed.to_string().into()))
+        .await
+        .unwrap();
+    // The listed subscription runs: an event a listed mutation makes now reaches it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, r) = trusted
+        .post(Some(&t.admin_key), json!({ "query": mutation }))
+        .await;
+    assert_eq!((status, &r["errors"]), (200, &Value::Null), "{r}");
+    let event = loop {
+        let message = next(&mut socket).await;
+        if message["id"] == "2" {
+            break message;
+        }
+    };
+    assert_eq!(event["type"], "next", "{event}");
+    assert!(
+        event["payload"]["data"]["events"]["id"].is_string(),
+        "{event}"
+    );
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message of `socket`, as JSON.
+async fn next(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

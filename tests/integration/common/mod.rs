@@ -246,7 +246,11 @@ impl TestApp {
             let replica_pool = db::build_pool(url, 8, Duration::from_secs(10), statements.clone());
             Replica::watch(replica_pool, pool.clone(), max_lag)
         });
-        let state = AppState::new(
+        let trusted = args
+            .trusted_documents
+            .as_deref()
+            .map(|path| growthgraph::http::persisted::PersistedDocuments::load(path).unwrap());
+        let mut state = AppState::new(
             pool.clone(),
             replica,
             statements.clone(),
@@ -254,6 +258,9 @@ impl TestApp {
             graphiql_key,
             hub,
         );
+        if let Some(documents) = trusted {
+            state = state.with_trusted_documents(documents);
+        }
         state.hub.spawn_listener(database_url.clone());
         // Listening, the hub forgets the keys remembered before: wait for it, so that it
         // forgets none a test has just had looked up.
