@@ -14,3 +14,4 @@ pub mod jobs;
 pub mod scheduler;
 pub mod secrets;
 pub mod seed;
+pub mod telemetry;

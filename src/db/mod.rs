@@ -39,6 +39,22 @@ pub const APP_ROLE: &str = "growthgraph_app";
 
 pub type PgPool = Pool<AsyncPgConnection>;
 
+/// A connection of `pool` for a unit of work, the wait timed
+/// (`growthgraph_db_pool_wait_seconds`).
+pub async fn checkout(
+    pool: &PgPool,
+) -> Result<
+    diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>,
+    diesel_async::pooled_connection::deadpool::PoolError,
+> {
+    let started = std::time::Instant::now();
+    let conn = pool.get().await;
+    crate::telemetry::TELEMETRY
+        .pool_wait
+        .observe(started.elapsed().as_secs_f64());
+    conn
+}
+
 /// Counts the statements the pool's connections send: data statements (queries) apart
 /// from transaction control (`BEGIN`/`COMMIT`/`ROLLBACK`/`SET`). Exported at `/metrics`;
 /// tests use it to prove a request's statement count does not grow with page size.
@@ -54,7 +70,9 @@ impl StatementCounter {
     }
 }
 
-struct CountStatements(Arc<StatementCounter>);
+/// Counts each connection's statements and times them
+/// (`growthgraph_sql_statement_duration_seconds`).
+struct CountStatements(Arc<StatementCounter>, Option<std::time::Instant>);
 
 /// Captures the first bytes written, then refuses more (which ends the formatting).
 #[derive(Default)]
@@ -89,7 +107,15 @@ impl std::fmt::Write for StatementHead {
 
 impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { .. } = event {
+            if let Some(started) = self.1.take() {
+                crate::telemetry::TELEMETRY
+                    .statement_duration
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }
         if let InstrumentationEvent::StartQuery { query, .. } = event {
+            self.1 = Some(std::time::Instant::now());
             // Only the statement's first words matter: stop formatting there instead of
             // rendering every query (with its binds) on the hot path.
             let mut head = StatementHead::default();
@@ -151,7 +177,7 @@ pub fn build_pool(
         let statements = statements.clone();
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            conn.set_instrumentation(CountStatements(statements));
+            conn.set_instrumentation(CountStatements(statements, None));
             conn.batch_execute(&setup)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

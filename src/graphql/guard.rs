@@ -51,6 +51,9 @@ pub struct Prepared {
     pub skips_validation: bool,
     /// It is a query (nothing it runs writes): it may share a read group.
     pub read_only: bool,
+    /// The name of the operation it runs (`operationName`, or its document's one named
+    /// operation).
+    pub operation_name: Option<String>,
     /// Where to record that its document passed the full validation, while it has not.
     unvalidated: Option<Validated>,
 }
@@ -63,6 +66,7 @@ impl Prepared {
             refusal: None,
             skips_validation: false,
             read_only: false,
+            operation_name: None,
             unvalidated: None,
         }
     }
@@ -183,12 +187,20 @@ impl RequestGuard {
                 .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
         let read_only = operation.is_some_and(|operation| operation.ty == OperationType::Query);
         let unvalidated = (!passed).then_some(validated);
+        let operation_name = match (&request.operation_name, &document.operations) {
+            (Some(name), _) => Some(name.clone()),
+            (None, DocumentOperations::Multiple(named)) if named.len() == 1 => {
+                named.keys().next().map(|name| name.to_string())
+            }
+            _ => None,
+        };
         request.set_parsed_query(document);
         Prepared {
             cost: Some(cost),
             refusal: None,
             skips_validation,
             read_only,
+            operation_name,
             unvalidated,
         }
     }

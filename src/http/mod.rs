@@ -5,6 +5,7 @@
 
 mod demo;
 mod hooks;
+mod metrics;
 pub mod persisted;
 mod ws;
 
@@ -32,6 +33,7 @@ use crate::error::AppError;
 use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::{check_text, measure_result, selected, Prepared, RequestGuard};
+use crate::telemetry::TELEMETRY;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -97,6 +99,7 @@ fn error_body(code: &str, message: &str) -> serde_json::Value {
 }
 
 fn reject(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
+    TELEMETRY.error(code);
     state
         .metrics
         .rejected_requests
@@ -105,6 +108,7 @@ fn reject(state: &AppState, status: StatusCode, code: &str, message: &str) -> Re
 }
 
 fn app_error_response(state: &AppState, error: AppError) -> Response {
+    TELEMETRY.error(error.code());
     let status = match error {
         AppError::Unauthenticated(_) => {
             state
@@ -142,20 +146,37 @@ async fn serve_graphql(
         header,
         origin,
         media: Media::accepted(headers),
+        started: std::time::Instant::now(),
     };
-    let known = Some(&*state.hub.known_keys);
-    if let Some(response) = attempt(state, &caller, known, &mut read).await {
-        return response;
+    // Every log line of the request carries its correlation id, which the answer echoes.
+    let correlation = Uuid::new_v4();
+    let span = tracing::info_span!("graphql", correlation_id = %correlation);
+    let mut response = tracing::Instrument::instrument(
+        async {
+            let known = Some(&*state.hub.known_keys);
+            if let Some(response) = attempt(state, &caller, known, &mut read).await {
+                return response;
+            }
+            state.hub.known_keys.forget(header);
+            match attempt(state, &caller, None, &mut read).await {
+                Some(response) => response,
+                None => app_error_response(
+                    state,
+                    AppError::internal(&"a looked-up key went unconfirmed"),
+                ),
+            }
+        },
+        span,
+    )
+    .await;
+    if let Ok(value) = HeaderValue::from_str(&correlation.to_string()) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
     }
-    state.hub.known_keys.forget(header);
-    match attempt(state, &caller, None, &mut read).await {
-        Some(response) => response,
-        None => app_error_response(
-            state,
-            AppError::internal(&"a looked-up key went unconfirmed"),
-        ),
-    }
+    response
 }
+
+/// The response header naming a request's correlation id (also on its log lines).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// One try at [`serve_graphql`]: `None` when the database refused the caller taken from
 /// `known` (nothing has been sent to the client).
@@ -169,6 +190,7 @@ async fn attempt(
         header,
         origin,
         media,
+        started,
     } = *request;
     let caller = match authenticate_request(&state.pool, known, header).await {
         Ok(caller) => caller,
@@ -225,7 +247,7 @@ async fn attempt(
     let context = context(pool, read_only.then_some(&state.read_groups));
     context.db.share_pool(&state.shares).await;
     let budget = (budget_holder, throttle);
-    execute(state, context, batch, prepared, budget, media).await
+    execute(state, context, batch, prepared, budget, (media, started)).await
 }
 
 /// 429 `RATE_LIMITED` for operations their tenant's budget cannot pay for now, with
@@ -251,12 +273,27 @@ async fn execute(
     batch: BatchRequest,
     prepared: Vec<Prepared>,
     (budget_holder, throttle): (uuid::Uuid, Throttle),
-    media: Media,
+    (media, started): (Media, std::time::Instant),
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
+    // Each operation's name and type, for its duration's labels.
+    let labels: Vec<(String, &'static str)> = prepared
+        .iter()
+        .map(|prepared| {
+            let name = TELEMETRY.operation_label(prepared.operation_name.as_deref());
+            (
+                name,
+                if prepared.read_only {
+                    "query"
+                } else {
+                    "mutation"
+                },
+            )
+        })
+        .collect();
     let db = context.db.clone();
     let batch = batch.data(context);
     let mut response = match batch {
@@ -310,6 +347,21 @@ async fn execute(
     for ((response, prepared), actual) in responses.iter_mut().zip(prepared).zip(actual) {
         RequestGuard::finish(response, prepared.cost, actual, Some(&throttle));
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    for (response, (name, kind)) in responses.iter().zip(&labels) {
+        TELEMETRY
+            .request_duration
+            .with_label_values(&[name.as_str(), kind])
+            .observe(elapsed);
+        for error in &response.errors {
+            let code = error.extensions.as_ref().and_then(|x| x.get("code"));
+            match code {
+                Some(async_graphql::Value::String(code)) => TELEMETRY.error(code),
+                Some(async_graphql::Value::Enum(code)) => TELEMETRY.error(code.as_str()),
+                _ => {}
+            }
+        }
+    }
     Some(json_within(state, &response, media))
 }
 
@@ -319,6 +371,7 @@ struct Caller<'h> {
     header: Option<&'h str>,
     origin: Option<&'h str>,
     media: Media,
+    started: std::time::Instant,
 }
 
 /// The media type of a GraphQL response (GraphQL over HTTP): `application/json`, or
@@ -759,86 +812,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Some(())) => (StatusCode::OK, "ready").into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
     }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let m = &state.metrics;
-    let pool = state.pool.status();
-    let body = format!(
-        "# TYPE growthgraph_http_requests_total counter\ngrowthgraph_http_requests_total {}\n\
-         # TYPE growthgraph_graphql_operations_total counter\ngrowthgraph_graphql_operations_total {}\n\
-         # TYPE growthgraph_unauthenticated_total counter\ngrowthgraph_unauthenticated_total {}\n\
-         # TYPE growthgraph_rejected_requests_total counter\ngrowthgraph_rejected_requests_total {}\n\
-         # TYPE growthgraph_websocket_connections gauge\ngrowthgraph_websocket_connections {}\n\
-         # TYPE growthgraph_websocket_payloads_total counter\ngrowthgraph_websocket_payloads_total{{lane=\"executed\"}} {}\n\
-         growthgraph_websocket_payloads_total{{lane=\"direct\"}} {}\n\
-         # TYPE growthgraph_graphql_validation_skipped_total counter\ngrowthgraph_graphql_validation_skipped_total {}\n\
-         # TYPE growthgraph_read_group_joins_total counter\ngrowthgraph_read_group_joins_total {}\n\
-         # TYPE growthgraph_sql_statements_total counter\ngrowthgraph_sql_statements_total{{kind=\"data\"}} {}\n\
-         growthgraph_sql_statements_total{{kind=\"control\"}} {}\n\
-         # TYPE growthgraph_db_pool_size gauge\ngrowthgraph_db_pool_size {}\n\
-         # TYPE growthgraph_db_pool_available gauge\ngrowthgraph_db_pool_available {}\n\
-         # TYPE growthgraph_replica_usable gauge\ngrowthgraph_replica_usable {}\n\
-         # TYPE growthgraph_replica_reads_total counter\ngrowthgraph_replica_reads_total {}\n\
-         # TYPE growthgraph_event_listener_up gauge\ngrowthgraph_event_listener_up {}\n",
-        m.http_requests.load(Ordering::Relaxed),
-        m.graphql_operations.load(Ordering::Relaxed),
-        m.unauthenticated.load(Ordering::Relaxed),
-        m.rejected_requests.load(Ordering::Relaxed),
-        m.websocket_connections.load(Ordering::Relaxed),
-        m.ws_payloads_executed.load(Ordering::Relaxed),
-        m.ws_payloads_rendered.load(Ordering::Relaxed),
-        m.validation_skipped.load(Ordering::Relaxed),
-        state.read_groups.joins(),
-        state.statements.data.load(Ordering::Relaxed),
-        state.statements.control.load(Ordering::Relaxed),
-        pool.size,
-        pool.available,
-        u8::from(state.replica.as_ref().is_some_and(|r| r.is_usable())),
-        state.replica.as_ref().map_or(0, |r| r.reads()),
-        u8::from(state.hub.is_listening()),
-    );
-    let mut body = body;
-    // The queue, when the database answers (else these series are absent).
-    if let Ok(Ok(queue)) = tokio::time::timeout(
-        Duration::from_secs(2),
-        crate::jobs::queue_metrics(&state.pool),
-    )
-    .await
-    {
-        body.push_str("# TYPE growthgraph_jobs gauge\n");
-        for q in &queue {
-            body.push_str(&format!(
-                "growthgraph_jobs{{type=\"{}\",status=\"{}\"}} {}\n",
-                q.job_type, q.status, q.jobs
-            ));
-        }
-        body.push_str("# TYPE growthgraph_job_wait_seconds gauge\n");
-        for q in queue.iter().filter(|q| q.status == "completed") {
-            for (quantile, value) in [("0.5", q.p50_seconds), ("0.99", q.p99_seconds)] {
-                if let Some(value) = value {
-                    body.push_str(&format!(
-                        "growthgraph_job_wait_seconds{{type=\"{}\",quantile=\"{quantile}\"}} {value:.3}\n",
-                        q.job_type
-                    ));
-                }
-            }
-        }
-    }
-    if let Ok(Ok(purged)) = tokio::time::timeout(
-        Duration::from_secs(2),
-        crate::scheduler::retention_metrics(&state.pool),
-    )
-    .await
-    {
-        body.push_str("# TYPE growthgraph_retention_purged_total counter\n");
-        for (kind, rows) in purged {
-            body.push_str(&format!(
-                "growthgraph_retention_purged_total{{kind=\"{kind}\"}} {rows}\n"
-            ));
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 const GRAPHIQL_HTML: &str = include_str!("../../assets/graphiql/index.html");

@@ -243,12 +243,33 @@ fn operation(
     let direct = futures_util::stream::once(async move { lane.taken() })
         .filter_map(futures_util::future::ready)
         .flatten();
+    let running = Running::start();
     executed
         .chain(direct)
         .map(Some)
         .chain(futures_util::stream::once(async { None }))
-        .map(move |payload| (id.clone(), payload))
+        .map(move |payload| {
+            let _counted = &running;
+            (id.clone(), payload)
+        })
         .boxed()
+}
+
+/// A subscription running, for `growthgraph_subscriptions`: counted from its start until
+/// its stream is dropped (completed, stopped, or its socket gone).
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        crate::telemetry::TELEMETRY.subscriptions.inc();
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        crate::telemetry::TELEMETRY.subscriptions.dec();
+    }
 }
 
 fn next_message(protocol: WebSocketProtocols, id: &str, payload: Payload) -> String {

@@ -761,3 +761,137 @@ fn urlencoding(text: &str) -> String {
         })
         .collect()
 }
+
+/// `/metrics` reads as Prometheus reads it (parsed by `prometheus-parse`): request
+/// durations by operation name and type, errors by code, pool waits and statement
+/// durations, running subscriptions, the job queue and the build; every answer of
+/// `/graphql` carries its correlation id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_answers_carry_a_correlation_id() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Metrics").await;
+    let scrape = || async {
+        let text = reqwest::get(format!("{}/metrics", app.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        prometheus_parse::Scrape::parse(lines).expect("Prometheus text")
+    };
+    // A histogram's count, or a counter's or gauge's value, of the sample with `labels`.
+    let value = |scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.last().map_or(0.0, |b| b.count)
+                }
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Summary(_) => 0.0,
+            })
+            .sum::<f64>()
+    };
+    let before = scrape().await;
+    let mut ids = std::collections::HashSet::new();
+    for (query, _) in [
+        ("query MetricsProbe { viewer { tenant { name } } }", "query"),
+        ("mutation MetricsWrite { upsertCustomer(input: { email: \"m@example.com\", name: \"M\" }) { userErrors { code } } }", "mutation"),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&t.admin_key)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 2, "one correlation id per request");
+    let (status, _) = app
+        .post(Some("gg_admin_nope"), json!({ "query": "{ __typename }" }))
+        .await;
+    assert_eq!(status, 401);
+    // A subscription running over a WebSocket.
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", t.admin_key) } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events { id } }" } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.insert_for(
+        &t,
+        "INSERT INTO queue_jobs (tenant_id, job_type, payload, run_at) VALUES ($1, 'crm_sync', '{}', now() + interval '1 day')",
+    )
+    .await;
+
+    let after = scrape().await;
+    let grew = |metric: &str, labels: &[(&str, &str)]| {
+        value(&after, metric, labels) - value(&before, metric, labels)
+    };
+    let duration = "growthgraph_graphql_request_duration_seconds";
+    assert_eq!(
+        grew(
+            duration,
+            &[("operation", "MetricsProbe"), ("type", "query")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        grew(
+            duration,
+            &[("operation", "MetricsWrite"), ("type", "mutation")]
+        ),
+        1.0
+    );
+    assert!(grew("growthgraph_errors_total", &[("code", "UNAUTHENTICATED")]) >= 1.0);
+    assert!(grew("growthgraph_db_pool_wait_seconds", &[]) >= 2.0);
+    assert!(grew("growthgraph_sql_statement_duration_seconds", &[]) >= 2.0);
+    assert!(value(&after, "growthgraph_subscriptions", &[]) >= 1.0);
+    assert!(grew("growthgraph_http_requests_total", &[]) >= 3.0);
+    assert_eq!(
+        value(
+            &after,
+            "growthgraph_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "growthgraph_db_pool_size"),
+        "the pool"
+    );
+    assert_eq!(
+        value(&after, "growthgraph_jobs", &[("type", "crm_sync")]),
+        1.0,
+        "the job queue"
+    );
+}

@@ -244,7 +244,9 @@ impl TenantDb {
     {
         let result = match &self.session {
             None => {
-                let mut conn = self.pool.get().await.map_err(|e| E::from(e.into()))?;
+                let mut conn = crate::db::checkout(&self.pool)
+                    .await
+                    .map_err(|e| E::from(e.into()))?;
                 in_tenant_transaction(&mut conn, self.tenant.0, work).await
             }
             Some(_) if self.group.is_some() => {
@@ -290,7 +292,7 @@ impl TenantDb {
         E: Into<AppError> + Send + 'a,
     {
         let Some(session) = &self.session else {
-            let mut conn = self.pool.get().await?;
+            let mut conn = crate::db::checkout(&self.pool).await?;
             return in_tenant_transaction(&mut conn, self.tenant.0, |conn, scope| {
                 async move { work(conn, scope).await.map_err(Into::into) }.scope_boxed()
             })

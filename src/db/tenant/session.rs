@@ -102,7 +102,7 @@ impl Session {
                         Err(busy) => return Err(self.busy.insert(busy).clone()),
                     }
                 }
-                let conn = match pool.get().await {
+                let conn = match crate::db::checkout(pool).await {
                     Ok(conn) => conn,
                     Err(busy) => return Err(self.busy.insert(busy.into()).clone()),
                 };
