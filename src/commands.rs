@@ -28,7 +28,13 @@ const SCALE_TENANT: &str = "scale-test";
 /// Runs the command line. `started` is called once the server's state is built, before it
 /// serves (the binary releases the memory start-up freed there).
 pub fn run(cli: Cli, started: fn()) -> ExitCode {
-    init_tracing(&cli.global.log, cli.global.log_format);
+    let tracer = match crate::telemetry::init_tracing(&cli.global) {
+        Ok(tracer) => tracer,
+        Err(message) => {
+            eprintln!("growthgraph: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     if matches!(cli.command, Some(Command::Sdl)) {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
@@ -37,29 +43,21 @@ pub fn run(cli: Cli, started: fn()) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run_async(cli, started)) {
+    let outcome = runtime.block_on(run_async(cli, started));
+    drop(runtime);
+    // The spans still batched go out before the process ends.
+    if let Some(tracer) = tracer {
+        if let Err(error) = tracer.shutdown() {
+            eprintln!("growthgraph: the last traces were not exported: {error}");
+        }
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("growthgraph: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr: text, with colours only when stderr is a terminal, or JSON lines.
-fn init_tracing(filter: &str, format: crate::config::LogFormat) {
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-    };
 }
 
 /// The database to use: `--database-url`, or the embedded cluster (started here).

@@ -37,6 +37,7 @@
 //! | `--trusted-documents` | `GROWTHGRAPH_TRUSTED_DOCUMENTS` | (none: any document, and automatic persisted queries) | only the documents this file lists run |
 //! | `--log` | `GROWTHGRAPH_LOG` | `info` | tracing filter |
 //! | `--log-format` | `GROWTHGRAPH_LOG_FORMAT` | `text` | `text` (coloured on a terminal only) or `json` (one object per line) |
+//! | `--otlp-endpoint` | `GROWTHGRAPH_OTLP_ENDPOINT` | (none) | OpenTelemetry collector receiving traces (OTLP over HTTP, JSON) |
 //!
 //! `serve`'s settings work with the bare binary too (`growthgraph --listen …`), which
 //! serves.
@@ -121,6 +122,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub log_format: LogFormat,
+    /// An OpenTelemetry collector (`http://host:4318`): traces go to its `/v1/traces`
+    /// over OTLP (HTTP, JSON).
+    #[arg(long, env = "GROWTHGRAPH_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,11 +1,15 @@
-//! What `/metrics` exposes, through the `prometheus` crate: the process's histograms and
-//! counters (kept here, for every server the process runs), and each scrape's readings of
-//! one server's state (see `http::metrics`).
+//! Logs, traces and metrics. Logs go to stderr (text, coloured only on a terminal, or
+//! JSON lines); with `--otlp-endpoint`, traces go to an OpenTelemetry collector over OTLP
+//! (HTTP, JSON): a span per GraphQL request (operation, tenant, correlation id) with a
+//! child span per SQL statement. `/metrics` exposes, through the `prometheus` crate, the
+//! process's histograms and counters (kept here, for every server the process runs) and
+//! each scrape's readings of one server's state (see `http::metrics`).
 //!
 //! Operation names come from clients: at most [`MAX_OPERATIONS`] distinct ones get their
 //! own label value (the rest are `other`), so hostile names cannot grow the registry.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use prometheus::{
@@ -137,6 +141,73 @@ impl Telemetry {
         let code = if known.contains(&code) { code } else { "OTHER" };
         self.errors.with_label_values(&[code]).inc();
     }
+}
+
+/// Whether SQL statements get spans of their own (only while traces are exported: a
+/// span per statement costs on the hot path).
+static STATEMENT_SPANS: AtomicBool = AtomicBool::new(false);
+
+pub fn statement_spans() -> bool {
+    STATEMENT_SPANS.load(Ordering::Relaxed)
+}
+
+/// Sets up logging, and trace export when `--otlp-endpoint` is given; returns the tracer
+/// provider to shut down (flushing its last spans) before the process ends. Call it
+/// before any async runtime starts: the exporter's HTTP client blocks on its own thread.
+pub fn init_tracing(
+    global: &crate::config::GlobalArgs,
+) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = match global.log_format {
+        crate::config::LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        crate::config::LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let provider = match &global.otlp_endpoint {
+        None => None,
+        Some(endpoint) => Some(tracer_provider(endpoint)?),
+    };
+    let traces = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("growthgraph"))
+    });
+    STATEMENT_SPANS.store(provider.is_some(), Ordering::Relaxed);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+    Ok(provider)
+}
+
+/// Spans batched and sent to `{endpoint}/v1/traces` (OTLP over HTTP, JSON).
+fn tracer_provider(endpoint: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpJson)
+        .with_endpoint(url)
+        .build()
+        .map_err(|e| format!("--otlp-endpoint {endpoint}: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("growthgraph")
+        .build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 #[cfg(test)]

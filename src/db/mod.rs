@@ -72,7 +72,10 @@ impl StatementCounter {
 
 /// Counts each connection's statements and times them
 /// (`growthgraph_sql_statement_duration_seconds`).
-struct CountStatements(Arc<StatementCounter>, Option<std::time::Instant>);
+struct CountStatements(
+    Arc<StatementCounter>,
+    Option<(std::time::Instant, Option<tracing::Span>)>,
+);
 
 /// Captures the first bytes written, then refuses more (which ends the formatting).
 #[derive(Default)]
@@ -108,14 +111,22 @@ impl std::fmt::Write for StatementHead {
 impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::FinishQuery { .. } = event {
-            if let Some(started) = self.1.take() {
+            // The statement's span (if traces are exported) ends here.
+            if let Some((started, _span)) = self.1.take() {
                 crate::telemetry::TELEMETRY
                     .statement_duration
                     .observe(started.elapsed().as_secs_f64());
             }
         }
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            self.1 = Some(std::time::Instant::now());
+            let span = crate::telemetry::statement_spans().then(|| {
+                // The SQL text only: the binds (customers' data) stay out of traces.
+                let text = query.to_string();
+                let sql = text.split("-- binds:").next().unwrap_or("").trim();
+                let sql: String = sql.chars().take(500).collect();
+                tracing::info_span!("sql", db.system = "postgresql", db.statement = %sql)
+            });
+            self.1 = Some((std::time::Instant::now(), span));
             // Only the statement's first words matter: stop formatting there instead of
             // rendering every query (with its binds) on the hot path.
             let mut head = StatementHead::default();

@@ -150,7 +150,12 @@ async fn serve_graphql(
     };
     // Every log line of the request carries its correlation id, which the answer echoes.
     let correlation = Uuid::new_v4();
-    let span = tracing::info_span!("graphql", correlation_id = %correlation);
+    let span = tracing::info_span!(
+        "graphql",
+        correlation_id = %correlation,
+        tenant_id = tracing::field::Empty,
+        operation = tracing::field::Empty,
+    );
     let mut response = tracing::Instrument::instrument(
         async {
             let known = Some(&*state.hub.known_keys);
@@ -196,6 +201,10 @@ async fn attempt(
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
     };
+    tracing::Span::current().record(
+        "tenant_id",
+        tracing::field::display(caller.principal.tenant_id()),
+    );
     let known = matches!(caller.proof, Proof::Known(_));
     // A widget key from a web page of a site its widget does not allow runs nothing.
     let operations = match caller.principal.refuses_origin(origin) {
@@ -294,6 +303,8 @@ async fn execute(
             )
         })
         .collect();
+    let names: Vec<&str> = labels.iter().map(|(name, _)| name.as_str()).collect();
+    tracing::Span::current().record("operation", names.join(","));
     let db = context.db.clone();
     let batch = batch.data(context);
     let mut response = match batch {

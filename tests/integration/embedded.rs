@@ -325,3 +325,136 @@ async fn the_bare_binary_serves_with_every_setting_and_logs_plainly_off_a_termin
         format!("growthgraph {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// With `--otlp-endpoint`, traces reach an OpenTelemetry collector (here a local one
+/// taking OTLP/HTTP JSON): a `graphql` span per request with its operation, tenant and
+/// the correlation id its answer carried, and a child span per SQL statement (its text,
+/// never its binds), all flushed when the server stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector_with_a_span_per_request_and_statement() {
+    use std::sync::{Arc, Mutex};
+    let url = crate::common::fresh_database().await;
+    let mut owner = growthgraph::db::connect_owner(&url).await.unwrap();
+    let (tenant, key) =
+        growthgraph::domain::tenancy::ops::create_tenant(&mut owner, "Traced", None)
+            .await
+            .unwrap();
+    // The collector: every body posted to /v1/traces.
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let collector = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(
+                |axum::extract::State(received): axum::extract::State<
+                    Arc<Mutex<Vec<serde_json::Value>>>,
+                >,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    assert_eq!(headers["content-type"], "application/json");
+                    received
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    "{}"
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_growthgraph"))
+        .args(["--no-scheduler", "--otlp-endpoint", &endpoint])
+        .env("DATABASE_URL", &url)
+        .env("GROWTHGRAPH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GROWTHGRAPH_LOG", "warn,growthgraph=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("growthgraph listening on ") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("server starts");
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "query": "query Traced { viewer { tenant { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    let correlation = response.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.status(), 200);
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("server stops")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let spans: Vec<serde_json::Value> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|body| {
+            body["resourceSpans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let attribute = |span: &serde_json::Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+            .map(|kv| {
+                kv["value"]["stringValue"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    };
+    let request = spans
+        .iter()
+        .find(|s| {
+            s["name"] == "graphql"
+                && attribute(s, "correlation_id").as_deref() == Some(&correlation)
+        })
+        .unwrap_or_else(|| panic!("no graphql span for {correlation} in {spans:?}"));
+    assert_eq!(attribute(request, "operation").as_deref(), Some("Traced"));
+    assert_eq!(attribute(request, "tenant_id"), Some(tenant.id.to_string()));
+    let statements: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "sql" && s["parentSpanId"] == request["spanId"])
+        .collect();
+    assert!(
+        !statements.is_empty(),
+        "no statement spans under the request: {spans:?}"
+    );
+    for statement in &statements {
+        assert_eq!(statement["traceId"], request["traceId"]);
+        let sql = attribute(statement, "db.statement").unwrap_or_default();
+        assert!(
+            !sql.is_empty() && !sql.contains(&key) && !sql.contains("binds"),
+            "{sql}"
+        );
+    }
+}
