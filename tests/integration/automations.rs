@@ -70,7 +70,7 @@ async fn email_sequences_and_demo_sessions_list_only_the_tenants_rows_newest_fir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_widget_config_is_the_tenants_and_for_admins_only() {
+async fn the_widget_config_is_the_tenants_and_its_key_for_admins_only() {
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
@@ -92,9 +92,26 @@ async fn the_widget_config_is_the_tenants_and_for_admins_only() {
     assert_eq!(r["data"]["widgetConfig"]["apiKey"], want.as_str(), "{r}");
     let r = app.gql(&b.admin_key, CONFIG, json!({})).await;
     assert_ne!(r["data"]["widgetConfig"]["apiKey"], want.as_str(), "{r}");
+    // Analysts and partners read the settings, without the key.
+    let admin_view = app.gql(&a.admin_key, CONFIG, json!({})).await;
     for role in [Role::Analyst, Role::Partner] {
         let key = app.key(&a, role).await;
         let r = app.gql(&key, CONFIG, json!({})).await;
+        assert!(r["errors"].is_null(), "{role:?}: {r}");
+        assert!(
+            r["data"]["widgetConfig"]["apiKey"].is_null(),
+            "{role:?}: {r}"
+        );
+        let mut expected = admin_view["data"]["widgetConfig"].clone();
+        expected["apiKey"] = Value::Null;
+        assert_eq!(r["data"]["widgetConfig"], expected, "{role:?}");
+        let r = app
+            .gql(
+                &key,
+                "mutation { configureWidget(input: {}) { userErrors { code } } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(error_code(&r), Some("FORBIDDEN"), "{role:?}: {r}");
     }
     let bare = app.bare_tenant("No widget").await;

@@ -1493,7 +1493,7 @@ async fn tenant_and_key_commands_print_working_keys_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_list_the_tenants_queue_for_admins_only() {
+async fn jobs_list_the_tenants_queue_for_every_key_and_only_admins_act_on_them() {
     let app = TestApp::start().await;
     let a = app.bare_tenant("Jobs A").await;
     let b = app.bare_tenant("Jobs B").await;
@@ -1519,11 +1519,18 @@ async fn jobs_list_the_tenants_queue_for_admins_only() {
     );
     let theirs = app.page_ids(&b.admin_key, "jobs", "").await;
     assert!(theirs.len() == 4 && theirs.iter().all(|id| !want.contains(id)));
+    // Every key reads the queue (what a job says holds no secret); only admins act on it.
     for role in [Role::Analyst, Role::Partner] {
         let key = app.key(&a, role).await;
-        let r = app
-            .gql(&key, "{ jobs { nodes { id status } } }", json!({}))
-            .await;
-        assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+        assert_eq!(app.page_ids(&key, "jobs", "").await, want, "{role:?}");
+        let retry = format!(
+            "mutation {{ retryJob(input: {{ id: \"{}\" }}) {{ userErrors {{ code }} }} }}",
+            want[0]
+        );
+        let r = app.gql(&key, &retry, json!({})).await;
+        assert_eq!(
+            r["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{role:?}: {r}"
+        );
     }
 }

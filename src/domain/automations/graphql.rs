@@ -99,8 +99,9 @@ impl From<model::DemoSession> for DemoSession {
 /// The testimonial widget's settings.
 #[derive(SimpleObject)]
 pub struct WidgetConfig {
-    /// The publishable, read-only widget key (`wgt_…`) embedded in the tenant's sites.
-    pub api_key: String,
+    /// The publishable, read-only widget key (`wgt_…`) embedded in the tenant's sites
+    /// (null but for admins).
+    pub api_key: Option<String>,
     pub theme: Json<serde_json::Value>,
     pub allowed_domains: Vec<String>,
     pub max_testimonials: i32,
@@ -111,7 +112,7 @@ pub struct WidgetConfig {
 impl From<model::WidgetConfig> for WidgetConfig {
     fn from(w: model::WidgetConfig) -> Self {
         WidgetConfig {
-            api_key: w.api_key,
+            api_key: Some(w.api_key),
             theme: Json(w.theme),
             allowed_domains: w.allowed_domains.into_iter().flatten().collect(),
             max_testimonials: w.max_testimonials,
@@ -214,14 +215,23 @@ impl AutomationsQuery {
         .await
     }
 
-    /// The testimonial widget's settings, when the tenant has a widget (admins).
-    #[graphql(guard = "Access::Admin")]
+    /// The testimonial widget's settings, when the tenant has a widget; its key for
+    /// admins only.
+    #[graphql(guard = "Access::Read")]
     async fn widget_config(&self, ctx: &Context<'_>) -> AppResult<Option<WidgetConfig>> {
-        let config = request_context(ctx)?
+        let context = request_context(ctx)?;
+        let admin = Access::Admin.allows(&context.principal);
+        let config = context
             .db
             .query(|conn, scope| ops::widget_config(conn, scope).scope_boxed())
             .await?;
-        Ok(config.map(WidgetConfig::from))
+        Ok(config.map(|c| {
+            let mut config = WidgetConfig::from(c);
+            if !admin {
+                config.api_key = None;
+            }
+            config
+        }))
     }
 }
 
