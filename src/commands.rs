@@ -337,6 +337,7 @@ async fn serve(
     }
     started();
     let listener_task = state.hub.spawn_listener(database.url.clone());
+    let shutdown = shutdown_signal();
     println!("growthgraph listening on http://{addr}/ (GraphiQL), POST http://{addr}/graphql");
     if let Some(key) = &demo_key {
         println!("demo tenant admin API key: {key}");
@@ -351,7 +352,7 @@ async fn serve(
     });
     axum::serve(listener, http::service(state))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown.await;
             // Subscribers get a close frame; in-flight requests finish.
             let _ = stop_sockets.send(true);
         })
@@ -365,14 +366,18 @@ async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (not
+/// when it is first awaited), so a signal sent as soon as the server says it listens
+/// stops it cleanly instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use crate::auth::Access;
 use crate::domain::campaigns::metrics::{CampaignMetrics, FunnelCounts};
+use crate::domain::customers::graphql::Activity;
 use crate::domain::events::{self as outbox, StoredEvent};
+use crate::domain::leads::graphql::Lead;
+use crate::domain::loyalty::graphql::{Enrollment, Redemption};
 use crate::error::{AppError, AppResult};
 use crate::events::{parse_position, EventHub, SubscriptionEnd};
 use crate::graphql::connection::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -309,6 +312,44 @@ impl PlainSelection {
     }
 }
 
+/// The objects the kept events name, each read when its event arrives, in the
+/// subscriber's tenant under row-level security (one that is gone by then, or was never
+/// the tenant's, is skipped): what typed subscriptions yield.
+async fn object_stream<T, R>(
+    ctx: &Context<'_>,
+    after: Option<String>,
+    keep: impl Fn(&StoredEvent) -> bool + Send + Sync + 'static,
+    read: R,
+) -> AppResult<BoxStream<'static, async_graphql::Result<T>>>
+where
+    T: Send + 'static,
+    R: for<'r> Fn(
+            &'r mut diesel_async::AsyncPgConnection,
+            crate::db::Tenant,
+            Arc<StoredEvent>,
+        ) -> scoped_futures::ScopedBoxFuture<'static, 'r, AppResult<Option<T>>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let db = request_context(ctx)?.db.clone();
+    let events = subscriber_events(ctx, after, keep).await?;
+    Ok(events
+        .then(move |item| {
+            let (db, read) = (db.clone(), read.clone());
+            async move {
+                let event = item.map_err(end_error)?;
+                let object = db
+                    .query(move |conn, scope| read(conn, scope, event))
+                    .await?;
+                Ok::<_, async_graphql::Error>(object)
+            }
+        })
+        .filter_map(|item| ready(item.transpose()))
+        .boxed())
+}
+
 fn of_type(types: Option<Vec<String>>) -> impl Fn(&StoredEvent) -> bool + Send + Sync + 'static {
     move |e| {
         types
@@ -335,70 +376,110 @@ impl Subscription {
         event_stream(ctx, after, of_type(types)).await
     }
 
+    /// Each lead as it stands after it was tagged. With `after` (an event id, as
+    /// `events` gives), the tags since then first.
     #[graphql(guard = "Access::Subscribe")]
     async fn lead_tagged(
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        event_stream(ctx, after, of_type(Some(vec!["lead.tagged".into()]))).await
+    ) -> Result<impl Stream<Item = async_graphql::Result<Lead>>, AppError> {
+        let keep = |e: &StoredEvent| e.event_type == "lead.tagged";
+        object_stream(ctx, after, keep, |conn, scope, event| {
+            async move {
+                let leads =
+                    crate::domain::leads::ops::by_ids(conn, scope, &[event.subject_id]).await?;
+                Ok(leads.into_iter().next().map(Lead::from))
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
+    /// Each redemption as it stands after it was made or changed (fulfilled, cancelled,
+    /// refunded). With `after`, the changes since then first.
     #[graphql(guard = "Access::Subscribe")]
     async fn redemption_changed(
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        event_stream(ctx, after, of_type(Some(vec!["redemption.changed".into()]))).await
+    ) -> Result<impl Stream<Item = async_graphql::Result<Redemption>>, AppError> {
+        let keep = |e: &StoredEvent| e.event_type == "redemption.changed";
+        object_stream(ctx, after, keep, |conn, scope, event| {
+            async move {
+                let found =
+                    crate::domain::loyalty::ops::redemption(conn, scope, event.subject_id).await?;
+                Ok(found.map(Redemption::from))
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
+    /// Each enrollment as it stands after it changed (enrolled, upgraded, renewed,
+    /// cancelled, expired). With `after`, the changes since then first.
     #[graphql(guard = "Access::Subscribe")]
     async fn enrollment_changed(
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
-        event_stream(ctx, after, of_type(Some(vec!["enrollment.changed".into()]))).await
+    ) -> Result<impl Stream<Item = async_graphql::Result<Enrollment>>, AppError> {
+        let keep = |e: &StoredEvent| e.event_type == "enrollment.changed";
+        object_stream(ctx, after, keep, |conn, scope, event| {
+            async move {
+                let found =
+                    crate::domain::loyalty::ops::enrollment(conn, scope, event.subject_id).await?;
+                Ok(found.map(Enrollment::from))
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
-    /// One customer's new activities (and orders, points, preference changes).
+    /// One customer's activities as they are recorded. With `after`, those since then
+    /// first.
     #[graphql(guard = "Access::Subscribe")]
     async fn customer_activity(
         &self,
         ctx: &Context<'_>,
         customer_id: ID,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = async_graphql::Result<Event>>, AppError> {
+    ) -> Result<impl Stream<Item = async_graphql::Result<Activity>>, AppError> {
         let customer: Uuid = parse_id(&customer_id, &["customerId"])?;
         let keep = move |e: &StoredEvent| {
-            (e.subject_id == customer
-                && matches!(
-                    e.event_type.as_str(),
-                    "customer.activity_recorded"
-                        | "customer.upserted"
-                        | "customer.preferences_changed"
-                        | "points.changed"
-                ))
-                || (e.event_type == "order.recorded"
-                    && e.payload["customerId"].as_str() == Some(customer.to_string().as_str()))
+            e.subject_id == customer && e.event_type == "customer.activity_recorded"
         };
-        event_stream(ctx, after, keep).await
+        object_stream(ctx, after, keep, |conn, scope, event| {
+            async move {
+                let Some(id) = event.payload["activityId"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                else {
+                    return Ok(None);
+                };
+                let found = crate::domain::customers::ops::activity(conn, scope, id).await?;
+                Ok(found.map(Activity::from))
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
-    /// A campaign's fresh metrics each time a delivery event or launch changes them.
+    /// A campaign's fresh metrics each time a delivery event or launch changes them (with
+    /// `after`, once per change since then first).
     #[graphql(guard = "Access::Subscribe")]
     async fn campaign_metrics_changed(
         &self,
         ctx: &Context<'_>,
         campaign_id: ID,
+        after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<CampaignMetrics>>, AppError> {
         let campaign: Uuid = parse_id(&campaign_id, &["campaignId"])?;
         let db = request_context(ctx)?.db.clone();
         let keep = move |e: &StoredEvent| {
             e.subject_id == campaign && e.event_type.starts_with("campaign.")
         };
-        let stream = subscriber_events(ctx, None, keep).await?;
+        let stream = subscriber_events(ctx, after, keep).await?;
         Ok(stream.then(move |item| {
             let db = db.clone();
             async move {

@@ -66,7 +66,7 @@ pub(crate) async fn assert_invariants(app: &TestApp) {
     assert!(stock.ok, "negative stock");
 }
 
-async fn new_customer(app: &TestApp, t: &TestTenant, email: &str) -> String {
+pub(crate) async fn new_customer(app: &TestApp, t: &TestTenant, email: &str) -> String {
     let r = app
         .gql(
             &t.admin_key,
@@ -80,7 +80,7 @@ async fn new_customer(app: &TestApp, t: &TestTenant, email: &str) -> String {
         .to_owned()
 }
 
-async fn stages(app: &TestApp, t: &TestTenant) -> Vec<(String, String)> {
+pub(crate) async fn stages(app: &TestApp, t: &TestTenant) -> Vec<(String, String)> {
     let r = app
         .gql(
             &t.admin_key,
@@ -101,18 +101,18 @@ async fn stages(app: &TestApp, t: &TestTenant) -> Vec<(String, String)> {
         .collect()
 }
 
-fn stage(stages: &[(String, String)], name: &str) -> String {
+pub(crate) fn stage(stages: &[(String, String)], name: &str) -> String {
     stages.iter().find(|(n, _)| n == name).unwrap().1.clone()
 }
 
-const ENROLL: &str = "mutation($c: ID!, $s: ID!, $o: ID, $k: String) { enrollCustomer(input: { customerId: $c, stageId: $s, qualifyingOrderId: $o, idempotencyKey: $k }) {
+pub(crate) const ENROLL: &str = "mutation($c: ID!, $s: ID!, $o: ID, $k: String) { enrollCustomer(input: { customerId: $c, stageId: $s, qualifyingOrderId: $o, idempotencyKey: $k }) {
     enrollment { id status enrolledAt expiresAt stage { name } } userErrors { field code message } } }";
 const UPGRADE: &str = "mutation($e: ID!, $s: ID!, $o: ID) { upgradeEnrollment(input: { enrollmentId: $e, stageId: $s, qualifyingOrderId: $o }) {
     enrollment { id status enrolledAt expiresAt stage { name } } userErrors { field code message } } }";
 const RENEW: &str = "mutation($e: ID!, $o: ID!) { renewEnrollment(input: { enrollmentId: $e, qualifyingOrderId: $o }) {
     enrollment { id expiresAt qualifyingOrderId } userErrors { field code message } } }";
 const ORDER: &str = "mutation($c: ID!, $t: Decimal!) { recordOrder(input: { customerId: $c, orderTotal: $t }) { order { id } userErrors { code } } }";
-const REDEEM: &str = "mutation($c: ID!, $r: ID!, $q: Int!, $k: String) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: $q, idempotencyKey: $k }) {
+pub(crate) const REDEEM: &str = "mutation($c: ID!, $r: ID!, $q: Int!, $k: String) { redeemReward(input: { customerId: $c, rewardId: $r, quantity: $q, idempotencyKey: $k }) {
     redemption { id status quantity pointsSpent } userErrors { field code message } } }";
 const ADJUST: &str = "mutation($c: ID!, $p: Int!, $r: String!) { adjustPoints(input: { customerId: $c, points: $p, reason: $r }) {
     pointTransaction { points balanceAfter } userErrors { field code } } }";
@@ -390,7 +390,12 @@ async fn points_need_365_membership_days_and_never_expire() {
     assert_invariants(&app).await;
 }
 
-async fn reward(app: &TestApp, t: &TestTenant, cost: i64, inventory: Option<i64>) -> String {
+pub(crate) async fn reward(
+    app: &TestApp,
+    t: &TestTenant,
+    cost: i64,
+    inventory: Option<i64>,
+) -> String {
     let r = app
         .gql(
             &t.admin_key,
@@ -404,7 +409,12 @@ async fn reward(app: &TestApp, t: &TestTenant, cost: i64, inventory: Option<i64>
         .to_owned()
 }
 
-async fn funded_customer(app: &TestApp, t: &TestTenant, email: &str, points: i64) -> String {
+pub(crate) async fn funded_customer(
+    app: &TestApp,
+    t: &TestTenant,
+    email: &str,
+    points: i64,
+) -> String {
     let customer = new_customer(app, t, email).await;
     app.gql(
         &t.admin_key,

@@ -521,6 +521,22 @@ pub async fn record_activity(
     Ok(activity)
 }
 
+/// The tenant's activity `id`.
+pub async fn activity(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    id: Uuid,
+) -> QueryResult<Option<Activity>> {
+    use crate::db::schema::customer_activities as a;
+    a::table
+        .filter(a::tenant_id.eq(scope.id()))
+        .filter(a::id.eq(id))
+        .select(Activity::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 async fn touch_last_activity(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
