@@ -998,3 +998,266 @@ async fn one_visitor_starts_a_bounded_number_of_demo_sessions_even_racing() {
     let rows = direct.rows_and_events("demo_sessions", c.id, "x").await.0;
     assert_eq!((rows.len(), count(rows, "127.0.0.1")), (3, 3));
 }
+
+/// Seed 000's audience: contacts and their LinkedIn consent (stamped when given), and
+/// testimonials moderated once (also when moderators race), shared on LinkedIn only when
+/// published and consented; the widget shows its newest `maxTestimonials` published ones
+/// (an inactive widget's key no longer authenticates); refusals are coded and write nothing; another tenant's rows are
+/// out of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Audience").await;
+    let other = app.bare_tenant("Audience Other").await;
+    const SAVE: &str = "mutation($i: SaveContactInput!) { saveContact(input: $i) { contact { id name email linkedinConsent linkedinConsentAt } userErrors { field code } } }";
+    const CONSENT: &str = "mutation($c: ID!, $v: Boolean!) { setLinkedinConsent(input: { contactId: $c, consent: $v }) { contact { linkedinConsent linkedinConsentAt } userErrors { code } } }";
+    const CREATE: &str = "mutation($i: CreateTestimonialInput!) { createTestimonial(input: $i) { testimonial { id status contactId } userErrors { field code } } }";
+    const MODERATE: &str = "mutation($id: ID!, $d: ModerationDecision!) { moderateTestimonial(input: { id: $id, decision: $d }) { testimonial { status publishedAt } userErrors { code } } }";
+    const SHARE: &str = "mutation($id: ID!) { shareTestimonialOnLinkedin(input: { id: $id }) { testimonial { linkedinSharedAt } userErrors { code } } }";
+    let gql = |key: &str, q: &'static str, v: Value| {
+        let (app, key) = (&app, key.to_owned());
+        async move { app.gql(&key, q, v).await }
+    };
+    // Refused input writes nothing.
+    for (input, field) in [
+        (json!({ "name": "A", "email": "nope" }), "email"),
+        (json!({ "name": " " }), "name"),
+        (
+            json!({ "name": "A", "linkedinUrl": "http://linkedin.example/a" }),
+            "linkedinUrl",
+        ),
+    ] {
+        let r = gql(&t.admin_key, SAVE, json!({ "i": input })).await;
+        assert_eq!(
+            r["data"]["saveContact"]["userErrors"][0]["field"],
+            json!(["input", field]),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        app.rows_and_events("contacts", t.id, "contact.saved").await,
+        (vec![], 0)
+    );
+    let r = gql(
+        &t.admin_key,
+        SAVE,
+        json!({ "i": { "name": "Ann", "email": "Ann@Example.com" } }),
+    )
+    .await;
+    let contact = r["data"]["saveContact"]["contact"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    assert_eq!(
+        r["data"]["saveContact"]["contact"]["email"],
+        "ann@example.com"
+    );
+    assert_eq!(
+        r["data"]["saveContact"]["contact"]["linkedinConsent"],
+        false
+    );
+
+    for (input, code) in [
+        (
+            json!({ "contactId": contact, "content": "Great", "rating": 6 }),
+            "INVALID",
+        ),
+        (json!({ "contactId": contact, "content": "" }), "INVALID"),
+        (
+            json!({ "contactId": Uuid::new_v4(), "content": "Great" }),
+            "NOT_FOUND",
+        ),
+    ] {
+        let r = gql(&t.admin_key, CREATE, json!({ "i": input })).await;
+        assert_eq!(
+            r["data"]["createTestimonial"]["userErrors"][0]["code"], code,
+            "{r}"
+        );
+    }
+    let r = gql(
+        &other.admin_key,
+        CREATE,
+        json!({ "i": { "contactId": contact, "content": "Mine" } }),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["createTestimonial"]["userErrors"][0]["code"], "NOT_FOUND",
+        "another tenant's contact"
+    );
+    assert_eq!(
+        app.rows_and_events("testimonials", t.id, "testimonial.changed")
+            .await,
+        (vec![], 0)
+    );
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = gql(&t.admin_key, CREATE, json!({ "i": { "contactId": contact, "content": format!("Wonderful wines {n}"), "rating": 5 } })).await;
+        let created = &r["data"]["createTestimonial"]["testimonial"];
+        assert_eq!(
+            (created["status"].as_str(), created["contactId"].as_str()),
+            (Some("PENDING_REVIEW"), Some(contact.as_str())),
+            "{r}"
+        );
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Two moderators race on one: one decision stands.
+    let (a, b) = tokio::join!(
+        gql(
+            &t.admin_key,
+            MODERATE,
+            json!({ "id": ids[0], "d": "PUBLISH" })
+        ),
+        gql(
+            &t.admin_key,
+            MODERATE,
+            json!({ "id": ids[0], "d": "REJECT" })
+        ),
+    );
+    let outcomes: Vec<&Value> = [&a, &b]
+        .iter()
+        .map(|r| &r["data"]["moderateTestimonial"]["userErrors"])
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|e| **e == &json!([])).count(),
+        1,
+        "{a} {b}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|e| e[0]["code"] == "INVALID_TRANSITION")
+            .count(),
+        1
+    );
+    let analyst = app.key(&t, Role::Analyst).await;
+    let r = gql(&analyst, MODERATE, json!({ "id": ids[1], "d": "PUBLISH" })).await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"));
+    let r = gql(
+        &other.admin_key,
+        MODERATE,
+        json!({ "id": ids[1], "d": "PUBLISH" }),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["moderateTestimonial"]["userErrors"][0]["code"],
+        "NOT_FOUND"
+    );
+    for id in &ids[1..] {
+        let r = gql(&t.admin_key, MODERATE, json!({ "id": id, "d": "PUBLISH" })).await;
+        assert!(
+            r["data"]["moderateTestimonial"]["testimonial"]["publishedAt"].is_string(),
+            "{r}"
+        );
+    }
+    let published = ids[1].clone();
+
+    // Sharing needs the contact's consent, stamped when given, and happens once.
+    let r = gql(&t.admin_key, SHARE, json!({ "id": published })).await;
+    assert_eq!(
+        r["data"]["shareTestimonialOnLinkedin"]["userErrors"][0]["code"], "NOT_ELIGIBLE",
+        "{r}"
+    );
+    let r = gql(&t.admin_key, CONSENT, json!({ "c": contact, "v": true })).await;
+    let stamped = r["data"]["setLinkedinConsent"]["contact"]["linkedinConsentAt"].clone();
+    assert!(stamped.is_string(), "{r}");
+    let r = gql(&t.admin_key, CONSENT, json!({ "c": contact, "v": true })).await;
+    assert_eq!(
+        r["data"]["setLinkedinConsent"]["contact"]["linkedinConsentAt"], stamped,
+        "the first consent's stamp stays"
+    );
+    let r = gql(&t.admin_key, SHARE, json!({ "id": published })).await;
+    let shared = r["data"]["shareTestimonialOnLinkedin"]["testimonial"]["linkedinSharedAt"].clone();
+    assert!(shared.is_string(), "{r}");
+    let r = gql(&t.admin_key, SHARE, json!({ "id": published })).await;
+    assert_eq!(
+        r["data"]["shareTestimonialOnLinkedin"]["testimonial"]["linkedinSharedAt"],
+        shared
+    );
+    let r = gql(&t.admin_key, CONSENT, json!({ "c": contact, "v": false })).await;
+    assert!(
+        r["data"]["setLinkedinConsent"]["contact"]["linkedinConsentAt"].is_null(),
+        "{r}"
+    );
+    let r = gql(&t.admin_key, SHARE, json!({ "id": ids[2] })).await;
+    assert_eq!(
+        r["data"]["shareTestimonialOnLinkedin"]["userErrors"][0]["code"],
+        "NOT_ELIGIBLE"
+    );
+
+    // Analysts read everything.
+    let r = gql(
+        &analyst,
+        "{ contacts { nodes { id } } testimonials(status: PUBLISHED) { nodes { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["contacts"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{r}"
+    );
+    let listed: Vec<&str> = r["data"]["testimonials"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| {
+            *id == ids[1]
+                || *id == ids[2]
+                || (a["data"]["moderateTestimonial"]["userErrors"] == json!([]) && *id == ids[0])
+        })
+        .collect();
+    let mut got = listed.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // The widget: its newest `maxTestimonials`, none while inactive; no contact ids.
+    let widget = "mutation($i: ConfigureWidgetInput!) { configureWidget(input: $i) { widgetConfig { apiKey } userErrors { code } } }";
+    let r = app
+        .gql(
+            &t.admin_key,
+            widget,
+            json!({ "i": { "maxTestimonials": 2 } }),
+        )
+        .await;
+    let key = r["data"]["configureWidget"]["widgetConfig"]["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown =
+        "{ publishedTestimonials(first: 10) { nodes { id contactId } pageInfo { hasNextPage } } }";
+    let r = app.gql(&key, shown, json!({})).await;
+    let nodes = r["data"]["publishedTestimonials"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(nodes.len(), 2, "{r}");
+    assert_eq!(
+        r["data"]["publishedTestimonials"]["pageInfo"]["hasNextPage"],
+        false
+    );
+    assert!(nodes.iter().all(|n| n["contactId"].is_null()));
+    let r = app.gql(&t.admin_key, shown, json!({})).await;
+    assert!(
+        r["data"]["publishedTestimonials"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    // An inactive widget's key shows nothing: it no longer authenticates.
+    app.gql(&t.admin_key, widget, json!({ "i": { "isActive": false } }))
+        .await;
+    let (status, r) = app.post(Some(&key), json!({ "query": shown })).await;
+    assert_eq!(
+        (status, error_code(&r)),
+        (401, Some("UNAUTHENTICATED")),
+        "{r}"
+    );
+}

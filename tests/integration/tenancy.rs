@@ -66,6 +66,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "channels",
     "clubProgram",
     "communicationTemplates",
+    "contacts",
     "customer",
     "customers",
     "demoSessions",
@@ -96,6 +97,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "redemptions",
     "reward",
     "rewards",
+    "testimonials",
     "tickets",
     "translationDictionary",
     "translations",
@@ -123,6 +125,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "createCampaign",
     "createClubStage",
     "createReward",
+    "createTestimonial",
     "createWebhookEndpoint",
     "deleteLead",
     "disableWebhookEndpoint",
@@ -131,6 +134,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "fulfillRedemption",
     "ingestLead",
     "launchCampaign",
+    "moderateTestimonial",
     "openTicket",
     "pauseCampaign",
     "pauseEmailSequence",
@@ -153,10 +157,13 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "revokeApiKey",
     "saveClubProgram",
     "saveCommunicationTemplate",
+    "saveContact",
     "saveEmailSequenceSteps",
     "saveEmailTemplate",
     "sendMessage",
     "setCommunicationPreferences",
+    "setLinkedinConsent",
+    "shareTestimonialOnLinkedin",
     "startEmailSequence",
     "tagLead",
     "updateCampaign",
@@ -166,6 +173,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "updateLoyaltyRules",
     "updateProspect",
     "updateReward",
+    "updateTenantSettings",
     "updateTicket",
     "upgradeEnrollment",
     "upsertCustomer",
@@ -1533,4 +1541,69 @@ async fn jobs_list_the_tenants_queue_for_every_key_and_only_admins_act_on_them()
             "{role:?}: {r}"
         );
     }
+}
+
+/// Admins set their tenant's email preferences (merged: what is left out stays) and last
+/// activity; every key reads them; another tenant's stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_set_their_tenants_email_preferences_and_last_activity() {
+    let app = TestApp::start().await;
+    let a = app.bare_tenant("Prefs A").await;
+    let b = app.bare_tenant("Prefs B").await;
+    const READ: &str = "{ viewer { tenant { emailPreferences { marketing sequences weeklyDigest } lastActiveAt } } }";
+    const UPDATE: &str = "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { tenant { emailPreferences { marketing sequences weeklyDigest } lastActiveAt } userErrors { code } } }";
+    let r = app.gql(&a.admin_key, READ, json!({})).await;
+    assert_eq!(
+        r["data"]["viewer"]["tenant"],
+        json!({ "emailPreferences": { "marketing": true, "sequences": true, "weeklyDigest": true }, "lastActiveAt": null })
+    );
+    let analyst = app.key(&a, Role::Analyst).await;
+    let r = app
+        .gql(
+            &analyst,
+            UPDATE,
+            json!({ "i": { "emailPreferences": { "marketing": false } } }),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"));
+    let r = app
+        .gql(
+            &a.admin_key,
+            UPDATE,
+            json!({ "i": { "emailPreferences": { "marketing": false } } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["updateTenantSettings"]["tenant"]["emailPreferences"],
+        json!({ "marketing": false, "sequences": true, "weeklyDigest": true }),
+        "{r}"
+    );
+    let r = app.gql(&a.admin_key, UPDATE, json!({ "i": { "emailPreferences": { "weeklyDigest": false }, "lastActiveAt": "2026-12-01T10:00:00Z" } })).await;
+    let tenant = &r["data"]["updateTenantSettings"]["tenant"];
+    assert_eq!(
+        tenant["emailPreferences"],
+        json!({ "marketing": false, "sequences": true, "weeklyDigest": false })
+    );
+    assert_eq!(tenant["lastActiveAt"], "2026-12-01T10:00:00+00:00");
+    let r = app.gql(&analyst, READ, json!({})).await;
+    assert_eq!(
+        r["data"]["viewer"]["tenant"]["emailPreferences"]["weeklyDigest"], false,
+        "{r}"
+    );
+    let r = app.gql(&b.admin_key, READ, json!({})).await;
+    assert_eq!(
+        r["data"]["viewer"]["tenant"]["emailPreferences"]["marketing"], true,
+        "another tenant's"
+    );
+    // Each change is an event of the tenant's.
+    let events = app
+        .rows_and_events("api_keys", a.id, "tenant.settings_changed")
+        .await
+        .1;
+    assert_eq!(events, 2);
+    let theirs = app
+        .rows_and_events("api_keys", b.id, "tenant.settings_changed")
+        .await
+        .1;
+    assert_eq!(theirs, 0);
 }

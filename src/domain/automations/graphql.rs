@@ -3,7 +3,7 @@ use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 
-use super::model::{SequenceSegment, SequenceStatus};
+use super::model::{SequenceSegment, SequenceStatus, TestimonialStatus};
 use super::{model, ops};
 use crate::auth::Access;
 use crate::domain::{write_payload, UserError};
@@ -32,6 +32,132 @@ impl Testimonial {
     }
     async fn published_at(&self) -> Option<DateTime<Utc>> {
         self.0.published_at
+    }
+    async fn status(&self) -> TestimonialStatus {
+        self.0.status
+    }
+    /// Who gave it (null for widget keys).
+    async fn contact_id(&self, ctx: &Context<'_>) -> AppResult<Option<ID>> {
+        let widget = matches!(
+            request_context(ctx)?.principal,
+            crate::auth::Principal::Widget { .. }
+        );
+        Ok((!widget).then(|| ID(self.0.contact_id.to_string())))
+    }
+    async fn linkedin_shared_at(&self) -> Option<DateTime<Utc>> {
+        self.0.linkedin_shared_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Someone who gives testimonials, with their LinkedIn consent.
+#[derive(SimpleObject)]
+pub struct Contact {
+    pub id: ID,
+    pub customer_id: Option<ID>,
+    pub name: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    pub linkedin_url: Option<String>,
+    pub linkedin_consent: bool,
+    /// When the consent was given (null without it).
+    pub linkedin_consent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Contact> for Contact {
+    fn from(c: model::Contact) -> Self {
+        Contact {
+            id: ID(c.id.to_string()),
+            customer_id: c.customer_id.map(|id| ID(id.to_string())),
+            name: c.name,
+            email: c.email,
+            company: c.company,
+            job_title: c.job_title,
+            linkedin_url: c.linkedin_url,
+            linkedin_consent: c.linkedin_consent,
+            linkedin_consent_at: c.linkedin_consent_at,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct SaveContactInput {
+    /// The contact to change; none: a new one.
+    pub id: Option<ID>,
+    pub name: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    /// An https URL.
+    pub linkedin_url: Option<String>,
+    pub customer_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct SetLinkedinConsentInput {
+    pub contact_id: ID,
+    pub consent: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactPayload {
+    pub contact: Option<Contact>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct CreateTestimonialInput {
+    pub contact_id: ID,
+    /// At most 5 000 characters.
+    pub content: String,
+    /// 1 to 5.
+    pub rating: Option<i32>,
+    /// An https URL.
+    pub video_url: Option<String>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ModerationDecision {
+    Publish,
+    Reject,
+}
+
+#[derive(InputObject)]
+pub struct ModerateTestimonialInput {
+    pub id: ID,
+    pub decision: ModerationDecision,
+}
+
+#[derive(InputObject)]
+pub struct TestimonialIdInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct TestimonialPayload {
+    pub testimonial: Option<Testimonial>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn testimonial_payload(
+    testimonial: Option<model::Testimonial>,
+    user_errors: Vec<UserError>,
+) -> TestimonialPayload {
+    TestimonialPayload {
+        testimonial: testimonial.map(Testimonial),
+        user_errors,
+    }
+}
+
+fn contact_payload(contact: Option<model::Contact>, user_errors: Vec<UserError>) -> ContactPayload {
+    ContactPayload {
+        contact: contact.map(Contact::from),
+        user_errors,
     }
 }
 
@@ -139,7 +265,35 @@ impl AutomationsQuery {
         before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Testimonial>> {
         let request = request_context(ctx)?;
-        let page = PageRequest::either(first, after, last, before)?;
+        // A widget shows its newest `maxTestimonials` (none while it is inactive): its
+        // key reads that first page only.
+        let widget = match request.principal {
+            crate::auth::Principal::Widget { .. } => Some(
+                request
+                    .db
+                    .query(|conn, scope| ops::widget_config(conn, scope).scope_boxed())
+                    .await?,
+            ),
+            _ => None,
+        };
+        let page = match &widget {
+            None => PageRequest::either(first, after, last, before)?,
+            Some(config) => {
+                let shown = config
+                    .as_ref()
+                    .filter(|c| c.is_active)
+                    .map_or(0, |c| c.max_testimonials);
+                if shown == 0 {
+                    return Ok(Connection::new(false, false));
+                }
+                PageRequest::either(
+                    Some(first.unwrap_or(shown).clamp(1, shown)),
+                    None,
+                    None,
+                    None,
+                )?
+            }
+        };
         let rows = request
             .db
             .query(|conn, scope| {
@@ -147,6 +301,14 @@ impl AutomationsQuery {
                 async move { ops::published_testimonials(conn, scope, page).await }.scope_boxed()
             })
             .await?;
+        let rows = match (&widget, rows) {
+            // No next page for a widget: it shows what the first page holds.
+            (Some(_), mut rows) => {
+                rows.truncate((page.limit() - 1) as usize);
+                rows
+            }
+            (None, rows) => rows,
+        };
         Ok(page.into_connection(
             rows,
             |t| Cursor {
@@ -211,6 +373,52 @@ impl AutomationsQuery {
                 async move { ops::list_demo_sessions(conn, scope, &page).await }.scope_boxed()
             },
             DemoSession::from,
+        )
+        .await
+    }
+
+    /// The tenant's testimonial givers, newest first.
+    #[graphql(guard = "Access::Read")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Contact>> {
+        created_page(
+            ctx,
+            PageRequest::either(first, after, last, before)?,
+            |conn, scope, page| {
+                async move { super::audience::list_contacts(conn, scope, &page).await }
+                    .scope_boxed()
+            },
+            Contact::from,
+        )
+        .await
+    }
+
+    /// The tenant's testimonials in every status (or one), newest first.
+    #[graphql(guard = "Access::Read")]
+    #[allow(clippy::too_many_arguments)]
+    async fn testimonials(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<TestimonialStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Testimonial>> {
+        created_page(
+            ctx,
+            PageRequest::either(first, after, last, before)?,
+            |conn, scope, page| {
+                async move { super::audience::list_testimonials(conn, scope, status, &page).await }
+                    .scope_boxed()
+            },
+            Testimonial,
         )
         .await
     }
@@ -470,6 +678,110 @@ impl AutomationsMutation {
                 deleted_count: deleted.map(|n| n as i32),
                 user_errors,
             },
+        )
+        .await
+    }
+
+    /// Creates a testimonial giver (no `id`) or changes one (admin and partner keys).
+    #[graphql(guard = "Access::Ingest")]
+    async fn save_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: SaveContactInput,
+    ) -> AppResult<ContactPayload> {
+        let id = parse_optional_id(&input.id, &["input", "id"])?;
+        let fields = super::audience::ContactFields {
+            name: input.name,
+            email: input.email,
+            company: input.company,
+            job_title: input.job_title,
+            linkedin_url: input.linkedin_url,
+            customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
+        };
+        write_payload(
+            ctx,
+            |conn, scope| super::audience::save_contact(conn, scope, id, fields).scope_boxed(),
+            contact_payload,
+        )
+        .await
+    }
+
+    /// Records a contact's explicit consent to share their testimonials on LinkedIn
+    /// (stamped when given) or its withdrawal.
+    #[graphql(guard = "Access::Ingest")]
+    async fn set_linkedin_consent(
+        &self,
+        ctx: &Context<'_>,
+        input: SetLinkedinConsentInput,
+    ) -> AppResult<ContactPayload> {
+        let id = parse_id(&input.contact_id, &["input", "contactId"])?;
+        write_payload(
+            ctx,
+            |conn, scope| {
+                super::audience::set_linkedin_consent(conn, scope, id, input.consent).scope_boxed()
+            },
+            contact_payload,
+        )
+        .await
+    }
+
+    /// A contact's testimonial, pending review (admin and partner keys).
+    #[graphql(guard = "Access::Ingest")]
+    async fn create_testimonial(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTestimonialInput,
+    ) -> AppResult<TestimonialPayload> {
+        let contact = parse_id(&input.contact_id, &["input", "contactId"])?;
+        let (content, rating, video) = (input.content, input.rating, input.video_url);
+        write_payload(
+            ctx,
+            move |conn, scope| {
+                async move {
+                    super::audience::create_testimonial(
+                        conn, scope, contact, &content, rating, video,
+                    )
+                    .await
+                }
+                .scope_boxed()
+            },
+            testimonial_payload,
+        )
+        .await
+    }
+
+    /// Publishes or rejects a testimonial pending review (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn moderate_testimonial(
+        &self,
+        ctx: &Context<'_>,
+        input: ModerateTestimonialInput,
+    ) -> AppResult<TestimonialPayload> {
+        let id = parse_id(&input.id, &["input", "id"])?;
+        let publish = input.decision == ModerationDecision::Publish;
+        write_payload(
+            ctx,
+            |conn, scope| {
+                super::audience::moderate_testimonial(conn, scope, id, publish).scope_boxed()
+            },
+            testimonial_payload,
+        )
+        .await
+    }
+
+    /// Marks a published testimonial shared on LinkedIn; its contact must have consented
+    /// (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn share_testimonial_on_linkedin(
+        &self,
+        ctx: &Context<'_>,
+        input: TestimonialIdInput,
+    ) -> AppResult<TestimonialPayload> {
+        let id = parse_id(&input.id, &["input", "id"])?;
+        write_payload(
+            ctx,
+            |conn, scope| super::audience::share_on_linkedin(conn, scope, id).scope_boxed(),
+            testimonial_payload,
         )
         .await
     }

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{demo_sessions, email_sequences, testimonials, widget_configs};
+use crate::db::schema::{contacts, demo_sessions, email_sequences, testimonials, widget_configs};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = testimonials, check_for_backend(diesel::pg::Pg))]
@@ -12,8 +12,32 @@ pub struct Testimonial {
     pub content: String,
     pub rating: Option<i32>,
     pub video_url: Option<String>,
-    pub status: String,
+    pub status: TestimonialStatus,
     pub published_at: Option<DateTime<Utc>>,
+    pub linkedin_shared_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+text_enum!(pub TestimonialStatus {
+    Draft => "draft",
+    PendingReview => "pending_review",
+    Published => "published",
+    Rejected => "rejected",
+});
+
+/// Someone who gives testimonials (seed 000), with their LinkedIn consent.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = contacts, check_for_backend(diesel::pg::Pg))]
+pub struct Contact {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub name: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    pub linkedin_url: Option<String>,
+    pub linkedin_consent: bool,
+    pub linkedin_consent_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -84,4 +108,4 @@ pub struct WidgetFields {
     pub is_active: Option<bool>,
 }
 
-crate::created_row!(EmailSequence, DemoSession);
+crate::created_row!(EmailSequence, DemoSession, Contact, Testimonial);

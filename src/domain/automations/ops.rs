@@ -30,7 +30,7 @@ pub async fn published_testimonials(
 ) -> AppResult<Vec<Testimonial>> {
     let mut query = testimonials::table
         .filter(testimonials::tenant_id.eq(scope.id()))
-        .filter(testimonials::status.eq("published"))
+        .filter(testimonials::status.eq(super::model::TestimonialStatus::Published))
         .select(Testimonial::as_select())
         .limit(page.limit())
         .into_boxed();

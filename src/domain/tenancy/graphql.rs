@@ -35,6 +35,54 @@ impl Tenant {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Which emails the tenant itself receives (seed 000).
+    async fn email_preferences(&self) -> EmailPreferences {
+        EmailPreferences::of(&self.0.email_preferences)
+    }
+    /// The tenant's last activity (re-engagement).
+    async fn last_active_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_active_at
+    }
+}
+
+/// Which emails a tenant receives (each on unless turned off).
+#[derive(SimpleObject, Clone, Copy)]
+pub struct EmailPreferences {
+    pub marketing: bool,
+    pub sequences: bool,
+    pub weekly_digest: bool,
+}
+
+impl EmailPreferences {
+    fn of(stored: &serde_json::Value) -> Self {
+        let on = |key: &str| stored[key].as_bool().unwrap_or(true);
+        EmailPreferences {
+            marketing: on("marketing"),
+            sequences: on("sequences"),
+            weekly_digest: on("weekly_digest"),
+        }
+    }
+}
+
+/// Email preferences to change (what is left out keeps its value).
+#[derive(InputObject)]
+pub struct EmailPreferencesInput {
+    pub marketing: Option<bool>,
+    pub sequences: Option<bool>,
+    pub weekly_digest: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateTenantSettingsInput {
+    pub email_preferences: Option<EmailPreferencesInput>,
+    /// The tenant's last activity, when an outside system knows it.
+    pub last_active_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct TenantPayload {
+    pub tenant: Option<Tenant>,
+    pub user_errors: Vec<crate::domain::UserError>,
 }
 
 pub struct ApiKey(pub model::ApiKey);
@@ -253,6 +301,40 @@ pub struct TenancyMutation;
 
 #[Object]
 impl TenancyMutation {
+    /// Changes the tenant's email preferences and last activity (admins).
+    #[graphql(guard = "Access::Admin")]
+    async fn update_tenant_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantSettingsInput,
+    ) -> AppResult<TenantPayload> {
+        let preferences = input.email_preferences.map(|p| {
+            let mut changed = serde_json::Map::new();
+            for (key, value) in [
+                ("marketing", p.marketing),
+                ("sequences", p.sequences),
+                ("weekly_digest", p.weekly_digest),
+            ] {
+                if let Some(value) = value {
+                    changed.insert(key.to_owned(), serde_json::Value::Bool(value));
+                }
+            }
+            serde_json::Value::Object(changed)
+        });
+        let last_active_at = input.last_active_at;
+        write_payload(
+            ctx,
+            move |conn, scope| {
+                ops::update_tenant_settings(conn, scope, preferences, last_active_at).scope_boxed()
+            },
+            |tenant, user_errors| TenantPayload {
+                tenant: tenant.map(Tenant),
+                user_errors,
+            },
+        )
+        .await
+    }
+
     #[graphql(guard = "Access::Admin")]
     async fn create_api_key(
         &self,

@@ -11,6 +11,8 @@ pub struct Tenant {
     pub slug: String,
     pub name: String,
     pub language: String,
+    pub email_preferences: serde_json::Value,
+    pub last_active_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -325,6 +325,44 @@ pub async fn act_on_job(
     Ok(job)
 }
 
+/// Merges `preferences` into the tenant's email preferences and sets its last activity;
+/// the tenant as it then stands.
+pub async fn update_tenant_settings(
+    conn: &mut AsyncPgConnection,
+    scope: TenantScope,
+    preferences: Option<serde_json::Value>,
+    last_active_at: Option<DateTime<Utc>>,
+) -> OpResult<Tenant> {
+    let target = tenants::table.filter(tenants::id.eq(scope.id()));
+    if let Some(preferences) = &preferences {
+        diesel::update(target)
+            .set(
+                tenants::email_preferences.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>(
+                    "email_preferences || ",
+                )
+                .bind::<diesel::sql_types::Jsonb, _>(preferences.clone())),
+            )
+            .execute(conn)
+            .await?;
+    }
+    if let Some(at) = last_active_at {
+        diesel::update(target)
+            .set(tenants::last_active_at.eq(Some(at)))
+            .execute(conn)
+            .await?;
+    }
+    let tenant: Tenant = target.select(Tenant::as_select()).first(conn).await?;
+    crate::domain::events::record(
+        conn,
+        scope,
+        "tenant.settings_changed",
+        tenant.id,
+        serde_json::json!({ "emailPreferences": tenant.email_preferences, "lastActiveAt": tenant.last_active_at }),
+    )
+    .await?;
+    Ok(tenant)
+}
+
 /// The tenant's own email preferences (seed 000: `marketing`, `sequences`,
 /// `weekly_digest`), `null` when its row is not visible.
 pub async fn email_preferences(
