@@ -581,7 +581,6 @@ async fn node_script(script: &str, args: &[&str]) -> String {
 async fn documents_run_by_their_hash_and_trusted_documents_alone_run() {
     use futures_util::SinkExt;
     use growthgraph::http::persisted::sha256_hex;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = TestApp::start().await;
@@ -686,18 +685,7 @@ async fn documents_run_by_their_hash_and_trusted_documents_alone_run() {
         )
         .await;
     assert_eq!((status, error_code(&r)), (403, Some("FORBIDDEN")), "{r}");
-    let mut request = trusted.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", t.admin_key) } });
-    socket
-        .send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let mut socket = acknowledged_socket(&trusted, &t.admin_key).await;
     let untrusted = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events(after: \"0\") { type } }" } });
     socket
         .send(Message::Text(untrusted.to_string().into()))
@@ -730,6 +718,26 @@ async fn documents_run_by_their_hash_and_trusted_documents_alone_run() {
         event["payload"]["data"]["events"]["id"].is_string(),
         "{event}"
     );
+}
+
+/// A `graphql-transport-ws` socket of `app`, acknowledged for `key`.
+async fn acknowledged_socket(app: &TestApp, key: &str) -> Socket {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    socket
 }
 
 type Socket =
@@ -769,7 +777,6 @@ fn urlencoding(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_answers_carry_a_correlation_id() {
     use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = TestApp::start().await;
@@ -826,18 +833,7 @@ async fn metrics_parse_as_prometheus_text_and_answers_carry_a_correlation_id() {
         .await;
     assert_eq!(status, 401);
     // A subscription running over a WebSocket.
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", t.admin_key) } });
-    socket
-        .send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let mut socket = acknowledged_socket(&app, &t.admin_key).await;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { events { id } }" } });
     socket
         .send(Message::Text(subscribe.to_string().into()))

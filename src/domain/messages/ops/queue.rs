@@ -96,17 +96,7 @@ pub async fn deliver_many(
     let keys: Vec<&str> = pending(&answers, &batch)
         .filter_map(|(_, o)| o.idempotency_key.as_deref())
         .collect();
-    let used: HashMap<String, Uuid> = match keys.is_empty() {
-        true => HashMap::new(),
-        false => m::table
-            .filter(m::tenant_id.eq(scope.id()))
-            .filter(m::idempotency_key.eq_any(&keys))
-            .select((m::idempotency_key.assume_not_null(), m::id))
-            .load::<(String, Uuid)>(conn)
-            .await?
-            .into_iter()
-            .collect(),
-    };
+    let used = holders_of(conn, scope, &keys).await?;
     for (answer, outgoing) in answers.iter_mut().zip(&batch) {
         if let Some(id) = outgoing.idempotency_key.as_ref().and_then(|k| used.get(k)) {
             answer.get_or_insert(Ok(*id));
@@ -154,17 +144,7 @@ pub async fn deliver_many(
         .filter(|(_, row)| !inserted.contains(&row.id))
         .filter_map(|(_, row)| row.idempotency_key.as_deref())
         .collect();
-    let holders: HashMap<String, Uuid> = match taken.is_empty() {
-        true => HashMap::new(),
-        false => m::table
-            .filter(m::tenant_id.eq(scope.id()))
-            .filter(m::idempotency_key.eq_any(&taken))
-            .select((m::idempotency_key.assume_not_null(), m::id))
-            .load::<(String, Uuid)>(conn)
-            .await?
-            .into_iter()
-            .collect(),
-    };
+    let holders = holders_of(conn, scope, &taken).await?;
     let mut queued = Vec::new();
     for (i, row) in &rows {
         answers[*i] = Some(match inserted.contains(&row.id) {
@@ -185,6 +165,25 @@ pub async fn deliver_many(
         .into_iter()
         .map(|a| a.expect("every message answered"))
         .collect())
+}
+
+/// The messages holding `keys` (idempotency keys), by key.
+async fn holders_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    keys: &[&str],
+) -> QueryResult<HashMap<String, Uuid>> {
+    use communication_log as m;
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, Uuid)> = m::table
+        .filter(m::tenant_id.eq(scope.id()))
+        .filter(m::idempotency_key.eq_any(keys))
+        .select((m::idempotency_key.assume_not_null(), m::id))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The messages of `batch` not answered yet.
