@@ -177,6 +177,20 @@ pub fn hash_key(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// The SHA-256 of `text` in hex: how demo tokens, visitors' IP addresses and persisted
+/// documents are kept and named.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(hash_key(text))
+}
+
+/// Whether `token` has the shape of a secret [`generate_secret`] made with `prefix`
+/// (checked before a token costs a lookup).
+pub fn is_secret(token: &str, prefix: &str) -> bool {
+    token.len() == prefix.len() + 48
+        && token.starts_with(prefix)
+        && token[prefix.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 #[derive(QueryableByName)]
 struct KeyRow {
     #[diesel(sql_type = SqlUuid)]

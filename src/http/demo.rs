@@ -49,7 +49,7 @@ pub async fn start(
         Ok(None) => return not_found("no such tenant"),
         Err(error) => return super::app_error_response(&state, error),
     };
-    let ip_hash = demo::sha256_hex(&visitor(&state, &extensions, &headers));
+    let ip_hash = crate::auth::sha256_hex(&visitor(&state, &extensions, &headers));
     let per_hour = i64::from(state.limits.demo_sessions_per_hour);
     let started = TenantDb::new(state.pool.clone(), tenant)
         .run(move |conn, scope| {

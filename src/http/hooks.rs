@@ -48,10 +48,7 @@ pub async fn provider_hook(
     if !matches!(provider.as_str(), "sendgrid" | "twilio") {
         return answer(StatusCode::NOT_FOUND, "no such provider hook");
     }
-    let well_formed = token.len() == 52
-        && token.starts_with("ghk_")
-        && token[4..].bytes().all(|b| b.is_ascii_hexdigit());
-    let target = match well_formed {
+    let target = match crate::auth::is_secret(&token, "ghk_") {
         true => ops::hook_target(&state.pool, &token).await,
         false => Ok(None),
     };

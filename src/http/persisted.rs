@@ -10,8 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use crate::auth::sha256_hex;
 use async_graphql::Request;
-use sha2::{Digest, Sha256};
 
 /// Most bytes of documents the automatic cache keeps (the oldest go first).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -58,10 +58,6 @@ impl Cache {
         self.order.push_back(hash.clone());
         self.documents.insert(hash, document.to_owned());
     }
-}
-
-pub fn sha256_hex(document: &str) -> String {
-    hex::encode(Sha256::digest(document.as_bytes()))
 }
 
 impl PersistedDocuments {

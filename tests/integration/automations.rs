@@ -715,7 +715,7 @@ async fn a_widget_key_works_only_on_the_sites_its_widget_allows_and_pages_may_ca
 }
 
 fn sha256_hex(text: &str) -> String {
-    growthgraph::domain::automations::demo::sha256_hex(text)
+    growthgraph::auth::sha256_hex(text)
 }
 
 /// A public demo request: `POST` (with `body`) or `GET` `path`, no key; status and body.

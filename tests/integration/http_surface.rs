@@ -580,7 +580,7 @@ async fn node_script(script: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_run_by_their_hash_and_trusted_documents_alone_run() {
     use futures_util::SinkExt;
-    use growthgraph::http::persisted::sha256_hex;
+    use growthgraph::auth::sha256_hex;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = TestApp::start().await;

@@ -13,10 +13,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::model::DemoSession;
+use crate::auth::{is_secret, sha256_hex};
 use crate::db::schema::demo_sessions as d;
 use crate::db::{PgPool, Tenant};
 use crate::domain::customers::ops::valid_email;
@@ -25,11 +25,6 @@ use crate::error::AppResult;
 
 /// How long a demo session lives.
 pub const LIFETIME_HOURS: i64 = 24;
-
-/// The SHA-256 (hex) of a visitor's IP address, or of a session token: what is stored.
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
 
 /// What a visitor gives when starting a session (both optional).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -50,7 +45,7 @@ pub async fn tenant_of_slug(pool: &PgPool, slug: &str) -> AppResult<Option<Uuid>
 
 /// The tenant of the session whose token is `token`, when there is one.
 pub async fn tenant_of_token(pool: &PgPool, token: &str) -> AppResult<Option<Uuid>> {
-    if !well_formed_token(token) {
+    if !is_secret(token, "dms_") {
         return Ok(None);
     }
     let hash = sha256_hex(token);
@@ -69,13 +64,6 @@ async fn lookup(pool: &PgPool, sql: &'static str, key: &str) -> AppResult<Option
         .get_result(&mut conn)
         .await?;
     Ok(row.tenant_id)
-}
-
-/// `dms_` and 48 hex digits.
-fn well_formed_token(token: &str) -> bool {
-    token.len() == 52
-        && token.starts_with("dms_")
-        && token[4..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What [`start`] did.
@@ -275,9 +263,9 @@ mod tests {
     #[test]
     fn tokens_and_ip_addresses_are_kept_only_as_their_sha256() {
         let token = crate::auth::generate_secret("dms_");
-        assert!(well_formed_token(&token));
-        assert!(!well_formed_token(&token[..51]));
-        assert!(!well_formed_token(&token.replace("dms_", "wgt_")));
+        assert!(is_secret(&token, "dms_"));
+        assert!(!is_secret(&token[..51], "dms_"));
+        assert!(!is_secret(&token.replace("dms_", "wgt_"), "dms_"));
         // FIPS 180-2's example.
         assert_eq!(
             sha256_hex("abc"),
