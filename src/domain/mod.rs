@@ -194,6 +194,22 @@ pub fn check_text(field: &str, value: Option<&str>, max: usize) -> OpResult<()> 
     }
 }
 
+/// An optional URL of an input: at most `max` characters, `https` with a host.
+pub fn check_https_url(field: &str, value: Option<&str>, max: usize) -> OpResult<()> {
+    check_text(field, value, max)?;
+    let https = |url: &str| {
+        reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some())
+    };
+    match value {
+        Some(url) if !https(url) => Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", field],
+            &format!("{field} must be an https URL"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// [`check_text`] of a required field, which may not be blank either.
 pub fn check_required_text(field: &str, value: &str, max: usize) -> OpResult<()> {
     if value.trim().is_empty() {

@@ -18,7 +18,9 @@ use crate::db::page::PageRequest;
 use crate::db::schema::{contacts, testimonials};
 use crate::db::Tenant;
 use crate::domain::customers::ops::valid_email;
-use crate::domain::{check_required_text, check_text, events, user_error, OpResult, UserErrorCode};
+use crate::domain::{
+    check_https_url, check_required_text, check_text, events, user_error, OpResult, UserErrorCode,
+};
 
 /// What `saveContact` writes.
 #[derive(Debug, Clone)]
@@ -67,18 +69,7 @@ pub async fn save_contact(
     }
     check_text("company", fields.company.as_deref(), 200)?;
     check_text("jobTitle", fields.job_title.as_deref(), 200)?;
-    check_text("linkedinUrl", fields.linkedin_url.as_deref(), 500)?;
-    if fields
-        .linkedin_url
-        .as_deref()
-        .is_some_and(|u| !u.starts_with("https://"))
-    {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "linkedinUrl"],
-            "a LinkedIn profile is an https URL",
-        ));
-    }
+    check_https_url("linkedinUrl", fields.linkedin_url.as_deref(), 500)?;
     if let Some(customer) = fields.customer_id {
         let _: Uuid = crate::tenant_row!(
             conn,
@@ -215,17 +206,7 @@ pub async fn create_testimonial(
             "a rating is 1 to 5 stars",
         ));
     }
-    check_text("videoUrl", video_url.as_deref(), 2048)?;
-    if video_url
-        .as_deref()
-        .is_some_and(|u| !u.starts_with("https://"))
-    {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "videoUrl"],
-            "videoUrl must be an https URL",
-        ));
-    }
+    check_https_url("videoUrl", video_url.as_deref(), 2048)?;
     let _: Uuid = crate::tenant_row!(
         conn,
         scope,

@@ -20,7 +20,7 @@ use crate::auth::{is_secret, sha256_hex};
 use crate::db::schema::demo_sessions as d;
 use crate::db::{PgPool, Tenant};
 use crate::domain::customers::ops::valid_email;
-use crate::domain::{check_text, events, user_error, OpResult, UserErrorCode};
+use crate::domain::{check_https_url, events, user_error, OpResult, UserErrorCode};
 use crate::error::AppResult;
 
 /// How long a demo session lives.
@@ -98,16 +98,7 @@ pub async fn start(
             "not an email address",
         ));
     }
-    check_text("videoUrl", input.video_url.as_deref(), 2048)?;
-    if input.video_url.as_deref().is_some_and(|u| {
-        reqwest::Url::parse(u).map_or(true, |u| u.scheme() != "https" || u.host_str().is_none())
-    }) {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "videoUrl"],
-            "videoUrl must be an https URL",
-        ));
-    }
+    check_https_url("videoUrl", input.video_url.as_deref(), 2048)?;
     // One visitor's starts take turns (per tenant), so that racing requests cannot all
     // pass the count below.
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 7))")
