@@ -475,27 +475,18 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<CampaignMetrics>>, AppError> {
         let campaign: Uuid = parse_id(&campaign_id, &["campaignId"])?;
-        let db = request_context(ctx)?.db.clone();
         let keep = move |e: &StoredEvent| {
             e.subject_id == campaign && e.event_type.starts_with("campaign.")
         };
-        let stream = subscriber_events(ctx, after, keep).await?;
-        Ok(stream.then(move |item| {
-            let db = db.clone();
+        object_stream(ctx, after, keep, move |conn, scope, _event| {
             async move {
-                item.map_err(end_error)?;
-                let ids = [campaign];
-                let counters = db
-                    .query(|conn, scope| {
-                        crate::domain::campaigns::ops::counters_of(conn, scope, &ids).scope_boxed()
-                    })
-                    .await?;
-                Ok(counters
-                    .first()
-                    .map(FunnelCounts::from)
-                    .unwrap_or_default()
-                    .into())
+                let counters =
+                    crate::domain::campaigns::ops::counters_of(conn, scope, &[campaign]).await?;
+                let counts = counters.first().map(FunnelCounts::from).unwrap_or_default();
+                Ok(Some(CampaignMetrics::from(counts)))
             }
-        }))
+            .scope_boxed()
+        })
+        .await
     }
 }
