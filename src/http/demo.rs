@@ -37,16 +37,14 @@ pub async fn start(
         false => match serde_json::from_slice(&body) {
             Ok(input) => input,
             Err(error) => {
-                return refused(
-                    &state,
-                    bad_input(&format!("not a demo session request: {error}"), &[]),
-                )
+                let message = format!("not a demo session request: {error}");
+                return super::app_error_response(&state, AppError::bad_input(&[], message));
             }
         },
     };
     let tenant = match demo::tenant_of_slug(&state.pool, &slug).await {
         Ok(Some(tenant)) => tenant,
-        Ok(None) => return not_found("no such tenant"),
+        Ok(None) => return not_found(&state, "no such tenant"),
         Err(error) => return super::app_error_response(&state, error),
     };
     let ip_hash = crate::auth::sha256_hex(&visitor(&state, &extensions, &headers));
@@ -118,7 +116,7 @@ where
 {
     let tenant = match demo::tenant_of_token(&state.pool, token).await {
         Ok(Some(tenant)) => tenant,
-        Ok(None) => return not_found("no such demo session"),
+        Ok(None) => return not_found(state, "no such demo session"),
         Err(error) => return super::app_error_response(state, error),
     };
     let token = token.to_owned();
@@ -127,7 +125,7 @@ where
         .await;
     match session {
         Ok(Some(session)) => (StatusCode::OK, axum::Json(view(&session))).into_response(),
-        Ok(None) => not_found("no such demo session"),
+        Ok(None) => not_found(state, "no such demo session"),
         Err(error) => op_error(state, error),
     }
 }
@@ -171,28 +169,19 @@ fn view(session: &DemoSession) -> serde_json::Value {
     })
 }
 
-fn not_found(message: &str) -> Response {
-    let body = super::error_body("NOT_FOUND", message);
-    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+fn not_found(state: &AppState, message: &str) -> Response {
+    super::reject(state, StatusCode::NOT_FOUND, "NOT_FOUND", message)
 }
 
-fn bad_input(message: &str, field: &[String]) -> AppError {
-    AppError::BadUserInput {
-        message: message.to_owned(),
-        field: field.to_vec(),
-    }
-}
-
-fn refused(state: &AppState, error: AppError) -> Response {
-    super::app_error_response(state, error)
-}
-
+/// A refused request: 400 `BAD_USER_INPUT` with the field of a business rule's refusal.
 fn op_error(state: &AppState, error: OpError) -> Response {
-    match error {
-        OpError::App(error) => super::app_error_response(state, error),
+    let error = match error {
+        OpError::App(error) => error,
         OpError::User(UserError { field, message, .. })
-        | OpError::Answered(UserError { field, message, .. }) => {
-            refused(state, bad_input(&message, &field.unwrap_or_default()))
-        }
-    }
+        | OpError::Answered(UserError { field, message, .. }) => AppError::BadUserInput {
+            message,
+            field: field.unwrap_or_default(),
+        },
+    };
+    super::app_error_response(state, error)
 }
