@@ -160,6 +160,33 @@ macro_rules! keyset {
     }};
 }
 
+/// `newest_first!(conn, scope, table, Model, page, column = Option<value>, …)`: a page of
+/// the tenant's rows of `table` (of `db::schema`), newest first by `(created_at, id)`,
+/// each given filter applied when its value is `Some` (the shape of most root lists).
+#[macro_export]
+macro_rules! newest_first {
+    ($conn:expr, $scope:expr, $table:ident, $model:ty, $page:expr $(, $column:ident = $value:expr)* $(,)?) => {{
+        use $crate::db::schema::$table as table;
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        let page = $page;
+        #[allow(unused_mut)]
+        let mut query = table::table
+            .filter(table::tenant_id.eq($scope.id()))
+            .select(<$model>::as_select())
+            .limit(page.limit())
+            .into_boxed();
+        $(
+            if let Some(value) = $value {
+                query = query.filter(table::$column.eq(value));
+            }
+        )*
+        $crate::keyset!(query, page, table::created_at, table::id, desc)
+            .load($conn)
+            .await
+    }};
+}
+
 /// A row listed newest first: its `(created_at, id)` keyset position.
 pub trait CreatedRow {
     fn created_at(&self) -> chrono::DateTime<chrono::Utc>;

@@ -39,15 +39,7 @@ pub async fn list_contacts(
     scope: Tenant,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Contact>> {
-    use contacts as c;
-    let query = c::table
-        .filter(c::tenant_id.eq(scope.id()))
-        .select(Contact::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    crate::keyset!(query, page, c::created_at, c::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(conn, scope, contacts, Contact, page)
 }
 
 /// Creates a contact (`id` none) or changes one; consent is not touched here.
@@ -174,18 +166,14 @@ pub async fn list_testimonials(
     status: Option<TestimonialStatus>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Testimonial>> {
-    use testimonials as t;
-    let mut query = t::table
-        .filter(t::tenant_id.eq(scope.id()))
-        .select(Testimonial::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(t::status.eq(status));
-    }
-    crate::keyset!(query, page, t::created_at, t::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(
+        conn,
+        scope,
+        testimonials,
+        Testimonial,
+        page,
+        status = status
+    )
 }
 
 /// A contact's testimonial, waiting for review.

@@ -51,18 +51,14 @@ pub async fn list_email_sequences(
     status: Option<SequenceStatus>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<EmailSequence>> {
-    use email_sequences as e;
-    let mut query = e::table
-        .filter(e::tenant_id.eq(scope.id()))
-        .select(EmailSequence::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(e::status.eq(status));
-    }
-    crate::keyset!(query, page, e::created_at, e::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(
+        conn,
+        scope,
+        email_sequences,
+        EmailSequence,
+        page,
+        status = status
+    )
 }
 
 /// Live demo sessions (those past their 24 hours are hidden), newest first.

@@ -218,21 +218,15 @@ pub async fn list_jobs(
     job_type: Option<&str>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Job>> {
-    use queue_jobs as j;
-    let mut query = j::table
-        .filter(j::tenant_id.eq(scope.id()))
-        .select(Job::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(j::status.eq(status));
-    }
-    if let Some(job_type) = job_type {
-        query = query.filter(j::job_type.eq(job_type));
-    }
-    crate::keyset!(query, page, j::created_at, j::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(
+        conn,
+        scope,
+        queue_jobs,
+        Job,
+        page,
+        status = status,
+        job_type = job_type
+    )
 }
 
 /// What an admin does to a job: run a failed or cancelled one again now, or cancel one

@@ -8,15 +8,7 @@ pub async fn list_calls(
     scope: Tenant,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Call>> {
-    use call_logs as c;
-    let query = c::table
-        .filter(c::tenant_id.eq(scope.id()))
-        .select(Call::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    crate::keyset!(query, page, c::created_at, c::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(conn, scope, call_logs, Call, page)
 }
 
 /// Records a voice provider's report of a call. Reports of one call (the same provider

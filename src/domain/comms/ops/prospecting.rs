@@ -9,18 +9,7 @@ pub async fn list_prospects(
     status: Option<ProspectStatus>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Prospect>> {
-    use prospects as p;
-    let mut query = p::table
-        .filter(p::tenant_id.eq(scope.id()))
-        .select(Prospect::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(p::status.eq(status));
-    }
-    crate::keyset!(query, page, p::created_at, p::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(conn, scope, prospects, Prospect, page, status = status)
 }
 
 /// Records a prospect the qualification agent met (status `new`). A call it names must

@@ -9,18 +9,7 @@ pub async fn list_tickets(
     status: Option<TicketStatus>,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Ticket>> {
-    use tickets as t;
-    let mut query = t::table
-        .filter(t::tenant_id.eq(scope.id()))
-        .select(Ticket::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(t::status.eq(status));
-    }
-    crate::keyset!(query, page, t::created_at, t::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(conn, scope, tickets, Ticket, page, status = status)
 }
 
 /// Opens a support ticket, numbered `TCK-0001`, `TCK-0002`… per tenant (one numbering at

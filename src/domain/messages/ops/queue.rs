@@ -449,24 +449,16 @@ pub async fn messages(
     filter: &MessageFilter,
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Message>> {
-    use communication_log as m;
-    let mut query = m::table
-        .filter(m::tenant_id.eq(scope.id()))
-        .select(Message::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(channel) = filter.channel {
-        query = query.filter(m::channel.eq(channel));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(m::status.eq(status));
-    }
-    if let Some(customer) = filter.customer_id {
-        query = query.filter(m::customer_id.eq(customer));
-    }
-    crate::keyset!(query, page, m::created_at, m::id, desc)
-        .load(conn)
-        .await
+    crate::newest_first!(
+        conn,
+        scope,
+        communication_log,
+        Message,
+        page,
+        channel = filter.channel,
+        status = filter.status,
+        customer_id = filter.customer_id,
+    )
 }
 
 #[derive(Debug, Clone, Default)]
