@@ -103,30 +103,37 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
             json!({ "launched": launched, "notLaunched": refused }),
         ));
     }
-    // Batches of runs, each its own transaction, until none is due (or a minute passed),
-    // by two workers at once: the database locks each run for one of them.
+    // Batches of runs, each its own transaction, until none is due (or a minute passed).
+    // A full first batch means more are due: two workers go on at once (the database
+    // locks each run for one of them); most ticks find none, and read once.
     let began = std::time::Instant::now();
+    let batch = || {
+        in_unit(db, move |conn, scope| {
+            async move {
+                crate::domain::campaigns::workflow::run_steps(conn, scope, now, WORKFLOW_BATCH)
+                    .await
+            }
+            .scope_boxed()
+        })
+    };
+    let more = |runs: usize| {
+        runs == WORKFLOW_BATCH as usize && began.elapsed() < std::time::Duration::from_secs(60)
+    };
     let worker = || async {
         let mut steps = 0;
         loop {
-            let (runs, taken) = in_unit(db, move |conn, scope| {
-                async move {
-                    crate::domain::campaigns::workflow::run_steps(conn, scope, now, WORKFLOW_BATCH)
-                        .await
-                }
-                .scope_boxed()
-            })
-            .await?;
+            let (runs, taken) = batch().await?;
             steps += taken;
-            if runs < WORKFLOW_BATCH as usize
-                || began.elapsed() > std::time::Duration::from_secs(60)
-            {
+            if !more(runs) {
                 return AppResult::Ok(steps);
             }
         }
     };
-    let (one, two) = futures_util::future::join(worker(), worker()).await;
-    let workflow_steps = one? + two?;
+    let (runs, mut workflow_steps) = batch().await?;
+    if more(runs) {
+        let (one, two) = futures_util::future::join(worker(), worker()).await;
+        workflow_steps += one? + two?;
+    }
     if workflow_steps > 0 {
         ran.push(("campaign_workflows", json!({ "steps": workflow_steps })));
     }
