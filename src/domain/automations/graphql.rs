@@ -265,8 +265,8 @@ impl AutomationsQuery {
         before: Option<String>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Testimonial>> {
         let request = request_context(ctx)?;
-        // A widget shows its newest `maxTestimonials` (none while it is inactive): its
-        // key reads that first page only.
+        // A widget shows its newest `maxTestimonials`: its key reads that first page only
+        // (an inactive widget's key does not authenticate).
         let widget = match request.principal {
             crate::auth::Principal::Widget { .. } => Some(
                 request
@@ -279,13 +279,9 @@ impl AutomationsQuery {
         let page = match &widget {
             None => PageRequest::either(first, after, last, before)?,
             Some(config) => {
-                let shown = config
-                    .as_ref()
-                    .filter(|c| c.is_active)
-                    .map_or(0, |c| c.max_testimonials);
-                if shown == 0 {
+                let Some(shown) = config.as_ref().map(|c| c.max_testimonials) else {
                     return Ok(Connection::new(false, false));
-                }
+                };
                 PageRequest::either(
                     Some(first.unwrap_or(shown).clamp(1, shown)),
                     None,
