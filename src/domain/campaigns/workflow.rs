@@ -362,29 +362,30 @@ pub async fn run_steps(
         .into_iter()
         .map(|run| walk(&graphs[&run.campaign_id], &facts, run, now))
         .collect();
-    let outgoing: Vec<Outgoing> = walks
+    // Each send's place (its walk, its step in the path) and its message.
+    let (places, outgoing): (Vec<(usize, usize)>, Vec<Outgoing>) = walks
         .iter_mut()
-        .flat_map(|w| std::mem::take(&mut w.sends).into_iter().map(|(_, o)| o))
-        .collect();
-    let mut outcomes = queue_sends(conn, scope, outgoing).await?.into_iter();
-    let mut steps = 0;
-    for walk in &mut walks {
-        steps += walk.taken;
-        for at in walk.send_at.iter().copied() {
-            let outcome = match outcomes.next() {
-                Some(Ok(id)) => format!("queued {id}"),
-                Some(Err(refusal)) => format!("not sent: {}", refusal.message),
-                None => "not sent".to_owned(),
-            };
-            walk.path[at]["sent"] = json!(outcome);
-        }
+        .enumerate()
+        .flat_map(|(w, walk)| {
+            let sends = std::mem::take(&mut walk.sends);
+            sends.into_iter().map(move |(at, o)| ((w, at), o))
+        })
+        .unzip();
+    let outcomes = queue_sends(conn, scope, outgoing).await?;
+    for ((w, at), outcome) in places.into_iter().zip(outcomes) {
+        let outcome = match outcome {
+            Ok(id) => format!("queued {id}"),
+            Err(refusal) => format!("not sent: {}", refusal.message),
+        };
+        walks[w].path[at]["sent"] = json!(outcome);
     }
-    store(conn, scope, &walks, now).await?;
+    let steps = walks.iter().map(|w| w.taken).sum();
     let ended_in: HashSet<(Uuid, Uuid)> = walks
         .iter()
         .filter(|w| w.ended)
         .map(|w| (w.run.campaign_id, w.run.execution_id))
         .collect();
+    store(conn, scope, walks, now).await?;
     for (campaign, execution) in ended_in {
         complete_if_done(conn, scope, campaign, execution).await?;
     }
@@ -490,7 +491,8 @@ impl Facts {
 }
 
 /// One run taken through its nodes in memory: where it stands after, the path it took,
-/// and the messages its send nodes queue (their outcomes go into the path at `send_at`).
+/// and the messages its send nodes queue, each with the step of the path its outcome
+/// goes into.
 struct Walk {
     run: Run,
     path: Vec<Value>,
@@ -498,7 +500,6 @@ struct Walk {
     due_at: Option<DateTime<Utc>>,
     taken: i64,
     sends: Vec<(usize, Outgoing)>,
-    send_at: Vec<usize>,
 }
 
 /// Takes one run through its nodes up to a wait or its end.
@@ -554,7 +555,6 @@ fn walk(graph: &Graph, facts: &Facts, mut run: Run, now: DateTime<Utc>) -> Walk 
     if ended {
         path.push(json!({ "node": run.node_id, "at": now, "ended": true }));
     }
-    let send_at = sends.iter().map(|(at, _)| *at).collect();
     Walk {
         run,
         path,
@@ -562,7 +562,6 @@ fn walk(graph: &Graph, facts: &Facts, mut run: Run, now: DateTime<Utc>) -> Walk 
         due_at,
         taken,
         sends,
-        send_at,
     }
 }
 
@@ -628,7 +627,7 @@ async fn queue_sends(
 async fn store(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
-    walks: &[Walk],
+    walks: Vec<Walk>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
@@ -640,14 +639,14 @@ async fn store(
     let mut paths = Vec::with_capacity(walks.len());
     for w in walks {
         recipients.push(w.run.recipient_id);
-        nodes.push(w.run.node_id.clone());
+        nodes.push(w.run.node_id);
         waited.push(w.run.waited);
         statuses.push(if w.ended { "ended" } else { "waiting" });
         due.push(match w.ended {
             true => None,
             false => Some(w.due_at.unwrap_or(now)),
         });
-        paths.push(Value::Array(w.path.clone()));
+        paths.push(Value::Array(w.path));
     }
     diesel::sql_query(
         "UPDATE campaign_runs r
