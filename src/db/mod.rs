@@ -2,6 +2,7 @@
 //! role), migrations, the tenant-scoped handle every resolver and operation goes through,
 //! and the embedded cluster.
 
+pub mod aggregate;
 pub mod children;
 pub mod cluster;
 pub mod nested;

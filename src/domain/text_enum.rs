@@ -23,6 +23,15 @@ macro_rules! text_enum {
             pub fn parse(value: &str) -> Option<Self> {
                 match value { $($value => Some($name::$variant),)+ _ => None }
             }
+
+            /// Reads the stored text (or null) from JSON, for `#[serde(deserialize_with)]`.
+            pub fn from_db<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Self>, D::Error> {
+                let text = <Option<String> as serde::Deserialize>::deserialize(d)?;
+                text.map(|t| $name::parse(&t).ok_or_else(|| {
+                    <D::Error as serde::de::Error>::custom(format!("unexpected {} value {t:?}", stringify!($name)))
+                }))
+                .transpose()
+            }
         }
 
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {

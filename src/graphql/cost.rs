@@ -11,6 +11,8 @@
 //!   resolvers never return more items than that ([`super::connection::bounded`]);
 //! - a field whose `filter` has a `search` scans the tenant's rows: it costs
 //!   [`SEARCH_COST`] more;
+//! - an aggregate (a `…Aggregate` field for its totals, and each `groupBy` and `series`
+//!   under it) reads every row its filter selects: it costs [`AGGREGATE_COST`] more;
 //! - introspection (`__schema`, `__type`) costs 1 per field: the schema is small and
 //!   fixed, and lists that nest each other there are refused (as graphql-js's
 //!   `MaxIntrospectionDepthRule` does).
@@ -46,6 +48,9 @@ pub const MAX_NESTING: usize = 32;
 /// What a search (a `filter: { search }`) adds to its field's cost: it scans the
 /// tenant's rows whatever the page size.
 pub const SEARCH_COST: usize = 1_000;
+/// What an aggregate statement adds to its field's cost: it reads every row its filter
+/// selects.
+pub const AGGREGATE_COST: usize = 1_000;
 /// Introspection lists that may nest each other (`fields { type { fields … } }`).
 const MAX_INTROSPECTION_LISTS: usize = 2;
 
@@ -379,8 +384,11 @@ impl Walk<'_> {
             _ => children.cost.saturating_add(1),
         };
         let search = if self.searches(field) { SEARCH_COST } else { 0 };
+        let aggregates = name.ends_with("Aggregate")
+            || (parent.ends_with("Aggregate") && matches!(name.as_str(), "groupBy" | "series"));
+        let aggregate = if aggregates { AGGREGATE_COST } else { 0 };
         Ok(Summary {
-            cost: cost.saturating_add(search),
+            cost: cost.saturating_add(search).saturating_add(aggregate),
             nodes: children.nodes.saturating_add(1),
             depth: children.depth + 1,
             introspection_lists: children.introspection_lists,
@@ -582,6 +590,24 @@ mod tests {
                 none.clone()
             ),
             2 + SEARCH_COST
+        );
+        // An aggregate reads every row its filter selects: its totals once, and each
+        // groupBy (paged by its first) and series (an unpaged list) once more.
+        assert_eq!(
+            cost(
+                &m,
+                "{ customersAggregate { count sum { ltv } } }",
+                none.clone()
+            ),
+            AGGREGATE_COST + 1 + (1 + 1) + 1
+        );
+        assert_eq!(
+            cost(
+                &m,
+                "{ ordersAggregate { groupBy(by: [STATUS], first: 10) { count } series(interval: DAY, from: \"2026-01-01T00:00:00Z\", to: \"2026-01-02T00:00:00Z\") { count } } }",
+                none.clone()
+            ),
+            AGGREGATE_COST + 1 + (AGGREGATE_COST + 10) + (AGGREGATE_COST + 1 + UNPAGED_LIST_BOUND)
         );
         // Fragments count where they are spread; aliases each count.
         assert_eq!(

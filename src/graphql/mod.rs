@@ -1,6 +1,7 @@
 //! Schema assembly: one object per domain merged into `Query` / `Mutation`, the limits
 //! every request is held to, and the request extension. Built once at start-up.
 
+pub mod aggregate;
 pub mod budget;
 pub mod connection;
 pub mod context;
@@ -19,10 +20,13 @@ use async_graphql::{MergedObject, Schema, ValidationMode};
 use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery};
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
 use crate::domain::comms::graphql::{CommsMutation, CommsQuery};
+use crate::domain::customers::analytics::CustomersAnalyticsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::growth::intelligence::IntelligenceQuery;
+use crate::domain::leads::analytics::LeadsAnalyticsQuery;
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
+use crate::domain::loyalty::analytics::LoyaltyAnalyticsQuery;
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::messages::graphql::{MessagesMutation, MessagesQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
@@ -35,8 +39,11 @@ use events::{EventsQuery, Subscription};
 pub struct Query(
     TenancyQuery,
     CustomersQuery,
+    CustomersAnalyticsQuery,
     LoyaltyQuery,
+    LoyaltyAnalyticsQuery,
     LeadsQuery,
+    LeadsAnalyticsQuery,
     GrowthQuery,
     CampaignsQuery,
     EventsQuery,

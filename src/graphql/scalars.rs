@@ -22,6 +22,13 @@ pub fn parse_optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uu
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal(pub bigdecimal::BigDecimal);
 
+/// Read from the text (or number) PostgreSQL writes, as aggregates answer it.
+impl<'de> serde::Deserialize<'de> for Decimal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bigdecimal::BigDecimal::deserialize(d).map(Decimal)
+    }
+}
+
 #[async_graphql::Scalar(name = "Decimal")]
 impl async_graphql::ScalarType for Decimal {
     fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod analytics;
 mod automations;
 mod campaigns;
 mod catalog;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
+use super::analytics::Recipients;
 use super::metrics::{CampaignMetrics, FunnelCounts, OutreachMetrics};
 use super::model::{
     self, CampaignChannel, CampaignStatus, ExecutionStatus, OutreachAction, RecipientStatus,
@@ -17,6 +18,7 @@ use crate::db::children::ChildRelation;
 use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
+use crate::graphql::aggregate::Aggregate;
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
@@ -205,6 +207,14 @@ pub struct RecipientFilter {
     pub channel: Option<CampaignChannel>,
 }
 
+fn recipient_filter(filter: Option<RecipientFilter>) -> ops::RecipientFilter {
+    let filter = filter.unwrap_or_default();
+    ops::RecipientFilter {
+        status: filter.status,
+        channel: filter.channel,
+    }
+}
+
 #[ComplexObject]
 impl Campaign {
     /// Exact counts and rates, read from counters (no recipient scan).
@@ -227,6 +237,16 @@ impl Campaign {
             .map(CampaignExecution::from)
             .collect())
     }
+    /// Counts, funnel rates, groups and time series of the recipients `filter` selects
+    /// (the filter of `recipients`).
+    async fn recipients_aggregate(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<RecipientFilter>,
+    ) -> Aggregate<Recipients> {
+        let filter = recipient_filter(filter);
+        Aggregate::new(ctx, (self.campaign_id, filter))
+    }
     /// Recipients in the order they were added.
     async fn recipients(
         &self,
@@ -237,11 +257,7 @@ impl Campaign {
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, CampaignRecipient>> {
         let request = request_context(ctx)?;
         let page = PageRequest::new(first, after)?;
-        let filter = filter.unwrap_or_default();
-        let filter = ops::RecipientFilter {
-            status: filter.status,
-            channel: filter.channel,
-        };
+        let filter = recipient_filter(filter);
         let campaign = self.campaign_id;
         let rows = request
             .db

@@ -5,6 +5,7 @@
 //! it in the same transaction, so metrics are exact and never need a recipient scan.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -112,6 +113,27 @@ pub struct RecipientFilter {
     pub channel: Option<CampaignChannel>,
 }
 
+/// The recipients of `campaign` that `filter` selects, every column: the rows of the
+/// list and of its aggregates.
+pub fn recipients_filtered(
+    scope: Tenant,
+    campaign: Uuid,
+    filter: &RecipientFilter,
+) -> campaign_recipients::BoxedQuery<'static, Pg> {
+    use campaign_recipients as r;
+    let mut query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::campaign_id.eq(campaign))
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(r::status.eq(status));
+    }
+    if let Some(channel) = filter.channel {
+        query = query.filter(r::channel.eq(channel));
+    }
+    query
+}
+
 /// One campaign's recipients in creation order.
 pub async fn recipients(
     conn: &mut AsyncPgConnection,
@@ -121,18 +143,9 @@ pub async fn recipients(
     page: &PageRequest<DateTime<Utc>>,
 ) -> AppResult<Vec<Recipient>> {
     use campaign_recipients as r;
-    let mut query = r::table
-        .filter(r::tenant_id.eq(scope.id()))
-        .filter(r::campaign_id.eq(campaign))
+    let mut query = recipients_filtered(scope, campaign, filter)
         .select(Recipient::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(r::status.eq(status));
-    }
-    if let Some(channel) = filter.channel {
-        query = query.filter(r::channel.eq(channel));
-    }
+        .limit(page.limit());
     query = crate::keyset!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }

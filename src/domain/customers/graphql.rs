@@ -469,6 +469,31 @@ pub struct CustomerFilter {
     pub search: Option<String>,
 }
 
+/// The operations' filter of the list's (and its aggregate's) `filter` argument.
+pub(super) fn customer_filter(filter: Option<CustomerFilter>) -> AppResult<ops::CustomerFilter> {
+    let filter = filter.unwrap_or_default();
+    if filter
+        .search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+    {
+        return Err(AppError::bad_input(
+            &["filter", "search"],
+            "search must be at most 200 characters",
+        ));
+    }
+    Ok(ops::CustomerFilter {
+        segment: filter.segment,
+        churn_risk: filter.churn_risk.map(|r| r.as_str().to_owned()),
+        is_club_member: filter.is_club_member,
+        ltv_min: filter.ltv_min.map(|d| d.0),
+        ltv_max: filter.ltv_max.map(|d| d.0),
+        last_activity_from: filter.last_activity_from,
+        last_activity_to: filter.last_activity_to,
+        search: filter.search,
+    })
+}
+
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CustomerOrderByField {
     Ltv,
@@ -536,17 +561,7 @@ impl CustomersQuery {
     ) -> AppResult<Connection<Cursor<SortKey>, Customer>> {
         let request = request_context(ctx)?;
         let page = PageRequest::<SortKey>::either(first, after, last, before)?;
-        let filter = filter.unwrap_or_default();
-        if filter
-            .search
-            .as_ref()
-            .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
-        {
-            return Err(AppError::bad_input(
-                &["filter", "search"],
-                "search must be at most 200 characters",
-            ));
-        }
+        let filter = customer_filter(filter)?;
         let order_by = order_by.unwrap_or_default();
         let field = match order_by.field {
             CustomerOrderByField::Ltv => CustomerOrderField::Ltv,
@@ -555,16 +570,6 @@ impl CustomersQuery {
             CustomerOrderByField::Name => CustomerOrderField::Name,
         };
         let descending = order_by.direction == OrderDirection::Desc;
-        let filter = ops::CustomerFilter {
-            segment: filter.segment,
-            churn_risk: filter.churn_risk.map(|r| r.as_str().to_owned()),
-            is_club_member: filter.is_club_member,
-            ltv_min: filter.ltv_min.map(|d| d.0),
-            ltv_max: filter.ltv_max.map(|d| d.0),
-            last_activity_from: filter.last_activity_from,
-            last_activity_to: filter.last_activity_to,
-            search: filter.search,
-        };
         let rows = request
             .db
             .query(|conn, scope| {

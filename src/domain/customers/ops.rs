@@ -1,5 +1,6 @@
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -92,20 +93,11 @@ pub fn sort_key(customer: &Customer, field: CustomerOrderField) -> SortKey {
     }
 }
 
-/// One keyset page of customers. Ties in the sort key are broken by id; NULL sort keys
-/// come last in both directions.
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    filter: &CustomerFilter,
-    field: CustomerOrderField,
-    descending: bool,
-    page: &PageRequest<SortKey>,
-) -> AppResult<Vec<Customer>> {
+/// The customers `filter` selects, every column: the rows of the list and of its
+/// aggregates.
+pub fn filtered(scope: Tenant, filter: &CustomerFilter) -> customers::BoxedQuery<'static, Pg> {
     let mut query = customers::table
         .filter(customers::tenant_id.eq(scope.id()))
-        .select(Customer::as_select())
-        .limit(page.limit())
         .into_boxed();
     if let Some(segment) = &filter.segment {
         query = query.filter(customers::segment.eq(segment.clone()));
@@ -136,6 +128,55 @@ pub async fn list(
                 .or(customers::email.ilike(pattern)),
         );
     }
+    query
+}
+
+/// Which orders an aggregate reads (every filter optional).
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub customer_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub is_club_shipment: Option<bool>,
+    pub ordered_from: Option<DateTime<Utc>>,
+    pub ordered_to: Option<DateTime<Utc>>,
+}
+
+/// The orders `filter` selects, every column.
+pub fn orders_filtered(scope: Tenant, filter: &OrderFilter) -> orders::BoxedQuery<'static, Pg> {
+    let mut query = orders::table
+        .filter(orders::tenant_id.eq(scope.id()))
+        .into_boxed();
+    if let Some(customer) = filter.customer_id {
+        query = query.filter(orders::customer_id.eq(customer));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(orders::status.eq(status.clone()));
+    }
+    if let Some(club) = filter.is_club_shipment {
+        query = query.filter(orders::is_club_shipment.eq(club));
+    }
+    if let Some(from) = filter.ordered_from {
+        query = query.filter(orders::ordered_at.ge(from));
+    }
+    if let Some(to) = filter.ordered_to {
+        query = query.filter(orders::ordered_at.lt(to));
+    }
+    query
+}
+
+/// One keyset page of customers. Ties in the sort key are broken by id; NULL sort keys
+/// come last in both directions.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &CustomerFilter,
+    field: CustomerOrderField,
+    descending: bool,
+    page: &PageRequest<SortKey>,
+) -> AppResult<Vec<Customer>> {
+    let mut query = filtered(scope, filter)
+        .select(Customer::as_select())
+        .limit(page.limit());
 
     // Keyset: rows strictly after the cursor in (key, id) order. Forward pages put NULL
     // keys last; a backward page walks the reversed order (direction flipped, NULLs first)

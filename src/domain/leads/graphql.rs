@@ -236,6 +236,34 @@ pub struct LeadFilter {
     pub search: Option<String>,
 }
 
+/// The operations' filter of the list's (and its aggregate's) `filter` argument.
+pub(super) fn lead_filter(filter: Option<LeadFilter>) -> AppResult<ops::LeadFilter> {
+    let f = filter.unwrap_or_default();
+    if f.search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+    {
+        return Err(AppError::bad_input(
+            &["filter", "search"],
+            "search must be at most 200 characters",
+        ));
+    }
+    Ok(ops::LeadFilter {
+        tag: f.tag,
+        urgency: f.urgency,
+        intent: f.intent,
+        tone: f.tone,
+        language: f.language,
+        archived: f.archived,
+        deleted: f.deleted,
+        confidence_min: f.confidence_min.map(|d| d.0),
+        confidence_max: f.confidence_max.map(|d| d.0),
+        created_from: f.created_from,
+        created_to: f.created_to,
+        search: f.search,
+    })
+}
+
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LeadOrderByField {
     #[default]
@@ -277,31 +305,8 @@ impl LeadsQuery {
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Lead>> {
         let request = request_context(ctx)?;
         let page = PageRequest::either(first, after, last, before)?;
-        let f = filter.unwrap_or_default();
-        if f.search
-            .as_ref()
-            .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
-        {
-            return Err(AppError::bad_input(
-                &["filter", "search"],
-                "search must be at most 200 characters",
-            ));
-        }
+        let filter = lead_filter(filter)?;
         let ascending = order_by.and_then(|o| o.direction) == Some(OrderDirection::Asc);
-        let filter = ops::LeadFilter {
-            tag: f.tag,
-            urgency: f.urgency,
-            intent: f.intent,
-            tone: f.tone,
-            language: f.language,
-            archived: f.archived,
-            deleted: f.deleted,
-            confidence_min: f.confidence_min.map(|d| d.0),
-            confidence_max: f.confidence_max.map(|d| d.0),
-            created_from: f.created_from,
-            created_to: f.created_to,
-            search: f.search,
-        };
         let rows = request
             .db
             .query(|conn, scope| {

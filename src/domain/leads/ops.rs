@@ -6,6 +6,7 @@
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -111,20 +112,12 @@ pub struct LeadFilter {
     pub search: Option<String>,
 }
 
-/// One keyset page of leads by creation time (newest first unless `ascending`).
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    filter: &LeadFilter,
-    ascending: bool,
-    page: &PageRequest<DateTime<Utc>>,
-) -> AppResult<Vec<Lead>> {
+/// The leads `filter` selects, every column: the rows of the list and of its aggregates.
+pub fn filtered(scope: Tenant, filter: &LeadFilter) -> lead_memory::BoxedQuery<'static, Pg> {
     use lead_memory as l;
     let mut query = l::table
         .filter(l::tenant_id.eq(scope.id()))
         .filter(l::deleted.eq(filter.deleted.unwrap_or(false)))
-        .select(Lead::as_select())
-        .limit(page.limit())
         .into_boxed();
     if let Some(archived) = filter.archived {
         query = query.filter(l::archived.eq(archived));
@@ -167,6 +160,21 @@ pub async fn list(
                 .or(l::message.ilike(pattern)),
         );
     }
+    query
+}
+
+/// One keyset page of leads by creation time (newest first unless `ascending`).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &LeadFilter,
+    ascending: bool,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Lead>> {
+    use lead_memory as l;
+    let query = filtered(scope, filter)
+        .select(Lead::as_select())
+        .limit(page.limit());
     let query = crate::keyset!(query, page, l::created_at, l::id, descending: !ascending);
     Ok(query.load(conn).await?)
 }

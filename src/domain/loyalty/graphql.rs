@@ -360,6 +360,18 @@ pub struct RedemptionFilter {
     pub reward_id: Option<ID>,
 }
 
+/// The operations' filter of the list's (and its aggregate's) `filter` argument.
+pub(super) fn redemption_filter(
+    filter: Option<RedemptionFilter>,
+) -> AppResult<ops::RedemptionFilter> {
+    let filter = filter.unwrap_or_default();
+    Ok(ops::RedemptionFilter {
+        status: filter.status,
+        customer_id: parse_optional_id(&filter.customer_id, &["filter", "customerId"])?,
+        reward_id: parse_optional_id(&filter.reward_id, &["filter", "rewardId"])?,
+    })
+}
+
 type TimeCursor = Cursor<DateTime<Utc>>;
 
 #[derive(Default)]
@@ -501,12 +513,7 @@ impl LoyaltyQuery {
     ) -> AppResult<Connection<TimeCursor, Redemption>> {
         let request = request_context(ctx)?;
         let page = PageRequest::either(first, after, last, before)?;
-        let filter = filter.unwrap_or_default();
-        let filter = ops::RedemptionFilter {
-            status: filter.status,
-            customer_id: parse_optional_id(&filter.customer_id, &["filter", "customerId"])?,
-            reward_id: parse_optional_id(&filter.reward_id, &["filter", "rewardId"])?,
-        };
+        let filter = redemption_filter(filter)?;
         let rows = request
             .db
             .query(|conn, scope| {

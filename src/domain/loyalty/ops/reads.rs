@@ -211,6 +211,37 @@ pub async fn redemption(
         .optional()
 }
 
+/// Which ledger entries an aggregate reads (every filter optional).
+#[derive(Debug, Clone, Default)]
+pub struct PointTransactionFilter {
+    pub customer_id: Option<Uuid>,
+    pub transaction_type: Option<PointTransactionType>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// The ledger entries `filter` selects, every column.
+pub fn point_transactions_filtered(
+    scope: Tenant,
+    filter: &PointTransactionFilter,
+) -> point_transactions::BoxedQuery<'static, Pg> {
+    use point_transactions as p;
+    let mut query = p::table.filter(p::tenant_id.eq(scope.id())).into_boxed();
+    if let Some(customer) = filter.customer_id {
+        query = query.filter(p::customer_id.eq(customer));
+    }
+    if let Some(kind) = filter.transaction_type {
+        query = query.filter(p::transaction_type.eq(kind));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(p::created_at.ge(from));
+    }
+    if let Some(to) = filter.created_to {
+        query = query.filter(p::created_at.lt(to));
+    }
+    query
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RedemptionFilter {
     pub status: Option<RedemptionStatus>,
@@ -218,18 +249,14 @@ pub struct RedemptionFilter {
     pub reward_id: Option<Uuid>,
 }
 
-pub async fn list_redemptions(
-    conn: &mut AsyncPgConnection,
+/// The redemptions `filter` selects, every column: the rows of the list and of its
+/// aggregates.
+pub fn redemptions_filtered(
     scope: Tenant,
     filter: &RedemptionFilter,
-    page: &PageRequest<DateTime<Utc>>,
-) -> AppResult<Vec<Redemption>> {
+) -> reward_redemptions::BoxedQuery<'static, Pg> {
     use reward_redemptions as r;
-    let mut query = r::table
-        .filter(r::tenant_id.eq(scope.id()))
-        .select(Redemption::as_select())
-        .limit(page.limit())
-        .into_boxed();
+    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(r::status.eq(status));
     }
@@ -239,6 +266,19 @@ pub async fn list_redemptions(
     if let Some(reward) = filter.reward_id {
         query = query.filter(r::reward_id.eq(reward));
     }
+    query
+}
+
+pub async fn list_redemptions(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    filter: &RedemptionFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> AppResult<Vec<Redemption>> {
+    use reward_redemptions as r;
+    let mut query = redemptions_filtered(scope, filter)
+        .select(Redemption::as_select())
+        .limit(page.limit());
     query = crate::keyset!(query, page, r::created_at, r::id, desc);
     Ok(query.load(conn).await?)
 }
