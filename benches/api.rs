@@ -17,7 +17,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout,delivery` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -107,6 +107,13 @@ const CAMPAIGNS_PAGE: &str = "{ campaigns(first: 50) { nodes { id name status me
 
 const LEADS_PAGE: &str =
     "{ leads(first: 50) { nodes { id name urgency actions { action tag } notes { note } } } }";
+
+/// The analysts' aggregates (issue targets: p50 ≤ 50 ms each on the 1 M data set).
+const AGGREGATE_SEGMENTS: &str = "{ customersAggregate { count groupBy(by: [SEGMENT, CHURN_RISK]) { key { segment churnRisk } count sum { ltv } } } }";
+
+const AGGREGATE_REVENUE: &str = "query($from: DateTime!, $to: DateTime!) { ordersAggregate { series(interval: DAY, from: $from, to: $to, timeZone: \"Europe/Paris\") { start count sum { orderTotal } } } }";
+
+const AGGREGATE_RECIPIENTS: &str = "query($id: ID!) { campaign(id: $id) { recipientsAggregate { count groupBy(by: [STATUS]) { key { status } count sum { opened } } } } }";
 
 /// The tenant `slug`, created (as `name`) when missing.
 async fn tenant(owner: &mut diesel_async::AsyncPgConnection, slug: &str, name: &str) -> Uuid {
@@ -1335,7 +1342,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,growthInsights,noisyNeighbour,fanout,delivery"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery"
             .to_string(),
     );
 
@@ -1481,6 +1488,19 @@ async fn run() {
                 |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign_id } }),
             ),
             "campaignsPage" => encode_bodies(1, |_| json!({ "query": CAMPAIGNS_PAGE })),
+            "aggregateSegments" => encode_bodies(1, |_| json!({ "query": AGGREGATE_SEGMENTS })),
+            "aggregateRevenue" => {
+                let to = chrono::Utc::now();
+                let from = to - chrono::Duration::days(90);
+                encode_bodies(
+                    1,
+                    |_| json!({ "query": AGGREGATE_REVENUE, "variables": { "from": from, "to": to } }),
+                )
+            }
+            "aggregateRecipients" => encode_bodies(
+                1,
+                |_| json!({ "query": AGGREGATE_RECIPIENTS, "variables": { "id": campaign_id } }),
+            ),
             "leadsPage" => encode_bodies(1, |_| json!({ "query": LEADS_PAGE })),
             "fanout" => {
                 fanout(&client, &base, &key, &server).await;

@@ -129,21 +129,32 @@ mod tests {
     #[tokio::test]
     async fn every_example_operation_in_the_readme_validates_against_the_schema() {
         let readme = include_str!("../../README.md");
-        let section = readme
-            .split("## Example queries")
-            .nth(1)
-            .and_then(|rest| rest.split("\n## ").next())
-            .expect("README has example queries");
-        let examples = section
+        let blocks: Vec<&str> = readme
             .split("```graphql")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("a graphql block");
-        let document = async_graphql::parser::parse_query(examples).expect("the examples parse");
-        let DocumentOperations::Multiple(operations) = &document.operations else {
-            panic!("the examples are named operations");
-        };
-        assert!(operations.len() >= 10, "{} examples", operations.len());
+            .skip(1)
+            .map(|rest| rest.split("```").next().expect("a closed block"))
+            .collect();
+        assert!(blocks.len() >= 2, "the examples and the analytics blocks");
+        let mut count = 0;
+        for examples in blocks {
+            let document =
+                async_graphql::parser::parse_query(examples).expect("the examples parse");
+            let DocumentOperations::Multiple(operations) = &document.operations else {
+                panic!("the examples are named operations");
+            };
+            count += operations.len();
+            validate(examples, operations).await;
+        }
+        assert!(count >= 13, "{count} examples");
+    }
+
+    async fn validate(
+        examples: &str,
+        operations: &std::collections::HashMap<
+            async_graphql::Name,
+            async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>,
+        >,
+    ) {
         let schema = super::build_schema(None);
         for (name, operation) in operations {
             let request = Request::new(examples).operation_name(name.as_str());
