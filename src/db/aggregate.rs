@@ -155,11 +155,298 @@ pub enum Shape {
     },
 }
 
-/// An aggregate statement over `rows`, answering one text column (JSON).
-pub struct AggregateQuery {
+/// What a rollup table of an aggregated table keeps (see the migration that creates
+/// them): per key of `keys` (and quarter hour of `time`, its `bucket`), `n` rows and the
+/// sums of `sums`, each in a column named as its field.
+#[derive(Debug)]
+pub struct RollupSpec {
+    pub keys: &'static [&'static str],
+    pub sums: &'static [&'static str],
+    pub time: Option<Field>,
+}
+
+/// The rollup rows of a query's filter: they stand for the rows the filter selects,
+/// but for the filter's `range` on the rollup's time field, which the rollup leaves to
+/// the statement.
+pub struct Rollup {
+    pub spec: &'static RollupSpec,
     pub rows: Box<dyn QueryFragment<Pg> + Send>,
-    pub measures: Measures,
-    pub shape: Shape,
+    pub range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+}
+
+/// How a statement reads a rollup: its rows in the whole quarter hours of the range,
+/// and the table's rows in the quarter hours the range cuts through.
+struct RollupPlan {
+    rows: Box<dyn QueryFragment<Pg> + Send>,
+    /// The columns read: the keys, then the numbers.
+    columns: Vec<Field>,
+    /// The time field of the edges (and of a series, `w.ts`).
+    time: Option<Field>,
+    series: bool,
+    /// The rollup's buckets read, `[from, to)`; `None`: none (the range is within one
+    /// quarter hour).
+    buckets: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    /// The table's rows read, each `[from, to)`.
+    edges: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+}
+
+/// A quarter hour, in seconds: the rollups' time buckets.
+const QUARTER_HOUR: i64 = 900;
+
+fn on_quarter_hour(at: &DateTime<Utc>) -> bool {
+    at.timestamp().rem_euclid(QUARTER_HOUR) == 0 && at.timestamp_subsec_nanos() == 0
+}
+
+/// The quarter hour holding `at`.
+fn quarter_hour_down(at: DateTime<Utc>) -> DateTime<Utc> {
+    let down = at.timestamp().div_euclid(QUARTER_HOUR) * QUARTER_HOUR;
+    DateTime::from_timestamp(down, 0).unwrap_or(at)
+}
+
+/// The first quarter hour starting at or after `at`.
+fn quarter_hour_up(at: DateTime<Utc>) -> DateTime<Utc> {
+    match on_quarter_hour(&at) {
+        true => at,
+        false => quarter_hour_down(at) + chrono::Duration::seconds(QUARTER_HOUR),
+    }
+}
+
+/// How to read `rollup` for `measures` in `shape`, when it holds what they need: sums
+/// and averages of the fields it sums (its numbers are never null), keys it keeps, a
+/// series by its time field on quarter-hour boundaries.
+fn plan(rollup: Rollup, measures: &Measures, shape: &Shape) -> Option<RollupPlan> {
+    let spec = rollup.spec;
+    if !measures.min.is_empty() || !measures.max.is_empty() {
+        return None;
+    }
+    let mut numbers: Vec<Field> = Vec::new();
+    for field in measures.sum.iter().chain(&measures.avg) {
+        if !numbers.contains(field) {
+            numbers.push(*field);
+        }
+    }
+    let keys: &[Field] = match shape {
+        Shape::Total => &[],
+        Shape::Groups { keys, .. } => keys,
+        Shape::Series { keys, .. } => keys,
+    };
+    let fits = numbers.iter().all(|n| spec.sums.contains(&n.name))
+        && keys.iter().all(|k| spec.keys.contains(&k.name));
+    if !fits {
+        return None;
+    }
+    let (mut low, mut high) = rollup.range;
+    let series = matches!(shape, Shape::Series { .. });
+    if let Shape::Series {
+        time,
+        bounds,
+        from,
+        to,
+        ..
+    } = shape
+    {
+        if spec.time.map(|t| t.name) != Some(time.name) || !bounds.iter().all(on_quarter_hour) {
+            return None;
+        }
+        low = Some(low.map_or(*from, |l| l.max(*from)));
+        high = Some(high.map_or(*to, |h| h.min(*to)));
+    }
+    let whole_from = low.map(quarter_hour_up);
+    let whole_to = high.map(quarter_hour_down);
+    let buckets = match (whole_from, whole_to) {
+        (Some(from), Some(to)) if from >= to => None,
+        _ => Some((whole_from, whole_to)),
+    };
+    let edges = match buckets {
+        None => vec![(low, high)],
+        Some(_) => {
+            let mut edges = Vec::new();
+            if let (Some(l), Some(w)) = (low, whole_from) {
+                if l < w {
+                    edges.push((Some(l), Some(w)));
+                }
+            }
+            if let (Some(w), Some(h)) = (whole_to, high) {
+                if w < h {
+                    edges.push((Some(w), Some(h)));
+                }
+            }
+            edges
+        }
+    };
+    Some(RollupPlan {
+        rows: rollup.rows,
+        columns: keys.iter().chain(&numbers).copied().collect(),
+        time: spec.time,
+        series,
+        buckets,
+        edges,
+    })
+}
+
+/// An aggregate statement over `rows`, answering one text column (JSON). With a rollup
+/// that holds what it needs, it reads the rollup instead (and the rows of the quarter
+/// hours a time range cuts through).
+pub struct AggregateQuery {
+    rows: Box<dyn QueryFragment<Pg> + Send>,
+    measures: Measures,
+    shape: Shape,
+    rollup: Option<RollupPlan>,
+}
+
+impl AggregateQuery {
+    pub fn new(
+        rows: Box<dyn QueryFragment<Pg> + Send>,
+        rollup: Option<Rollup>,
+        mut measures: Measures,
+        shape: Shape,
+    ) -> Self {
+        // The aggregate groups are ordered by is computed with the others.
+        if let Shape::Groups {
+            order: GroupOrder::Measure(function, field),
+            ..
+        } = &shape
+        {
+            measures.add(*function, *field);
+        }
+        let rollup = rollup.and_then(|r| plan(r, &measures, &shape));
+        Self {
+            rows,
+            measures,
+            shape,
+            rollup,
+        }
+    }
+
+    /// Whether the statement reads a rollup.
+    pub fn reads_rollup(&self) -> bool {
+        self.rollup.is_some()
+    }
+
+    fn count(&self) -> &'static str {
+        match self.rollup {
+            None => "count(*)",
+            Some(_) => "sum(w.n)",
+        }
+    }
+
+    /// The aggregate of `function` over `field`; a sum of no values is 0.
+    fn aggregate(&self, function: Function, field: Field) -> String {
+        match (&self.rollup, function) {
+            (None, Function::Sum) => format!("coalesce(sum({}), 0)", field.sql),
+            (None, other) => format!("{}({})", other.name(), field.sql),
+            (Some(_), Function::Sum) => format!("coalesce(sum(w.{}), 0)", field.name),
+            // As avg() computes it: the sum divided by the count, as numerics.
+            (Some(_), _) => format!(
+                "sum(w.{})::numeric / nullif(sum(w.n), 0)::numeric",
+                field.name
+            ),
+        }
+    }
+
+    fn key(&self, field: Field) -> String {
+        match self.rollup {
+            None => field.sql.to_string(),
+            Some(_) => format!("w.{}", field.name),
+        }
+    }
+
+    fn time(&self, field: Field) -> String {
+        match self.rollup {
+            None => field.sql.to_string(),
+            Some(_) => "w.ts".into(),
+        }
+    }
+
+    /// A rollup's keys whose rows cancel out (all deleted) are no groups.
+    fn having(&self) -> &'static str {
+        match self.rollup {
+            None => "",
+            Some(_) => " HAVING sum(w.n) > 0",
+        }
+    }
+
+    /// `count(*) AS n, <aggregate> AS m0, …`
+    fn computed(&self, measures: &[(Function, Field, String)]) -> String {
+        let mut columns = vec![format!("{} AS n", self.count())];
+        columns.extend(
+            measures
+                .iter()
+                .map(|(f, field, alias)| format!("{} AS {alias}", self.aggregate(*f, *field))),
+        );
+        columns.join(", ")
+    }
+
+    fn key_columns(&self, keys: &[Field]) -> String {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} AS k{i}, ", self.key(*k)))
+            .collect()
+    }
+
+    /// Writes the `FROM` item: `(<rows>) t`, or `(<rollup rows> UNION ALL <edge rows>) w`.
+    fn walk_from<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let Some(plan) = &self.rollup else {
+            out.push_sql("(");
+            self.rows.walk_ast(out.reborrow())?;
+            out.push_sql(") t");
+            return Ok(());
+        };
+        let ts = match plan.series {
+            true => ", r.bucket AS ts",
+            false => "",
+        };
+        out.push_sql("(");
+        if let Some((from, to)) = &plan.buckets {
+            let columns: String = plan
+                .columns
+                .iter()
+                .map(|c| format!(", r.{}", c.name))
+                .collect();
+            out.push_sql(&format!("SELECT r.n{columns}{ts} FROM ("));
+            plan.rows.walk_ast(out.reborrow())?;
+            out.push_sql(") r WHERE true");
+            if let Some(from) = from {
+                out.push_sql(" AND r.bucket >= ");
+                out.push_bind_param::<Timestamptz, _>(from)?;
+            }
+            if let Some(to) = to {
+                out.push_sql(" AND r.bucket < ");
+                out.push_bind_param::<Timestamptz, _>(to)?;
+            }
+        }
+        if let (Some(time), false) = (plan.time, plan.edges.is_empty()) {
+            if plan.buckets.is_some() {
+                out.push_sql(" UNION ALL ");
+            }
+            let columns: String = plan
+                .columns
+                .iter()
+                .map(|c| format!(", {} AS {}", c.sql, c.name))
+                .collect();
+            let ts = match plan.series {
+                true => format!(", {} AS ts", time.sql),
+                false => String::new(),
+            };
+            out.push_sql(&format!("SELECT 1 AS n{columns}{ts} FROM ("));
+            self.rows.walk_ast(out.reborrow())?;
+            out.push_sql(") t WHERE false");
+            for (from, to) in &plan.edges {
+                out.push_sql(" OR (true");
+                if let Some(from) = from {
+                    out.push_sql(&format!(" AND {} >= ", time.sql));
+                    out.push_bind_param::<Timestamptz, _>(from)?;
+                }
+                if let Some(to) = to {
+                    out.push_sql(&format!(" AND {} < ", time.sql));
+                    out.push_bind_param::<Timestamptz, _>(to)?;
+                }
+                out.push_sql(")");
+            }
+        }
+        out.push_sql(") w");
+        Ok(())
+    }
 }
 
 /// `'name', <expr>` pairs for `json_build_object`.
@@ -169,14 +456,6 @@ fn object(pairs: impl IntoIterator<Item = (&'static str, String)>) -> String {
         .map(|(name, expr)| format!("'{name}', {expr}"))
         .collect();
     format!("json_build_object({})", pairs.join(", "))
-}
-
-/// The aggregate of `function` over `field`; a sum of no values is 0.
-fn aggregate(function: Function, field: Field) -> String {
-    match function {
-        Function::Sum => format!("coalesce(sum({}), 0)", field.sql),
-        other => format!("{}({})", other.name(), field.sql),
-    }
 }
 
 /// The JSON of one answer row from the computed columns of `source` (`count` as `n`,
@@ -220,24 +499,6 @@ fn row_json(
     object(pairs)
 }
 
-/// `count(*) AS n, <aggregate> AS m0, …`
-fn computed(measures: &[(Function, Field, String)]) -> String {
-    let mut columns = vec!["count(*) AS n".to_string()];
-    columns.extend(
-        measures
-            .iter()
-            .map(|(f, field, alias)| format!("{} AS {alias}", aggregate(*f, *field))),
-    );
-    columns.join(", ")
-}
-
-fn key_columns(keys: &[Field]) -> String {
-    keys.iter()
-        .enumerate()
-        .map(|(i, k)| format!("{} AS k{i}, ", k.sql))
-        .collect()
-}
-
 fn key_order(keys: &[Field], descending: bool) -> Vec<String> {
     let direction = if descending { "DESC" } else { "ASC" };
     (0..keys.len())
@@ -249,24 +510,17 @@ impl QueryFragment<Pg> for AggregateQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         // The text depends on what was asked: planned each time, never cached.
         out.unsafe_to_cache_prepared();
-        let mut measures = self.measures.clone();
-        if let Shape::Groups {
-            order: GroupOrder::Measure(function, field),
-            ..
-        } = &self.shape
-        {
-            measures.add(*function, *field);
-        }
-        let numbered = measures.numbered();
+        let numbered = self.measures.numbered();
+        let having = self.having();
         match &self.shape {
             Shape::Total => {
                 let json = row_json(&numbered, &[], "a", "a", None);
                 out.push_sql(&format!(
-                    "SELECT {json}::text FROM (SELECT {} FROM (",
-                    computed(&numbered)
+                    "SELECT {json}::text FROM (SELECT {} FROM ",
+                    self.computed(&numbered)
                 ));
-                self.rows.walk_ast(out.reborrow())?;
-                out.push_sql(") t) a");
+                self.walk_from(&mut out)?;
+                out.push_sql(") a");
             }
             Shape::Groups {
                 keys,
@@ -294,13 +548,13 @@ impl QueryFragment<Pg> for AggregateQuery {
                 let json = row_json(&numbered, keys, "a", "a", None);
                 let group_by: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
                 out.push_sql(&format!(
-                    "SELECT coalesce(json_agg({json} ORDER BY {order_by}), '[]')::text FROM (SELECT {}{} FROM (",
-                    key_columns(keys),
-                    computed(&numbered),
+                    "SELECT coalesce(json_agg({json} ORDER BY {order_by}), '[]')::text FROM (SELECT {}{} FROM ",
+                    self.key_columns(keys),
+                    self.computed(&numbered),
                 ));
-                self.rows.walk_ast(out.reborrow())?;
+                self.walk_from(&mut out)?;
                 out.push_sql(&format!(
-                    ") t GROUP BY {} ORDER BY {order_by} LIMIT ",
+                    " GROUP BY {}{having} ORDER BY {order_by} LIMIT ",
                     group_by.join(", ")
                 ));
                 out.push_bind_param::<BigInt, _>(limit)?;
@@ -315,20 +569,22 @@ impl QueryFragment<Pg> for AggregateQuery {
                 max_points,
             } => {
                 let group_by: Vec<String> = (1..=keys.len() + 1).map(|i| i.to_string()).collect();
-                out.push_sql("WITH a AS (SELECT width_bucket(");
-                out.push_sql(time.sql);
-                out.push_sql(", ");
+                let time_sql = self.time(*time);
+                out.push_sql(&format!("WITH a AS (SELECT width_bucket({time_sql}, "));
                 out.push_bind_param::<Array<Timestamptz>, _>(bounds)?;
                 out.push_sql(&format!(
-                    ") AS b, {}{} FROM (",
-                    key_columns(keys),
-                    computed(&numbered)
+                    ") AS b, {}{} FROM ",
+                    self.key_columns(keys),
+                    self.computed(&numbered)
                 ));
-                self.rows.walk_ast(out.reborrow())?;
-                out.push_sql(&format!(") t WHERE {} >= ", time.sql));
-                out.push_bind_param::<Timestamptz, _>(from)?;
-                out.push_sql(&format!(" AND {} < ", time.sql));
-                out.push_bind_param::<Timestamptz, _>(to)?;
+                self.walk_from(&mut out)?;
+                // A rollup's rows are already those of the range.
+                if self.rollup.is_none() {
+                    out.push_sql(&format!(" WHERE {time_sql} >= "));
+                    out.push_bind_param::<Timestamptz, _>(from)?;
+                    out.push_sql(&format!(" AND {time_sql} < "));
+                    out.push_bind_param::<Timestamptz, _>(to)?;
+                }
                 let distinct: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
                 let joined: String = (0..keys.len())
                     .map(|i| format!(" AND a.k{i} IS NOT DISTINCT FROM k.k{i}"))
@@ -342,7 +598,7 @@ impl QueryFragment<Pg> for AggregateQuery {
                     false => format!("SELECT DISTINCT {} FROM a", distinct.join(", ")),
                 };
                 out.push_sql(&format!(
-                    " GROUP BY {}), k AS ({k}) SELECT CASE WHEN (SELECT count(*) FROM k) * ",
+                    " GROUP BY {}{having}), k AS ({k}) SELECT CASE WHEN (SELECT count(*) FROM k) * ",
                     group_by.join(", "),
                 ));
                 // The number of buckets is the server's, written as a literal.

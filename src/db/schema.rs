@@ -321,6 +321,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    customer_rollups (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        segment -> Nullable<Text>,
+        churn_risk -> Nullable<Text>,
+        is_club_member -> Bool,
+        n -> Int8,
+        ltv -> Numeric,
+        compacted -> Bool,
+    }
+}
+
+diesel::table! {
     customers (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -623,6 +636,21 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    order_rollups (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        bucket -> Timestamptz,
+        status -> Text,
+        is_club_shipment -> Bool,
+        n -> Int8,
+        order_total -> Numeric,
+        subtotal -> Numeric,
+        discount_total -> Numeric,
+        compacted -> Bool,
     }
 }
 
@@ -988,6 +1016,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    recipient_rollups (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        campaign_id -> Uuid,
+        status -> Text,
+        channel -> Text,
+        n -> Int8,
+        sent -> Int8,
+        delivered -> Int8,
+        opened -> Int8,
+        clicked -> Int8,
+        failed -> Int8,
+        compacted -> Bool,
+    }
+}
+
+diesel::table! {
     rendez_vous (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1213,6 +1258,7 @@ diesel::joinable!(communication_preferences -> tenants (tenant_id));
 diesel::joinable!(communication_templates -> tenants (tenant_id));
 diesel::joinable!(contacts -> tenants (tenant_id));
 diesel::joinable!(customer_activities -> tenants (tenant_id));
+diesel::joinable!(customer_rollups -> tenants (tenant_id));
 diesel::joinable!(customers -> tenants (tenant_id));
 diesel::joinable!(demo_sessions -> tenants (tenant_id));
 diesel::joinable!(discounts -> tenants (tenant_id));
@@ -1230,6 +1276,7 @@ diesel::joinable!(lead_memory -> tenants (tenant_id));
 diesel::joinable!(lead_notes -> tenants (tenant_id));
 diesel::joinable!(loyalty_point_rules -> tenants (tenant_id));
 diesel::joinable!(loyalty_rewards -> tenants (tenant_id));
+diesel::joinable!(order_rollups -> tenants (tenant_id));
 diesel::joinable!(orders -> tenants (tenant_id));
 diesel::joinable!(outreach_campaigns -> tenants (tenant_id));
 diesel::joinable!(outreach_emails -> tenants (tenant_id));
@@ -1249,6 +1296,7 @@ diesel::joinable!(prospect_industry_performance -> tenants (tenant_id));
 diesel::joinable!(prospect_outreach_log -> tenants (tenant_id));
 diesel::joinable!(prospects -> tenants (tenant_id));
 diesel::joinable!(queue_jobs -> tenants (tenant_id));
+diesel::joinable!(recipient_rollups -> tenants (tenant_id));
 diesel::joinable!(rendez_vous -> tenants (tenant_id));
 diesel::joinable!(reward_redemptions -> tenants (tenant_id));
 diesel::joinable!(scheduled_runs -> tenants (tenant_id));
@@ -1280,6 +1328,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     communication_templates,
     contacts,
     customer_activities,
+    customer_rollups,
     customers,
     demo_sessions,
     discounts,
@@ -1298,6 +1347,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     lead_notes,
     loyalty_point_rules,
     loyalty_rewards,
+    order_rollups,
     orders,
     outreach_campaigns,
     outreach_emails,
@@ -1317,6 +1367,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     prospect_outreach_log,
     prospects,
     queue_jobs,
+    recipient_rollups,
     rendez_vous,
     reward_redemptions,
     scheduled_runs,

@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::db::aggregate::{AggregateQuery, AsField, Field, Function, GroupOrder, Measures, Shape};
+use crate::db::aggregate::{
+    AggregateQuery, AsField, Field, Function, GroupOrder, Measures, Rollup, Shape,
+};
 use crate::db::Tenant;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::OrderDirection;
@@ -59,6 +61,12 @@ pub trait Aggregated: Send + Sync + 'static {
     type GroupOrderBy: InputType + GroupOrdering + Send + Sync;
     /// The rows `filter` selects in `scope`: the list's own filtered query.
     fn rows(scope: Tenant, filter: &Self::Filter) -> Box<dyn QueryFragment<Pg> + Send>;
+
+    /// The rollup rows standing for the same rows, when the list has a rollup and
+    /// `filter` only asks what it keeps.
+    fn rollup(_scope: Tenant, _filter: &Self::Filter) -> Option<Rollup> {
+        None
+    }
 }
 
 /// One answer row: the totals, a group or a bucket.
@@ -127,11 +135,12 @@ async fn run<S: Aggregated>(
         .db
         .query(move |conn, scope| {
             async move {
-                AggregateQuery {
-                    rows: S::rows(scope, &filter),
+                AggregateQuery::new(
+                    S::rows(scope, &filter),
+                    S::rollup(scope, &filter),
                     measures,
                     shape,
-                }
+                )
                 .get_result::<Option<String>>(conn)
                 .await
             }

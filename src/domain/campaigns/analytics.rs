@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::model::{CampaignChannel, RecipientStatus};
 use super::ops;
-use crate::db::aggregate::Field;
+use crate::db::aggregate::{Field, Rollup, RollupSpec};
 use crate::db::Tenant;
 use crate::graphql::aggregate::Aggregated;
 use crate::graphql::scalars::Decimal;
@@ -76,4 +76,19 @@ impl Aggregated for Recipients {
     fn rows(scope: Tenant, (campaign, filter): &Self::Filter) -> Box<dyn QueryFragment<Pg> + Send> {
         Box::new(ops::recipients_filtered(scope, *campaign, filter))
     }
+
+    fn rollup(scope: Tenant, (campaign, filter): &Self::Filter) -> Option<Rollup> {
+        Some(Rollup {
+            spec: &RECIPIENT_ROLLUP,
+            rows: Box::new(ops::recipient_rollup_rows(scope, *campaign, filter)),
+            range: (None, None),
+        })
+    }
 }
+
+/// What `recipient_rollups` keeps.
+static RECIPIENT_ROLLUP: RollupSpec = RollupSpec {
+    keys: &["status", "channel"],
+    sums: &["sent", "delivered", "opened", "clicked", "failed"],
+    time: None,
+};

@@ -16,7 +16,7 @@ use super::model::*;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
-    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
+    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking, recipient_rollups,
     target_group_mappings,
 };
 use crate::db::Tenant;
@@ -121,6 +121,27 @@ pub fn recipients_filtered(
     filter: &RecipientFilter,
 ) -> campaign_recipients::BoxedQuery<'static, Pg> {
     use campaign_recipients as r;
+    let mut query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .filter(r::campaign_id.eq(campaign))
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(r::status.eq(status));
+    }
+    if let Some(channel) = filter.channel {
+        query = query.filter(r::channel.eq(channel));
+    }
+    query
+}
+
+/// The recipient rollup rows of `campaign` under `filter` (the rollup keeps status and
+/// channel).
+pub fn recipient_rollup_rows(
+    scope: Tenant,
+    campaign: Uuid,
+    filter: &RecipientFilter,
+) -> recipient_rollups::BoxedQuery<'static, Pg> {
+    use recipient_rollups as r;
     let mut query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::campaign_id.eq(campaign))

@@ -10,7 +10,7 @@ use super::graphql::{customer_filter, CustomerFilter};
 use super::model::ChurnRisk;
 use super::ops;
 use crate::auth::Access;
-use crate::db::aggregate::Field;
+use crate::db::aggregate::{Field, Rollup, RollupSpec};
 use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::aggregate::{Aggregate, Aggregated};
@@ -75,7 +75,22 @@ impl Aggregated for Customers {
     fn rows(scope: Tenant, filter: &Self::Filter) -> Box<dyn QueryFragment<Pg> + Send> {
         Box::new(ops::filtered(scope, filter))
     }
+
+    fn rollup(scope: Tenant, filter: &Self::Filter) -> Option<Rollup> {
+        Some(Rollup {
+            spec: &CUSTOMER_ROLLUP,
+            rows: Box::new(ops::customer_rollup_rows(scope, filter)?),
+            range: (None, None),
+        })
+    }
 }
+
+/// What `customer_rollups` keeps.
+static CUSTOMER_ROLLUP: RollupSpec = RollupSpec {
+    keys: &["segment", "churn_risk", "is_club_member"],
+    sums: &["ltv"],
+    time: None,
+};
 
 crate::aggregate_fields!(pub OrderGroupField {
     Status => ("status", "t.status"),
@@ -139,7 +154,22 @@ impl Aggregated for Orders {
     fn rows(scope: Tenant, filter: &Self::Filter) -> Box<dyn QueryFragment<Pg> + Send> {
         Box::new(ops::orders_filtered(scope, filter))
     }
+
+    fn rollup(scope: Tenant, filter: &Self::Filter) -> Option<Rollup> {
+        Some(Rollup {
+            spec: &ORDER_ROLLUP,
+            rows: Box::new(ops::order_rollup_rows(scope, filter)?),
+            range: (filter.ordered_from, filter.ordered_to),
+        })
+    }
 }
+
+/// What `order_rollups` keeps (per quarter hour of `ordered_at`).
+static ORDER_ROLLUP: RollupSpec = RollupSpec {
+    keys: &["status", "is_club_shipment"],
+    sums: &["order_total", "subtotal", "discount_total"],
+    time: Some(OrderTimeField::FIELDS[0]),
+};
 
 #[derive(Default)]
 pub struct CustomersAnalyticsQuery;

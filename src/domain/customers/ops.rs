@@ -13,7 +13,9 @@ use super::model::{
     NewOrder, Order,
 };
 use crate::db::page::{Cursor, PageRequest};
-use crate::db::schema::{communication_preferences, customers, orders};
+use crate::db::schema::{
+    communication_preferences, customer_rollups, customers, order_rollups, orders,
+};
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
@@ -162,6 +164,59 @@ pub fn orders_filtered(scope: Tenant, filter: &OrderFilter) -> orders::BoxedQuer
         query = query.filter(orders::ordered_at.lt(to));
     }
     query
+}
+
+/// The customer rollup rows (see the aggregate rollups migration) of `filter`, when it
+/// asks only what the rollup keeps: segment, churn risk and membership.
+pub fn customer_rollup_rows(
+    scope: Tenant,
+    filter: &CustomerFilter,
+) -> Option<customer_rollups::BoxedQuery<'static, Pg>> {
+    let CustomerFilter {
+        segment,
+        churn_risk,
+        is_club_member,
+        ltv_min: None,
+        ltv_max: None,
+        last_activity_from: None,
+        last_activity_to: None,
+        search: None,
+    } = filter
+    else {
+        return None;
+    };
+    use customer_rollups as r;
+    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
+    if let Some(segment) = segment {
+        query = query.filter(r::segment.eq(segment.clone()));
+    }
+    if let Some(risk) = churn_risk {
+        query = query.filter(r::churn_risk.eq(risk.clone()));
+    }
+    if let Some(member) = is_club_member {
+        query = query.filter(r::is_club_member.eq(*member));
+    }
+    Some(query)
+}
+
+/// The order rollup rows of `filter` when it does not name a customer (the rollup keeps
+/// status, club shipments and quarter hours; `filter`'s time range is the caller's).
+pub fn order_rollup_rows(
+    scope: Tenant,
+    filter: &OrderFilter,
+) -> Option<order_rollups::BoxedQuery<'static, Pg>> {
+    if filter.customer_id.is_some() {
+        return None;
+    }
+    use order_rollups as r;
+    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
+    if let Some(status) = &filter.status {
+        query = query.filter(r::status.eq(status.clone()));
+    }
+    if let Some(club) = filter.is_club_shipment {
+        query = query.filter(r::is_club_shipment.eq(club));
+    }
+    Some(query)
 }
 
 /// One keyset page of customers. Ties in the sort key are broken by id; NULL sort keys

@@ -1,0 +1,17 @@
+DROP TRIGGER customer_rollups_insert ON customers;
+DROP TRIGGER customer_rollups_update ON customers;
+DROP TRIGGER customer_rollups_delete ON customers;
+DROP TRIGGER order_rollups_insert ON orders;
+DROP TRIGGER order_rollups_update ON orders;
+DROP TRIGGER order_rollups_delete ON orders;
+DROP TRIGGER recipient_rollups_insert ON campaign_recipients;
+DROP TRIGGER recipient_rollups_update ON campaign_recipients;
+DROP TRIGGER recipient_rollups_delete ON campaign_recipients;
+DROP FUNCTION compact_rollups();
+DROP FUNCTION customer_rollup_deltas();
+DROP FUNCTION order_rollup_deltas();
+DROP FUNCTION recipient_rollup_deltas();
+DROP TABLE customer_rollups;
+DROP TABLE order_rollups;
+DROP TABLE recipient_rollups;
+DROP FUNCTION quarter_hour(timestamptz);
