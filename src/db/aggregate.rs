@@ -155,6 +155,9 @@ pub enum Shape {
     },
 }
 
+/// A time range `[from, to)`, either end open (`None`).
+pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// What a rollup table of an aggregated table keeps (see the migration that creates
 /// them): per key of `keys` (and quarter hour of `time`, its `bucket`), `n` rows and the
 /// sums of `sums`, each in a column named as its field.
@@ -171,7 +174,7 @@ pub struct RollupSpec {
 pub struct Rollup {
     pub spec: &'static RollupSpec,
     pub rows: Box<dyn QueryFragment<Pg> + Send>,
-    pub range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    pub range: TimeRange,
 }
 
 /// How a statement reads a rollup: its rows in the whole quarter hours of the range,
@@ -185,9 +188,9 @@ struct RollupPlan {
     series: bool,
     /// The rollup's buckets read, `[from, to)`; `None`: none (the range is within one
     /// quarter hour).
-    buckets: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    buckets: Option<TimeRange>,
     /// The table's rows read, each `[from, to)`.
-    edges: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    edges: Vec<TimeRange>,
 }
 
 /// A quarter hour, in seconds: the rollups' time buckets.
@@ -626,4 +629,202 @@ impl QueryId for AggregateQuery {
 impl Query for AggregateQuery {
     /// JSON; `NULL` for a series with too many points.
     type SqlType = Nullable<Text>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPEC: RollupSpec = RollupSpec {
+        keys: &["status"],
+        sums: &["total"],
+        time: Some(TIME),
+    };
+    const TIME: Field = Field {
+        name: "at",
+        sql: "t.at",
+    };
+    const STATUS: Field = Field {
+        name: "status",
+        sql: "t.status",
+    };
+    const CUSTOMER: Field = Field {
+        name: "customer",
+        sql: "t.customer",
+    };
+    const TOTAL: Field = Field {
+        name: "total",
+        sql: "t.total",
+    };
+    const OTHER: Field = Field {
+        name: "other",
+        sql: "t.other",
+    };
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn rollup(range: (Option<&str>, Option<&str>)) -> Rollup {
+        Rollup {
+            spec: &SPEC,
+            rows: Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("true")),
+            range: (range.0.map(at), range.1.map(at)),
+        }
+    }
+
+    fn sums(fields: &[Field]) -> Measures {
+        Measures {
+            sum: fields.to_vec(),
+            ..Measures::default()
+        }
+    }
+
+    fn groups(keys: &[Field]) -> Shape {
+        Shape::Groups {
+            keys: keys.to_vec(),
+            order: GroupOrder::Count,
+            descending: true,
+            limit: 10,
+        }
+    }
+
+    fn series(from: &str, to: &str, bounds: &[&str]) -> Shape {
+        Shape::Series {
+            time: TIME,
+            bounds: bounds.iter().map(|b| at(b)).collect(),
+            from: at(from),
+            to: at(to),
+            keys: vec![],
+            max_points: 100,
+        }
+    }
+
+    #[test]
+    fn a_rollup_is_read_only_for_what_it_keeps() {
+        let reads = |measures: Measures, shape: Shape| {
+            plan(rollup((None, None)), &measures, &shape).is_some()
+        };
+        assert!(reads(sums(&[TOTAL]), Shape::Total));
+        assert!(reads(sums(&[TOTAL]), groups(&[STATUS])));
+        let averages = Measures {
+            avg: vec![TOTAL],
+            ..Measures::default()
+        };
+        assert!(reads(averages, groups(&[STATUS])));
+        assert!(
+            !reads(sums(&[OTHER]), Shape::Total),
+            "a number it does not sum"
+        );
+        assert!(
+            !reads(sums(&[]), groups(&[CUSTOMER])),
+            "a key it does not keep"
+        );
+        let minimum = Measures {
+            min: vec![TOTAL],
+            ..Measures::default()
+        };
+        assert!(!reads(minimum, Shape::Total), "minimums are not kept");
+        // Ordering groups by a maximum needs the rows.
+        let query = AggregateQuery::new(
+            Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("true")),
+            Some(rollup((None, None))),
+            sums(&[TOTAL]),
+            Shape::Groups {
+                keys: vec![STATUS],
+                order: GroupOrder::Measure(Function::Max, TOTAL),
+                descending: true,
+                limit: 10,
+            },
+        );
+        assert!(!query.reads_rollup());
+        // A series by its time field on quarter hours, not one cut elsewhere.
+        assert!(reads(
+            sums(&[]),
+            series(
+                "2026-01-01T00:00:00Z",
+                "2026-01-02T00:00:00Z",
+                &["2026-01-01T00:00:00Z"]
+            )
+        ));
+        assert!(!reads(
+            sums(&[]),
+            series(
+                "2026-01-01T00:00:00Z",
+                "2026-01-02T00:00:00Z",
+                &["2026-01-01T00:10:00Z"]
+            )
+        ));
+    }
+
+    #[test]
+    fn the_quarter_hours_a_range_cuts_through_are_read_from_the_rows() {
+        let plan_of = |range: (Option<&str>, Option<&str>), shape: Shape| {
+            plan(rollup(range), &sums(&[TOTAL]), &shape).expect("the rollup fits")
+        };
+        let whole = plan_of((None, None), Shape::Total);
+        assert_eq!(whole.buckets, Some((None, None)));
+        assert!(whole.edges.is_empty());
+
+        let cut = plan_of(
+            (Some("2026-01-01T10:07:00Z"), Some("2026-01-01T12:20:30Z")),
+            Shape::Total,
+        );
+        assert_eq!(
+            cut.buckets,
+            Some((
+                Some(at("2026-01-01T10:15:00Z")),
+                Some(at("2026-01-01T12:15:00Z"))
+            ))
+        );
+        assert_eq!(
+            cut.edges,
+            [
+                (
+                    Some(at("2026-01-01T10:07:00Z")),
+                    Some(at("2026-01-01T10:15:00Z"))
+                ),
+                (
+                    Some(at("2026-01-01T12:15:00Z")),
+                    Some(at("2026-01-01T12:20:30Z"))
+                ),
+            ]
+        );
+        // Within one quarter hour: the rows alone.
+        let narrow = plan_of(
+            (Some("2026-01-01T10:01:00Z"), Some("2026-01-01T10:14:00Z")),
+            Shape::Total,
+        );
+        assert_eq!(narrow.buckets, None);
+        assert_eq!(
+            narrow.edges,
+            [(
+                Some(at("2026-01-01T10:01:00Z")),
+                Some(at("2026-01-01T10:14:00Z"))
+            )]
+        );
+        // A series reads its range within the filter's.
+        let chart = plan_of(
+            (Some("2026-01-01T06:00:00Z"), None),
+            series(
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T12:05:00Z",
+                &["2026-01-01T00:00:00Z"],
+            ),
+        );
+        assert_eq!(
+            chart.buckets,
+            Some((
+                Some(at("2026-01-01T06:00:00Z")),
+                Some(at("2026-01-01T12:00:00Z"))
+            ))
+        );
+        assert_eq!(
+            chart.edges,
+            [(
+                Some(at("2026-01-01T12:00:00Z")),
+                Some(at("2026-01-01T12:05:00Z"))
+            )]
+        );
+    }
 }
