@@ -115,3 +115,17 @@ where
         .await?;
     Ok(page.into_connection(rows, CreatedRow::cursor, node_of))
 }
+
+/// A list filter's `search` (a case-insensitive substring): at most 200 characters.
+pub fn check_search(search: &Option<String>) -> AppResult<()> {
+    if search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+    {
+        return Err(AppError::bad_input(
+            &["filter", "search"],
+            "search must be at most 200 characters",
+        ));
+    }
+    Ok(())
+}

@@ -461,15 +461,7 @@ pub struct CampaignFilter {
 
 fn campaign_filter(filter: Option<CampaignFilter>) -> AppResult<ops::CampaignFilter> {
     let f = filter.unwrap_or_default();
-    if f.search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
-    {
-        return Err(AppError::bad_input(
-            &["filter", "search"],
-            "search must be at most 200 characters",
-        ));
-    }
+    crate::graphql::connection::check_search(&f.search)?;
     Ok(ops::CampaignFilter {
         status: f.status,
         scheduled_from: f.scheduled_from,

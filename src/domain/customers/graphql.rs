@@ -472,16 +472,7 @@ pub struct CustomerFilter {
 /// The operations' filter of the list's (and its aggregate's) `filter` argument.
 pub(super) fn customer_filter(filter: Option<CustomerFilter>) -> AppResult<ops::CustomerFilter> {
     let filter = filter.unwrap_or_default();
-    if filter
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
-    {
-        return Err(AppError::bad_input(
-            &["filter", "search"],
-            "search must be at most 200 characters",
-        ));
-    }
+    crate::graphql::connection::check_search(&filter.search)?;
     Ok(ops::CustomerFilter {
         segment: filter.segment,
         churn_risk: filter.churn_risk.map(|r| r.as_str().to_owned()),

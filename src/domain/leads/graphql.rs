@@ -239,15 +239,7 @@ pub struct LeadFilter {
 /// The operations' filter of the list's (and its aggregate's) `filter` argument.
 pub(super) fn lead_filter(filter: Option<LeadFilter>) -> AppResult<ops::LeadFilter> {
     let f = filter.unwrap_or_default();
-    if f.search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
-    {
-        return Err(AppError::bad_input(
-            &["filter", "search"],
-            "search must be at most 200 characters",
-        ));
-    }
+    crate::graphql::connection::check_search(&f.search)?;
     Ok(ops::LeadFilter {
         tag: f.tag,
         urgency: f.urgency,
