@@ -10,7 +10,7 @@ use crate::auth::Access;
 use crate::domain::customers::graphql::{Customer, CustomerKey};
 use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
