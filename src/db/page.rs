@@ -126,35 +126,86 @@ impl<K: Serialize + DeserializeOwned> PageRequest<K> {
 }
 
 /// Orders a boxed Diesel query by `(key, id)` (`asc` or `desc`: the list's order) and
-/// restricts it to the rows past `page`'s cursor: the keyset half of every connection over
-/// a non-null sort key. A backward page (`last`/`before`) walks the reversed order from
-/// its cursor; [`PageRequest::into_connection`] puts its rows back in the list's order.
+/// restricts it to the rows past `page`'s cursor: the keyset half of every connection. A
+/// backward page (`last`/`before`) walks the reversed order from its cursor;
+/// [`PageRequest::into_connection`] puts its rows back in the list's order.
+///
+/// Forms:
+/// - `keyset!(query, page, key, id, asc | desc | descending: bool)`: a non-null key,
+///   the cursor's key itself;
+/// - `keyset!(query, after: Option<(K, Uuid)>, backward: bool, key, id, descending: bool)`:
+///   a non-null key taken out of the cursor by the caller (a list ordered by one of
+///   several fields);
+/// - the same with `nullable` after `descending`: `after` holds an `Option<K>`, and NULL
+///   keys come last in the list's order (first when walking it backward).
 #[macro_export]
 macro_rules! keyset {
     ($query:expr, $page:expr, $key:expr, $id:expr, asc) => {
-        $crate::keyset!(@walk $query, $page, $key, $id, false)
+        $crate::keyset!(@page $query, $page, $key, $id, false)
     };
     ($query:expr, $page:expr, $key:expr, $id:expr, desc) => {
-        $crate::keyset!(@walk $query, $page, $key, $id, true)
+        $crate::keyset!(@page $query, $page, $key, $id, true)
     };
     // The list's order chosen by the request: descending when `$descending` holds.
     ($query:expr, $page:expr, $key:expr, $id:expr, descending: $descending:expr) => {
-        $crate::keyset!(@walk $query, $page, $key, $id, $descending)
+        $crate::keyset!(@page $query, $page, $key, $id, $descending)
     };
-    (@walk $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
+    (@page $query:expr, $page:expr, $key:expr, $id:expr, $descending:expr) => {{
         let page = &$page;
-        let descending = $descending != page.backward;
+        let after = page.after.as_ref().map(|c| (c.key.clone(), c.id));
+        $crate::keyset!($query, after: after, backward: page.backward, $key, $id, descending: $descending)
+    }};
+    ($query:expr, after: $after:expr, backward: $backward:expr, $key:expr, $id:expr, descending: $descending:expr) => {{
+        let descending = $descending != $backward;
         let query = match descending {
             true => $query.order(($key.desc(), $id.desc())),
             false => $query.order(($key.asc(), $id.asc())),
         };
-        match (descending, &page.after) {
+        match (descending, $after) {
             (_, None) => query,
-            (true, Some($crate::db::page::Cursor { key, id })) => {
-                query.filter($key.lt(*key).or($key.eq(*key).and($id.lt(*id))))
+            (true, Some((key, id))) => {
+                query.filter($key.lt(key.clone()).or($key.eq(key).and($id.lt(id))))
             }
-            (false, Some($crate::db::page::Cursor { key, id })) => {
-                query.filter($key.gt(*key).or($key.eq(*key).and($id.gt(*id))))
+            (false, Some((key, id))) => {
+                query.filter($key.gt(key.clone()).or($key.eq(key).and($id.gt(id))))
+            }
+        }
+    }};
+    ($query:expr, after: $after:expr, backward: $backward:expr, $key:expr, $id:expr, descending: $descending:expr, nullable) => {{
+        let descending = $descending != $backward;
+        // NULLs last in the list's order: first when walking it backward.
+        let nulls_first = $backward;
+        let query = match (descending, nulls_first) {
+            (false, false) => $query.order(($key.asc().nulls_last(), $id.asc())),
+            (true, false) => $query.order(($key.desc().nulls_last(), $id.desc())),
+            (false, true) => $query.order(($key.asc().nulls_first(), $id.asc())),
+            (true, true) => $query.order(($key.desc().nulls_first(), $id.desc())),
+        };
+        match ($after, descending, nulls_first) {
+            (None, _, _) => query,
+            // Past a key: greater (or smaller) keys, the same key with a greater (or
+            // smaller) id, and, when NULLs come after, every NULL.
+            (Some((Some(k), id)), false, false) => query.filter(
+                $key.gt(k.clone()).or($key.eq(k).and($id.gt(id))).or($key.is_null()),
+            ),
+            (Some((Some(k), id)), true, false) => query.filter(
+                $key.lt(k.clone()).or($key.eq(k).and($id.lt(id))).or($key.is_null()),
+            ),
+            (Some((Some(k), id)), false, true) => {
+                query.filter($key.gt(k.clone()).or($key.eq(k).and($id.gt(id))))
+            }
+            (Some((Some(k), id)), true, true) => {
+                query.filter($key.lt(k.clone()).or($key.eq(k).and($id.lt(id))))
+            }
+            // Past a NULL: the NULLs with a greater (or smaller) id, and, when NULLs
+            // come first, every key.
+            (Some((None, id)), false, false) => query.filter($key.is_null().and($id.gt(id))),
+            (Some((None, id)), true, false) => query.filter($key.is_null().and($id.lt(id))),
+            (Some((None, id)), false, true) => {
+                query.filter($key.is_not_null().or($key.is_null().and($id.gt(id))))
+            }
+            (Some((None, id)), true, true) => {
+                query.filter($key.is_not_null().or($key.is_null().and($id.lt(id))))
             }
         }
     }};

@@ -229,92 +229,50 @@ pub async fn list(
     descending: bool,
     page: &PageRequest<SortKey>,
 ) -> AppResult<Vec<Customer>> {
-    let mut query = filtered(scope, filter)
+    let query = filtered(scope, filter)
         .select(Customer::as_select())
         .limit(page.limit());
 
-    // Keyset: rows strictly after the cursor in (key, id) order. Forward pages put NULL
-    // keys last; a backward page walks the reversed order (direction flipped, NULLs first)
-    // and `PageRequest` reverses the rows back.
-    let desc = descending != page.backward;
-    let nulls_first = page.backward;
-    macro_rules! keyset {
-        ($column:expr, $key:expr, $nullable:tt) => {{
-            query = match (desc, nulls_first) {
-                (false, false) => query.order(($column.asc().nulls_last(), customers::id.asc())),
-                (true, false) => query.order(($column.desc().nulls_last(), customers::id.desc())),
-                (false, true) => query.order(($column.asc().nulls_first(), customers::id.asc())),
-                (true, true) => query.order(($column.desc().nulls_first(), customers::id.desc())),
-            };
-            if let Some(Cursor { key, id }) = page.after.as_ref() {
-                let id = *id;
-                query = match ($key(key), desc, nulls_first) {
-                    (Some(Some(k)), false, false) => query.filter(
-                        $column.gt(k.clone()).or($column.eq(k).and(customers::id.gt(id))).or(keyset!(@null $column, $nullable)),
-                    ),
-                    (Some(Some(k)), true, false) => query.filter(
-                        $column.lt(k.clone()).or($column.eq(k).and(customers::id.lt(id))).or(keyset!(@null $column, $nullable)),
-                    ),
-                    (Some(Some(k)), false, true) => {
-                        query.filter($column.gt(k.clone()).or($column.eq(k).and(customers::id.gt(id))))
-                    }
-                    (Some(Some(k)), true, true) => {
-                        query.filter($column.lt(k.clone()).or($column.eq(k).and(customers::id.lt(id))))
-                    }
-                    (Some(None), false, false) => query.filter(keyset!(@null $column, $nullable).and(customers::id.gt(id))),
-                    (Some(None), true, false) => query.filter(keyset!(@null $column, $nullable).and(customers::id.lt(id))),
-                    (Some(None), false, true) => query.filter(
-                        keyset!(@not_null $column, $nullable).or(keyset!(@null $column, $nullable).and(customers::id.gt(id))),
-                    ),
-                    (Some(None), true, true) => query.filter(
-                        keyset!(@not_null $column, $nullable).or(keyset!(@null $column, $nullable).and(customers::id.lt(id))),
-                    ),
-                    (None, _, _) => {
-                        return Err(crate::error::AppError::bad_input(&["after"], "cursor does not match orderBy"))
-                    }
-                };
-            }
-        }};
-        (@null $column:expr, nullable) => { $column.is_null() };
-        (@null $column:expr, required) => { diesel::dsl::sql::<diesel::sql_types::Bool>("false") };
-        (@not_null $column:expr, nullable) => { $column.is_not_null() };
-        (@not_null $column:expr, required) => { diesel::dsl::sql::<diesel::sql_types::Bool>("true") };
-    }
-
-    match field {
-        CustomerOrderField::Ltv => keyset!(
-            customers::ltv,
-            |k: &SortKey| match k {
-                SortKey::Money(m) => Some(Some(m.clone())),
-                _ => None,
-            },
-            required
-        ),
-        CustomerOrderField::CreatedAt => keyset!(
-            customers::created_at,
-            |k: &SortKey| match k {
-                SortKey::Time(t) => Some(*t),
-                _ => None,
-            },
-            required
-        ),
-        CustomerOrderField::LastActivity => keyset!(
-            customers::last_activity_at,
-            |k: &SortKey| match k {
-                SortKey::Time(t) => Some(*t),
-                _ => None,
-            },
-            nullable
-        ),
-        CustomerOrderField::Name => keyset!(
-            customers::name,
-            |k: &SortKey| match k {
-                SortKey::Text(t) => Some(t.clone()),
-                _ => None,
-            },
-            nullable
-        ),
-    }
+    // The cursor's key, which must be of the field the list is ordered by.
+    let mismatch =
+        || crate::error::AppError::bad_input(&["after"], "cursor does not match orderBy");
+    let after = page.after.as_ref();
+    let backward = page.backward;
+    let time = |c: &Cursor<SortKey>| match &c.key {
+        SortKey::Time(t) => Ok((*t, c.id)),
+        _ => Err(mismatch()),
+    };
+    let query = match field {
+        CustomerOrderField::Ltv => {
+            let after = after
+                .map(|c| match &c.key {
+                    SortKey::Money(m) => Ok((m.clone(), c.id)),
+                    _ => Err(mismatch()),
+                })
+                .transpose()?;
+            crate::keyset!(query, after: after, backward: backward, customers::ltv, customers::id, descending: descending)
+        }
+        CustomerOrderField::CreatedAt => {
+            let after = after.map(time).transpose()?;
+            let after = after
+                .map(|(t, id)| t.map(|t| (t, id)).ok_or_else(mismatch))
+                .transpose()?;
+            crate::keyset!(query, after: after, backward: backward, customers::created_at, customers::id, descending: descending)
+        }
+        CustomerOrderField::LastActivity => {
+            let after = after.map(time).transpose()?;
+            crate::keyset!(query, after: after, backward: backward, customers::last_activity_at, customers::id, descending: descending, nullable)
+        }
+        CustomerOrderField::Name => {
+            let after = after
+                .map(|c| match &c.key {
+                    SortKey::Text(t) => Ok((t.clone(), c.id)),
+                    _ => Err(mismatch()),
+                })
+                .transpose()?;
+            crate::keyset!(query, after: after, backward: backward, customers::name, customers::id, descending: descending, nullable)
+        }
+    };
     Ok(query.load(conn).await?)
 }
 
