@@ -252,7 +252,7 @@ pub enum Proof {
     LookedUp(Box<Object<AsyncPgConnection>>),
     /// The key was taken from [`KnownKeys`]: the statement that has the database confirm
     /// the caller, sent with the request's first statement (see
-    /// `TenantDb::for_unconfirmed_request_on`). The request takes a connection, or shares
+    /// `RequestStart::Unconfirmed`). The request takes a connection, or shares
     /// its read group's, when it first needs one.
     Known(String),
 }

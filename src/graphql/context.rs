@@ -10,6 +10,7 @@ use async_graphql::Context;
 
 use crate::auth::{Access, Authenticated, Principal, Proof};
 use crate::db::group::ReadGroups;
+use crate::db::tenant::RequestStart;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
@@ -38,15 +39,15 @@ impl RequestContext {
     ) -> Self {
         let Authenticated { principal, proof } = caller;
         let tenant_id = principal.tenant_id();
-        let db = match (proof, groups) {
-            (Proof::LookedUp(conn), _) => TenantDb::for_request_on(pool, tenant_id, *conn),
-            (Proof::Known(statement), Some(groups)) => {
-                TenantDb::for_grouped_request(pool, tenant_id, groups, statement)
-            }
-            (Proof::Known(statement), None) => {
-                TenantDb::for_unconfirmed_request_on(pool, tenant_id, None, statement)
-            }
+        let start = match (proof, groups) {
+            (Proof::LookedUp(conn), _) => RequestStart::LookedUp(*conn),
+            (Proof::Known(statement), Some(groups)) => RequestStart::Grouped { groups, statement },
+            (Proof::Known(statement), None) => RequestStart::Unconfirmed {
+                conn: None,
+                statement,
+            },
         };
+        let db = TenantDb::for_request(pool, tenant_id, start);
         Self::new(db, principal, hub, batch_window)
     }
 

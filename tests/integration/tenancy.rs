@@ -9,6 +9,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::{SinkExt, StreamExt};
 use growthgraph::auth::{Proof, Role};
+use growthgraph::db::tenant::RequestStart;
 use growthgraph::db::{self, TenantDb};
 use growthgraph::error::AppError;
 use scoped_futures::ScopedFutureExt;
@@ -405,7 +406,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
     let a = app.tenant("Winery A").await;
     // One connection in the pool: the request's reads and writes must all share it.
     let pool = one_connection_pool(&app, Default::default());
-    let request = TenantDb::for_request(pool.clone(), a.id);
+    let request = TenantDb::for_request(pool.clone(), a.id, RequestStart::Fresh);
     let read = || {
         request.query(|conn, _| {
             async move {
@@ -525,7 +526,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
             "row-level security sees the key's tenant"
         );
         // The request's handle reads and writes on it, and finishes it.
-        let request = TenantDb::for_request_on(pool.clone(), tenant, *conn);
+        let request = TenantDb::for_request(pool.clone(), tenant, RequestStart::LookedUp(*conn));
         request
             .run(insert_customer("after-lookup@example.com"))
             .await
@@ -632,11 +633,13 @@ async fn known_request(
     let Proof::Known(confirmation) = caller.proof else {
         panic!("a known key is confirmed, not looked up");
     };
-    TenantDb::for_unconfirmed_request_on(
+    TenantDb::for_request(
         pool.clone(),
         caller.principal.tenant_id(),
-        None,
-        confirmation,
+        RequestStart::Unconfirmed {
+            conn: None,
+            statement: confirmation,
+        },
     )
 }
 
@@ -810,7 +813,7 @@ async fn first_use(
     let Proof::LookedUp(conn) = first.proof else {
         panic!("a key's first use is looked up");
     };
-    TenantDb::for_request_on(pool.clone(), tenant.id, *conn)
+    TenantDb::for_request(pool.clone(), tenant.id, RequestStart::LookedUp(*conn))
         .finish()
         .await;
     let used = format!(
@@ -871,15 +874,36 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
         known_caller(&app, &pool, &known, &b).await,
     );
     let groups = ReadGroups::new(16, 1);
-    let first = TenantDb::for_grouped_request(pool.clone(), a.id, &groups, a_caller.clone());
+    let first = TenantDb::for_request(
+        pool.clone(),
+        a.id,
+        RequestStart::Grouped {
+            groups: &groups,
+            statement: a_caller.clone(),
+        },
+    );
     first.query(read_snapshot).await.unwrap();
-    let second = TenantDb::for_grouped_request(pool.clone(), a.id, &groups, a_caller.clone());
+    let second = TenantDb::for_request(
+        pool.clone(),
+        a.id,
+        RequestStart::Grouped {
+            groups: &groups,
+            statement: a_caller.clone(),
+        },
+    );
     assert_eq!(groups.joins(), 0, "the first group's snapshot began");
     let waiting = tokio::spawn({
         let second = second.clone();
         async move { second.query(read_snapshot).await.map(|s| s.customers) }
     });
-    let other = TenantDb::for_grouped_request(pool.clone(), b.id, &groups, b_caller);
+    let other = TenantDb::for_request(
+        pool.clone(),
+        b.id,
+        RequestStart::Grouped {
+            groups: &groups,
+            statement: b_caller,
+        },
+    );
     let state = other.query(read_snapshot).await.unwrap();
     assert_eq!(
         state.tenant,
@@ -927,7 +951,16 @@ async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
     let known = KnownKeys::default();
     let caller = known_caller(&app, &pool, &known, &a).await;
     let groups = ReadGroups::new(16, 2);
-    let member = || TenantDb::for_grouped_request(pool.clone(), a.id, &groups, caller.clone());
+    let member = || {
+        TenantDb::for_request(
+            pool.clone(),
+            a.id,
+            RequestStart::Grouped {
+                groups: &groups,
+                statement: caller.clone(),
+            },
+        )
+    };
     let in_use = || {
         let status = pool.status();
         status.size - status.available
@@ -1108,7 +1141,7 @@ async fn committed_writes_and_only_they_wake_the_commit_signal() {
     for per_request in [false, true] {
         let signal = std::sync::Arc::new(tokio::sync::Notify::new());
         let db = if per_request {
-            TenantDb::for_request(app.pool.clone(), tenant)
+            TenantDb::for_request(app.pool.clone(), tenant, RequestStart::Fresh)
         } else {
             TenantDb::new(app.pool.clone(), tenant)
         }

@@ -14,7 +14,7 @@
 //! the same connection); later reads open a new snapshot that sees it.
 //! [`TenantDb::finish`] returns the connection. An HTTP request's snapshot begins with
 //! its API key lookup ([`begin_request_snapshot`]), or, for a key the server has seen
-//! recently, with the key's confirmation ([`TenantDb::for_unconfirmed_request_on`]): sent with the
+//! recently, with the key's confirmation ([`RequestStart::Unconfirmed`]): sent with the
 //! request's first statement, and proven by that statement's success.
 //!
 //! Parts: this file, the handle's API; [`session`], the connection a request holds and its
@@ -68,6 +68,34 @@ impl Tenant {
     }
 }
 
+/// How a request's handle starts ([`TenantDb::for_request`]).
+pub enum RequestStart<'g> {
+    /// A caller known to be who it says, no connection held: the first read takes one.
+    Fresh,
+    /// On the connection the request's API key was looked up on, either outside any
+    /// transaction or inside the read snapshot that lookup began for this tenant
+    /// ([`begin_request_snapshot`]).
+    LookedUp(Object<AsyncPgConnection>),
+    /// A caller the database has not confirmed yet: `statement` confirms it and scopes
+    /// the transaction it runs in to its tenant, and fails (aborting that transaction)
+    /// unless the caller is who the request says. It is sent with the request's first
+    /// statement, as the read snapshot begins on `conn` (outside any transaction; without
+    /// one, the request takes one from the pool when it first needs it); nothing is
+    /// written, and [`TenantDb::confirmed`] is false, until a statement after it has
+    /// succeeded.
+    Unconfirmed {
+        conn: Option<Object<AsyncPgConnection>>,
+        statement: String,
+    },
+    /// A read-only request of an unconfirmed caller (`statement` confirms it, as for
+    /// `Unconfirmed`) in the caller's read group (see [`crate::db::group`]): it shares the
+    /// group's connection and snapshot, and writes nothing.
+    Grouped {
+        groups: &'g ReadGroups,
+        statement: String,
+    },
+}
+
 #[derive(Clone)]
 pub struct TenantDb {
     pool: PgPool,
@@ -104,55 +132,29 @@ impl TenantDb {
         }
     }
 
-    /// The handle of one HTTP request: one connection, one read snapshot at a time.
-    /// Call [`TenantDb::finish`] when the request is done.
-    pub fn for_request(pool: PgPool, tenant_id: Uuid) -> Self {
+    /// The handle of one HTTP request, started as `start` says: one connection, one
+    /// read snapshot at a time. Call [`TenantDb::finish`] when the request is done.
+    pub fn for_request(pool: PgPool, tenant_id: Uuid, start: RequestStart<'_>) -> Self {
+        let session = |conn, caller| Arc::new(Mutex::new(Session::new(conn, caller, None)));
+        let (session, group) = match start {
+            RequestStart::Fresh => (Arc::default(), None),
+            RequestStart::LookedUp(conn) => (session(Some(conn), Caller::Confirmed), None),
+            RequestStart::Unconfirmed { conn, statement } => {
+                (session(conn, Caller::Unconfirmed(statement)), None)
+            }
+            RequestStart::Grouped { groups, statement } => {
+                let group = groups.join(&statement, |gate| {
+                    Session::new(None, Caller::Unconfirmed(statement.clone()), Some(gate))
+                });
+                (group.session.clone(), Some(group))
+            }
+        };
         Self {
-            session: Some(Arc::default()),
+            session: Some(session),
+            group,
             prefetched: Some(Arc::default()),
             ..Self::new(pool, tenant_id)
         }
-    }
-
-    /// [`TenantDb::for_request`] on a connection the request already holds: the one its
-    /// API key was looked up on, either outside any transaction or inside the read
-    /// snapshot that lookup began for this tenant ([`begin_request_snapshot`]).
-    pub fn for_request_on(pool: PgPool, tenant_id: Uuid, conn: Object<AsyncPgConnection>) -> Self {
-        let session = Session::new(Some(conn), Caller::Confirmed, None);
-        Self::on_session(pool, tenant_id, Arc::new(Mutex::new(session)), None)
-    }
-
-    /// [`TenantDb::for_request_on`] for a caller the database has not confirmed yet:
-    /// `statement` confirms it and scopes the transaction it runs in to its tenant, and
-    /// fails (aborting that transaction) unless the caller is who the request says. It
-    /// is sent with the request's first statement, as the read snapshot begins on `conn`
-    /// (outside any transaction; without one, the request takes one from the pool when it
-    /// first needs it); nothing is written, and [`TenantDb::confirmed`] is false, until a
-    /// statement after it has succeeded.
-    pub fn for_unconfirmed_request_on(
-        pool: PgPool,
-        tenant_id: Uuid,
-        conn: Option<Object<AsyncPgConnection>>,
-        statement: String,
-    ) -> Self {
-        let session = Session::new(conn, Caller::Unconfirmed(statement), None);
-        Self::on_session(pool, tenant_id, Arc::new(Mutex::new(session)), None)
-    }
-
-    /// A read-only request of a caller the database has not confirmed yet (`statement`
-    /// confirms it, as for [`TenantDb::for_unconfirmed_request_on`]), in the caller's read
-    /// group (see [`crate::db::group`]): it shares the group's connection and snapshot, and
-    /// writes nothing. [`TenantDb::finish`] as usual.
-    pub fn for_grouped_request(
-        pool: PgPool,
-        tenant_id: Uuid,
-        groups: &ReadGroups,
-        statement: String,
-    ) -> Self {
-        let group = groups.join(&statement, |gate| {
-            Session::new(None, Caller::Unconfirmed(statement.clone()), Some(gate))
-        });
-        Self::on_session(pool, tenant_id, group.session.clone(), Some(group))
     }
 
     /// Holds the request's connection under its tenant's share of the pool (see
@@ -182,19 +184,6 @@ impl TenantDb {
     }
 
     /// A request's handle on `session` (its own, or its read group's).
-    fn on_session(
-        pool: PgPool,
-        tenant_id: Uuid,
-        session: Arc<Mutex<Session>>,
-        group: Option<Arc<ReadGroup>>,
-    ) -> Self {
-        Self {
-            session: Some(session),
-            group,
-            ..Self::for_request(pool, tenant_id)
-        }
-    }
-
     /// Whether the database confirmed the request's caller (confirming it now if no
     /// statement has yet).
     pub async fn confirmed(&self) -> bool {

@@ -20,7 +20,7 @@ pub(super) fn begin_sql(tenant_id: Uuid, read_only: bool) -> String {
 /// (it sets `app.tenant_id`). When it finds nothing (an unknown key) or fails, the
 /// snapshot is rolled back, so the connection can go back to the pool and be reused. On
 /// `Ok(Some)` the connection is inside the snapshot: hand it to
-/// [`TenantDb::for_request_on`].
+/// [`RequestStart::LookedUp`](super::RequestStart::LookedUp).
 pub async fn begin_request_snapshot<T, F>(
     conn: &mut AsyncPgConnection,
     lookup: F,
