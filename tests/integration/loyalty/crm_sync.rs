@@ -1,0 +1,146 @@
+//! CRM sync jobs: enqueued with each enrollment change, retried with backoff, marked synced.
+
+use super::*;
+
+/// Fails its first `failures` calls, then records like the default provider.
+struct FlakyCrm {
+    failures: usize,
+    calls: AtomicUsize,
+    recorded: RecordingCrm,
+}
+
+#[async_trait::async_trait]
+impl CrmProvider for FlakyCrm {
+    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err("CRM unavailable (503)".into());
+        }
+        self.recorded.sync_discount(tenant, sync).await
+    }
+}
+
+#[derive(QueryableByName, Debug)]
+struct Job {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    delay_seconds: f64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    error: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sync_status: String,
+}
+
+async fn job_state(app: &TestApp, enrollment: &str) -> Job {
+    let mut owner = app.owner().await;
+    diesel::sql_query(format!(
+        "SELECT j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS delay_seconds, j.error, e.sync_status
+         FROM queue_jobs j JOIN club_enrollments e ON e.id::text = j.payload->>'enrollmentId'
+         WHERE j.job_type = 'crm_sync' AND e.id = '{enrollment}'"
+    ))
+    .get_result(&mut owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    exec(
+        &app,
+        &format!("DELETE FROM queue_jobs WHERE tenant_id = '{}'", t.id),
+    )
+    .await;
+    let stages = stages(&app, &t).await;
+    let customer = new_customer(&app, &t, "crm@example.com").await;
+    let r = app
+        .gql(
+            &t.admin_key,
+            ENROLL,
+            json!({ "c": customer, "s": stage(&stages, "Bronze") }),
+        )
+        .await;
+    let enrollment = r["data"]["enrollCustomer"]["enrollment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = job_state(&app, &enrollment).await;
+    assert_eq!(
+        (job.status.as_str(), job.attempts, job.sync_status.as_str()),
+        ("pending", 0, "pending")
+    );
+
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    let crm = FlakyCrm {
+        failures: 2,
+        calls: AtomicUsize::new(0),
+        recorded: RecordingCrm::default(),
+    };
+    // First attempt fails: retried in 2 s.
+    assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 1);
+    let job = job_state(&app, &enrollment).await;
+    assert_eq!((job.status.as_str(), job.attempts), ("pending", 1));
+    assert!((1.0..=2.5).contains(&job.delay_seconds), "{job:?}");
+    assert!(job.error.as_deref().unwrap().contains("CRM unavailable"));
+    // Not due yet: nothing runs.
+    assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 0);
+    // Second attempt (made due) fails again: the delay doubles.
+    exec(
+        &app,
+        "UPDATE queue_jobs SET run_at = now() WHERE job_type = 'crm_sync'",
+    )
+    .await;
+    assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 1);
+    let job = job_state(&app, &enrollment).await;
+    assert_eq!(job.attempts, 2);
+    assert!((3.0..=4.5).contains(&job.delay_seconds), "{job:?}");
+    // Third attempt succeeds: the job completes and the enrollment is synced.
+    exec(
+        &app,
+        "UPDATE queue_jobs SET run_at = now() WHERE job_type = 'crm_sync'",
+    )
+    .await;
+    assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 1);
+    let job = job_state(&app, &enrollment).await;
+    assert_eq!(
+        (job.status.as_str(), job.sync_status.as_str()),
+        ("completed", "synced")
+    );
+    let calls = crm.recorded.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1.action, "add");
+    assert_eq!(calls[0].1.enrollment_id.to_string(), enrollment);
+
+    // A job that runs out of attempts fails, and so does the enrollment's sync status.
+    let r = app.gql(&t.admin_key, "mutation($e: ID!) { cancelEnrollment(input: { enrollmentId: $e }) { enrollment { status syncStatus } } }", json!({ "e": enrollment })).await;
+    assert_eq!(
+        r["data"]["cancelEnrollment"]["enrollment"]["syncStatus"], "PENDING",
+        "{r}"
+    );
+    exec(
+        &app,
+        "UPDATE queue_jobs SET max_attempts = 1 WHERE status = 'pending'",
+    )
+    .await;
+    let always_down = FlakyCrm {
+        failures: usize::MAX,
+        calls: AtomicUsize::new(0),
+        recorded: RecordingCrm::default(),
+    };
+    assert_eq!(
+        jobs::run_due_crm_jobs(&db, &always_down, 10).await.unwrap(),
+        1
+    );
+    assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM club_enrollments WHERE id = '{enrollment}' AND sync_status = 'failed'")).await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM queue_jobs WHERE status = 'failed'"
+        )
+        .await,
+        1
+    );
+}

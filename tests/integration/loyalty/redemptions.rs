@@ -1,0 +1,207 @@
+//! Redemptions: never oversold or overdrawn under races, a key applied once, and every status transition pair.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_redemptions_never_oversell_never_overdraw_and_apply_a_key_once() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+
+    // N = 10 distinct customers race for k = 3 units.
+    let prize = reward(&app, &t, 100, Some(3)).await;
+    let mut customers = Vec::new();
+    for i in 0..10 {
+        customers.push(funded_customer(&app, &t, &format!("racer{i}@example.com"), 1000).await);
+    }
+    let results = futures_util::future::join_all(
+        customers
+            .iter()
+            .map(|c| app.gql(&t.admin_key, REDEEM, json!({ "c": c, "r": prize, "q": 1 }))),
+    )
+    .await;
+    let outcome = codes(&results, "redeemReward");
+    assert_eq!(
+        outcome.iter().filter(|c| *c == "OK").count(),
+        3,
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.iter().filter(|c| *c == "OUT_OF_STOCK").count(),
+        7,
+        "{outcome:?}"
+    );
+    let r = app
+        .gql(
+            &t.admin_key,
+            "query($id: ID!) { reward(id: $id) { inventory available } }",
+            json!({ "id": prize }),
+        )
+        .await;
+    assert_eq!(r["data"]["reward"]["inventory"], 0);
+    assert_eq!(r["data"]["reward"]["available"], false);
+    assert_invariants(&app).await;
+
+    // One customer with 500 points, 10 concurrent redemptions of 150: exactly 3 succeed.
+    let unlimited = reward(&app, &t, 150, None).await;
+    let rich = funded_customer(&app, &t, "single@example.com", 500).await;
+    let results = futures_util::future::join_all((0..10).map(|_| {
+        app.gql(
+            &t.admin_key,
+            REDEEM,
+            json!({ "c": rich, "r": unlimited, "q": 1 }),
+        )
+    }))
+    .await;
+    let outcome = codes(&results, "redeemReward");
+    assert_eq!(
+        outcome.iter().filter(|c| *c == "OK").count(),
+        3,
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome
+            .iter()
+            .filter(|c| *c == "INSUFFICIENT_POINTS")
+            .count(),
+        7,
+        "{outcome:?}"
+    );
+    assert_eq!(balance(&app, &t, &rich).await, 50);
+    assert_invariants(&app).await;
+
+    // The same idempotency key sent 8 times at once: one effect, identical responses.
+    let keyed = funded_customer(&app, &t, "keyed@example.com", 1000).await;
+    let input = json!({ "c": keyed, "r": unlimited, "q": 2, "k": "redeem-once" });
+    let results = futures_util::future::join_all(
+        (0..8).map(|_| app.gql(&t.admin_key, REDEEM, input.clone())),
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| r["data"] == results[0]["data"]),
+        "{results:?}"
+    );
+    assert!(results[0]["data"]["redeemReward"]["redemption"]["id"].is_string());
+    assert_eq!(balance(&app, &t, &keyed).await, 700);
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM reward_redemptions WHERE customer_id = '{keyed}'")
+        )
+        .await,
+        1
+    );
+    let r = app
+        .gql(
+            &t.admin_key,
+            REDEEM,
+            json!({ "c": keyed, "r": unlimited, "q": 1, "k": "redeem-once" }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["redeemReward"]["userErrors"][0]["code"],
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_invariants(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redemption_transition_pair() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    let prize = reward(&app, &t, 100, Some(10)).await;
+    let customer = funded_customer(&app, &t, "transitions@example.com", 1000).await;
+    let transition = |action: &'static str, id: String| {
+        let query = format!("mutation($id: ID!) {{ {action}Redemption(input: {{ redemptionId: $id }}) {{ redemption {{ status }} userErrors {{ code }} }} }}");
+        let app = &app;
+        let key = t.admin_key.clone();
+        async move {
+            let r = app.gql(&key, &query, json!({ "id": id })).await;
+            let payload = &r["data"][format!("{action}Redemption")];
+            match payload["userErrors"][0]["code"].as_str() {
+                Some(code) => code.to_owned(),
+                None => payload["redemption"]["status"].as_str().unwrap().to_owned(),
+            }
+        }
+    };
+    let redeem = || async {
+        let r = app
+            .gql(
+                &t.admin_key,
+                REDEEM,
+                json!({ "c": customer, "r": prize, "q": 2 }),
+            )
+            .await;
+        r["data"]["redeemReward"]["redemption"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let stock = || async {
+        app.gql(
+            &t.admin_key,
+            "query($id: ID!) { reward(id: $id) { inventory } }",
+            json!({ "id": prize }),
+        )
+        .await["data"]["reward"]["inventory"]
+            .as_i64()
+            .unwrap()
+    };
+
+    // pending: refund refused; fulfil allowed.
+    let a = redeem().await;
+    assert_eq!(balance(&app, &t, &customer).await, 800);
+    assert_eq!(transition("refund", a.clone()).await, "INVALID_TRANSITION");
+    assert_eq!(transition("fulfill", a.clone()).await, "FULFILLED");
+    // fulfilled: fulfil and cancel refused; refund restores points once.
+    assert_eq!(transition("fulfill", a.clone()).await, "INVALID_TRANSITION");
+    assert_eq!(transition("cancel", a.clone()).await, "INVALID_TRANSITION");
+    assert_eq!(stock().await, 8);
+    assert_eq!(transition("refund", a.clone()).await, "REFUNDED");
+    assert_eq!(balance(&app, &t, &customer).await, 1000);
+    assert_eq!(stock().await, 8, "a refund returns points, not stock");
+    // refunded: everything refused; refunding twice restores points once.
+    for action in ["fulfill", "cancel", "refund"] {
+        assert_eq!(
+            transition(action, a.clone()).await,
+            "INVALID_TRANSITION",
+            "refunded → {action}"
+        );
+    }
+    assert_eq!(balance(&app, &t, &customer).await, 1000);
+
+    // pending → cancelled restores points and stock; then everything is refused.
+    let b = redeem().await;
+    assert_eq!(
+        (balance(&app, &t, &customer).await, stock().await),
+        (800, 6)
+    );
+    assert_eq!(transition("cancel", b.clone()).await, "CANCELLED");
+    assert_eq!(
+        (balance(&app, &t, &customer).await, stock().await),
+        (1000, 8)
+    );
+    for action in ["fulfill", "cancel", "refund"] {
+        assert_eq!(
+            transition(action, b.clone()).await,
+            "INVALID_TRANSITION",
+            "cancelled → {action}"
+        );
+    }
+    assert_eq!(
+        transition("cancel", Uuid::new_v4().to_string()).await,
+        "NOT_FOUND"
+    );
+
+    // Concurrent refunds of one redemption: points restored exactly once.
+    let c = redeem().await;
+    assert_eq!(transition("fulfill", c.clone()).await, "FULFILLED");
+    let results =
+        futures_util::future::join_all((0..6).map(|_| transition("refund", c.clone()))).await;
+    assert_eq!(
+        results.iter().filter(|r| *r == "REFUNDED").count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(balance(&app, &t, &customer).await, 1000);
+    assert_invariants(&app).await;
+}
