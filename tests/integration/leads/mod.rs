@@ -1,0 +1,175 @@
+//! Leads, their audit trail, and growth insights checked against figures computed here.
+
+use std::collections::BTreeMap;
+
+use diesel::sql_types::BigInt;
+use diesel::QueryableByName;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use growthgraph::auth::Role;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::common::{error_code, TestApp, TestTenant};
+
+mod actions;
+mod insights;
+mod reference;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let mut owner = app.owner().await;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut owner)
+        .await
+        .unwrap()
+        .n
+}
+
+const INGEST: &str = "mutation($input: IngestLeadInput!) { ingestLead(input: $input) { lead { id currentTag } userErrors { field code message } } }";
+
+fn act(name: &str, extra: &str) -> String {
+    format!("mutation($id: ID!) {{ {name}(input: {{ leadId: $id {extra} }}) {{ lead {{ id archived deleted currentTag }} userErrors {{ field code }} }} }}")
+}
+
+async fn run(app: &TestApp, t: &TestTenant, name: &str, extra: &str, id: &str) -> Value {
+    let r = app
+        .gql(&t.admin_key, &act(name, extra), json!({ "id": id }))
+        .await;
+    r["data"][name].clone()
+}
+
+fn code(payload: &Value) -> Option<&str> {
+    payload["userErrors"][0]["code"].as_str()
+}
+
+struct L {
+    intent: Option<&'static str>,
+    tone: Option<&'static str>,
+    urgency: &'static str,
+    confidence: Option<f64>,
+    language: &'static str,
+    day: u32,
+    archived: bool,
+    deleted: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_page_forward_and_backward_in_either_order_through_ties() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Paged leads").await;
+    // Eleven leads at four instants (ties broken by id), three of them archived.
+    app.insert_for(
+        &t,
+        "INSERT INTO lead_memory (tenant_id, name, email, archived, created_at)
+         SELECT $1, 'L' || i, 'l' || i || '@example.com', i % 4 = 1,
+                timestamptz '2026-01-01 00:00:00+00' + (i / 3) * interval '1 day'
+         FROM generate_series(0, 10) AS i",
+    )
+    .await;
+    for archived in [false, true] {
+        let newest_first = app
+            .ids_by_sql(
+                "lead_memory",
+                &t,
+                Some(("archived::text", &archived.to_string())),
+            )
+            .await;
+        assert_eq!(newest_first.len(), if archived { 3 } else { 8 });
+        let oldest_first: Vec<String> = newest_first.iter().rev().cloned().collect();
+        for (direction, expected) in [
+            ("", &newest_first),
+            ("DESC", &newest_first),
+            ("ASC", &oldest_first),
+        ] {
+            let order = match direction {
+                "" => String::new(),
+                d => format!(", orderBy: {{ direction: {d} }}"),
+            };
+            let args = format!(", filter: {{ archived: {archived} }}{order}");
+            let forward = app.page_ids(&t.admin_key, "leads", &args).await;
+            assert_eq!(&forward, expected, "forward{args}");
+            let backward = app.page_ids_backward(&t.admin_key, "leads", &args).await;
+            assert_eq!(&backward, expected, "backward{args}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_and_insights_are_isolated_between_tenants() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let b = app.tenant("Winery B").await;
+    let b_lead = app
+        .gql(
+            &b.admin_key,
+            "{ leads(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await["data"]["leads"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let foreign = app
+        .gql(
+            &a.admin_key,
+            "query($id: ID!) { lead(id: $id) { id } }",
+            json!({ "id": b_lead }),
+        )
+        .await;
+    assert!(foreign["data"]["lead"].is_null());
+    let listed = app.gql(&a.admin_key, "{ leads(first: 100, filter: { archived: true }) { nodes { id } } all: leads(first: 100) { nodes { id } } }", json!({})).await;
+    assert!(!listed.to_string().contains(&b_lead));
+    for (name, extra) in [
+        ("tagLead", ", tag: \"x\""),
+        ("archiveLead", ""),
+        ("deleteLead", ""),
+        ("convertLead", ""),
+        ("revertLeadConversion", ", reason: \"r\""),
+    ] {
+        let f = run(&app, &a, name, extra, &b_lead).await;
+        let r = run(&app, &a, name, extra, &Uuid::new_v4().to_string()).await;
+        assert_eq!(f, r, "{name}");
+        assert_eq!(code(&f), Some("NOT_FOUND"));
+    }
+    let r = app.gql(&a.admin_key, "mutation($id: ID!) { addLeadNote(input: { leadId: $id, note: \"n\" }) { userErrors { code } } }", json!({ "id": b_lead })).await;
+    assert_eq!(
+        r["data"]["addLeadNote"]["userErrors"][0]["code"],
+        "NOT_FOUND"
+    );
+    assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM lead_actions WHERE lead_id = '{b_lead}' AND action_type <> 'created' AND performed_by = 'api'")).await, 0);
+
+    // Insights: each tenant's refresh sees its own leads only.
+    app.gql(&b.admin_key, "mutation { ingestLead(input: { name: \"Only B\", email: \"b@example.com\" }) { lead { id } } }", json!({})).await;
+    let ra = app
+        .gql(
+            &a.admin_key,
+            "mutation { refreshGrowthInsights { growthInsights { totalLeads } } }",
+            json!({}),
+        )
+        .await;
+    let rb = app
+        .gql(
+            &b.admin_key,
+            "mutation { refreshGrowthInsights { growthInsights { totalLeads } } }",
+            json!({}),
+        )
+        .await;
+    let (ta, tb) = (
+        ra["data"]["refreshGrowthInsights"]["growthInsights"]["totalLeads"]
+            .as_i64()
+            .unwrap(),
+        rb["data"]["refreshGrowthInsights"]["growthInsights"]["totalLeads"]
+            .as_i64()
+            .unwrap(),
+    );
+    assert_eq!(tb, ta + 1, "B's extra lead never counts for A");
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM growth_brain").await,
+        2
+    );
+}
