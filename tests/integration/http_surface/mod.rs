@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 
 use crate::common::{backend_pid, error_code, refusal, snapshot_state, TestApp};
 
+mod browser;
+mod pool;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_graphiql_are_served_by_the_binary() {
     let app = TestApp::start().await;
@@ -118,143 +121,6 @@ async fn csrf_prone_content_types_oversized_bodies_and_batches_are_refused() {
     assert_eq!(
         (status, error_code(&response)),
         (400, Some("BAD_USER_INPUT"))
-    );
-}
-
-/// Every connection of the test server's pool of 8, held at once (so nothing new is
-/// created meanwhile).
-async fn whole_pool(app: &TestApp) -> Vec<Object<AsyncPgConnection>> {
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        held.push(app.pool.get().await.unwrap());
-    }
-    held
-}
-
-/// The backend of every connection in the test server's pool.
-async fn pool_backends(app: &TestApp) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for conn in whole_pool(app).await.iter_mut() {
-        pids.push(backend_pid(conn).await);
-    }
-    pids.sort_unstable();
-    pids
-}
-
-/// The pool hands out the connection returned last: at light load requests keep reusing
-/// the same warm backend instead of cycling through every idle one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_hands_out_the_connection_returned_last() {
-    let app = TestApp::start().await;
-    let mut held = whole_pool(&app).await;
-    let mut pids = Vec::new();
-    for conn in held.iter_mut() {
-        pids.push(backend_pid(conn).await);
-    }
-    // Returned in the order they were taken: the last one back is the last taken.
-    for conn in held.drain(..) {
-        drop(conn);
-    }
-    for _ in 0..3 {
-        let mut conn = app.pool.get().await.unwrap();
-        assert_eq!(
-            backend_pid(&mut conn).await,
-            pids[7],
-            "the one returned last"
-        );
-    }
-    let mut first = app.pool.get().await.unwrap();
-    let mut second = app.pool.get().await.unwrap();
-    assert_eq!(
-        backend_pid(&mut second).await,
-        pids[6],
-        "then the one before it"
-    );
-    drop(second);
-    assert_eq!(backend_pid(&mut first).await, pids[7]);
-}
-
-/// A body refused after the key was looked up (malformed JSON, a batch over the limit):
-/// the lookup had begun the request's read snapshot, and the refusal ends it, so the
-/// pool keeps its connections instead of discarding and replacing one per refusal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_bodies_after_the_key_lookup_keep_the_pools_connections() {
-    let app = TestApp::start().await;
-    let a = app.tenant("Winery A").await;
-    let before = pool_backends(&app).await;
-    let one = json!({ "query": "{ viewer { tenant { id } } }" });
-    for _ in 0..4 {
-        let response = app
-            .client
-            .post(format!("{}/graphql", app.base))
-            .bearer_auth(&a.admin_key)
-            .header("content-type", "application/json")
-            .body("{ not json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400);
-        let (status, response) = app
-            .post(Some(&a.admin_key), Value::Array(vec![one.clone(); 11]))
-            .await;
-        assert_eq!(
-            (status, error_code(&response)),
-            (400, Some("BAD_USER_INPUT"))
-        );
-        let (status, response) = app.post(Some(&a.admin_key), one.clone()).await;
-        assert_eq!(status, 200);
-        assert!(response["errors"].is_null(), "{response}");
-    }
-    assert_eq!(
-        pool_backends(&app).await,
-        before,
-        "no connection was replaced"
-    );
-}
-
-/// A request's read snapshot ends as the request does (its `COMMIT` is sent without
-/// waiting for the answer): the connection goes back to the pool outside any transaction
-/// and without a tenant, is kept rather than replaced, and the next request on it sees
-/// what was committed in between.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_snapshots_end_with_their_request_and_leave_clean_kept_connections() {
-    let app = TestApp::start().await;
-    let a = app.tenant("Winery A").await;
-    let before = pool_backends(&app).await;
-    let count = "{ customers(first: 100) { nodes { id } } }";
-    let upsert = "mutation($email: String!) { upsertCustomer(input: { email: $email }) { customer { id } userErrors { code } } }";
-    let customers = |r: &Value| r["data"]["customers"]["nodes"].as_array().map(Vec::len);
-    let (_, r) = app
-        .post(Some(&a.admin_key), json!({ "query": count }))
-        .await;
-    let initial = customers(&r).expect("a page");
-    for n in 0..12 {
-        // Every connection of the pool serves a read, then the next read sees the write.
-        let (status, r) = app
-            .post(Some(&a.admin_key), json!({ "query": count }))
-            .await;
-        assert_eq!(status, 200, "{r}");
-        assert_eq!(customers(&r), Some(initial + n), "{r}");
-        let email = format!("reader{n}@example.com");
-        let w = app
-            .gql(&a.admin_key, upsert, json!({ "email": email }))
-            .await;
-        assert!(
-            w["data"]["upsertCustomer"]["customer"]["id"].is_string(),
-            "{w}"
-        );
-    }
-    let mut held = whole_pool(&app).await;
-    for conn in held.iter_mut() {
-        let state = snapshot_state(conn).await;
-        let tenant = state.tenant.unwrap_or_default();
-        assert_eq!((state.read_only.as_str(), tenant.as_str()), ("off", ""));
-    }
-    drop(held);
-    assert_eq!(
-        pool_backends(&app).await,
-        before,
-        "no connection was replaced"
     );
 }
 
@@ -494,83 +360,6 @@ async fn a_validated_document_skips_validation_only_while_its_variables_cannot_f
         let code = bad.then_some("BAD_USER_INPUT");
         assert_eq!(error_code(&body), code, "{variables}: {body}");
     }
-}
-
-/// GraphiQL in headless Chromium (`tests/browser/graphiql.mjs`, puppeteer-core): the
-/// schema loads on first load with the pre-filled key (Docs explorer, autocomplete), the
-/// Customer 360 tab answers data, the live `events` subscription shows an event made
-/// meanwhile, a key typed later fetches the schema again; any console error or failed
-/// request fails it. Needs Node and Chromium (`.ci/run` installs them); the script's npm
-/// packages are installed on first use.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graphiql_works_in_a_real_browser() {
-    let (app, tenant) = TestApp::with_graphiql_key().await;
-    let report = node_script("graphiql.mjs", &[&app.base, &tenant.admin_key]).await;
-    assert!(report.contains(": ok"), "{report}");
-}
-
-/// graphql-http's audit of the GraphQL-over-HTTP spec (`tests/browser/audit.mjs`): every
-/// audit passes, none warns. The tally is also written to
-/// `target/graphql-http-audit.txt` (`.ci/run` prints it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_graphql_over_http_audit_passes_whole() {
-    let app = TestApp::start().await;
-    let tenant = app.bare_tenant("Audit").await;
-    let report = node_script("audit.mjs", &[&app.base, &tenant.admin_key]).await;
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let _ = std::fs::write(target.join("graphql-http-audit.txt"), &report);
-    assert!(report.contains(" 0 warnings, 0 errors"), "{report}");
-}
-
-/// Runs `tests/browser/<script>` with Node (its npm packages installed on first use) and
-/// returns what it printed; fails when it fails.
-async fn node_script(script: &str, args: &[&str]) -> String {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    INSTALLED
-        .get_or_init(|| async {
-            // What `npm ci` installed last, unless the lock file changed since.
-            let modified = |path: &str| {
-                std::fs::metadata(dir.join(path))
-                    .and_then(|m| m.modified())
-                    .ok()
-            };
-            let current = match (
-                modified("node_modules/.package-lock.json"),
-                modified("package-lock.json"),
-            ) {
-                (Some(installed), Some(locked)) => installed >= locked,
-                _ => false,
-            };
-            if !current {
-                let installed = tokio::process::Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                    .current_dir(&dir)
-                    .status()
-                    .await
-                    .expect("npm (Node.js) runs the browser and audit tests");
-                assert!(installed.success(), "npm ci in tests/browser");
-            }
-        })
-        .await;
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("node")
-            .arg(dir.join(script))
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{script} ends within two minutes"))
-    .expect("node runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{script}: {report}");
-    report
 }
 
 /// Apollo's automatic persisted queries over POST and GET (an unknown hash, the document
