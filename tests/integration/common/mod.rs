@@ -413,6 +413,22 @@ pub async fn snapshot_state(conn: &mut AsyncPgConnection) -> SnapshotState {
         .unwrap()
 }
 
+/// The `n` that `sql` (run as the owner: no row-level security) answers: how many rows
+/// tests count in tables the API does not show.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut app.owner().await)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {sql}"))
+        .n
+}
+
 /// The `extensions.code` of the first error, if any.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()

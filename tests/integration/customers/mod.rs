@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use growthgraph::auth::Role;
@@ -13,7 +13,7 @@ use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, refusal, without_budget, TestApp, TestTenant};
+use crate::common::{count, error_code, refusal, without_budget, TestApp, TestTenant};
 
 mod paging;
 mod the_360;
@@ -120,21 +120,6 @@ async fn walk(app: &TestApp, key: &str, size: i64, order_by: Value, filter: Valu
 }
 
 type Predicate = Box<dyn Fn(&Row) -> bool>;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut owner = app.owner().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut owner)
-        .await
-        .unwrap()
-        .n
-}
 
 const UPSERT: &str = "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
     created customer { id email name churnRisk } userErrors { field code message } } }";

@@ -2,33 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use diesel::sql_types::BigInt;
-use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use growthgraph::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, TestApp, TestTenant};
+use crate::common::{count, error_code, TestApp, TestTenant};
 
 mod actions;
 mod insights;
 mod reference;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut owner = app.owner().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut owner)
-        .await
-        .unwrap()
-        .n
-}
 
 const INGEST: &str = "mutation($input: IngestLeadInput!) { ingestLead(input: $input) { lead { id currentTag } userErrors { field code message } } }";
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Months, Utc};
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::Bool;
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use growthgraph::db::TenantDb;
@@ -15,26 +15,11 @@ use growthgraph::jobs::{self, CrmProvider, RecordingCrm};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{TestApp, TestTenant};
+use crate::common::{count, TestApp, TestTenant};
 
 mod crm_sync;
 mod membership;
 mod redemptions;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut owner = app.owner().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut owner)
-        .await
-        .unwrap()
-        .n
-}
 
 async fn exec(app: &TestApp, sql: &str) {
     app.owner().await.batch_execute(sql).await.unwrap();

@@ -22,7 +22,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
 
-use crate::common::{TestApp, TestTenant};
+use crate::common::{count, TestApp, TestTenant};
 use crate::comms::SECRET_KEY;
 
 mod provider_apis;
@@ -234,20 +234,6 @@ async fn message(app: &TestApp, t: &TestTenant, id: &str) -> Value {
     )
     .await["data"]["message"]
         .clone()
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.owner().await;
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 async fn event_types(app: &TestApp, t: &TestTenant, subject: &str) -> Vec<String> {
