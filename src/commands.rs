@@ -297,7 +297,7 @@ async fn serve(
         [
             crate::jobs::spawn_background(
                 pool.clone(),
-                Arc::new(crate::jobs::RecordingCrm::default()),
+                Arc::new(crate::jobs::NoCrm),
                 Arc::new(crate::scheduler::SystemClock),
                 Duration::from_secs(5),
                 args.allow_insecure_webhooks,

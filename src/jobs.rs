@@ -3,7 +3,7 @@
 //! and the scheduler (enrollment expiry). Each tenant is visited as an ordinary
 //! tenant-scoped unit of work, so row-level security applies here too.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,29 +27,25 @@ use crate::error::{AppError, AppResult};
 #[async_trait::async_trait]
 pub trait CrmProvider: Send + Sync {
     /// Adds the customer to (or removes them from) the stage's discount.
-    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String>;
+    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError>;
 }
 
-/// The default provider: records each call and succeeds (no network).
-#[derive(Default)]
-pub struct RecordingCrm {
-    calls: Mutex<Vec<(Uuid, CrmSync)>>,
+/// Why a CRM sync did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrmError {
+    /// The tenant has no CRM to sync with: the sync ends at once, `not_configured`.
+    NotConfigured,
+    /// The CRM refused or could not be reached: retried with backoff.
+    Failed(String),
 }
 
-impl RecordingCrm {
-    pub fn calls(&self) -> Vec<(Uuid, CrmSync)> {
-        self.calls.lock().expect("not poisoned").clone()
-    }
-}
+/// The provider of a server with no CRM connector configured: every sync says so.
+pub struct NoCrm;
 
 #[async_trait::async_trait]
-impl CrmProvider for RecordingCrm {
-    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String> {
-        self.calls
-            .lock()
-            .expect("not poisoned")
-            .push((tenant, sync.clone()));
-        Ok(())
+impl CrmProvider for NoCrm {
+    async fn sync_discount(&self, _tenant: Uuid, _sync: &CrmSync) -> Result<(), CrmError> {
+        Err(CrmError::NotConfigured)
     }
 }
 
@@ -192,6 +188,30 @@ pub async fn complete(
     Ok(())
 }
 
+/// The error of a CRM sync job of a tenant without a CRM.
+pub const NOT_CONFIGURED: &str = "not_configured: no CRM is configured for this tenant";
+
+/// Fails a claimed job for good, without retries.
+async fn fail_now(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    job: &ClaimedJob,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        queue_jobs::table
+            .filter(queue_jobs::tenant_id.eq(scope.id()))
+            .filter(queue_jobs::id.eq(job.id)),
+    )
+    .set((
+        queue_jobs::status.eq("failed"),
+        queue_jobs::error.eq(Some(error)),
+    ))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 /// Finishes a claimed job: completed, or retried after `backoff`, or failed for good once
 /// its attempts are used up. Returns whether this was the final failure.
 pub async fn finish(
@@ -237,20 +257,26 @@ pub async fn run_due_crm_jobs(
             .map_err(|e| format!("malformed payload: {e}"));
         let outcome = match &sync {
             Ok(sync) => crm.sync_discount(db.tenant().id(), sync).await,
-            Err(e) => Err(e.clone()),
+            Err(e) => Err(CrmError::Failed(e.clone())),
         };
-        let succeeded = outcome.is_ok();
         db.run(|conn, scope| {
             async move {
-                let gave_up = finish(conn, scope, job, outcome).await?;
-                if let Ok(sync) = sync {
-                    if succeeded {
-                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Synced)
-                            .await?;
-                    } else if gave_up {
-                        mark_enrollment(conn, scope, sync.enrollment_id, SyncStatus::Failed)
-                            .await?;
+                let status = match outcome {
+                    Ok(()) => {
+                        finish(conn, scope, job, Ok(())).await?;
+                        Some(SyncStatus::Synced)
                     }
+                    // Nothing to retry until a CRM is configured (`retryCrmSync` then).
+                    Err(CrmError::NotConfigured) => {
+                        fail_now(conn, scope, job, NOT_CONFIGURED).await?;
+                        Some(SyncStatus::NotConfigured)
+                    }
+                    Err(CrmError::Failed(error)) => finish(conn, scope, job, Err(error))
+                        .await?
+                        .then_some(SyncStatus::Failed),
+                };
+                if let (Ok(sync), Some(status)) = (sync, status) {
+                    mark_enrollment(conn, scope, sync.enrollment_id, status).await?;
                 }
                 Ok::<_, AppError>(())
             }
@@ -362,7 +388,7 @@ async fn mark_enrollment(
         .count()
         .get_result(conn)
         .await?;
-    if newer_pending > 0 && status == SyncStatus::Synced {
+    if newer_pending > 0 && status != SyncStatus::Failed {
         return Ok(());
     }
     let target = club_enrollments::table

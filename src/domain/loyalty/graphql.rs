@@ -588,6 +588,11 @@ pub struct CancelEnrollmentInput {
 }
 
 #[derive(InputObject)]
+pub struct RetryCrmSyncInput {
+    pub enrollment_id: ID,
+}
+
+#[derive(InputObject)]
 pub struct UpdateLoyaltyRulesInput {
     pub points_per_dollar: Option<Decimal>,
     pub bonus_percentage: Option<Decimal>,
@@ -902,6 +907,22 @@ impl LoyaltyMutation {
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         enrollment_payload(request, |conn, scope| {
             async move { ops::cancel(conn, scope, id).await }.scope_boxed()
+        })
+        .await
+    }
+
+    /// Queues the enrollment's CRM sync again (after a CRM is configured, or once a sync
+    /// failed for good); its `syncStatus` is `PENDING` until the sync runs.
+    #[graphql(guard = "Access::Admin")]
+    async fn retry_crm_sync(
+        &self,
+        ctx: &Context<'_>,
+        input: RetryCrmSyncInput,
+    ) -> AppResult<EnrollmentPayload> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
+        enrollment_payload(request, |conn, scope| {
+            async move { ops::retry_crm_sync(conn, scope, id).await }.scope_boxed()
         })
         .await
     }

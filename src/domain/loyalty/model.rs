@@ -34,6 +34,8 @@ text_enum!(pub SyncStatus {
     Pending => "pending",
     Synced => "synced",
     Failed => "failed",
+    /// No CRM is configured for the tenant: nothing was synchronised.
+    NotConfigured => "not_configured",
 });
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

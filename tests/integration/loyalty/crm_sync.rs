@@ -2,20 +2,21 @@
 
 use super::*;
 
-/// Fails its first `failures` calls, then records like the default provider.
+/// Fails its first `failures` calls, then records each call and succeeds.
 struct FlakyCrm {
     failures: usize,
     calls: AtomicUsize,
-    recorded: RecordingCrm,
+    recorded: std::sync::Mutex<Vec<(Uuid, CrmSync)>>,
 }
 
 #[async_trait::async_trait]
 impl CrmProvider for FlakyCrm {
-    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), String> {
+    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
-            return Err("CRM unavailable (503)".into());
+            return Err(CrmError::Failed("CRM unavailable (503)".into()));
         }
-        self.recorded.sync_discount(tenant, sync).await
+        self.recorded.lock().unwrap().push((tenant, sync.clone()));
+        Ok(())
     }
 }
 
@@ -77,7 +78,7 @@ async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
     let crm = FlakyCrm {
         failures: 2,
         calls: AtomicUsize::new(0),
-        recorded: RecordingCrm::default(),
+        recorded: Default::default(),
     };
     // First attempt fails: retried in 2 s.
     assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 1);
@@ -109,7 +110,7 @@ async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
         (job.status.as_str(), job.sync_status.as_str()),
         ("completed", "synced")
     );
-    let calls = crm.recorded.calls();
+    let calls = crm.recorded.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].1.action, "add");
     assert_eq!(calls[0].1.enrollment_id.to_string(), enrollment);
@@ -128,7 +129,7 @@ async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
     let always_down = FlakyCrm {
         failures: usize::MAX,
         calls: AtomicUsize::new(0),
-        recorded: RecordingCrm::default(),
+        recorded: Default::default(),
     };
     assert_eq!(
         jobs::run_due_crm_jobs(&db, &always_down, 10).await.unwrap(),
@@ -141,6 +142,99 @@ async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
             "SELECT count(*) AS n FROM queue_jobs WHERE status = 'failed'"
         )
         .await,
+        1
+    );
+}
+
+const RETRY: &str = "mutation($e: ID!) { retryCrmSync(input: { enrollmentId: $e }) { enrollment { id syncStatus } userErrors { field code } } }";
+
+/// Without a CRM, a sync says so: the enrollment is `NOT_CONFIGURED` (never `SYNCED`) and
+/// its job failed with the reason, not retried; admins queue it again, once however many
+/// retries race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_crm_a_sync_ends_not_configured_and_admins_queue_it_again_once() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    exec(
+        &app,
+        &format!("DELETE FROM queue_jobs WHERE tenant_id = '{}'", t.id),
+    )
+    .await;
+    let stages = stages(&app, &t).await;
+    let customer = new_customer(&app, &t, "no-crm@example.com").await;
+    let r = app
+        .gql(
+            &t.admin_key,
+            ENROLL,
+            json!({ "c": customer, "s": stage(&stages, "Bronze") }),
+        )
+        .await;
+    let enrollment = r["data"]["enrollCustomer"]["enrollment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    // The server's provider when no CRM connector is configured.
+    assert_eq!(
+        jobs::run_due_crm_jobs(&db, &jobs::NoCrm, 10).await.unwrap(),
+        1
+    );
+    let job = job_state(&app, &enrollment).await;
+    assert_eq!(
+        (
+            job.status.as_str(),
+            job.sync_status.as_str(),
+            job.error.as_deref()
+        ),
+        ("failed", "not_configured", Some(jobs::NOT_CONFIGURED))
+    );
+    let read = app
+        .gql(
+            &t.admin_key,
+            "query($e: ID!) { enrollment(id: $e) { syncStatus } }",
+            json!({ "e": enrollment }),
+        )
+        .await;
+    assert_eq!(
+        read["data"]["enrollment"]["syncStatus"], "NOT_CONFIGURED",
+        "{read}"
+    );
+
+    // Analysts may not queue syncs; an unknown enrollment is refused; nothing is queued.
+    let analyst = app.key(&t, Role::Analyst).await;
+    let r = app.gql(&analyst, RETRY, json!({ "e": enrollment })).await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
+    let r = app
+        .gql(&t.admin_key, RETRY, json!({ "e": Uuid::new_v4() }))
+        .await;
+    assert_eq!(
+        r["data"]["retryCrmSync"]["userErrors"],
+        json!([{ "field": ["input", "enrollmentId"], "code": "NOT_FOUND" }])
+    );
+    let pending =
+        "SELECT count(*) AS n FROM queue_jobs WHERE job_type = 'crm_sync' AND status = 'pending'";
+    assert_eq!(count(&app, pending).await, 0);
+
+    // Racing retries queue one sync.
+    let retries = (0..6).map(|_| app.gql(&t.admin_key, RETRY, json!({ "e": enrollment })));
+    for r in futures_util::future::join_all(retries).await {
+        assert_eq!(r["data"]["retryCrmSync"]["userErrors"], json!([]), "{r}");
+        assert_eq!(
+            r["data"]["retryCrmSync"]["enrollment"]["syncStatus"],
+            "PENDING"
+        );
+    }
+    assert_eq!(count(&app, pending).await, 1);
+    // With a CRM now, the queued sync runs and the enrollment is synced.
+    let crm = FlakyCrm {
+        failures: 0,
+        calls: AtomicUsize::new(0),
+        recorded: Default::default(),
+    };
+    assert_eq!(jobs::run_due_crm_jobs(&db, &crm, 10).await.unwrap(), 1);
+    assert_eq!(crm.recorded.lock().unwrap()[0].1.action, "add");
+    assert_eq!(
+        count(&app, &format!("SELECT count(*) AS n FROM club_enrollments WHERE id = '{enrollment}' AND sync_status = 'synced'")).await,
         1
     );
 }

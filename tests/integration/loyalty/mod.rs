@@ -9,13 +9,14 @@ use chrono::{DateTime, Months, Utc};
 use diesel::sql_types::Bool;
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use growthgraph::auth::Role;
 use growthgraph::db::TenantDb;
 use growthgraph::domain::loyalty::ops::CrmSync;
-use growthgraph::jobs::{self, CrmProvider, RecordingCrm};
+use growthgraph::jobs::{self, CrmError, CrmProvider};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{count, TestApp, TestTenant};
+use crate::common::{count, error_code, TestApp, TestTenant};
 
 mod crm_sync;
 mod membership;

@@ -262,6 +262,45 @@ pub async fn enroll(
     .await
 }
 
+/// Queues the enrollment's CRM sync again (after a CRM is configured, or a sync failed
+/// for good): `add` to its stage's discount while active, `remove` once it ended. A sync
+/// already queued and not yet run is the one that counts: none is added (racing retries
+/// queue one).
+pub async fn retry_crm_sync(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment_id: Uuid,
+) -> OpResult<Uuid> {
+    let enrollment: Enrollment = crate::tenant_row!(
+        locked conn,
+        scope,
+        club_enrollments,
+        enrollment_id,
+        Enrollment::as_select(),
+        &["input", "enrollmentId"],
+        "no such enrollment"
+    )?;
+    let queued: i64 = queue_jobs::table
+        .filter(queue_jobs::tenant_id.eq(scope.id()))
+        .filter(queue_jobs::job_type.eq("crm_sync"))
+        .filter(queue_jobs::status.eq_any(["pending", "processing"]))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ")
+                .bind::<diesel::sql_types::Text, _>(enrollment.id.to_string()),
+        )
+        .count()
+        .get_result(conn)
+        .await?;
+    if queued == 0 {
+        let action = match enrollment.status {
+            EnrollmentStatus::Active => "add",
+            _ => "remove",
+        };
+        enqueue_crm_sync(conn, scope, &enrollment, enrollment.stage_id, action).await?;
+    }
+    Ok(enrollment.id)
+}
+
 pub(super) async fn lock_active_enrollment(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
