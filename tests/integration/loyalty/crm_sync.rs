@@ -46,17 +46,15 @@ async fn job_state(app: &TestApp, enrollment: &str) -> Job {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
-    let app = TestApp::start().await;
-    let t = app.tenant("Winery A").await;
+/// A new customer of `t` enrolled in Bronze, with no other job queued: the enrollment.
+async fn enrolled(app: &TestApp, t: &TestTenant, email: &str) -> String {
     exec(
-        &app,
+        app,
         &format!("DELETE FROM queue_jobs WHERE tenant_id = '{}'", t.id),
     )
     .await;
-    let stages = stages(&app, &t).await;
-    let customer = new_customer(&app, &t, "crm@example.com").await;
+    let stages = stages(app, t).await;
+    let customer = new_customer(app, t, email).await;
     let r = app
         .gql(
             &t.admin_key,
@@ -64,10 +62,17 @@ async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
             json!({ "c": customer, "s": stage(&stages, "Bronze") }),
         )
         .await;
-    let enrollment = r["data"]["enrollCustomer"]["enrollment"]["id"]
+    r["data"]["enrollCustomer"]["enrollment"]["id"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_sync_jobs_are_enqueued_retried_with_backoff_and_marked_synced() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    let enrollment = enrolled(&app, &t, "crm@example.com").await;
     let job = job_state(&app, &enrollment).await;
     assert_eq!(
         (job.status.as_str(), job.attempts, job.sync_status.as_str()),
@@ -155,24 +160,7 @@ const RETRY: &str = "mutation($e: ID!) { retryCrmSync(input: { enrollmentId: $e 
 async fn without_a_crm_a_sync_ends_not_configured_and_admins_queue_it_again_once() {
     let app = TestApp::start().await;
     let t = app.tenant("Winery A").await;
-    exec(
-        &app,
-        &format!("DELETE FROM queue_jobs WHERE tenant_id = '{}'", t.id),
-    )
-    .await;
-    let stages = stages(&app, &t).await;
-    let customer = new_customer(&app, &t, "no-crm@example.com").await;
-    let r = app
-        .gql(
-            &t.admin_key,
-            ENROLL,
-            json!({ "c": customer, "s": stage(&stages, "Bronze") }),
-        )
-        .await;
-    let enrollment = r["data"]["enrollCustomer"]["enrollment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let enrollment = enrolled(&app, &t, "no-crm@example.com").await;
     let db = TenantDb::new(app.pool.clone(), t.id);
     // The server's provider when no CRM connector is configured.
     assert_eq!(
