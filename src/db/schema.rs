@@ -640,6 +640,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    order_refunds (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        order_id -> Uuid,
+        amount -> Numeric,
+        points_reversed -> Int8,
+        points_shortfall -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     order_rollups (id) {
         id -> Int8,
         tenant_id -> Uuid,
@@ -1276,6 +1288,7 @@ diesel::joinable!(lead_memory -> tenants (tenant_id));
 diesel::joinable!(lead_notes -> tenants (tenant_id));
 diesel::joinable!(loyalty_point_rules -> tenants (tenant_id));
 diesel::joinable!(loyalty_rewards -> tenants (tenant_id));
+diesel::joinable!(order_refunds -> tenants (tenant_id));
 diesel::joinable!(order_rollups -> tenants (tenant_id));
 diesel::joinable!(orders -> tenants (tenant_id));
 diesel::joinable!(outreach_campaigns -> tenants (tenant_id));
@@ -1347,6 +1360,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     lead_notes,
     loyalty_point_rules,
     loyalty_rewards,
+    order_refunds,
     order_rollups,
     orders,
     outreach_campaigns,

@@ -643,6 +643,48 @@ pub struct RecordOrderPayload {
 }
 
 #[derive(InputObject)]
+pub struct RefundOrderInput {
+    pub order_id: ID,
+    /// What is refunded; all that is left of the order when not given.
+    pub amount: Option<Decimal>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RefundOrderPayload {
+    pub refund: Option<OrderRefund>,
+    /// The order after the refund.
+    pub order: Option<Order>,
+    pub user_errors: Vec<UserError>,
+}
+
+/// A refund of an order and the points it took back.
+#[derive(SimpleObject)]
+pub struct OrderRefund {
+    pub id: ID,
+    pub order_id: ID,
+    pub amount: Decimal,
+    /// Points taken back from the customer's balance.
+    pub points_reversed: i64,
+    /// Points the refund should have taken back but the balance no longer held.
+    pub points_shortfall: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::OrderRefund> for OrderRefund {
+    fn from(r: model::OrderRefund) -> Self {
+        OrderRefund {
+            id: ID(r.id.to_string()),
+            order_id: ID(r.order_id.to_string()),
+            amount: r.amount.into(),
+            points_reversed: r.points_reversed,
+            points_shortfall: r.points_shortfall,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
 pub struct CommunicationPreferenceInput {
     pub channel: Channel,
     #[graphql(name = "type")]
@@ -783,6 +825,47 @@ impl CustomersMutation {
             customer,
             user_errors,
         })
+    }
+
+    /// Refunds an order, whole (no `amount`) or part: the points it earned come back off
+    /// the customer's balance in proportion (never below zero: the rest is the refund's
+    /// `pointsShortfall`), LTV shrinks by the amount, and the order is `refunded` once
+    /// refunded in full.
+    #[graphql(guard = "Access::Ingest")]
+    async fn refund_order(
+        &self,
+        ctx: &Context<'_>,
+        input: RefundOrderInput,
+    ) -> AppResult<RefundOrderPayload> {
+        let refund = ops::RefundOrder {
+            order_id: parse_id(&input.order_id, &["input", "orderId"])?,
+            amount: input.amount.map(|d| d.0),
+        };
+        let key = input.idempotency_key;
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move {
+                    let id = ops::refund_order(conn, scope, refund, key.as_deref()).await?;
+                    let refund = ops::refunds_by_ids(conn, scope, &[id]).await?.pop();
+                    let order = match &refund {
+                        Some(r) => Some(ops::order_by_id(conn, scope, r.order_id).await?),
+                        None => None,
+                    };
+                    Ok((refund, order))
+                }
+                .scope_boxed()
+            },
+            |done, user_errors| {
+                let (refund, order) = done.unwrap_or_default();
+                RefundOrderPayload {
+                    refund: refund.map(OrderRefund::from),
+                    order: order.map(Order::from),
+                    user_errors,
+                }
+            },
+        )
+        .await
     }
 
     #[graphql(guard = "Access::Admin")]

@@ -3,7 +3,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{communication_preferences, customer_activities, customers, orders};
+use crate::db::schema::{
+    communication_preferences, customer_activities, customers, order_refunds, orders,
+};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = customers, check_for_backend(diesel::pg::Pg))]
@@ -90,6 +92,19 @@ pub struct Order {
     pub is_club_shipment: bool,
     pub line_items: serde_json::Value,
     pub ordered_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refund of an order (whole or part) and the points it took back.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = order_refunds)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct OrderRefund {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub amount: BigDecimal,
+    pub points_reversed: i64,
+    pub points_shortfall: i64,
     pub created_at: DateTime<Utc>,
 }
 

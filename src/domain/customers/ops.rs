@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::model::{
     Activity, CommunicationPreference, Customer, CustomerProfile, NewActivity, NewCustomer,
-    NewOrder, Order,
+    NewOrder, Order, OrderRefund,
 };
 use crate::db::page::{Cursor, PageRequest};
 use crate::db::schema::{
-    communication_preferences, customer_rollups, customers, order_rollups, orders,
+    communication_preferences, customer_rollups, customers, order_refunds, order_rollups, orders,
 };
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
@@ -637,6 +637,143 @@ fn check_money(field: &str, value: &BigDecimal) -> Result<(), UserError> {
         ));
     }
     Ok(())
+}
+
+/// A refund of an order: `amount` of it, or all that is left when `None`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundOrder {
+    pub order_id: Uuid,
+    pub amount: Option<BigDecimal>,
+}
+
+/// Refunds an order, whole or part: its share of the points the order earned is taken
+/// back (never below a zero balance: the rest is the refund's shortfall), the customer's
+/// LTV shrinks by the amount, and the order is `refunded` once refunded in full. Refunds
+/// of one order run one at a time (the order's row lock): together they never exceed it.
+pub async fn refund_order(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: RefundOrder,
+    idempotency_key: Option<&str>,
+) -> OpResult<Uuid> {
+    if let Some(amount) = &input.amount {
+        check_money("amount", amount)?;
+        if amount == &BigDecimal::from(0) {
+            return Err(UserError::new(
+                UserErrorCode::Invalid,
+                &["input", "amount"],
+                "amount must be more than 0",
+            )
+            .into());
+        }
+    }
+    idempotency::once(
+        conn,
+        scope,
+        idempotency_key,
+        "refundOrder",
+        &input,
+        async |conn| {
+            let order: Order = crate::tenant_row!(
+                locked conn,
+                scope,
+                orders,
+                input.order_id,
+                Order::as_select(),
+                &["input", "orderId"],
+                "no such order"
+            )?;
+            let refunded: BigDecimal = order_refunds::table
+                .filter(order_refunds::tenant_id.eq(scope.id()))
+                .filter(order_refunds::order_id.eq(order.id))
+                .select(diesel::dsl::sum(order_refunds::amount))
+                .first::<Option<BigDecimal>>(conn)
+                .await?
+                .unwrap_or_default();
+            let left = &order.order_total - &refunded;
+            if left <= BigDecimal::from(0) {
+                return Err(UserError::new(
+                    UserErrorCode::InvalidTransition,
+                    &["input", "orderId"],
+                    "the order is refunded in full already",
+                )
+                .into());
+            }
+            let amount = input.amount.clone().unwrap_or_else(|| left.clone());
+            if amount > left {
+                return Err(UserError::new(
+                    UserErrorCode::Invalid,
+                    &["input", "amount"],
+                    format!(
+                        "at most {} of the order is left to refund",
+                        left.normalized()
+                    ),
+                )
+                .into());
+            }
+            let (reversed, shortfall) = loyalty::reverse_for_refund(
+                conn,
+                scope,
+                order.customer_id,
+                order.id,
+                &order.order_total,
+                &refunded,
+                &amount,
+            )
+            .await?;
+            let refund: Uuid = diesel::insert_into(order_refunds::table)
+                .values((
+                    order_refunds::tenant_id.eq(scope.id()),
+                    order_refunds::order_id.eq(order.id),
+                    order_refunds::amount.eq(&amount),
+                    order_refunds::points_reversed.eq(reversed),
+                    order_refunds::points_shortfall.eq(shortfall),
+                ))
+                .returning(order_refunds::id)
+                .get_result(conn)
+                .await?;
+            diesel::update(
+                customers::table
+                    .filter(customers::tenant_id.eq(scope.id()))
+                    .filter(customers::id.eq(order.customer_id)),
+            )
+            .set(
+                customers::ltv.eq(diesel::dsl::sql::<diesel::sql_types::Numeric>(
+                    "greatest(ltv - ",
+                )
+                .bind::<diesel::sql_types::Numeric, _>(amount.clone())
+                .sql(", 0)")),
+            )
+            .execute(conn)
+            .await?;
+            if amount == left {
+                diesel::update(
+                    orders::table
+                        .filter(orders::tenant_id.eq(scope.id()))
+                        .filter(orders::id.eq(order.id)),
+                )
+                .set(orders::status.eq("refunded"))
+                .execute(conn)
+                .await?;
+            }
+            Ok(refund)
+        },
+    )
+    .await
+}
+
+/// Refunds by id (the payloads' reads).
+pub async fn refunds_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<OrderRefund>> {
+    order_refunds::table
+        .filter(order_refunds::tenant_id.eq(scope.id()))
+        .filter(order_refunds::id.eq_any(ids))
+        .select(OrderRefund::as_select())
+        .load(conn)
+        .await
 }
 
 /// Records an order: the customer's LTV grows by its total and last activity moves to it.

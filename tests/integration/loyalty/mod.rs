@@ -21,6 +21,7 @@ use crate::common::{count, error_code, TestApp, TestTenant};
 mod crm_sync;
 mod membership;
 mod redemptions;
+mod refunds;
 
 async fn exec(app: &TestApp, sql: &str) {
     app.owner().await.batch_execute(sql).await.unwrap();

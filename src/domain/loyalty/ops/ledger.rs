@@ -174,6 +174,55 @@ pub async fn earn_for_order(
     Ok(entries)
 }
 
+/// The points a refund of `amount` takes back from what order `order_id` (of
+/// `order_total`, of which `refunded_before` was refunded already) earned: its share,
+/// counted on the refunded total so far (rounded down; the refund that completes the order
+/// takes back the rest exactly). Never more than the customer's balance: returns the
+/// points taken back and the shortfall.
+pub async fn reverse_for_refund(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer_id: Uuid,
+    order_id: Uuid,
+    order_total: &BigDecimal,
+    refunded_before: &BigDecimal,
+    amount: &BigDecimal,
+) -> OpResult<(i64, i64)> {
+    let earned: Option<i64> = point_transactions::table
+        .filter(point_transactions::tenant_id.eq(scope.id()))
+        .filter(point_transactions::order_id.eq(order_id))
+        .filter(
+            point_transactions::transaction_type
+                .eq_any([PointTransactionType::Earned, PointTransactionType::Bonus]),
+        )
+        .select(diesel::dsl::sum(point_transactions::points))
+        .first::<Option<BigDecimal>>(conn)
+        .await?
+        .and_then(|sum| sum.to_i64());
+    let earned = earned.unwrap_or(0);
+    if earned <= 0 || order_total <= &BigDecimal::from(0) {
+        return Ok((0, 0));
+    }
+    let share =
+        |refunded: &BigDecimal| floor_points(&(BigDecimal::from(earned) * refunded / order_total));
+    let due = share(&(refunded_before + amount)) - share(refunded_before);
+    let locked = lock_customer(conn, scope, customer_id, &["input", "orderId"]).await?;
+    let taken = due.min(locked.0).max(0);
+    if taken > 0 {
+        let entry = LedgerEntry {
+            customer_id,
+            kind: PointTransactionType::Refunded,
+            points: -taken,
+            order_id: Some(order_id),
+            reward_id: None,
+            redemption_id: None,
+            description: Some("Points taken back for a refunded order"),
+        };
+        append_locked(conn, scope, entry, locked).await?;
+    }
+    Ok((taken, due - taken))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AdjustPoints {
     pub customer_id: Uuid,
