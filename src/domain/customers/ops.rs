@@ -691,7 +691,7 @@ pub async fn refund_order(
                 .await?
                 .unwrap_or_default();
             let left = &order.order_total - &refunded;
-            if left <= BigDecimal::from(0) {
+            if left <= 0 {
                 return Err(UserError::new(
                     UserErrorCode::InvalidTransition,
                     &["input", "orderId"],
