@@ -91,7 +91,23 @@ impl Enrollment {
             .await?
             .map(ClubStage::from))
     }
+
+    /// Why the latest CRM sync did not happen (`not_configured: …`, or the CRM's own
+    /// message), while it has not succeeded since.
+    async fn sync_error(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        let request = request_context(ctx)?;
+        let id = parse_id(&self.id, &["id"])?;
+        Ok(request
+            .load_one(SyncErrorOf(id))
+            .await?
+            .and_then(|e| e.error))
+    }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SyncErrorOf(pub Uuid);
+
+crate::load_by_ids!(SyncErrorOf => ops::SyncError, ops::sync_errors, |row: &ops::SyncError| row.enrollment_id);
 
 #[derive(SimpleObject, Clone)]
 pub struct PointTransaction {

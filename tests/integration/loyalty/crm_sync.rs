@@ -176,16 +176,16 @@ async fn without_a_crm_a_sync_ends_not_configured_and_admins_queue_it_again_once
         ),
         ("failed", "not_configured", Some(jobs::NOT_CONFIGURED))
     );
-    let read = app
-        .gql(
+    let read = || {
+        app.gql(
             &t.admin_key,
-            "query($e: ID!) { enrollment(id: $e) { syncStatus } }",
+            "query($e: ID!) { enrollment(id: $e) { syncStatus syncError } }",
             json!({ "e": enrollment }),
         )
-        .await;
+    };
     assert_eq!(
-        read["data"]["enrollment"]["syncStatus"], "NOT_CONFIGURED",
-        "{read}"
+        read().await["data"]["enrollment"],
+        json!({ "syncStatus": "NOT_CONFIGURED", "syncError": jobs::NOT_CONFIGURED })
     );
 
     // Analysts may not queue syncs; an unknown enrollment is refused; nothing is queued.
@@ -213,6 +213,10 @@ async fn without_a_crm_a_sync_ends_not_configured_and_admins_queue_it_again_once
         );
     }
     assert_eq!(count(&app, pending).await, 1);
+    assert_eq!(
+        read().await["data"]["enrollment"],
+        json!({ "syncStatus": "PENDING", "syncError": null })
+    );
     // With a CRM now, the queued sync runs and the enrollment is synced.
     let crm = FlakyCrm {
         failures: 0,

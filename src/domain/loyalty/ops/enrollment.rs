@@ -107,6 +107,34 @@ pub struct CrmSync {
     pub action: String,
 }
 
+/// The error of an enrollment's latest CRM sync job (`None` when it ran without one).
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct SyncError {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub enrollment_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub error: Option<String>,
+}
+
+/// The latest CRM sync job's error of each of `enrollments`.
+pub async fn sync_errors(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollments: &[Uuid],
+) -> QueryResult<Vec<SyncError>> {
+    let ids: Vec<String> = enrollments.iter().map(Uuid::to_string).collect();
+    crate::db::sql::Prepared::new(
+        "SELECT DISTINCT ON (payload->>'enrollmentId') (payload->>'enrollmentId')::uuid AS enrollment_id, error
+         FROM queue_jobs
+         WHERE tenant_id = $1 AND job_type = 'crm_sync' AND payload->>'enrollmentId' = ANY($2)
+         ORDER BY payload->>'enrollmentId', created_at DESC, id DESC",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(scope.id())
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
+    .load(conn)
+    .await
+}
+
 /// Every enrollment change enqueues its CRM sync (seed 004): the enrollment's
 /// `sync_status` goes back to pending until the job succeeds.
 pub(super) async fn enqueue_crm_sync(
