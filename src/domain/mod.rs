@@ -8,6 +8,7 @@ pub mod text_enum;
 
 pub mod automations;
 pub mod campaigns;
+pub mod catalog;
 pub mod comms;
 pub mod customers;
 pub mod events;

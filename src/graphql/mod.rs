@@ -19,6 +19,7 @@ use async_graphql::{MergedObject, Schema, ValidationMode};
 
 use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery};
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
+use crate::domain::catalog::graphql::CatalogQuery;
 use crate::domain::comms::graphql::{CommsMutation, CommsQuery};
 use crate::domain::customers::analytics::CustomersAnalyticsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
@@ -40,6 +41,7 @@ pub struct Query(
     TenancyQuery,
     CustomersQuery,
     CustomersAnalyticsQuery,
+    CatalogQuery,
     LoyaltyQuery,
     LoyaltyAnalyticsQuery,
     LeadsQuery,

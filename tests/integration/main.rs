@@ -16,6 +16,7 @@ mod http_surface;
 mod leads;
 mod loyalty;
 mod messages;
+mod products;
 mod replica;
 mod scheduler;
 mod seed;
