@@ -19,7 +19,7 @@ use async_graphql::{MergedObject, Schema, ValidationMode};
 
 use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery};
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
-use crate::domain::catalog::graphql::CatalogQuery;
+use crate::domain::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::domain::comms::graphql::{CommsMutation, CommsQuery};
 use crate::domain::customers::analytics::CustomersAnalyticsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
@@ -60,6 +60,7 @@ pub struct Query(
 pub struct Mutation(
     TenancyMutation,
     CustomersMutation,
+    CatalogMutation,
     LoyaltyMutation,
     LeadsMutation,
     GrowthMutation,

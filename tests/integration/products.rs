@@ -98,3 +98,180 @@ async fn products_and_discounts_list_only_the_tenants_rows_and_filter_as_counted
         .await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
 }
+
+const UPSERT_PRODUCT: &str = "mutation($i: UpsertProductInput!) { upsertProduct(input: $i) {
+    product { id crmProductId sku title wineType vintage price inventory isActive } userErrors { field code } } }";
+const UPSERT_DISCOUNT: &str = "mutation($i: UpsertDiscountInput!) { upsertDiscount(input: $i) {
+    discount { id code discountType value isActive } userErrors { field code } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_and_discounts_are_upserted_by_their_keys_once_even_racing() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Catalogue").await;
+    let products = format!(
+        "SELECT count(*) AS n FROM products WHERE tenant_id = '{}'",
+        t.id
+    );
+    let discounts = format!(
+        "SELECT count(*) AS n FROM discounts WHERE tenant_id = '{}'",
+        t.id
+    );
+
+    let first = app
+        .gql(&t.admin_key, UPSERT_PRODUCT, json!({ "i": { "crmProductId": "C7-1", "sku": "SY-21", "title": "Syrah 2021", "wineType": "RED", "vintage": 2021, "price": "32.00", "inventory": 12 } }))
+        .await;
+    assert_eq!(
+        first["data"]["upsertProduct"]["userErrors"],
+        json!([]),
+        "{first}"
+    );
+    // The same CRM id: the same product, changed.
+    let again = app
+        .gql(&t.admin_key, UPSERT_PRODUCT, json!({ "i": { "crmProductId": "C7-1", "sku": "SY-21", "title": "Syrah 2021 (magnum)", "price": "64.00", "inventory": 0, "isActive": false } }))
+        .await;
+    let product = &again["data"]["upsertProduct"]["product"];
+    assert_eq!(
+        product["id"],
+        first["data"]["upsertProduct"]["product"]["id"]
+    );
+    assert_eq!(
+        (
+            product["title"].as_str(),
+            product["price"].as_str(),
+            product["inventory"].as_i64(),
+            product["isActive"].as_bool()
+        ),
+        (
+            Some("Syrah 2021 (magnum)"),
+            Some("64.00"),
+            Some(0),
+            Some(false)
+        )
+    );
+    // By SKU alone.
+    let by_sku = app
+        .gql(
+            &t.admin_key,
+            UPSERT_PRODUCT,
+            json!({ "i": { "sku": "SY-21", "title": "Syrah", "price": "30" } }),
+        )
+        .await;
+    assert_eq!(
+        by_sku["data"]["upsertProduct"]["product"]["id"],
+        product["id"]
+    );
+    assert_eq!(count(&app, &products).await, 1);
+
+    // Refused: nothing written.
+    for (input, field, code) in [
+        (
+            json!({ "title": "No key", "price": "1" }),
+            "crmProductId",
+            "INVALID",
+        ),
+        (
+            json!({ "sku": "X", "title": "", "price": "1" }),
+            "title",
+            "INVALID",
+        ),
+        (
+            json!({ "sku": "X", "title": "T", "price": "-1" }),
+            "price",
+            "INVALID",
+        ),
+        (
+            json!({ "sku": "X", "title": "T", "price": "1.001" }),
+            "price",
+            "INVALID",
+        ),
+        (
+            json!({ "sku": "X", "title": "T", "price": "1", "vintage": 1200 }),
+            "vintage",
+            "INVALID",
+        ),
+        (
+            json!({ "sku": "X", "title": "T", "price": "1", "inventory": -1 }),
+            "inventory",
+            "INVALID",
+        ),
+        (
+            json!({ "crmProductId": "C7-2", "sku": "SY-21", "title": "T", "price": "1" }),
+            "sku",
+            "CONFLICT",
+        ),
+    ] {
+        let r = app
+            .gql(&t.admin_key, UPSERT_PRODUCT, json!({ "i": input }))
+            .await;
+        assert_eq!(
+            r["data"]["upsertProduct"]["userErrors"],
+            json!([{ "field": ["input", field], "code": code }]),
+            "{input}"
+        );
+    }
+    assert_eq!(count(&app, &products).await, 1);
+    let analyst = app.key(&t, growthgraph::auth::Role::Analyst).await;
+    let r = app
+        .gql(
+            &analyst,
+            UPSERT_PRODUCT,
+            json!({ "i": { "sku": "Y", "title": "T", "price": "1" } }),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
+
+    // Racing upserts of one new product, and of one new discount, make one row each.
+    let racing = (0..8).map(|i| {
+        app.gql(
+            &t.admin_key,
+            UPSERT_PRODUCT,
+            json!({ "i": { "crmProductId": "C7-9", "title": format!("Race {i}"), "price": "10" } }),
+        )
+    });
+    for r in futures_util::future::join_all(racing).await {
+        assert_eq!(r["data"]["upsertProduct"]["userErrors"], json!([]), "{r}");
+    }
+    assert_eq!(count(&app, &products).await, 2);
+    let racing = (0..8).map(|i| {
+        app.gql(&t.admin_key, UPSERT_DISCOUNT, json!({ "i": { "code": "CLUB-GOLD", "discountType": "PERCENTAGE", "value": format!("{}", 10 + i) } }))
+    });
+    for r in futures_util::future::join_all(racing).await {
+        assert_eq!(r["data"]["upsertDiscount"]["userErrors"], json!([]), "{r}");
+    }
+    assert_eq!(count(&app, &discounts).await, 1);
+    for (input, field) in [
+        (
+            json!({ "code": "BAD CODE", "discountType": "PERCENTAGE", "value": "5" }),
+            "code",
+        ),
+        (
+            json!({ "code": "OVER", "discountType": "PERCENTAGE", "value": "100.01" }),
+            "value",
+        ),
+        (
+            json!({ "code": "LATE", "discountType": "FIXED_AMOUNT", "value": "5", "startsAt": "2026-02-01T00:00:00Z", "endsAt": "2026-01-01T00:00:00Z" }),
+            "endsAt",
+        ),
+    ] {
+        let r = app
+            .gql(&t.admin_key, UPSERT_DISCOUNT, json!({ "i": input }))
+            .await;
+        assert_eq!(
+            r["data"]["upsertDiscount"]["userErrors"],
+            json!([{ "field": ["input", field], "code": "INVALID" }]),
+            "{input}"
+        );
+    }
+    assert_eq!(count(&app, &discounts).await, 1);
+    let fixed = app
+        .gql(
+            &t.admin_key,
+            UPSERT_DISCOUNT,
+            json!({ "i": { "code": "CLUB-GOLD", "discountType": "FIXED_AMOUNT", "value": "150" } }),
+        )
+        .await;
+    assert_eq!(
+        fixed["data"]["upsertDiscount"]["discount"]["discountType"], "FIXED_AMOUNT",
+        "{fixed}"
+    );
+}

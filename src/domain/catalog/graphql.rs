@@ -6,6 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{self, DiscountType, WineType};
 use super::ops;
 use crate::auth::Access;
+use crate::domain::{write_payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::scalars::Decimal;
@@ -164,6 +165,122 @@ impl CatalogQuery {
                 async move { ops::list_discounts(conn, scope, active, &page).await }.scope_boxed()
             },
             Discount::from,
+        )
+        .await
+    }
+}
+
+/// A product as the CRM lists it; found again by `crmProductId`, else `sku`.
+#[derive(InputObject)]
+pub struct UpsertProductInput {
+    pub crm_product_id: Option<String>,
+    pub sku: Option<String>,
+    pub title: String,
+    pub wine_type: Option<WineType>,
+    pub vintage: Option<i32>,
+    pub varietal: Option<String>,
+    pub price: Decimal,
+    pub inventory: Option<i32>,
+    #[graphql(default = true)]
+    pub is_active: bool,
+}
+
+#[derive(InputObject)]
+pub struct UpsertDiscountInput {
+    /// How the discount is found again.
+    pub code: String,
+    pub crm_discount_id: Option<String>,
+    pub title: Option<String>,
+    pub discount_type: DiscountType,
+    pub value: Decimal,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    #[graphql(default = true)]
+    pub is_active: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ProductPayload {
+    pub product: Option<Product>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct DiscountPayload {
+    pub discount: Option<Discount>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct CatalogMutation;
+
+#[Object]
+impl CatalogMutation {
+    /// Creates or updates a product (admins, and partners syncing from a CRM).
+    #[graphql(guard = "Access::Ingest")]
+    async fn upsert_product(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertProductInput,
+    ) -> AppResult<ProductPayload> {
+        let product = ops::ProductInput {
+            crm_product_id: input.crm_product_id,
+            sku: input.sku,
+            title: input.title,
+            wine_type: input.wine_type,
+            vintage: input.vintage,
+            varietal: input.varietal,
+            price: input.price.0,
+            inventory: input.inventory,
+            is_active: input.is_active,
+        };
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move {
+                    let id = ops::upsert_product(conn, scope, product).await?;
+                    Ok(ops::products_by_ids(conn, scope, &[id]).await?.pop())
+                }
+                .scope_boxed()
+            },
+            |product, user_errors| ProductPayload {
+                product: product.flatten().map(Product::from),
+                user_errors,
+            },
+        )
+        .await
+    }
+
+    /// Creates or updates the discount of a code (admins, and partners syncing from a CRM).
+    #[graphql(guard = "Access::Ingest")]
+    async fn upsert_discount(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertDiscountInput,
+    ) -> AppResult<DiscountPayload> {
+        let discount = ops::DiscountInput {
+            code: input.code,
+            crm_discount_id: input.crm_discount_id,
+            title: input.title,
+            discount_type: input.discount_type,
+            value: input.value.0,
+            starts_at: input.starts_at,
+            ends_at: input.ends_at,
+            is_active: input.is_active,
+        };
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move {
+                    let id = ops::upsert_discount(conn, scope, discount).await?;
+                    Ok(ops::discounts_by_ids(conn, scope, &[id]).await?.pop())
+                }
+                .scope_boxed()
+            },
+            |discount, user_errors| DiscountPayload {
+                discount: discount.flatten().map(Discount::from),
+                user_errors,
+            },
         )
         .await
     }

@@ -1,10 +1,18 @@
+use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
-use diesel::QueryResult;
-use diesel_async::AsyncPgConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Text;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use uuid::Uuid;
 
-use super::model::{Discount, Product, WineType};
+use super::model::{Discount, DiscountType, Product, WineType};
 use crate::db::page::PageRequest;
+use crate::db::schema::{discounts, products};
+use crate::db::sql::Prepared;
 use crate::db::Tenant;
+use crate::domain::{user_error, OpError, OpResult, UserErrorCode};
 
 /// A page of the tenant's products, newest first, of one wine type, varietal, vintage or
 /// activity when given.
@@ -38,4 +46,237 @@ pub async fn list_discounts(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Discount>> {
     crate::newest_first!(conn, scope, discounts, Discount, page, is_active = active)
+}
+
+/// A product as the CRM (or the API) gives it: matched on `crm_product_id`, else `sku`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductInput {
+    pub crm_product_id: Option<String>,
+    pub sku: Option<String>,
+    pub title: String,
+    pub wine_type: Option<WineType>,
+    pub vintage: Option<i32>,
+    pub varietal: Option<String>,
+    pub price: BigDecimal,
+    pub inventory: Option<i32>,
+    pub is_active: bool,
+}
+
+fn invalid(field: &str, message: &str) -> OpError {
+    user_error(UserErrorCode::Invalid, &["input", field], message)
+}
+
+fn check_key(field: &str, value: &Option<String>) -> OpResult<()> {
+    match value {
+        Some(v) if v.is_empty() || v.chars().count() > 100 || v.contains('\0') => {
+            Err(invalid(field, "must be 1 to 100 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_money(field: &str, value: &BigDecimal) -> OpResult<()> {
+    if value < &BigDecimal::from(0)
+        || value >= &BigDecimal::from(10_000_000_000i64)
+        || value.fractional_digit_count() > 2
+    {
+        return Err(invalid(
+            field,
+            "must be between 0 and 9999999999.99 with at most 2 decimals",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates or updates a product, found by its CRM id, else its SKU (one of them is
+/// required). Upserts of one product run one at a time (an advisory lock on its key):
+/// racing ones make one row.
+pub async fn upsert_product(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: ProductInput,
+) -> OpResult<Uuid> {
+    check_key("crmProductId", &input.crm_product_id)?;
+    check_key("sku", &input.sku)?;
+    let title = input.title.trim();
+    if title.is_empty() || title.chars().count() > 200 || title.contains('\0') {
+        return Err(invalid("title", "title must be 1 to 200 characters"));
+    }
+    check_money("price", &input.price)?;
+    if input.vintage.is_some_and(|v| !(1800..=2200).contains(&v)) {
+        return Err(invalid("vintage", "vintage must be between 1800 and 2200"));
+    }
+    if input.inventory.is_some_and(|i| i < 0) {
+        return Err(invalid("inventory", "inventory may not be negative"));
+    }
+    check_key("varietal", &input.varietal)?;
+    let key = match (&input.crm_product_id, &input.sku) {
+        (Some(crm), _) => format!("crm/{crm}"),
+        (None, Some(sku)) => format!("sku/{sku}"),
+        (None, None) => {
+            return Err(invalid(
+                "crmProductId",
+                "give crmProductId or sku: how the product is found again",
+            ))
+        }
+    };
+    Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(format!("product/{}/{key}", scope.id()))
+        .execute(conn)
+        .await?;
+    let found: Option<Uuid> = match (&input.crm_product_id, &input.sku) {
+        (Some(crm), _) => products::table
+            .filter(products::tenant_id.eq(scope.id()))
+            .filter(products::crm_product_id.eq(crm))
+            .select(products::id)
+            .first(conn)
+            .await
+            .optional()?,
+        (None, Some(sku)) => products::table
+            .filter(products::tenant_id.eq(scope.id()))
+            .filter(products::sku.eq(sku))
+            .select(products::id)
+            .first(conn)
+            .await
+            .optional()?,
+        (None, None) => None,
+    };
+    let values = (
+        products::crm_product_id.eq(&input.crm_product_id),
+        products::sku.eq(&input.sku),
+        products::title.eq(title),
+        products::wine_type.eq(input.wine_type),
+        products::vintage.eq(input.vintage),
+        products::varietal.eq(&input.varietal),
+        products::price.eq(&input.price),
+        products::inventory.eq(input.inventory),
+        products::is_active.eq(input.is_active),
+    );
+    let written = match found {
+        Some(id) => {
+            diesel::update(
+                products::table
+                    .filter(products::tenant_id.eq(scope.id()))
+                    .filter(products::id.eq(id)),
+            )
+            .set(values)
+            .returning(products::id)
+            .get_result(conn)
+            .await
+        }
+        None => {
+            diesel::insert_into(products::table)
+                .values((products::tenant_id.eq(scope.id()), values))
+                .returning(products::id)
+                .get_result(conn)
+                .await
+        }
+    };
+    // Another product holds the other key (a SKU taken by a product of another CRM id).
+    match written {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(user_error(
+            UserErrorCode::Conflict,
+            &["input", "sku"],
+            "another product has this SKU",
+        )),
+        other => Ok(other?),
+    }
+}
+
+/// A discount as the CRM (or the API) gives it, matched on its code.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscountInput {
+    pub code: String,
+    pub crm_discount_id: Option<String>,
+    pub title: Option<String>,
+    pub discount_type: DiscountType,
+    pub value: BigDecimal,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+}
+
+/// Creates or updates the discount of `code` (one statement: racing upserts make one
+/// row). A percentage is at most 100; a discount ends after it starts.
+pub async fn upsert_discount(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: DiscountInput,
+) -> OpResult<Uuid> {
+    let code = input.code.trim();
+    let code_ok = !code.is_empty()
+        && code.chars().count() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if !code_ok {
+        return Err(invalid(
+            "code",
+            "code must be 1 to 64 letters, digits, '-' or '_'",
+        ));
+    }
+    check_key("crmDiscountId", &input.crm_discount_id)?;
+    if input
+        .title
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 200 || t.contains('\0'))
+    {
+        return Err(invalid("title", "title must be at most 200 characters"));
+    }
+    check_money("value", &input.value)?;
+    if input.discount_type == DiscountType::Percentage && input.value > BigDecimal::from(100) {
+        return Err(invalid("value", "a percentage is at most 100"));
+    }
+    if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at) {
+        if ends <= starts {
+            return Err(invalid("endsAt", "a discount ends after it starts"));
+        }
+    }
+    let values = (
+        discounts::crm_discount_id.eq(&input.crm_discount_id),
+        discounts::title.eq(&input.title),
+        discounts::discount_type.eq(input.discount_type),
+        discounts::value.eq(&input.value),
+        discounts::starts_at.eq(input.starts_at),
+        discounts::ends_at.eq(input.ends_at),
+        discounts::is_active.eq(input.is_active),
+    );
+    Ok(diesel::insert_into(discounts::table)
+        .values((
+            discounts::tenant_id.eq(scope.id()),
+            discounts::code.eq(code),
+            values.clone(),
+        ))
+        .on_conflict((discounts::tenant_id, discounts::code))
+        .do_update()
+        .set(values)
+        .returning(discounts::id)
+        .get_result(conn)
+        .await?)
+}
+
+pub async fn products_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Product>> {
+    products::table
+        .filter(products::tenant_id.eq(scope.id()))
+        .filter(products::id.eq_any(ids))
+        .select(Product::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn discounts_by_ids(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Discount>> {
+    discounts::table
+        .filter(discounts::tenant_id.eq(scope.id()))
+        .filter(discounts::id.eq_any(ids))
+        .select(Discount::as_select())
+        .load(conn)
+        .await
 }

@@ -192,6 +192,8 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "updateTicket",
     "upgradeEnrollment",
     "upsertCustomer",
+    "upsertDiscount",
+    "upsertProduct",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
