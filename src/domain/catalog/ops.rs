@@ -224,7 +224,7 @@ pub async fn upsert_discount(
         return Err(invalid("title", "title must be at most 200 characters"));
     }
     check_money("value", &input.value)?;
-    if input.discount_type == DiscountType::Percentage && input.value > BigDecimal::from(100) {
+    if input.discount_type == DiscountType::Percentage && input.value > 100 {
         return Err(invalid("value", "a percentage is at most 100"));
     }
     if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at) {
@@ -245,7 +245,7 @@ pub async fn upsert_discount(
         .values((
             discounts::tenant_id.eq(scope.id()),
             discounts::code.eq(code),
-            values.clone(),
+            values,
         ))
         .on_conflict((discounts::tenant_id, discounts::code))
         .do_update()
