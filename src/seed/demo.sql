@@ -57,16 +57,18 @@ VALUES (current_tenant_id(), 'D-1', 'CLUB-BRONZE', 'Club Bronze 10%', 'percentag
 INSERT INTO club_programs (tenant_id, name, description)
 VALUES (current_tenant_id(), 'Cercle des Coteaux', 'Time-based wine club: the longer you stay, the more you save.');
 
+-- The server has no CRM connector: nothing here was synchronised with one, and the data
+-- says so (`not_configured`).
 INSERT INTO club_stages (tenant_id, program_id, name, stage_order, discount_percentage, duration_months,
                          min_purchase_amount, crm_discount_id, sync_status)
-SELECT current_tenant_id(), p.id, s.name, s.ord, s.pct, s.months, s.minimum, s.discount, 'synced'
+SELECT current_tenant_id(), p.id, s.name, s.ord, s.pct, s.months, s.minimum, s.discount, 'not_configured'
 FROM club_programs p,
      (VALUES ('Bronze', 1, 10.00, 3, 0.00, 'D-1'), ('Silver', 2, 15.00, 6, 150.00, 'D-2'),
              ('Gold', 3, 20.00, 12, 300.00, 'D-3')) AS s(name, ord, pct, months, minimum, discount);
 
-INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status, last_synced_at)
+INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status)
 SELECT c.tenant_id, c.id, s.program_id, s.id, 'active', c.created_at,
-       c.created_at + make_interval(months => s.duration_months) + interval '365 days', 'synced', now()
+       c.created_at + make_interval(months => s.duration_months) + interval '365 days', 'not_configured'
 FROM customers c
 JOIN club_stages s ON s.stage_order = 1 + (substr(c.external_id, 4)::int % 3)
 WHERE c.is_club_member;

@@ -70,7 +70,7 @@ WITH stage AS (
 ), enrollments AS (
     INSERT INTO club_enrollments (id, tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status)
     SELECT {ID}, c.tenant_id, c.id, s.program_id, s.id, 'active', c.created_at,
-           greatest(c.created_at + make_interval(months => s.duration_months), now() + interval '30 days'), 'synced'
+           greatest(c.created_at + make_interval(months => s.duration_months), now() + interval '30 days'), 'not_configured'
     FROM new_customers c JOIN stage s ON s.stage_order = 1 + c.n % 3
     WHERE c.is_club_member
     RETURNING 1

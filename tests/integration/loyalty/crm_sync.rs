@@ -188,6 +188,20 @@ async fn without_a_crm_a_sync_ends_not_configured_and_admins_queue_it_again_once
         json!({ "syncStatus": "NOT_CONFIGURED", "syncError": jobs::NOT_CONFIGURED })
     );
 
+    // Nor does the demo data claim a sync that never happened.
+    let demo = app
+        .gql(&t.admin_key, "{ clubProgram { stages { syncStatus } } enrollments(first: 100) { nodes { syncStatus } } }", json!({}))
+        .await;
+    let statuses: Vec<&Value> = demo["data"]["clubProgram"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(demo["data"]["enrollments"]["nodes"].as_array().unwrap())
+        .map(|s| &s["syncStatus"])
+        .collect();
+    assert!(statuses.len() > 3, "{demo}");
+    assert!(statuses.iter().all(|s| *s != "SYNCED"), "{demo}");
+
     // Analysts may not queue syncs; an unknown enrollment is refused; nothing is queued.
     let analyst = app.key(&t, Role::Analyst).await;
     let r = app.gql(&analyst, RETRY, json!({ "e": enrollment })).await;
