@@ -206,11 +206,14 @@ fn quarter_hour_down(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(down, 0).unwrap_or(at)
 }
 
-/// The first quarter hour starting at or after `at`.
+/// The first quarter hour starting at or after `at` (`at` itself at the end of time:
+/// the rollup's buckets from there on are all after it too).
 fn quarter_hour_up(at: DateTime<Utc>) -> DateTime<Utc> {
     match on_quarter_hour(&at) {
         true => at,
-        false => quarter_hour_down(at) + chrono::Duration::seconds(QUARTER_HOUR),
+        false => quarter_hour_down(at)
+            .checked_add_signed(chrono::Duration::seconds(QUARTER_HOUR))
+            .unwrap_or(at),
     }
 }
 
@@ -755,6 +758,25 @@ mod tests {
                 &["2026-01-01T00:10:00Z"]
             )
         ));
+    }
+
+    #[test]
+    fn quarter_hours_at_the_ends_of_time_do_not_overflow() {
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert!(quarter_hour_up(end) >= end);
+        assert!(quarter_hour_down(end) <= end);
+        let start = DateTime::<Utc>::MIN_UTC;
+        assert!(quarter_hour_up(start) >= start);
+        assert!(plan(
+            Rollup {
+                spec: &SPEC,
+                rows: Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("true")),
+                range: (Some(start), Some(end)),
+            },
+            &sums(&[TOTAL]),
+            &Shape::Total
+        )
+        .is_some());
     }
 
     #[test]

@@ -527,6 +527,14 @@ pub fn bucket_starts(
     if from >= to {
         return Err(AppError::bad_input(&["to"], "to must be after from"));
     }
+    for (at, field) in [(from, "from"), (to, "to")] {
+        if !(1000..=9999).contains(&at.year()) {
+            return Err(AppError::bad_input(
+                &[field],
+                "a series runs between the years 1000 and 9999",
+            ));
+        }
+    }
     let too_many = || {
         AppError::bad_input(
             &["interval"],
@@ -662,6 +670,17 @@ mod tests {
             1000
         );
         assert!(bucket_starts(Interval::Month, from, DateTime::<Utc>::MAX_UTC, Tz::UTC).is_err());
+        // The ends of time are refused, never overflowed.
+        let end = DateTime::<Utc>::MAX_UTC;
+        for interval in [
+            Interval::Hour,
+            Interval::Day,
+            Interval::Week,
+            Interval::Month,
+        ] {
+            assert!(bucket_starts(interval, end - Duration::hours(3), end, Tz::UTC).is_err());
+            assert!(bucket_starts(interval, DateTime::<Utc>::MIN_UTC, from, Tz::UTC).is_err());
+        }
     }
 
     #[test]
