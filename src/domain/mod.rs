@@ -195,6 +195,23 @@ pub fn check_text(field: &str, value: Option<&str>, max: usize) -> OpResult<()> 
     }
 }
 
+/// An amount of money of an input: 0 to 9 999 999 999.99, at most two decimals (else an
+/// `INVALID` user error on `field`, the input path).
+pub fn check_money(value: &bigdecimal::BigDecimal, field: &[&str]) -> OpResult<()> {
+    if value < &bigdecimal::BigDecimal::from(0)
+        || value >= &bigdecimal::BigDecimal::from(10_000_000_000i64)
+        || value.fractional_digit_count() > 2
+    {
+        let name = field.last().copied().unwrap_or("amount");
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            field,
+            &format!("{name} must be between 0 and 9999999999.99 with at most 2 decimals"),
+        ));
+    }
+    Ok(())
+}
+
 /// An optional URL of an input: at most `max` characters, `https` with a host.
 pub fn check_https_url(field: &str, value: Option<&str>, max: usize) -> OpResult<()> {
     check_text(field, value, max)?;

@@ -12,7 +12,7 @@ use crate::db::page::PageRequest;
 use crate::db::schema::{discounts, products};
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
-use crate::domain::{user_error, OpError, OpResult, UserErrorCode};
+use crate::domain::{check_money, check_text, user_error, OpError, OpResult, UserErrorCode};
 
 /// A page of the tenant's products, newest first, of one wine type, varietal, vintage or
 /// activity when given.
@@ -66,26 +66,12 @@ fn invalid(field: &str, message: &str) -> OpError {
     user_error(UserErrorCode::Invalid, &["input", field], message)
 }
 
+/// A key or name of an input: 1 to 100 characters when given.
 fn check_key(field: &str, value: &Option<String>) -> OpResult<()> {
-    match value {
-        Some(v) if v.is_empty() || v.chars().count() > 100 || v.contains('\0') => {
-            Err(invalid(field, "must be 1 to 100 characters"))
-        }
-        _ => Ok(()),
+    if value.as_deref() == Some("") {
+        return Err(invalid(field, "must be 1 to 100 characters"));
     }
-}
-
-fn check_money(field: &str, value: &BigDecimal) -> OpResult<()> {
-    if value < &BigDecimal::from(0)
-        || value >= &BigDecimal::from(10_000_000_000i64)
-        || value.fractional_digit_count() > 2
-    {
-        return Err(invalid(
-            field,
-            "must be between 0 and 9999999999.99 with at most 2 decimals",
-        ));
-    }
-    Ok(())
+    check_text(field, value.as_deref(), 100)
 }
 
 /// Creates or updates a product, found by its CRM id, else its SKU (one of them is
@@ -102,7 +88,7 @@ pub async fn upsert_product(
     if title.is_empty() || title.chars().count() > 200 || title.contains('\0') {
         return Err(invalid("title", "title must be 1 to 200 characters"));
     }
-    check_money("price", &input.price)?;
+    check_money(&input.price, &["input", "price"])?;
     if input.vintage.is_some_and(|v| !(1800..=2200).contains(&v)) {
         return Err(invalid("vintage", "vintage must be between 1800 and 2200"));
     }
@@ -223,7 +209,7 @@ pub async fn upsert_discount(
     {
         return Err(invalid("title", "title must be at most 200 characters"));
     }
-    check_money("value", &input.value)?;
+    check_money(&input.value, &["input", "value"])?;
     if input.discount_type == DiscountType::Percentage && input.value > 100 {
         return Err(invalid("value", "a percentage is at most 100"));
     }

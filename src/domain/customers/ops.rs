@@ -19,7 +19,7 @@ use crate::db::schema::{
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
-use crate::domain::{events, idempotency, OpResult, UserError, UserErrorCode};
+use crate::domain::{check_money, events, idempotency, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
 
 // ---- reads ------------------------------------------------------------------------------
@@ -627,18 +627,6 @@ pub struct RecordOrder {
     pub line_items: serde_json::Value,
 }
 
-fn check_money(field: &str, value: &BigDecimal) -> Result<(), UserError> {
-    let max = BigDecimal::from(10_000_000_000i64);
-    if value < &BigDecimal::from(0) || value >= &max || value.fractional_digit_count() > 2 {
-        return Err(UserError::new(
-            UserErrorCode::Invalid,
-            &["input", field],
-            format!("{field} must be between 0 and 9999999999.99 with at most 2 decimals"),
-        ));
-    }
-    Ok(())
-}
-
 /// A refund of an order: `amount` of it, or all that is left when `None`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefundOrder {
@@ -657,7 +645,7 @@ pub async fn refund_order(
     idempotency_key: Option<&str>,
 ) -> OpResult<Uuid> {
     if let Some(amount) = &input.amount {
-        check_money("amount", amount)?;
+        check_money(amount, &["input", "amount"])?;
         if amount == &BigDecimal::from(0) {
             return Err(UserError::new(
                 UserErrorCode::Invalid,
@@ -783,12 +771,12 @@ pub async fn record_order(
     input: RecordOrder,
     idempotency_key: Option<&str>,
 ) -> OpResult<Uuid> {
-    check_money("orderTotal", &input.order_total)?;
+    check_money(&input.order_total, &["input", "orderTotal"])?;
     if let Some(v) = &input.subtotal {
-        check_money("subtotal", v)?;
+        check_money(v, &["input", "subtotal"])?;
     }
     if let Some(v) = &input.discount_total {
-        check_money("discountTotal", v)?;
+        check_money(v, &["input", "discountTotal"])?;
     }
     check_text("crmOrderId", &input.crm_order_id, 200)?;
     check_text("orderNumber", &input.order_number, 200)?;
@@ -809,7 +797,12 @@ pub async fn record_order(
         async |conn| {
             let customer = lock_customer(conn, scope, input.customer_id, "customerId").await?;
             // The lifetime value is money too (numeric(12,2)): it may not overflow.
-            if check_money("orderTotal", &(&customer.ltv + &input.order_total)).is_err() {
+            if check_money(
+                &(&customer.ltv + &input.order_total),
+                &["input", "orderTotal"],
+            )
+            .is_err()
+            {
                 return Err(UserError::new(
                     UserErrorCode::Invalid,
                     &["input", "orderTotal"],

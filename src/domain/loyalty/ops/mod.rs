@@ -23,7 +23,9 @@ use crate::db::schema::{
     loyalty_rewards, orders, point_transactions, queue_jobs, reward_redemptions,
 };
 use crate::db::Tenant;
-use crate::domain::{events, idempotency, user_error, OpError, OpResult, UserErrorCode};
+use crate::domain::{
+    check_money, events, idempotency, user_error, OpError, OpResult, UserErrorCode,
+};
 use crate::error::AppResult;
 
 mod enrollment;

@@ -86,20 +86,6 @@ pub(super) fn check_stage(fields: &StageFields) -> Result<(), OpError> {
     Ok(())
 }
 
-pub fn check_money(amount: &BigDecimal, field: &[&str]) -> Result<(), OpError> {
-    if amount < &BigDecimal::from(0)
-        || amount >= &BigDecimal::from(10_000_000_000i64)
-        || amount.fractional_digit_count() > 2
-    {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            field,
-            "must be between 0 and 9999999999.99 with at most 2 decimals",
-        ));
-    }
-    Ok(())
-}
-
 pub(super) fn stage_order_clash(e: DieselError) -> OpError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => user_error(
