@@ -377,17 +377,7 @@ async fn mark_enrollment(
 ) -> QueryResult<()> {
     // Only the latest job's outcome counts: a newer change re-queued a sync meanwhile
     // only if a job for it is still pending.
-    let newer_pending: i64 = queue_jobs::table
-        .filter(queue_jobs::tenant_id.eq(scope.id()))
-        .filter(queue_jobs::job_type.eq("crm_sync"))
-        .filter(queue_jobs::status.eq_any(["pending", "processing"]))
-        .filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ")
-                .bind::<diesel::sql_types::Text, _>(id.to_string()),
-        )
-        .count()
-        .get_result(conn)
-        .await?;
+    let newer_pending = loyalty::queued_crm_syncs(conn, scope, id).await?;
     if newer_pending > 0 && status != SyncStatus::Failed {
         return Ok(());
     }

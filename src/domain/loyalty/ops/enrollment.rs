@@ -290,6 +290,25 @@ pub async fn enroll(
     .await
 }
 
+/// How many CRM syncs of the enrollment are queued and not yet finished.
+pub async fn queued_crm_syncs(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment: Uuid,
+) -> QueryResult<i64> {
+    queue_jobs::table
+        .filter(queue_jobs::tenant_id.eq(scope.id()))
+        .filter(queue_jobs::job_type.eq("crm_sync"))
+        .filter(queue_jobs::status.eq_any(["pending", "processing"]))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ")
+                .bind::<diesel::sql_types::Text, _>(enrollment.to_string()),
+        )
+        .count()
+        .get_result(conn)
+        .await
+}
+
 /// Queues the enrollment's CRM sync again (after a CRM is configured, or a sync failed
 /// for good): `add` to its stage's discount while active, `remove` once it ended. A sync
 /// already queued and not yet run is the one that counts: none is added (racing retries
@@ -308,18 +327,7 @@ pub async fn retry_crm_sync(
         &["input", "enrollmentId"],
         "no such enrollment"
     )?;
-    let queued: i64 = queue_jobs::table
-        .filter(queue_jobs::tenant_id.eq(scope.id()))
-        .filter(queue_jobs::job_type.eq("crm_sync"))
-        .filter(queue_jobs::status.eq_any(["pending", "processing"]))
-        .filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'enrollmentId' = ")
-                .bind::<diesel::sql_types::Text, _>(enrollment.id.to_string()),
-        )
-        .count()
-        .get_result(conn)
-        .await?;
-    if queued == 0 {
+    if queued_crm_syncs(conn, scope, enrollment.id).await? == 0 {
         let action = match enrollment.status {
             EnrollmentStatus::Active => "add",
             _ => "remove",
