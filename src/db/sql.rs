@@ -115,6 +115,17 @@ impl Query for Prepared<'_> {
     type SqlType = Untyped;
 }
 
+/// Takes the transaction-scoped advisory lock named `key` (held until the transaction
+/// ends): what serialises the work on one natural key that has no row to lock yet.
+pub async fn lock_key(conn: &mut diesel_async::AsyncPgConnection, key: &str) -> QueryResult<()> {
+    use diesel_async::RunQueryDsl;
+    Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(key.to_owned())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// An `ILIKE` pattern matching text that contains `search` as typed: its `\`, `%` and
 /// `_` stand for themselves.
 pub fn contains_pattern(search: &str) -> String {

@@ -7,14 +7,12 @@
 //! recorded and committed, so a retry gets the same violation even if it would now pass.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::schema::idempotency_keys;
-use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::{OpError, OpResult, UserError, UserErrorCode};
 use crate::error::AppError;
@@ -56,10 +54,7 @@ where
     hasher.update(serde_json::to_vec(request).map_err(|e| AppError::internal(&e))?);
     let request_hash = hasher.finalize().to_vec();
 
-    Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(format!("idempotency:{}:{key}", scope.id()))
-        .execute(conn)
-        .await?;
+    crate::db::sql::lock_key(conn, &format!("idempotency:{}:{key}", scope.id())).await?;
     let stored: Option<Stored> = idempotency_keys::table
         .filter(idempotency_keys::tenant_id.eq(scope.id()))
         .filter(idempotency_keys::idempotency_key.eq(key))

@@ -2,7 +2,6 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
@@ -10,7 +9,6 @@ use uuid::Uuid;
 use super::model::{Discount, DiscountType, Product, WineType};
 use crate::db::page::PageRequest;
 use crate::db::schema::{discounts, products};
-use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::{check_money, check_text, user_error, OpError, OpResult, UserErrorCode};
 
@@ -106,10 +104,7 @@ pub async fn upsert_product(
             ))
         }
     };
-    Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(format!("product/{}/{key}", scope.id()))
-        .execute(conn)
-        .await?;
+    crate::db::sql::lock_key(conn, &format!("product/{}/{key}", scope.id())).await?;
     let found: Option<Uuid> = match (&input.crm_product_id, &input.sku) {
         (Some(crm), _) => products::table
             .filter(products::tenant_id.eq(scope.id()))

@@ -16,7 +16,6 @@ use crate::db::page::{Cursor, PageRequest};
 use crate::db::schema::{
     communication_preferences, customer_rollups, customers, order_refunds, order_rollups, orders,
 };
-use crate::db::sql::Prepared;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
 use crate::domain::{check_money, events, idempotency, OpResult, UserError, UserErrorCode};
@@ -406,10 +405,7 @@ pub async fn upsert_customer(
             }
             identities.sort();
             for identity in &identities {
-                Prepared::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind::<Text, _>(identity)
-                    .execute(conn)
-                    .await?;
+                crate::db::sql::lock_key(conn, identity).await?;
             }
 
             let by_external = match &input.external_id {
