@@ -94,9 +94,19 @@ pub async fn upsert_product(
         return Err(invalid("inventory", "inventory may not be negative"));
     }
     check_key("varietal", &input.varietal)?;
+    let mut lookup = products::table
+        .filter(products::tenant_id.eq(scope.id()))
+        .select(products::id)
+        .into_boxed();
     let key = match (&input.crm_product_id, &input.sku) {
-        (Some(crm), _) => format!("crm/{crm}"),
-        (None, Some(sku)) => format!("sku/{sku}"),
+        (Some(crm), _) => {
+            lookup = lookup.filter(products::crm_product_id.eq(crm.clone()));
+            format!("crm/{crm}")
+        }
+        (None, Some(sku)) => {
+            lookup = lookup.filter(products::sku.eq(sku.clone()));
+            format!("sku/{sku}")
+        }
         (None, None) => {
             return Err(invalid(
                 "crmProductId",
@@ -105,23 +115,7 @@ pub async fn upsert_product(
         }
     };
     crate::db::sql::lock_key(conn, &format!("product/{}/{key}", scope.id())).await?;
-    let found: Option<Uuid> = match (&input.crm_product_id, &input.sku) {
-        (Some(crm), _) => products::table
-            .filter(products::tenant_id.eq(scope.id()))
-            .filter(products::crm_product_id.eq(crm))
-            .select(products::id)
-            .first(conn)
-            .await
-            .optional()?,
-        (None, Some(sku)) => products::table
-            .filter(products::tenant_id.eq(scope.id()))
-            .filter(products::sku.eq(sku))
-            .select(products::id)
-            .first(conn)
-            .await
-            .optional()?,
-        (None, None) => None,
-    };
+    let found: Option<Uuid> = lookup.first(conn).await.optional()?;
     let values = (
         products::crm_product_id.eq(&input.crm_product_id),
         products::sku.eq(&input.sku),
