@@ -20,6 +20,33 @@ function fail(message) {
   throw new Error(message);
 }
 
+// Names the step a failure happened in (a timeout alone does not say which wait ran out).
+async function step(name, action) {
+  try {
+    return await action();
+  } catch (error) {
+    throw new Error(`${name}: ${error.message}`);
+  }
+}
+
+// Waits for `predicate` in the page, doing `attempt` again every few seconds meanwhile, as a
+// person would press a key again when nothing happened (GraphiQL hands the fetched schema
+// to its editors a moment after the response, later still on a loaded machine).
+async function retryUntil(page, attempt, predicate, timeout = 30000) {
+  const until = Date.now() + timeout;
+  for (;;) {
+    await attempt();
+    const left = until - Date.now();
+    if (left <= 0) fail('never happened');
+    try {
+      await page.waitForFunction(predicate, { timeout: Math.min(3000, left) });
+      return;
+    } catch (error) {
+      if (Date.now() >= until) throw error;
+    }
+  }
+}
+
 // The text of the CodeMirror editor matched by `selector` (GraphiQL's editors).
 async function editorText(page, selector) {
   return page.$eval(selector, (el) => el.CodeMirror.getValue());
@@ -80,31 +107,40 @@ try {
   });
 
   // 1. The schema on first load, with the pre-filled key.
-  const introspected = page.waitForResponse(isIntrospection, { timeout: 20000 });
-  await page.goto(`${base}/`, { waitUntil: 'networkidle0' });
-  const first = await introspected;
+  const introspected = page.waitForResponse(isIntrospection, { timeout: 30000 });
+  await step('the first load', () => page.goto(`${base}/`, { waitUntil: 'networkidle0', timeout: 60000 }));
+  const first = await step('the first introspection', () => introspected);
   if (first.status() !== 200) fail(`the first introspection answered ${first.status()}`);
   const schema = await first.json();
   if (!schema.data || !schema.data.__schema) fail('the first introspection returned no schema');
-  await page.click('button[aria-label="Show Documentation Explorer"]');
-  await page.waitForFunction(
-    () => document.querySelector('.graphiql-doc-explorer')?.innerText.includes('Query'),
-    { timeout: 10000 },
+  await step('the Docs explorer', () =>
+    retryUntil(
+      page,
+      async () => {
+        const open = await page.$('.graphiql-doc-explorer');
+        if (!open) await page.click('button[aria-label="Show Documentation Explorer"]');
+      },
+      () => document.querySelector('.graphiql-doc-explorer')?.innerText.includes('Query'),
+    ),
   );
   const errorShown = await page.evaluate(() => document.body.innerText.includes('Error fetching schema'));
   if (errorShown) fail('GraphiQL shows "Error fetching schema"');
   // Autocomplete knows the schema's fields.
-  await page.$eval(QUERY, (el) => {
-    el.CodeMirror.setValue('{ vie');
-    el.CodeMirror.setCursor({ line: 0, ch: 5 });
-    el.CodeMirror.focus();
-  });
-  await page.keyboard.down('Control');
-  await page.keyboard.press('Space');
-  await page.keyboard.up('Control');
-  await page.waitForFunction(
-    () => [...document.querySelectorAll('.CodeMirror-hint')].some((h) => h.innerText.trim() === 'viewer'),
-    { timeout: 10000 },
+  await step('autocomplete', () =>
+    retryUntil(
+      page,
+      async () => {
+        await page.$eval(QUERY, (el) => {
+          el.CodeMirror.setValue('{ vie');
+          el.CodeMirror.setCursor({ line: 0, ch: 5 });
+          el.CodeMirror.focus();
+        });
+        await page.keyboard.down('Control');
+        await page.keyboard.press('Space');
+        await page.keyboard.up('Control');
+      },
+      () => [...document.querySelectorAll('.CodeMirror-hint')].some((h) => h.innerText.trim() === 'viewer'),
+    ),
   );
   await page.keyboard.press('Escape');
 
@@ -141,7 +177,7 @@ try {
   // 4. A key typed later: the schema is fetched again, with it.
   strict = false; // the wrong key's 401 is expected
   const refused = page.waitForResponse((r) => isIntrospection(r) && r.status() === 401, {
-    timeout: 20000,
+    timeout: 30000,
   });
   await page.$$eval('.graphiql-editor-tool .CodeMirror', (editors) => {
     const headers = editors.find((el) => el.CodeMirror.getValue().includes('Authorization'));
@@ -150,7 +186,7 @@ try {
   await refused.catch(() => fail('a wrong key did not fetch the schema again'));
   const accepted = page.waitForResponse(
     (r) => isIntrospection(r) && r.status() === 200 && r.request().headers().authorization === `Bearer ${key}`,
-    { timeout: 20000 },
+    { timeout: 30000 },
   );
   await page.$$eval(
     '.graphiql-editor-tool .CodeMirror',
@@ -161,9 +197,10 @@ try {
     key,
   );
   await accepted.catch(() => fail('the right key typed later did not fetch the schema'));
-  await page.waitForFunction(
-    () => !document.body.innerText.includes('Error fetching schema'),
-    { timeout: 10000 },
+  await step('the schema fetched again', () =>
+    page.waitForFunction(() => !document.body.innerText.includes('Error fetching schema'), {
+      timeout: 30000,
+    }),
   );
   strict = true;
   await new Promise((r) => setTimeout(r, 500));
