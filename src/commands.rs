@@ -297,7 +297,11 @@ async fn serve(
         [
             crate::jobs::spawn_background(
                 pool.clone(),
-                Arc::new(crate::jobs::NoCrm),
+                Arc::new(crate::domain::crm::provider::Connectors::new(
+                    pool.clone(),
+                    args.secret_key.clone(),
+                    args.crm_settings(),
+                )),
                 Arc::new(crate::scheduler::SystemClock),
                 Duration::from_secs(5),
                 args.allow_insecure_webhooks,

@@ -28,6 +28,7 @@
 //! | `--sendgrid-base-url` | `GROWTHGRAPH_SENDGRID_BASE_URL` | `https://api.sendgrid.com` | where SendGrid's v3 API is |
 //! | `--twilio-base-url` | `GROWTHGRAPH_TWILIO_BASE_URL` | `https://api.twilio.com` | where Twilio's REST API is |
 //! | `--resend-base-url` | `GROWTHGRAPH_RESEND_BASE_URL` | `https://api.resend.com` | where Resend's API is |
+//! | `--shopify-base-url` | `GROWTHGRAPH_SHOPIFY_BASE_URL` | `https://{shop}` | where Shopify's Admin API is (`{shop}`: the shop's domain) |
 //! | `--public-url` | `GROWTHGRAPH_PUBLIC_URL` | (none) | how providers reach this server, for status callbacks and their signatures |
 //! | `--local-delivery` | `GROWTHGRAPH_LOCAL_DELIVERY` | `true` with the embedded cluster, else `false` | messages of a channel a tenant has not configured are kept in the database (`local`) instead of failing `not_configured` |
 //! | `--delivery-interval-ms` | `GROWTHGRAPH_DELIVERY_INTERVAL_MS` | `200` | how often the message runner looks for due messages |
@@ -237,6 +238,14 @@ pub struct ServeArgs {
         default_value = "https://api.resend.com"
     )]
     pub resend_base_url: String,
+    /// Where Shopify's Admin API is; `{shop}` stands for the shop's `*.myshopify.com`
+    /// domain.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_SHOPIFY_BASE_URL",
+        default_value = "https://{shop}"
+    )]
+    pub shopify_base_url: String,
     /// How providers reach this server (for status callbacks and their signatures).
     #[arg(long, env = "GROWTHGRAPH_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -281,6 +290,15 @@ impl ServeArgs {
     }
 }
 
+impl ServeArgs {
+    /// Where the CRMs are, as these settings say.
+    pub fn crm_settings(&self) -> crate::domain::crm::provider::CrmSettings {
+        crate::domain::crm::provider::CrmSettings {
+            shopify_base_url: self.shopify_base_url.clone(),
+        }
+    }
+}
+
 /// A tenant's cost budget by default: 500 operations at the largest cost allowed at once.
 pub const DEFAULT_COST_BUDGET: u64 = 10_000_000;
 /// What a tenant's budget regains per second by default: about ten thousand customer
@@ -310,6 +328,7 @@ impl Default for ServeArgs {
             sendgrid_base_url: "https://api.sendgrid.com".into(),
             twilio_base_url: "https://api.twilio.com".into(),
             resend_base_url: "https://api.resend.com".into(),
+            shopify_base_url: "https://{shop}".into(),
             public_url: None,
             local_delivery: None,
             delivery_interval_ms: 200,

@@ -23,31 +23,7 @@ use crate::domain::webhooks::target;
 use crate::domain::OpError;
 use crate::error::{AppError, AppResult};
 
-/// The CRM that holds the stages' discounts (Commerce7, Shopify, …).
-#[async_trait::async_trait]
-pub trait CrmProvider: Send + Sync {
-    /// Adds the customer to (or removes them from) the stage's discount.
-    async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError>;
-}
-
-/// Why a CRM sync did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CrmError {
-    /// The tenant has no CRM to sync with: the sync ends at once, `not_configured`.
-    NotConfigured,
-    /// The CRM refused or could not be reached: retried with backoff.
-    Failed(String),
-}
-
-/// The provider of a server with no CRM connector configured: every sync says so.
-pub struct NoCrm;
-
-#[async_trait::async_trait]
-impl CrmProvider for NoCrm {
-    async fn sync_discount(&self, _tenant: Uuid, _sync: &CrmSync) -> Result<(), CrmError> {
-        Err(CrmError::NotConfigured)
-    }
-}
+pub use crate::domain::crm::provider::{CrmError, CrmProvider, NoCrm};
 
 /// Delay before attempt `attempts + 1`: 2 s, 4 s, 8 s, … capped at one hour.
 pub fn backoff(attempts: i32) -> chrono::Duration {
@@ -245,20 +221,34 @@ pub async fn finish(
     }
 }
 
-/// Runs the tenant's due CRM sync jobs (at most `limit`); returns how many ran.
+/// Runs the tenant's due CRM sync jobs (at most `limit`); returns how many ran. A
+/// refusal fails its job at once (the CRM's message kept); the CRM's rate limit puts the
+/// job, and the rest of this run's, back until the CRM takes calls again (an attempt not
+/// counted).
 pub async fn run_due_crm_jobs(
     db: &TenantDb,
     crm: &dyn CrmProvider,
     limit: i64,
 ) -> AppResult<usize> {
     let claimed = claim(db, "crm_sync", limit).await?;
-    for job in &claimed {
+    let mut ran = 0;
+    for (index, job) in claimed.iter().enumerate() {
         let sync = serde_json::from_value::<CrmSync>(job.payload.clone())
             .map_err(|e| format!("malformed payload: {e}"));
         let outcome = match &sync {
             Ok(sync) => crm.sync_discount(db.tenant().id(), sync).await,
             Err(e) => Err(CrmError::Failed(e.clone())),
         };
+        if let Err(CrmError::RateLimited { retry_after }) = outcome {
+            let waiting = &claimed[index..];
+            db.run(|conn, scope| {
+                async move { Ok::<_, AppError>(put_back(conn, scope, waiting, retry_after).await?) }
+                    .scope_boxed()
+            })
+            .await?;
+            break;
+        }
+        ran += 1;
         db.run(|conn, scope| {
             async move {
                 let status = match outcome {
@@ -271,9 +261,14 @@ pub async fn run_due_crm_jobs(
                         fail_now(conn, scope, job, NOT_CONFIGURED).await?;
                         Some(SyncStatus::NotConfigured)
                     }
+                    Err(CrmError::Refused(error)) => {
+                        fail_now(conn, scope, job, &error).await?;
+                        Some(SyncStatus::Failed)
+                    }
                     Err(CrmError::Failed(error)) => finish(conn, scope, job, Err(error))
                         .await?
                         .then_some(SyncStatus::Failed),
+                    Err(CrmError::RateLimited { .. }) => None,
                 };
                 if let (Ok(sync), Some(status)) = (sync, status) {
                     mark_enrollment(conn, scope, sync.enrollment_id, status).await?;
@@ -284,7 +279,34 @@ pub async fn run_due_crm_jobs(
         })
         .await?;
     }
-    Ok(claimed.len())
+    Ok(ran)
+}
+
+/// Puts claimed jobs back in the queue, due after `wait`, their attempts as they were.
+async fn put_back(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    jobs: &[ClaimedJob],
+    wait: Duration,
+) -> QueryResult<()> {
+    let run_at = Utc::now()
+        + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::hours(1));
+    for job in jobs {
+        diesel::update(
+            queue_jobs::table
+                .filter(queue_jobs::tenant_id.eq(scope.id()))
+                .filter(queue_jobs::id.eq(job.id)),
+        )
+        .set((
+            queue_jobs::status.eq("pending"),
+            queue_jobs::run_at.eq(run_at),
+            queue_jobs::attempts.eq(job.attempts),
+            queue_jobs::error.eq(Some("rate limited by the CRM")),
+        ))
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Runs the tenant's due webhook deliveries: POST the event with its signature headers,

@@ -309,6 +309,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    crm_connections (tenant_id) {
+        tenant_id -> Uuid,
+        provider -> Text,
+        shop -> Text,
+        credentials_sealed -> Bytea,
+        hook_token_hash -> Bytea,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    crm_webhook_receipts (tenant_id, provider, delivery_id) {
+        tenant_id -> Uuid,
+        provider -> Text,
+        delivery_id -> Text,
+        topic -> Text,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     customer_activities (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -1269,6 +1292,8 @@ diesel::joinable!(communication_log -> tenants (tenant_id));
 diesel::joinable!(communication_preferences -> tenants (tenant_id));
 diesel::joinable!(communication_templates -> tenants (tenant_id));
 diesel::joinable!(contacts -> tenants (tenant_id));
+diesel::joinable!(crm_connections -> tenants (tenant_id));
+diesel::joinable!(crm_webhook_receipts -> tenants (tenant_id));
 diesel::joinable!(customer_activities -> tenants (tenant_id));
 diesel::joinable!(customer_rollups -> tenants (tenant_id));
 diesel::joinable!(customers -> tenants (tenant_id));
@@ -1340,6 +1365,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     communication_preferences,
     communication_templates,
     contacts,
+    crm_connections,
+    crm_webhook_receipts,
     customer_activities,
     customer_rollups,
     customers,

@@ -10,6 +10,7 @@ pub mod automations;
 pub mod campaigns;
 pub mod catalog;
 pub mod comms;
+pub mod crm;
 pub mod customers;
 pub mod events;
 pub mod growth;

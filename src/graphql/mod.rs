@@ -21,6 +21,7 @@ use crate::domain::automations::graphql::{AutomationsMutation, AutomationsQuery}
 use crate::domain::campaigns::graphql::{CampaignsMutation, CampaignsQuery};
 use crate::domain::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::domain::comms::graphql::{CommsMutation, CommsQuery};
+use crate::domain::crm::graphql::{CrmMutation, CrmQuery};
 use crate::domain::customers::analytics::CustomersAnalyticsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
@@ -42,6 +43,7 @@ pub struct Query(
     CustomersQuery,
     CustomersAnalyticsQuery,
     CatalogQuery,
+    CrmQuery,
     LoyaltyQuery,
     LoyaltyAnalyticsQuery,
     LeadsQuery,
@@ -61,6 +63,7 @@ pub struct Mutation(
     TenancyMutation,
     CustomersMutation,
     CatalogMutation,
+    CrmMutation,
     LoyaltyMutation,
     LeadsMutation,
     GrowthMutation,

@@ -121,3 +121,83 @@ fn failure(error: AppError) -> Response {
     tracing::warn!(?error, "status hook failed");
     answer(StatusCode::SERVICE_UNAVAILABLE, "try again later")
 }
+
+/// `POST /hooks/crm/{provider}/{token}`: the CRM's webhooks (Shopify: orders created and
+/// cancelled, refunds, customers). Unknown token or bad signature: 401; a body that is
+/// not the CRM's JSON: 400; an order not known yet: 422 (the CRM delivers it again);
+/// nothing is written in any of these cases. A delivery applied before answers 200 again.
+pub async fn crm_hook(
+    State(state): State<AppState>,
+    Path((provider, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::domain::crm::{hooks as crm_hooks, model::CrmPlatform, ops as crm};
+    if provider != "shopify" {
+        return answer(StatusCode::NOT_FOUND, "no such CRM hook");
+    }
+    let target = match crate::auth::is_secret(&token, "ghk_") {
+        true => crm::hook_target(&state.pool, &token).await,
+        false => Ok(None),
+    };
+    let tenant = match target {
+        Ok(Some((tenant, CrmPlatform::Shopify))) => tenant,
+        Ok(_) => return answer(StatusCode::UNAUTHORIZED, "unknown hook token"),
+        Err(error) => return failure(error),
+    };
+    let db = TenantDb::new(state.pool.clone(), tenant);
+    let key = state.limits.secret_key.clone();
+    let credentials = db
+        .query(move |conn, scope| {
+            async move { crm::hook_credentials(conn, scope, key.as_ref()).await }.scope_boxed()
+        })
+        .await;
+    let secret = match credentials {
+        Ok(credentials) => credentials
+            .and_then(|c| c["webhookSecret"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        Err(error) => return failure(error.into()),
+    };
+    let signature = header(&headers, "x-shopify-hmac-sha256").unwrap_or("");
+    if secret.is_empty() || !crm_hooks::shopify_signature_valid(&secret, &body, signature) {
+        return answer(StatusCode::UNAUTHORIZED, "the signature does not verify");
+    }
+    let (Some(topic), Some(delivery)) = (
+        header(&headers, "x-shopify-topic").map(str::to_owned),
+        header(&headers, "x-shopify-webhook-id")
+            .filter(|d| (1..=200).contains(&d.len()))
+            .map(str::to_owned),
+    ) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "X-Shopify-Topic and X-Shopify-Webhook-Id are required",
+        );
+    };
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let applied = db
+        .run(move |conn, scope| {
+            async move { crm_hooks::apply_shopify(conn, scope, &topic, &delivery, &payload).await }
+                .scope_boxed()
+        })
+        .await;
+    match applied {
+        Ok(applied) => {
+            let (applied, id) = match applied {
+                crm_hooks::Applied::Applied(id) => ("applied", Some(id)),
+                crm_hooks::Applied::Duplicate => ("duplicate", None),
+                crm_hooks::Applied::Ignored => ("ignored", None),
+            };
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "result": applied, "id": id })),
+            )
+                .into_response()
+        }
+        Err(OpError::App(error)) => failure(error),
+        Err(OpError::User(e) | OpError::Answered(e)) => {
+            answer(StatusCode::UNPROCESSABLE_ENTITY, &e.message)
+        }
+    }
+}

@@ -61,6 +61,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(hooks::provider_hook),
         )
         .route(
+            "/hooks/crm/{provider}/{token}",
+            axum::routing::post(hooks::crm_hook),
+        )
+        .route(
             "/demo/{tenant}/sessions",
             axum::routing::post(demo::start).layer(cors()),
         )

@@ -385,6 +385,7 @@ async fn row_level_security_covers_every_tenant_table_and_the_app_role_is_unpriv
             "authenticate_widget_key",
             "channel_hook_target",
             "confirm_api_key",
+            "crm_hook_target",
             "demo_session_tenant",
             "demo_tenant",
             "job_queue_metrics",

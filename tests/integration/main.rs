@@ -8,6 +8,7 @@ mod automations;
 mod campaigns;
 mod catalog;
 mod comms;
+mod crm;
 mod customers;
 mod embedded;
 mod events;

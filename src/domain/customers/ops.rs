@@ -320,7 +320,7 @@ fn check_text(field: &str, value: &Option<String>, max: usize) -> Result<(), Use
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct UpsertCustomer {
     pub email: Option<String>,
     pub external_id: Option<String>,

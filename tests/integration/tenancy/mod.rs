@@ -55,7 +55,7 @@ fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> 
 }
 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
-/// `loyalty::loyalty_is_isolated_between_tenants`, `loyalty::crm_sync::*`, `loyalty::refunds::*`, `products::*`, `comms::*`, `messages::tenants_and_jobs::templates_messages_and_email_events_stay_within_their_tenant`,
+/// `loyalty::loyalty_is_isolated_between_tenants`, `loyalty::crm_sync::*`, `loyalty::refunds::*`, `products::*`, `crm::*`, `comms::*`, `messages::tenants_and_jobs::templates_messages_and_email_events_stay_within_their_tenant`,
 /// `messages::tenants_and_jobs::admins_retry_and_cancel_deliveries_through_their_jobs`, `scheduler::*`, `automations::*`,
 /// `leads::reference::prompts_and_feedback_*`, `leads::reference::the_translation_*` and `analytics::*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
@@ -72,6 +72,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "clubProgram",
     "communicationTemplates",
     "contacts",
+    "crmConnection",
     "customer",
     "customers",
     "customersAggregate",
@@ -132,6 +133,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "cleanupExpiredDemoSessions",
     "completeCampaign",
     "configureChannel",
+    "configureCrm",
     "configureWidget",
     "convertLead",
     "createApiKey",

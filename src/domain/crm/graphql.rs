@@ -1,0 +1,115 @@
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use scoped_futures::ScopedFutureExt;
+
+use super::model::{self, CrmPlatform};
+use super::ops;
+use crate::auth::Access;
+use crate::domain::{write_payload, UserError};
+use crate::error::AppResult;
+use crate::graphql::context::request_context;
+use crate::secrets::SecretKey;
+
+/// The tenant's CRM (never its credentials).
+#[derive(SimpleObject)]
+pub struct CrmConnection {
+    pub provider: CrmPlatform,
+    /// The Shopify store's `*.myshopify.com` domain.
+    pub shop: String,
+    /// Whether enrollment changes are synced to it.
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<model::CrmConnection> for CrmConnection {
+    fn from(c: model::CrmConnection) -> Self {
+        CrmConnection {
+            provider: c.provider,
+            shop: c.shop,
+            enabled: c.enabled,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConfigureCrmInput {
+    pub provider: CrmPlatform,
+    /// The Shopify store's `*.myshopify.com` domain.
+    pub shop: String,
+    /// Write-only, sealed with the server's secret key, never returned. Shopify:
+    /// `{"accessToken": "shpat_…", "webhookSecret": "<the app's client secret>"}`.
+    /// Required when the CRM is first connected or changes; left out, the stored ones stay.
+    pub credentials: Option<Json<serde_json::Value>>,
+    pub enabled: Option<bool>,
+    /// Replaces the webhook token (the old one stops working at once).
+    #[graphql(default)]
+    pub rotate_hook_token: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ConfigureCrmPayload {
+    pub crm_connection: Option<CrmConnection>,
+    /// The token of the CRM's webhooks, `POST /hooks/crm/{provider}/{token}`: shown only
+    /// when it is made, with the first connection or `rotateHookToken`.
+    pub hook_token: Option<String>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct CrmQuery;
+
+#[Object]
+impl CrmQuery {
+    /// The tenant's CRM connection, if one is configured.
+    #[graphql(guard = "Access::Read")]
+    async fn crm_connection(&self, ctx: &Context<'_>) -> AppResult<Option<CrmConnection>> {
+        let connection = request_context(ctx)?
+            .db
+            .query(|conn, scope| ops::connection(conn, scope).scope_boxed())
+            .await?;
+        Ok(connection.map(CrmConnection::from))
+    }
+}
+
+#[derive(Default)]
+pub struct CrmMutation;
+
+#[Object]
+impl CrmMutation {
+    /// Connects the tenant's CRM, or changes its connection (admins). Enrollments whose
+    /// sync ended `NOT_CONFIGURED` are queued again.
+    #[graphql(guard = "Access::Admin")]
+    async fn configure_crm(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfigureCrmInput,
+    ) -> AppResult<ConfigureCrmPayload> {
+        let crm = ops::CrmInput {
+            platform: input.provider,
+            shop: input.shop,
+            credentials: input.credentials.map(|c| c.0),
+            enabled: input.enabled,
+            rotate_hook_token: input.rotate_hook_token,
+        };
+        let key = ctx.data_opt::<SecretKey>();
+        write_payload(
+            ctx,
+            |conn, scope| ops::configure_crm(conn, scope, crm, key).scope_boxed(),
+            |configured, user_errors| {
+                let (connection, hook_token) = match configured {
+                    Some(c) => (Some(CrmConnection::from(c.connection)), c.hook_token),
+                    None => (None, None),
+                };
+                ConfigureCrmPayload {
+                    crm_connection: connection,
+                    hook_token,
+                    user_errors,
+                }
+            },
+        )
+        .await
+    }
+}

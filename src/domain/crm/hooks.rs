@@ -1,0 +1,244 @@
+//! The CRM's webhooks, `POST /hooks/crm/{provider}/{token}`: verified with the CRM's
+//! signature, applied once per delivery, mapped onto the same operations as the API
+//! (`upsertCustomer`, `recordOrder`, `refundOrder`), idempotent on the CRM's ids.
+//!
+//! Shopify: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body under the
+//! app's client secret (`webhookSecret`); `X-Shopify-Topic` names the event and
+//! `X-Shopify-Webhook-Id` the delivery (a retry or a replay carries the same id).
+
+use std::str::FromStr;
+
+use base64::Engine;
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use super::model::CrmPlatform;
+use super::ops;
+use crate::db::schema::orders;
+use crate::db::Tenant;
+use crate::domain::customers::ops as customers;
+use crate::domain::{user_error, OpResult, UserErrorCode};
+
+/// Whether `signature` (base64) is Shopify's HMAC-SHA256 of `body` under `secret`,
+/// compared in constant time.
+pub fn shopify_signature_valid(secret: &str, body: &[u8], signature: &str) -> bool {
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The base64 HMAC-SHA256 Shopify sends for `body` (tests and tools sign with it).
+pub fn shopify_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied: the customer, order or refund it wrote.
+    Applied(Uuid),
+    /// This delivery was applied before: nothing written again.
+    Duplicate,
+    /// A topic this server does not act on, or nothing to act on (e.g. no email).
+    Ignored,
+}
+
+fn refused(message: &str) -> crate::domain::OpError {
+    user_error(UserErrorCode::Invalid, &["body"], message)
+}
+
+/// A Shopify amount (`"199.00"`).
+fn money(value: &Value) -> Option<BigDecimal> {
+    match value {
+        Value::String(s) => BigDecimal::from_str(s).ok(),
+        Value::Number(n) => BigDecimal::from_str(&n.to_string()).ok(),
+        _ => None,
+    }
+}
+
+/// The gid of a Shopify object: its `admin_graphql_api_id`, else made from its `id`.
+fn gid(object: &Value, kind: &str) -> Option<String> {
+    object["admin_graphql_api_id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            object["id"]
+                .as_u64()
+                .map(|id| format!("gid://shopify/{kind}/{id}"))
+        })
+}
+
+/// Creates or updates the customer a Shopify customer object describes (by email), and
+/// records Shopify's id of them; `None` without an email.
+async fn upsert_customer(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer: &Value,
+    fallback_email: Option<&str>,
+) -> OpResult<Option<Uuid>> {
+    let Some(email) = customer["email"]
+        .as_str()
+        .or(fallback_email)
+        .filter(|e| !e.is_empty())
+    else {
+        return Ok(None);
+    };
+    let name = [&customer["first_name"], &customer["last_name"]]
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|v| !v.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let input = customers::UpsertCustomer {
+        email: Some(email.trim().to_ascii_lowercase()),
+        name: (!name.is_empty()).then_some(name),
+        phone: customer["phone"].as_str().map(str::to_owned),
+        ..Default::default()
+    };
+    let (id, _) = customers::upsert_customer(conn, scope, input, None).await?;
+    if let Some(crm_id) = gid(customer, "Customer") {
+        ops::remember_crm_customer(conn, scope, id, crm_id).await?;
+    }
+    Ok(Some(id))
+}
+
+/// Our order of a Shopify order id.
+async fn order_of(conn: &mut AsyncPgConnection, scope: Tenant, order: &Value) -> OpResult<Uuid> {
+    let crm_id = order
+        .as_u64()
+        .map(|id| format!("gid://shopify/Order/{id}"))
+        .ok_or_else(|| refused("the delivery names no order"))?;
+    orders::table
+        .filter(orders::tenant_id.eq(scope.id()))
+        .filter(orders::crm_order_id.eq(&crm_id))
+        .select(orders::id)
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            user_error(
+                UserErrorCode::NotFound,
+                &["body", "order_id"],
+                "no such order (yet): Shopify delivers it again later",
+            )
+        })
+}
+
+/// Applies one verified Shopify delivery in the caller's transaction, once per
+/// `delivery_id`.
+pub async fn apply_shopify(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    topic: &str,
+    delivery_id: &str,
+    body: &Value,
+) -> OpResult<Applied> {
+    if !body.is_object() {
+        return Err(refused("the body is not a JSON object"));
+    }
+    if !ops::first_delivery(conn, scope, CrmPlatform::Shopify, delivery_id, topic).await? {
+        return Ok(Applied::Duplicate);
+    }
+    let applied = match topic {
+        "customers/create" | "customers/update" => upsert_customer(conn, scope, body, None).await?,
+        "orders/create" => {
+            let Some(customer) =
+                upsert_customer(conn, scope, &body["customer"], body["email"].as_str()).await?
+            else {
+                return Ok(Applied::Ignored);
+            };
+            let id = body["id"]
+                .as_u64()
+                .ok_or_else(|| refused("the order has no id"))?;
+            let total = money(&body["total_price"])
+                .ok_or_else(|| refused("the order has no total_price"))?;
+            let line_items: Vec<Value> = body["line_items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .take(500)
+                        .map(|item| {
+                            json!({
+                                "title": item["title"],
+                                "sku": item["sku"],
+                                "quantity": item["quantity"],
+                                "price": item["price"],
+                                "productId": item["product_id"],
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let order = customers::RecordOrder {
+                customer_id: customer,
+                order_total: total,
+                subtotal: money(&body["subtotal_price"]),
+                discount_total: money(&body["total_discounts"]),
+                crm_order_id: gid(body, "Order"),
+                order_number: body["name"].as_str().map(str::to_owned),
+                ordered_at: body["created_at"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                is_club_shipment: false,
+                line_items: Value::Array(line_items),
+            };
+            let key = format!("shopify:order:{id}");
+            Some(customers::record_order(conn, scope, order, Some(&key)).await?)
+        }
+        "refunds/create" => {
+            let order = order_of(conn, scope, &body["order_id"]).await?;
+            let id = body["id"]
+                .as_u64()
+                .ok_or_else(|| refused("the refund has no id"))?;
+            let refunded = body["transactions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["kind"] == "refund" && t["status"] == "success")
+                .filter_map(|t| money(&t["amount"]))
+                .fold(BigDecimal::from(0), |sum, amount| sum + amount);
+            if refunded <= BigDecimal::from(0) {
+                return Ok(Applied::Ignored);
+            }
+            let refund = customers::RefundOrder {
+                order_id: order,
+                amount: Some(refunded),
+            };
+            let key = format!("shopify:refund:{id}");
+            Some(customers::refund_order(conn, scope, refund, Some(&key)).await?)
+        }
+        "orders/cancelled" => {
+            let order = order_of(conn, scope, &body["id"]).await?;
+            let left = orders::table
+                .filter(orders::tenant_id.eq(scope.id()))
+                .filter(orders::id.eq(order))
+                .select(orders::status)
+                .first::<String>(conn)
+                .await?;
+            if left == "refunded" {
+                return Ok(Applied::Ignored);
+            }
+            let refund = customers::RefundOrder {
+                order_id: order,
+                amount: None,
+            };
+            let key = format!("shopify:cancel:{}", body["id"]);
+            Some(customers::refund_order(conn, scope, refund, Some(&key)).await?)
+        }
+        _ => None,
+    };
+    Ok(applied.map_or(Applied::Ignored, Applied::Applied))
+}

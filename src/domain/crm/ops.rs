@@ -1,0 +1,418 @@
+//! The tenant's CRM connection: written by `configureCrm` (credentials sealed), read by the
+//! sync runner (credentials opened) and by the CRM's webhooks (found by their token).
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::model::{CrmConnection, CrmPlatform};
+use super::provider::CrmError;
+use crate::db::schema::{crm_connections, crm_webhook_receipts, customers};
+use crate::db::Tenant;
+use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
+use crate::secrets::SecretKey;
+
+/// At most this much credentials (serialised JSON).
+const MAX_CREDENTIALS_BYTES: usize = 8 * 1024;
+
+/// What sealed CRM credentials are bound to: the tenant and the CRM (a sealed value
+/// copied to another tenant's row does not open there).
+fn credentials_context(tenant: Uuid, platform: CrmPlatform) -> String {
+    format!("crm_connections/{tenant}/{}", platform.as_str())
+}
+
+/// The tenant's CRM connection, if any.
+pub async fn connection(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Option<CrmConnection>> {
+    crm_connections::table
+        .filter(crm_connections::tenant_id.eq(scope.id()))
+        .select(CrmConnection::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// What `configureCrm` asks for.
+#[derive(Clone)]
+pub struct CrmInput {
+    pub platform: CrmPlatform,
+    pub shop: String,
+    /// A JSON object; `None` keeps the stored credentials (same CRM only).
+    pub credentials: Option<Value>,
+    pub enabled: Option<bool>,
+    pub rotate_hook_token: bool,
+}
+
+impl std::fmt::Debug for CrmInput {
+    /// Never the credentials themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmInput")
+            .field("platform", &self.platform)
+            .field("shop", &self.shop)
+            .field("credentials", &self.credentials.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// A connection as `configureCrm` answers it: with its webhook token when one was made
+/// (the first time, or on request), shown this once.
+#[derive(Debug)]
+pub struct ConfiguredCrm {
+    pub connection: CrmConnection,
+    pub hook_token: Option<String>,
+}
+
+/// Whether `shop` names a Shopify store: its `*.myshopify.com` domain (the Admin API is
+/// reached there, so nothing else may be named).
+pub fn valid_shopify_shop(shop: &str) -> bool {
+    let Some(name) = shop.strip_suffix(".myshopify.com") else {
+        return false;
+    };
+    (1..=60).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+fn invalid(field: &str, message: &str) -> crate::domain::OpError {
+    user_error(UserErrorCode::Invalid, &["input", field], message)
+}
+
+/// The credentials a CRM needs, checked before they are sealed.
+fn check_credentials(platform: CrmPlatform, credentials: &Value) -> OpResult<()> {
+    check_json_object("credentials", credentials, MAX_CREDENTIALS_BYTES)?;
+    let text = |name: &str| {
+        credentials[name]
+            .as_str()
+            .filter(|v| !v.is_empty() && v.len() <= 500 && !v.contains(['\0', '\r', '\n']))
+    };
+    match platform {
+        CrmPlatform::Shopify => {
+            if text("accessToken").is_none() {
+                return Err(invalid(
+                    "credentials",
+                    "Shopify credentials need accessToken (the Admin API access token) and may have webhookSecret (the app's client secret)",
+                ));
+            }
+            if !credentials["webhookSecret"].is_null() && text("webhookSecret").is_none() {
+                return Err(invalid("credentials", "webhookSecret must be a string"));
+            }
+            Ok(())
+        }
+        CrmPlatform::Commerce7 => Err(invalid(
+            "provider",
+            "this server has no Commerce7 connector: only SHOPIFY can be configured",
+        )),
+    }
+}
+
+/// Connects the tenant's CRM, or changes its connection (one per tenant; concurrent
+/// first calls make one). Credentials are sealed with `key` (refused when the server has
+/// none) and never returned; they are required when the CRM is first connected or
+/// changes. A connection gets a webhook token when it has none or `rotate_hook_token`.
+/// Enrollments whose sync ended `not_configured` are queued again.
+pub async fn configure_crm(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    input: CrmInput,
+    key: Option<&SecretKey>,
+) -> OpResult<ConfiguredCrm> {
+    use crm_connections as c;
+    let shop = input.shop.trim().to_ascii_lowercase();
+    if input.platform == CrmPlatform::Shopify && !valid_shopify_shop(&shop) {
+        return Err(invalid(
+            "shop",
+            "a Shopify shop is its myshopify.com domain, e.g. acme-wines.myshopify.com",
+        ));
+    }
+    if let Some(credentials) = &input.credentials {
+        check_credentials(input.platform, credentials)?;
+    } else if input.platform == CrmPlatform::Commerce7 {
+        check_credentials(input.platform, &json!({}))?;
+    }
+    let Some(key) = key else {
+        return Err(invalid(
+            "credentials",
+            "this server has no secret key (GROWTHGRAPH_SECRET_KEY): CRM credentials cannot be stored",
+        ));
+    };
+    crate::db::sql::lock_key(conn, &format!("crm_connection/{}", scope.id())).await?;
+    let existing: Option<(CrmPlatform, Vec<u8>)> = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select((c::provider, c::credentials_sealed))
+        .first(conn)
+        .await
+        .optional()?;
+    let context = credentials_context(scope.id(), input.platform);
+    let sealed = match (&input.credentials, &existing) {
+        (Some(credentials), _) => key.seal(&context, credentials.to_string().as_bytes()),
+        (None, Some((platform, sealed))) if *platform == input.platform => sealed.clone(),
+        (None, _) => {
+            return Err(invalid(
+                "credentials",
+                "credentials are required to connect this CRM",
+            ))
+        }
+    };
+    let token = (existing.is_none() || input.rotate_hook_token)
+        .then(|| crate::auth::generate_secret("ghk_"));
+    let connection: CrmConnection = match &existing {
+        None => {
+            diesel::insert_into(c::table)
+                .values((
+                    c::tenant_id.eq(scope.id()),
+                    c::provider.eq(input.platform),
+                    c::shop.eq(&shop),
+                    c::credentials_sealed.eq(&sealed),
+                    c::hook_token_hash.eq(crate::auth::hash_key(token.as_deref().unwrap_or(""))),
+                    c::enabled.eq(input.enabled.unwrap_or(true)),
+                ))
+                .returning(CrmConnection::as_returning())
+                .get_result(conn)
+                .await?
+        }
+        Some(_) => {
+            let target = c::table.filter(c::tenant_id.eq(scope.id()));
+            if let Some(token) = &token {
+                diesel::update(target)
+                    .set(c::hook_token_hash.eq(crate::auth::hash_key(token)))
+                    .execute(conn)
+                    .await?;
+            }
+            if let Some(enabled) = input.enabled {
+                diesel::update(target)
+                    .set(c::enabled.eq(enabled))
+                    .execute(conn)
+                    .await?;
+            }
+            diesel::update(target)
+                .set((
+                    c::provider.eq(input.platform),
+                    c::shop.eq(&shop),
+                    c::credentials_sealed.eq(&sealed),
+                ))
+                .returning(CrmConnection::as_returning())
+                .get_result(conn)
+                .await?
+        }
+    };
+    if connection.enabled {
+        requeue_not_configured(conn, scope).await?;
+    }
+    events::record(
+        conn,
+        scope,
+        "crm.configured",
+        scope.id(),
+        json!({
+            "provider": connection.provider.as_str(),
+            "shop": connection.shop,
+            "enabled": connection.enabled,
+        }),
+    )
+    .await?;
+    Ok(ConfiguredCrm {
+        connection,
+        hook_token: token,
+    })
+}
+
+/// Queues a sync again for each enrollment whose last one ended `not_configured` (and has
+/// none queued): the CRM they waited for is there now.
+async fn requeue_not_configured(conn: &mut AsyncPgConnection, scope: Tenant) -> OpResult<()> {
+    use crate::db::schema::club_enrollments as e;
+    use crate::domain::loyalty::model::{EnrollmentStatus, SyncStatus};
+    let waiting: Vec<Uuid> = e::table
+        .filter(e::tenant_id.eq(scope.id()))
+        .filter(e::sync_status.eq(SyncStatus::NotConfigured))
+        .filter(e::status.eq_any([EnrollmentStatus::Active, EnrollmentStatus::Expired]))
+        .select(e::id)
+        .load(conn)
+        .await?;
+    for enrollment in waiting {
+        crate::domain::loyalty::ops::retry_crm_sync(conn, scope, enrollment).await?;
+    }
+    Ok(())
+}
+
+/// The customer a sync is about, as the CRM is told of them.
+#[derive(Debug, Clone)]
+pub struct SyncCustomer {
+    pub email: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// The CRM's id of the customer, once known.
+    pub crm_customer_id: Option<String>,
+}
+
+/// Everything a sync needs: the tenant's CRM with its credentials opened, and the customer.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub platform: CrmPlatform,
+    pub shop: String,
+    pub credentials: Value,
+    pub customer: SyncCustomer,
+}
+
+impl SyncTarget {
+    /// A credential by name ("" when absent).
+    pub fn credential(&self, name: &str) -> &str {
+        self.credentials[name].as_str().unwrap_or("")
+    }
+}
+
+/// The tenant's CRM with its credentials opened, and the customer of a sync; the reason
+/// when there is nothing to sync with (no or a disabled connection: `NotConfigured`).
+pub async fn sync_target(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer: Uuid,
+    key: Option<&SecretKey>,
+) -> QueryResult<Result<SyncTarget, CrmError>> {
+    use crm_connections as c;
+    let row: Option<(CrmPlatform, String, Vec<u8>, bool)> = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select((c::provider, c::shop, c::credentials_sealed, c::enabled))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((platform, shop, sealed, true)) = row else {
+        return Ok(Err(CrmError::NotConfigured));
+    };
+    let context = credentials_context(scope.id(), platform);
+    let credentials = key
+        .and_then(|key| key.open(&context, &sealed))
+        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok());
+    let Some(credentials) = credentials else {
+        return Ok(Err(CrmError::Refused(
+            "the CRM credentials cannot be opened with this server's secret key: configure the CRM again"
+                .into(),
+        )));
+    };
+    let found: Option<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = customers::table
+        .filter(customers::tenant_id.eq(scope.id()))
+        .filter(customers::id.eq(customer))
+        .select((
+            customers::email,
+            customers::name,
+            customers::phone,
+            customers::crm_customer_id,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let customer = match found {
+        None => {
+            return Ok(Err(CrmError::Refused(
+                "the customer no longer exists".into(),
+            )))
+        }
+        Some((None, ..)) => {
+            return Ok(Err(CrmError::Refused(
+                "the customer has no email: the CRM knows its customers by email".into(),
+            )))
+        }
+        Some((Some(email), name, phone, crm_customer_id)) => SyncCustomer {
+            email,
+            name,
+            phone,
+            crm_customer_id,
+        },
+    };
+    Ok(Ok(SyncTarget {
+        platform,
+        shop,
+        credentials,
+        customer,
+    }))
+}
+
+/// Records the CRM's id of a customer (learned by a sync or a webhook).
+pub async fn remember_crm_customer(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    customer: Uuid,
+    crm_id: String,
+) -> QueryResult<()> {
+    diesel::update(
+        customers::table
+            .filter(customers::tenant_id.eq(scope.id()))
+            .filter(customers::id.eq(customer)),
+    )
+    .set(customers::crm_customer_id.eq(crm_id))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The tenant and CRM a webhook token names, across tenants (see the migration's reviewed
+/// `crm_hook_target`).
+pub async fn hook_target(
+    pool: &crate::db::PgPool,
+    token: &str,
+) -> crate::error::AppResult<Option<(Uuid, CrmPlatform)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        tenant_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        provider: String,
+    }
+    let mut conn = pool.get().await?;
+    let row: Option<Row> = diesel::sql_query("SELECT tenant_id, provider FROM crm_hook_target($1)")
+        .bind::<diesel::sql_types::Bytea, _>(crate::auth::hash_key(token))
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+    Ok(row.and_then(|r| Some((r.tenant_id, CrmPlatform::parse(&r.provider)?))))
+}
+
+/// The tenant's CRM credentials, opened (for a webhook's signature).
+pub async fn hook_credentials(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    key: Option<&SecretKey>,
+) -> QueryResult<Option<Value>> {
+    use crm_connections as c;
+    let row: Option<(CrmPlatform, Vec<u8>)> = c::table
+        .filter(c::tenant_id.eq(scope.id()))
+        .select((c::provider, c::credentials_sealed))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.and_then(|(platform, sealed)| {
+        let plain = key?.open(&credentials_context(scope.id(), platform), &sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }))
+}
+
+/// Notes a webhook delivery as applied; `false` when it was already (a retry or a replay).
+pub async fn first_delivery(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    platform: CrmPlatform,
+    delivery_id: &str,
+    topic: &str,
+) -> QueryResult<bool> {
+    use crm_webhook_receipts as r;
+    let inserted = diesel::insert_into(r::table)
+        .values((
+            r::tenant_id.eq(scope.id()),
+            r::provider.eq(platform.as_str()),
+            r::delivery_id.eq(delivery_id),
+            r::topic.eq(topic),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}

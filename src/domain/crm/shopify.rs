@@ -1,0 +1,351 @@
+//! Shopify's Admin GraphQL API (version [`API_VERSION`]), spoken as Shopify documents it:
+//! `POST https://{shop}/admin/api/{version}/graphql.json` with the shop's access token in
+//! `X-Shopify-Access-Token`. Seed 004's four provider methods: `findCustomerByEmail`
+//! (`customers(query: "email:…")`), `upsertCustomer` (`customerUpdate` or
+//! `customerCreate`), and `addCustomerToDiscount` / `removeCustomerFromDiscount` as the
+//! stage's customer tag (`tagsAdd` / `tagsRemove`: the merchant's discount is for the
+//! customer segment `customer_tags CONTAINS '<tag>'`).
+//!
+//! Rate limits: HTTP 429 waits its `Retry-After`; the cost-based throttle (`THROTTLED`,
+//! `extensions.cost.throttleStatus`) waits until the bucket holds the query's cost again,
+//! and a call whose bucket is known to be short waits before it is sent.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::ops::{SyncCustomer, SyncTarget};
+use super::provider::CrmError;
+
+pub const API_VERSION: &str = "2025-01";
+
+/// The longest a call waits for the shop's bucket before giving its turn back to the
+/// queue (`RateLimited`).
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Shopify {
+    /// `https://{shop}` in production; `{shop}` stands for the shop's domain.
+    base_url: String,
+    http: reqwest::Client,
+    /// Per shop: when its cost bucket holds enough for another call.
+    refilled_at: Mutex<HashMap<String, Instant>>,
+}
+
+const FIND: &str = "query FindCustomer($query: String!) { customers(first: 1, query: $query) { nodes { id email } } }";
+const CREATE: &str = "mutation CreateCustomer($input: CustomerInput!) { customerCreate(input: $input) { customer { id } userErrors { field message } } }";
+const UPDATE: &str = "mutation UpdateCustomer($input: CustomerInput!) { customerUpdate(input: $input) { customer { id } userErrors { field message } } }";
+const TAGS_ADD: &str = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
+const TAGS_REMOVE: &str = "mutation RemoveTags($id: ID!, $tags: [String!]!) { tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
+
+/// A provider's message as kept for the admin: at most 500 characters.
+fn kept(message: &str) -> String {
+    message.chars().take(500).collect()
+}
+
+/// `name` as Shopify's first and last name (the first word, then the rest).
+fn split_name(name: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return (None, None);
+    };
+    match name.split_once(char::is_whitespace) {
+        Some((first, last)) => (Some(first.to_owned()), Some(last.trim().to_owned())),
+        None => (Some(name.to_owned()), None),
+    }
+}
+
+/// The search query finding a customer by email (quoted: Shopify's search syntax).
+pub fn email_query(email: &str) -> String {
+    let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("email:\"{escaped}\"")
+}
+
+/// The customer's fields Shopify is given: email, names, and the phone when it is in
+/// E.164 form (Shopify refuses others).
+fn customer_input(customer: &SyncCustomer) -> Value {
+    let (first, last) = split_name(customer.name.as_deref());
+    let mut input = json!({ "email": customer.email });
+    if let Some(first) = first {
+        input["firstName"] = json!(first);
+    }
+    if let Some(last) = last {
+        input["lastName"] = json!(last);
+    }
+    if let Some(phone) = customer.phone.as_deref().filter(|p| {
+        p.strip_prefix('+')
+            .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    }) {
+        input["phone"] = json!(phone);
+    }
+    input
+}
+
+/// A `userErrors` list as one refusal, if it has any.
+fn user_errors(payload: &Value, what: &str) -> Result<(), CrmError> {
+    let errors = payload["userErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    Err(CrmError::Refused(kept(&format!(
+        "Shopify refused {what}: {}",
+        messages.join("; ")
+    ))))
+}
+
+/// How long until the bucket of `throttle` (`extensions.cost.throttleStatus`) holds `cost`.
+fn refill_time(throttle: &Value, cost: f64) -> Option<Duration> {
+    let available = throttle["currentlyAvailable"].as_f64()?;
+    let rate = throttle["restoreRate"].as_f64().filter(|r| *r > 0.0)?;
+    (available < cost).then(|| Duration::from_secs_f64(((cost - available) / rate).min(3600.0)))
+}
+
+impl Shopify {
+    pub fn new(base_url: String) -> Shopify {
+        Shopify {
+            base_url,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            refilled_at: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn endpoint(&self, shop: &str) -> String {
+        format!(
+            "{}/admin/api/{API_VERSION}/graphql.json",
+            self.base_url.replace("{shop}", shop).trim_end_matches('/')
+        )
+    }
+
+    /// Waits for the shop's bucket when it is known to be short (at most
+    /// [`MAX_INLINE_WAIT`]; longer, the job waits in the queue instead).
+    async fn wait_for_bucket(&self, shop: &str) -> Result<(), CrmError> {
+        let due = self
+            .refilled_at
+            .lock()
+            .expect("bucket map")
+            .get(shop)
+            .copied();
+        if let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
+            if wait > MAX_INLINE_WAIT {
+                return Err(CrmError::RateLimited { retry_after: wait });
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    fn note_bucket(&self, shop: &str, wait: Option<Duration>) {
+        let mut buckets = self.refilled_at.lock().expect("bucket map");
+        match wait {
+            Some(wait) => {
+                buckets.insert(shop.to_owned(), Instant::now() + wait);
+            }
+            None => {
+                buckets.remove(shop);
+            }
+        }
+    }
+
+    /// One GraphQL call; its `data`, or why not.
+    async fn call(
+        &self,
+        target: &SyncTarget,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, CrmError> {
+        self.wait_for_bucket(&target.shop).await?;
+        let response = self
+            .http
+            .post(self.endpoint(&target.shop))
+            .header("X-Shopify-Access-Token", target.credential("accessToken"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(json!({ "query": query, "variables": variables }).to_string())
+            .send()
+            .await
+            .map_err(|e| CrmError::Failed(format!("Shopify could not be reached: {e}")))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| CrmError::Failed(format!("Shopify's answer was cut: {e}")))?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.as_u16() == 429 {
+            let retry_after = Duration::from_secs_f64(retry_after.unwrap_or(2.0).min(3600.0));
+            self.note_bucket(&target.shop, Some(retry_after));
+            return Err(CrmError::RateLimited { retry_after });
+        }
+        if status.is_server_error() {
+            return Err(CrmError::Failed(format!("Shopify answered {status}")));
+        }
+        if !status.is_success() {
+            let message = match &body["errors"] {
+                Value::String(s) => s.clone(),
+                Value::Null => text.clone(),
+                other => other.to_string(),
+            };
+            return Err(CrmError::Refused(kept(&format!(
+                "Shopify answered {status}: {message}"
+            ))));
+        }
+        let cost = &body["extensions"]["cost"];
+        let requested = cost["requestedQueryCost"].as_f64().unwrap_or(10.0);
+        let wait = refill_time(&cost["throttleStatus"], requested);
+        self.note_bucket(&target.shop, wait);
+        if let Some(errors) = body["errors"].as_array().filter(|e| !e.is_empty()) {
+            let throttled = errors
+                .iter()
+                .any(|e| e["extensions"]["code"].as_str() == Some("THROTTLED"));
+            if throttled {
+                let retry_after = wait.unwrap_or(Duration::from_secs(1));
+                return Err(CrmError::RateLimited { retry_after });
+            }
+            let messages: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e["message"].as_str())
+                .collect();
+            return Err(CrmError::Refused(kept(&format!(
+                "Shopify refused the request: {}",
+                messages.join("; ")
+            ))));
+        }
+        match body.get("data") {
+            Some(data) if data.is_object() => Ok(data.clone()),
+            _ => Err(CrmError::Failed("Shopify answered without data".to_owned())),
+        }
+    }
+
+    /// `findCustomerByEmail`: the customer's id, if Shopify has one with this email.
+    pub async fn find_customer_by_email(
+        &self,
+        target: &SyncTarget,
+        email: &str,
+    ) -> Result<Option<String>, CrmError> {
+        let data = self
+            .call(target, FIND, json!({ "query": email_query(email) }))
+            .await?;
+        Ok(data["customers"]["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.first())
+            .and_then(|node| node["id"].as_str())
+            .map(str::to_owned))
+    }
+
+    /// `upsertCustomer`: updates the customer Shopify has with this email, else creates
+    /// them; their id.
+    pub async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError> {
+        let customer = &target.customer;
+        let mut input = customer_input(customer);
+        let (query, field) = match self.find_customer_by_email(target, &customer.email).await? {
+            Some(id) => {
+                input["id"] = json!(id);
+                (UPDATE, "customerUpdate")
+            }
+            None => (CREATE, "customerCreate"),
+        };
+        let data = self.call(target, query, json!({ "input": input })).await?;
+        user_errors(&data[field], "the customer")?;
+        data[field]["customer"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CrmError::Failed(format!("Shopify's {field} answered no customer")))
+    }
+
+    async fn tags(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+        add: bool,
+    ) -> Result<(), CrmError> {
+        let (query, field) = match add {
+            true => (TAGS_ADD, "tagsAdd"),
+            false => (TAGS_REMOVE, "tagsRemove"),
+        };
+        let data = self
+            .call(target, query, json!({ "id": customer_id, "tags": [tag] }))
+            .await?;
+        user_errors(&data[field], "the tag")
+    }
+
+    /// `addCustomerToDiscount`: the stage's tag on the customer.
+    pub async fn add_customer_to_discount(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+    ) -> Result<(), CrmError> {
+        self.tags(target, customer_id, tag, true).await
+    }
+
+    /// `removeCustomerFromDiscount`: the stage's tag off the customer.
+    pub async fn remove_customer_from_discount(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+    ) -> Result<(), CrmError> {
+        self.tags(target, customer_id, tag, false).await
+    }
+
+    /// One enrollment change: the customer made known to Shopify (once: their id is kept),
+    /// then the stage's tag added or removed. Returns the customer's id when it was learned.
+    pub async fn sync(
+        &self,
+        target: &SyncTarget,
+        tag: &str,
+        add: bool,
+    ) -> Result<Option<String>, CrmError> {
+        let known = target
+            .customer
+            .crm_customer_id
+            .clone()
+            .filter(|id| id.starts_with("gid://shopify/Customer/"));
+        let (id, learned) = match known {
+            Some(id) => (id, false),
+            None => (self.upsert_customer(target).await?, true),
+        };
+        match add {
+            true => self.add_customer_to_discount(target, &id, tag).await?,
+            false => self.remove_customer_from_discount(target, &id, tag).await?,
+        }
+        Ok(learned.then_some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_emails_and_buckets_are_read_as_shopify_means_them() {
+        assert_eq!(
+            split_name(Some("Ana Maria Souza")),
+            (Some("Ana".into()), Some("Maria Souza".into()))
+        );
+        assert_eq!(split_name(Some("  ")), (None, None));
+        assert_eq!(email_query(r#"a"b\c@x.com"#), r#"email:"a\"b\\c@x.com""#);
+        let throttle = json!({ "currentlyAvailable": 40.0, "restoreRate": 50.0 });
+        assert_eq!(refill_time(&throttle, 140.0), Some(Duration::from_secs(2)));
+        assert_eq!(refill_time(&throttle, 10.0), None);
+        assert_eq!(refill_time(&json!({}), 10.0), None);
+    }
+}
