@@ -156,7 +156,7 @@ pub async fn crm_hook(
         Ok(credentials) => credentials
             .and_then(|c| c["webhookSecret"].as_str().map(str::to_owned))
             .unwrap_or_default(),
-        Err(error) => return failure(error.into()),
+        Err(error) => return failure(error),
     };
     let signature = header(&headers, "x-shopify-hmac-sha256").unwrap_or("");
     if secret.is_empty() || !crm_hooks::shopify_signature_valid(&secret, &body, signature) {

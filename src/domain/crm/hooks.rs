@@ -210,7 +210,7 @@ pub async fn apply_shopify(
                 .filter(|t| t["kind"] == "refund" && t["status"] == "success")
                 .filter_map(|t| money(&t["amount"]))
                 .fold(BigDecimal::from(0), |sum, amount| sum + amount);
-            if refunded <= BigDecimal::from(0) {
+            if refunded <= 0 {
                 return Ok(Applied::Ignored);
             }
             let refund = customers::RefundOrder {

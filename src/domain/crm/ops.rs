@@ -265,6 +265,14 @@ impl SyncTarget {
     }
 }
 
+/// A customer's email, name, phone and CRM id.
+type CustomerRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// The tenant's CRM with its credentials opened, and the customer of a sync; the reason
 /// when there is nothing to sync with (no or a disabled connection: `NotConfigured`).
 pub async fn sync_target(
@@ -293,12 +301,7 @@ pub async fn sync_target(
                 .into(),
         )));
     };
-    let found: Option<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = customers::table
+    let found: Option<CustomerRow> = customers::table
         .filter(customers::tenant_id.eq(scope.id()))
         .filter(customers::id.eq(customer))
         .select((

@@ -41,6 +41,9 @@ pub(crate) struct ShopifyCustomer {
     pub tags: BTreeSet<String>,
 }
 
+/// A scripted answer: status, headers, body.
+pub(crate) type Answer = (u16, Vec<(&'static str, String)>, Value);
+
 /// What the stand-in holds and how it answers.
 #[derive(Default)]
 pub(crate) struct Store {
@@ -52,7 +55,7 @@ pub(crate) struct Store {
     /// Every `n`th call answers HTTP 429 with `Retry-After: 0`.
     pub throttle_every: Option<usize>,
     /// Answers for the next calls, before anything else: (status, headers, body).
-    pub scripted: Vec<(u16, Vec<(&'static str, String)>, Value)>,
+    pub scripted: Vec<Answer>,
     pub calls: usize,
 }
 

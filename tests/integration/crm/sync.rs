@@ -196,21 +196,22 @@ async fn enrollments_reach_shopify_as_customers_and_stage_tags() {
         .to_owned();
     let before = store.lock().unwrap().operations.len();
     run(&app, &t, &crm).await;
-    let s = store.lock().unwrap();
-    assert_eq!(
-        s.by_email("fresh@tag.example").unwrap().tags,
-        ["D-2".to_owned()].into(),
-        "{:?}",
-        s.operations
-    );
-    assert!(
-        s.operations[before..]
-            .iter()
-            .all(|o| o == "AddTags" || o == "RemoveTags"),
-        "{:?}",
-        &s.operations[before..]
-    );
-    drop(s);
+    {
+        let s = store.lock().unwrap();
+        assert_eq!(
+            s.by_email("fresh@tag.example").unwrap().tags,
+            ["D-2".to_owned()].into(),
+            "{:?}",
+            s.operations
+        );
+        assert!(
+            s.operations[before..]
+                .iter()
+                .all(|o| o == "AddTags" || o == "RemoveTags"),
+            "{:?}",
+            &s.operations[before..]
+        );
+    }
     assert_eq!(
         sync_state(&app, &t, &upgraded).await["syncStatus"],
         "SYNCED"
@@ -377,15 +378,16 @@ async fn not_configured_syncs_go_once_a_crm_is_configured_and_racing_runners_cal
             break;
         }
     }
-    let s = store.lock().unwrap();
-    assert_eq!(s.customers.len(), 12, "{:?}", s.operations);
-    assert_eq!(s.count("CreateCustomer"), 12, "{:?}", s.operations);
-    assert_eq!(s.count("AddTags"), 12, "{:?}", s.operations);
-    assert!(s
-        .customers
-        .iter()
-        .all(|c| c.tags == ["D-1".to_owned()].into()));
-    drop(s);
+    {
+        let s = store.lock().unwrap();
+        assert_eq!(s.customers.len(), 12, "{:?}", s.operations);
+        assert_eq!(s.count("CreateCustomer"), 12, "{:?}", s.operations);
+        assert_eq!(s.count("AddTags"), 12, "{:?}", s.operations);
+        assert!(s
+            .customers
+            .iter()
+            .all(|c| c.tags == ["D-1".to_owned()].into()));
+    }
     for e in &enrollments {
         assert_eq!(sync_state(&app, &t, e).await["syncStatus"], "SYNCED");
     }
