@@ -282,6 +282,25 @@ pub async fn run_due_crm_jobs(
     Ok(ran)
 }
 
+/// Runs the tenant's due CRM sync jobs 100 at a time until none is due, the CRM asks to
+/// wait, or `budget` has passed (the next tick goes on); returns how many ran.
+pub async fn drain_crm_jobs(
+    db: &TenantDb,
+    crm: &dyn CrmProvider,
+    budget: Duration,
+) -> AppResult<usize> {
+    const BATCH: i64 = 100;
+    let started = std::time::Instant::now();
+    let mut total = 0;
+    loop {
+        let ran = run_due_crm_jobs(db, crm, BATCH).await?;
+        total += ran;
+        if ran < BATCH as usize || started.elapsed() >= budget {
+            return Ok(total);
+        }
+    }
+}
+
 /// Puts claimed jobs back in the queue, due after `wait`, their attempts as they were.
 async fn put_back(
     conn: &mut diesel_async::AsyncPgConnection,
@@ -489,7 +508,8 @@ pub fn spawn_background(
                 if let Err(error) = expire_enrollments(&db).await {
                     tracing::warn!(?error, %tenant, "enrollment expiry failed");
                 }
-                if let Err(error) = run_due_crm_jobs(&db, crm.as_ref(), 100).await {
+                let budget = Duration::from_secs(4);
+                if let Err(error) = drain_crm_jobs(&db, crm.as_ref(), budget).await {
                     tracing::warn!(?error, %tenant, "CRM sync jobs failed");
                 }
                 let insecure = allow_insecure_webhooks;

@@ -392,3 +392,76 @@ async fn not_configured_syncs_go_once_a_crm_is_configured_and_racing_runners_cal
         assert_eq!(sync_state(&app, &t, e).await["syncStatus"], "SYNCED");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_drains_the_due_syncs_in_batches_and_stops_when_shopify_asks_to_wait() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.tenant("Bulk Winery").await;
+    without_demo_enrollments(&app, &t).await;
+    let (url, store) = shopify_stand_in().await;
+    let crm = connectors(&app, &url);
+    configure(&app, &t.admin_key, shopify_input()).await;
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "WITH c AS (
+               INSERT INTO customers (tenant_id, email, name)
+               SELECT '{0}', 'bulk' || g || '@bulk.example', 'Bulk ' || g FROM generate_series(1, 250) g
+               RETURNING id),
+             e AS (
+               INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status)
+               SELECT '{0}', c.id, s.program_id, s.id, 'active', now(), now() + interval '3 months', 'pending'
+               FROM c, club_stages s WHERE s.tenant_id = '{0}' AND s.name = 'Bronze'
+               RETURNING id, customer_id, stage_id)
+             INSERT INTO queue_jobs (tenant_id, job_type, payload)
+             SELECT '{0}', 'crm_sync', jsonb_build_object('enrollmentId', e.id, 'customerId', e.customer_id,
+                    'stageId', e.stage_id, 'crmDiscountId', 'D-1', 'action', 'add')
+             FROM e",
+            t.id
+        ))
+        .await
+        .unwrap();
+    let db = TenantDb::new(app.pool.clone(), t.id);
+    // One tick takes them all, a hundred at a time.
+    let ran = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(ran, 250);
+    {
+        let s = store.lock().unwrap();
+        assert_eq!((s.count("CreateCustomer"), s.count("AddTags")), (250, 250));
+    }
+    // A rate limit ends the tick early: the rest waits for the next one, none lost.
+    owner
+        .batch_execute(&format!(
+            "UPDATE queue_jobs SET status = 'pending', run_at = now(), attempts = 0
+             WHERE tenant_id = '{}' AND job_type = 'crm_sync'",
+            t.id
+        ))
+        .await
+        .unwrap();
+    store.lock().unwrap().throttle_every = Some(10);
+    let first = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(first < 10, "{first}");
+    let mut total = first;
+    for _ in 0..200 {
+        make_due(&app, &t).await;
+        total += jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
+            .await
+            .unwrap();
+        if total == 250 {
+            break;
+        }
+    }
+    assert_eq!(total, 250);
+    let s = store.lock().unwrap();
+    assert_eq!(s.customers.len(), 250);
+    assert_eq!(
+        s.count("CreateCustomer"),
+        250,
+        "known customers are not created again"
+    );
+    assert_eq!(s.count("AddTags"), 500);
+}
