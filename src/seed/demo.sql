@@ -57,7 +57,7 @@ VALUES (current_tenant_id(), 'D-1', 'CLUB-BRONZE', 'Club Bronze 10%', 'percentag
 INSERT INTO club_programs (tenant_id, name, description)
 VALUES (current_tenant_id(), 'Cercle des Coteaux', 'Time-based wine club: the longer you stay, the more you save.');
 
--- The server has no CRM connector: nothing here was synchronised with one, and the data
+-- The demo tenant has no CRM connected (`configureCrm`): nothing here was synchronised with one, and the data
 -- says so (`not_configured`).
 INSERT INTO club_stages (tenant_id, program_id, name, stage_order, discount_percentage, duration_months,
                          min_purchase_amount, crm_discount_id, sync_status)
