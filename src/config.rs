@@ -28,6 +28,7 @@
 //! | `--sendgrid-base-url` | `GROWTHGRAPH_SENDGRID_BASE_URL` | `https://api.sendgrid.com` | where SendGrid's v3 API is |
 //! | `--twilio-base-url` | `GROWTHGRAPH_TWILIO_BASE_URL` | `https://api.twilio.com` | where Twilio's REST API is |
 //! | `--resend-base-url` | `GROWTHGRAPH_RESEND_BASE_URL` | `https://api.resend.com` | where Resend's API is |
+//! | `--commerce7-base-url` | `GROWTHGRAPH_COMMERCE7_BASE_URL` | `https://api.commerce7.com/v1` | where Commerce7's REST API is |
 //! | `--shopify-base-url` | `GROWTHGRAPH_SHOPIFY_BASE_URL` | `https://{shop}` | where Shopify's Admin API is (`{shop}`: the shop's domain) |
 //! | `--public-url` | `GROWTHGRAPH_PUBLIC_URL` | (none) | how providers reach this server, for status callbacks and their signatures |
 //! | `--local-delivery` | `GROWTHGRAPH_LOCAL_DELIVERY` | `true` with the embedded cluster, else `false` | messages of a channel a tenant has not configured are kept in the database (`local`) instead of failing `not_configured` |
@@ -246,6 +247,13 @@ pub struct ServeArgs {
         default_value = "https://{shop}"
     )]
     pub shopify_base_url: String,
+    /// Where Commerce7's REST API is.
+    #[arg(
+        long,
+        env = "GROWTHGRAPH_COMMERCE7_BASE_URL",
+        default_value = "https://api.commerce7.com/v1"
+    )]
+    pub commerce7_base_url: String,
     /// How providers reach this server (for status callbacks and their signatures).
     #[arg(long, env = "GROWTHGRAPH_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -295,6 +303,7 @@ impl ServeArgs {
     pub fn crm_settings(&self) -> crate::domain::crm::provider::CrmSettings {
         crate::domain::crm::provider::CrmSettings {
             shopify_base_url: self.shopify_base_url.clone(),
+            commerce7_base_url: self.commerce7_base_url.clone(),
         }
     }
 }
@@ -329,6 +338,7 @@ impl Default for ServeArgs {
             twilio_base_url: "https://api.twilio.com".into(),
             resend_base_url: "https://api.resend.com".into(),
             shopify_base_url: "https://{shop}".into(),
+            commerce7_base_url: "https://api.commerce7.com/v1".into(),
             public_url: None,
             local_delivery: None,
             delivery_interval_ms: 200,

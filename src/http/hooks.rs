@@ -123,9 +123,11 @@ fn failure(error: AppError) -> Response {
 }
 
 /// `POST /hooks/crm/{provider}/{token}`: the CRM's webhooks (Shopify: orders created and
-/// cancelled, refunds, customers). Unknown token or bad signature: 401; a body that is
-/// not the CRM's JSON: 400; an order not known yet: 422 (the CRM delivers it again);
-/// nothing is written in any of these cases. A delivery applied before answers 200 again.
+/// cancelled, refunds, customers; Commerce7: customers and orders). Unknown token or a
+/// signature (Shopify) or basic authentication (Commerce7) that does not verify: 401; a
+/// body that is not the CRM's JSON: 400; an order not known yet: 422 (the CRM delivers it
+/// again); nothing is written in any of these cases. A delivery applied before answers 200
+/// again.
 pub async fn crm_hook(
     State(state): State<AppState>,
     Path((provider, token)): Path<(String, String)>,
@@ -133,15 +135,15 @@ pub async fn crm_hook(
     body: Bytes,
 ) -> Response {
     use crate::domain::crm::{hooks as crm_hooks, model::CrmPlatform, ops as crm};
-    if provider != "shopify" {
+    let Some(platform) = CrmPlatform::parse(&provider) else {
         return answer(StatusCode::NOT_FOUND, "no such CRM hook");
-    }
+    };
     let target = match crate::auth::is_secret(&token, "ghk_") {
         true => crm::hook_target(&state.pool, &token).await,
         false => Ok(None),
     };
     let tenant = match target {
-        Ok(Some((tenant, CrmPlatform::Shopify))) => tenant,
+        Ok(Some((tenant, p))) if p == platform => tenant,
         Ok(_) => return answer(StatusCode::UNAUTHORIZED, "unknown hook token"),
         Err(error) => return failure(error),
     };
@@ -152,34 +154,55 @@ pub async fn crm_hook(
             async move { crm::hook_credentials(conn, scope, key.as_ref()).await }.scope_boxed()
         })
         .await;
-    let secret = match credentials {
-        Ok(credentials) => credentials
-            .and_then(|c| c["webhookSecret"].as_str().map(str::to_owned))
-            .unwrap_or_default(),
+    let credentials = match credentials {
+        Ok(credentials) => credentials.unwrap_or_default(),
         Err(error) => return failure(error),
     };
-    let signature = header(&headers, "x-shopify-hmac-sha256").unwrap_or("");
-    if secret.is_empty() || !crm_hooks::shopify_signature_valid(&secret, &body, signature) {
+    let verified = match platform {
+        CrmPlatform::Shopify => {
+            let secret = credentials["webhookSecret"].as_str().unwrap_or("");
+            let signature = header(&headers, "x-shopify-hmac-sha256").unwrap_or("");
+            !secret.is_empty() && crm_hooks::shopify_signature_valid(secret, &body, signature)
+        }
+        CrmPlatform::Commerce7 => {
+            let authorization = header(&headers, "authorization").unwrap_or("");
+            crm_hooks::commerce7_authorization_valid(&credentials, authorization)
+        }
+    };
+    if !verified {
         return answer(StatusCode::UNAUTHORIZED, "the signature does not verify");
     }
-    let (Some(topic), Some(delivery)) = (
-        header(&headers, "x-shopify-topic").map(str::to_owned),
-        header(&headers, "x-shopify-webhook-id")
-            .filter(|d| (1..=200).contains(&d.len()))
-            .map(str::to_owned),
-    ) else {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            "X-Shopify-Topic and X-Shopify-Webhook-Id are required",
-        );
-    };
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return answer(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
+    let delivery = match platform {
+        CrmPlatform::Shopify => {
+            let (Some(topic), Some(delivery)) = (
+                header(&headers, "x-shopify-topic").map(str::to_owned),
+                header(&headers, "x-shopify-webhook-id")
+                    .filter(|d| (1..=200).contains(&d.len()))
+                    .map(str::to_owned),
+            ) else {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    "X-Shopify-Topic and X-Shopify-Webhook-Id are required",
+                );
+            };
+            Some((topic, delivery))
+        }
+        CrmPlatform::Commerce7 => None,
+    };
     let applied = db
         .run(move |conn, scope| {
-            async move { crm_hooks::apply_shopify(conn, scope, &topic, &delivery, &payload).await }
-                .scope_boxed()
+            async move {
+                match delivery {
+                    Some((topic, delivery)) => {
+                        crm_hooks::apply_shopify(conn, scope, &topic, &delivery, &payload).await
+                    }
+                    None => crm_hooks::apply_commerce7(conn, scope, &payload).await,
+                }
+            }
+            .scope_boxed()
         })
         .await;
     match applied {

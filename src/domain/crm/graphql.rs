@@ -14,7 +14,7 @@ use crate::secrets::SecretKey;
 #[derive(SimpleObject)]
 pub struct CrmConnection {
     pub provider: CrmPlatform,
-    /// The Shopify store's `*.myshopify.com` domain.
+    /// Shopify: the store's `*.myshopify.com` domain; Commerce7: the tenant.
     pub shop: String,
     /// Whether enrollment changes are synced to it.
     pub enabled: bool,
@@ -37,10 +37,13 @@ impl From<model::CrmConnection> for CrmConnection {
 #[derive(InputObject)]
 pub struct ConfigureCrmInput {
     pub provider: CrmPlatform,
-    /// The Shopify store's `*.myshopify.com` domain.
+    /// Shopify: the store's `*.myshopify.com` domain; Commerce7: the tenant (the first part
+    /// of its admin's address).
     pub shop: String,
     /// Write-only, sealed with the server's secret key, never returned. Shopify:
-    /// `{"accessToken": "shpat_…", "webhookSecret": "<the app's client secret>"}`.
+    /// `{"accessToken": "shpat_…", "webhookSecret": "<the app's client secret>"}`;
+    /// Commerce7: `{"appId", "appSecret", "webhookUsername", "webhookPassword"}` (the
+    /// webhook's basic authentication as set in Commerce7).
     /// Required when the CRM is first connected or changes; left out, the stored ones stay.
     pub credentials: Option<Json<serde_json::Value>>,
     pub enabled: Option<bool>,

@@ -79,35 +79,66 @@ fn gid(object: &Value, kind: &str) -> Option<String> {
         })
 }
 
-/// Creates or updates the customer a Shopify customer object describes (by email), and
-/// records Shopify's id of them; `None` without an email.
-async fn upsert_customer(
+/// A customer as a CRM's webhook describes them.
+struct Person<'a> {
+    email: Option<&'a str>,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    phone: Option<&'a str>,
+    crm_id: Option<String>,
+}
+
+impl<'a> Person<'a> {
+    /// A Shopify customer object (`email`, `first_name`, …), with the order's email when
+    /// the customer has none.
+    fn shopify(customer: &'a Value, fallback_email: Option<&'a str>) -> Person<'a> {
+        Person {
+            email: customer["email"].as_str().or(fallback_email),
+            first_name: customer["first_name"].as_str(),
+            last_name: customer["last_name"].as_str(),
+            phone: customer["phone"].as_str(),
+            crm_id: gid(customer, "Customer"),
+        }
+    }
+
+    /// A Commerce7 customer object (`emails[]`, `firstName`, `phones[]`, …).
+    fn commerce7(customer: &'a Value) -> Person<'a> {
+        Person {
+            email: customer["emails"][0]["email"]
+                .as_str()
+                .or(customer["email"].as_str()),
+            first_name: customer["firstName"].as_str(),
+            last_name: customer["lastName"].as_str(),
+            phone: customer["phones"][0]["phone"].as_str(),
+            crm_id: customer["id"].as_str().map(str::to_owned),
+        }
+    }
+}
+
+/// Creates or updates the customer a CRM describes (by email), and records the CRM's id
+/// of them; `None` without an email.
+async fn upsert_person(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
-    customer: &Value,
-    fallback_email: Option<&str>,
+    person: Person<'_>,
 ) -> OpResult<Option<Uuid>> {
-    let Some(email) = customer["email"]
-        .as_str()
-        .or(fallback_email)
-        .filter(|e| !e.is_empty())
-    else {
+    let Some(email) = person.email.map(str::trim).filter(|e| !e.is_empty()) else {
         return Ok(None);
     };
-    let name = [&customer["first_name"], &customer["last_name"]]
-        .iter()
-        .filter_map(|v| v.as_str())
+    let name = [person.first_name, person.last_name]
+        .into_iter()
+        .flatten()
         .filter(|v| !v.trim().is_empty())
         .collect::<Vec<_>>()
         .join(" ");
     let input = customers::UpsertCustomer {
-        email: Some(email.trim().to_ascii_lowercase()),
+        email: Some(email.to_ascii_lowercase()),
         name: (!name.is_empty()).then_some(name),
-        phone: customer["phone"].as_str().map(str::to_owned),
+        phone: person.phone.map(str::to_owned),
         ..Default::default()
     };
     let (id, _) = customers::upsert_customer(conn, scope, input, None).await?;
-    if let Some(crm_id) = gid(customer, "Customer") {
+    if let Some(crm_id) = person.crm_id {
         ops::remember_crm_customer(conn, scope, id, crm_id).await?;
     }
     Ok(Some(id))
@@ -151,11 +182,12 @@ pub async fn apply_shopify(
         return Ok(Applied::Duplicate);
     }
     let applied = match topic {
-        "customers/create" | "customers/update" => upsert_customer(conn, scope, body, None).await?,
+        "customers/create" | "customers/update" => {
+            upsert_person(conn, scope, Person::shopify(body, None)).await?
+        }
         "orders/create" => {
-            let Some(customer) =
-                upsert_customer(conn, scope, &body["customer"], body["email"].as_str()).await?
-            else {
+            let person = Person::shopify(&body["customer"], body["email"].as_str());
+            let Some(customer) = upsert_person(conn, scope, person).await? else {
                 return Ok(Applied::Ignored);
             };
             let id = body["id"]
@@ -237,6 +269,127 @@ pub async fn apply_shopify(
             };
             let key = format!("shopify:cancel:{}", body["id"]);
             Some(customers::refund_order(conn, scope, refund, Some(&key)).await?)
+        }
+        _ => None,
+    };
+    Ok(applied.map_or(Applied::Ignored, Applied::Applied))
+}
+
+/// Whether `authorization` is the basic authentication Commerce7 was told to send with its
+/// webhooks (`webhookUsername`, `webhookPassword`), compared in constant time.
+pub fn commerce7_authorization_valid(credentials: &Value, authorization: &str) -> bool {
+    let (Some(user), Some(password)) = (
+        credentials["webhookUsername"].as_str(),
+        credentials["webhookPassword"].as_str(),
+    ) else {
+        return false;
+    };
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    let given = authorization.trim().as_bytes();
+    // Equal lengths first; then every byte compared, whatever differs.
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// The delivery id of a Commerce7 webhook (Commerce7 sends none): its object, action, and
+/// the id and `updatedAt` of what it carries, hashed. A repeat of the same change has the
+/// same id; a later change of the same object another.
+pub fn commerce7_delivery_id(body: &Value) -> Option<String> {
+    use sha2::Digest;
+    let payload = &body["payload"];
+    let id = payload["id"].as_str()?;
+    let text = format!(
+        "{}|{}|{id}|{}",
+        body["object"].as_str().unwrap_or(""),
+        body["action"].as_str().unwrap_or(""),
+        payload["updatedAt"].as_str().unwrap_or("")
+    );
+    Some(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+}
+
+/// A Commerce7 amount: whole cents (`4500` is 45.00).
+fn cents(value: &Value) -> Option<BigDecimal> {
+    let cents = value.as_i64()?;
+    Some(BigDecimal::from(cents) / BigDecimal::from(100))
+}
+
+/// Applies one verified Commerce7 delivery (`{ object, action, payload, tenantId }`) in the
+/// caller's transaction, once per [`commerce7_delivery_id`]: `Customer` `Create` and
+/// `Update` → `upsertCustomer`; `Order` `Create` → the customer, then `recordOrder`
+/// (idempotent on the order's id). Other objects and actions are acknowledged.
+pub async fn apply_commerce7(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    body: &Value,
+) -> OpResult<Applied> {
+    let (Some(object), Some(action)) = (body["object"].as_str(), body["action"].as_str()) else {
+        return Err(refused("the body has no object and action"));
+    };
+    let delivery = commerce7_delivery_id(body).ok_or_else(|| refused("the payload has no id"))?;
+    let topic = format!("{object}/{action}");
+    if !ops::first_delivery(conn, scope, CrmPlatform::Commerce7, &delivery, &topic).await? {
+        return Ok(Applied::Duplicate);
+    }
+    let payload = &body["payload"];
+    let applied = match (object, action) {
+        ("Customer", "Create" | "Update") => {
+            upsert_person(conn, scope, Person::commerce7(payload)).await?
+        }
+        ("Order", "Create") => {
+            let Some(customer) =
+                upsert_person(conn, scope, Person::commerce7(&payload["customer"])).await?
+            else {
+                return Ok(Applied::Ignored);
+            };
+            let id = payload["id"]
+                .as_str()
+                .ok_or_else(|| refused("the order has no id"))?;
+            let total =
+                cents(&payload["total"]).ok_or_else(|| refused("the order has no total"))?;
+            let line_items: Vec<Value> = payload["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .take(500)
+                        .map(|item| {
+                            json!({
+                                "title": item["productTitle"],
+                                "sku": item["sku"],
+                                "quantity": item["quantity"],
+                                "price": cents(&item["price"]).map(|p| p.to_string()),
+                                "productId": item["productId"],
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let order = customers::RecordOrder {
+                customer_id: customer,
+                order_total: total,
+                subtotal: cents(&payload["subTotal"]),
+                discount_total: None,
+                crm_order_id: Some(id.to_owned()),
+                order_number: payload["orderNumber"]
+                    .as_i64()
+                    .map(|n| n.to_string())
+                    .or(payload["orderNumber"].as_str().map(str::to_owned)),
+                ordered_at: payload["orderSubmittedDate"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                is_club_shipment: payload["orderType"].as_str() == Some("Club"),
+                line_items: Value::Array(line_items),
+            };
+            let key = format!("commerce7:order:{id}");
+            Some(customers::record_order(conn, scope, order, Some(&key)).await?)
         }
         _ => None,
     };

@@ -4,8 +4,10 @@
 //! the CRM's own API ([`provider::Connectors`]); the CRM's webhooks come back through
 //! `POST /hooks/crm/{provider}/{token}` ([`hooks`]).
 
+pub mod commerce7;
 pub mod graphql;
 pub mod hooks;
+pub mod http;
 pub mod model;
 pub mod ops;
 pub mod provider;

@@ -65,6 +65,15 @@ pub struct ConfiguredCrm {
     pub hook_token: Option<String>,
 }
 
+/// Whether `tenant` names a Commerce7 tenant (the first part of its admin's host name).
+pub fn valid_commerce7_tenant(tenant: &str) -> bool {
+    (1..=100).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tenant.starts_with('-')
+}
+
 /// Whether `shop` names a Shopify store: its `*.myshopify.com` domain (the Admin API is
 /// reached there, so nothing else may be named).
 pub fn valid_shopify_shop(shop: &str) -> bool {
@@ -103,10 +112,20 @@ fn check_credentials(platform: CrmPlatform, credentials: &Value) -> OpResult<()>
             }
             Ok(())
         }
-        CrmPlatform::Commerce7 => Err(invalid(
-            "provider",
-            "this server has no Commerce7 connector: only SHOPIFY can be configured",
-        )),
+        CrmPlatform::Commerce7 => {
+            if text("appId").is_none() || text("appSecret").is_none() {
+                return Err(invalid(
+                    "credentials",
+                    "Commerce7 credentials need appId and appSecret (the app's basic authentication) and may have webhookUsername and webhookPassword",
+                ));
+            }
+            for name in ["webhookUsername", "webhookPassword"] {
+                if !credentials[name].is_null() && text(name).is_none() {
+                    return Err(invalid("credentials", &format!("{name} must be a string")));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -129,10 +148,14 @@ pub async fn configure_crm(
             "a Shopify shop is its myshopify.com domain, e.g. acme-wines.myshopify.com",
         ));
     }
+    if input.platform == CrmPlatform::Commerce7 && !valid_commerce7_tenant(&shop) {
+        return Err(invalid(
+            "shop",
+            "a Commerce7 tenant is the first part of its admin's address, e.g. spectrawinery",
+        ));
+    }
     if let Some(credentials) = &input.credentials {
         check_credentials(input.platform, credentials)?;
-    } else if input.platform == CrmPlatform::Commerce7 {
-        check_credentials(input.platform, &json!({}))?;
     }
     let Some(key) = key else {
         return Err(invalid(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
+use super::commerce7::Commerce7;
 use super::model::CrmPlatform;
 use super::ops;
 use super::shopify::Shopify;
@@ -51,12 +52,15 @@ impl CrmProvider for NoCrm {
 pub struct CrmSettings {
     /// Shopify's Admin API origin; `{shop}` stands for the shop's `*.myshopify.com` domain.
     pub shopify_base_url: String,
+    /// Commerce7's REST API.
+    pub commerce7_base_url: String,
 }
 
 impl Default for CrmSettings {
     fn default() -> Self {
         CrmSettings {
             shopify_base_url: "https://{shop}".into(),
+            commerce7_base_url: "https://api.commerce7.com/v1".into(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub struct Connectors {
     pool: PgPool,
     key: Option<SecretKey>,
     shopify: Shopify,
+    commerce7: Commerce7,
 }
 
 impl Connectors {
@@ -74,6 +79,7 @@ impl Connectors {
             pool,
             key,
             shopify: Shopify::new(settings.shopify_base_url),
+            commerce7: Commerce7::new(settings.commerce7_base_url),
         }
     }
 }
@@ -102,9 +108,9 @@ impl CrmProvider for Connectors {
                     .await?
             }
             CrmPlatform::Commerce7 => {
-                return Err(CrmError::Refused(
-                    "this server has no Commerce7 connector".into(),
-                ))
+                self.commerce7
+                    .sync(&target, tag, sync.action == "add")
+                    .await?
             }
         };
         if let Some(crm_id) = learned {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::http::{self, kept};
 use super::ops::{SyncCustomer, SyncTarget};
 use super::provider::CrmError;
 
@@ -39,13 +40,8 @@ const UPDATE: &str = "mutation UpdateCustomer($input: CustomerInput!) { customer
 const TAGS_ADD: &str = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 const TAGS_REMOVE: &str = "mutation RemoveTags($id: ID!, $tags: [String!]!) { tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 
-/// A provider's message as kept for the admin: at most 500 characters.
-fn kept(message: &str) -> String {
-    message.chars().take(500).collect()
-}
-
 /// `name` as Shopify's first and last name (the first word, then the rest).
-fn split_name(name: Option<&str>) -> (Option<String>, Option<String>) {
+pub(super) fn split_name(name: Option<&str>) -> (Option<String>, Option<String>) {
     let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
         return (None, None);
     };
@@ -72,13 +68,18 @@ fn customer_input(customer: &SyncCustomer) -> Value {
     if let Some(last) = last {
         input["lastName"] = json!(last);
     }
-    if let Some(phone) = customer.phone.as_deref().filter(|p| {
-        p.strip_prefix('+')
-            .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-    }) {
+    if let Some(phone) = e164(customer.phone.as_deref()) {
         input["phone"] = json!(phone);
     }
     input
+}
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits), the only form CRMs accept.
+pub(super) fn e164(phone: Option<&str>) -> Option<&str> {
+    phone.filter(|p| {
+        p.strip_prefix('+')
+            .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// A `userErrors` list as one refusal, if it has any.
@@ -111,12 +112,7 @@ impl Shopify {
     pub fn new(base_url: String) -> Shopify {
         Shopify {
             base_url,
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client"),
+            http: http::client(),
             refilled_at: Mutex::new(HashMap::new()),
         }
     }
@@ -166,46 +162,20 @@ impl Shopify {
         variables: Value,
     ) -> Result<Value, CrmError> {
         self.wait_for_bucket(&target.shop).await?;
-        let response = self
+        let request = self
             .http
             .post(self.endpoint(&target.shop))
             .header("X-Shopify-Access-Token", target.credential("accessToken"))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json")
-            .body(json!({ "query": query, "variables": variables }).to_string())
-            .send()
-            .await
-            .map_err(|e| CrmError::Failed(format!("Shopify could not be reached: {e}")))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0);
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CrmError::Failed(format!("Shopify's answer was cut: {e}")))?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.as_u16() == 429 {
-            let retry_after = Duration::from_secs_f64(retry_after.unwrap_or(2.0).min(3600.0));
-            self.note_bucket(&target.shop, Some(retry_after));
-            return Err(CrmError::RateLimited { retry_after });
-        }
-        if status.is_server_error() {
-            return Err(CrmError::Failed(format!("Shopify answered {status}")));
-        }
-        if !status.is_success() {
-            let message = match &body["errors"] {
-                Value::String(s) => s.clone(),
-                Value::Null => text.clone(),
-                other => other.to_string(),
-            };
-            return Err(CrmError::Refused(kept(&format!(
-                "Shopify answered {status}: {message}"
-            ))));
-        }
+            .body(json!({ "query": query, "variables": variables }).to_string());
+        let body = match http::send("Shopify", request).await {
+            Err(CrmError::RateLimited { retry_after }) => {
+                self.note_bucket(&target.shop, Some(retry_after));
+                return Err(CrmError::RateLimited { retry_after });
+            }
+            other => other?,
+        };
         let cost = &body["extensions"]["cost"];
         let requested = cost["requestedQueryCost"].as_f64().unwrap_or(10.0);
         let wait = refill_time(&cost["throttleStatus"], requested);

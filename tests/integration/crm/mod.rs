@@ -24,6 +24,7 @@ use crate::common::{count, error_code, TestApp, TestTenant};
 use crate::comms::SECRET_KEY;
 use crate::loyalty::{new_customer, stage, stages, ENROLL};
 
+mod commerce7;
 mod hooks;
 mod sync;
 
@@ -260,6 +261,7 @@ pub(crate) fn connectors(app: &TestApp, base_url: &str) -> Connectors {
         Some(key()),
         CrmSettings {
             shopify_base_url: base_url.to_owned(),
+            ..CrmSettings::default()
         },
     )
 }

@@ -33,7 +33,7 @@ async fn configure_crm_seals_credentials_shows_the_hook_token_once_and_refuses_b
         ),
         (
             json!({ "provider": "COMMERCE7", "shop": "acme", "credentials": { "appId": "a", "secretKey": "b" } }),
-            "provider",
+            "credentials",
         ),
     ];
     for (input, field) in refusals {
