@@ -230,8 +230,21 @@ pub async fn run_due_crm_jobs(
     crm: &dyn CrmProvider,
     limit: i64,
 ) -> AppResult<usize> {
+    Ok(run_crm_batch(db, crm, limit).await?.ran)
+}
+
+/// What one batch of CRM syncs did.
+struct CrmBatch {
+    claimed: usize,
+    ran: usize,
+    /// The CRM asked to wait this long before the next call.
+    rate_limited: Option<Duration>,
+}
+
+async fn run_crm_batch(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) -> AppResult<CrmBatch> {
     let claimed = claim(db, "crm_sync", limit).await?;
     let mut ran = 0;
+    let mut rate_limited = None;
     for (index, job) in claimed.iter().enumerate() {
         let sync = serde_json::from_value::<CrmSync>(job.payload.clone())
             .map_err(|e| format!("malformed payload: {e}"));
@@ -246,6 +259,7 @@ pub async fn run_due_crm_jobs(
                     .scope_boxed()
             })
             .await?;
+            rate_limited = Some(retry_after);
             break;
         }
         ran += 1;
@@ -279,11 +293,16 @@ pub async fn run_due_crm_jobs(
         })
         .await?;
     }
-    Ok(ran)
+    Ok(CrmBatch {
+        claimed: claimed.len(),
+        ran,
+        rate_limited,
+    })
 }
 
-/// Runs the tenant's due CRM sync jobs 100 at a time until none is due, the CRM asks to
-/// wait, or `budget` has passed (the next tick goes on); returns how many ran.
+/// Runs the tenant's due CRM sync jobs 100 at a time until none is due or `budget` has
+/// passed (the next tick goes on); when the CRM asks to wait, waits within the budget, or
+/// leaves the rest to a later tick. Returns how many ran.
 pub async fn drain_crm_jobs(
     db: &TenantDb,
     crm: &dyn CrmProvider,
@@ -293,10 +312,14 @@ pub async fn drain_crm_jobs(
     let started = std::time::Instant::now();
     let mut total = 0;
     loop {
-        let ran = run_due_crm_jobs(db, crm, BATCH).await?;
-        total += ran;
-        if ran < BATCH as usize || started.elapsed() >= budget {
-            return Ok(total);
+        let batch = run_crm_batch(db, crm, BATCH).await?;
+        total += batch.ran;
+        let left = budget.saturating_sub(started.elapsed());
+        match batch.rate_limited {
+            Some(wait) if wait < left => tokio::time::sleep(wait).await,
+            Some(_) => return Ok(total),
+            None if batch.claimed < BATCH as usize || left.is_zero() => return Ok(total),
+            None => {}
         }
     }
 }

@@ -431,7 +431,8 @@ async fn a_tick_drains_the_due_syncs_in_batches_and_stops_when_shopify_asks_to_w
         let s = store.lock().unwrap();
         assert_eq!((s.count("CreateCustomer"), s.count("AddTags")), (250, 250));
     }
-    // A rate limit ends the tick early: the rest waits for the next one, none lost.
+    // Short waits (a 429 on every tenth call, `Retry-After: 0`) are waited out within the
+    // tick: every sync again, none lost or doubled.
     owner
         .batch_execute(&format!(
             "UPDATE queue_jobs SET status = 'pending', run_at = now(), attempts = 0
@@ -441,27 +442,57 @@ async fn a_tick_drains_the_due_syncs_in_batches_and_stops_when_shopify_asks_to_w
         .await
         .unwrap();
     store.lock().unwrap().throttle_every = Some(10);
-    let first = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
+    let ran = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
         .await
         .unwrap();
-    assert!(first < 10, "{first}");
-    let mut total = first;
-    for _ in 0..200 {
-        make_due(&app, &t).await;
-        total += jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(120))
-            .await
-            .unwrap();
-        if total == 250 {
-            break;
-        }
+    assert_eq!(ran, 250);
+    {
+        let s = store.lock().unwrap();
+        assert_eq!(s.customers.len(), 250);
+        assert_eq!(
+            s.count("CreateCustomer"),
+            250,
+            "known customers are not created again"
+        );
+        assert_eq!(s.count("AddTags"), 500);
     }
-    assert_eq!(total, 250);
-    let s = store.lock().unwrap();
-    assert_eq!(s.customers.len(), 250);
+    // A wait longer than the tick's budget ends the tick: the syncs wait in the queue.
+    owner
+        .batch_execute(&format!(
+            "UPDATE queue_jobs SET status = 'pending', run_at = now(), attempts = 0
+             WHERE tenant_id = '{}' AND job_type = 'crm_sync'",
+            t.id
+        ))
+        .await
+        .unwrap();
+    store.lock().unwrap().throttle_every = None;
+    store.lock().unwrap().scripted.push((
+        429,
+        vec![("retry-after", "30".into())],
+        json!({ "errors": "Exceeded 2 calls per second for api client." }),
+    ));
+    let started = std::time::Instant::now();
+    let ran = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert_eq!(ran, 0);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let delayed = |jobs: &[JobRow]| {
+        jobs.iter()
+            .filter(|j| j.status == "pending" && j.delay_seconds > 25.0)
+            .count()
+    };
     assert_eq!(
-        s.count("CreateCustomer"),
-        250,
-        "known customers are not created again"
+        delayed(&sync_jobs(&app, &t).await),
+        100,
+        "the claimed batch waits"
     );
-    assert_eq!(s.count("AddTags"), 500);
+    // The next tick calls Shopify no more: the client knows the shop is to wait.
+    let calls = store.lock().unwrap().calls;
+    let ran = jobs::drain_crm_jobs(&db, &crm, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert_eq!(ran, 0);
+    assert_eq!(store.lock().unwrap().calls, calls);
+    assert_eq!(delayed(&sync_jobs(&app, &t).await), 200);
 }
