@@ -17,13 +17,14 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
 //! | `BENCH_POSTGRAPHILE_URL` | unset (`postgraphile360`: the PostGraphile server to drive) |
 //! | `BENCH_MESSAGES` | `10000` (delivery: messages queued at once) |
 //! | `BENCH_WORKFLOW_RECIPIENTS` | `100000` (workflow: recipients of the campaign) |
+//! | `BENCH_CRM_SYNCS` | `10000` (crmSync: enrollments synced) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -33,6 +34,12 @@
 //! local sink (Debian's aiosmtpd, writing a maildir): messages per second from queued to
 //! the last sent, p50/p99 from queued to sent, and what the sink counted (each message
 //! once: none lost, none doubled).
+//!
+//! `crmSync` queues `BENCH_CRM_SYNCS` enrollment syncs for a tenant connected to Shopify
+//! and lets the server's own runner send them through its Shopify connector to a local
+//! stand-in of Shopify's Admin GraphQL API that answers HTTP 429 (`Retry-After: 0`) on every
+//! tenth call: syncs per second from queued to the last completed, and what the stand-in
+//! counted (each customer created once and tagged once: none lost, none doubled).
 //!
 //! `workflow` launches a campaign of `BENCH_WORKFLOW_RECIPIENTS` recipients whose
 //! workflow sends two messages (start → send → send → end) through the server's own
@@ -124,6 +131,197 @@ async fn tenant(owner: &mut diesel_async::AsyncPgConnection, slug: &str, name: &
             created.map_err(|e| format!("{e:?}")).unwrap().0.id
         }
     }
+}
+
+/// The server's secret key in the crmSync scenario (it seals the stand-in's credentials).
+const CRM_BENCH_KEY: &str = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
+
+/// What the Shopify stand-in counted.
+#[derive(Default)]
+struct ShopifyCounts {
+    calls: u64,
+    throttled: u64,
+    /// Customer id by email, and how many times each email was created.
+    ids: std::collections::HashMap<String, String>,
+    created: std::collections::HashMap<String, u32>,
+    /// `tagsAdd` calls per customer id.
+    tagged: std::collections::HashMap<String, u32>,
+}
+
+/// crmSync: Shopify's Admin GraphQL API on loopback, answering 429 on every tenth call.
+struct ShopifyStandIn {
+    base_url: String,
+    counts: Arc<std::sync::Mutex<ShopifyCounts>>,
+}
+
+impl ShopifyStandIn {
+    async fn start() -> ShopifyStandIn {
+        use axum::response::IntoResponse;
+        async fn answer(
+            axum::extract::State(counts): axum::extract::State<
+                Arc<std::sync::Mutex<ShopifyCounts>>,
+            >,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            let mut c = counts.lock().unwrap();
+            c.calls += 1;
+            if c.calls % 10 == 0 {
+                c.throttled += 1;
+                let mut response = (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({ "errors": "Exceeded 2 calls per second for api client." })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert("retry-after", "0".parse().unwrap());
+                return response;
+            }
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let query = request["query"].as_str().unwrap_or("");
+            let vars = &request["variables"];
+            let data = if query.starts_with("query FindCustomer") {
+                let email = vars["query"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("email:\"")
+                    .trim_end_matches('"');
+                let nodes: Vec<Value> = c
+                    .ids
+                    .get(email)
+                    .map(|id| json!({ "id": id, "email": email }))
+                    .into_iter()
+                    .collect();
+                json!({ "customers": { "nodes": nodes } })
+            } else if query.starts_with("mutation CreateCustomer") {
+                let email = vars["input"]["email"].as_str().unwrap_or("").to_owned();
+                let id = format!("gid://shopify/Customer/{}", c.ids.len() + 1);
+                c.ids.entry(email.clone()).or_insert(id.clone());
+                *c.created.entry(email).or_default() += 1;
+                json!({ "customerCreate": { "customer": { "id": id }, "userErrors": [] } })
+            } else if query.starts_with("mutation UpdateCustomer") {
+                json!({ "customerUpdate": { "customer": { "id": vars["input"]["id"] }, "userErrors": [] } })
+            } else if query.starts_with("mutation AddTags") {
+                let id = vars["id"].as_str().unwrap_or("").to_owned();
+                *c.tagged.entry(id.clone()).or_default() += 1;
+                json!({ "tagsAdd": { "node": { "id": id }, "userErrors": [] } })
+            } else {
+                return (axum::http::StatusCode::BAD_REQUEST, "unknown operation").into_response();
+            };
+            axum::Json(json!({ "data": data, "extensions": { "cost": { "requestedQueryCost": 10, "actualQueryCost": 10,
+                "throttleStatus": { "maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0 } } } }))
+                .into_response()
+        }
+        let counts = Arc::new(std::sync::Mutex::new(ShopifyCounts::default()));
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(counts.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/{{shop}}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ShopifyStandIn { base_url, counts }
+    }
+}
+
+/// crmSync: see the module documentation.
+async fn crm_sync(owner: &mut diesel_async::AsyncPgConnection, shopify: &ShopifyStandIn) {
+    use growthgraph::domain::crm::{model::CrmPlatform, ops as crm};
+    #[derive(QueryableByName)]
+    struct Figures {
+        #[diesel(sql_type = BigInt)]
+        completed: i64,
+        #[diesel(sql_type = BigInt)]
+        failed: i64,
+        #[diesel(sql_type = BigInt)]
+        synced: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        span: f64,
+    }
+    let syncs: i64 = env_or("BENCH_CRM_SYNCS", 10_000);
+    let tenant = tenant(owner, "crm-bench", "CRM bench").await;
+    let key: growthgraph::secrets::SecretKey = CRM_BENCH_KEY.parse().unwrap();
+    let sealed = key.seal(
+        &crm::credentials_context(tenant, CrmPlatform::Shopify),
+        json!({ "accessToken": "shpat_bench" })
+            .to_string()
+            .as_bytes(),
+    );
+    for statement in [
+        "DELETE FROM queue_jobs WHERE tenant_id = $1",
+        "DELETE FROM customers WHERE tenant_id = $1",
+        "DELETE FROM club_programs WHERE tenant_id = $1",
+        "DELETE FROM crm_connections WHERE tenant_id = $1",
+    ] {
+        diesel::sql_query(statement)
+            .bind::<SqlUuid, _>(tenant)
+            .execute(owner)
+            .await
+            .unwrap();
+    }
+    diesel::sql_query(
+        "INSERT INTO crm_connections (tenant_id, provider, shop, credentials_sealed, hook_token_hash)
+         VALUES ($1, 'shopify', 'crm-bench.myshopify.com', $2, gen_random_uuid()::text::bytea)",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .bind::<diesel::sql_types::Bytea, _>(sealed)
+    .execute(owner)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "WITH p AS (INSERT INTO club_programs (tenant_id, name) VALUES ($1, 'Bench club') RETURNING id),
+              s AS (INSERT INTO club_stages (tenant_id, program_id, name, stage_order, discount_percentage, duration_months, crm_discount_id)
+                    SELECT $1, p.id, 'Bronze', 1, 10, 12, 'club-bronze' FROM p RETURNING id, program_id),
+              c AS (INSERT INTO customers (tenant_id, email, name)
+                    SELECT $1, 'member' || g || '@crm-bench.test', 'Member ' || g FROM generate_series(1, $2) g RETURNING id),
+              e AS (INSERT INTO club_enrollments (tenant_id, customer_id, program_id, stage_id, status, enrolled_at, expires_at, sync_status)
+                    SELECT $1, c.id, s.program_id, s.id, 'active', now(), now() + interval '12 months', 'pending' FROM c, s
+                    RETURNING id, customer_id, stage_id)
+         INSERT INTO queue_jobs (tenant_id, job_type, payload)
+         SELECT $1, 'crm_sync', jsonb_build_object('enrollmentId', e.id, 'customerId', e.customer_id,
+                'stageId', e.stage_id, 'crmDiscountId', 'club-bronze', 'action', 'add') FROM e",
+    )
+    .bind::<SqlUuid, _>(tenant)
+    .bind::<BigInt, _>(syncs)
+    .execute(owner)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let figures = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let f: Figures = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE j.status = 'completed') AS completed,
+                    count(*) FILTER (WHERE j.status = 'failed') AS failed,
+                    (SELECT count(*) FROM club_enrollments e WHERE e.tenant_id = $1 AND e.sync_status = 'synced') AS synced,
+                    coalesce(extract(epoch FROM max(j.completed_at) - min(j.created_at)), 0)::float8 AS span
+             FROM queue_jobs j WHERE j.tenant_id = $1 AND j.job_type = 'crm_sync'",
+        )
+        .bind::<SqlUuid, _>(tenant)
+        .get_result(owner)
+        .await
+        .unwrap();
+        if f.completed + f.failed >= syncs || Instant::now() > deadline {
+            break f;
+        }
+    };
+    let c = shopify.counts.lock().unwrap();
+    let doubled = c.created.values().filter(|n| **n > 1).count()
+        + c.tagged.values().filter(|n| **n > 1).count();
+    println!(
+        "\ncrmSync: {syncs} enrollment syncs queued at once through the Shopify connector to a local stand-in \
+         answering 429 on every tenth call: {:.0} syncs/s ({} completed, {} failed, {} enrollments synced in {:.1} s); \
+         the stand-in answered {} calls ({} of them 429), created {} customers and tagged {}: {} lost, {} doubled",
+        figures.completed as f64 / figures.span.max(0.001),
+        figures.completed,
+        figures.failed,
+        figures.synced,
+        figures.span,
+        c.calls,
+        c.throttled,
+        c.created.len(),
+        c.tagged.len(),
+        syncs - (c.tagged.len() as i64).min(syncs),
+        doubled,
+    );
 }
 
 /// workflow: see the module documentation.
@@ -908,8 +1106,8 @@ struct Server {
 }
 
 impl Server {
-    /// `smtp`: the SMTP relay the server's message runner sends through.
-    async fn start(url: &str, smtp: Option<String>) -> Self {
+    /// `env`: settings of this run (the SMTP relay, Shopify's stand-in, …).
+    async fn start(url: &str, env: Vec<(&'static str, String)>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -923,9 +1121,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        if let Some(smtp) = smtp {
-            command.env("GROWTHGRAPH_SMTP_URL", smtp);
-        }
+        command.envs(env);
         if std::env::var_os("GROWTHGRAPH_LOG").is_none() {
             command.env("GROWTHGRAPH_LOG", "warn");
         }
@@ -1342,7 +1538,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync"
             .to_string(),
     );
 
@@ -1418,10 +1614,22 @@ async fn run() {
         true => Some(SmtpSink::start().await),
         false => None,
     };
-    let smtp = sink
-        .as_ref()
-        .map(|s| format!("smtp://127.0.0.1:{}", s.port));
-    let server = Server::start(&url, smtp).await;
+    let mut env = Vec::new();
+    if let Some(sink) = &sink {
+        env.push((
+            "GROWTHGRAPH_SMTP_URL",
+            format!("smtp://127.0.0.1:{}", sink.port),
+        ));
+    }
+    let shopify = match scenarios.contains("crmSync") {
+        true => Some(ShopifyStandIn::start().await),
+        false => None,
+    };
+    if let Some(shopify) = &shopify {
+        env.push(("GROWTHGRAPH_SHOPIFY_BASE_URL", shopify.base_url.clone()));
+        env.push(("GROWTHGRAPH_SECRET_KEY", CRM_BENCH_KEY.to_owned()));
+    }
+    let server = Server::start(&url, env).await;
     let base = format!("{}/graphql", server.origin);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -1516,6 +1724,13 @@ async fn run() {
             }
             "workflow" => {
                 workflow(&mut owner).await;
+                continue;
+            }
+            "crmSync" => {
+                let shopify = shopify
+                    .as_ref()
+                    .expect("the stand-in starts with the crmSync scenario");
+                crm_sync(&mut owner, shopify).await;
                 continue;
             }
             "delivery" => {

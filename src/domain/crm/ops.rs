@@ -18,7 +18,7 @@ const MAX_CREDENTIALS_BYTES: usize = 8 * 1024;
 
 /// What sealed CRM credentials are bound to: the tenant and the CRM (a sealed value
 /// copied to another tenant's row does not open there).
-fn credentials_context(tenant: Uuid, platform: CrmPlatform) -> String {
+pub fn credentials_context(tenant: Uuid, platform: CrmPlatform) -> String {
     format!("crm_connections/{tenant}/{}", platform.as_str())
 }
 
