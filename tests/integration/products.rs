@@ -275,3 +275,112 @@ async fn products_and_discounts_are_upserted_by_their_keys_once_even_racing() {
         "{fixed}"
     );
 }
+
+const RECORD: &str = "mutation($c: ID!, $l: JSON) { recordOrder(input: { customerId: $c, orderTotal: \"90.00\", lineItems: $l }) {
+    order { id lines { title sku quantity crmProductId product { title } } } userErrors { field code } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_lines_name_their_products_by_id_crm_id_or_sku_and_a_foreign_product_is_refused() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Lines Winery").await;
+    let other = app.bare_tenant("Other Lines Winery").await;
+    let product = |tenant: &crate::common::TestTenant, input: serde_json::Value| {
+        let key = tenant.admin_key.clone();
+        let app = &app;
+        async move {
+            let r = app.gql(&key, UPSERT_PRODUCT, json!({ "i": input })).await;
+            r["data"]["upsertProduct"]["product"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let syrah = product(&t, json!({ "crmProductId": "gid://shopify/Product/7", "sku": "SY-21", "title": "Syrah 2021", "price": "30.00" })).await;
+    product(
+        &t,
+        json!({ "sku": "PN-22", "title": "Pinot Noir 2022", "price": "30.00" }),
+    )
+    .await;
+    let foreign = product(
+        &other,
+        json!({ "sku": "XX-1", "title": "Not yours", "price": "1.00" }),
+    )
+    .await;
+    let customer = app
+        .gql(&t.admin_key, "mutation { upsertCustomer(input: { email: \"lines@example.com\" }) { customer { id } } }", json!({}))
+        .await["data"]["upsertCustomer"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders = format!(
+        "SELECT count(*) AS n FROM orders WHERE tenant_id = '{}'",
+        t.id
+    );
+
+    // Refused, nothing written: another tenant's product, a bad id, a bad quantity, a
+    // line that is not an object.
+    for (lines, field) in [
+        (
+            json!([{ "productId": foreign }]),
+            json!(["input", "lineItems", "0", "productId"]),
+        ),
+        (
+            json!([{ "title": "ok" }, { "productId": "not-an-id" }]),
+            json!(["input", "lineItems", "1", "productId"]),
+        ),
+        (
+            json!([{ "sku": "PN-22", "quantity": 0 }]),
+            json!(["input", "lineItems", "0", "quantity"]),
+        ),
+        (json!(["Syrah"]), json!(["input", "lineItems", "0", ""])),
+    ] {
+        let r = app
+            .gql(&t.admin_key, RECORD, json!({ "c": customer, "l": lines }))
+            .await;
+        let errors = &r["data"]["recordOrder"]["userErrors"];
+        assert_eq!(
+            (errors[0]["code"].as_str(), &errors[0]["field"]),
+            (Some("INVALID"), &field),
+            "{lines} → {r}"
+        );
+    }
+    assert_eq!(count(&app, &orders).await, 0);
+
+    // Linked by id, by CRM id, by SKU; a product not known yet stays a plain line.
+    let lines = json!([
+        { "productId": syrah, "quantity": 1 },
+        { "crmProductId": "gid://shopify/Product/7", "title": "Syrah (Shopify)", "quantity": 2 },
+        { "sku": "PN-22", "quantity": 3 },
+        { "sku": "UNKNOWN-1", "title": "Rosé 2024" },
+    ]);
+    let r = app
+        .gql(&t.admin_key, RECORD, json!({ "c": customer, "l": lines }))
+        .await;
+    assert_eq!(r["data"]["recordOrder"]["userErrors"], json!([]), "{r}");
+    let read: Vec<_> = r["data"]["recordOrder"]["order"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["quantity"].as_i64(),
+                l["product"]["title"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        vec![
+            (Some(1), Some("Syrah 2021".to_owned())),
+            (Some(2), Some("Syrah 2021".to_owned())),
+            (Some(3), Some("Pinot Noir 2022".to_owned())),
+            (None, None),
+        ]
+    );
+    assert_eq!(count(&app, &orders).await, 1);
+    assert_eq!(
+        count(&app, &format!("SELECT count(*) AS n FROM orders WHERE tenant_id = '{}' AND line_items->1->>'productId' = '{syrah}'", t.id)).await,
+        1,
+        "the link is stored with the line"
+    );
+}

@@ -285,3 +285,9 @@ impl CatalogMutation {
         .await
     }
 }
+
+/// A product by its id (order lines name theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProductKey(pub uuid::Uuid);
+
+crate::load_by_ids!(ProductKey => model::Product, ops::products_by_ids, |row: &model::Product| row.id);

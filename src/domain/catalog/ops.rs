@@ -255,3 +255,115 @@ pub async fn discounts_by_ids(
         .load(conn)
         .await
 }
+
+/// The most lines an order may have.
+pub const MAX_ORDER_LINES: usize = 500;
+
+/// Checks an order's `lineItems` and links each line to its product: a line names it by
+/// `productId` (this tenant's product: else `INVALID`), or by `crmProductId` or `sku`
+/// (linked when the tenant has that product; a product not known yet leaves the line as it
+/// is). A line is a JSON object with an optional whole `quantity` of 1 to 100 000. Returns
+/// the lines with `productId` filled where it was found.
+pub async fn link_order_lines(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    lines: &serde_json::Value,
+) -> OpResult<serde_json::Value> {
+    let invalid = |index: usize, field: &str, message: &str| -> OpError {
+        let index = index.to_string();
+        user_error(
+            UserErrorCode::Invalid,
+            &["input", "lineItems", &index, field],
+            message,
+        )
+    };
+    let Some(items) = lines.as_array() else {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", "lineItems"],
+            "lineItems must be a list",
+        ));
+    };
+    if items.len() > MAX_ORDER_LINES {
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["input", "lineItems"],
+            &format!("an order has at most {MAX_ORDER_LINES} lines"),
+        ));
+    }
+    let (mut ids, mut crm_ids, mut skus) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, line) in items.iter().enumerate() {
+        if !line.is_object() {
+            return Err(invalid(index, "", "a line is an object"));
+        }
+        let quantity = &line["quantity"];
+        if !quantity.is_null()
+            && !quantity
+                .as_i64()
+                .is_some_and(|q| (1..=100_000).contains(&q))
+        {
+            return Err(invalid(
+                index,
+                "quantity",
+                "quantity is a whole number from 1 to 100000",
+            ));
+        }
+        match &line["productId"] {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(id) => match Uuid::parse_str(id) {
+                Ok(id) => ids.push(id),
+                Err(_) => return Err(invalid(index, "productId", "productId is a product's id")),
+            },
+            _ => return Err(invalid(index, "productId", "productId is a product's id")),
+        }
+        if let Some(crm) = line["crmProductId"].as_str() {
+            crm_ids.push(crm.to_owned());
+        }
+        if let Some(sku) = line["sku"].as_str() {
+            skus.push(sku.to_owned());
+        }
+    }
+    let known: Vec<(Uuid, Option<String>, Option<String>)> = products::table
+        .filter(products::tenant_id.eq(scope.id()))
+        .filter(
+            products::id
+                .eq_any(&ids)
+                .or(products::crm_product_id.eq_any(&crm_ids))
+                .or(products::sku.eq_any(&skus)),
+        )
+        .select((products::id, products::crm_product_id, products::sku))
+        .load(conn)
+        .await?;
+    let mut linked = Vec::with_capacity(items.len());
+    for (index, line) in items.iter().enumerate() {
+        let mut line = line.clone();
+        let product = match line["productId"].as_str() {
+            Some(id) => {
+                let found = known.iter().find(|(p, _, _)| p.to_string() == id);
+                Some(
+                    found
+                        .ok_or_else(|| invalid(index, "productId", "no such product"))?
+                        .0,
+                )
+            }
+            None => {
+                let crm = line["crmProductId"].as_str();
+                let sku = line["sku"].as_str();
+                known
+                    .iter()
+                    .find(|(_, c, _)| crm.is_some() && c.as_deref() == crm)
+                    .or_else(|| {
+                        known
+                            .iter()
+                            .find(|(_, _, s)| sku.is_some() && s.as_deref() == sku)
+                    })
+                    .map(|(p, _, _)| *p)
+            }
+        };
+        if let Some(product) = product {
+            line["productId"] = serde_json::json!(product);
+        }
+        linked.push(line);
+    }
+    Ok(serde_json::Value::Array(linked))
+}

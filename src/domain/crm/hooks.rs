@@ -207,7 +207,9 @@ pub async fn apply_shopify(
                                 "sku": item["sku"],
                                 "quantity": item["quantity"],
                                 "price": item["price"],
-                                "productId": item["product_id"],
+                                "crmProductId": item["product_id"]
+                                    .as_u64()
+                                    .map(|id| format!("gid://shopify/Product/{id}")),
                             })
                         })
                         .collect()
@@ -365,7 +367,7 @@ pub async fn apply_commerce7(
                                 "sku": item["sku"],
                                 "quantity": item["quantity"],
                                 "price": cents(&item["price"]).map(|p| p.to_string()),
-                                "productId": item["productId"],
+                                "crmProductId": item["productId"],
                             })
                         })
                         .collect()

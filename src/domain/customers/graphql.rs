@@ -313,6 +313,7 @@ impl From<model::Activity> for Activity {
 }
 
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Order {
     pub id: ID,
     pub crm_order_id: Option<String>,
@@ -324,6 +325,59 @@ pub struct Order {
     pub is_club_shipment: bool,
     pub line_items: Json<serde_json::Value>,
     pub ordered_at: DateTime<Utc>,
+}
+
+/// One line of an order, as `lineItems` holds it.
+#[derive(SimpleObject)]
+pub struct OrderLine {
+    pub title: Option<String>,
+    pub sku: Option<String>,
+    pub quantity: Option<i32>,
+    /// The unit price, as the order's source gave it.
+    pub price: Option<String>,
+    /// The CRM's id of the product (Shopify's gid, Commerce7's id).
+    pub crm_product_id: Option<String>,
+    /// The tenant's product, when the line names one this tenant has.
+    pub product: Option<crate::domain::catalog::graphql::Product>,
+}
+
+#[async_graphql::ComplexObject]
+impl Order {
+    /// The order's lines, each with its product when it is known.
+    async fn lines(&self, ctx: &Context<'_>) -> AppResult<Vec<OrderLine>> {
+        use crate::domain::catalog::graphql::{Product, ProductKey};
+        let request = request_context(ctx)?;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let items: Vec<&serde_json::Value> =
+            self.line_items.0.as_array().into_iter().flatten().collect();
+        // Every line's product at once: one batch of the loader, one statement.
+        let products = futures_util::future::try_join_all(items.iter().map(|line| async move {
+            match line["productId"].as_str().map(Uuid::parse_str) {
+                Some(Ok(id)) => request.load_one(ProductKey(id)).await,
+                _ => Ok(None),
+            }
+        }))
+        .await?;
+        let lines = items
+            .into_iter()
+            .zip(products)
+            .map(|(line, product)| OrderLine {
+                title: line["title"].as_str().map(str::to_owned),
+                sku: line["sku"].as_str().map(str::to_owned),
+                quantity: line["quantity"]
+                    .as_i64()
+                    .and_then(|q| i32::try_from(q).ok()),
+                price: text(&line["price"]),
+                crm_product_id: text(&line["crmProductId"]),
+                product: product.map(Product::from),
+            })
+            .collect();
+        Ok(lines)
+    }
 }
 
 impl From<model::Order> for Order {

@@ -807,6 +807,9 @@ pub async fn record_order(
                 .into());
             }
             let ordered_at = input.ordered_at.unwrap_or_else(Utc::now);
+            let line_items =
+                crate::domain::catalog::ops::link_order_lines(conn, scope, &input.line_items)
+                    .await?;
             let order = diesel::insert_into(orders::table)
                 .values(NewOrder {
                     tenant_id: scope.id(),
@@ -821,7 +824,7 @@ pub async fn record_order(
                     discount_total: input.discount_total.clone().unwrap_or_default(),
                     order_total: input.order_total.clone(),
                     is_club_shipment: input.is_club_shipment,
-                    line_items: input.line_items.clone(),
+                    line_items,
                     ordered_at,
                 })
                 .returning(Order::as_returning())

@@ -149,6 +149,18 @@ async fn shopify_webhooks_are_verified_applied_once_and_mapped_onto_orders_and_r
     .await;
     assert_eq!(status, 422);
 
+    // The line's product is known by its Shopify id: the line is linked to it.
+    let pinot = app
+        .gql(
+            &t.admin_key,
+            "mutation { upsertProduct(input: { crmProductId: \"gid://shopify/Product/9\", title: \"Pinot Noir 2021\", price: \"60.00\" }) { product { id } } }",
+            json!({}),
+        )
+        .await["data"]["upsertProduct"]["product"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
     // The order: the customer made or found by email, Shopify's ids kept; once only, even
     // when the delivery comes again or two copies race.
     let deliveries = (0..3).map(|_| {
@@ -170,6 +182,12 @@ async fn shopify_webhooks_are_verified_applied_once_and_mapped_onto_orders_and_r
     assert_eq!(applied, 1, "{answers:?}");
     assert_eq!(count(&app, &orders_of(&t)).await, 1);
     assert_eq!(count(&app, &orders_of(&other)).await, 0);
+    let linked = format!(
+        "SELECT count(*) AS n FROM orders WHERE tenant_id = '{}' AND line_items->0->>'productId' = '{pinot}'
+           AND line_items->0->>'crmProductId' = 'gid://shopify/Product/9'",
+        t.id
+    );
+    assert_eq!(count(&app, &linked).await, 1);
     let read = app
         .gql(
             &t.admin_key,
