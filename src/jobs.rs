@@ -531,6 +531,9 @@ pub fn spawn_background(
                 if let Err(error) = expire_enrollments(&db).await {
                     tracing::warn!(?error, %tenant, "enrollment expiry failed");
                 }
+                if let Err(error) = crm.refresh_sessions(tenant).await {
+                    tracing::warn!(?error, %tenant, "CRM session refresh failed");
+                }
                 let budget = Duration::from_secs(4);
                 if let Err(error) = drain_crm_jobs(&db, crm.as_ref(), budget).await {
                     tracing::warn!(?error, %tenant, "CRM sync jobs failed");

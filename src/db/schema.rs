@@ -818,6 +818,9 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        refresh_token_expires_at -> Nullable<Timestamptz>,
+        refreshed_at -> Nullable<Timestamptz>,
+        last_refresh_error -> Nullable<Text>,
     }
 }
 

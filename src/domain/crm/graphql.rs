@@ -12,6 +12,7 @@ use crate::secrets::SecretKey;
 
 /// The tenant's CRM (never its credentials).
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct CrmConnection {
     pub provider: CrmPlatform,
     /// Shopify: the store's `*.myshopify.com` domain; Commerce7: the tenant.
@@ -20,6 +21,31 @@ pub struct CrmConnection {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The CRM's OAuth session (an expiring access token the server refreshes): never its
+/// tokens.
+#[derive(SimpleObject)]
+pub struct CrmSession {
+    /// When the current access token expires (refreshed ten minutes before).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the last refresh failed, while it has not succeeded since.
+    pub last_refresh_error: Option<String>,
+}
+
+#[async_graphql::ComplexObject]
+impl CrmConnection {
+    /// The OAuth session, when the CRM was connected with an expiring token.
+    async fn session(&self, ctx: &Context<'_>) -> AppResult<Option<CrmSession>> {
+        let state = request_context(ctx)?
+            .db
+            .query(|conn, scope| ops::session_state(conn, scope).scope_boxed())
+            .await?;
+        Ok(state.map(|(expires_at, last_refresh_error)| CrmSession {
+            expires_at,
+            last_refresh_error,
+        }))
+    }
 }
 
 impl From<model::CrmConnection> for CrmConnection {
@@ -41,7 +67,9 @@ pub struct ConfigureCrmInput {
     /// of its admin's address).
     pub shop: String,
     /// Write-only, sealed with the server's secret key, never returned. Shopify:
-    /// `{"accessToken": "shpat_…", "webhookSecret": "<the app's client secret>"}`;
+    /// `{"accessToken": "shpat_…", "webhookSecret": "<the app's client secret>"}`, and for
+    /// an expiring token also `refreshToken`, `expiresIn` (seconds) and `clientId` (the
+    /// server then refreshes it before it expires);
     /// Commerce7: `{"appId", "appSecret", "webhookUsername", "webhookPassword"}` (the
     /// webhook's basic authentication as set in Commerce7).
     /// Required when the CRM is first connected or changes; left out, the stored ones stay.

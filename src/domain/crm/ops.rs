@@ -1,6 +1,7 @@
 //! The tenant's CRM connection: written by `configureCrm` (credentials sealed), read by the
 //! sync runner (credentials opened) and by the CRM's webhooks (found by their token).
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use super::model::{CrmConnection, CrmPlatform};
 use super::provider::CrmError;
-use crate::db::schema::{crm_connections, crm_webhook_receipts, customers};
+use crate::db::schema::{crm_connections, crm_webhook_receipts, customers, platform_sessions};
 use crate::db::Tenant;
 use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
 use crate::secrets::SecretKey;
@@ -110,6 +111,19 @@ fn check_credentials(platform: CrmPlatform, credentials: &Value) -> OpResult<()>
             if !credentials["webhookSecret"].is_null() && text("webhookSecret").is_none() {
                 return Err(invalid("credentials", "webhookSecret must be a string"));
             }
+            if !credentials["refreshToken"].is_null() {
+                let expires = credentials["expiresIn"].as_i64();
+                if text("refreshToken").is_none()
+                    || text("clientId").is_none()
+                    || text("webhookSecret").is_none()
+                    || !expires.is_some_and(|s| (60..=31_536_000).contains(&s))
+                {
+                    return Err(invalid(
+                        "credentials",
+                        "an expiring token comes with refreshToken, expiresIn (seconds), clientId and webhookSecret (the app's client secret)",
+                    ));
+                }
+            }
             Ok(())
         }
         CrmPlatform::Commerce7 => {
@@ -171,7 +185,24 @@ pub async fn configure_crm(
         .await
         .optional()?;
     let context = credentials_context(scope.id(), input.platform);
-    let sealed = match (&input.credentials, &existing) {
+    let mut credentials = input.credentials.clone();
+    if let Some(given) = credentials.as_mut() {
+        // New credentials end the previous session (a new one comes with its tokens).
+        diesel::delete(
+            platform_sessions::table.filter(platform_sessions::tenant_id.eq(scope.id())),
+        )
+        .execute(conn)
+        .await?;
+        if given["refreshToken"].is_string() {
+            store_session(conn, scope, input.platform, &shop, given, key).await?;
+            // The session holds the tokens from now on; the connection keeps the client's.
+            let object = given.as_object_mut().expect("checked: an object");
+            for name in ["accessToken", "refreshToken", "expiresIn"] {
+                object.remove(name);
+            }
+        }
+    }
+    let sealed = match (&credentials, &existing) {
         (Some(credentials), _) => key.seal(&context, credentials.to_string().as_bytes()),
         (None, Some((platform, sealed))) if *platform == input.platform => sealed.clone(),
         (None, _) => {
@@ -318,12 +349,17 @@ pub async fn sync_target(
     let credentials = key
         .and_then(|key| key.open(&context, &sealed))
         .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok());
-    let Some(credentials) = credentials else {
+    let Some(mut credentials) = credentials else {
         return Ok(Err(CrmError::Refused(
             "the CRM credentials cannot be opened with this server's secret key: configure the CRM again"
                 .into(),
         )));
     };
+    if let Some(key) = key {
+        if let Some(token) = session_access_token(conn, scope, platform, &shop, key).await? {
+            credentials["accessToken"] = Value::String(token);
+        }
+    }
     let found: Option<CustomerRow> = customers::table
         .filter(customers::tenant_id.eq(scope.id()))
         .filter(customers::id.eq(customer))
@@ -441,4 +477,218 @@ pub async fn first_delivery(
         .execute(conn)
         .await?;
     Ok(inserted == 1)
+}
+
+/// What sealed session tokens are bound to: the tenant, the CRM, the shop and which token.
+fn session_context(tenant: Uuid, platform: CrmPlatform, shop: &str, token: &str) -> String {
+    format!(
+        "platform_sessions/{tenant}/{}/{shop}/{token}",
+        platform.as_str()
+    )
+}
+
+/// Stores an OAuth session of the shop (`accessToken`, `refreshToken`, `expiresIn`),
+/// sealed, replacing the shop's previous one.
+async fn store_session(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    platform: CrmPlatform,
+    shop: &str,
+    given: &Value,
+    key: &SecretKey,
+) -> QueryResult<()> {
+    let text = |name: &str| given[name].as_str().unwrap_or("").to_owned();
+    let tokens = SessionTokens {
+        access_token: text("accessToken"),
+        refresh_token: text("refreshToken"),
+        expires_in: given["expiresIn"].as_i64().unwrap_or(3600),
+        refresh_token_expires_in: None,
+        scope: None,
+    };
+    let (access, refresh) = seal_tokens(scope.id(), platform, shop, &tokens, key);
+    diesel::insert_into(platform_sessions::table)
+        .values((
+            platform_sessions::tenant_id.eq(scope.id()),
+            platform_sessions::platform.eq(platform.as_str()),
+            platform_sessions::shop.eq(shop),
+            platform_sessions::access_token_encrypted.eq(access),
+            platform_sessions::refresh_token_encrypted.eq(Some(refresh)),
+            platform_sessions::expires_at
+                .eq(Utc::now() + chrono::Duration::seconds(tokens.expires_in)),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+fn seal_tokens(
+    tenant: Uuid,
+    platform: CrmPlatform,
+    shop: &str,
+    tokens: &SessionTokens,
+    key: &SecretKey,
+) -> (Vec<u8>, Vec<u8>) {
+    (
+        key.seal(
+            &session_context(tenant, platform, shop, "access"),
+            tokens.access_token.as_bytes(),
+        ),
+        key.seal(
+            &session_context(tenant, platform, shop, "refresh"),
+            tokens.refresh_token.as_bytes(),
+        ),
+    )
+}
+
+/// Tokens a CRM's OAuth endpoint answered.
+#[derive(Clone)]
+pub struct SessionTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub refresh_token_expires_in: Option<i64>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for SessionTokens {
+    /// Never the tokens themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shop's session access token, opened, if the tenant has a session for it.
+async fn session_access_token(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    platform: CrmPlatform,
+    shop: &str,
+    key: &SecretKey,
+) -> QueryResult<Option<String>> {
+    let sealed: Option<Vec<u8>> = platform_sessions::table
+        .filter(platform_sessions::tenant_id.eq(scope.id()))
+        .filter(platform_sessions::platform.eq(platform.as_str()))
+        .filter(platform_sessions::shop.eq(shop))
+        .select(platform_sessions::access_token_encrypted)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(sealed.and_then(|sealed| {
+        let context = session_context(scope.id(), platform, shop, "access");
+        String::from_utf8(key.open(&context, &sealed)?).ok()
+    }))
+}
+
+/// A session to refresh: the shop, its refresh token and the app's client credentials,
+/// opened.
+pub struct DueSession {
+    pub id: Uuid,
+    pub platform: CrmPlatform,
+    pub shop: String,
+    pub refresh_token: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// The tenant's sessions whose access token expires within `within` (or has), with what
+/// refreshing them takes.
+pub async fn sessions_due(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    within: chrono::Duration,
+    key: &SecretKey,
+) -> QueryResult<Vec<DueSession>> {
+    let rows: Vec<(Uuid, String, String, Option<Vec<u8>>)> = platform_sessions::table
+        .filter(platform_sessions::tenant_id.eq(scope.id()))
+        .filter(platform_sessions::refresh_token_encrypted.is_not_null())
+        .filter(platform_sessions::expires_at.lt(Utc::now() + within))
+        .select((
+            platform_sessions::id,
+            platform_sessions::platform,
+            platform_sessions::shop,
+            platform_sessions::refresh_token_encrypted,
+        ))
+        .load(conn)
+        .await?;
+    let client = hook_credentials(conn, scope, Some(key))
+        .await?
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, platform, shop, sealed)| {
+            let platform = CrmPlatform::parse(&platform)?;
+            let context = session_context(scope.id(), platform, &shop, "refresh");
+            let refresh_token = String::from_utf8(key.open(&context, &sealed?)?).ok()?;
+            Some(DueSession {
+                id,
+                platform,
+                shop,
+                refresh_token,
+                client_id: client["clientId"].as_str().unwrap_or("").to_owned(),
+                client_secret: client["webhookSecret"].as_str().unwrap_or("").to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// Records a refresh: the new tokens sealed (the old refresh token is spent), or why it
+/// failed.
+pub async fn record_refresh(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    session: &DueSession,
+    outcome: Result<SessionTokens, String>,
+    key: &SecretKey,
+) -> QueryResult<()> {
+    let target = platform_sessions::table
+        .filter(platform_sessions::tenant_id.eq(scope.id()))
+        .filter(platform_sessions::id.eq(session.id));
+    match outcome {
+        Ok(tokens) => {
+            let (access, refresh) =
+                seal_tokens(scope.id(), session.platform, &session.shop, &tokens, key);
+            let now = Utc::now();
+            diesel::update(target)
+                .set((
+                    platform_sessions::access_token_encrypted.eq(access),
+                    platform_sessions::refresh_token_encrypted.eq(Some(refresh)),
+                    platform_sessions::expires_at
+                        .eq(now + chrono::Duration::seconds(tokens.expires_in)),
+                    platform_sessions::refresh_token_expires_at.eq(tokens
+                        .refresh_token_expires_in
+                        .map(|s| now + chrono::Duration::seconds(s))),
+                    platform_sessions::scope.eq(tokens.scope),
+                    platform_sessions::refreshed_at.eq(now),
+                    platform_sessions::last_refresh_error.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Err(error) => {
+            diesel::update(target)
+                .set(platform_sessions::last_refresh_error.eq(Some(super::http::kept(&error))))
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The tenant's session state for the API: when its access token expires and why the last
+/// refresh failed (never a token).
+pub async fn session_state(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+) -> QueryResult<Option<(Option<DateTime<Utc>>, Option<String>)>> {
+    platform_sessions::table
+        .filter(platform_sessions::tenant_id.eq(scope.id()))
+        .select((
+            platform_sessions::expires_at,
+            platform_sessions::last_refresh_error,
+        ))
+        .first(conn)
+        .await
+        .optional()
 }

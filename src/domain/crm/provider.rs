@@ -20,6 +20,12 @@ use crate::secrets::SecretKey;
 pub trait CrmProvider: Send + Sync {
     /// Adds the customer to (or removes them from) the stage's discount.
     async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError>;
+
+    /// Refreshes the tenant's OAuth sessions that expire within ten minutes; how many were
+    /// refreshed. A provider without sessions has none.
+    async fn refresh_sessions(&self, _tenant: Uuid) -> crate::error::AppResult<usize> {
+        Ok(0)
+    }
 }
 
 /// Why a CRM sync did not happen.
@@ -86,6 +92,46 @@ impl Connectors {
 
 #[async_trait::async_trait]
 impl CrmProvider for Connectors {
+    async fn refresh_sessions(&self, tenant: Uuid) -> crate::error::AppResult<usize> {
+        let Some(key) = self.key.clone() else {
+            return Ok(0);
+        };
+        let db = TenantDb::new(self.pool.clone(), tenant);
+        let due_key = key.clone();
+        let due = db
+            .query(move |conn, scope| {
+                async move {
+                    ops::sessions_due(conn, scope, chrono::Duration::minutes(10), &due_key).await
+                }
+                .scope_boxed()
+            })
+            .await?;
+        let mut refreshed = 0;
+        for session in &due {
+            let outcome = match session.platform {
+                CrmPlatform::Shopify => self.shopify.refresh(session).await,
+                CrmPlatform::Commerce7 => continue,
+            };
+            refreshed += usize::from(outcome.is_ok());
+            let outcome = outcome.map_err(|e| match e {
+                CrmError::Refused(m) | CrmError::Failed(m) => m,
+                CrmError::RateLimited { .. } => "rate limited by the CRM".into(),
+                CrmError::NotConfigured => "not configured".into(),
+            });
+            let key = key.clone();
+            db.run(|conn, scope| {
+                async move {
+                    Ok::<_, crate::error::AppError>(
+                        ops::record_refresh(conn, scope, session, outcome, &key).await?,
+                    )
+                }
+                .scope_boxed()
+            })
+            .await?;
+        }
+        Ok(refreshed)
+    }
+
     async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError> {
         let db = TenantDb::new(self.pool.clone(), tenant);
         let key = self.key.as_ref();

@@ -203,6 +203,52 @@ impl Shopify {
         }
     }
 
+    /// Exchanges a session's refresh token for new tokens at Shopify's token endpoint
+    /// (`POST https://{shop}/admin/oauth/access_token`, `grant_type=refresh_token`); Shopify
+    /// replaces the refresh token at each use.
+    pub async fn refresh(
+        &self,
+        session: &super::ops::DueSession,
+    ) -> Result<super::ops::SessionTokens, CrmError> {
+        let url = format!(
+            "{}/admin/oauth/access_token",
+            self.base_url
+                .replace("{shop}", &session.shop)
+                .trim_end_matches('/')
+        );
+        let request = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(
+                json!({
+                    "client_id": session.client_id,
+                    "client_secret": session.client_secret,
+                    "grant_type": "refresh_token",
+                    "refresh_token": session.refresh_token,
+                })
+                .to_string(),
+            );
+        let answer = http::send("Shopify", request).await?;
+        let text = |name: &str| answer[name].as_str().map(str::to_owned);
+        match (text("access_token"), text("refresh_token")) {
+            (Some(access_token), Some(refresh_token)) => Ok(super::ops::SessionTokens {
+                access_token,
+                refresh_token,
+                expires_in: answer["expires_in"]
+                    .as_i64()
+                    .unwrap_or(3600)
+                    .clamp(60, 31_536_000),
+                refresh_token_expires_in: answer["refresh_token_expires_in"].as_i64(),
+                scope: text("scope"),
+            }),
+            _ => Err(CrmError::Failed(
+                "Shopify's token endpoint answered no tokens".into(),
+            )),
+        }
+    }
+
     /// `findCustomerByEmail`: the customer's id, if Shopify has one with this email.
     pub async fn find_customer_by_email(
         &self,

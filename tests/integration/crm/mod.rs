@@ -15,7 +15,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use growthgraph::auth::Role;
 use growthgraph::config::ServeArgs;
 use growthgraph::db::TenantDb;
-use growthgraph::domain::crm::provider::{Connectors, CrmSettings};
+use growthgraph::domain::crm::provider::{Connectors, CrmProvider, CrmSettings};
 use growthgraph::jobs;
 use growthgraph::secrets::SecretKey;
 use serde_json::{json, Value};
@@ -32,6 +32,8 @@ pub(crate) const SHOP: &str = "acme-wines.myshopify.com";
 pub(crate) const TOKEN: &str = "shpat_0123456789abcdef";
 pub(crate) const WEBHOOK_SECRET: &str = "shpss_webhook_secret";
 const PATH: &str = "/acme-wines.myshopify.com/admin/api/2025-01/graphql.json";
+const TOKEN_PATH: &str = "/acme-wines.myshopify.com/admin/oauth/access_token";
+pub(crate) const CLIENT_ID: &str = "client-acme-1";
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShopifyCustomer {
@@ -58,6 +60,13 @@ pub(crate) struct Store {
     /// Answers for the next calls, before anything else: (status, headers, body).
     pub scripted: Vec<Answer>,
     pub calls: usize,
+    /// With an expiring session: the only access token accepted, and the refresh token
+    /// the token endpoint takes (replaced at each use, as Shopify does).
+    pub session_token: Option<String>,
+    pub refresh_token: String,
+    pub refreshes: usize,
+    /// The token endpoint's requests, as received.
+    pub refresh_requests: Vec<Value>,
 }
 
 impl Store {
@@ -95,6 +104,31 @@ async fn shopify(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
+    if method == Method::POST && uri.path() == TOKEN_PATH {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        s.refresh_requests.push(request.clone());
+        let expected = json!({ "client_id": CLIENT_ID, "client_secret": WEBHOOK_SECRET,
+            "grant_type": "refresh_token", "refresh_token": s.refresh_token });
+        if header("content-type") != "application/json" || request != expected {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": "invalid_grant", "error_description": "The refresh token is invalid or was already used." })),
+            )
+                .into_response();
+        }
+        s.refreshes += 1;
+        let (access, refresh) = (
+            format!("shpat_rotated_{}", s.refreshes),
+            format!("shprt_{}", s.refreshes),
+        );
+        s.session_token = Some(access.clone());
+        s.refresh_token = refresh.clone();
+        return axum::Json(
+            json!({ "access_token": access, "expires_in": 3600, "refresh_token": refresh,
+            "refresh_token_expires_in": 7_776_000, "scope": "read_customers,write_customers" }),
+        )
+        .into_response();
+    }
     if method != Method::POST
         || uri.path() != PATH
         || header("content-type") != "application/json"
@@ -104,7 +138,8 @@ async fn shopify(
             .push(format!("{method} {} {headers:?}", uri.path()));
         return (StatusCode::BAD_REQUEST, "not Shopify's endpoint").into_response();
     }
-    if header("x-shopify-access-token") != TOKEN {
+    let accepted = s.session_token.clone().unwrap_or_else(|| TOKEN.to_owned());
+    if header("x-shopify-access-token") != accepted {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({ "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)" })),

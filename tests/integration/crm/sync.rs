@@ -496,3 +496,138 @@ async fn a_tick_drains_the_due_syncs_in_batches_and_stops_when_shopify_asks_to_w
     assert_eq!(store.lock().unwrap().calls, calls);
     assert_eq!(delayed(&sync_jobs(&app, &t).await), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_shopify_tokens_are_kept_sealed_and_refreshed_before_they_expire() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.tenant("Session Winery").await;
+    without_demo_enrollments(&app, &t).await;
+    let (url, store) = shopify_stand_in().await;
+    let crm = connectors(&app, &url);
+    store.lock().unwrap().refresh_token = "shprt_first".into();
+    // Refused: an expiring token without what refreshing it takes.
+    let r = configure(
+        &app,
+        &t.admin_key,
+        json!({ "provider": "SHOPIFY", "shop": SHOP,
+        "credentials": { "accessToken": TOKEN, "refreshToken": "shprt_first", "expiresIn": 300 } }),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["configureCrm"]["userErrors"][0]["field"],
+        json!(["input", "credentials"]),
+        "{r}"
+    );
+    let r = configure(
+        &app,
+        &t.admin_key,
+        json!({ "provider": "SHOPIFY", "shop": SHOP,
+        "credentials": { "accessToken": TOKEN, "refreshToken": "shprt_first", "expiresIn": 300,
+            "clientId": CLIENT_ID, "webhookSecret": WEBHOOK_SECRET } }),
+    )
+    .await;
+    assert_eq!(r["data"]["configureCrm"]["userErrors"], json!([]), "{r}");
+    let session = app
+        .gql(
+            &t.admin_key,
+            "{ crmConnection { session { expiresAt lastRefreshError } } }",
+            json!({}),
+        )
+        .await;
+    let expires: chrono::DateTime<chrono::Utc> = session["data"]["crmConnection"]["session"]
+        ["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let left = (expires - chrono::Utc::now()).num_seconds();
+    assert!((290..=300).contains(&left), "{session}");
+    // Sealed: no token in the clear anywhere.
+    for token in [TOKEN, "shprt_first"] {
+        let clear = format!(
+            "SELECT count(*) AS n FROM platform_sessions s JOIN crm_connections c USING (tenant_id)
+             WHERE s.tenant_id = '{}' AND (position(convert_to('{token}', 'UTF8') IN s.access_token_encrypted) > 0
+               OR position(convert_to('{token}', 'UTF8') IN s.refresh_token_encrypted) > 0
+               OR position(convert_to('{token}', 'UTF8') IN c.credentials_sealed) > 0)",
+            t.id
+        );
+        assert_eq!(count(&app, &clear).await, 0, "{token}");
+    }
+
+    // Due within ten minutes: refreshed at Shopify's token endpoint, once.
+    assert_eq!(crm.refresh_sessions(t.id).await.unwrap(), 1);
+    assert_eq!(
+        crm.refresh_sessions(t.id).await.unwrap(),
+        0,
+        "not due any more"
+    );
+    {
+        let s = store.lock().unwrap();
+        assert_eq!(s.refreshes, 1, "{:?}", s.refresh_requests);
+        assert_eq!(s.refresh_token, "shprt_1");
+    }
+    let session = app
+        .gql(
+            &t.admin_key,
+            "{ crmConnection { session { expiresAt lastRefreshError } } }",
+            json!({}),
+        )
+        .await;
+    let expires: chrono::DateTime<chrono::Utc> = session["data"]["crmConnection"]["session"]
+        ["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (expires - chrono::Utc::now()).num_seconds() > 3500,
+        "{session}"
+    );
+    assert_eq!(
+        session["data"]["crmConnection"]["session"]["lastRefreshError"],
+        Value::Null
+    );
+
+    // Syncs use the new token (Shopify no longer takes the first one).
+    let enrollment = enroll_new(&app, &t, "session@tag.example", "Bronze").await;
+    assert_eq!(run(&app, &t, &crm).await, 1);
+    assert_eq!(
+        sync_state(&app, &t, &enrollment).await["syncStatus"],
+        "SYNCED"
+    );
+
+    // A refused refresh is kept for the admin, without a token, and tried again later.
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!(
+            "UPDATE platform_sessions SET expires_at = now() WHERE tenant_id = '{}'",
+            t.id
+        ))
+        .await
+        .unwrap();
+    store.lock().unwrap().refresh_token = "shprt_revoked_elsewhere".into();
+    assert_eq!(crm.refresh_sessions(t.id).await.unwrap(), 0);
+    let session = app
+        .gql(
+            &t.admin_key,
+            "{ crmConnection { session { lastRefreshError } } }",
+            json!({}),
+        )
+        .await;
+    let error = session["data"]["crmConnection"]["session"]["lastRefreshError"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("400") && error.contains("invalid"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("shprt") && !error.contains("shpat"),
+        "{error}"
+    );
+    assert_eq!(store.lock().unwrap().refresh_requests.len(), 2);
+    // Still due: the next tick tries again.
+    assert_eq!(crm.refresh_sessions(t.id).await.unwrap(), 0);
+    assert_eq!(store.lock().unwrap().refresh_requests.len(), 3);
+}
