@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::http;
 use super::ops::{SyncCustomer, SyncTarget};
-use super::provider::CrmError;
+use super::provider::{Connector, CrmError};
 
 /// The most pages of search results read while looking for one email.
 const MAX_PAGES: usize = 20;
@@ -95,9 +95,38 @@ impl Commerce7 {
         http::send("Commerce7", request).await
     }
 
+    /// Whether the customer has the tag now (`GET /customer/{id}`).
+    async fn has_tag(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+    ) -> Result<bool, CrmError> {
+        let customer = self
+            .call(
+                target,
+                reqwest::Method::GET,
+                &format!("/customer/{customer_id}"),
+                None,
+            )
+            .await?;
+        Ok(customer["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["id"].as_str() == Some(tag)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Commerce7 {
+    fn is_customer_id(&self, id: &str) -> bool {
+        uuid::Uuid::parse_str(id).is_ok()
+    }
+
     /// `findCustomerByEmail`: the id of the customer with this email, if Commerce7 has one
     /// (the search pages followed by their `cursor`).
-    pub async fn find_customer_by_email(
+    async fn find_customer_by_email(
         &self,
         target: &SyncTarget,
         email: &str,
@@ -134,7 +163,7 @@ impl Commerce7 {
 
     /// `upsertCustomer`: updates the customer Commerce7 has with this email, else creates
     /// them; their id.
-    pub async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError> {
+    async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError> {
         let customer = &target.customer;
         let answer = match self.find_customer_by_email(target, &customer.email).await? {
             Some(id) => {
@@ -155,30 +184,8 @@ impl Commerce7 {
             .ok_or_else(|| CrmError::Failed("Commerce7 answered no customer id".into()))
     }
 
-    /// Whether the customer has the tag now (`GET /customer/{id}`).
-    async fn has_tag(
-        &self,
-        target: &SyncTarget,
-        customer_id: &str,
-        tag: &str,
-    ) -> Result<bool, CrmError> {
-        let customer = self
-            .call(
-                target,
-                reqwest::Method::GET,
-                &format!("/customer/{customer_id}"),
-                None,
-            )
-            .await?;
-        Ok(customer["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|t| t["id"].as_str() == Some(tag)))
-    }
-
     /// `addCustomerToDiscount`: the stage's tag on the customer, once.
-    pub async fn add_customer_to_discount(
+    async fn add_customer_to_discount(
         &self,
         target: &SyncTarget,
         customer_id: &str,
@@ -199,7 +206,7 @@ impl Commerce7 {
     }
 
     /// `removeCustomerFromDiscount`: the stage's tag off the customer.
-    pub async fn remove_customer_from_discount(
+    async fn remove_customer_from_discount(
         &self,
         target: &SyncTarget,
         customer_id: &str,
@@ -212,29 +219,6 @@ impl Commerce7 {
         self.call(target, reqwest::Method::DELETE, &path, None)
             .await
             .map(|_| ())
-    }
-
-    /// One enrollment change (as [`super::shopify::Shopify::sync`]).
-    pub async fn sync(
-        &self,
-        target: &SyncTarget,
-        tag: &str,
-        add: bool,
-    ) -> Result<Option<String>, CrmError> {
-        let known = target
-            .customer
-            .crm_customer_id
-            .clone()
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok());
-        let (id, learned) = match known {
-            Some(id) => (id, false),
-            None => (self.upsert_customer(target).await?, true),
-        };
-        match add {
-            true => self.add_customer_to_discount(target, &id, tag).await?,
-            false => self.remove_customer_from_discount(target, &id, tag).await?,
-        }
-        Ok(learned.then_some(id))
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::commerce7::Commerce7;
 use super::model::CrmPlatform;
-use super::ops;
+use super::ops::{self, SyncTarget};
 use super::shopify::Shopify;
 use crate::db::{PgPool, TenantDb};
 use crate::domain::loyalty::ops::CrmSync;
@@ -41,6 +41,62 @@ pub enum CrmError {
     /// The CRM's rate limit: the sync waits `retry_after` (an attempt not counted), and so
     /// do the tenant's other syncs of this run.
     RateLimited { retry_after: Duration },
+}
+
+/// Seed 004's CRM provider methods, each CRM speaking its own API ([`super::shopify`],
+/// [`super::commerce7`]).
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// Whether `id` is one of this CRM's customer ids (a kept id of another CRM is not).
+    fn is_customer_id(&self, id: &str) -> bool;
+    /// The id of the CRM's customer with this email, if it has one.
+    async fn find_customer_by_email(
+        &self,
+        target: &SyncTarget,
+        email: &str,
+    ) -> Result<Option<String>, CrmError>;
+    /// Updates the CRM's customer with the target customer's email, else creates them;
+    /// their id.
+    async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError>;
+    /// The stage's tag on the customer.
+    async fn add_customer_to_discount(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+    ) -> Result<(), CrmError>;
+    /// The stage's tag off the customer.
+    async fn remove_customer_from_discount(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+    ) -> Result<(), CrmError>;
+}
+
+/// One enrollment change through `crm`: the customer made known to the CRM once (their id
+/// is kept), then the stage's tag added or removed. Returns the customer's id when it was
+/// learned.
+pub async fn sync_with(
+    crm: &dyn Connector,
+    target: &SyncTarget,
+    tag: &str,
+    add: bool,
+) -> Result<Option<String>, CrmError> {
+    let known = target
+        .customer
+        .crm_customer_id
+        .clone()
+        .filter(|id| crm.is_customer_id(id));
+    let (id, learned) = match known {
+        Some(id) => (id, false),
+        None => (crm.upsert_customer(target).await?, true),
+    };
+    match add {
+        true => crm.add_customer_to_discount(target, &id, tag).await?,
+        false => crm.remove_customer_from_discount(target, &id, tag).await?,
+    }
+    Ok(learned.then_some(id))
 }
 
 /// The provider of a server with no CRM connector: every sync says so.
@@ -147,18 +203,11 @@ impl CrmProvider for Connectors {
                     .into(),
             ));
         };
-        let learned = match target.platform {
-            CrmPlatform::Shopify => {
-                self.shopify
-                    .sync(&target, tag, sync.action == "add")
-                    .await?
-            }
-            CrmPlatform::Commerce7 => {
-                self.commerce7
-                    .sync(&target, tag, sync.action == "add")
-                    .await?
-            }
+        let connector: &dyn Connector = match target.platform {
+            CrmPlatform::Shopify => &self.shopify,
+            CrmPlatform::Commerce7 => &self.commerce7,
         };
+        let learned = sync_with(connector, &target, tag, sync.action == "add").await?;
         if let Some(crm_id) = learned {
             db.run(|conn, scope| {
                 async move {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::http::{self, kept};
 use super::ops::{SyncCustomer, SyncTarget};
-use super::provider::CrmError;
+use super::provider::{Connector, CrmError};
 
 pub const API_VERSION: &str = "2025-01";
 
@@ -249,8 +249,32 @@ impl Shopify {
         }
     }
 
+    async fn tags(
+        &self,
+        target: &SyncTarget,
+        customer_id: &str,
+        tag: &str,
+        add: bool,
+    ) -> Result<(), CrmError> {
+        let (query, field) = match add {
+            true => (TAGS_ADD, "tagsAdd"),
+            false => (TAGS_REMOVE, "tagsRemove"),
+        };
+        let data = self
+            .call(target, query, json!({ "id": customer_id, "tags": [tag] }))
+            .await?;
+        user_errors(&data[field], "the tag")
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Shopify {
+    fn is_customer_id(&self, id: &str) -> bool {
+        id.starts_with("gid://shopify/Customer/")
+    }
+
     /// `findCustomerByEmail`: the customer's id, if Shopify has one with this email.
-    pub async fn find_customer_by_email(
+    async fn find_customer_by_email(
         &self,
         target: &SyncTarget,
         email: &str,
@@ -267,7 +291,7 @@ impl Shopify {
 
     /// `upsertCustomer`: updates the customer Shopify has with this email, else creates
     /// them; their id.
-    pub async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError> {
+    async fn upsert_customer(&self, target: &SyncTarget) -> Result<String, CrmError> {
         let customer = &target.customer;
         let mut input = customer_input(customer);
         let (query, field) = match self.find_customer_by_email(target, &customer.email).await? {
@@ -285,25 +309,8 @@ impl Shopify {
             .ok_or_else(|| CrmError::Failed(format!("Shopify's {field} answered no customer")))
     }
 
-    async fn tags(
-        &self,
-        target: &SyncTarget,
-        customer_id: &str,
-        tag: &str,
-        add: bool,
-    ) -> Result<(), CrmError> {
-        let (query, field) = match add {
-            true => (TAGS_ADD, "tagsAdd"),
-            false => (TAGS_REMOVE, "tagsRemove"),
-        };
-        let data = self
-            .call(target, query, json!({ "id": customer_id, "tags": [tag] }))
-            .await?;
-        user_errors(&data[field], "the tag")
-    }
-
     /// `addCustomerToDiscount`: the stage's tag on the customer.
-    pub async fn add_customer_to_discount(
+    async fn add_customer_to_discount(
         &self,
         target: &SyncTarget,
         customer_id: &str,
@@ -313,37 +320,13 @@ impl Shopify {
     }
 
     /// `removeCustomerFromDiscount`: the stage's tag off the customer.
-    pub async fn remove_customer_from_discount(
+    async fn remove_customer_from_discount(
         &self,
         target: &SyncTarget,
         customer_id: &str,
         tag: &str,
     ) -> Result<(), CrmError> {
         self.tags(target, customer_id, tag, false).await
-    }
-
-    /// One enrollment change: the customer made known to Shopify (once: their id is kept),
-    /// then the stage's tag added or removed. Returns the customer's id when it was learned.
-    pub async fn sync(
-        &self,
-        target: &SyncTarget,
-        tag: &str,
-        add: bool,
-    ) -> Result<Option<String>, CrmError> {
-        let known = target
-            .customer
-            .crm_customer_id
-            .clone()
-            .filter(|id| id.starts_with("gid://shopify/Customer/"));
-        let (id, learned) = match known {
-            Some(id) => (id, false),
-            None => (self.upsert_customer(target).await?, true),
-        };
-        match add {
-            true => self.add_customer_to_discount(target, &id, tag).await?,
-            false => self.remove_customer_from_discount(target, &id, tag).await?,
-        }
-        Ok(learned.then_some(id))
     }
 }
 
