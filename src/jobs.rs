@@ -233,6 +233,10 @@ pub async fn run_due_crm_jobs(
     Ok(run_crm_batch(db, crm, limit).await?.ran)
 }
 
+/// The longest rate-limit wait a CRM sync waits out in its batch (Shopify's REST limit
+/// asks for 2 s); a longer one puts the batch back in the queue.
+const SHORT_CRM_WAIT: Duration = Duration::from_secs(2);
+
 /// What one batch of CRM syncs did.
 struct CrmBatch {
     claimed: usize,
@@ -248,9 +252,22 @@ async fn run_crm_batch(db: &TenantDb, crm: &dyn CrmProvider, limit: i64) -> AppR
     for (index, job) in claimed.iter().enumerate() {
         let sync = serde_json::from_value::<CrmSync>(job.payload.clone())
             .map_err(|e| format!("malformed payload: {e}"));
-        let outcome = match &sync {
-            Ok(sync) => crm.sync_discount(db.tenant().id(), sync).await,
-            Err(e) => Err(CrmError::Failed(e.clone())),
+        // A short wait is waited out here, the batch kept; a long one gives it back.
+        let mut waits = 0;
+        let outcome = loop {
+            let outcome = match &sync {
+                Ok(sync) => crm.sync_discount(db.tenant().id(), sync).await,
+                Err(e) => Err(CrmError::Failed(e.clone())),
+            };
+            match outcome {
+                Err(CrmError::RateLimited { retry_after })
+                    if retry_after <= SHORT_CRM_WAIT && waits < 10 =>
+                {
+                    waits += 1;
+                    tokio::time::sleep(retry_after).await;
+                }
+                outcome => break outcome,
+            }
         };
         if let Err(CrmError::RateLimited { retry_after }) = outcome {
             let waiting = &claimed[index..];
@@ -333,21 +350,21 @@ async fn put_back(
 ) -> QueryResult<()> {
     let run_at = Utc::now()
         + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::hours(1));
-    for job in jobs {
-        diesel::update(
-            queue_jobs::table
-                .filter(queue_jobs::tenant_id.eq(scope.id()))
-                .filter(queue_jobs::id.eq(job.id)),
-        )
-        .set((
-            queue_jobs::status.eq("pending"),
-            queue_jobs::run_at.eq(run_at),
-            queue_jobs::attempts.eq(job.attempts),
-            queue_jobs::error.eq(Some("rate limited by the CRM")),
-        ))
-        .execute(conn)
-        .await?;
-    }
+    // One statement: each claim counted an attempt, which this gives back.
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    diesel::update(
+        queue_jobs::table
+            .filter(queue_jobs::tenant_id.eq(scope.id()))
+            .filter(queue_jobs::id.eq_any(&ids)),
+    )
+    .set((
+        queue_jobs::status.eq("pending"),
+        queue_jobs::run_at.eq(run_at),
+        queue_jobs::attempts.eq(queue_jobs::attempts - 1),
+        queue_jobs::error.eq(Some("rate limited by the CRM")),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -229,10 +229,11 @@ async fn rate_limits_wait_without_spending_attempts_and_refusals_fail_at_once() 
     let first = enroll_new(&app, &t, "one@busy.example", "Bronze").await;
     let second = enroll_new(&app, &t, "two@busy.example", "Bronze").await;
 
-    // HTTP 429 with Retry-After: both jobs wait 2 s, attempts unspent.
+    // HTTP 429 with a Retry-After longer than a batch waits (2 s): both jobs go back to
+    // the queue for 4 s, attempts unspent.
     store.lock().unwrap().scripted.push((
         429,
-        vec![("retry-after", "2".into())],
+        vec![("retry-after", "4".into())],
         json!({ "errors": "Exceeded 2 calls per second for api client." }),
     ));
     assert_eq!(run(&app, &t, &crm).await, 0);
@@ -244,13 +245,13 @@ async fn rate_limits_wait_without_spending_attempts_and_refusals_fail_at_once() 
             ("pending", 0),
             "{job:?}"
         );
-        assert!((1.0..=2.1).contains(&job.delay_seconds), "{job:?}");
+        assert!((3.0..=4.1).contains(&job.delay_seconds), "{job:?}");
         assert_eq!(job.error.as_deref(), Some("rate limited by the CRM"));
     }
     assert_eq!(sync_state(&app, &t, &first).await["syncStatus"], "PENDING");
 
     // Shopify's cost throttle: the bucket short by 150 points at 50 a second waits 3 s.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     make_due(&app, &t).await;
     store.lock().unwrap().scripted.push((
         200,
@@ -274,6 +275,24 @@ async fn rate_limits_wait_without_spending_attempts_and_refusals_fail_at_once() 
             "SYNCED"
         );
     }
+
+    // A short wait (1 s) is waited out within the batch: synced, one attempt.
+    let short = enroll_new(&app, &t, "short@busy.example", "Bronze").await;
+    store.lock().unwrap().scripted.push((
+        429,
+        vec![("retry-after", "1".into())],
+        json!({ "errors": "Exceeded 2 calls per second for api client." }),
+    ));
+    let started = std::time::Instant::now();
+    assert_eq!(run(&app, &t, &crm).await, 1);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(sync_state(&app, &t, &short).await["syncStatus"], "SYNCED");
+    let job = sync_jobs(&app, &t).await.pop().unwrap();
+    assert_eq!(
+        (job.status.as_str(), job.attempts),
+        ("completed", 1),
+        "{job:?}"
+    );
 
     // A 5xx is retried with backoff.
     let third = enroll_new(&app, &t, "three@busy.example", "Bronze").await;
