@@ -193,3 +193,47 @@ async fn refused_refunds_write_nothing_and_racing_ones_never_exceed_the_order() 
     assert_eq!(total, 9000);
     assert_invariants(&app).await;
 }
+
+/// Refunds count against an order's qualifying amount: what is left of it must reach the
+/// stage's minimum, and an order refunded in full qualifies for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refunded_order_qualifies_only_by_what_is_left_of_it() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Qualify Winery").await;
+    let stages = stages(&app, &t).await;
+    let customer = new_customer(&app, &t, "qualify@example.com").await;
+    let silver = stage(&stages, "Silver");
+    let enroll = |order: String| {
+        let (app, t, customer, silver) = (&app, &t, customer.clone(), silver.clone());
+        async move {
+            app.gql(
+                &t.admin_key,
+                ENROLL,
+                json!({ "c": customer, "s": silver, "o": order }),
+            )
+            .await["data"]["enrollCustomer"]
+                .clone()
+        }
+    };
+    // Silver needs 150.00. An order of 200.00 refunded by 100.00 leaves 100.00: refused,
+    // nothing written.
+    let partly = order(&app, &t, &customer, "200.00").await;
+    assert!(refund(&app, &t, &partly, Some("100.00"), None).await["userErrors"] == json!([]));
+    let r = enroll(partly.clone()).await;
+    assert_eq!(r["userErrors"][0]["code"], "NOT_ELIGIBLE", "{r}");
+    // Refunded in full: refused too.
+    let whole = order(&app, &t, &customer, "400.00").await;
+    refund(&app, &t, &whole, None, None).await;
+    let r = enroll(whole).await;
+    assert_eq!(r["userErrors"][0]["code"], "NOT_ELIGIBLE", "{r}");
+    assert_eq!(
+        count(&app, &format!("SELECT count(*) AS n FROM club_enrollments e JOIN customers c ON c.id = e.customer_id WHERE c.email = 'qualify@example.com' AND e.tenant_id = '{}'", t.id)).await,
+        0
+    );
+    // An order whose refunds leave at least the minimum qualifies.
+    let enough = order(&app, &t, &customer, "300.00").await;
+    refund(&app, &t, &enough, Some("100.00"), None).await;
+    let r = enroll(enough).await;
+    assert_eq!(r["userErrors"], json!([]), "{r}");
+    assert_eq!(r["enrollment"]["stage"]["name"], "Silver");
+}

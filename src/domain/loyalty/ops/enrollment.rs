@@ -40,7 +40,9 @@ pub(super) async fn lock_customer(
     crate::tenant_row!(locked conn, scope, customers, id, selection, field, "no such customer")
 }
 
-/// A qualifying order: the customer's own, and at least the stage's minimum purchase.
+/// A qualifying order: the customer's own, not refunded in full, and at least the stage's
+/// minimum purchase once its refunds are taken off. The order's row is share-locked, so a
+/// refund racing with this waits for it (refunds lock the order).
 pub(super) async fn qualifying_order(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
@@ -59,11 +61,12 @@ pub(super) async fn qualifying_order(
         }
         return Ok(None);
     };
-    let total: BigDecimal = orders::table
+    let (total, status): (BigDecimal, String) = orders::table
         .filter(orders::tenant_id.eq(scope.id()))
         .filter(orders::id.eq(order))
         .filter(orders::customer_id.eq(customer))
-        .select(orders::order_total)
+        .select((orders::order_total, orders::status))
+        .for_share()
         .first(conn)
         .await
         .optional()?
@@ -74,7 +77,20 @@ pub(super) async fn qualifying_order(
                 "no such order for this customer",
             )
         })?;
-    if total < stage.min_purchase_amount {
+    if status == "refunded" {
+        return Err(user_error(
+            UserErrorCode::NotEligible,
+            field,
+            "the order was refunded: it qualifies for nothing",
+        ));
+    }
+    let refunded: Option<BigDecimal> = order_refunds::table
+        .filter(order_refunds::tenant_id.eq(scope.id()))
+        .filter(order_refunds::order_id.eq(order))
+        .select(diesel::dsl::sum(order_refunds::amount))
+        .first(conn)
+        .await?;
+    if total - refunded.unwrap_or_default() < stage.min_purchase_amount {
         return Err(user_error(
             UserErrorCode::NotEligible,
             field,

@@ -20,7 +20,7 @@ use super::model::*;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     club_enrollments, club_extensions, club_programs, club_stages, customers, loyalty_point_rules,
-    loyalty_rewards, orders, point_transactions, queue_jobs, reward_redemptions,
+    loyalty_rewards, order_refunds, orders, point_transactions, queue_jobs, reward_redemptions,
 };
 use crate::db::Tenant;
 use crate::domain::{
