@@ -120,6 +120,38 @@ impl Commerce7 {
 
 #[async_trait::async_trait]
 impl Connector for Commerce7 {
+    /// The customer tag titled `Club <stage>`: found (`GET /tag/customer?q=`), else made
+    /// (`POST /tag/customer`, a manual tag); its id.
+    async fn stage_tag(&self, target: &SyncTarget) -> Result<String, CrmError> {
+        let title = format!("Club {}", target.stage_name);
+        let query = form_urlencoded(&[("q", &title)]);
+        let found = self
+            .call(
+                target,
+                reqwest::Method::GET,
+                &format!("/tag/customer?{query}"),
+                None,
+            )
+            .await?;
+        let existing = found["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["title"].as_str() == Some(title.as_str()))
+            .and_then(|t| t["id"].as_str());
+        if let Some(id) = existing {
+            return Ok(id.to_owned());
+        }
+        let body = json!({ "title": title, "type": "Manual" });
+        let made = self
+            .call(target, reqwest::Method::POST, "/tag/customer", Some(body))
+            .await?;
+        made["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CrmError::Failed("Commerce7 answered no tag id".into()))
+    }
+
     fn is_customer_id(&self, id: &str) -> bool {
         uuid::Uuid::parse_str(id).is_ok()
     }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::model::{CrmConnection, CrmPlatform};
 use super::provider::CrmError;
-use crate::db::schema::{crm_connections, crm_webhook_receipts, customers, platform_sessions};
+use crate::db::schema::{
+    club_stages, crm_connections, crm_webhook_receipts, customers, platform_sessions,
+};
 use crate::db::Tenant;
 use crate::domain::{check_json_object, events, user_error, OpResult, UserErrorCode};
 use crate::secrets::SecretKey;
@@ -310,6 +312,9 @@ pub struct SyncTarget {
     pub shop: String,
     pub credentials: Value,
     pub customer: SyncCustomer,
+    /// The stage's name and its CRM discount (tag) as the stage holds it now.
+    pub stage_name: String,
+    pub stage_tag: Option<String>,
 }
 
 impl SyncTarget {
@@ -333,6 +338,7 @@ pub async fn sync_target(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     customer: Uuid,
+    stage: Uuid,
     key: Option<&SecretKey>,
 ) -> QueryResult<Result<SyncTarget, CrmError>> {
     use crm_connections as c;
@@ -390,12 +396,56 @@ pub async fn sync_target(
             crm_customer_id,
         },
     };
+    let stage: Option<(String, Option<String>)> = club_stages::table
+        .filter(club_stages::tenant_id.eq(scope.id()))
+        .filter(club_stages::id.eq(stage))
+        .select((club_stages::name, club_stages::crm_discount_id))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((stage_name, stage_tag)) = stage else {
+        return Ok(Err(CrmError::Refused("the stage no longer exists".into())));
+    };
     Ok(Ok(SyncTarget {
         platform,
         shop,
         credentials,
         customer,
+        stage_name,
+        stage_tag,
     }))
+}
+
+/// Records the tag a stage's first sync made in the CRM, unless the stage has one by now
+/// (set meanwhile, or by a racing sync): the stage's tag after this.
+pub async fn remember_stage_tag(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    stage: Uuid,
+    tag: String,
+) -> QueryResult<String> {
+    use crate::domain::loyalty::model::SyncStatus;
+    let target = club_stages::table
+        .filter(club_stages::tenant_id.eq(scope.id()))
+        .filter(club_stages::id.eq(stage));
+    let set: Option<Option<String>> =
+        diesel::update(target.filter(club_stages::crm_discount_id.is_null()))
+            .set((
+                club_stages::crm_discount_id.eq(&tag),
+                club_stages::sync_status.eq(SyncStatus::Synced),
+            ))
+            .returning(club_stages::crm_discount_id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    match set {
+        Some(_) => Ok(tag),
+        None => Ok(target
+            .select(club_stages::crm_discount_id)
+            .first::<Option<String>>(conn)
+            .await?
+            .unwrap_or(tag)),
+    }
 }
 
 /// Records the CRM's id of a customer (learned by a sync or a webhook).

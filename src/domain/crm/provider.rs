@@ -72,6 +72,8 @@ pub trait Connector: Send + Sync {
         customer_id: &str,
         tag: &str,
     ) -> Result<(), CrmError>;
+    /// The tag of a stage that has none yet (its first sync): found or made in the CRM.
+    async fn stage_tag(&self, target: &SyncTarget) -> Result<String, CrmError>;
 }
 
 /// One enrollment change through `crm`: the customer made known to the CRM once (their id
@@ -191,23 +193,35 @@ impl CrmProvider for Connectors {
     async fn sync_discount(&self, tenant: Uuid, sync: &CrmSync) -> Result<(), CrmError> {
         let db = TenantDb::new(self.pool.clone(), tenant);
         let key = self.key.as_ref();
-        let customer = sync.customer_id;
+        let (customer, stage) = (sync.customer_id, sync.stage_id);
         let target = db
-            .query(|conn, scope| ops::sync_target(conn, scope, customer, key).scope_boxed())
+            .query(|conn, scope| ops::sync_target(conn, scope, customer, stage, key).scope_boxed())
             .await
             .map_err(|e| CrmError::Failed(format!("reading the connection: {e:?}")))?;
         let target = target?;
-        let Some(tag) = sync.crm_discount_id.as_deref() else {
-            return Err(CrmError::Refused(
-                "the stage has no crmDiscountId: set it to the CRM's tag for the stage's discount"
-                    .into(),
-            ));
-        };
         let connector: &dyn Connector = match target.platform {
             CrmPlatform::Shopify => &self.shopify,
             CrmPlatform::Commerce7 => &self.commerce7,
         };
-        let learned = sync_with(connector, &target, tag, sync.action == "add").await?;
+        // The tag the change was queued with; else the stage's own; else, for a stage's
+        // first sync, one found or made in the CRM and kept on the stage.
+        let tag = match sync.crm_discount_id.clone().or(target.stage_tag.clone()) {
+            Some(tag) => tag,
+            None => {
+                let made = connector.stage_tag(&target).await?;
+                db.run(|conn, scope| {
+                    async move {
+                        Ok::<_, crate::error::AppError>(
+                            ops::remember_stage_tag(conn, scope, stage, made).await?,
+                        )
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .map_err(|e| CrmError::Failed(format!("recording the stage's tag: {e:?}")))?
+            }
+        };
+        let learned = sync_with(connector, &target, &tag, sync.action == "add").await?;
         if let Some(crm_id) = learned {
             db.run(|conn, scope| {
                 async move {

@@ -51,6 +51,19 @@ pub(super) fn split_name(name: Option<&str>) -> (Option<String>, Option<String>)
     }
 }
 
+/// `club-` and a stage's name in lower-case letters, digits and dashes.
+pub fn stage_slug(name: &str) -> String {
+    let mut slug = String::from("club");
+    for word in name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        slug.push('-');
+        slug.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    slug.chars().take(100).collect()
+}
+
 /// The search query finding a customer by email (quoted: Shopify's search syntax).
 pub fn email_query(email: &str) -> String {
     let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
@@ -269,6 +282,12 @@ impl Shopify {
 
 #[async_trait::async_trait]
 impl Connector for Shopify {
+    /// Shopify's tags are free text: `club-` and the stage's name as a slug (the merchant's
+    /// discount segment is `customer_tags CONTAINS 'club-gold'`).
+    async fn stage_tag(&self, target: &SyncTarget) -> Result<String, CrmError> {
+        Ok(stage_slug(&target.stage_name))
+    }
+
     fn is_customer_id(&self, id: &str) -> bool {
         id.starts_with("gid://shopify/Customer/")
     }

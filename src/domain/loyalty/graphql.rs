@@ -34,6 +34,9 @@ pub struct ClubStage {
     pub min_purchase_amount: Decimal,
     pub sync_status: SyncStatus,
     pub is_active: bool,
+    /// The CRM's discount of the stage: the customer tag its members get (as set, or made
+    /// by the stage's first sync with the tenant's CRM).
+    pub crm_discount_id: Option<String>,
 }
 
 impl From<model::ClubStage> for ClubStage {
@@ -47,6 +50,7 @@ impl From<model::ClubStage> for ClubStage {
             min_purchase_amount: s.min_purchase_amount.into(),
             sync_status: s.sync_status,
             is_active: s.is_active,
+            crm_discount_id: s.crm_discount_id,
         }
     }
 }

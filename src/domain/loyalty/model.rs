@@ -50,6 +50,7 @@ pub struct ClubStage {
     pub min_purchase_amount: BigDecimal,
     pub sync_status: SyncStatus,
     pub is_active: bool,
+    pub crm_discount_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

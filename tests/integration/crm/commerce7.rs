@@ -31,6 +31,8 @@ struct C7 {
     calls: Vec<String>,
     malformed: Vec<String>,
     scripted: Vec<Answer>,
+    /// Customer tags: (id, title).
+    tags: Vec<(String, String)>,
 }
 
 impl C7 {
@@ -177,6 +179,33 @@ async fn commerce7(
             }
             None => not_found(),
         },
+        (Method::GET, ["tag", "customer"]) => {
+            let q = query.get("q").cloned().unwrap_or_default();
+            let found: Vec<Value> = s
+                .tags
+                .iter()
+                .filter(|(_, title)| title.contains(&q))
+                .map(|(id, title)| json!({ "id": id, "title": title, "type": "Manual", "objectType": "Customer" }))
+                .collect();
+            axum::Json(json!({ "tags": found, "total": found.len() })).into_response()
+        }
+        (Method::POST, ["tag", "customer"]) => {
+            let (Some(title), Some("Manual")) =
+                (request["title"].as_str(), request["type"].as_str())
+            else {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    axum::Json(json!({ "message": "title and type are required" })),
+                )
+                    .into_response();
+            };
+            let id = uuid::Uuid::new_v4().to_string();
+            s.tags.push((id.clone(), title.to_owned()));
+            axum::Json(
+                json!({ "id": id, "title": title, "type": "Manual", "objectType": "Customer" }),
+            )
+            .into_response()
+        }
         (Method::POST, ["tag-x-object", "customer"]) => {
             let (Some(object), Some(tag)) =
                 (request["objectId"].as_str(), request["tagId"].as_str())
@@ -502,5 +531,65 @@ async fn commerce7_webhooks_need_their_basic_authentication_and_apply_each_chang
     assert_eq!(
         count(&app, &format!("SELECT count(*) AS n FROM customers WHERE tenant_id = '{}' AND name = 'Inês Moura Costa' AND phone = '+351912345678'", t.id)).await,
         1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_without_a_crm_discount_gets_its_commerce7_tag_made_once_by_its_first_sync() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.tenant("Tagless Cellar").await;
+    without_demo_enrollments(&app, &t).await;
+    let (url, store) = commerce7_stand_in().await;
+    let crm = c7_connectors(&app, &url);
+    configure(&app, &t.admin_key, c7_input()).await;
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!("UPDATE club_stages SET crm_discount_id = NULL, sync_status = 'pending' WHERE tenant_id = '{}'", t.id))
+        .await
+        .unwrap();
+    store.lock().unwrap().tags.push((
+        uuid::Uuid::new_v4().to_string(),
+        "Club Bronze Reserve".into(),
+    ));
+    let a = enroll_new(&app, &t, "a@tagless.example", "Bronze").await;
+    let b = enroll_new(&app, &t, "b@tagless.example", "Bronze").await;
+    assert_eq!(run(&app, &t, &crm).await, 2);
+    let (tag, members) = {
+        let s = store.lock().unwrap();
+        assert_eq!(s.count("POST /tag/customer"), 1, "{:?}", s.calls);
+        let (id, title) = s
+            .tags
+            .iter()
+            .find(|(_, title)| title == "Club Bronze")
+            .unwrap()
+            .clone();
+        assert_eq!(title, "Club Bronze");
+        let members: Vec<Vec<String>> = ["a@tagless.example", "b@tagless.example"]
+            .iter()
+            .map(|e| s.by_email(e).unwrap().tags.clone())
+            .collect();
+        (id, members)
+    };
+    assert_eq!(members, vec![vec![tag.clone()], vec![tag.clone()]]);
+    for e in [&a, &b] {
+        assert_eq!(sync_state(&app, &t, e).await["syncStatus"], "SYNCED");
+    }
+    let program = app
+        .gql(
+            &t.admin_key,
+            "{ clubProgram { stages { name crmDiscountId syncStatus } } }",
+            json!({}),
+        )
+        .await;
+    let bronze = program["data"]["clubProgram"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Bronze")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        bronze,
+        json!({ "name": "Bronze", "crmDiscountId": tag, "syncStatus": "SYNCED" })
     );
 }

@@ -650,3 +650,47 @@ async fn expiring_shopify_tokens_are_kept_sealed_and_refreshed_before_they_expir
     assert_eq!(crm.refresh_sessions(t.id).await.unwrap(), 0);
     assert_eq!(store.lock().unwrap().refresh_requests.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_without_a_crm_discount_gets_a_shopify_tag_named_after_it() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.tenant("Tagless Winery").await;
+    without_demo_enrollments(&app, &t).await;
+    let (url, store) = shopify_stand_in().await;
+    let crm = connectors(&app, &url);
+    configure(&app, &t.admin_key, shopify_input()).await;
+    let mut owner = app.owner().await;
+    owner
+        .batch_execute(&format!("UPDATE club_stages SET crm_discount_id = NULL, name = 'Bronze Réserve 2026' WHERE tenant_id = '{}' AND name = 'Bronze'", t.id))
+        .await
+        .unwrap();
+    let enrollment = enroll_new(&app, &t, "slug@tag.example", "Bronze Réserve 2026").await;
+    assert_eq!(run(&app, &t, &crm).await, 1);
+    assert_eq!(
+        sync_state(&app, &t, &enrollment).await["syncStatus"],
+        "SYNCED"
+    );
+    assert_eq!(
+        store
+            .lock()
+            .unwrap()
+            .by_email("slug@tag.example")
+            .unwrap()
+            .tags,
+        ["club-bronze-réserve-2026".to_owned()].into()
+    );
+    let program = app
+        .gql(
+            &t.admin_key,
+            "{ clubProgram { stages { name crmDiscountId } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        program["data"]["clubProgram"]["stages"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "name": "Bronze Réserve 2026", "crmDiscountId": "club-bronze-réserve-2026" })),
+        "{program}"
+    );
+}
