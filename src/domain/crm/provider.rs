@@ -78,7 +78,7 @@ pub trait Connector: Send + Sync {
 
 /// One enrollment change through `crm`: the customer made known to the CRM once (their id
 /// is kept), then the stage's tag added or removed. Returns the customer's id when it was
-/// learned.
+/// learned (first, or again after the CRM refused the kept one).
 pub async fn sync_with(
     crm: &dyn Connector,
     target: &SyncTarget,
@@ -90,15 +90,29 @@ pub async fn sync_with(
         .crm_customer_id
         .clone()
         .filter(|id| crm.is_customer_id(id));
-    let (id, learned) = match known {
-        Some(id) => (id, false),
-        None => (crm.upsert_customer(target).await?, true),
+    let tag_customer = |id: String| async move {
+        match add {
+            true => crm.add_customer_to_discount(target, &id, tag).await,
+            false => crm.remove_customer_from_discount(target, &id, tag).await,
+        }
     };
-    match add {
-        true => crm.add_customer_to_discount(target, &id, tag).await?,
-        false => crm.remove_customer_from_discount(target, &id, tag).await?,
+    match known {
+        None => {
+            let id = crm.upsert_customer(target).await?;
+            tag_customer(id.clone()).await?;
+            Ok(Some(id))
+        }
+        // A kept id the CRM refuses (the customer was deleted or merged there since): the
+        // customer is found or made again, once.
+        Some(id) => match tag_customer(id).await {
+            Err(CrmError::Refused(_)) => {
+                let id = crm.upsert_customer(target).await?;
+                tag_customer(id.clone()).await?;
+                Ok(Some(id))
+            }
+            other => other.map(|()| None),
+        },
     }
-    Ok(learned.then_some(id))
 }
 
 /// The provider of a server with no CRM connector: every sync says so.

@@ -203,7 +203,7 @@ async fn shopify(
                     return axum::Json(json!({ "data": { field: { "customer": null, "userErrors": errors } }, "extensions": cost() })).into_response();
                 }
                 ("CreateCustomer", None) => {
-                    let id = format!("gid://shopify/Customer/{}", 1000 + s.customers.len());
+                    let id = format!("gid://shopify/Customer/{}", 1000 + s.calls);
                     s.customers.push(ShopifyCustomer {
                         id: id.clone(),
                         email,

@@ -694,3 +694,55 @@ async fn a_stage_without_a_crm_discount_gets_a_shopify_tag_named_after_it() {
         "{program}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_deleted_in_shopify_since_is_made_again_once() {
+    let app = TestApp::start_with(serve_args()).await;
+    let t = app.tenant("Deleted Winery").await;
+    without_demo_enrollments(&app, &t).await;
+    let (url, store) = shopify_stand_in().await;
+    let crm = connectors(&app, &url);
+    configure(&app, &t.admin_key, shopify_input()).await;
+    let enrollment = enroll_new(&app, &t, "gone@tag.example", "Bronze").await;
+    assert_eq!(run(&app, &t, &crm).await, 1);
+    let first = store
+        .lock()
+        .unwrap()
+        .by_email("gone@tag.example")
+        .unwrap()
+        .id
+        .clone();
+    // Deleted in Shopify; then the enrollment is cancelled: the kept id is refused, the
+    // customer is made again and their tag moved on the new one.
+    store.lock().unwrap().customers.clear();
+    let r = app
+        .gql(
+            &t.admin_key,
+            "mutation($e: ID!) { cancelEnrollment(input: { enrollmentId: $e }) { userErrors { code } } }",
+            json!({ "e": enrollment }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["cancelEnrollment"]["userErrors"],
+        json!([]),
+        "{r}"
+    );
+    assert_eq!(run(&app, &t, &crm).await, 1);
+    assert_eq!(
+        sync_state(&app, &t, &enrollment).await["syncStatus"],
+        "SYNCED"
+    );
+    let again = {
+        let s = store.lock().unwrap();
+        let again = s.by_email("gone@tag.example").unwrap().clone();
+        assert_eq!(s.count("CreateCustomer"), 2, "{:?}", s.operations);
+        again
+    };
+    assert_ne!(again.id, first);
+    assert!(again.tags.is_empty());
+    let kept = format!(
+        "SELECT count(*) AS n FROM customers WHERE tenant_id = '{}' AND crm_customer_id = '{}'",
+        t.id, again.id
+    );
+    assert_eq!(count(&app, &kept).await, 1);
+}
