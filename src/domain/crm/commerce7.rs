@@ -25,7 +25,7 @@ pub struct Commerce7 {
 
 /// The customer's fields Commerce7 is given: names, the email, the phone in E.164.
 fn customer_body(customer: &SyncCustomer, with_email: bool) -> Value {
-    let (first, last) = super::shopify::split_name(customer.name.as_deref());
+    let (first, last) = customer.first_and_last_name();
     let mut body = json!({});
     if let Some(first) = first {
         body["firstName"] = json!(first);
@@ -35,7 +35,7 @@ fn customer_body(customer: &SyncCustomer, with_email: bool) -> Value {
     }
     if with_email {
         body["emails"] = json!([{ "email": customer.email }]);
-        if let Some(phone) = super::shopify::e164(customer.phone.as_deref()) {
+        if let Some(phone) = customer.e164_phone() {
             body["phones"] = json!([{ "phone": phone }]);
         }
     }

@@ -23,7 +23,7 @@ pub struct CrmConnection {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The CRM's OAuth session (an expiring access token the server refreshes): never its
+/// The CRM's OAuth grant (an expiring access token the server refreshes): never its
 /// tokens.
 #[derive(SimpleObject)]
 pub struct CrmSession {
@@ -35,7 +35,7 @@ pub struct CrmSession {
 
 #[async_graphql::ComplexObject]
 impl CrmConnection {
-    /// The OAuth session, when the CRM was connected with an expiring token.
+    /// The expiring OAuth token the server refreshes, when the CRM was connected with one.
     async fn session(&self, ctx: &Context<'_>) -> AppResult<Option<CrmSession>> {
         let state = request_context(ctx)?
             .db

@@ -58,6 +58,18 @@ fn refused(message: &str) -> crate::domain::OpError {
     user_error(UserErrorCode::Invalid, &["body"], message)
 }
 
+/// A CRM order's lines as `recordOrder` takes them (`line` maps one), at most as many as
+/// an order may have.
+fn order_lines(items: &Value, line: impl Fn(&Value) -> Value) -> Value {
+    let lines = items.as_array().into_iter().flatten();
+    Value::Array(
+        lines
+            .take(crate::domain::catalog::ops::MAX_ORDER_LINES)
+            .map(line)
+            .collect(),
+    )
+}
+
 /// A Shopify amount (`"199.00"`).
 fn money(value: &Value) -> Option<BigDecimal> {
     match value {
@@ -195,26 +207,17 @@ pub async fn apply_shopify(
                 .ok_or_else(|| refused("the order has no id"))?;
             let total = money(&body["total_price"])
                 .ok_or_else(|| refused("the order has no total_price"))?;
-            let line_items: Vec<Value> = body["line_items"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .take(500)
-                        .map(|item| {
-                            json!({
-                                "title": item["title"],
-                                "sku": item["sku"],
-                                "quantity": item["quantity"],
-                                "price": item["price"],
-                                "crmProductId": item["product_id"]
-                                    .as_u64()
-                                    .map(|id| format!("gid://shopify/Product/{id}")),
-                            })
-                        })
-                        .collect()
+            let line_items = order_lines(&body["line_items"], |item| {
+                json!({
+                    "title": item["title"],
+                    "sku": item["sku"],
+                    "quantity": item["quantity"],
+                    "price": item["price"],
+                    "crmProductId": item["product_id"]
+                        .as_u64()
+                        .map(|id| format!("gid://shopify/Product/{id}")),
                 })
-                .unwrap_or_default();
+            });
             let order = customers::RecordOrder {
                 customer_id: customer,
                 order_total: total,
@@ -227,7 +230,7 @@ pub async fn apply_shopify(
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc)),
                 is_club_shipment: false,
-                line_items: Value::Array(line_items),
+                line_items,
             };
             let key = format!("shopify:order:{id}");
             Some(customers::record_order(conn, scope, order, Some(&key)).await?)
@@ -355,24 +358,15 @@ pub async fn apply_commerce7(
                 .ok_or_else(|| refused("the order has no id"))?;
             let total =
                 cents(&payload["total"]).ok_or_else(|| refused("the order has no total"))?;
-            let line_items: Vec<Value> = payload["items"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .take(500)
-                        .map(|item| {
-                            json!({
-                                "title": item["productTitle"],
-                                "sku": item["sku"],
-                                "quantity": item["quantity"],
-                                "price": cents(&item["price"]).map(|p| p.to_string()),
-                                "crmProductId": item["productId"],
-                            })
-                        })
-                        .collect()
+            let line_items = order_lines(&payload["items"], |item| {
+                json!({
+                    "title": item["productTitle"],
+                    "sku": item["sku"],
+                    "quantity": item["quantity"],
+                    "price": cents(&item["price"]).map(|p| p.to_string()),
+                    "crmProductId": item["productId"],
                 })
-                .unwrap_or_default();
+            });
             let order = customers::RecordOrder {
                 customer_id: customer,
                 order_total: total,
@@ -388,7 +382,7 @@ pub async fn apply_commerce7(
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc)),
                 is_club_shipment: payload["orderType"].as_str() == Some("Club"),
-                line_items: Value::Array(line_items),
+                line_items,
             };
             let key = format!("commerce7:order:{id}");
             Some(customers::record_order(conn, scope, order, Some(&key)).await?)

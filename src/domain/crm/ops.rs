@@ -145,6 +145,17 @@ fn check_credentials(platform: CrmPlatform, credentials: &Value) -> OpResult<()>
     }
 }
 
+/// A change of an existing connection.
+#[derive(AsChangeset)]
+#[diesel(table_name = crm_connections)]
+struct ConnectionChange {
+    provider: CrmPlatform,
+    shop: String,
+    credentials_sealed: Vec<u8>,
+    hook_token_hash: Option<Vec<u8>>,
+    enabled: Option<bool>,
+}
+
 /// Connects the tenant's CRM, or changes its connection (one per tenant; concurrent
 /// first calls make one). Credentials are sealed with `key` (refused when the server has
 /// none) and never returned; they are required when the CRM is first connected or
@@ -189,7 +200,7 @@ pub async fn configure_crm(
     let context = credentials_context(scope.id(), input.platform);
     let mut credentials = input.credentials.clone();
     if let Some(given) = credentials.as_mut() {
-        // New credentials end the previous session (a new one comes with its tokens).
+        // New credentials replace the stored OAuth tokens (new ones come with them).
         diesel::delete(
             platform_sessions::table.filter(platform_sessions::tenant_id.eq(scope.id())),
         )
@@ -232,25 +243,16 @@ pub async fn configure_crm(
                 .await?
         }
         Some(_) => {
-            let target = c::table.filter(c::tenant_id.eq(scope.id()));
-            if let Some(token) = &token {
-                diesel::update(target)
-                    .set(c::hook_token_hash.eq(crate::auth::hash_key(token)))
-                    .execute(conn)
-                    .await?;
-            }
-            if let Some(enabled) = input.enabled {
-                diesel::update(target)
-                    .set(c::enabled.eq(enabled))
-                    .execute(conn)
-                    .await?;
-            }
-            diesel::update(target)
-                .set((
-                    c::provider.eq(input.platform),
-                    c::shop.eq(&shop),
-                    c::credentials_sealed.eq(&sealed),
-                ))
+            // What is left out (`None`) keeps its value.
+            let change = ConnectionChange {
+                provider: input.platform,
+                shop: shop.clone(),
+                credentials_sealed: sealed,
+                hook_token_hash: token.as_deref().map(crate::auth::hash_key),
+                enabled: input.enabled,
+            };
+            diesel::update(c::table.filter(c::tenant_id.eq(scope.id())))
+                .set(change)
                 .returning(CrmConnection::as_returning())
                 .get_result(conn)
                 .await?
@@ -305,6 +307,34 @@ pub struct SyncCustomer {
     pub crm_customer_id: Option<String>,
 }
 
+impl SyncCustomer {
+    /// The name as CRMs keep it: the first word, then the rest.
+    pub fn first_and_last_name(&self) -> (Option<String>, Option<String>) {
+        let Some(name) = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        else {
+            return (None, None);
+        };
+        match name.split_once(char::is_whitespace) {
+            Some((first, last)) => (Some(first.to_owned()), Some(last.trim().to_owned())),
+            None => (Some(name.to_owned()), None),
+        }
+    }
+
+    /// The phone when it is in E.164 form (`+` and 8 to 15 digits), the only form CRMs
+    /// accept.
+    pub fn e164_phone(&self) -> Option<&str> {
+        self.phone.as_deref().filter(|p| {
+            p.strip_prefix('+').is_some_and(|d| {
+                (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+    }
+}
+
 /// Everything a sync needs: the tenant's CRM with its credentials opened, and the customer.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
@@ -351,11 +381,7 @@ pub async fn sync_target(
     let Some((platform, shop, sealed, true)) = row else {
         return Ok(Err(CrmError::NotConfigured));
     };
-    let context = credentials_context(scope.id(), platform);
-    let credentials = key
-        .and_then(|key| key.open(&context, &sealed))
-        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok());
-    let Some(mut credentials) = credentials else {
+    let Some(mut credentials) = open_credentials(scope, platform, &sealed, key) else {
         return Ok(Err(CrmError::Refused(
             "the CRM credentials cannot be opened with this server's secret key: configure the CRM again"
                 .into(),
@@ -501,10 +527,19 @@ pub async fn hook_credentials(
         .first(conn)
         .await
         .optional()?;
-    Ok(row.and_then(|(platform, sealed)| {
-        let plain = key?.open(&credentials_context(scope.id(), platform), &sealed)?;
-        serde_json::from_slice(&plain).ok()
-    }))
+    Ok(row.and_then(|(platform, sealed)| open_credentials(scope, platform, &sealed, key)))
+}
+
+/// Credentials sealed for the tenant's `platform`, opened (`None`: no key, another key, or
+/// not what was sealed).
+fn open_credentials(
+    scope: Tenant,
+    platform: CrmPlatform,
+    sealed: &[u8],
+    key: Option<&SecretKey>,
+) -> Option<Value> {
+    let plain = key?.open(&credentials_context(scope.id(), platform), sealed)?;
+    serde_json::from_slice(&plain).ok()
 }
 
 /// Notes a webhook delivery as applied; `false` when it was already (a retry or a replay).

@@ -40,17 +40,6 @@ const UPDATE: &str = "mutation UpdateCustomer($input: CustomerInput!) { customer
 const TAGS_ADD: &str = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 const TAGS_REMOVE: &str = "mutation RemoveTags($id: ID!, $tags: [String!]!) { tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 
-/// `name` as Shopify's first and last name (the first word, then the rest).
-pub(super) fn split_name(name: Option<&str>) -> (Option<String>, Option<String>) {
-    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
-        return (None, None);
-    };
-    match name.split_once(char::is_whitespace) {
-        Some((first, last)) => (Some(first.to_owned()), Some(last.trim().to_owned())),
-        None => (Some(name.to_owned()), None),
-    }
-}
-
 /// `club-` and a stage's name in lower-case letters, digits and dashes.
 pub fn stage_slug(name: &str) -> String {
     let mut slug = String::from("club");
@@ -73,7 +62,7 @@ pub fn email_query(email: &str) -> String {
 /// The customer's fields Shopify is given: email, names, and the phone when it is in
 /// E.164 form (Shopify refuses others).
 fn customer_input(customer: &SyncCustomer) -> Value {
-    let (first, last) = split_name(customer.name.as_deref());
+    let (first, last) = customer.first_and_last_name();
     let mut input = json!({ "email": customer.email });
     if let Some(first) = first {
         input["firstName"] = json!(first);
@@ -81,18 +70,10 @@ fn customer_input(customer: &SyncCustomer) -> Value {
     if let Some(last) = last {
         input["lastName"] = json!(last);
     }
-    if let Some(phone) = e164(customer.phone.as_deref()) {
+    if let Some(phone) = customer.e164_phone() {
         input["phone"] = json!(phone);
     }
     input
-}
-
-/// A phone number in E.164 form (`+` and 8 to 15 digits), the only form CRMs accept.
-pub(super) fn e164(phone: Option<&str>) -> Option<&str> {
-    phone.filter(|p| {
-        p.strip_prefix('+')
-            .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
 
 /// A `userErrors` list as one refusal, if it has any.
@@ -130,9 +111,10 @@ impl Shopify {
         }
     }
 
-    fn endpoint(&self, shop: &str) -> String {
+    /// `path` on the shop's Admin API origin.
+    fn url(&self, shop: &str, path: &str) -> String {
         format!(
-            "{}/admin/api/{API_VERSION}/graphql.json",
+            "{}{path}",
             self.base_url.replace("{shop}", shop).trim_end_matches('/')
         )
     }
@@ -177,7 +159,10 @@ impl Shopify {
         self.wait_for_bucket(&target.shop).await?;
         let request = self
             .http
-            .post(self.endpoint(&target.shop))
+            .post(self.url(
+                &target.shop,
+                &format!("/admin/api/{API_VERSION}/graphql.json"),
+            ))
             .header("X-Shopify-Access-Token", target.credential("accessToken"))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json")
@@ -223,15 +208,9 @@ impl Shopify {
         &self,
         session: &super::ops::DueSession,
     ) -> Result<super::ops::SessionTokens, CrmError> {
-        let url = format!(
-            "{}/admin/oauth/access_token",
-            self.base_url
-                .replace("{shop}", &session.shop)
-                .trim_end_matches('/')
-        );
         let request = self
             .http
-            .post(url)
+            .post(self.url(&session.shop, "/admin/oauth/access_token"))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json")
             .body(
@@ -355,11 +334,17 @@ mod tests {
 
     #[test]
     fn names_emails_and_buckets_are_read_as_shopify_means_them() {
+        let named = |name: &str| SyncCustomer {
+            email: "ana@example.com".into(),
+            name: Some(name.into()),
+            phone: None,
+            crm_customer_id: None,
+        };
         assert_eq!(
-            split_name(Some("Ana Maria Souza")),
+            named("Ana Maria Souza").first_and_last_name(),
             (Some("Ana".into()), Some("Maria Souza".into()))
         );
-        assert_eq!(split_name(Some("  ")), (None, None));
+        assert_eq!(named("  ").first_and_last_name(), (None, None));
         assert_eq!(email_query(r#"a"b\c@x.com"#), r#"email:"a\"b\\c@x.com""#);
         let throttle = json!({ "currentlyAvailable": 40.0, "restoreRate": 50.0 });
         assert_eq!(refill_time(&throttle, 140.0), Some(Duration::from_secs(2)));
