@@ -147,6 +147,22 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
     if steps > 0 {
         ran.push(("email_sequences", json!({ "queued": steps })));
     }
+    let follow_ups = in_unit(db, move |conn, scope| {
+        async move { crate::domain::outreach::ops::send_follow_ups(conn, scope, now).await }
+            .scope_boxed()
+    })
+    .await?;
+    if follow_ups > 0 {
+        ran.push(("outreach_follow_ups", json!({ "queued": follow_ups })));
+    }
+    let timed_out = in_unit(db, move |conn, scope| {
+        async move { Ok(crate::domain::outreach::ops::time_out_form_tests(conn, scope, now).await?) }
+            .scope_boxed()
+    })
+    .await?;
+    if timed_out > 0 {
+        ran.push(("form_test_timeouts", json!({ "timedOut": timed_out })));
+    }
     let folded = in_unit(db, move |conn, _| {
         async move { Ok(compact_rollups(conn).await?) }.scope_boxed()
     })

@@ -748,6 +748,7 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        funnel_counted -> Array<Text>,
     }
 }
 
@@ -1010,6 +1011,7 @@ diesel::table! {
         sent_at -> Timestamptz,
         opened_at -> Nullable<Timestamptz>,
         replied_at -> Nullable<Timestamptz>,
+        email_id -> Nullable<Uuid>,
     }
 }
 

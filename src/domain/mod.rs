@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod leads;
 pub mod loyalty;
 pub mod messages;
+pub mod outreach;
 pub mod tenancy;
 pub mod webhooks;
 

@@ -31,6 +31,7 @@ use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::analytics::LoyaltyAnalyticsQuery;
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::messages::graphql::{MessagesMutation, MessagesQuery};
+use crate::domain::outreach::graphql::{OutreachMutation, OutreachQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 use crate::domain::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 use crate::events::EventHub;
@@ -50,6 +51,7 @@ pub struct Query(
     LeadsAnalyticsQuery,
     GrowthQuery,
     CampaignsQuery,
+    OutreachQuery,
     EventsQuery,
     WebhooksQuery,
     AutomationsQuery,
@@ -68,6 +70,7 @@ pub struct Mutation(
     LeadsMutation,
     GrowthMutation,
     CampaignsMutation,
+    OutreachMutation,
     WebhooksMutation,
     AutomationsMutation,
     CommsMutation,

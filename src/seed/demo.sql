@@ -283,9 +283,9 @@ SELECT current_tenant_id(), id, 'exec-' || variant_id, score, 900, 512, 0.001024
 
 -- Prospect discovery and outreach (001 sections 4 and 5).
 INSERT INTO prospect_candidates (tenant_id, business_name, website, contact_email, industry, region, language, automation_need_score, contacted)
-VALUES (current_tenant_id(), 'Cave à Manger Lyon', 'https://cave-lyon.example', 'hello@cave-lyon.example', 'restaurant', 'Auvergne-Rhône-Alpes', 'fr', 78, true),
-       (current_tenant_id(), 'Hotel du Lac', 'https://hotel-du-lac.example', 'events@hotel-du-lac.example', 'hospitality', 'Savoie', 'fr', 64, true),
-       (current_tenant_id(), 'Boston Wine Bar', 'https://bostonwinebar.example', NULL, 'restaurant', 'Massachusetts', 'en', 55, false);
+VALUES (current_tenant_id(), 'Cave à Manger Lyon', 'cave-lyon.example', 'hello@cave-lyon.example', 'restaurant', 'Auvergne-Rhône-Alpes', 'fr', 78, true),
+       (current_tenant_id(), 'Hotel du Lac', 'hotel-du-lac.example', 'events@hotel-du-lac.example', 'hospitality', 'Savoie', 'fr', 64, true),
+       (current_tenant_id(), 'Boston Wine Bar', 'bostonwinebar.example', NULL, 'restaurant', 'Massachusetts', 'en', 55, false);
 INSERT INTO prospect_form_tests (tenant_id, prospect_id, response_received_at, response_time_minutes, has_autoresponder, autoresponder_tone, score, test_status)
 SELECT tenant_id, id, now() - interval '1 day', 95, true, 'robotic', 40, 'completed' FROM prospect_candidates WHERE contacted;
 INSERT INTO prospect_industry_performance (tenant_id, industry, total_contacted, total_opened, total_replied, open_rate, reply_rate, priority_score)
@@ -309,8 +309,10 @@ SELECT e.tenant_id, e.id, e.prospect_id, e.campaign_id, a.action, e.sent_at
 FROM outreach_emails e CROSS JOIN (VALUES ('sent'), ('delivered'), ('opened')) AS a(action);
 INSERT INTO outreach_tracking (tenant_id, email_id, prospect_id, campaign_id, action, "timestamp")
 SELECT tenant_id, id, prospect_id, campaign_id, 'replied', replied_at FROM outreach_emails WHERE status = 'replied';
-INSERT INTO prospect_outreach_log (tenant_id, prospect_id, subject, email_body, status, sent_at, opened_at, replied_at)
-SELECT tenant_id, prospect_id, subject, content, CASE WHEN status = 'replied' THEN 'replied' ELSE 'opened' END, sent_at, opened_at, replied_at
+UPDATE outreach_emails e SET funnel_counted = ARRAY(
+    SELECT DISTINCT t.action FROM outreach_tracking t WHERE t.tenant_id = e.tenant_id AND t.email_id = e.id ORDER BY 1);
+INSERT INTO prospect_outreach_log (tenant_id, prospect_id, email_id, subject, email_body, status, sent_at, opened_at, replied_at)
+SELECT tenant_id, prospect_id, id, subject, content, CASE WHEN status = 'replied' THEN 'replied' ELSE 'opened' END, sent_at, opened_at, replied_at
 FROM outreach_emails;
 INSERT INTO outreach_metrics (tenant_id, campaign_id, total_emails_sent, total_emails_delivered, total_emails_opened, total_emails_replied,
                               open_rate, reply_rate)

@@ -17,6 +17,7 @@ mod http_surface;
 mod leads;
 mod loyalty;
 mod messages;
+mod outreach;
 mod products;
 mod replica;
 mod scheduler;

@@ -8,10 +8,8 @@ use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use uuid::Uuid;
 
 use super::analytics::Recipients;
-use super::metrics::{CampaignMetrics, FunnelCounts, OutreachMetrics};
-use super::model::{
-    self, CampaignChannel, CampaignStatus, ExecutionStatus, OutreachAction, RecipientStatus,
-};
+use super::metrics::{CampaignMetrics, FunnelCounts};
+use super::model::{self, CampaignChannel, CampaignStatus, ExecutionStatus, RecipientStatus};
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
@@ -20,7 +18,7 @@ use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::aggregate::Aggregate;
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{created_page, Cursor, PageRequest};
+use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
@@ -282,170 +280,16 @@ impl Campaign {
 pub struct CountersKey(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExecutionsOf(pub Uuid);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OutreachCountersKey(pub Uuid);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OutreachEventsOf(pub Uuid);
 
 crate::load_by_ids!(CountersKey => model::Counters, ops::counters_of, |row: &model::Counters| row.campaign_id);
 
 crate::load_groups!(ExecutionsOf => model::Execution, ops::executions_of, |row: &model::Execution| Some(row.campaign_id));
-
-crate::load_by_ids!(OutreachCountersKey => model::OutreachCounters, ops::outreach_counters_of, |row: &model::OutreachCounters| row.campaign_id);
-
-crate::load_groups!(OutreachEventsOf => model::OutreachEvent, ops::outreach_events_of, |row: &model::OutreachEvent| Some(row.email_id));
 
 /// One row of the seed's `campaign_metrics` view.
 #[derive(SimpleObject)]
 pub struct CampaignMetricsRow {
     pub campaign: Campaign,
     pub metrics: CampaignMetrics,
-}
-
-// ---- outreach ------------------------------------------------------------------------------
-
-/// An outreach campaign to discovered prospects (seed 001).
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct OutreachCampaign {
-    pub id: ID,
-    pub name: String,
-    pub status: CampaignStatus,
-    pub target_criteria: Json<serde_json::Value>,
-    pub follow_up_schedule: Json<serde_json::Value>,
-    pub email_template_id: Option<ID>,
-    pub created_at: DateTime<Utc>,
-    #[graphql(skip)]
-    pub campaign_id: Uuid,
-}
-
-impl From<model::OutreachCampaign> for OutreachCampaign {
-    fn from(c: model::OutreachCampaign) -> Self {
-        OutreachCampaign {
-            id: ID(c.id.to_string()),
-            name: c.name,
-            status: c.status,
-            target_criteria: Json(c.target_criteria),
-            follow_up_schedule: Json(c.follow_up_schedule),
-            email_template_id: c.email_template_id.map(|t| ID(t.to_string())),
-            created_at: c.created_at,
-            campaign_id: c.id,
-        }
-    }
-}
-
-#[ComplexObject]
-impl OutreachCampaign {
-    /// The same funnel machinery as CRM campaigns, plus replies, bounces, unsubscribes.
-    async fn metrics(&self, ctx: &Context<'_>) -> AppResult<OutreachMetrics> {
-        let request = request_context(ctx)?;
-        let counters = request
-            .load_one(OutreachCountersKey(self.campaign_id))
-            .await?;
-        Ok(counters
-            .map(|c| FunnelCounts::from(&c))
-            .unwrap_or_default()
-            .into())
-    }
-    async fn emails(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
-        let page = PageRequest::new(first, after)?;
-        outreach_email_page(request_context(ctx)?, Some(self.campaign_id), page).await
-    }
-}
-
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct OutreachEmail {
-    pub id: ID,
-    pub campaign_id: ID,
-    pub prospect_id: Option<ID>,
-    pub prospect_email: Option<String>,
-    pub prospect_name: Option<String>,
-    pub company_name: Option<String>,
-    pub subject: String,
-    pub status: String,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub opened_at: Option<DateTime<Utc>>,
-    pub replied_at: Option<DateTime<Utc>>,
-    pub follow_up_sequence: i32,
-    pub created_at: DateTime<Utc>,
-    #[graphql(skip)]
-    pub email_id: Uuid,
-}
-
-impl From<model::OutreachEmail> for OutreachEmail {
-    fn from(e: model::OutreachEmail) -> Self {
-        OutreachEmail {
-            id: ID(e.id.to_string()),
-            campaign_id: ID(e.campaign_id.to_string()),
-            prospect_id: e.prospect_id.map(|p| ID(p.to_string())),
-            prospect_email: e.prospect_email,
-            prospect_name: e.prospect_name,
-            company_name: e.company_name,
-            subject: e.subject,
-            status: e.status,
-            sent_at: e.sent_at,
-            opened_at: e.opened_at,
-            replied_at: e.replied_at,
-            follow_up_sequence: e.follow_up_sequence,
-            created_at: e.created_at,
-            email_id: e.id,
-        }
-    }
-}
-
-#[derive(SimpleObject, Clone)]
-pub struct OutreachEvent {
-    pub id: ID,
-    pub action: OutreachAction,
-    pub timestamp: DateTime<Utc>,
-}
-
-#[ComplexObject]
-impl OutreachEmail {
-    /// The tracking events (sent, delivered, opened, clicked, replied, bounced, unsubscribed).
-    async fn events(&self, ctx: &Context<'_>) -> AppResult<Vec<OutreachEvent>> {
-        let request = request_context(ctx)?;
-        let rows = request
-            .load_one(OutreachEventsOf(self.email_id))
-            .await?
-            .unwrap_or_default();
-        Ok(crate::graphql::connection::bounded(rows)
-            .into_iter()
-            .map(|e| OutreachEvent {
-                id: ID(e.id.to_string()),
-                action: e.action,
-                timestamp: e.timestamp,
-            })
-            .collect())
-    }
-}
-
-async fn outreach_email_page(
-    request: &RequestContext,
-    campaign: Option<Uuid>,
-    page: PageRequest<DateTime<Utc>>,
-) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
-    let rows = request
-        .db
-        .query(|conn, scope| {
-            let page = &page;
-            async move { ops::outreach_emails(conn, scope, campaign, page).await }.scope_boxed()
-        })
-        .await?;
-    Ok(page.into_connection(
-        rows,
-        |e| Cursor {
-            key: e.created_at,
-            id: e.id,
-        },
-        OutreachEmail::from,
-    ))
 }
 
 // ---- queries ---------------------------------------------------------------------------
@@ -634,67 +478,6 @@ impl CampaignsQuery {
             Campaign::from,
         ))
     }
-
-    #[graphql(guard = "Access::Read")]
-    async fn outreach_campaign(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-    ) -> AppResult<Option<OutreachCampaign>> {
-        let request = request_context(ctx)?;
-        let id = parse_id(&id, &["id"])?;
-        let rows = request
-            .db
-            .query(|conn, scope| {
-                async move { ops::outreach_campaigns_by_ids(conn, scope, &[id]).await }
-                    .scope_boxed()
-            })
-            .await?;
-        Ok(rows.into_iter().next().map(OutreachCampaign::from))
-    }
-
-    #[graphql(guard = "Access::Read")]
-    async fn outreach_campaigns(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachCampaign>> {
-        created_page(
-            ctx,
-            PageRequest::either(first, after, last, before)?,
-            |conn, scope, page| {
-                async move { ops::list_outreach_campaigns(conn, scope, &page).await }.scope_boxed()
-            },
-            OutreachCampaign::from,
-        )
-        .await
-    }
-
-    /// Outreach emails, optionally of one campaign, in creation order.
-    #[graphql(guard = "Access::Read")]
-    async fn outreach_emails(
-        &self,
-        ctx: &Context<'_>,
-        campaign_id: Option<ID>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> AppResult<Connection<Cursor<DateTime<Utc>>, OutreachEmail>> {
-        let campaign = campaign_id
-            .as_ref()
-            .map(|c| parse_id(c, &["campaignId"]))
-            .transpose()?;
-        outreach_email_page(
-            request_context(ctx)?,
-            campaign,
-            PageRequest::either(first, after, last, before)?,
-        )
-        .await
-    }
 }
 
 // ---- mutations -------------------------------------------------------------------------
@@ -727,13 +510,6 @@ pub struct RecordDeliveryEventInput {
     pub error: Option<String>,
 }
 
-#[derive(InputObject)]
-pub struct RecordOutreachEventInput {
-    pub email_id: ID,
-    pub action: OutreachAction,
-    pub occurred_at: Option<DateTime<Utc>>,
-}
-
 #[derive(SimpleObject)]
 pub struct CampaignPayload {
     pub campaign: Option<Campaign>,
@@ -743,12 +519,6 @@ pub struct CampaignPayload {
 #[derive(SimpleObject)]
 pub struct RecordDeliveryEventPayload {
     pub recipient: Option<CampaignRecipient>,
-    pub user_errors: Vec<UserError>,
-}
-
-#[derive(SimpleObject)]
-pub struct RecordOutreachEventPayload {
-    pub event: Option<OutreachEvent>,
     pub user_errors: Vec<UserError>,
 }
 
@@ -886,33 +656,6 @@ impl CampaignsMutation {
             },
             |r, user_errors| RecordDeliveryEventPayload {
                 recipient: r.map(CampaignRecipient::from),
-                user_errors,
-            },
-        )
-        .await
-    }
-
-    #[graphql(guard = "Access::Ingest")]
-    async fn record_outreach_event(
-        &self,
-        ctx: &Context<'_>,
-        input: RecordOutreachEventInput,
-    ) -> AppResult<RecordOutreachEventPayload> {
-        let id = parse_id(&input.email_id, &["input", "emailId"])?;
-        let at = input.occurred_at.unwrap_or_else(Utc::now);
-        let action = input.action;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::record_outreach_event(conn, scope, id, action, at).await }
-                    .scope_boxed()
-            },
-            |e, user_errors| RecordOutreachEventPayload {
-                event: e.map(|e| OutreachEvent {
-                    id: ID(e.id.to_string()),
-                    action: e.action,
-                    timestamp: e.timestamp,
-                }),
                 user_errors,
             },
         )

@@ -5,7 +5,6 @@ use uuid::Uuid;
 use super::metrics::FunnelCounts;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
-    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking,
 };
 
 text_enum!(pub CampaignStatus {
@@ -50,16 +49,6 @@ text_enum!(pub ExecutionStatus {
     Completed => "completed",
     Failed => "failed",
     Cancelled => "cancelled",
-});
-
-text_enum!(pub OutreachAction {
-    Sent => "sent",
-    Delivered => "delivered",
-    Opened => "opened",
-    Clicked => "clicked",
-    Replied => "replied",
-    Bounced => "bounced",
-    Unsubscribed => "unsubscribed",
 });
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -136,73 +125,3 @@ impl From<&Counters> for FunnelCounts {
         }
     }
 }
-
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = outreach_campaigns, check_for_backend(diesel::pg::Pg))]
-pub struct OutreachCampaign {
-    pub id: Uuid,
-    pub name: String,
-    pub status: CampaignStatus,
-    pub target_criteria: serde_json::Value,
-    pub email_template_id: Option<Uuid>,
-    pub follow_up_schedule: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = outreach_emails, check_for_backend(diesel::pg::Pg))]
-pub struct OutreachEmail {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
-    pub prospect_id: Option<Uuid>,
-    pub prospect_email: Option<String>,
-    pub prospect_name: Option<String>,
-    pub company_name: Option<String>,
-    pub subject: String,
-    pub status: String,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub opened_at: Option<DateTime<Utc>>,
-    pub replied_at: Option<DateTime<Utc>>,
-    pub follow_up_sequence: i32,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = outreach_tracking, check_for_backend(diesel::pg::Pg))]
-pub struct OutreachEvent {
-    pub id: Uuid,
-    pub email_id: Uuid,
-    pub action: OutreachAction,
-    pub timestamp: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = outreach_metrics, check_for_backend(diesel::pg::Pg))]
-pub struct OutreachCounters {
-    pub campaign_id: Uuid,
-    pub total_emails_sent: i32,
-    pub total_emails_delivered: i32,
-    pub total_emails_opened: i32,
-    pub total_emails_clicked: i32,
-    pub total_emails_replied: i32,
-    pub total_emails_bounced: i32,
-    pub total_emails_unsubscribed: i32,
-}
-
-impl From<&OutreachCounters> for FunnelCounts {
-    fn from(c: &OutreachCounters) -> Self {
-        FunnelCounts {
-            recipients: 0,
-            sent: c.total_emails_sent.into(),
-            delivered: c.total_emails_delivered.into(),
-            opened: c.total_emails_opened.into(),
-            clicked: c.total_emails_clicked.into(),
-            failed: 0,
-            replied: c.total_emails_replied.into(),
-            bounced: c.total_emails_bounced.into(),
-            unsubscribed: c.total_emails_unsubscribed.into(),
-        }
-    }
-}
-
-crate::created_row!(OutreachCampaign);

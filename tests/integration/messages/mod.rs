@@ -162,7 +162,7 @@ pub(crate) async fn provider(default: Answer) -> (String, Arc<Mutex<Script>>) {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-fn serve_args() -> ServeArgs {
+pub(crate) fn serve_args() -> ServeArgs {
     ServeArgs {
         secret_key: Some(SECRET_KEY.parse().unwrap()),
         ..ServeArgs::default()
@@ -173,18 +173,22 @@ fn key() -> SecretKey {
     SECRET_KEY.parse().unwrap()
 }
 
-fn settings() -> providers::ProviderSettings {
+pub(crate) fn settings() -> providers::ProviderSettings {
     providers::ProviderSettings::default()
 }
 
-async fn run(app: &TestApp, tenant: &TestTenant, providers: &providers::Providers) -> usize {
+pub(crate) async fn run(
+    app: &TestApp,
+    tenant: &TestTenant,
+    providers: &providers::Providers,
+) -> usize {
     let db = TenantDb::new(app.pool.clone(), tenant.id);
     ops::run_due(&db, providers, Some(&key()), 50)
         .await
         .unwrap()
 }
 
-async fn configure(app: &TestApp, t: &TestTenant, input: Value) -> Value {
+pub(crate) async fn configure(app: &TestApp, t: &TestTenant, input: Value) -> Value {
     let r = app
         .gql(
             &t.admin_key,

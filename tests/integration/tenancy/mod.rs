@@ -57,7 +57,7 @@ fn one_connection_pool(app: &TestApp, statements: Arc<db::StatementCounter>) -> 
 /// Root fields the matrix below (with `customers::customers_are_isolated_between_tenants`,
 /// `loyalty::loyalty_is_isolated_between_tenants`, `loyalty::crm_sync::*`, `loyalty::refunds::*`, `products::*`, `crm::*`, `comms::*`, `messages::tenants_and_jobs::templates_messages_and_email_events_stay_within_their_tenant`,
 /// `messages::tenants_and_jobs::admins_retry_and_cancel_deliveries_through_their_jobs`, `scheduler::*`, `automations::*`,
-/// `leads::reference::prompts_and_feedback_*`, `leads::reference::the_translation_*` and `analytics::*`) exercises; a new root field must be added here (and to
+/// `leads::reference::prompts_and_feedback_*`, `leads::reference::the_translation_*`, `outreach::*` and `analytics::*`) exercises; a new root field must be added here (and to
 /// the matrix) or this test fails.
 const COVERED_QUERY_FIELDS: &[&str] = &[
     "activeCampaigns",
@@ -103,6 +103,9 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
     "previewTemplate",
     "products",
     "prompts",
+    "prospectCandidate",
+    "prospectCandidates",
+    "prospectIndustryPerformance",
     "prospects",
     "publishedTestimonials",
     "redemption",
@@ -123,6 +126,7 @@ const COVERED_QUERY_FIELDS: &[&str] = &[
 const COVERED_MUTATION_FIELDS: &[&str] = &[
     "addLeadNote",
     "adjustPoints",
+    "approveOutreachEmail",
     "archiveLead",
     "bookAppointment",
     "cancelEmailSequence",
@@ -139,6 +143,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "createApiKey",
     "createCampaign",
     "createClubStage",
+    "createOutreachCampaign",
     "createReward",
     "createTestimonial",
     "createWebhookEndpoint",
@@ -147,6 +152,8 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "enrollCustomer",
     "expireEnrollments",
     "fulfillRedemption",
+    "generateOutreachEmails",
+    "importProspectCandidates",
     "ingestLead",
     "launchCampaign",
     "moderateTestimonial",
@@ -157,6 +164,8 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "recordCall",
     "recordCustomerActivity",
     "recordDeliveryEvent",
+    "recordFormTest",
+    "recordFormTestResult",
     "recordOrder",
     "recordOutreachEvent",
     "recordProspect",
@@ -164,6 +173,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "refreshGrowthInsights",
     "refundOrder",
     "refundRedemption",
+    "rejectOutreachEmail",
     "renewEnrollment",
     "rescheduleAppointment",
     "resumeCampaign",
@@ -188,6 +198,7 @@ const COVERED_MUTATION_FIELDS: &[&str] = &[
     "updateLeadAnalysis",
     "updateLeadNote",
     "updateLoyaltyRules",
+    "updateOutreachCampaign",
     "updateProspect",
     "updateReward",
     "updateTenantSettings",

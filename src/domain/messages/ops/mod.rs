@@ -37,7 +37,7 @@ use crate::db::schema::{
     customers, email_events, email_templates, queue_jobs,
 };
 use crate::db::{Tenant, TenantDb};
-use crate::domain::campaigns::model::{OutreachAction, RecipientStatus};
+use crate::domain::campaigns::model::RecipientStatus;
 use crate::domain::comms::model::{Channel, ChannelProvider, MessageStatus};
 use crate::domain::customers::ops::valid_email;
 use crate::domain::messages::hooks::{MessageRef, Report};
@@ -47,6 +47,7 @@ use crate::domain::messages::model::{
 };
 use crate::domain::messages::providers::{Envelope, Outcome, Providers, Route};
 use crate::domain::messages::templates::{self as engine, Fields, Rendered, Source};
+use crate::domain::outreach::model::OutreachAction;
 use crate::domain::{
     check_required_text, check_text, events, user_error, OpError, OpResult, UserError,
     UserErrorCode,

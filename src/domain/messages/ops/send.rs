@@ -789,8 +789,8 @@ pub(crate) async fn move_funnels(
             _ => None,
         };
         if let Some(action) = action {
-            crate::domain::campaigns::ops::record_outreach_event(
-                conn, scope, email, action, report.at,
+            crate::domain::outreach::ops::record_outreach_event(
+                conn, scope, email, action, report.at, None,
             )
             .await?;
         }

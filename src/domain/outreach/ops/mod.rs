@@ -1,0 +1,11 @@
+//! The operations of prospect discovery and outreach, one file per part: candidates and
+//! their form tests ([`candidates`]), campaigns and their emails ([`campaigns`]), and the
+//! funnel events that move an email ([`tracking`]).
+
+mod campaigns;
+mod candidates;
+mod tracking;
+
+pub use campaigns::*;
+pub use candidates::*;
+pub use tracking::*;
