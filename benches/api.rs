@@ -17,7 +17,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -25,6 +25,7 @@
 //! | `BENCH_MESSAGES` | `10000` (delivery: messages queued at once) |
 //! | `BENCH_WORKFLOW_RECIPIENTS` | `100000` (workflow: recipients of the campaign) |
 //! | `BENCH_CRM_SYNCS` | `10000` (crmSync: enrollments synced) |
+//! | `BENCH_PROSPECTS` | `100000` (importProspects: candidates imported, 1 000 per call) |
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -40,6 +41,10 @@
 //! stand-in of Shopify's Admin GraphQL API that answers HTTP 429 (`Retry-After: 0`) on every
 //! tenth call: syncs per second from queued to the last completed, and what the stand-in
 //! counted (each customer created once and tagged once: none lost, none doubled).
+//!
+//! `importProspects` imports `BENCH_PROSPECTS` prospect candidates with new websites, 1 000
+//! per `importProspectCandidates` call, one call after another, and checks that each row
+//! became one candidate.
 //!
 //! `workflow` launches a campaign of `BENCH_WORKFLOW_RECIPIENTS` recipients whose
 //! workflow sends two messages (start → send → send → end) through the server's own
@@ -869,6 +874,84 @@ async fn growth_insights(client: &reqwest::Client, base: &str, key: &str) {
     println!("  (refreshGrowthInsights over {total} live leads: median and worst of 5 runs, ms)");
 }
 
+/// importProspects: `BENCH_PROSPECTS` new candidates (websites no run used before)
+/// imported by one client in calls of 1 000 rows, one after another; prints the whole
+/// import's duration and each call's median and worst latency, and checks that every row
+/// became one candidate.
+async fn import_prospects(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    owner: &mut diesel_async::AsyncPgConnection,
+    tenant: Uuid,
+) {
+    let rows: usize = env_or("BENCH_PROSPECTS", 100_000);
+    let run = Uuid::new_v4().simple().to_string();
+    let count =
+        diesel::sql_query("SELECT count(*) AS n FROM prospect_candidates WHERE tenant_id = $1")
+            .bind::<SqlUuid, _>(tenant);
+    let before = count.clone().get_result::<Count>(owner).await.unwrap().n;
+    let industries = ["restaurant", "hospitality", "retail", "wine bar", "caterer"];
+    let bodies: Vec<Value> = (0..rows.div_ceil(1_000))
+        .map(|batch| {
+            let input: Vec<Value> = (batch * 1_000..((batch + 1) * 1_000).min(rows))
+                .map(|i| json!({
+                    "businessName": format!("Prospect {i}"),
+                    "website": format!("https://www.p{i}-{run}.example/"),
+                    "contactEmail": format!("hello@p{i}-{run}.example"),
+                    "industry": industries[i % industries.len()],
+                    "region": "Rhône",
+                    "formUrl": (i % 2 == 0).then(|| format!("https://p{i}-{run}.example/contact")),
+                }))
+                .collect();
+            json!({ "query": "mutation($i: [ProspectCandidateInput!]!) { importProspectCandidates(input: $i) { userErrors { code } } }", "variables": { "i": input } })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut timings = Vec::with_capacity(bodies.len());
+    let mut refused = 0;
+    for body in &bodies {
+        let t = Instant::now();
+        let r: Value = client
+            .post(base)
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        timings.push(t.elapsed());
+        refused += r["data"]["importProspectCandidates"]["userErrors"]
+            .as_array()
+            .map_or(usize::MAX, Vec::len);
+    }
+    let took = started.elapsed();
+    timings.sort();
+    let imported = count.get_result::<Count>(owner).await.unwrap().n - before;
+    print_row([
+        "importProspects",
+        "1",
+        &format!("{:.0}", rows as f64 / took.as_secs_f64()),
+        &ms(timings[timings.len() / 2]),
+        "-",
+        &ms(timings[timings.len() - 1]),
+        "0",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+    ]);
+    println!(
+        "  (importProspectCandidates: {rows} rows in calls of 1 000 took {:.1} s ({:.0} rows/s; \
+         throughput column), median and worst call in ms; {imported} candidates written, {refused} rows refused)",
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64()
+    );
+}
+
 /// The 360's page sizes in `CUSTOMER_360`, for its minimal SQL.
 const FIRSTS_360: Firsts = Firsts {
     activities: 10,
@@ -1538,7 +1621,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects"
             .to_string(),
     );
 
@@ -1716,6 +1799,10 @@ async fn run() {
             }
             "growthInsights" => {
                 growth_insights(&client, &base, &key).await;
+                continue;
+            }
+            "importProspects" => {
+                import_prospects(&client, &base, &key, &mut owner, tenant_id).await;
                 continue;
             }
             "noisyNeighbour" => {
