@@ -163,6 +163,22 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
     if timed_out > 0 {
         ran.push(("form_test_timeouts", json!({ "timedOut": timed_out })));
     }
+    let tests = in_unit(db, move |conn, scope| {
+        async move { crate::domain::prompts::ops::close_expired_tests(conn, scope, now).await }
+            .scope_boxed()
+    })
+    .await?;
+    if tests > 0 {
+        ran.push(("prompt_tests", json!({ "closed": tests })));
+    }
+    let learned = in_unit(db, move |conn, scope| {
+        async move { Ok(crate::domain::prompts::ops::process_feedback(conn, scope, now).await?) }
+            .scope_boxed()
+    })
+    .await?;
+    if learned > 0 {
+        ran.push(("feedback_learning", json!({ "processed": learned })));
+    }
     let folded = in_unit(db, move |conn, _| {
         async move { Ok(compact_rollups(conn).await?) }.scope_boxed()
     })

@@ -19,6 +19,7 @@ pub mod leads;
 pub mod loyalty;
 pub mod messages;
 pub mod outreach;
+pub mod prompts;
 pub mod tenancy;
 pub mod webhooks;
 

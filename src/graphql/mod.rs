@@ -32,6 +32,7 @@ use crate::domain::loyalty::analytics::LoyaltyAnalyticsQuery;
 use crate::domain::loyalty::graphql::{LoyaltyMutation, LoyaltyQuery};
 use crate::domain::messages::graphql::{MessagesMutation, MessagesQuery};
 use crate::domain::outreach::graphql::{OutreachMutation, OutreachQuery};
+use crate::domain::prompts::graphql::{PromptsMutation, PromptsQuery};
 use crate::domain::tenancy::graphql::{TenancyMutation, TenancyQuery};
 use crate::domain::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 use crate::events::EventHub;
@@ -58,6 +59,7 @@ pub struct Query(
     CommsQuery,
     MessagesQuery,
     IntelligenceQuery,
+    PromptsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -75,6 +77,7 @@ pub struct Mutation(
     AutomationsMutation,
     CommsMutation,
     MessagesMutation,
+    PromptsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -19,6 +19,7 @@ mod loyalty;
 mod messages;
 mod outreach;
 mod products;
+mod prompts;
 mod replica;
 mod scheduler;
 mod seed;

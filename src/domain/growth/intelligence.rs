@@ -1,4 +1,4 @@
-//! The AI layer's own records (seed 001): the prompt registry, the feedback trail
+//! The AI layer's own records (seed 001): the feedback trail
 //! (prediction against outcome) and the translation cache, read-only and newest first;
 //! and the reference data shared by every tenant (EN ↔ FR): the intent vocabulary and the
 //! translation dictionary.
@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::Access;
 use crate::db::schema::{
-    feedback_tracking, intent_translations, prompt_registry, translation_cache,
-    translation_dictionary,
+    feedback_tracking, intent_translations, translation_cache, translation_dictionary,
 };
 use crate::db::Tenant;
 use crate::domain::leads::model::Language;
@@ -22,55 +21,6 @@ use crate::error::AppResult;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::scalars::{parse_id, Decimal};
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = prompt_registry, check_for_backend(diesel::pg::Pg))]
-struct PromptRow {
-    id: Uuid,
-    prompt_name: String,
-    variant_version: i32,
-    variant_id: String,
-    prompt_text: String,
-    language: String,
-    score: Option<bigdecimal::BigDecimal>,
-    usage_count: i32,
-    is_active: bool,
-    created_at: DateTime<Utc>,
-}
-
-/// One variant of a prompt the lead analysis uses.
-#[derive(SimpleObject)]
-pub struct Prompt {
-    pub id: ID,
-    pub name: String,
-    pub variant_version: i32,
-    pub variant_id: String,
-    pub text: String,
-    /// en or fr.
-    pub language: String,
-    /// 0 to 1.
-    pub score: Option<Decimal>,
-    pub usage_count: i32,
-    pub is_active: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<PromptRow> for Prompt {
-    fn from(p: PromptRow) -> Self {
-        Prompt {
-            id: ID(p.id.to_string()),
-            name: p.prompt_name,
-            variant_version: p.variant_version,
-            variant_id: p.variant_id,
-            text: p.prompt_text,
-            language: p.language,
-            score: p.score.map(Decimal),
-            usage_count: p.usage_count,
-            is_active: p.is_active,
-            created_at: p.created_at,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = feedback_tracking, check_for_backend(diesel::pg::Pg))]
@@ -128,26 +78,6 @@ impl From<FeedbackRow> for Feedback {
             created_at: f.created_at,
         }
     }
-}
-
-async fn list_prompts(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    name: Option<&str>,
-    page: &PageRequest<DateTime<Utc>>,
-) -> QueryResult<Vec<PromptRow>> {
-    use prompt_registry as p;
-    let mut query = p::table
-        .filter(p::tenant_id.eq(scope.id()))
-        .select(PromptRow::as_select())
-        .limit(page.limit())
-        .into_boxed();
-    if let Some(name) = name {
-        query = query.filter(p::prompt_name.eq(name.to_owned()));
-    }
-    crate::keyset!(query, page, p::created_at, p::id, desc)
-        .load(conn)
-        .await
 }
 
 async fn list_feedback(
@@ -324,7 +254,7 @@ impl From<DictionaryRow> for DictionaryEntry {
     }
 }
 
-crate::created_row!(PromptRow, FeedbackRow, CachedTranslationRow);
+crate::created_row!(FeedbackRow, CachedTranslationRow);
 
 type Page<N> = Connection<Cursor<DateTime<Utc>>, N>;
 
@@ -333,28 +263,6 @@ pub struct IntelligenceQuery;
 
 #[Object]
 impl IntelligenceQuery {
-    /// The prompt registry (every variant), optionally of one prompt name, newest first.
-    #[graphql(guard = "Access::Read")]
-    async fn prompts(
-        &self,
-        ctx: &Context<'_>,
-        name: Option<String>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> AppResult<Page<Prompt>> {
-        created_page(
-            ctx,
-            PageRequest::either(first, after, last, before)?,
-            |conn, scope, page| {
-                async move { list_prompts(conn, scope, name.as_deref(), &page).await }.scope_boxed()
-            },
-            Prompt::from,
-        )
-        .await
-    }
-
     /// The intent vocabulary, by English name (shared by every tenant; a few hundred rows
     /// at most).
     #[graphql(guard = "Access::Read")]

@@ -664,13 +664,13 @@ async fn decide(
         outreach_emails,
         id,
         OutreachEmail::as_select(),
-        &["input", "id"],
+        &["id"],
         "no such outreach email"
     )?;
     if email.status != OutreachEmailStatus::Pending {
         return Err(user_error(
             UserErrorCode::InvalidTransition,
-            &["input", "id"],
+            &["id"],
             &format!("this email is {}, not pending", email.status.as_str()),
         ));
     }

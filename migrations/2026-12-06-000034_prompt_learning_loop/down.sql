@@ -1,0 +1,4 @@
+DROP INDEX feedback_tracking_unprocessed_idx;
+DROP INDEX prompt_ab_tests_running_idx;
+DROP INDEX prompt_ab_tests_one_running_idx;
+DROP INDEX prompt_performance_execution_idx;
