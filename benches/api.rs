@@ -17,7 +17,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects` |
+//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -41,6 +41,9 @@
 //! stand-in of Shopify's Admin GraphQL API that answers HTTP 429 (`Retry-After: 0`) on every
 //! tenth call: syncs per second from queued to the last completed, and what the stand-in
 //! counted (each customer created once and tagged once: none lost, none doubled).
+//!
+//! `assignPromptVariant` asks a running A/B test (made in the tenant once) for the arm of
+//! 5 000 subject keys in turn.
 //!
 //! `importProspects` imports `BENCH_PROSPECTS` prospect candidates with new websites, 1 000
 //! per `importProspectCandidates` call, one call after another, and checks that each row
@@ -109,6 +112,8 @@ const POSTGRAPHILE_360: &str = "query($id: UUID!) { customerById(id: $id) {
   campaignRecipientsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { status campaignByTenantIdAndCampaignId { name } } }
   leadMemoriesByTenantIdAndCustomerId(condition: { deleted: false }, orderBy: [CREATED_AT_ASC, ID_ASC]) { nodes { id } }
 } }";
+
+const ASSIGN_PROMPT: &str = "query($t: String!, $k: String!) { assignPromptVariant(testName: $t, subjectKey: $k) { arm variant { id variantId } } }";
 
 const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
   currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
@@ -952,6 +957,53 @@ async fn import_prospects(
     );
 }
 
+/// assignPromptVariant: a running A/B test of two variants in the benchmark's tenant
+/// (made once, kept by the data set); answers its name.
+async fn bench_prompt_test(client: &reqwest::Client, base: &str, key: &str) -> &'static str {
+    let name = "bench prompts";
+    let gql = |query: &'static str, variables: Value| async move {
+        client
+            .post(base)
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let found = gql(
+        "query($t: String!) { promptAbTest(testName: $t) { status } }",
+        json!({ "t": name }),
+    )
+    .await;
+    if found["data"]["promptAbTest"]["status"] == "RUNNING" {
+        return name;
+    }
+    let mut ids = Vec::new();
+    for variant in ["bench_v1", "bench_v2"] {
+        let r = gql(
+            "mutation($v: String!) { createPromptVariant(input: { promptName: \"bench\", variantId: $v, text: \"Classify.\" }) { prompt { id } } }",
+            json!({ "v": variant }),
+        )
+        .await;
+        ids.push(r["data"]["createPromptVariant"]["prompt"]["id"].clone());
+    }
+    let r = gql(
+        "mutation($c: ID!, $t: ID!) { createPromptAbTest(input: { testName: \"bench prompts\", controlVariantId: $c, treatmentVariantId: $t, controlTrafficPercentage: \"30\", treatmentTrafficPercentage: \"70\" }) { test { id } } }",
+        json!({ "c": ids[0], "t": ids[1] }),
+    )
+    .await;
+    let id = r["data"]["createPromptAbTest"]["test"]["id"].clone();
+    gql(
+        "mutation($id: ID!) { startPromptAbTest(id: $id) { test { status } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    name
+}
+
 /// The 360's page sizes in `CUSTOMER_360`, for its minimal SQL.
 const FIRSTS_360: Firsts = Firsts {
     activities: 10,
@@ -1621,7 +1673,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects"
+        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant"
             .to_string(),
     );
 
@@ -1793,6 +1845,13 @@ async fn run() {
                 |_| json!({ "query": AGGREGATE_RECIPIENTS, "variables": { "id": campaign_id } }),
             ),
             "leadsPage" => encode_bodies(1, |_| json!({ "query": LEADS_PAGE })),
+            "assignPromptVariant" => {
+                let test = bench_prompt_test(&client, &base, &key).await;
+                encode_bodies(
+                    5_000,
+                    |i| json!({ "query": ASSIGN_PROMPT, "variables": { "t": test, "k": format!("lead-{i}") } }),
+                )
+            }
             "fanout" => {
                 fanout(&client, &base, &key, &server).await;
                 continue;
