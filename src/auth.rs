@@ -127,6 +127,8 @@ pub enum Access {
     Admin,
     /// Published testimonials: a widget key, or any API key.
     Widget,
+    /// What the server measured about itself and the partners' calls: admin or analyst.
+    Observe,
 }
 
 impl Access {
@@ -139,6 +141,9 @@ impl Access {
                 matches!(role, Role::Admin | Role::Partner)
             }
             (Access::Admin, Principal::ApiKey { role, .. }) => *role == Role::Admin,
+            (Access::Observe, Principal::ApiKey { role, .. }) => {
+                matches!(role, Role::Admin | Role::Analyst)
+            }
         }
     }
 }

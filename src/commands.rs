@@ -289,7 +289,9 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let graphiql_key = demo_key.clone().filter(|_| addr.ip().is_loopback());
-    // API-only instances (`--no-scheduler`) run no background work at all.
+    // API-only instances (`--no-scheduler`) run no background work at all (and so keep no
+    // measurements of themselves: the scheduler writes them).
+    crate::observed::OBSERVED.set_enabled(!args.no_scheduler);
     let background = (!args.no_scheduler).then(|| {
         let providers = Arc::new(crate::domain::messages::providers::Providers::new(
             args.provider_settings(database.cluster.is_some()),

@@ -11,6 +11,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod observed;
 pub mod scheduler;
 pub mod secrets;
 pub mod seed;

@@ -179,6 +179,16 @@ pub async fn tick(db: &TenantDb, now: DateTime<Utc>) -> AppResult<Ran> {
     if learned > 0 {
         ran.push(("feedback_learning", json!({ "processed": learned })));
     }
+    let (minutes, calls) = in_unit(db, move |conn, scope| {
+        async move { Ok(crate::observed::flush(conn, scope, now).await?) }.scope_boxed()
+    })
+    .await?;
+    if minutes + calls > 0 {
+        ran.push((
+            "self_measurement",
+            json!({ "minutes": minutes, "calls": calls }),
+        ));
+    }
     let folded = in_unit(db, move |conn, _| {
         async move { Ok(compact_rollups(conn).await?) }.scope_boxed()
     })
@@ -537,8 +547,8 @@ async fn retention(
     .execute(conn)
     .await?;
     let translations = purge(
-        "DELETE FROM translation_cache WHERE tenant_id = $1 AND created_at < $2",
-        now - Duration::days(90),
+        "DELETE FROM translation_cache WHERE tenant_id = $1 AND expires_at <= $2",
+        now,
     )
     .execute(conn)
     .await?;
@@ -548,10 +558,23 @@ async fn retention(
     )
     .execute(conn)
     .await?;
+    let performance = purge(
+        "DELETE FROM performance_metrics WHERE tenant_id = $1 AND recorded_at < $2",
+        now - Duration::days(30),
+    )
+    .execute(conn)
+    .await?;
+    let integration_logs = purge(
+        "DELETE FROM integration_logs WHERE tenant_id = $1 AND created_at < $2",
+        now - Duration::days(30),
+    )
+    .execute(conn)
+    .await?;
     let demo_sessions = crate::domain::automations::demo::purge_expired(conn, scope, now).await?;
     Ok(json!({
         "idempotencyKeys": idempotency_keys, "jobs": jobs, "translations": translations,
         "feedback": feedback, "demoSessions": demo_sessions,
+        "performanceMetrics": performance, "integrationLogs": integration_logs,
     }))
 }
 

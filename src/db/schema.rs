@@ -561,6 +561,7 @@ diesel::table! {
         ip_address -> Nullable<Inet>,
         user_agent -> Nullable<Text>,
         created_at -> Timestamptz,
+        ip_hash -> Nullable<Text>,
     }
 }
 
@@ -748,7 +749,7 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
-        funnel_counted -> Array<Text>,
+        funnel_counted -> Array<Nullable<Text>>,
     }
 }
 
@@ -962,6 +963,8 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        embedding -> Nullable<Array<Nullable<Float4>>>,
+        profile_similarity -> Nullable<Float8>,
     }
 }
 

@@ -26,6 +26,8 @@ use crate::domain::customers::analytics::CustomersAnalyticsQuery;
 use crate::domain::customers::graphql::{CustomersMutation, CustomersQuery};
 use crate::domain::growth::graphql::{GrowthMutation, GrowthQuery};
 use crate::domain::growth::intelligence::IntelligenceQuery;
+use crate::domain::growth::monitoring::MonitoringQuery;
+use crate::domain::growth::translation::TranslationMutation;
 use crate::domain::leads::analytics::LeadsAnalyticsQuery;
 use crate::domain::leads::graphql::{LeadsMutation, LeadsQuery};
 use crate::domain::loyalty::analytics::LoyaltyAnalyticsQuery;
@@ -60,6 +62,7 @@ pub struct Query(
     MessagesQuery,
     IntelligenceQuery,
     PromptsQuery,
+    MonitoringQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -78,6 +81,7 @@ pub struct Mutation(
     CommsMutation,
     MessagesMutation,
     PromptsMutation,
+    TranslationMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

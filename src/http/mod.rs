@@ -33,6 +33,7 @@ use crate::error::AppError;
 use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::{check_text, measure_result, selected, Prepared, RequestGuard};
+use crate::observed::OBSERVED;
 use crate::telemetry::TELEMETRY;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
@@ -140,6 +141,7 @@ fn app_error_response(state: &AppState, error: AppError) -> Response {
 async fn serve_graphql(
     state: &AppState,
     headers: &HeaderMap,
+    (method, extensions): (&'static str, &axum::http::Extensions),
     mut read: impl FnMut() -> Result<BatchRequest, Unreadable>,
 ) -> Response {
     let header = headers
@@ -151,6 +153,13 @@ async fn serve_graphql(
         origin,
         media: Media::accepted(headers),
         started: std::time::Instant::now(),
+        method,
+        peer: extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
     };
     // Every log line of the request carries its correlation id, which the answer echoes.
     let correlation = Uuid::new_v4();
@@ -200,6 +209,7 @@ async fn attempt(
         origin,
         media,
         started,
+        ..
     } = *request;
     let caller = match authenticate_request(&state.pool, known, header).await {
         Ok(caller) => caller,
@@ -221,6 +231,7 @@ async fn attempt(
         false => read().map_err(|u| reject(state, u.status, u.code, &u.message)),
     };
     let budget_holder = caller.principal.budget_holder();
+    let observed = Observation::of(&caller.principal, request);
     let context = |pool, groups| {
         let window = state.batch_window();
         RequestContext::for_request(pool, caller, groups, &state.hub, window)
@@ -260,7 +271,76 @@ async fn attempt(
     let context = context(pool, read_only.then_some(&state.read_groups));
     context.db.share_pool(&state.shares).await;
     let budget = (budget_holder, throttle);
-    execute(state, context, batch, prepared, budget, (media, started)).await
+    execute(
+        state,
+        context,
+        batch,
+        prepared,
+        budget,
+        (media, started),
+        observed,
+    )
+    .await
+}
+
+/// What the server notes of a request about itself (`crate::observed`): the tenant, and
+/// for a partner's or widget's call what its log row needs.
+struct Observation {
+    tenant: Uuid,
+    call: Option<crate::observed::Call>,
+}
+
+impl Observation {
+    fn of(principal: &Principal, caller: &Caller<'_>) -> Observation {
+        use crate::auth::Role;
+        let logged = matches!(
+            principal,
+            Principal::Widget { .. }
+                | Principal::ApiKey {
+                    role: Role::Partner,
+                    ..
+                }
+        );
+        let token = caller
+            .header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim);
+        let call = logged.then(|| crate::observed::Call {
+            tenant: principal.tenant_id(),
+            // The key's display prefix (its last 40 hex digits are never kept).
+            key_prefix: token
+                .filter(|t| t.len() > 40 && t.is_char_boundary(t.len() - 40))
+                .map(|t| t[..t.len() - 40].to_owned()),
+            method: caller.method,
+            request: serde_json::Value::Null,
+            status: 0,
+            response: serde_json::Value::Null,
+            ip_hash: caller
+                .peer
+                .map(|ip| crate::auth::sha256_hex(&ip.to_string())),
+            user_agent: caller.user_agent.map(|a| a.chars().take(500).collect()),
+            at: chrono::Utc::now(),
+        });
+        Observation {
+            tenant: principal.tenant_id(),
+            call,
+        }
+    }
+}
+
+/// A request's operations as its log row keeps them (before redaction).
+fn logged_request(batch: &BatchRequest) -> serde_json::Value {
+    let one = |r: &async_graphql::Request| {
+        serde_json::json!({
+            "query": r.query,
+            "operationName": r.operation_name,
+            "variables": serde_json::to_value(&r.variables).unwrap_or_default(),
+        })
+    };
+    match batch {
+        BatchRequest::Single(r) => one(r),
+        BatchRequest::Batch(requests) => requests.iter().map(one).collect(),
+    }
 }
 
 /// 429 `RATE_LIMITED` for operations their tenant's budget cannot pay for now, with
@@ -287,6 +367,7 @@ async fn execute(
     prepared: Vec<Prepared>,
     (budget_holder, throttle): (uuid::Uuid, Throttle),
     (media, started): (Media, std::time::Instant),
+    mut observed: Observation,
 ) -> Option<Response> {
     let count = match &batch {
         BatchRequest::Single(_) => 1,
@@ -309,6 +390,9 @@ async fn execute(
         .collect();
     let names: Vec<&str> = labels.iter().map(|(name, _)| name.as_str()).collect();
     tracing::Span::current().record("operation", names.join(","));
+    if let Some(call) = &mut observed.call {
+        call.request = logged_request(&batch);
+    }
     let db = context.db.clone();
     let batch = batch.data(context);
     let mut response = match batch {
@@ -363,11 +447,14 @@ async fn execute(
         RequestGuard::finish(response, prepared.cost, actual, Some(&throttle));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let now = chrono::Utc::now();
     for (response, (name, kind)) in responses.iter().zip(&labels) {
         TELEMETRY
             .request_duration
             .with_label_values(&[name.as_str(), kind])
             .observe(elapsed);
+        let failed = !response.errors.is_empty();
+        OBSERVED.operation(observed.tenant, name, elapsed * 1_000.0, failed, now);
         for error in &response.errors {
             let code = error.extensions.as_ref().and_then(|x| x.get("code"));
             match code {
@@ -377,7 +464,15 @@ async fn execute(
             }
         }
     }
-    Some(json_within(state, &response, media))
+    let answer = json_within(state, &response, media);
+    if let Some(mut call) = observed.call {
+        call.request = crate::observed::logged(&call.request);
+        call.status = answer.status().as_u16().into();
+        call.response =
+            crate::observed::logged(&serde_json::to_value(&response).unwrap_or_default());
+        OBSERVED.call(call);
+    }
+    Some(answer)
 }
 
 /// Who asks, from where, for which media type (one request's headers).
@@ -387,6 +482,10 @@ struct Caller<'h> {
     origin: Option<&'h str>,
     media: Media,
     started: std::time::Instant,
+    /// For the integration log of partner and widget calls.
+    method: &'static str,
+    peer: Option<std::net::IpAddr>,
+    user_agent: Option<&'h str>,
 }
 
 /// The media type of a GraphQL response (GraphQL over HTTP): `application/json`, or
@@ -478,6 +577,7 @@ fn json_within(state: &AppState, response: &BatchResponse, media: Media) -> Resp
 async fn graphql_post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -512,7 +612,10 @@ async fn graphql_post(
             "POST /graphql needs Content-Type: application/json",
         );
     }
-    serve_graphql(&state, &headers, || read_batch(&state, &body)).await
+    serve_graphql(&state, &headers, ("POST", &extensions), || {
+        read_batch(&state, &body)
+    })
+    .await
 }
 
 /// Why a request's operations could not be read: its answer's status, code and message.
@@ -577,6 +680,7 @@ fn read_batch(state: &AppState, body: &[u8]) -> Result<BatchRequest, Unreadable>
 async fn graphql_get(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     RawQuery(query): RawQuery,
 ) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -612,9 +716,11 @@ async fn graphql_get(
         }
     }
     let mut parsed = Some(request);
-    serve_graphql(&state, &headers, || match parsed.take() {
-        Some(request) => Ok(BatchRequest::Single(request)),
-        None => read_get(&state, query.as_deref()).map(BatchRequest::Single),
+    serve_graphql(&state, &headers, ("GET", &extensions), || {
+        match parsed.take() {
+            Some(request) => Ok(BatchRequest::Single(request)),
+            None => read_get(&state, query.as_deref()).map(BatchRequest::Single),
+        }
     })
     .await
 }

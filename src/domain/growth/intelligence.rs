@@ -123,7 +123,7 @@ text_enum!(
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = translation_cache, check_for_backend(diesel::pg::Pg))]
-struct CachedTranslationRow {
+pub(crate) struct CachedTranslationRow {
     id: Uuid,
     source_text: String,
     source_language: Language,

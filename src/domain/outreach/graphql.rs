@@ -211,6 +211,9 @@ pub struct ProspectCandidate {
     pub contacted: bool,
     pub metadata: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    /// −1 to 1: the highest cosine similarity of its embedding to the tenant's profile
+    /// chunks (null without an embedding or a profile).
+    pub profile_similarity: Option<f64>,
     #[graphql(skip)]
     pub candidate_id: Uuid,
 }
@@ -232,6 +235,7 @@ impl From<model::ProspectCandidate> for ProspectCandidate {
             contacted: c.contacted,
             metadata: Json(c.metadata),
             created_at: c.created_at,
+            profile_similarity: c.profile_similarity,
             candidate_id: c.id,
         }
     }
@@ -314,6 +318,28 @@ impl From<model::IndustryPerformance> for IndustryPerformance {
             avg_response_time_hours: p.avg_response_time_hours.and_then(|h| h.to_f64()),
             priority_score: p.priority_score,
             last_updated: p.last_updated,
+        }
+    }
+}
+
+/// A chunk of the tenant's own profile, embedded.
+#[derive(SimpleObject)]
+pub struct ProfileChunk {
+    pub id: ID,
+    pub text: String,
+    pub model: String,
+    pub metadata: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::ProfileChunk> for ProfileChunk {
+    fn from(c: model::ProfileChunk) -> Self {
+        ProfileChunk {
+            id: ID(c.id.to_string()),
+            text: c.chunk_text,
+            model: c.embedding_model,
+            metadata: Json(c.metadata),
+            created_at: c.created_at,
         }
     }
 }
@@ -452,6 +478,37 @@ impl OutreachQuery {
         Ok(rows.into_iter().next().map(ProspectCandidate::from))
     }
 
+    /// The candidates most like the tenant's profile, most similar first (`first` 1–100).
+    #[graphql(guard = "Access::Read")]
+    async fn similar_prospects(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> AppResult<Vec<ProspectCandidate>> {
+        if !(1..=100).contains(&first) {
+            return Err(AppError::bad_input(&["first"], "first is 1 to 100"));
+        }
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                async move { ops::similar_prospects(conn, scope, first.into()).await }.scope_boxed()
+            })
+            .await?;
+        Ok(rows.into_iter().map(ProspectCandidate::from).collect())
+    }
+
+    /// The tenant's profile chunks (their vectors are not returned).
+    #[graphql(guard = "Access::Read")]
+    async fn profile_embeddings(&self, ctx: &Context<'_>) -> AppResult<Vec<ProfileChunk>> {
+        let rows = request_context(ctx)?
+            .db
+            .query(|conn, scope| {
+                async move { ops::profile_chunks(conn, scope).await }.scope_boxed()
+            })
+            .await?;
+        Ok(rows.into_iter().map(ProfileChunk::from).collect())
+    }
+
     /// The tenant's industries, highest priority first.
     #[graphql(guard = "Access::Read")]
     async fn prospect_industry_performance(
@@ -507,6 +564,41 @@ pub struct ImportProspectCandidatesPayload {
     /// The candidates imported, in the order of the input.
     pub candidates: Vec<ProspectCandidate>,
     /// One per row not imported, its index in the path (`["input", "3", "website"]`).
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct ProfileChunkInput {
+    pub text: String,
+    /// 1 536 numbers.
+    pub embedding: Vec<f64>,
+    /// Default `text-embedding-ada-002`.
+    pub model: Option<String>,
+    pub metadata: Option<Json<serde_json::Value>>,
+}
+
+#[derive(InputObject)]
+pub struct ReplaceProfileEmbeddingsInput {
+    /// At most 100; none clears the profile.
+    pub chunks: Vec<ProfileChunkInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct ProfileEmbeddingsPayload {
+    pub chunks: Vec<ProfileChunk>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct SetProspectEmbeddingInput {
+    pub prospect_id: ID,
+    /// 1 536 numbers; null takes the embedding away.
+    pub embedding: Option<Vec<f64>>,
+}
+
+#[derive(SimpleObject)]
+pub struct ProspectCandidatePayload {
+    pub candidate: Option<ProspectCandidate>,
     pub user_errors: Vec<UserError>,
 }
 
@@ -744,6 +836,72 @@ impl OutreachMutation {
                         .collect(),
                     user_errors,
                 }
+            },
+        )
+        .await
+    }
+
+    /// Replaces the tenant's profile chunks (admins); every candidate's similarity to the
+    /// profile is computed again.
+    #[graphql(guard = "Access::Admin")]
+    async fn replace_profile_embeddings(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplaceProfileEmbeddingsInput,
+    ) -> AppResult<ProfileEmbeddingsPayload> {
+        let chunks = input
+            .chunks
+            .into_iter()
+            .map(|c| ops::ChunkInput {
+                text: c.text,
+                embedding: c.embedding,
+                model: c.model,
+                metadata: c.metadata.map(|m| m.0),
+            })
+            .collect();
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move {
+                    ops::replace_profile(conn, scope, chunks).await?;
+                    Ok(ops::profile_chunks(conn, scope).await?)
+                }
+                .scope_boxed()
+            },
+            |chunks, user_errors| ProfileEmbeddingsPayload {
+                chunks: chunks
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(ProfileChunk::from)
+                    .collect(),
+                user_errors,
+            },
+        )
+        .await
+    }
+
+    /// Gives a candidate its embedding (admins and partners), and with it its similarity
+    /// to the profile.
+    #[graphql(guard = "Access::Ingest")]
+    async fn set_prospect_embedding(
+        &self,
+        ctx: &Context<'_>,
+        input: SetProspectEmbeddingInput,
+    ) -> AppResult<ProspectCandidatePayload> {
+        let id = parse_id(&input.prospect_id, &["input", "prospectId"])?;
+        let embedding = input.embedding;
+        write_payload(
+            ctx,
+            |conn, scope| {
+                async move {
+                    ops::set_candidate_embedding(conn, scope, id, embedding).await?;
+                    Ok(ops::candidates_by_ids(conn, scope, &[id]).await?.pop())
+                }
+                .scope_boxed()
+            },
+            |candidate, user_errors| ProspectCandidatePayload {
+                candidate: candidate.flatten().map(ProspectCandidate::from),
+                user_errors,
             },
         )
         .await

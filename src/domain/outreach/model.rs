@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::schema::{
-    outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking, prospect_candidates,
-    prospect_form_tests, prospect_industry_performance,
+    avenir_profile_embeddings, outreach_campaigns, outreach_emails, outreach_metrics,
+    outreach_tracking, prospect_candidates, prospect_form_tests, prospect_industry_performance,
 };
 use crate::domain::campaigns::metrics::FunnelCounts;
 use crate::domain::campaigns::model::CampaignStatus;
@@ -165,6 +165,7 @@ pub struct ProspectCandidate {
     pub contacted: bool,
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    pub profile_similarity: Option<f64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -194,6 +195,17 @@ pub struct IndustryPerformance {
     pub avg_response_time_hours: Option<BigDecimal>,
     pub priority_score: i32,
     pub last_updated: DateTime<Utc>,
+}
+
+/// A chunk of the tenant's own profile, embedded (its vector is not read back).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = avenir_profile_embeddings, check_for_backend(diesel::pg::Pg))]
+pub struct ProfileChunk {
+    pub id: Uuid,
+    pub chunk_text: String,
+    pub embedding_model: String,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
 }
 
 crate::created_row!(ProspectCandidate);

@@ -12,6 +12,7 @@ use crate::common::{count, TestApp, TestTenant};
 
 mod campaigns;
 mod candidates;
+mod profile;
 
 const IMPORT: &str = "mutation($i: [ProspectCandidateInput!]!) { importProspectCandidates(input: $i) { candidates { id businessName website industry automationNeedScore contacted } userErrors { code field message } } }";
 

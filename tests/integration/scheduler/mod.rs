@@ -387,7 +387,8 @@ async fn retention_purges_what_is_kept_only_for_a_while_once_a_day() {
     assert_eq!(
         retention,
         Some(
-            json!({ "idempotencyKeys": 1, "jobs": 1, "translations": 0, "feedback": 0, "demoSessions": 1 })
+            json!({ "idempotencyKeys": 1, "jobs": 1, "translations": 0, "feedback": 0, "demoSessions": 1,
+                "performanceMetrics": 0, "integrationLogs": 0 })
         )
     );
     assert!(tick(&app, &t, now + Duration::hours(5))

@@ -87,7 +87,7 @@ pub async fn record_outreach_event(
         Uuid,
         Option<Uuid>,
         OutreachEmailStatus,
-        Vec<String>,
+        Vec<Option<String>>,
         Option<DateTime<Utc>>,
         String,
         String,
@@ -126,7 +126,7 @@ pub async fn record_outreach_event(
     let new: Vec<OutreachAction> = funnel_steps(action)
         .iter()
         .copied()
-        .filter(|step| !counted.iter().any(|c| c == step.as_str()))
+        .filter(|step| !counted.iter().any(|c| c.as_deref() == Some(step.as_str())))
         .collect();
     let counts = Newly(new.clone());
     if !new.is_empty() {
@@ -134,7 +134,7 @@ pub async fn record_outreach_event(
     }
     let next = status_after(action).filter(|next| status.may_become(*next));
     let mut now_counted = counted;
-    now_counted.extend(new.iter().map(|s| s.as_str().to_owned()));
+    now_counted.extend(new.iter().map(|s| Some(s.as_str().to_owned())));
     let first_sent = sent_at.is_none() && new.contains(&OutreachAction::Sent);
     diesel::update(
         e::table
