@@ -64,24 +64,10 @@ impl Translator for ReferenceTranslator {
         _context: TranslationContext,
     ) -> QueryResult<Option<Translated>> {
         use diesel::dsl::sql;
-        let lower = text.to_lowercase();
-        let entry: Option<(String, Option<bigdecimal::BigDecimal>)> = translation_dictionary::table
-            .filter(sql::<diesel::sql_types::Bool>("lower(source_text) = ").bind::<Text, _>(&lower))
-            .filter(translation_dictionary::source_language.eq(from.as_str()))
-            .filter(translation_dictionary::target_language.eq(to.as_str()))
-            .select((
-                translation_dictionary::translated_text,
-                translation_dictionary::confidence,
-            ))
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some((text, confidence)) = entry {
-            return Ok(Some(Translated {
-                text,
-                quality: confidence.unwrap_or_else(|| 1.into()),
-            }));
+        if let Some(entry) = dictionary(conn, text, from, to, Case::Any).await? {
+            return Ok(Some(entry));
         }
+        let lower = text.to_lowercase();
         let (source, target) = match from {
             Language::En => ("intent_en", "intent_fr"),
             Language::Fr => ("intent_fr", "intent_en"),
@@ -109,6 +95,42 @@ pub struct Request<'a> {
     pub from: Language,
     pub to: Language,
     pub context: TranslationContext,
+}
+
+/// How a text is matched with the dictionary's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Exact,
+    Any,
+}
+
+/// The dictionary's translation of a term (its confidence, 1 when it has none).
+async fn dictionary(
+    conn: &mut AsyncPgConnection,
+    text: &str,
+    from: Language,
+    to: Language,
+    case: Case,
+) -> QueryResult<Option<Translated>> {
+    use translation_dictionary as d;
+    let mut query = d::table
+        .filter(d::source_language.eq(from.as_str()))
+        .filter(d::target_language.eq(to.as_str()))
+        .select((d::translated_text, d::confidence))
+        .into_boxed();
+    query = match case {
+        Case::Exact => query.filter(d::source_text.eq(text.to_owned())),
+        Case::Any => query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(source_text) = ")
+                .bind::<Text, _>(text.to_lowercase()),
+        ),
+    };
+    let entry: Option<(String, Option<bigdecimal::BigDecimal>)> =
+        query.first(conn).await.optional()?;
+    Ok(entry.map(|(text, confidence)| Translated {
+        text,
+        quality: confidence.unwrap_or_else(|| 1.into()),
+    }))
 }
 
 /// Where a translation came from.
@@ -150,22 +172,11 @@ pub async fn translate(
             "a translation is to another language",
         ));
     }
-    let verified: Option<(String, Option<bigdecimal::BigDecimal>)> = translation_dictionary::table
-        .filter(translation_dictionary::source_text.eq(text))
-        .filter(translation_dictionary::source_language.eq(from.as_str()))
-        .filter(translation_dictionary::target_language.eq(to.as_str()))
-        .select((
-            translation_dictionary::translated_text,
-            translation_dictionary::confidence,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    if let Some((translated, quality)) = verified {
+    if let Some(entry) = dictionary(conn, text, from, to, Case::Exact).await? {
         return Ok(Answer {
-            translated: Some(translated),
+            translated: Some(entry.text),
             provider: "dictionary",
-            quality,
+            quality: Some(entry.quality),
         });
     }
     #[derive(QueryableByName)]

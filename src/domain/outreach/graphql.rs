@@ -755,6 +755,30 @@ async fn form_test_of(
         .map(FormTest::from))
 }
 
+/// A person's decision on a pending email, and the email after it.
+async fn decide(
+    ctx: &Context<'_>,
+    id: ID,
+    decision: OutreachEmailStatus,
+) -> AppResult<OutreachEmailPayload> {
+    let id = parse_id(&id, &["id"])?;
+    write_payload(
+        ctx,
+        |conn, scope| {
+            async move {
+                ops::decide_outreach_email(conn, scope, id, decision).await?;
+                Ok(email_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        },
+        |email, user_errors| OutreachEmailPayload {
+            email: email.flatten(),
+            user_errors,
+        },
+    )
+    .await
+}
+
 #[derive(Default)]
 pub struct OutreachMutation;
 
@@ -1070,22 +1094,7 @@ impl OutreachMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> AppResult<OutreachEmailPayload> {
-        let id = parse_id(&id, &["id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::approve_outreach_email(conn, scope, id).await?;
-                    Ok(email_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |email, user_errors| OutreachEmailPayload {
-                email: email.flatten(),
-                user_errors,
-            },
-        )
-        .await
+        decide(ctx, id, OutreachEmailStatus::Approved).await
     }
 
     /// Rejects a pending email (admins): it is never sent.
@@ -1095,21 +1104,6 @@ impl OutreachMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> AppResult<OutreachEmailPayload> {
-        let id = parse_id(&id, &["id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::reject_outreach_email(conn, scope, id).await?;
-                    Ok(email_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |email, user_errors| OutreachEmailPayload {
-                email: email.flatten(),
-                user_errors,
-            },
-        )
-        .await
+        decide(ctx, id, OutreachEmailStatus::Rejected).await
     }
 }

@@ -114,7 +114,17 @@ async fn racing_imports_of_the_same_websites_make_one_candidate_each() {
     let rows: Vec<Value> = (0..50)
         .map(|i| json!({ "businessName": format!("Shop {i}"), "website": format!("https://shop{i}.example/") }))
         .collect();
-    let imports = (0..6).map(|_| import(&app, &t.admin_key, json!(rows)));
+    // The same rows in three orders: the imports wait for each other, none deadlocks.
+    let orders: Vec<Vec<Value>> = vec![
+        rows.clone(),
+        rows.iter().rev().cloned().collect(),
+        rows.iter()
+            .skip(25)
+            .chain(rows.iter().take(25))
+            .cloned()
+            .collect(),
+    ];
+    let imports = (0..6).map(|i| import(&app, &t.admin_key, json!(orders[i % 3])));
     let payloads = futures_util::future::join_all(imports).await;
     let imported: usize = payloads
         .iter()

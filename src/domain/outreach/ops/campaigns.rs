@@ -614,17 +614,23 @@ async fn send(
     Ok(())
 }
 
-/// Approves a pending email (a person read it); it is sent at once when its campaign is
-/// active, else when the campaign becomes active.
-pub async fn approve_outreach_email(
+/// A person's decision on a pending email: `approved` (it is sent at once when its
+/// campaign is active, else when the campaign becomes active; an email without an address
+/// is not approved) or `rejected` (it is never sent). Each email is decided once.
+pub async fn decide_outreach_email(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     id: Uuid,
+    decision: OutreachEmailStatus,
 ) -> OpResult<Uuid> {
-    let email = decide(conn, scope, id, OutreachEmailStatus::Approved).await?;
+    let email = decide(conn, scope, id, decision).await?;
+    if decision != OutreachEmailStatus::Approved {
+        return Ok(id);
+    }
     if email.missing_email {
-        return Err(invalid(
-            "id",
+        return Err(user_error(
+            UserErrorCode::Invalid,
+            &["id"],
             "this prospect has no email address to send to",
         ));
     }
@@ -640,17 +646,7 @@ pub async fn approve_outreach_email(
     Ok(id)
 }
 
-/// Rejects a pending email: it is never sent.
-pub async fn reject_outreach_email(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    id: Uuid,
-) -> OpResult<Uuid> {
-    decide(conn, scope, id, OutreachEmailStatus::Rejected).await?;
-    Ok(id)
-}
-
-/// A person's decision on a pending email.
+/// Records a decision on a pending email (`INVALID_TRANSITION` once decided).
 async fn decide(
     conn: &mut AsyncPgConnection,
     scope: Tenant,

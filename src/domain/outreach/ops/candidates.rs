@@ -268,8 +268,12 @@ pub async fn import_candidates(
         return Ok(imported);
     }
     use prospect_candidates as c;
-    let values: Vec<_> = valid
-        .iter()
+    // In the order of their keys, so that racing imports of overlapping sets wait for
+    // each other instead of deadlocking.
+    let mut ordered: Vec<&(usize, String, CandidateInput)> = valid.iter().collect();
+    ordered.sort_by(|a, b| a.1.cmp(&b.1));
+    let values: Vec<_> = ordered
+        .into_iter()
         .map(|(_, website, input)| {
             (
                 c::tenant_id.eq(scope.id()),

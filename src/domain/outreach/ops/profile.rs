@@ -61,7 +61,7 @@ async fn lock_profile(conn: &mut AsyncPgConnection, scope: Tenant) -> diesel::Qu
     lock_key(conn, &format!("profile/{}", scope.id())).await
 }
 
-/// The tenant's profile chunks, oldest first.
+/// The tenant's profile chunks, in the order they were given.
 pub async fn profile_chunks(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
@@ -130,11 +130,15 @@ pub async fn replace_profile(
         .execute(conn)
         .await?;
     if !rows.is_empty() {
+        // In the order given (a microsecond apart: one statement's rows share now()).
+        let base = chrono::Utc::now();
         let values: Vec<_> = rows
             .iter()
-            .map(|(text, embedding, model, metadata)| {
+            .enumerate()
+            .map(|(i, (text, embedding, model, metadata))| {
                 (
                     e::tenant_id.eq(scope.id()),
+                    e::created_at.eq(base + chrono::TimeDelta::microseconds(i as i64)),
                     e::chunk_text.eq(text),
                     e::embedding.eq(embedding.iter().map(|v| Some(*v)).collect::<Vec<_>>()),
                     e::embedding_model.eq(model),
