@@ -527,3 +527,66 @@ async fn prospects_and_outreach_stay_within_their_tenant() {
         .iter()
         .all(|e| e["status"] != "PENDING"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribed_prospect_gets_no_follow_up() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Opt Out").await;
+    let mut owner = app.owner().await;
+    use diesel_async::SimpleAsyncConnection;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO email_templates (tenant_id, name, subject, html_content) VALUES ('{t}', 'Intro', 'Hello', '<p>Hello</p>');
+             INSERT INTO prospect_candidates (tenant_id, business_name, website, contact_email, contacted)
+                 VALUES ('{t}', 'Stays', 'stays.example', 'a@stays.example', true), ('{t}', 'Leaves', 'leaves.example', 'a@leaves.example', true);
+             INSERT INTO outreach_campaigns (tenant_id, name, status, email_template_id, follow_up_schedule)
+                 SELECT '{t}', 'Opt-out', 'active', id, '[{{\"afterDays\": 1}}]' FROM email_templates WHERE tenant_id = '{t}';
+             INSERT INTO outreach_emails (tenant_id, campaign_id, prospect_id, prospect_email, company_name, subject, content,
+                                          status, sent_at, funnel_counted)
+                 SELECT '{t}', c.id, p.id, p.contact_email, p.business_name, 'Hello', '<p>Hello</p>', 'sent',
+                        now() - interval '2 days', '{{sent}}'
+                 FROM prospect_candidates p, outreach_campaigns c WHERE p.tenant_id = '{t}' AND c.tenant_id = '{t}';",
+            t = t.id
+        ))
+        .await
+        .unwrap();
+    let r = app
+        .gql(
+            &t.admin_key,
+            "{ outreachEmails(first: 10) { nodes { id companyName } } }",
+            json!({}),
+        )
+        .await;
+    let leaves = r["data"]["outreachEmails"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["companyName"] == "Leaves")
+        .unwrap()["id"]
+        .clone();
+    let r = app
+        .gql(
+            &t.admin_key,
+            EVENT,
+            json!({ "e": leaves, "a": "UNSUBSCRIBED" }),
+        )
+        .await;
+    assert_eq!(errors(&r, "recordOutreachEvent"), json!([]), "{r}");
+    let ran = tick(&app, &t, Utc::now()).await;
+    assert!(
+        ran.iter()
+            .any(|(task, result)| *task == "outreach_follow_ups" && result["queued"] == 1),
+        "{ran:?}"
+    );
+    let follow_ups = format!(
+        "SELECT count(*) AS n FROM outreach_emails e JOIN prospect_candidates p ON p.id = e.prospect_id
+          WHERE e.tenant_id = '{}' AND e.follow_up_sequence = 2 AND p.business_name = 'Stays'",
+        t.id
+    );
+    assert_eq!(count(&app, &follow_ups).await, 1);
+    let all = format!(
+        "SELECT count(*) AS n FROM outreach_emails WHERE tenant_id = '{}' AND follow_up_sequence = 2",
+        t.id
+    );
+    assert_eq!(count(&app, &all).await, 1);
+}

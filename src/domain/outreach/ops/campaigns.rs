@@ -709,8 +709,8 @@ struct DueFollowUp {
 }
 
 /// Writes and sends the follow-ups due at `now` (the scheduler's task): for each
-/// prospect of an active campaign whose latest email was sent, neither replied to nor
-/// bounced, once its step's days have passed; at most [`MAX_GENERATED`] per call.
+/// prospect of an active campaign whose latest email was sent, neither replied to,
+/// bounced nor unsubscribed from, once its step's days have passed; at most [`MAX_GENERATED`] per call.
 /// Racing ticks write each follow-up once.
 pub async fn send_follow_ups(
     conn: &mut AsyncPgConnection,
@@ -735,7 +735,8 @@ pub async fn send_follow_ups(
                SELECT 1 FROM outreach_emails n
                WHERE n.tenant_id = e.tenant_id AND n.campaign_id = e.campaign_id
                  AND n.prospect_id = e.prospect_id
-                 AND (n.follow_up_sequence > e.follow_up_sequence OR n.status IN ('replied', 'bounced')))
+                 AND (n.follow_up_sequence > e.follow_up_sequence OR n.status IN ('replied', 'bounced')
+                      OR 'unsubscribed' = ANY(n.funnel_counted)))
          ORDER BY e.sent_at, e.id
          LIMIT 1000",
     )
