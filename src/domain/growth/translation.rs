@@ -16,7 +16,9 @@ use crate::auth::Access;
 use crate::db::schema::{intent_translations, translation_dictionary};
 use crate::db::Tenant;
 use crate::domain::leads::model::Language;
-use crate::domain::{user_error, write_payload, OpResult, UserError, UserErrorCode};
+use crate::domain::{
+    check_required_text, user_error, write_payload, OpResult, UserError, UserErrorCode,
+};
 use crate::error::AppResult;
 
 /// How long a provider's translation is kept.
@@ -158,13 +160,7 @@ pub async fn translate(
         to,
         context,
     } = request;
-    if text.trim().is_empty() || text.chars().count() > 10_000 || text.contains('\0') {
-        return Err(user_error(
-            UserErrorCode::Invalid,
-            &["input", "text"],
-            "text must be 1 to 10 000 characters",
-        ));
-    }
+    check_required_text("text", text, 10_000)?;
     if from == to {
         return Err(user_error(
             UserErrorCode::Invalid,

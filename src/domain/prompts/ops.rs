@@ -18,7 +18,10 @@ use crate::db::schema::{
 use crate::db::sql::lock_key;
 use crate::db::Tenant;
 use crate::domain::leads::model::Language;
-use crate::domain::{check_text, events, user_error, OpError, OpResult, UserErrorCode};
+use crate::domain::{
+    check_json_object, check_required_text, check_text, events, user_error, OpError, OpResult,
+    UserErrorCode,
+};
 
 /// An execution succeeds when it ran without error and its quality is at least this.
 pub const SUCCESS_QUALITY: f64 = 0.7;
@@ -30,17 +33,6 @@ const MEAN_QUALITY: &str = "SELECT round(avg(coalesce(p.output_quality_score, 0)
 
 fn invalid(field: &str, message: &str) -> OpError {
     user_error(UserErrorCode::Invalid, &["input", field], message)
-}
-
-/// A name or key of an input: 1 to `max` characters, no NUL.
-fn check_name(field: &str, value: &str, max: usize) -> OpResult<()> {
-    if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
-        return Err(invalid(
-            field,
-            &format!("{field} must be 1 to {max} characters"),
-        ));
-    }
-    Ok(())
 }
 
 // ---- reads --------------------------------------------------------------------------------
@@ -207,9 +199,9 @@ pub async fn create_variant(
     scope: Tenant,
     input: VariantInput,
 ) -> OpResult<Uuid> {
-    check_name("promptName", &input.prompt_name, 100)?;
-    check_name("variantId", &input.variant_id, 100)?;
-    check_name("text", &input.text, 50_000)?;
+    check_required_text("promptName", &input.prompt_name, 100)?;
+    check_required_text("variantId", &input.variant_id, 100)?;
+    check_required_text("text", &input.text, 50_000)?;
     use prompt_registry as p;
     lock_key(
         conn,
@@ -283,7 +275,7 @@ pub async fn update_variant(
         "no such prompt variant"
     )?;
     if let Some(text) = &text {
-        check_name("text", text, 50_000)?;
+        check_required_text("text", text, 50_000)?;
     }
     if active == Some(false) {
         use prompt_ab_tests as t;
@@ -354,7 +346,7 @@ pub async fn create_test(
     scope: Tenant,
     input: TestInput,
 ) -> OpResult<Uuid> {
-    check_name("testName", &input.test_name, 200)?;
+    check_required_text("testName", &input.test_name, 200)?;
     let percentage = |p: &BigDecimal| {
         p >= &BigDecimal::from(0) && p <= &BigDecimal::from(100) && p.with_scale(2) == *p
     };
@@ -555,16 +547,6 @@ fn score(field: &str, value: Option<f64>) -> OpResult<Option<BigDecimal>> {
     }
 }
 
-fn json_object(field: &str, value: &Option<Value>) -> OpResult<()> {
-    match value {
-        Some(v) if !v.is_object() || v.to_string().len() > 64 * 1024 => Err(invalid(
-            field,
-            &format!("{field} is a JSON object of at most 64 KiB"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Records an execution once (by its `execution_id`): into `prompt_performance`, the
 /// variant's usage count and score (the mean quality of its executions, an error
 /// counting 0), and, when the variant is an arm of a running test, that arm's
@@ -575,7 +557,7 @@ pub async fn record_execution(
     input: Execution,
     now: DateTime<Utc>,
 ) -> OpResult<Uuid> {
-    check_name("executionId", &input.execution_id, 200)?;
+    check_required_text("executionId", &input.execution_id, 200)?;
     let quality = match (input.quality, input.error) {
         (Some(q), _) => score("quality", Some(q))?,
         (None, true) => Some(BigDecimal::from(0)),
@@ -607,8 +589,11 @@ pub async fn record_execution(
         ));
     }
     check_text("errorMessage", input.error_message.as_deref(), 10_000)?;
-    json_object("inputData", &input.input)?;
-    json_object("outputData", &input.output)?;
+    for (field, value) in [("inputData", &input.input), ("outputData", &input.output)] {
+        if let Some(value) = value {
+            check_json_object(field, value, 64 * 1024)?;
+        }
+    }
     // Locks in one order: the running test the variant is an arm of, then the variant
     // (a test's completion retires its control while holding the test). The variant's
     // lock orders its executions, so each one's score reads every execution before it.

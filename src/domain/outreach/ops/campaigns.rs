@@ -23,7 +23,9 @@ use crate::domain::leads::model::Language;
 use crate::domain::messages::model::{CommunicationType, EmailTemplate};
 use crate::domain::messages::ops::{deliver_many, AnyTemplate, Content, Outgoing};
 use crate::domain::outreach::model::*;
-use crate::domain::{check_text, events, user_error, OpResult, UserError, UserErrorCode};
+use crate::domain::{
+    check_required_text, check_text, events, user_error, OpResult, UserError, UserErrorCode,
+};
 use crate::error::AppResult;
 
 /// At most this many emails per generation, and follow-ups per tick.
@@ -193,9 +195,7 @@ async fn check_change(
     change: &CampaignChange,
 ) -> OpResult<()> {
     if let Some(name) = &change.name {
-        if name.trim().is_empty() || name.chars().count() > 200 || name.contains('\0') {
-            return Err(invalid("name", "name must be 1 to 200 characters"));
-        }
+        check_required_text("name", name, 200)?;
     }
     if let Some(target) = &change.target {
         for (field, value) in [("industry", &target.industry), ("region", &target.region)] {
