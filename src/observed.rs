@@ -32,8 +32,8 @@ pub const MAX_BODY_BYTES: usize = 4_096;
 /// How deep a logged body is redacted (deeper parts are replaced).
 const MAX_DEPTH: usize = 32;
 
-/// Whose operation, of which name, in which minute.
-type BucketKey = (Uuid, String, DateTime<Utc>);
+/// An operation's name and minute.
+type BucketKey = (String, DateTime<Utc>);
 /// A finished minute of an operation: its name, its start, its bucket.
 type Minute = (String, DateTime<Utc>, Bucket);
 
@@ -61,15 +61,19 @@ pub struct Call {
 /// The collector (one per process).
 pub struct Observed {
     enabled: AtomicBool,
-    buckets: Mutex<HashMap<BucketKey, Bucket>>,
-    calls: Mutex<Vec<Call>>,
+    /// Per tenant (a tenant's tick takes its own without reading the others').
+    buckets: Mutex<HashMap<Uuid, HashMap<BucketKey, Bucket>>>,
+    calls: Mutex<HashMap<Uuid, Vec<Call>>>,
+    /// Buckets and calls held, against [`MAX_BUCKETS`] and [`MAX_PENDING_CALLS`].
+    held: Mutex<(usize, usize)>,
     pub dropped: AtomicU64,
 }
 
 pub static OBSERVED: LazyLock<Observed> = LazyLock::new(|| Observed {
     enabled: AtomicBool::new(true),
     buckets: Mutex::new(HashMap::new()),
-    calls: Mutex::new(Vec::new()),
+    calls: Mutex::new(HashMap::new()),
+    held: Mutex::new((0, 0)),
     dropped: AtomicU64::new(0),
 });
 
@@ -97,12 +101,17 @@ impl Observed {
             return;
         }
         let mut buckets = self.buckets.lock().expect("the buckets");
-        let key = (tenant, name.to_owned(), minute_of(at));
-        if !buckets.contains_key(&key) && buckets.len() >= MAX_BUCKETS {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let tenants = buckets.entry(tenant).or_default();
+        let key = (name.to_owned(), minute_of(at));
+        if !tenants.contains_key(&key) {
+            let mut held = self.held.lock().expect("the counts");
+            if held.0 >= MAX_BUCKETS {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            held.0 += 1;
         }
-        let bucket = buckets.entry(key).or_default();
+        let bucket = tenants.entry(key).or_default();
         bucket.count += 1;
         bucket.errors += u64::from(failed);
         if bucket.samples.len() < MAX_SAMPLES {
@@ -115,34 +124,53 @@ impl Observed {
         if !AtomicBool::load(&self.enabled, Ordering::Relaxed) {
             return;
         }
-        let mut calls = self.calls.lock().expect("the calls");
-        if calls.len() >= MAX_PENDING_CALLS {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        {
+            let mut held = self.held.lock().expect("the counts");
+            if held.1 >= MAX_PENDING_CALLS {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            held.1 += 1;
         }
-        calls.push(call);
+        let mut calls = self.calls.lock().expect("the calls");
+        calls.entry(call.tenant).or_default().push(call);
     }
 
     /// Takes `tenant`'s minutes ended before `now` and its pending calls.
     fn take(&self, tenant: Uuid, now: DateTime<Utc>) -> (Vec<Minute>, Vec<Call>) {
         let current = minute_of(now);
-        let mut buckets = self.buckets.lock().expect("the buckets");
-        let keys: Vec<_> = buckets
-            .keys()
-            .filter(|(t, _, minute)| *t == tenant && *minute < current)
-            .cloned()
-            .collect();
-        let minutes = keys
-            .into_iter()
-            .filter_map(|key| buckets.remove(&key).map(|b| (key.1, key.2, b)))
-            .collect();
-        drop(buckets);
-        let mut calls = self.calls.lock().expect("the calls");
-        let (mine, others): (Vec<Call>, Vec<Call>) = std::mem::take(&mut *calls)
-            .into_iter()
-            .partition(|c| c.tenant == tenant);
-        *calls = others;
-        (minutes, mine)
+        let minutes: Vec<Minute> = {
+            let mut buckets = self.buckets.lock().expect("the buckets");
+            let Some(mine) = buckets.get_mut(&tenant) else {
+                return (Vec::new(), self.take_calls(tenant));
+            };
+            let ended: Vec<BucketKey> = mine
+                .keys()
+                .filter(|(_, minute)| *minute < current)
+                .cloned()
+                .collect();
+            let minutes = ended
+                .into_iter()
+                .filter_map(|key| mine.remove(&key).map(|b| (key.0, key.1, b)))
+                .collect();
+            if mine.is_empty() {
+                buckets.remove(&tenant);
+            }
+            minutes
+        };
+        self.held.lock().expect("the counts").0 -= minutes.len();
+        (minutes, self.take_calls(tenant))
+    }
+
+    fn take_calls(&self, tenant: Uuid) -> Vec<Call> {
+        let mine = self
+            .calls
+            .lock()
+            .expect("the calls")
+            .remove(&tenant)
+            .unwrap_or_default();
+        self.held.lock().expect("the counts").1 -= mine.len();
+        mine
     }
 }
 
