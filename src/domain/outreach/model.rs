@@ -52,7 +52,18 @@ pub struct OutreachEmail {
     pub follow_up_sequence: i32,
     pub sender_email: Option<String>,
     pub missing_email: bool,
+    /// `text`: the plain body written with the HTML one.
+    pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+impl OutreachEmail {
+    /// The plain body sent beside the HTML one (the HTML itself when none was written).
+    pub fn text(&self) -> String {
+        self.metadata["text"]
+            .as_str()
+            .map_or_else(|| self.content.clone(), str::to_owned)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

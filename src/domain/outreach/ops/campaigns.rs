@@ -573,24 +573,11 @@ async fn send(
     scope: Tenant,
     emails: &[OutreachEmail],
 ) -> OpResult<()> {
-    let texts: Vec<(Uuid, Option<String>)> = outreach_emails::table
-        .filter(outreach_emails::tenant_id.eq(scope.id()))
-        .filter(outreach_emails::id.eq_any(emails.iter().map(|e| e.id)))
-        .select((outreach_emails::id, outreach_emails::metadata))
-        .load::<(Uuid, Value)>(conn)
-        .await?
-        .into_iter()
-        .map(|(id, m)| (id, m.get("text").and_then(Value::as_str).map(str::to_owned)))
-        .collect();
     let batch = emails
         .iter()
         .filter_map(|email| {
             let to = email.prospect_email.clone()?;
-            let text = texts
-                .iter()
-                .find(|(id, _)| *id == email.id)
-                .and_then(|(_, t)| t.clone())
-                .unwrap_or_else(|| email.content.clone());
+            let text = email.text();
             Some(Outgoing {
                 channel: Channel::Email,
                 customer_id: None,
