@@ -20,6 +20,7 @@ use crate::db::sql::Prepared;
 use crate::db::tenant::begin_request_snapshot;
 use crate::db::{PgPool, TenantDb};
 use crate::error::{AppError, AppResult};
+use crate::speed::{Mechanism, Speed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum Role {
@@ -274,6 +275,7 @@ pub async fn authenticate_request(
     pool: &PgPool,
     known: Option<&KnownKeys>,
     header: Option<&str>,
+    speed: Speed,
 ) -> AppResult<Authenticated> {
     let token = bearer_token(header)?;
     let hash = token.starts_with("gg_").then(|| hash_key(token));
@@ -287,14 +289,16 @@ pub async fn authenticate_request(
     }
     let mut conn = pool.get().await?;
     let token = token.to_owned();
-    let found = begin_request_snapshot(&mut conn, move |conn| {
+    let pipelined = speed.on(Mechanism::PipelinedBegin);
+    let found = begin_request_snapshot(&mut conn, pipelined, move |conn| {
         async move { lookup(conn, &token).await }.boxed()
     })
     .await?
     .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
     let (principal, last_used) = principal_of(pool, found)?;
     if let (Some(known), Some(hash), Some(last_used)) = (known, hash, last_used) {
-        known.remember(hash, &principal, last_used);
+        let prepared = speed.on(Mechanism::PreparedConfirmation);
+        known.remember(hash, &principal, last_used, prepared);
     }
     Ok(Authenticated {
         principal,
@@ -346,8 +350,16 @@ impl KnownKeys {
         Some((known.principal.clone(), known.confirmation.clone()))
     }
 
-    /// Remembers an API key's principal (other principals are always looked up).
-    fn remember(&self, hash: Vec<u8>, principal: &Principal, last_used: DateTime<Utc>) {
+    /// Remembers an API key's principal (other principals are always looked up), to be
+    /// confirmed by `EXECUTE` of the pool connections' prepared statement when `prepared`
+    /// ([`Mechanism::PreparedConfirmation`]), else by a plain `SELECT`.
+    fn remember(
+        &self,
+        hash: Vec<u8>,
+        principal: &Principal,
+        last_used: DateTime<Utc>,
+        prepared: bool,
+    ) {
         let Principal::ApiKey {
             tenant_id,
             key_id,
@@ -358,12 +370,17 @@ impl KnownKeys {
             return;
         };
         // Every value is hex digits, a UUID or a role name: nothing to escape.
-        let confirmation = format!(
-            "EXECUTE {}('\\x{}', '{key_id}', '{tenant_id}', '{}')",
-            crate::db::CONFIRM_KEY,
-            hex::encode(&hash),
-            role.as_str()
-        );
+        let (hash_hex, role) = (hex::encode(&hash), role.as_str());
+        let confirmation = match prepared {
+            true => format!(
+                "EXECUTE {}('\\x{hash_hex}', '{key_id}', '{tenant_id}', '{role}')",
+                crate::db::CONFIRM_KEY
+            ),
+            false => format!(
+                "SELECT confirm_api_key('\\x{hash_hex}'::bytea, '{key_id}'::uuid, \
+                 '{tenant_id}'::uuid, '{role}'::text)"
+            ),
+        };
         let mut keys = self.keys();
         if keys.len() >= Self::MAX_KEYS {
             keys.clear();

@@ -278,9 +278,18 @@ pub struct ServeArgs {
     /// JSON object of SHA-256 to document): production front ends.
     #[arg(long, env = "GROWTHGRAPH_TRUSTED_DOCUMENTS")]
     pub trusted_documents: Option<PathBuf>,
+    /// Speed mechanisms to switch off, comma-separated, for measuring what each buys
+    /// (`crate::speed`); the answers are the same.
+    #[arg(long, env = "GROWTHGRAPH_SPEED_OFF", value_delimiter = ',')]
+    pub speed_off: Vec<crate::speed::Mechanism>,
 }
 
 impl ServeArgs {
+    /// The speed mechanisms in use.
+    pub fn speed(&self) -> crate::speed::Speed {
+        crate::speed::Speed::without(&self.speed_off)
+    }
+
     /// Where the providers are, as these settings say (`embedded`: the server runs its
     /// own cluster, where local delivery is the default).
     pub fn provider_settings(
@@ -346,6 +355,7 @@ impl Default for ServeArgs {
             demo_sessions_per_hour: 5,
             trust_forwarded_for: false,
             trusted_documents: None,
+            speed_off: Vec::new(),
         }
     }
 }

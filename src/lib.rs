@@ -15,4 +15,5 @@ pub mod observed;
 pub mod scheduler;
 pub mod secrets;
 pub mod seed;
+pub mod speed;
 pub mod telemetry;

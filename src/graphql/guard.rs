@@ -27,6 +27,7 @@ use super::budget::{Throttle, Throttled};
 use super::cost::{text_nesting, CostModel, Refusal};
 use super::variables::PlainVariables;
 use super::AppSchema;
+use crate::speed::{Mechanism, Speed};
 
 /// How deeply brackets may nest in a document's text (a real document stays far below:
 /// twelve levels of fields and a few of input objects).
@@ -38,6 +39,7 @@ pub struct RequestGuard {
     parsed: ParsedQueries,
     costs: CostModel,
     plain: PlainVariables,
+    speed: Speed,
 }
 
 /// What [`RequestGuard::prepare`] found out about one operation.
@@ -111,13 +113,14 @@ pub fn check_text(query: &str) -> Result<(), ServerError> {
 }
 
 impl RequestGuard {
-    pub fn new(schema: &AppSchema) -> Self {
+    pub fn new(schema: &AppSchema, speed: Speed) -> Self {
         let sdl =
             async_graphql::parser::parse_schema(schema.sdl()).expect("the schema's own SDL parses");
         Self {
             parsed: ParsedQueries::default(),
             costs: CostModel::of_schema(&sdl),
             plain: PlainVariables::of_schema(&sdl),
+            speed,
         }
     }
 
@@ -134,7 +137,8 @@ impl RequestGuard {
                 }
                 match async_graphql::parser::parse_query(&request.query) {
                     Ok(document) => {
-                        let inspected = Inspected::of(&self.costs, &document);
+                        let fixed_cost = self.speed.on(Mechanism::FixedCost);
+                        let inspected = Inspected::of(&self.costs, &document, fixed_cost);
                         self.parsed.keep(&request.query, document, inspected)
                     }
                     Err(_) => return Prepared::unparsed(),
@@ -183,6 +187,7 @@ impl RequestGuard {
         let passed = validated.load(Ordering::Relaxed);
         let operation = selected(&document, request.operation_name.as_deref());
         let skips_validation = passed
+            && self.speed.on(Mechanism::ValidationSkip)
             && operation
                 .is_some_and(|operation| self.plain.are_plain(operation, &request.variables));
         let read_only = operation.is_some_and(|operation| operation.ty == OperationType::Query);
@@ -340,10 +345,12 @@ struct Inspected {
 }
 
 impl Inspected {
-    fn of(costs: &CostModel, document: &ExecutableDocument) -> Self {
+    /// What is known of `document`; its analysis only when `fixed_cost`
+    /// ([`Mechanism::FixedCost`]).
+    fn of(costs: &CostModel, document: &ExecutableDocument, fixed_cost: bool) -> Self {
         let mut inspected = Inspected {
             // Computed per request when a variable goes into it.
-            analysis: costs.analyse_fixed(document),
+            analysis: fixed_cost.then(|| costs.analyse_fixed(document)).flatten(),
             ..Inspected::default()
         };
         // A refused document is never run: its arguments need no look.

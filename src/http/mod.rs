@@ -34,6 +34,7 @@ use crate::graphql::budget::{Throttle, Throttled};
 use crate::graphql::context::RequestContext;
 use crate::graphql::guard::{check_text, measure_result, selected, Prepared, RequestGuard};
 use crate::observed::OBSERVED;
+use crate::speed::Mechanism;
 use crate::telemetry::TELEMETRY;
 
 /// How long a WebSocket may stay open without a valid `connection_init`.
@@ -171,7 +172,7 @@ async fn serve_graphql(
     );
     let mut response = tracing::Instrument::instrument(
         async {
-            let known = Some(&*state.hub.known_keys);
+            let known = (state.speed.on(Mechanism::KnownKeys)).then_some(&*state.hub.known_keys);
             if let Some(response) = attempt(state, &caller, known, &mut read).await {
                 return response;
             }
@@ -211,7 +212,7 @@ async fn attempt(
         started,
         ..
     } = *request;
-    let caller = match authenticate_request(&state.pool, known, header).await {
+    let caller = match authenticate_request(&state.pool, known, header, state.speed).await {
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
     };

@@ -222,7 +222,7 @@ impl Session {
         let Some((statement, conn)) = self.due_confirmation(pool).await? else {
             return Ok(());
         };
-        let confirmed = begin_request_snapshot(conn, move |conn| {
+        let confirmed = begin_request_snapshot(conn, true, move |conn| {
             async move {
                 let mut conn = conn;
                 SimpleAsyncConnection::batch_execute(&mut conn, &statement)

@@ -20,9 +20,12 @@ pub(super) fn begin_sql(tenant_id: Uuid, read_only: bool) -> String {
 /// (it sets `app.tenant_id`). When it finds nothing (an unknown key) or fails, the
 /// snapshot is rolled back, so the connection can go back to the pool and be reused. On
 /// `Ok(Some)` the connection is inside the snapshot: hand it to
-/// [`RequestStart::LookedUp`](super::RequestStart::LookedUp).
+/// [`RequestStart::LookedUp`](super::RequestStart::LookedUp). Unless `pipelined`
+/// ([`Mechanism::PipelinedBegin`](crate::speed::Mechanism::PipelinedBegin)), the lookup
+/// is sent once the `BEGIN` is answered: two round trips.
 pub async fn begin_request_snapshot<T, F>(
     conn: &mut AsyncPgConnection,
+    pipelined: bool,
     lookup: F,
 ) -> QueryResult<Option<T>>
 where
@@ -30,11 +33,20 @@ where
 {
     let shared: &AsyncPgConnection = conn;
     let mut for_begin = shared;
-    // `join` polls the `BEGIN` first, and each future sends its message on its first poll.
-    let (begun, found) = futures_util::join!(
-        SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
-        lookup(shared)
-    );
+    let (begun, found) = match pipelined {
+        // `join` polls the `BEGIN` first, and each future sends its message on its first
+        // poll.
+        true => {
+            futures_util::join!(
+                SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ),
+                lookup(shared)
+            )
+        }
+        false => {
+            SimpleAsyncConnection::batch_execute(&mut for_begin, BEGIN_READ).await?;
+            (Ok(()), lookup(shared).await)
+        }
+    };
     begun?;
     record_depth(conn, TransactionDepthChange::IncreaseDepth)?;
     match found {

@@ -174,7 +174,12 @@ impl TestApp {
 
     /// Another server instance on the same database.
     pub async fn second_instance(&self) -> Self {
-        Self::serve(self.database_url.clone(), ServeArgs::default()).await
+        self.second_instance_with(ServeArgs::default()).await
+    }
+
+    /// Another server instance on the same database, with `args`.
+    pub async fn second_instance_with(&self, args: ServeArgs) -> Self {
+        Self::serve(self.database_url.clone(), args).await
     }
 
     /// A server on `database_url` whose reads may go to the replica at `replica_url` while

@@ -1,6 +1,7 @@
 //! Known keys confirmed by the request's first statement, read groups within their slots and snapshot, revocation seen at once.
 
 use super::*;
+use growthgraph::speed::Speed;
 
 /// How many times the request's connection executed its prepared key confirmation
 /// ([`db::CONFIRM_KEY`]), read in the request's snapshot.
@@ -21,9 +22,10 @@ async fn known_request(
     known: &growthgraph::auth::KnownKeys,
     header: &str,
 ) -> TenantDb {
-    let caller = growthgraph::auth::authenticate_request(pool, Some(known), Some(header))
-        .await
-        .unwrap();
+    let caller =
+        growthgraph::auth::authenticate_request(pool, Some(known), Some(header), Speed::default())
+            .await
+            .unwrap();
     let Proof::Known(confirmation) = caller.proof else {
         panic!("a known key is confirmed, not looked up");
     };
@@ -181,7 +183,7 @@ async fn a_known_key_is_confirmed_by_the_requests_first_statement() {
     // Forgotten (as the handler does on a refusal), the key is looked up and refused.
     known.forget(Some(&header));
     assert!(matches!(
-        authenticate_request(&pool, Some(&known), Some(&header)).await,
+        authenticate_request(&pool, Some(&known), Some(&header), Speed::default()).await,
         Err(AppError::Unauthenticated(_))
     ));
     let mut conn = pool.get().await.unwrap();
@@ -201,9 +203,10 @@ async fn first_use(
     tenant: &crate::common::TestTenant,
 ) {
     let header = format!("Bearer {}", tenant.admin_key);
-    let first = growthgraph::auth::authenticate_request(pool, Some(known), Some(&header))
-        .await
-        .unwrap();
+    let first =
+        growthgraph::auth::authenticate_request(pool, Some(known), Some(&header), Speed::default())
+            .await
+            .unwrap();
     let Proof::LookedUp(conn) = first.proof else {
         panic!("a key's first use is looked up");
     };
@@ -237,10 +240,15 @@ async fn known_caller(
 ) -> String {
     first_use(app, pool, known, tenant).await;
     let header = format!("Bearer {}", tenant.admin_key);
-    match growthgraph::auth::authenticate_request(pool, Some(known), Some(&header))
-        .await
-        .unwrap()
-        .proof
+    match growthgraph::auth::authenticate_request(
+        pool,
+        Some(known),
+        Some(&header),
+        Speed::default(),
+    )
+    .await
+    .unwrap()
+    .proof
     {
         Proof::Known(statement) => statement,
         Proof::LookedUp(_) => panic!("then known"),

@@ -23,6 +23,7 @@ use crate::common::{backend_pid, error_code, snapshot_state, TestApp};
 mod access;
 mod known_keys;
 mod snapshots;
+mod speed;
 
 #[derive(QueryableByName)]
 struct Count {

@@ -171,6 +171,7 @@ async fn a_request_reads_one_snapshot_on_one_connection_and_writes_end_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
     use growthgraph::auth::{authenticate, authenticate_request, Principal};
+    use growthgraph::speed::Speed;
     let app = TestApp::start().await;
     let a = app.tenant("Winery A").await;
     let b = app.tenant("Winery B").await;
@@ -191,7 +192,9 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         (format!("Bearer {}", a.admin_key), a.id, a_customers),
         (format!("Bearer {}", widget), b.id, b_customers),
     ] {
-        let caller = authenticate_request(&pool, None, Some(&key)).await.unwrap();
+        let caller = authenticate_request(&pool, None, Some(&key), Speed::default())
+            .await
+            .unwrap();
         let Proof::LookedUp(mut conn) = caller.proof else {
             panic!("looked up, nothing to confirm");
         };
@@ -219,10 +222,15 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         );
     }
     assert!(matches!(
-        authenticate_request(&pool, None, Some(&format!("Bearer {}", widget)))
-            .await
-            .unwrap()
-            .principal,
+        authenticate_request(
+            &pool,
+            None,
+            Some(&format!("Bearer {}", widget)),
+            Speed::default()
+        )
+        .await
+        .unwrap()
+        .principal,
         Principal::Widget { .. }
     ));
 
@@ -234,7 +242,7 @@ async fn the_key_lookup_opens_the_requests_snapshot_for_the_keys_tenant() {
         "Bearer nothing",
     ] {
         for _ in 0..3 {
-            let refused = authenticate_request(&pool, None, Some(bad)).await;
+            let refused = authenticate_request(&pool, None, Some(bad), Speed::default()).await;
             assert!(matches!(refused, Err(AppError::Unauthenticated(_))));
         }
     }
