@@ -103,6 +103,17 @@ impl Principal {
         }
     }
 
+    /// The read group the caller's queries share with those of its tenant's other keys
+    /// of the same role (see `db::group`).
+    pub fn read_group(&self) -> String {
+        match self {
+            Principal::ApiKey {
+                tenant_id, role, ..
+            } => format!("{tenant_id}/{}", role.as_str()),
+            Principal::Widget { widget_id, .. } => format!("widget/{widget_id}"),
+        }
+    }
+
     /// Whose cost budget the caller's operations draw on (see `graphql::budget`): its
     /// tenant's, except a widget's, which has its own, so that a public widget key
     /// embedded in web pages can never drain its tenant's dashboards' budget.

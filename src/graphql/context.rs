@@ -41,7 +41,11 @@ impl RequestContext {
         let tenant_id = principal.tenant_id();
         let start = match (proof, groups) {
             (Proof::LookedUp(conn), _) => RequestStart::LookedUp(*conn),
-            (Proof::Known(statement), Some(groups)) => RequestStart::Grouped { groups, statement },
+            (Proof::Known(statement), Some(groups)) => RequestStart::Grouped {
+                groups,
+                group: principal.read_group(),
+                statement,
+            },
             (Proof::Known(statement), None) => RequestStart::Unconfirmed {
                 conn: None,
                 statement,

@@ -1,13 +1,16 @@
-//! Read groups: the read-only requests of one caller that arrive together share one pooled
-//! connection and one read snapshot, and their reads of the same kind run as one
-//! statement ([`TenantDb::query_together`](super::TenantDb::query_together)). Under load,
-//! requests wait for the pool anyway; waiting as a group turns, say, eight customer
-//! 360s into one `= ANY($ids)` statement, one `BEGIN`, one key confirmation and one
-//! `COMMIT`.
+//! Read groups: the read-only requests of one tenant and role that arrive together share
+//! one pooled connection and one read snapshot, and their reads of the same kind run as
+//! one statement ([`TenantDb::query_together`](super::TenantDb::query_together)). Under
+//! load, requests wait for the pool anyway; waiting as a group turns, say, eight customer
+//! 360s into one `= ANY($ids)` statement, one `BEGIN`, one message confirming the keys
+//! and one `COMMIT`.
 //!
-//! Who joins: a request whose caller the server already knows (the group's name is that
-//! caller's confirmation statement: one key, tenant and role) and whose one operation is
-//! a query. Nothing in a group writes, and no group mixes callers.
+//! Who joins: a request whose API key the server already knows and whose one operation
+//! is a query, in the group of its key's tenant and role (a dashboard whose clients use
+//! several keys of the tenant shares one group). Each member's key is confirmed in the
+//! group's snapshot: the distinct confirmation statements of the members go as one
+//! message ahead of the first read. Nothing in a group writes, and no group mixes tenants
+//! (row-level security is per transaction: the confirmations all set the same tenant).
 //!
 //! When: a group takes newcomers until its session takes a connection from the pool,
 //! which is before any statement of its snapshot is sent. Every member therefore arrived
@@ -24,8 +27,9 @@
 //! writes and for other callers.
 //!
 //! The connection goes back to the pool when the last member finishes; the database
-//! confirms the caller once for all of them, and if it refuses, every member is refused
-//! (and answered from a fresh lookup, as a lone request would be).
+//! confirms each key once for all of them, and if it refuses one, the snapshot ends and
+//! every member is answered from a fresh lookup of its own key, as a lone request would
+//! be: the revoked key's request gets 401, the others their answers.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -37,7 +41,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use super::session::Session;
 use crate::db::prefetch::TypeMap;
 
-/// The groups of each caller.
+/// The groups of each tenant and role.
 pub struct ReadGroups {
     callers: Mutex<HashMap<String, CallerGroups>>,
     max_members: usize,
@@ -71,6 +75,8 @@ pub struct Gate {
 struct Members {
     closed: bool,
     count: usize,
+    /// The distinct confirmation statements of the members (one per key).
+    confirmations: Vec<String>,
 }
 
 /// Items waiting for one read of kind `K`, each with where its answer goes.
@@ -97,16 +103,17 @@ impl ReadGroups {
         self.joins.load(Ordering::Relaxed)
     }
 
-    /// Joins the open group of `caller` (a confirmation statement), or opens one with a
-    /// session `new` builds around the group's gate.
+    /// Joins the open group named `caller` (a tenant and role) with the key `statement`
+    /// confirms, or opens one with a session `new` builds around the group's gate.
     pub(super) fn join(
         &self,
         caller: &str,
+        statement: &str,
         new: impl FnOnce(Arc<Gate>) -> Session,
     ) -> Arc<ReadGroup> {
         let mut callers = lock(&self.callers);
         if let Some(group) = callers.get(caller).and_then(|c| c.open.upgrade()) {
-            if group.gate.enter(self.max_members) {
+            if group.gate.enter(self.max_members, statement) {
                 self.joins.fetch_add(1, Ordering::Relaxed);
                 return group;
             }
@@ -123,7 +130,7 @@ impl ReadGroups {
             members: Mutex::default(),
             slots: slots.clone(),
         });
-        gate.enter(1);
+        gate.enter(1, statement);
         let group = Arc::new(ReadGroup {
             session: Arc::new(tokio::sync::Mutex::new(new(gate.clone()))),
             gate,
@@ -136,12 +143,23 @@ impl ReadGroups {
 }
 
 impl Gate {
-    /// Adds a member unless the group is closed or full.
-    fn enter(&self, max_members: usize) -> bool {
+    /// Adds a member whose key `statement` confirms, unless the group is closed or full.
+    fn enter(&self, max_members: usize, statement: &str) -> bool {
         let mut members = lock(&self.members);
         let admitted = !members.closed && members.count < max_members;
-        members.count += usize::from(admitted);
+        if admitted {
+            members.count += 1;
+            if !members.confirmations.iter().any(|s| s == statement) {
+                members.confirmations.push(statement.to_owned());
+            }
+        }
         admitted
+    }
+
+    /// The statements confirming every member's key, as one message (once the group is
+    /// closed, no member adds one).
+    pub(super) fn confirmations(&self) -> String {
+        lock(&self.members).confirmations.join("; ")
     }
 
     /// Takes no more members: the group's snapshot is about to begin.
@@ -212,15 +230,20 @@ mod tests {
     #[test]
     fn a_gate_takes_members_until_full_or_closed_and_counts_them_out() {
         let gate = new_gate();
-        assert!(gate.enter(2) && gate.enter(2));
-        assert!(!gate.enter(2), "full");
+        assert!(gate.enter(2, "a") && gate.enter(2, "b"));
+        assert!(!gate.enter(2, "c"), "full");
         assert!(!gate.leave(), "one member left");
-        assert!(!gate.enter(3), "a member left: the snapshot may have begun");
+        assert!(
+            !gate.enter(3, "c"),
+            "a member left: the snapshot may have begun"
+        );
         assert!(gate.leave(), "the last member");
+        assert_eq!(gate.confirmations(), "a; b", "the admitted members' keys");
 
         let gate = new_gate();
-        assert!(gate.enter(8));
+        assert!(gate.enter(8, "a") && gate.enter(8, "a") && gate.enter(8, "b"));
         gate.close();
-        assert!(!gate.enter(8), "closed");
+        assert!(!gate.enter(8, "c"), "closed");
+        assert_eq!(gate.confirmations(), "a; b", "each key confirmed once");
     }
 }

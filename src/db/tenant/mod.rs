@@ -88,10 +88,12 @@ pub enum RequestStart<'g> {
         statement: String,
     },
     /// A read-only request of an unconfirmed caller (`statement` confirms it, as for
-    /// `Unconfirmed`) in the caller's read group (see [`crate::db::group`]): it shares the
-    /// group's connection and snapshot, and writes nothing.
+    /// `Unconfirmed`) in the read group `group` (one tenant and role: see
+    /// [`crate::db::group`]): it shares the group's connection and snapshot, its
+    /// confirmation goes with the other members' in one message, and it writes nothing.
     Grouped {
         groups: &'g ReadGroups,
+        group: String,
         statement: String,
     },
 }
@@ -142,8 +144,12 @@ impl TenantDb {
             RequestStart::Unconfirmed { conn, statement } => {
                 (session(conn, Caller::Unconfirmed(statement)), None)
             }
-            RequestStart::Grouped { groups, statement } => {
-                let group = groups.join(&statement, |gate| {
+            RequestStart::Grouped {
+                groups,
+                group,
+                statement,
+            } => {
+                let group = groups.join(&group, &statement, |gate| {
                     Session::new(None, Caller::Unconfirmed(statement.clone()), Some(gate))
                 });
                 (group.session.clone(), Some(group))

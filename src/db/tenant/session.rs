@@ -165,6 +165,12 @@ impl Session {
         let Some(statement) = self.take_confirmation()? else {
             return Ok(None);
         };
+        // A read group's members may hold several keys of the tenant: each is confirmed
+        // (the gate closed as the connection was taken).
+        let statement = match &self.gate {
+            Some(gate) => gate.confirmations(),
+            None => statement,
+        };
         let conn: &mut AsyncPgConnection = self.conn.as_mut().expect("connection just taken");
         if in_transaction(conn) {
             return Err(diesel::result::Error::AlreadyInTransaction.into());

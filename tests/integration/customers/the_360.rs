@@ -350,6 +350,120 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
     assert_eq!(answers[9], alone[6], "a's customer for b's key");
 }
 
+/// Sends `asked` (key, customer id) at once while every pool connection is held, releasing
+/// them once `joins` requests joined a group another opened; the answers in order.
+async fn together(app: &TestApp, query: &str, asked: &[(String, Value)], joins: u64) -> Vec<Value> {
+    let mut held = Vec::new();
+    while held.len() < app.pool.status().max_size {
+        held.push(app.pool.get().await.unwrap());
+    }
+    let before = app.metric("growthgraph_read_group_joins_total").await;
+    let answers = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|(key, id)| app.gql(key, query, json!({ "id": id }))),
+    );
+    let release = async {
+        let mut joined = 0;
+        for _ in 0..1000 {
+            joined = app.metric("growthgraph_read_group_joins_total").await - before;
+            if joined >= joins {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(joined, joins, "requests that joined a group");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drop(held);
+    };
+    let (answers, ()) = tokio::join!(answers, release);
+    answers.into_iter().map(without_budget).collect()
+}
+
+/// Queries of several keys of one tenant and role that arrive together share one read
+/// group: one message confirms every key, one statement reads every 360, and each
+/// answers as alone. Another role's key has a group of its own. A key revoked since the
+/// server came to know it (and not heard of: no notification) refuses only its own
+/// request: the group's snapshot ends, and every member is answered from a fresh lookup
+/// of its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_360s_of_several_keys_of_one_tenant_share_a_group() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    let keys = [
+        a.admin_key.clone(),
+        app.key(&a, Role::Admin).await,
+        app.key(&a, Role::Admin).await,
+    ];
+    let analyst = app.key(&a, Role::Analyst).await;
+    let query = "query($id: ID) { customer(id: $id) { id name pointsBalance
+        currentEnrollment { stage { name } } orders(first: 3) { nodes { id orderTotal } } } }";
+    let list = app
+        .gql(
+            &a.admin_key,
+            "{ customers(first: 6) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<Value> = list["data"]["customers"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 6, "{list}");
+    for key in keys.iter().chain([&analyst]) {
+        app.gql(key, "{ viewer { tenant { id } } }", json!({}))
+            .await;
+    }
+    // (The keys' first uses recorded last_used_at off the request path.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut alone = Vec::new();
+    for id in &ids {
+        let r = app.gql(&a.admin_key, query, json!({ "id": id })).await;
+        assert!(r["data"]["customer"]["id"].is_string(), "{r}");
+        alone.push(without_budget(r));
+    }
+
+    // Six admin queries over three keys, and one analyst query.
+    let mut asked: Vec<(String, Value)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (keys[i % 3].clone(), id.clone()))
+        .collect();
+    asked.push((analyst.clone(), ids[0].clone()));
+    let before = app.statements.data_statements();
+    let answers = together(&app, query, &asked, 5).await;
+    assert_eq!(
+        app.statements.data_statements() - before,
+        4,
+        "per group (admins, analyst): one confirming message and one 360"
+    );
+    assert_eq!(answers[..6], alone[..], "each answers as alone");
+    assert_eq!(answers[6], alone[0], "the analyst's");
+
+    // The third key revoked behind the server's back: its requests get 401, the others
+    // their answers.
+    app.owner()
+        .await
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE api_keys SET revoked_at = now() WHERE key_hash = sha256(convert_to('{}', 'UTF8'));
+             RESET session_replication_role;",
+            keys[2]
+        ))
+        .await
+        .unwrap();
+    asked.pop();
+    let answers = together(&app, query, &asked, 5).await;
+    for (i, answer) in answers.iter().enumerate() {
+        match i % 3 {
+            2 => assert_eq!(error_code(answer), Some("UNAUTHENTICATED"), "{answer}"),
+            _ => assert_eq!(answer, &alone[i], "key {}", i % 3),
+        }
+    }
+}
+
 /// A customer read in one statement and written in the same (batched) request: the
 /// operations of a batch run concurrently, and the write's payload must read the
 /// customer's relations again, never rows the read filed before the write.

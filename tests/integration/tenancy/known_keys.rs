@@ -281,6 +281,7 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
         a.id,
         RequestStart::Grouped {
             groups: &groups,
+            group: format!("{}/admin", a.id),
             statement: a_caller.clone(),
         },
     );
@@ -290,6 +291,7 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
         a.id,
         RequestStart::Grouped {
             groups: &groups,
+            group: format!("{}/admin", a.id),
             statement: a_caller.clone(),
         },
     );
@@ -303,6 +305,7 @@ async fn a_callers_read_groups_hold_at_most_their_connection_slots() {
         b.id,
         RequestStart::Grouped {
             groups: &groups,
+            group: format!("{}/admin", b.id),
             statement: b_caller,
         },
     );
@@ -359,6 +362,7 @@ async fn a_read_group_shares_one_snapshot_and_takes_no_member_after_it_began() {
             a.id,
             RequestStart::Grouped {
                 groups: &groups,
+                group: format!("{}/admin", a.id),
                 statement: caller.clone(),
             },
         )
