@@ -17,7 +17,7 @@
 //! | `BENCH_CUSTOMERS` | `100000` |
 //! | `BENCH_CONCURRENCY` | `1,16,64` |
 //! | `BENCH_SECONDS` | `10` |
-//! | `BENCH_SCENARIOS` | `customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant` |
+//! | `BENCH_SCENARIOS` | `customer360,customer360_keys,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant` |
 //! | `BENCH_SUBSCRIBERS` | `10000` (fan-out WebSocket subscribers) |
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
@@ -26,6 +26,9 @@
 //! | `BENCH_WORKFLOW_RECIPIENTS` | `100000` (workflow: recipients of the campaign) |
 //! | `BENCH_CRM_SYNCS` | `10000` (crmSync: enrollments synced) |
 //! | `BENCH_PROSPECTS` | `100000` (importProspects: candidates imported, 1 000 per call) |
+//!
+//! `customer360_keys` is `customer360` with the clients spread over 32 admin keys of the
+//! tenant (read groups are per tenant and role, not per key).
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -112,6 +115,38 @@ const POSTGRAPHILE_360: &str = "query($id: UUID!) { customerById(id: $id) {
   campaignRecipientsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { status campaignByTenantIdAndCampaignId { name } } }
   leadMemoriesByTenantIdAndCustomerId(condition: { deleted: false }, orderBy: [CREATED_AT_ASC, ID_ASC]) { nodes { id } }
 } }";
+
+/// `CUSTOMER_360` in PostGraphile 5's amber preset over the same tables. The preset
+/// offers orders and conditions on indexed columns only: enrollments are ordered by
+/// `enrolled_at` and id (not `created_at` between them), and the leads are not filtered on
+/// `deleted` (the comparison before timing checks that the answers agree).
+const POSTGRAPHILE5_360: &str = "query($id: UUID!) { customerByRowId(rowId: $id) {
+  rowId externalId email name phone segment churnRisk ltv totalDeposit totalWithdraw lastActivityAt metadata
+  createdAt updatedAt pointsBalance pointsLifetime cumulativeDays isClubMember
+  clubEnrollmentsByTenantIdAndCustomerId(orderBy: [ENROLLED_AT_ASC, ROW_ID_ASC]) {
+    nodes { status enrolledAt expiresAt clubStageByTenantIdAndStageId { name discountPercentage } } }
+  customerActivitiesByTenantIdAndCustomerId(first: 10, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType createdAt } }
+  ordersByTenantIdAndCustomerId(first: 5, orderBy: [ORDERED_AT_DESC, ROW_ID_DESC]) { nodes { orderTotal orderedAt } }
+  pointTransactionsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { points balanceAfter } }
+  rewardRedemptionsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { status } }
+  communicationPreferencesByTenantIdAndCustomerId(orderBy: [CHANNEL_ASC, COMMUNICATION_TYPE_ASC]) { nodes { channel communicationType optedIn } }
+  communicationLogsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { channel status } }
+  campaignRecipientsByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { status campaignByTenantIdAndCampaignId { name } } }
+  leadMemoriesByTenantIdAndCustomerId(orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) { nodes { rowId } }
+} }";
+
+/// `CUSTOMERS_PAGE` in PostGraphile 5 (the owner sees every tenant: the page is the
+/// tenant's by condition; the current enrollment is the active one among them).
+const POSTGRAPHILE5_PAGE: &str = "query($t: UUID!) { allCustomers(first: 50, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
+  nodes { rowId pointsBalance
+    clubEnrollmentsByTenantIdAndCustomerId { nodes { status clubStageByTenantIdAndStageId { name } } }
+    customerActivitiesByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType } }
+    ordersByTenantIdAndCustomerId(first: 3, orderBy: [ORDERED_AT_DESC, ROW_ID_DESC]) { nodes { orderTotal } } } } }";
+
+/// `CAMPAIGN_METRICS` in PostGraphile 5: the same counters row (the rates are left to the
+/// client).
+const POSTGRAPHILE5_METRICS: &str = "query($id: UUID!) { campaignByRowId(rowId: $id) {
+  campaignDeliveryCounterByTenantIdAndCampaignId { recipients sent delivered opened clicked failed } } }";
 
 const ASSIGN_PROMPT: &str = "query($t: String!, $k: String!) { assignPromptVariant(testName: $t, subjectKey: $k) { arm variant { id variantId } } }";
 
@@ -696,6 +731,74 @@ async fn noisy_neighbour(
         ms(percentile(&quiet.latencies, 0.50)),
         ms(percentile(&quiet.latencies, 0.99)),
     );
+}
+
+/// What both servers' answers to a `postgraphile5_*` scenario's query must agree on:
+/// every value the query asks for, in one shape, numbers as text (PostGraphile renders
+/// `bigint` as a string). `theirs`: PostGraphile 5's answer, else growthgraph's.
+fn canonical(which: &str, answer: &Value, theirs: bool) -> Value {
+    fn text(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => Value::String(n.to_string()),
+            other => other.clone(),
+        }
+    }
+    fn list(v: &Value, field: &str) -> Vec<Value> {
+        v["nodes"]
+            .as_array()
+            .map(|nodes| nodes.iter().map(|n| text(&n[field])).collect())
+            .unwrap_or_default()
+    }
+    let data = &answer["data"];
+    assert!(answer["errors"].is_null(), "{answer}");
+    match (which, theirs) {
+        ("360", false) => {
+            let c = &data["customer"];
+            json!([c["email"], c["name"], text(&c["ltv"]), text(&c["pointsBalance"]),
+                c["enrollments"].as_array().map(|e| e.iter().map(|e| e["status"].clone()).collect::<Vec<_>>()),
+                list(&c["activities"], "type"), list(&c["orders"], "orderTotal"),
+                list(&c["pointTransactions"], "points"), list(&c["redemptions"], "status"),
+                list(&c["communications"], "status"), list(&c["campaignHistory"], "status"),
+                c["leads"].as_array().map(Vec::len)])
+        }
+        ("360", true) => {
+            let c = &data["customerByRowId"];
+            json!([c["email"], c["name"], text(&c["ltv"]), text(&c["pointsBalance"]),
+                list(&c["clubEnrollmentsByTenantIdAndCustomerId"], "status"),
+                list(&c["customerActivitiesByTenantIdAndCustomerId"], "activityType"),
+                list(&c["ordersByTenantIdAndCustomerId"], "orderTotal"),
+                list(&c["pointTransactionsByTenantIdAndCustomerId"], "points"),
+                list(&c["rewardRedemptionsByTenantIdAndCustomerId"], "status"),
+                list(&c["communicationLogsByTenantIdAndCustomerId"], "status"),
+                list(&c["campaignRecipientsByTenantIdAndCustomerId"], "status"),
+                c["leadMemoriesByTenantIdAndCustomerId"]["nodes"].as_array().map(Vec::len)])
+        }
+        ("page", false) => {
+            let nodes = data["customers"]["nodes"].as_array().cloned().unwrap_or_default();
+            json!(nodes.iter().map(|c| json!([c["id"], text(&c["pointsBalance"]),
+                c["currentEnrollment"]["stage"]["name"], list(&c["activities"], "type"),
+                list(&c["orders"], "orderTotal")])).collect::<Vec<_>>())
+        }
+        ("page", true) => {
+            let nodes = data["allCustomers"]["nodes"].as_array().cloned().unwrap_or_default();
+            json!(nodes.iter().map(|c| {
+                let enrollments = c["clubEnrollmentsByTenantIdAndCustomerId"]["nodes"].as_array().cloned().unwrap_or_default();
+                let current = enrollments.iter().find(|e| e["status"] == "active");
+                json!([c["rowId"], text(&c["pointsBalance"]),
+                    current.map_or(Value::Null, |e| e["clubStageByTenantIdAndStageId"]["name"].clone()),
+                    list(&c["customerActivitiesByTenantIdAndCustomerId"], "activityType"),
+                    list(&c["ordersByTenantIdAndCustomerId"], "orderTotal")])
+            }).collect::<Vec<_>>())
+        }
+        (_, false) => {
+            let m = &data["campaign"]["metrics"];
+            json!(["recipients", "sent", "delivered", "opened", "clicked", "failed"].map(|f| text(&m[f])))
+        }
+        (_, true) => {
+            let m = &data["campaignByRowId"]["campaignDeliveryCounterByTenantIdAndCampaignId"];
+            json!(["recipients", "sent", "delivered", "opened", "clicked", "failed"].map(|f| text(&m[f])))
+        }
+    }
 }
 
 /// Fan-out: BENCH_SUBSCRIBERS WebSocket subscribers of the tenant's events; BENCH_EVENTS
@@ -1614,13 +1717,26 @@ async fn drive(
     bodies: Bodies,
     server: Option<u32>,
 ) -> Figures {
-    let endpoint = Endpoint::new(url, key);
+    drive_keys(url, &[key], concurrency, seconds, bodies, server).await
+}
+
+/// [`drive`] with the clients spread over `keys` (client `i` uses key `i % keys.len()`).
+async fn drive_keys(
+    url: &str,
+    keys: &[&str],
+    concurrency: usize,
+    seconds: u64,
+    bodies: Bodies,
+    server: Option<u32>,
+) -> Figures {
+    let endpoints: Vec<_> = keys.iter().map(|key| Endpoint::new(url, key)).collect();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let before = CpuSnapshot::take(server);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let (mut client, bodies) = (Client::new(endpoint.clone()), bodies.clone());
+        let endpoint = endpoints[worker % endpoints.len()].clone();
+        let (mut client, bodies) = (Client::new(endpoint), bodies.clone());
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors, mut i) = (Vec::new(), 0usize, worker);
             while Instant::now() < deadline {
@@ -1674,7 +1790,7 @@ async fn run() {
         .collect();
     let scenarios = env_or(
         "BENCH_SCENARIOS",
-        "customer360,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant"
+        "customer360,customer360_keys,pgbench360,customersPage,redeemReward,campaignMetrics,campaignsPage,leadsPage,aggregateSegments,aggregateRevenue,aggregateRecipients,growthInsights,noisyNeighbour,fanout,delivery,crmSync,importProspects,assignPromptVariant"
             .to_string(),
     );
 
@@ -1811,6 +1927,49 @@ async fn run() {
             pgbench_360(&mut owner, &url, tenant_id, &ids, &levels, seconds).await;
             continue;
         }
+        if let Some(which) = scenario.strip_prefix("postgraphile5_") {
+            let url = std::env::var("BENCH_POSTGRAPHILE5_URL").expect(
+                "postgraphile5_* needs BENCH_POSTGRAPHILE5_URL (bench/postgraphile.sh URL PORT 5)",
+            );
+            let (ours, theirs): (Bodies, Bodies) = match which {
+                "360" => (
+                    encode_bodies(ids.len(), |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i] } })),
+                    encode_bodies(ids.len(), |i| json!({ "query": POSTGRAPHILE5_360, "variables": { "id": ids[i] } })),
+                ),
+                "page" => (
+                    encode_bodies(1, |_| json!({ "query": CUSTOMERS_PAGE })),
+                    encode_bodies(1, |_| json!({ "query": POSTGRAPHILE5_PAGE, "variables": { "t": tenant_id } })),
+                ),
+                "metrics" => (
+                    encode_bodies(1, |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign_id } })),
+                    encode_bodies(1, |_| json!({ "query": POSTGRAPHILE5_METRICS, "variables": { "id": campaign_id } })),
+                ),
+                other => panic!("unknown scenario postgraphile5_{other}"),
+            };
+            // The answers agree (on the first bodies) before anything is timed.
+            for i in 0..ours.len().min(20) {
+                let post = |url: &str, key: &str, body: &Bytes| {
+                    let request = client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone());
+                    let request = match key.is_empty() {
+                        true => request,
+                        false => request.bearer_auth(key),
+                    };
+                    async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+                };
+                let (a, b) = (post(&base, &key, &ours[i]).await, post(&url, "", &theirs[i]).await);
+                let (a, b) = (canonical(which, &a, false), canonical(which, &b, true));
+                assert_eq!(a, b, "{scenario}: the two answers differ");
+            }
+            warm_up(&url, "", &theirs, None).await;
+            for &concurrency in &levels {
+                let f = drive(&url, "", concurrency, seconds, theirs.clone(), None).await;
+                print_figures(scenario, concurrency, &f, "–");
+            }
+            continue;
+        }
         if scenario == "postgraphile360" {
             let url = std::env::var("BENCH_POSTGRAPHILE_URL")
                 .expect("postgraphile360 needs BENCH_POSTGRAPHILE_URL (bench/postgraphile.sh)");
@@ -1825,8 +1984,17 @@ async fn run() {
             }
             continue;
         }
+        // Every client uses the bench key, but in `customer360_keys`, where they are spread
+        // over 32 admin keys of the tenant (a dashboard whose clients hold keys of their
+        // own).
+        let mut keys = vec![key.clone()];
+        if scenario == "customer360_keys" {
+            for i in keys.len()..32 {
+                keys.push(api_key(&mut owner, tenant_id, &format!("dashboard {i}"), Role::Admin).await);
+            }
+        }
         let bodies = match scenario {
-            "customer360" => encode_bodies(
+            "customer360" | "customer360_keys" => encode_bodies(
                 ids.len(),
                 |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i] } }),
             ),
@@ -1900,7 +2068,9 @@ async fn run() {
         // Statements for one request, measured alone (after the warm-up); the least of
         // three, since the server's background jobs use the same counter.
         let pid = Some(server.child.id());
-        warm_up(&base, &key, &bodies, pid).await;
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (clients, warm) = WARM_UP;
+        drive_keys(&base, &key_refs, clients.max(keys.len()), warm, bodies.clone(), pid).await;
         let mut per_request = u64::MAX;
         let mut probe = Client::new(Endpoint::new(&base, &key));
         for i in 0..3 {
@@ -1910,7 +2080,7 @@ async fn run() {
         }
         for &concurrency in &levels {
             let before = server.data_statements(&client).await;
-            let f = drive(&base, &key, concurrency, seconds, bodies.clone(), pid).await;
+            let f = drive_keys(&base, &key_refs, concurrency, seconds, bodies.clone(), pid).await;
             // Under load, queries of one key that arrive together share statements (read
             // groups): what the level sent per request, next to the count alone.
             let sent = server.data_statements(&client).await - before;

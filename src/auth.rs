@@ -308,8 +308,7 @@ pub async fn authenticate_request(
     .ok_or(AppError::Unauthenticated("missing or invalid API key"))?;
     let (principal, last_used) = principal_of(pool, found)?;
     if let (Some(known), Some(hash), Some(last_used)) = (known, hash, last_used) {
-        let prepared = speed.on(Mechanism::PreparedConfirmation);
-        known.remember(hash, &principal, last_used, prepared);
+        known.remember(hash, &principal, last_used);
     }
     Ok(Authenticated {
         principal,
@@ -361,16 +360,8 @@ impl KnownKeys {
         Some((known.principal.clone(), known.confirmation.clone()))
     }
 
-    /// Remembers an API key's principal (other principals are always looked up), to be
-    /// confirmed by `EXECUTE` of the pool connections' prepared statement when `prepared`
-    /// ([`Mechanism::PreparedConfirmation`]), else by a plain `SELECT`.
-    fn remember(
-        &self,
-        hash: Vec<u8>,
-        principal: &Principal,
-        last_used: DateTime<Utc>,
-        prepared: bool,
-    ) {
+    /// Remembers an API key's principal (other principals are always looked up).
+    fn remember(&self, hash: Vec<u8>, principal: &Principal, last_used: DateTime<Utc>) {
         let Principal::ApiKey {
             tenant_id,
             key_id,
@@ -381,17 +372,14 @@ impl KnownKeys {
             return;
         };
         // Every value is hex digits, a UUID or a role name: nothing to escape.
-        let (hash_hex, role) = (hex::encode(&hash), role.as_str());
-        let confirmation = match prepared {
-            true => format!(
-                "EXECUTE {}('\\x{hash_hex}', '{key_id}', '{tenant_id}', '{role}')",
-                crate::db::CONFIRM_KEY
-            ),
-            false => format!(
-                "SELECT confirm_api_key('\\x{hash_hex}'::bytea, '{key_id}'::uuid, \
-                 '{tenant_id}'::uuid, '{role}'::text)"
-            ),
-        };
+        // (A statement each pool connection prepared, run by `EXECUTE`, bought nothing
+        // measurable: `docs/architecture.md`.)
+        let confirmation = format!(
+            "SELECT confirm_api_key('\\x{}'::bytea, '{key_id}'::uuid, '{tenant_id}'::uuid, \
+             '{}'::text)",
+            hex::encode(&hash),
+            role.as_str()
+        );
         let mut keys = self.keys();
         if keys.len() >= Self::MAX_KEYS {
             keys.clear();

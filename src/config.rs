@@ -14,8 +14,8 @@
 //! | `--max-body-bytes` | `GROWTHGRAPH_MAX_BODY_BYTES` | `262144` | request body limit |
 //! | `--max-batch` | `GROWTHGRAPH_MAX_BATCH` | `10` | operations per batched request |
 //! | `--batch-window-us` | `GROWTHGRAPH_BATCH_WINDOW_US` | `1000` | how long a DataLoader collects keys before its one statement |
-//! | `--read-group` | `GROWTHGRAPH_READ_GROUP` | `64` | most queries of one API key sharing a connection and snapshot |
-//! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one API key's read groups hold |
+//! | `--read-group` | `GROWTHGRAPH_READ_GROUP` | `64` | most queries of one tenant and role sharing a connection and snapshot |
+//! | `--read-group-connections` | `GROWTHGRAPH_READ_GROUP_CONNECTIONS` | CPU cores | most connections one tenant and role's read groups hold |
 //! | `--ws-write-timeout-ms` | `GROWTHGRAPH_WS_WRITE_TIMEOUT_MS` | `10000` | how long a WebSocket write may stay blocked |
 //! | `--secret-key` | `GROWTHGRAPH_SECRET_KEY` | (none: credentials cannot be stored) | 64 hex digits sealing channel credentials (AES-256-GCM) |
 //! | `--tenant-cost-budget` | `GROWTHGRAPH_TENANT_COST_BUDGET` | `10000000` | most cost points a tenant's budget holds |
@@ -168,11 +168,11 @@ pub struct ServeArgs {
     /// How long (µs) a request's DataLoader collects keys before running its statement.
     #[arg(long, env = "GROWTHGRAPH_BATCH_WINDOW_US", default_value_t = 1000)]
     pub batch_window_us: u64,
-    /// Most queries of one API key that share a read snapshot, a connection and
+    /// Most queries of one tenant and role that share a read snapshot, a connection and
     /// statements when they arrive together (1: each runs alone).
     #[arg(long, env = "GROWTHGRAPH_READ_GROUP", default_value_t = 64)]
     pub read_group: usize,
-    /// Most pool connections the read groups of one API key hold at once (default: the
+    /// Most pool connections the read groups of one tenant and role hold at once (default: the
     /// machine's cores).
     #[arg(long, env = "GROWTHGRAPH_READ_GROUP_CONNECTIONS", default_value_t = default_read_group_connections())]
     pub read_group_connections: usize,
@@ -280,14 +280,14 @@ pub struct ServeArgs {
     pub trusted_documents: Option<PathBuf>,
     /// Speed mechanisms to switch off, comma-separated, for measuring what each buys
     /// (`crate::speed`); the answers are the same.
-    #[arg(long, env = "GROWTHGRAPH_SPEED_OFF", value_delimiter = ',')]
-    pub speed_off: Vec<crate::speed::Mechanism>,
+    #[arg(long, env = "GROWTHGRAPH_SPEED_OFF", default_value = "", value_parser = crate::speed::Speed::parse)]
+    pub speed_off: crate::speed::Speed,
 }
 
 impl ServeArgs {
     /// The speed mechanisms in use.
     pub fn speed(&self) -> crate::speed::Speed {
-        crate::speed::Speed::without(&self.speed_off)
+        self.speed_off
     }
 
     /// Where the providers are, as these settings say (`embedded`: the server runs its
@@ -355,7 +355,7 @@ impl Default for ServeArgs {
             demo_sessions_per_hour: 5,
             trust_forwarded_for: false,
             trusted_documents: None,
-            speed_off: Vec::new(),
+            speed_off: crate::speed::Speed::default(),
         }
     }
 }

@@ -11,15 +11,9 @@ pub enum Mechanism {
     /// A key seen before is confirmed by a statement sent with the request's first one
     /// instead of being looked up first (`auth::KnownKeys`); read groups need it.
     KnownKeys,
-    /// The confirmation of a known key is `EXECUTE` of a statement each pool connection
-    /// prepared, instead of a `SELECT` parsed and planned per request (`db::CONFIRM_KEY`).
-    PreparedConfirmation,
     /// The lookup of a key not known yet travels with the snapshot's `BEGIN` instead of
     /// after its answer (`db::tenant::begin_request_snapshot`).
     PipelinedBegin,
-    /// A document without variables in its cost has its cost computed once, when it is
-    /// parsed, instead of per request (`graphql::guard`).
-    FixedCost,
     /// A document that passed the full validation before runs without it when its
     /// variables cannot fail it (`graphql::variables`).
     ValidationSkip,
@@ -40,6 +34,18 @@ impl Speed {
         }
     }
 
+    /// Every mechanism but the ones `names` lists (comma-separated; empty: none).
+    pub fn parse(names: &str) -> Result<Speed, String> {
+        use clap::ValueEnum;
+        let off = names
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| Mechanism::from_str(name, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Speed::without(&off))
+    }
+
     /// Whether `mechanism` is in use.
     pub fn on(self, mechanism: Mechanism) -> bool {
         self.off & bit(mechanism) == 0
@@ -56,12 +62,20 @@ mod tests {
 
     #[test]
     fn only_the_named_mechanisms_are_off() {
-        let speed = Speed::without(&[Mechanism::FixedCost, Mechanism::KnownKeys]);
-        assert!(!speed.on(Mechanism::FixedCost));
+        let speed = Speed::without(&[Mechanism::ValidationSkip, Mechanism::KnownKeys]);
+        assert!(!speed.on(Mechanism::ValidationSkip));
         assert!(!speed.on(Mechanism::KnownKeys));
-        assert!(speed.on(Mechanism::PreparedConfirmation));
         assert!(speed.on(Mechanism::PipelinedBegin));
-        assert!(speed.on(Mechanism::ValidationSkip));
         assert!(Speed::default().on(Mechanism::ValidationSkip));
+    }
+
+    #[test]
+    fn a_list_of_names_parses_and_an_unknown_name_is_refused() {
+        assert_eq!(Speed::parse(""), Ok(Speed::default()));
+        assert_eq!(
+            Speed::parse("known-keys, validation-skip"),
+            Ok(Speed::without(&[Mechanism::KnownKeys, Mechanism::ValidationSkip]))
+        );
+        assert!(Speed::parse("known-keys,warp-drive").is_err());
     }
 }

@@ -153,13 +153,6 @@ impl Instrumentation for CountStatements {
     }
 }
 
-/// The statement every pool connection prepares for confirming a known API key
-/// (migration `2026-11-23-000017_confirm_api_key`): the confirmation travels in the
-/// simple protocol, sent without waiting ahead of the request's first statement, and as
-/// `EXECUTE` of this statement it is not parsed, analysed and planned again per request
-/// (that was 6 % of PostgreSQL's time under the 360's load).
-pub const CONFIRM_KEY: &str = "growthgraph_confirm_key";
-
 /// Builds the pool. Each new connection switches to the app role, so row-level security
 /// applies to everything the server runs, and gets a statement timeout.
 pub fn build_pool(
@@ -176,12 +169,9 @@ pub fn build_pool(
     // default re-plans a statement per execution whenever a generic plan looks costlier,
     // which it judged for most of ours (`= ANY($keys)`): planning then cost twice the
     // execution. Every statement here leads with an indexed `tenant_id`, so one plan fits.
-    // The known-key confirmation is prepared once per connection (see
-    // [`CONFIRM_KEY`]).
     let setup = format!(
         "SET ROLE {APP_ROLE}; SET statement_timeout = {}; SET application_name = 'growthgraph'; \
-         SET plan_cache_mode = force_generic_plan; \
-         PREPARE {CONFIRM_KEY}(bytea, uuid, uuid, text) AS SELECT confirm_api_key($1, $2, $3, $4)",
+         SET plan_cache_mode = force_generic_plan",
         statement_timeout.as_millis()
     );
     config.custom_setup = Box::new(move |url| {

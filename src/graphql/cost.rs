@@ -25,7 +25,7 @@
 //! it asks for. (async-graphql's own recursion-depth check and validation walk fragments
 //! again at every spread, so they only ever see documents that passed this analysis.)
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
@@ -156,25 +156,6 @@ impl CostModel {
         document: &ExecutableDocument,
         variables: &Variables,
     ) -> Result<usize, Refusal> {
-        let reads_variables = Cell::new(false);
-        self.analyse_reading(document, variables, &reads_variables)
-    }
-
-    /// The analysis of `document` whatever its variables' values (made once per
-    /// document, not per request): `None` when a variable would go into it (a page size
-    /// or a filter from a variable).
-    pub fn analyse_fixed(&self, document: &ExecutableDocument) -> Option<Result<usize, Refusal>> {
-        let reads_variables = Cell::new(false);
-        let analysis = self.analyse_reading(document, &Variables::default(), &reads_variables);
-        (!reads_variables.get()).then_some(analysis)
-    }
-
-    fn analyse_reading(
-        &self,
-        document: &ExecutableDocument,
-        variables: &Variables,
-        reads_variables: &Cell<bool>,
-    ) -> Result<usize, Refusal> {
         let fragments = RefCell::default();
         let mut total = Summary::default();
         for (_, operation) in document.operations.iter() {
@@ -189,7 +170,6 @@ impl CostModel {
                 document,
                 operation,
                 variables,
-                reads_variables,
                 fragments: &fragments,
             };
             let summary = walk.selection_set(root, &operation.selection_set.node, 0)?;
@@ -263,7 +243,6 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
     variables: &'a Variables,
-    reads_variables: &'a Cell<bool>,
     /// Each fragment's summary once walked (`None` while being walked: spreading it
     /// then is a cycle). Shared by the document's operations.
     fragments: &'a RefCell<HashMap<Name, Option<Summary>>>,
@@ -437,7 +416,6 @@ impl Walk<'_> {
 
     /// A variable's value in the request, or its default in the operation.
     fn variable(&self, name: &Name) -> Option<Value> {
-        self.reads_variables.set(true);
         self.variables.get(name).cloned().or_else(|| {
             self.operation
                 .variable_definitions
@@ -517,11 +495,6 @@ mod tests {
 
     fn cost(model: &CostModel, query: &str, variables: serde_json::Value) -> usize {
         analyse(model, query, variables).unwrap()
-    }
-
-    /// The analysis made once per document (`None`: a variable goes into it).
-    fn fixed(model: &CostModel, query: &str) -> Option<Result<usize, Refusal>> {
-        model.analyse_fixed(&async_graphql::parser::parse_query(query).unwrap())
     }
 
     fn too_complex(result: Result<usize, Refusal>) -> bool {
@@ -691,21 +664,6 @@ mod tests {
         let nested =
             "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         assert!(too_complex(analyse(&m, nested, none)));
-    }
-
-    #[test]
-    fn a_cost_reads_variables_only_when_a_page_size_or_filter_comes_from_one() {
-        let m = model();
-        let fixed =
-            "query($id: ID) { customer(id: $id) { id activities(first: 10) { nodes { id } } } }";
-        assert_eq!(super::tests::fixed(&m, fixed), Some(Ok(1 + 1 + 10 * 2)));
-        for varying in [
-            "query($n: Int) { leads(first: $n) { nodes { id } } }",
-            "query($n: Int = 3) { leads(first: $n) { nodes { id } } }",
-            "fragment F on Query { leads(first: $n) { nodes { id } } } query($n: Int) { ...F }",
-        ] {
-            assert_eq!(super::tests::fixed(&m, varying), None, "{varying}");
-        }
     }
 
     #[test]

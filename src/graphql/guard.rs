@@ -137,8 +137,7 @@ impl RequestGuard {
                 }
                 match async_graphql::parser::parse_query(&request.query) {
                     Ok(document) => {
-                        let fixed_cost = self.speed.on(Mechanism::FixedCost);
-                        let inspected = Inspected::of(&self.costs, &document, fixed_cost);
+                        let inspected = Inspected::of(&document);
                         self.parsed.keep(&request.query, document, inspected)
                     }
                     Err(_) => return Prepared::unparsed(),
@@ -150,12 +149,7 @@ impl RequestGuard {
             validated,
             inspected,
         } = parsed;
-        let cost = match &inspected.analysis {
-            Some(Ok(cost)) => Ok(*cost),
-            Some(Err(refusal)) => Err(refusal.clone()),
-            None => self.costs.analyse(&document, &request.variables),
-        };
-        let cost = match cost {
+        let cost = match self.costs.analyse(&document, &request.variables) {
             Ok(cost) => cost,
             Err(refusal) => return Prepared::refused(refusal_error(refusal)),
         };
@@ -333,30 +327,19 @@ fn unstorable_at(value: &Value, path: &mut Vec<String>, depth: usize) -> bool {
     }
 }
 
-/// What is known of a document whatever its variables: its analysis (when no variable
-/// goes into it), the path of an argument literal PostgreSQL could not store, and the
-/// argument path each variable is first used at (for the field path of an error in its
-/// value).
+/// What is known of a document whatever its variables: the path of an argument literal
+/// PostgreSQL could not store, and the argument path each variable is first used at (for
+/// the field path of an error in its value). (Its cost is computed per request: computed
+/// once per document it bought nothing measurable, `docs/architecture.md`.)
 #[derive(Debug, Default)]
 struct Inspected {
-    analysis: Option<Result<usize, Refusal>>,
     unstorable_literal: Option<Vec<String>>,
     variable_paths: HashMap<Name, Vec<String>>,
 }
 
 impl Inspected {
-    /// What is known of `document`; its analysis only when `fixed_cost`
-    /// ([`Mechanism::FixedCost`]).
-    fn of(costs: &CostModel, document: &ExecutableDocument, fixed_cost: bool) -> Self {
-        let mut inspected = Inspected {
-            // Computed per request when a variable goes into it.
-            analysis: fixed_cost.then(|| costs.analyse_fixed(document)).flatten(),
-            ..Inspected::default()
-        };
-        // A refused document is never run: its arguments need no look.
-        if matches!(inspected.analysis, Some(Err(_))) {
-            return inspected;
-        }
+    fn of(document: &ExecutableDocument) -> Self {
+        let mut inspected = Inspected::default();
         let sets = document
             .operations
             .iter()
