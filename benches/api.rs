@@ -754,49 +754,111 @@ fn canonical(which: &str, answer: &Value, theirs: bool) -> Value {
     match (which, theirs) {
         ("360", false) => {
             let c = &data["customer"];
-            json!([c["email"], c["name"], text(&c["ltv"]), text(&c["pointsBalance"]),
-                c["enrollments"].as_array().map(|e| e.iter().map(|e| e["status"].clone()).collect::<Vec<_>>()),
-                list(&c["activities"], "type"), list(&c["orders"], "orderTotal"),
-                list(&c["pointTransactions"], "points"), list(&c["redemptions"], "status"),
-                list(&c["communications"], "status"), list(&c["campaignHistory"], "status"),
-                c["leads"].as_array().map(Vec::len)])
+            json!([
+                c["email"],
+                c["name"],
+                text(&c["ltv"]),
+                text(&c["pointsBalance"]),
+                c["enrollments"]
+                    .as_array()
+                    .map(|e| e.iter().map(|e| e["status"].clone()).collect::<Vec<_>>()),
+                list(&c["activities"], "type"),
+                list(&c["orders"], "orderTotal"),
+                list(&c["pointTransactions"], "points"),
+                list(&c["redemptions"], "status"),
+                list(&c["communications"], "status"),
+                list(&c["campaignHistory"], "status"),
+                c["leads"].as_array().map(Vec::len)
+            ])
         }
         ("360", true) => {
             let c = &data["customerByRowId"];
-            json!([c["email"], c["name"], text(&c["ltv"]), text(&c["pointsBalance"]),
+            json!([
+                c["email"],
+                c["name"],
+                text(&c["ltv"]),
+                text(&c["pointsBalance"]),
                 list(&c["clubEnrollmentsByTenantIdAndCustomerId"], "status"),
-                list(&c["customerActivitiesByTenantIdAndCustomerId"], "activityType"),
+                list(
+                    &c["customerActivitiesByTenantIdAndCustomerId"],
+                    "activityType"
+                ),
                 list(&c["ordersByTenantIdAndCustomerId"], "orderTotal"),
                 list(&c["pointTransactionsByTenantIdAndCustomerId"], "points"),
                 list(&c["rewardRedemptionsByTenantIdAndCustomerId"], "status"),
                 list(&c["communicationLogsByTenantIdAndCustomerId"], "status"),
                 list(&c["campaignRecipientsByTenantIdAndCustomerId"], "status"),
-                c["leadMemoriesByTenantIdAndCustomerId"]["nodes"].as_array().map(Vec::len)])
+                c["leadMemoriesByTenantIdAndCustomerId"]["nodes"]
+                    .as_array()
+                    .map(Vec::len)
+            ])
         }
         ("page", false) => {
-            let nodes = data["customers"]["nodes"].as_array().cloned().unwrap_or_default();
-            json!(nodes.iter().map(|c| json!([c["id"], text(&c["pointsBalance"]),
-                c["currentEnrollment"]["stage"]["name"], list(&c["activities"], "type"),
-                list(&c["orders"], "orderTotal")])).collect::<Vec<_>>())
+            let nodes = data["customers"]["nodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            json!(nodes
+                .iter()
+                .map(|c| json!([
+                    c["id"],
+                    text(&c["pointsBalance"]),
+                    c["currentEnrollment"]["stage"]["name"],
+                    list(&c["activities"], "type"),
+                    list(&c["orders"], "orderTotal")
+                ]))
+                .collect::<Vec<_>>())
         }
         ("page", true) => {
-            let nodes = data["allCustomers"]["nodes"].as_array().cloned().unwrap_or_default();
-            json!(nodes.iter().map(|c| {
-                let enrollments = c["clubEnrollmentsByTenantIdAndCustomerId"]["nodes"].as_array().cloned().unwrap_or_default();
-                let current = enrollments.iter().find(|e| e["status"] == "active");
-                json!([c["rowId"], text(&c["pointsBalance"]),
-                    current.map_or(Value::Null, |e| e["clubStageByTenantIdAndStageId"]["name"].clone()),
-                    list(&c["customerActivitiesByTenantIdAndCustomerId"], "activityType"),
-                    list(&c["ordersByTenantIdAndCustomerId"], "orderTotal")])
-            }).collect::<Vec<_>>())
+            let nodes = data["allCustomers"]["nodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            json!(nodes
+                .iter()
+                .map(|c| {
+                    let enrollments = c["clubEnrollmentsByTenantIdAndCustomerId"]["nodes"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let current = enrollments.iter().find(|e| e["status"] == "active");
+                    json!([
+                        c["rowId"],
+                        text(&c["pointsBalance"]),
+                        current.map_or(Value::Null, |e| e["clubStageByTenantIdAndStageId"]["name"]
+                            .clone()),
+                        list(
+                            &c["customerActivitiesByTenantIdAndCustomerId"],
+                            "activityType"
+                        ),
+                        list(&c["ordersByTenantIdAndCustomerId"], "orderTotal")
+                    ])
+                })
+                .collect::<Vec<_>>())
         }
         (_, false) => {
             let m = &data["campaign"]["metrics"];
-            json!(["recipients", "sent", "delivered", "opened", "clicked", "failed"].map(|f| text(&m[f])))
+            json!([
+                "recipients",
+                "sent",
+                "delivered",
+                "opened",
+                "clicked",
+                "failed"
+            ]
+            .map(|f| text(&m[f])))
         }
         (_, true) => {
             let m = &data["campaignByRowId"]["campaignDeliveryCounterByTenantIdAndCampaignId"];
-            json!(["recipients", "sent", "delivered", "opened", "clicked", "failed"].map(|f| text(&m[f])))
+            json!([
+                "recipients",
+                "sent",
+                "delivered",
+                "opened",
+                "clicked",
+                "failed"
+            ]
+            .map(|f| text(&m[f])))
         }
     }
 }
@@ -1933,16 +1995,31 @@ async fn run() {
             );
             let (ours, theirs): (Bodies, Bodies) = match which {
                 "360" => (
-                    encode_bodies(ids.len(), |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i] } })),
-                    encode_bodies(ids.len(), |i| json!({ "query": POSTGRAPHILE5_360, "variables": { "id": ids[i] } })),
+                    encode_bodies(
+                        ids.len(),
+                        |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i] } }),
+                    ),
+                    encode_bodies(
+                        ids.len(),
+                        |i| json!({ "query": POSTGRAPHILE5_360, "variables": { "id": ids[i] } }),
+                    ),
                 ),
                 "page" => (
                     encode_bodies(1, |_| json!({ "query": CUSTOMERS_PAGE })),
-                    encode_bodies(1, |_| json!({ "query": POSTGRAPHILE5_PAGE, "variables": { "t": tenant_id } })),
+                    encode_bodies(
+                        1,
+                        |_| json!({ "query": POSTGRAPHILE5_PAGE, "variables": { "t": tenant_id } }),
+                    ),
                 ),
                 "metrics" => (
-                    encode_bodies(1, |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign_id } })),
-                    encode_bodies(1, |_| json!({ "query": POSTGRAPHILE5_METRICS, "variables": { "id": campaign_id } })),
+                    encode_bodies(
+                        1,
+                        |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign_id } }),
+                    ),
+                    encode_bodies(
+                        1,
+                        |_| json!({ "query": POSTGRAPHILE5_METRICS, "variables": { "id": campaign_id } }),
+                    ),
                 ),
                 other => panic!("unknown scenario postgraphile5_{other}"),
             };
@@ -1959,7 +2036,10 @@ async fn run() {
                     };
                     async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
                 };
-                let (a, b) = (post(&base, &key, &ours[i]).await, post(&url, "", &theirs[i]).await);
+                let (a, b) = (
+                    post(&base, &key, &ours[i]).await,
+                    post(&url, "", &theirs[i]).await,
+                );
                 let (a, b) = (canonical(which, &a, false), canonical(which, &b, true));
                 assert_eq!(a, b, "{scenario}: the two answers differ");
             }
@@ -1990,7 +2070,15 @@ async fn run() {
         let mut keys = vec![key.clone()];
         if scenario == "customer360_keys" {
             for i in keys.len()..32 {
-                keys.push(api_key(&mut owner, tenant_id, &format!("dashboard {i}"), Role::Admin).await);
+                keys.push(
+                    api_key(
+                        &mut owner,
+                        tenant_id,
+                        &format!("dashboard {i}"),
+                        Role::Admin,
+                    )
+                    .await,
+                );
             }
         }
         let bodies = match scenario {
@@ -2070,7 +2158,15 @@ async fn run() {
         let pid = Some(server.child.id());
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let (clients, warm) = WARM_UP;
-        drive_keys(&base, &key_refs, clients.max(keys.len()), warm, bodies.clone(), pid).await;
+        drive_keys(
+            &base,
+            &key_refs,
+            clients.max(keys.len()),
+            warm,
+            bodies.clone(),
+            pid,
+        )
+        .await;
         let mut per_request = u64::MAX;
         let mut probe = Client::new(Endpoint::new(&base, &key));
         for i in 0..3 {

@@ -17,6 +17,10 @@ pub enum Mechanism {
     /// A document that passed the full validation before runs without it when its
     /// variables cannot fail it (`graphql::variables`).
     ValidationSkip,
+    /// A `customers` page reads every relation its nodes' selection asks for in one
+    /// statement for all of them (`domain::customers::prefetch::page_relations`),
+    /// instead of one loader batch per relation and level.
+    PageRelations,
 }
 
 /// Which mechanisms are in use: all but the ones switched off.
@@ -74,7 +78,10 @@ mod tests {
         assert_eq!(Speed::parse(""), Ok(Speed::default()));
         assert_eq!(
             Speed::parse("known-keys, validation-skip"),
-            Ok(Speed::without(&[Mechanism::KnownKeys, Mechanism::ValidationSkip]))
+            Ok(Speed::without(&[
+                Mechanism::KnownKeys,
+                Mechanism::ValidationSkip
+            ]))
         );
         assert!(Speed::parse("known-keys,warp-drive").is_err());
     }

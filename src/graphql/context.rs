@@ -23,6 +23,8 @@ pub struct RequestContext {
     pub loader: std::sync::Arc<DataLoader<TenantLoader>>,
     /// Live subscriptions on this connection (WebSocket limit).
     pub subscriptions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The speed mechanisms in use (`--speed-off`).
+    pub speed: crate::speed::Speed,
 }
 
 impl RequestContext {
@@ -77,6 +79,7 @@ impl RequestContext {
             db,
             loader: std::sync::Arc::new(loader),
             subscriptions: Default::default(),
+            speed: crate::speed::Speed::default(),
         }
     }
 }

@@ -235,7 +235,10 @@ async fn attempt(
     let observed = Observation::of(&caller.principal, request);
     let context = |pool, groups| {
         let window = state.batch_window();
-        RequestContext::for_request(pool, caller, groups, &state.hub, window)
+        RequestContext {
+            speed: state.speed,
+            ..RequestContext::for_request(pool, caller, groups, &state.hub, window)
+        }
     };
     // The operations, prepared, and the budget they leave (or why none runs).
     let operations = match operations {

@@ -29,6 +29,7 @@ use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::{parse_id, Decimal};
+use crate::speed::Mechanism;
 
 /// One customer and everything known about them (customer 360).
 pub struct Customer(pub model::Customer);
@@ -623,6 +624,9 @@ impl CustomersQuery {
                     .scope_boxed()
             })
             .await?;
+        if request.speed.on(Mechanism::PageRelations) {
+            prefetch::page_relations(ctx, request, &rows).await?;
+        }
         Ok(page.into_connection(
             rows,
             |c| Cursor {

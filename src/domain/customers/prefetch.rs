@@ -544,6 +544,39 @@ pub async fn customer(
     }
 }
 
+/// Reads every relation the selection below a `customers` page's nodes asks for (under
+/// `nodes`, else under `edges { node }`), for all the page's `customers` in one
+/// statement, and files the rows for the child resolvers: the page's relations cost one
+/// statement instead of one loader batch per relation and level. Nothing is read when the
+/// selection asks for no relation, or outside a request.
+pub async fn page_relations(
+    ctx: &Context<'_>,
+    request: &RequestContext,
+    customers: &[model::Customer],
+) -> AppResult<()> {
+    let Some(filed) = request.db.prefetched().cloned() else {
+        return Ok(());
+    };
+    let look = ctx.look_ahead();
+    let nodes = look.field("nodes");
+    let plan = match nodes.exists() {
+        true => Plan::of(&nodes),
+        false => Plan::of(&look.field("edges").field("node")),
+    };
+    if customers.is_empty() || plan == Plan::default() {
+        return Ok(());
+    }
+    let items: Vec<ById> = customers
+        .iter()
+        .map(|c| (c.id, Some(filed.clone())))
+        .collect();
+    request
+        .db
+        .query(|conn, scope| by_ids(conn, scope, &plan, items).scope_boxed())
+        .await?;
+    Ok(())
+}
+
 /// A customer to read by id, and where its request files the nested rows (`None`:
 /// nowhere, outside requests).
 type ById = (Uuid, Option<Arc<Prefetched>>);

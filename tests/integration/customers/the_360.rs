@@ -1,6 +1,7 @@
 //! The customer 360: its fields, one statement answering as the loaders do, shared by queries that arrive together, and row types checked against their tables.
 
 use super::*;
+use growthgraph::speed::{Mechanism, Speed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activities_preferences_and_the_360_fields() {
@@ -120,7 +121,12 @@ const FULL_360: &str = "id externalId email name phone segment churnRisk ltv tot
 /// relation through its loader), for every customer of the demo data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
-    let app = TestApp::start().await;
+    // `customers` reads each relation through its loader here (no page relations).
+    let app = TestApp::start_with(ServeArgs {
+        speed_off: Speed::without(&[Mechanism::PageRelations]),
+        ..ServeArgs::default()
+    })
+    .await;
     let a = app.tenant("Winery A").await;
     app.tenant("Winery B").await;
     // Beyond the demo rows: club history (an earlier, upgraded enrollment at another
@@ -348,6 +354,81 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
     );
     assert_eq!(answers[8]["data"]["customer"]["id"], b_ids[0]);
     assert_eq!(answers[9], alone[6], "a's customer for b's key");
+}
+
+/// A `customers` page reads every relation its nodes ask for in one statement for the
+/// whole page, and answers as the loaders do: random selections of the 360's parts, under
+/// `nodes` or `edges { node }`, asked of a server with page relations and of one without
+/// (same database), get the same answers; the full selection is four statements (the
+/// key's lookup, the page, its relations, and the aliased second page of activities,
+/// which its loader reads), fewer than the loaders'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_reads_its_relations_in_one_statement_and_answers_as_the_loaders_do() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    app.tenant("Winery B").await;
+    let loaders = app
+        .second_instance_with(ServeArgs {
+            speed_off: Speed::without(&[Mechanism::PageRelations]),
+            ..ServeArgs::default()
+        })
+        .await;
+    let parts = [
+        "currentEnrollment { id status expiresAt stage { name discountPercentage } }",
+        "enrollments { id status stage { name } }",
+        "cumulativeMembershipDays isClubMember",
+        "activities(first: 3) { nodes { id type occurredAt } pageInfo { hasNextPage } }",
+        "kinds: activities(first: 2, types: [\"purchase\", \"visit\"]) { nodes { id type } }",
+        "orders(first: 2) { nodes { id orderTotal } pageInfo { hasNextPage endCursor } }",
+        "pointTransactions(first: 3) { nodes { id points balanceAfter } }",
+        "redemptions(first: 2) { nodes { id status } }",
+        "communicationPreferences { channel type optedIn }",
+        "communications(first: 2) { nodes { id channel status } }",
+        "campaignHistory(first: 2) { nodes { id status campaign { id name } } }",
+        "leads { id name }",
+    ];
+    let query = |selection: &str, edges: bool| {
+        let nodes = match edges {
+            true => format!("edges {{ cursor node {{ id {selection} }} }}"),
+            false => format!("nodes {{ id {selection} }}"),
+        };
+        format!(
+            "{{ customers(first: 20, orderBy: {{ field: CREATED_AT, direction: DESC }}) {{ {nodes} }} }}"
+        )
+    };
+    // The same pseudo-random selections each run (xorshift).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..16 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let chosen: Vec<&str> = parts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| seed >> i & 1 == 1)
+            .map(|(_, part)| *part)
+            .collect();
+        let text = query(&chosen.join(" "), round % 2 == 1);
+        let paged = app.gql(&a.admin_key, &text, json!({})).await;
+        let loaded = loaders.gql(&a.admin_key, &text, json!({})).await;
+        assert!(paged["errors"].is_null(), "{paged}");
+        assert_eq!(without_budget(paged), without_budget(loaded), "{text}");
+    }
+
+    let full = query(&parts.join(" "), false);
+    let mut spent = Vec::new();
+    for server in [&app, &loaders] {
+        server.gql(&a.admin_key, &full, json!({})).await;
+        let before = server.statements.data_statements();
+        let r = server.gql(&a.admin_key, &full, json!({})).await;
+        assert!(r["errors"].is_null(), "{r}");
+        spent.push(server.statements.data_statements() - before);
+    }
+    assert_eq!(
+        spent[0], 4,
+        "the key's lookup, the page, its relations and the aliased activities (their loader)"
+    );
+    assert!(spent[1] > spent[0], "the loaders' statements: {}", spent[1]);
 }
 
 /// Sends `asked` (key, customer id) at once while every pool connection is held, releasing

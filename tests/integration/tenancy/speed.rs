@@ -29,6 +29,7 @@ async fn switching_speed_mechanisms_off_changes_no_answer() {
             Mechanism::KnownKeys,
             Mechanism::PipelinedBegin,
             Mechanism::ValidationSkip,
+            Mechanism::PageRelations,
         ]))
         .await;
     let unpipelined = fast
