@@ -22,6 +22,7 @@
 //! | `BENCH_EVENTS` | `50` (fan-out: events written) |
 //! | `BENCH_EVENT_INTERVAL_MS` | `100` (fan-out: pause between events) |
 //! | `BENCH_POSTGRAPHILE_URL` | unset (`postgraphile360`: the PostGraphile server to drive) |
+//! | `BENCH_POSTGRAPHILE5_URL` | unset (`postgraphile5_*`: the PostGraphile 5 server to drive) |
 //! | `BENCH_MESSAGES` | `10000` (delivery: messages queued at once) |
 //! | `BENCH_WORKFLOW_RECIPIENTS` | `100000` (workflow: recipients of the campaign) |
 //! | `BENCH_CRM_SYNCS` | `10000` (crmSync: enrollments synced) |
@@ -29,6 +30,12 @@
 //!
 //! `customer360_keys` is `customer360` with the clients spread over 32 admin keys of the
 //! tenant (read groups are per tenant and role, not per key).
+//!
+//! `postgraphile5_360`, `postgraphile5_page` and `postgraphile5_metrics` (not in the
+//! default list) drive PostGraphile 5 (amber preset, `bench/postgraphile.sh URL PORT 5`) at
+//! `BENCH_POSTGRAPHILE5_URL` with the queries equivalent to `customer360`, `customersPage`
+//! and `campaignMetrics`; before timing, the answers of both servers to the first bodies
+//! are compared on every value the queries ask for.
 //!
 //! `redeemReward` redeems a 10-point reward for distinct funded customers and checks the
 //! ledger and stock invariants after the run.
@@ -735,11 +742,14 @@ async fn noisy_neighbour(
 
 /// What both servers' answers to a `postgraphile5_*` scenario's query must agree on:
 /// every value the query asks for, in one shape, numbers as text (PostGraphile renders
-/// `bigint` as a string). `theirs`: PostGraphile 5's answer, else growthgraph's.
+/// `bigint` as a string) and text in lower case. `theirs`: PostGraphile 5's answer, else
+/// growthgraph's.
 fn canonical(which: &str, answer: &Value, theirs: bool) -> Value {
+    // Enum values in either case (growthgraph's `ACTIVE`, the column's `active`).
     fn text(v: &Value) -> Value {
         match v {
             Value::Number(n) => Value::String(n.to_string()),
+            Value::String(s) => Value::String(s.to_lowercase()),
             other => other.clone(),
         }
     }
@@ -761,7 +771,7 @@ fn canonical(which: &str, answer: &Value, theirs: bool) -> Value {
                 text(&c["pointsBalance"]),
                 c["enrollments"]
                     .as_array()
-                    .map(|e| e.iter().map(|e| e["status"].clone()).collect::<Vec<_>>()),
+                    .map(|e| e.iter().map(|e| text(&e["status"])).collect::<Vec<_>>()),
                 list(&c["activities"], "type"),
                 list(&c["orders"], "orderTotal"),
                 list(&c["pointTransactions"], "points"),
@@ -836,29 +846,20 @@ fn canonical(which: &str, answer: &Value, theirs: bool) -> Value {
                 })
                 .collect::<Vec<_>>())
         }
-        (_, false) => {
-            let m = &data["campaign"]["metrics"];
-            json!([
+        (_, theirs) => {
+            let m = match theirs {
+                false => &data["campaign"]["metrics"],
+                true => &data["campaignByRowId"]["campaignDeliveryCounterByTenantIdAndCampaignId"],
+            };
+            let counters = [
                 "recipients",
                 "sent",
                 "delivered",
                 "opened",
                 "clicked",
-                "failed"
-            ]
-            .map(|f| text(&m[f])))
-        }
-        (_, true) => {
-            let m = &data["campaignByRowId"]["campaignDeliveryCounterByTenantIdAndCampaignId"];
-            json!([
-                "recipients",
-                "sent",
-                "delivered",
-                "opened",
-                "clicked",
-                "failed"
-            ]
-            .map(|f| text(&m[f])))
+                "failed",
+            ];
+            json!(counters.map(|f| text(&m[f])))
         }
     }
 }
