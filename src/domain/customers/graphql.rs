@@ -624,17 +624,20 @@ impl CustomersQuery {
                     .scope_boxed()
             })
             .await?;
-        if request.speed.on(Mechanism::PageRelations) {
-            prefetch::page_relations(ctx, request, &rows).await?;
-        }
-        Ok(page.into_connection(
+        let connection = page.into_connection(
             rows,
             |c| Cursor {
                 key: ops::sort_key(c, field),
                 id: c.id,
             },
             Customer,
-        ))
+        );
+        if request.speed.on(Mechanism::PageRelations) {
+            // The page's nodes only (not the row read past it to learn of a next page).
+            let ids: Vec<Uuid> = connection.edges.iter().map(|e| e.node.0.id).collect();
+            prefetch::page_relations(ctx, request, &ids).await?;
+        }
+        Ok(connection)
     }
 }
 

@@ -547,12 +547,13 @@ pub async fn customer(
 /// Reads every relation the selection below a `customers` page's nodes asks for (under
 /// `nodes`, else under `edges { node }`), for all the page's `customers` in one
 /// statement, and files the rows for the child resolvers: the page's relations cost one
-/// statement instead of one loader batch per relation and level. Nothing is read when the
+/// statement instead of one loader batch per relation and level (`customers`: the page's
+/// node ids). Nothing is read when the
 /// selection asks for no relation, or outside a request.
 pub async fn page_relations(
     ctx: &Context<'_>,
     request: &RequestContext,
-    customers: &[model::Customer],
+    customers: &[Uuid],
 ) -> AppResult<()> {
     let Some(filed) = request.db.prefetched().cloned() else {
         return Ok(());
@@ -568,7 +569,7 @@ pub async fn page_relations(
     }
     let items: Vec<ById> = customers
         .iter()
-        .map(|c| (c.id, Some(filed.clone())))
+        .map(|id| (*id, Some(filed.clone())))
         .collect();
     request
         .db

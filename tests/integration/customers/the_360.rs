@@ -359,9 +359,8 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
 /// A `customers` page reads every relation its nodes ask for in one statement for the
 /// whole page, and answers as the loaders do: random selections of the 360's parts, under
 /// `nodes` or `edges { node }`, asked of a server with page relations and of one without
-/// (same database), get the same answers; the full selection is four statements (the
-/// key's lookup, the page, its relations, and the aliased second page of activities,
-/// which its loader reads), fewer than the loaders'.
+/// (same database), get the same answers; the full selection is three statements (the
+/// key's lookup, the page and its relations), fewer than the loaders'.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_reads_its_relations_in_one_statement_and_answers_as_the_loaders_do() {
     let app = TestApp::start().await;
@@ -415,19 +414,28 @@ async fn a_page_reads_its_relations_in_one_statement_and_answers_as_the_loaders_
         assert_eq!(without_budget(paged), without_budget(loaded), "{text}");
     }
 
-    let full = query(&parts.join(" "), false);
+    // Every part but the aliased second page of activities (its loader's batches depend
+    // on timing): all read by the page's relations statement.
+    let full = query(
+        &parts
+            .iter()
+            .filter(|part| !part.starts_with("kinds:"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        false,
+    );
     let mut spent = Vec::new();
     for server in [&app, &loaders] {
         server.gql(&a.admin_key, &full, json!({})).await;
+        // (A key's use is recorded off the request path: let that finish.)
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let before = server.statements.data_statements();
         let r = server.gql(&a.admin_key, &full, json!({})).await;
         assert!(r["errors"].is_null(), "{r}");
         spent.push(server.statements.data_statements() - before);
     }
-    assert_eq!(
-        spent[0], 4,
-        "the key's lookup, the page, its relations and the aliased activities (their loader)"
-    );
+    assert_eq!(spent[0], 3, "the key's lookup, the page and its relations");
     assert!(spent[1] > spent[0], "the loaders' statements: {}", spent[1]);
 }
 
