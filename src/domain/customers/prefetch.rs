@@ -84,6 +84,74 @@ nested_rows! {
     Lead => "lead_memory" as "lead_row",
 }
 
+/// The 360's plain pages: a first page of a model's rows per customer, the loader's
+/// `ChildPage` keyed by the connection's filter type. Adding one is its entry here (the
+/// part's name, as `Row`'s column and `Firsts`' field; its model; its loader filter; its
+/// GraphQL field; its `ChildRelation`) and its model's row type in `nested_rows!`: the
+/// plan, the statement's column and parameter, the row's column and the filing follow.
+macro_rules! page_parts {
+    ($($part:ident: $model:ty, $filter:ident, $field:literal, $relation:expr;)+) => {
+        /// The plain pages the selection asks for.
+        #[derive(Default, Clone, PartialEq, Eq, Hash)]
+        struct PagePlans {
+            $($part: Option<Page<$filter>>,)+
+        }
+
+        /// The plain pages' nested rows (`NULL` for pages not asked for).
+        #[derive(QueryableByName, Clone)]
+        struct PageRows {
+            $(#[diesel(sql_type = Records<$model>)]
+            $part: Option<Rows<$model>>,)+
+        }
+
+        impl PagePlans {
+            fn of(selection: &Lookahead<'_>) -> Self {
+                PagePlans {
+                    $($part: page(selection, $field, $filter),)+
+                }
+            }
+
+            /// Every plain page, each of the size `first` gives it.
+            fn every(first: &Firsts) -> AppResult<Self> {
+                Ok(PagePlans {
+                    $($part: Some(Page {
+                        limit: first_page_limit(Some(first.$part))?,
+                        filter: $filter,
+                    }),)+
+                })
+            }
+
+            /// Each page's rows to read (0 for a page not asked for), in the order of
+            /// their parameters.
+            fn limits(&self) -> Vec<i64> {
+                vec![$(self.$part.as_ref().map_or(0, |p| p.limit),)+]
+            }
+
+            /// Which pages are asked for, in the same order.
+            fn asked(&self) -> Vec<bool> {
+                vec![$(self.$part.is_some(),)+]
+            }
+
+            /// Each page's column name, relation and row (in the same order).
+            fn columns() -> diesel::QueryResult<Vec<(&'static str, &'static ChildRelation, String)>> {
+                Ok(vec![$((stringify!($part), $relation, row_of::<$model>(None)?),)+])
+            }
+
+            /// Files the pages of customer `id`.
+            fn file(&self, prefetched: &Prefetched, id: Uuid, rows: PageRows) {
+                $(file_page(prefetched, id, &self.$part, rows.$part);)+
+            }
+        }
+    };
+}
+
+page_parts! {
+    orders: model::Order, OrdersOf, "orders", &ORDERS;
+    point_transactions: PointTransaction, PointsOf, "pointTransactions", &POINT_TRANSACTIONS;
+    redemptions: Redemption, RedemptionsOf, "redemptions", &REDEMPTIONS;
+    communications: Communication, CommunicationsOf, "communications", &COMMUNICATIONS;
+}
+
 /// How the customer is found.
 pub enum Lookup {
     Id(Uuid),
@@ -107,10 +175,7 @@ struct Plan {
     enrollments: bool,
     stages: bool,
     activities: Option<Page<ActivitiesOf>>,
-    orders: Option<Page<OrdersOf>>,
-    point_transactions: Option<Page<PointsOf>>,
-    redemptions: Option<Page<RedemptionsOf>>,
-    communications: Option<Page<CommunicationsOf>>,
+    pages: PagePlans,
     campaign_history: Option<Page<CampaignHistoryOf>>,
     /// The campaigns of the campaign-history page.
     campaigns: bool,
@@ -136,10 +201,7 @@ impl Plan {
                 let filter = ActivitiesOf::new(types).ok()?;
                 Some(Page { limit, filter })
             }),
-            orders: page(selection, "orders", OrdersOf),
-            point_transactions: page(selection, "pointTransactions", PointsOf),
-            redemptions: page(selection, "redemptions", RedemptionsOf),
-            communications: page(selection, "communications", CommunicationsOf),
+            pages: PagePlans::of(selection),
             campaign_history: page(selection, "campaignHistory", CampaignHistoryOf),
             campaigns: asks(&["campaignHistory", "nodes", "campaign"])
                 || asks(&["campaignHistory", "edges", "node", "campaign"]),
@@ -199,14 +261,8 @@ struct Row {
     enrollments: Option<Pairs<Enrollment, ClubStage>>,
     #[diesel(sql_type = Records<model::Activity>)]
     activities: Option<Rows<model::Activity>>,
-    #[diesel(sql_type = Records<model::Order>)]
-    orders: Option<Rows<model::Order>>,
-    #[diesel(sql_type = Records<PointTransaction>)]
-    point_transactions: Option<Rows<PointTransaction>>,
-    #[diesel(sql_type = Records<Redemption>)]
-    redemptions: Option<Rows<Redemption>>,
-    #[diesel(sql_type = Records<Communication>)]
-    communications: Option<Rows<Communication>>,
+    #[diesel(embed)]
+    pages: PageRows,
     /// With each recipient's campaign when the selection asks for campaigns.
     #[diesel(sql_type = PairRecords<Recipient, Campaign>)]
     campaign_history: Option<Pairs<Recipient, Campaign>>,
@@ -218,38 +274,32 @@ struct Row {
 
 /// The statement's parameters have fixed places, whichever parts it has, so its text
 /// depends only on the plan's shape: `$1` tenant, `$2` the ids (an array) or the
-/// lower-cased email, then the page sizes and the activity types (a part left out leaves
-/// its parameter unused).
+/// lower-cased email, then the page sizes and the activity types, the plain pages' sizes
+/// last, in `page_parts!`' order (a part left out leaves its parameter unused).
 const ACTIVITIES_LIMIT: usize = 3;
 const ACTIVITY_TYPES: usize = 4;
-const ORDERS_LIMIT: usize = 5;
-const POINTS_LIMIT: usize = 6;
-const REDEMPTIONS_LIMIT: usize = 7;
-const COMMUNICATIONS_LIMIT: usize = 8;
-const HISTORY_LIMIT: usize = 9;
+const HISTORY_LIMIT: usize = 5;
+const FIRST_PAGE_LIMIT: usize = 6;
 
 /// The values of `$3` onwards (0 or empty for a part left out).
 struct Binds {
     activities: i64,
     activity_types: Vec<String>,
-    orders: i64,
-    point_transactions: i64,
-    redemptions: i64,
-    communications: i64,
     campaign_history: i64,
+    /// The plain pages', from [`FIRST_PAGE_LIMIT`] on.
+    pages: Vec<i64>,
 }
 
 impl Binds {
     /// Binds `$3` onwards, in the order of their places.
     fn bind(self, query: Prepared<'static>) -> Prepared<'static> {
-        query
+        let query = query
             .bind::<BigInt, _>(self.activities)
             .bind::<Array<Text>, _>(self.activity_types)
-            .bind::<BigInt, _>(self.orders)
-            .bind::<BigInt, _>(self.point_transactions)
-            .bind::<BigInt, _>(self.redemptions)
-            .bind::<BigInt, _>(self.communications)
-            .bind::<BigInt, _>(self.campaign_history)
+            .bind::<BigInt, _>(self.campaign_history);
+        self.pages
+            .into_iter()
+            .fold(query, |query, limit| query.bind::<BigInt, _>(limit))
     }
 }
 
@@ -265,16 +315,13 @@ impl Plan {
                 .as_ref()
                 .and_then(|p| p.filter.0.clone())
                 .unwrap_or_default(),
-            orders: limit(&self.orders),
-            point_transactions: limit(&self.point_transactions),
-            redemptions: limit(&self.redemptions),
-            communications: limit(&self.communications),
             campaign_history: limit(&self.campaign_history),
+            pages: self.pages.limits(),
         }
     }
 
     /// What the statement's text depends on, one bit per choice.
-    fn shape(&self, by_email: bool) -> u16 {
+    fn shape(&self, by_email: bool) -> u32 {
         [
             self.enrollments,
             self.stages,
@@ -282,25 +329,22 @@ impl Plan {
             self.activities
                 .as_ref()
                 .is_some_and(|p| p.filter.0.is_some()),
-            self.orders.is_some(),
-            self.point_transactions.is_some(),
-            self.redemptions.is_some(),
-            self.communications.is_some(),
             self.campaign_history.is_some(),
             self.campaign_history.is_some() && self.campaigns,
             self.preferences,
             self.leads,
             by_email,
         ]
-        .iter()
+        .into_iter()
+        .chain(self.pages.asked())
         .enumerate()
-        .fold(0, |shape, (bit, on)| shape | (u16::from(*on) << bit))
+        .fold(0, |shape, (bit, on)| shape | (u32::from(on) << bit))
     }
 }
 
 /// Statement texts by shape. Only a few shapes occur in practice; past this many the text
 /// is built per request instead of kept.
-static STATEMENTS: LazyLock<Mutex<HashMap<u16, &'static str>>> = LazyLock::new(Default::default);
+static STATEMENTS: LazyLock<Mutex<HashMap<u32, &'static str>>> = LazyLock::new(Default::default);
 const MAX_STATEMENTS: usize = 256;
 
 fn statement_text(plan: &Plan, by_email: bool) -> diesel::QueryResult<Cow<'static, str>> {
@@ -362,47 +406,9 @@ fn build_statement(plan: &Plan, by_email: bool) -> diesel::QueryResult<String> {
         None => None,
     };
     column("activities", activities);
-    let pages: [(
-        &str,
-        &ChildRelation,
-        bool,
-        diesel::QueryResult<String>,
-        usize,
-    ); 4] = [
-        (
-            "orders",
-            &ORDERS,
-            plan.orders.is_some(),
-            row_of::<model::Order>(None),
-            ORDERS_LIMIT,
-        ),
-        (
-            "point_transactions",
-            &POINT_TRANSACTIONS,
-            plan.point_transactions.is_some(),
-            row_of::<PointTransaction>(None),
-            POINTS_LIMIT,
-        ),
-        (
-            "redemptions",
-            &REDEMPTIONS,
-            plan.redemptions.is_some(),
-            row_of::<Redemption>(None),
-            REDEMPTIONS_LIMIT,
-        ),
-        (
-            "communications",
-            &COMMUNICATIONS,
-            plan.communications.is_some(),
-            row_of::<Communication>(None),
-            COMMUNICATIONS_LIMIT,
-        ),
-    ];
-    for (name, relation, asked, rows, limit) in pages {
-        let sql = match asked {
-            true => Some(page(relation, rows?, None, limit)),
-            false => None,
-        };
+    let asked = plan.pages.asked();
+    for (i, (name, relation, rows)) in PagePlans::columns()?.into_iter().enumerate() {
+        let sql = asked[i].then(|| page(relation, rows, None, FIRST_PAGE_LIMIT + i));
         column(name, sql);
     }
     let campaign = referenced(
@@ -479,10 +485,7 @@ pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64
         enrollments: true,
         stages: true,
         activities: page(first.activities, ActivitiesOf(None))?,
-        orders: page(first.orders, OrdersOf)?,
-        point_transactions: page(first.point_transactions, PointsOf)?,
-        redemptions: page(first.redemptions, RedemptionsOf)?,
-        communications: page(first.communications, CommunicationsOf)?,
+        pages: PagePlans::every(&first)?,
         campaign_history: page(first.campaign_history, CampaignHistoryOf)?,
         campaigns: true,
         preferences: true,
@@ -490,14 +493,12 @@ pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64
     };
     let text = build_statement(&plan, false)?;
     let binds = plan.binds();
-    let limits = vec![
-        (ACTIVITIES_LIMIT, binds.activities),
-        (ORDERS_LIMIT, binds.orders),
-        (POINTS_LIMIT, binds.point_transactions),
-        (REDEMPTIONS_LIMIT, binds.redemptions),
-        (COMMUNICATIONS_LIMIT, binds.communications),
-        (HISTORY_LIMIT, binds.campaign_history),
-    ];
+    let pages = binds.pages.into_iter().enumerate();
+    let limits = [(ACTIVITIES_LIMIT, binds.activities)]
+        .into_iter()
+        .chain(pages.map(|(i, limit)| (FIRST_PAGE_LIMIT + i, limit)))
+        .chain([(HISTORY_LIMIT, binds.campaign_history)])
+        .collect();
     Ok((text, limits))
 }
 
@@ -628,10 +629,7 @@ fn file(prefetched: Option<&Prefetched>, plan: &Plan, row: Row) -> model::Custom
         customer,
         enrollments,
         activities,
-        orders,
-        point_transactions,
-        redemptions,
-        communications,
+        pages,
         campaign_history,
         preferences,
         leads,
@@ -647,10 +645,7 @@ fn file(prefetched: Option<&Prefetched>, plan: &Plan, row: Row) -> model::Custom
         prefetched.put([(EnrollmentsKey(id), Some(rows))]);
     }
     file_page(prefetched, id, &plan.activities, activities);
-    file_page(prefetched, id, &plan.orders, orders);
-    file_page(prefetched, id, &plan.point_transactions, point_transactions);
-    file_page(prefetched, id, &plan.redemptions, redemptions);
-    file_page(prefetched, id, &plan.communications, communications);
+    plan.pages.file(prefetched, id, pages);
     if let Some(pairs) = campaign_history {
         let rows = file_referenced(prefetched, pairs, |c: &Campaign| CampaignKey(c.id));
         file_page(prefetched, id, &plan.campaign_history, Some(Rows(rows)));
