@@ -19,12 +19,14 @@
 //!
 //! Parts: this file, the handle's API; [`session`], the connection a request holds and its
 //! caller's confirmation; [`transaction`], how snapshots and writes begin (pipelined);
-//! [`group`], read groups (queries of one key that arrive together).
+//! [`group`], read groups (queries of one tenant and role that arrive together);
+//! [`wire`], what all this assumes of diesel-async beyond its documented API, each
+//! assumption with a test that fails if an upgrade breaks it.
 
 use std::hash::Hash;
 use std::sync::Arc;
 
-use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+use diesel::connection::TransactionDepthChange;
 use diesel::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{
@@ -38,10 +40,12 @@ use uuid::Uuid;
 pub mod group;
 mod session;
 mod transaction;
+pub mod wire;
 
 use self::group::{Gate, ReadGroup, ReadGroups};
 use self::session::*;
 pub use self::transaction::*;
+use self::wire::{in_transaction, record_depth, send_unanswered};
 use super::prefetch::Prefetched;
 use super::share::TenantShares;
 use super::PgPool;

@@ -53,22 +53,6 @@ pub(super) fn refused() -> AppError {
     AppError::Unauthenticated("missing or invalid API key")
 }
 
-/// Sends `sql` on `conn` without waiting for its answer: the first poll sends the
-/// message, and the connection's driver reads and drops the answer. `false` when it could
-/// not be sent.
-pub(super) fn send_unanswered(conn: &AsyncPgConnection, sql: &str) -> bool {
-    let mut sender = conn;
-    !matches!(
-        SimpleAsyncConnection::batch_execute(&mut sender, sql).now_or_never(),
-        Some(Err(_))
-    )
-}
-
-pub(super) fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
-    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
-    !matches!(status.transaction_depth(), Ok(None))
-}
-
 impl Session {
     pub(super) fn new(
         conn: Option<Object<AsyncPgConnection>>,

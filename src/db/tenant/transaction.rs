@@ -63,18 +63,6 @@ where
     }
 }
 
-/// Records in `conn`'s transaction manager a transaction begun or ended by SQL sent past
-/// it (the manager tracks only what its own calls do); a manager in error refuses.
-pub(super) fn record_depth(
-    conn: &mut AsyncPgConnection,
-    change: TransactionDepthChange,
-) -> QueryResult<()> {
-    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
-        TransactionManagerStatus::Valid(status) => status.change_transaction_depth(change),
-        TransactionManagerStatus::InError => Err(diesel::result::Error::BrokenTransactionManager),
-    }
-}
-
 /// Starts a write transaction for `tenant_id` on `conn`. If `conn` is inside a request's
 /// read snapshot, that snapshot is committed in the same round trip (the transaction
 /// manager's depth stays 1: one transaction ends as the next begins).

@@ -24,6 +24,7 @@ mod access;
 mod known_keys;
 mod snapshots;
 mod speed;
+mod wire;
 
 #[derive(QueryableByName)]
 struct Count {
