@@ -210,6 +210,63 @@ async fn metrics_equal_a_recount_after_random_repeated_and_out_of_order_events()
     );
 }
 
+/// `campaign(id:)` reads the campaign with its counters in one statement when `metrics` is
+/// asked for, and answers as the list (whose metrics come from their loader) does; another
+/// tenant's campaign is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_and_its_metrics_are_one_statement_and_answer_as_the_list() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Campaigns A").await;
+    let other = app.bare_tenant("Campaigns B").await;
+    let partner = app.key(&t, Role::Partner).await;
+    audience(&app, &t, "seg", 12, 0).await;
+    let campaign = launched(&app, &t, "seg").await;
+    for (i, r) in recipient_ids(&app, &campaign).await.iter().enumerate() {
+        let status = STATUSES[i % STATUSES.len()];
+        app.gql(&partner, EVENT, json!({ "r": r, "s": status }))
+            .await;
+    }
+    let selection = "id name status metrics { recipients sent delivered opened clicked failed openRate clickRate }";
+    let one = format!("query($id: ID!) {{ campaign(id: $id) {{ {selection} }} }}");
+    let list = app
+        .gql(
+            &t.admin_key,
+            &format!("{{ campaigns(first: 10) {{ nodes {{ {selection} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    let node = list["data"]["campaigns"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == campaign)
+        .cloned()
+        .expect("the campaign is listed");
+    assert!(node["metrics"]["sent"].as_i64().unwrap() > 0, "{node}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for query in [
+        one.as_str(),
+        "query($id: ID!) { campaign(id: $id) { id name } }",
+    ] {
+        let before = app.statements.data_statements();
+        let r = app
+            .gql(&t.admin_key, query, json!({ "id": campaign }))
+            .await;
+        assert_eq!(
+            app.statements.data_statements() - before,
+            2,
+            "the key's confirmation and one read: {query}"
+        );
+        assert_eq!(r["data"]["campaign"]["id"], campaign, "{r}");
+    }
+    let r = app.gql(&t.admin_key, &one, json!({ "id": campaign })).await;
+    assert_eq!(r["data"]["campaign"], node);
+    let r = app
+        .gql(&other.admin_key, &one, json!({ "id": campaign }))
+        .await;
+    assert!(r["data"]["campaign"].is_null(), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_delivery_events_keep_the_counters_exact() {
     let app = TestApp::start().await;

@@ -98,6 +98,53 @@ impl CampaignRecipient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CampaignKey(pub Uuid);
 
+/// What `campaign(id:)` reads with the campaign: its counters, when `metrics` is asked for
+/// (filed for the `metrics` resolver, which then runs no statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CampaignRead {
+    metrics: bool,
+}
+
+/// A campaign to read by id, and where its request files the counters.
+type CampaignById = (
+    Uuid,
+    Option<std::sync::Arc<crate::db::prefetch::Prefetched>>,
+);
+
+/// Reads the campaigns of `items` (with their counters when `read` says), files the
+/// counters for each item's request while the connection is held, and answers each item
+/// in order.
+fn campaigns_together<'r>(
+    conn: &'r mut diesel_async::AsyncPgConnection,
+    scope: crate::db::Tenant,
+    read: &'r CampaignRead,
+    items: Vec<CampaignById>,
+) -> futures_util::future::BoxFuture<'r, diesel::QueryResult<Vec<Option<model::Campaign>>>> {
+    use futures_util::FutureExt;
+    async move {
+        let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+        let rows = match read.metrics {
+            true => ops::campaigns_with_counters(conn, scope, &ids).await?,
+            false => ops::campaigns_by_ids(conn, scope, &ids)
+                .await?
+                .into_iter()
+                .map(|campaign| (campaign, None))
+                .collect(),
+        };
+        let rows: HashMap<Uuid, (model::Campaign, Option<model::Counters>)> =
+            rows.into_iter().map(|row| (row.0.id, row)).collect();
+        let answers = items.into_iter().map(|(id, filed)| {
+            let (campaign, counters) = rows.get(&id)?.clone();
+            if let (true, Some(filed)) = (read.metrics, filed) {
+                filed.put([(CountersKey(id), counters)]);
+            }
+            Some(campaign)
+        });
+        Ok(answers.collect())
+    }
+    .boxed()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CampaignHistoryOf;
 
@@ -373,11 +420,20 @@ impl CampaignsQuery {
         }))
     }
 
+    /// One campaign. Read with its counters when `metrics` is asked for, in one statement
+    /// shared by the queries of the caller's read group that arrive together.
     #[graphql(guard = "Access::Read")]
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Campaign>> {
         let request = request_context(ctx)?;
         let id = parse_id(&id, &["id"])?;
-        Ok(request.load_one(CampaignKey(id)).await?.map(Campaign::from))
+        let read = CampaignRead {
+            metrics: ctx.look_ahead().field("metrics").exists(),
+        };
+        let filed = request.db.prefetched().cloned();
+        let found = request
+            .db
+            .query_together(read, (id, filed), campaigns_together);
+        Ok(found.await?.map(Campaign::from))
     }
 
     /// Campaigns, newest first.

@@ -79,6 +79,26 @@ pub async fn list(
     Ok(query.load(conn).await?)
 }
 
+/// The campaigns `ids` with their delivery counters (`None`: none recorded yet), in one
+/// statement.
+pub async fn campaigns_with_counters(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    ids: &[Uuid],
+) -> QueryResult<Vec<(Campaign, Option<Counters>)>> {
+    campaigns::table
+        .left_join(
+            campaign_delivery_counters::table.on(campaign_delivery_counters::tenant_id
+                .eq(campaigns::tenant_id)
+                .and(campaign_delivery_counters::campaign_id.eq(campaigns::id))),
+        )
+        .filter(campaigns::tenant_id.eq(scope.id()))
+        .filter(campaigns::id.eq_any(ids))
+        .select((Campaign::as_select(), Option::<Counters>::as_select()))
+        .load(conn)
+        .await
+}
+
 pub async fn counters_of(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
