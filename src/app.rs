@@ -39,8 +39,6 @@ pub struct Inner {
     /// that change).
     pub hub: Arc<EventHub>,
     pub limits: ServeArgs,
-    /// The speed mechanisms in use (all but `limits.speed_off`).
-    pub speed: crate::speed::Speed,
     pub metrics: Metrics,
     /// Flips to true on SIGINT/SIGTERM: WebSockets send a close frame and end.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -103,12 +101,11 @@ impl AppState {
             pool,
             replica,
             statements,
-            guard: RequestGuard::new(&schema, limits.speed()),
+            guard: RequestGuard::new(&schema, limits.speed),
             read_groups: ReadGroups::new(limits.read_group, limits.read_group_connections),
             schema,
             unvalidated_schema,
             hub,
-            speed: limits.speed(),
             limits,
             metrics: Metrics::default(),
             graphiql_key,

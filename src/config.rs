@@ -278,18 +278,13 @@ pub struct ServeArgs {
     /// JSON object of SHA-256 to document): production front ends.
     #[arg(long, env = "GROWTHGRAPH_TRUSTED_DOCUMENTS")]
     pub trusted_documents: Option<PathBuf>,
-    /// Speed mechanisms to switch off, comma-separated, for measuring what each buys
-    /// (`crate::speed`); the answers are the same.
-    #[arg(long, env = "GROWTHGRAPH_SPEED_OFF", default_value = "", value_parser = crate::speed::Speed::parse)]
-    pub speed_off: crate::speed::Speed,
+    /// The speed mechanisms in use: all but the ones `--speed-off` lists, comma-separated,
+    /// for measuring what each buys (`crate::speed`); the answers are the same.
+    #[arg(long = "speed-off", env = "GROWTHGRAPH_SPEED_OFF", default_value = "", value_parser = crate::speed::Speed::parse)]
+    pub speed: crate::speed::Speed,
 }
 
 impl ServeArgs {
-    /// The speed mechanisms in use.
-    pub fn speed(&self) -> crate::speed::Speed {
-        self.speed_off
-    }
-
     /// Where the providers are, as these settings say (`embedded`: the server runs its
     /// own cluster, where local delivery is the default).
     pub fn provider_settings(
@@ -355,7 +350,7 @@ impl Default for ServeArgs {
             demo_sessions_per_hour: 5,
             trust_forwarded_for: false,
             trusted_documents: None,
-            speed_off: crate::speed::Speed::default(),
+            speed: crate::speed::Speed::default(),
         }
     }
 }

@@ -172,7 +172,8 @@ async fn serve_graphql(
     );
     let mut response = tracing::Instrument::instrument(
         async {
-            let known = (state.speed.on(Mechanism::KnownKeys)).then_some(&*state.hub.known_keys);
+            let known =
+                (state.limits.speed.on(Mechanism::KnownKeys)).then_some(&*state.hub.known_keys);
             if let Some(response) = attempt(state, &caller, known, &mut read).await {
                 return response;
             }
@@ -212,7 +213,7 @@ async fn attempt(
         started,
         ..
     } = *request;
-    let caller = match authenticate_request(&state.pool, known, header, state.speed).await {
+    let caller = match authenticate_request(&state.pool, known, header, state.limits.speed).await {
         Ok(caller) => caller,
         Err(error) => return Some(app_error_response(state, error)),
     };
@@ -236,7 +237,7 @@ async fn attempt(
     let context = |pool, groups| {
         let window = state.batch_window();
         RequestContext {
-            speed: state.speed,
+            speed: state.limits.speed,
             ..RequestContext::for_request(pool, caller, groups, &state.hub, window)
         }
     };

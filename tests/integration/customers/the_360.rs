@@ -123,7 +123,7 @@ const FULL_360: &str = "id externalId email name phone segment churnRisk ltv tot
 async fn the_360_is_one_statement_and_answers_as_the_loaders_do() {
     // `customers` reads each relation through its loader here (no page relations).
     let app = TestApp::start_with(ServeArgs {
-        speed_off: Speed::without(&[Mechanism::PageRelations]),
+        speed: Speed::without(&[Mechanism::PageRelations]),
         ..ServeArgs::default()
     })
     .await;
@@ -368,7 +368,7 @@ async fn a_page_reads_its_relations_in_one_statement_and_answers_as_the_loaders_
     app.tenant("Winery B").await;
     let loaders = app
         .second_instance_with(ServeArgs {
-            speed_off: Speed::without(&[Mechanism::PageRelations]),
+            speed: Speed::without(&[Mechanism::PageRelations]),
             ..ServeArgs::default()
         })
         .await;

@@ -21,7 +21,7 @@ async fn switching_speed_mechanisms_off_changes_no_answer() {
     let a = fast.tenant("Winery A").await;
     let b = fast.tenant("Winery B").await;
     let without = |off: Vec<Mechanism>| ServeArgs {
-        speed_off: Speed::without(&off),
+        speed: Speed::without(&off),
         ..ServeArgs::default()
     };
     let plain = fast
