@@ -103,14 +103,14 @@ impl Principal {
         }
     }
 
-    /// The read group the caller's queries share with those of its tenant's other keys
-    /// of the same role (see `db::group`).
-    pub fn read_group(&self) -> String {
+    /// The read group an API key's queries share with those of its tenant's other keys
+    /// of the same role (see `db::group`); widget keys, never known keys, have none.
+    pub fn read_group(&self) -> Option<String> {
         match self {
             Principal::ApiKey {
                 tenant_id, role, ..
-            } => format!("{tenant_id}/{}", role.as_str()),
-            Principal::Widget { widget_id, .. } => format!("widget/{widget_id}"),
+            } => Some(format!("{tenant_id}/{}", role.as_str())),
+            Principal::Widget { .. } => None,
         }
     }
 

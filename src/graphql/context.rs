@@ -41,11 +41,11 @@ impl RequestContext {
     ) -> Self {
         let Authenticated { principal, proof } = caller;
         let tenant_id = principal.tenant_id();
-        let start = match (proof, groups) {
+        let start = match (proof, groups.zip(principal.read_group())) {
             (Proof::LookedUp(conn), _) => RequestStart::LookedUp(*conn),
-            (Proof::Known(statement), Some(groups)) => RequestStart::Grouped {
+            (Proof::Known(statement), Some((groups, group))) => RequestStart::Grouped {
                 groups,
-                group: principal.read_group(),
+                group,
                 statement,
             },
             (Proof::Known(statement), None) => RequestStart::Unconfirmed {
