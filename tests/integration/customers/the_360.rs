@@ -259,21 +259,10 @@ async fn the_360s_of_queries_that_arrive_together_are_one_statement() {
         "",
     );
     let query = format!("query($id: ID) {{ customer(id: $id) {{ {single} }} }}");
-    let ids = |tenant: &TestTenant| {
-        let app = &app;
-        let key = tenant.admin_key.clone();
-        async move {
-            let r = app
-                .gql(&key, "{ customers(first: 6) { nodes { id } } }", json!({}))
-                .await;
-            let nodes = r["data"]["customers"]["nodes"].as_array().unwrap().clone();
-            nodes
-                .into_iter()
-                .map(|n| n["id"].clone())
-                .collect::<Vec<_>>()
-        }
-    };
-    let (a_ids, b_ids) = (ids(&a).await, ids(&b).await);
+    let (a_ids, b_ids) = (
+        first_customer_ids(&app, &a.admin_key, 6).await,
+        first_customer_ids(&app, &b.admin_key, 6).await,
+    );
     assert_eq!((a_ids.len(), b_ids.len()), (6, 6));
     // (The keys' first uses recorded last_used_at off the request path: let that finish.)
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -439,6 +428,19 @@ async fn a_page_reads_its_relations_in_one_statement_and_answers_as_the_loaders_
     assert!(spent[1] > spent[0], "the loaders' statements: {}", spent[1]);
 }
 
+/// The ids of the first `n` customers `key`'s `customers` lists.
+async fn first_customer_ids(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
+    let r = app
+        .gql(
+            key,
+            &format!("{{ customers(first: {n}) {{ nodes {{ id }} }} }}"),
+            json!({}),
+        )
+        .await;
+    let nodes = r["data"]["customers"]["nodes"].as_array().unwrap();
+    nodes.iter().map(|n| n["id"].clone()).collect()
+}
+
 /// Sends `asked` (key, customer id) at once while every pool connection is held, releasing
 /// them once `joins` requests joined a group another opened; the answers in order.
 async fn together(app: &TestApp, query: &str, asked: &[(String, Value)], joins: u64) -> Vec<Value> {
@@ -487,20 +489,8 @@ async fn the_360s_of_several_keys_of_one_tenant_share_a_group() {
     let analyst = app.key(&a, Role::Analyst).await;
     let query = "query($id: ID) { customer(id: $id) { id name pointsBalance
         currentEnrollment { stage { name } } orders(first: 3) { nodes { id orderTotal } } } }";
-    let list = app
-        .gql(
-            &a.admin_key,
-            "{ customers(first: 6) { nodes { id } } }",
-            json!({}),
-        )
-        .await;
-    let ids: Vec<Value> = list["data"]["customers"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].clone())
-        .collect();
-    assert_eq!(ids.len(), 6, "{list}");
+    let ids = first_customer_ids(&app, &a.admin_key, 6).await;
+    assert_eq!(ids.len(), 6);
     for key in keys.iter().chain([&analyst]) {
         app.gql(key, "{ viewer { tenant { id } } }", json!({}))
             .await;
