@@ -21,6 +21,10 @@ pub enum Mechanism {
     /// statement for all of them (`domain::customers::prefetch::page_relations`),
     /// instead of one loader batch per relation and level.
     PageRelations,
+    /// Identical queries of one read group (same key, document, operation and variables,
+    /// asked while one of them runs) run once and each gets its answer
+    /// (`db::tenant::group::Runs`).
+    IdenticalQueries,
 }
 
 /// Which mechanisms are in use: all but the ones switched off.

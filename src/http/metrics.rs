@@ -82,6 +82,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "queries that joined another's read group",
         state.read_groups.joins(),
     );
+    counter(
+        "growthgraph_read_group_shared_total",
+        "queries answered by an identical query another member of their read group ran",
+        state.read_groups.shared(),
+    );
     let statements = IntCounterVec::new(
         Opts::new(
             "growthgraph_sql_statements_total",

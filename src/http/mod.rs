@@ -10,6 +10,7 @@ pub mod persisted;
 mod ws;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
@@ -399,10 +400,26 @@ async fn execute(
         call.request = logged_request(&batch);
     }
     let db = context.db.clone();
+    // A query its read group's members ask alike while it runs is run once for them.
+    let identity = match &batch {
+        BatchRequest::Single(request)
+            if db.grouped() && state.limits.speed.on(Mechanism::IdenticalQueries) =>
+        {
+            run_identity(&context.principal, request)
+        }
+        _ => None,
+    };
     let batch = batch.data(context);
     let mut response = match batch {
         BatchRequest::Single(request) => {
-            BatchResponse::Single(state.run(request, &prepared[0]).await)
+            let run = state.run(request, &prepared[0]);
+            BatchResponse::Single(match identity {
+                Some(identity) => {
+                    let shared = db.once(identity, async { Arc::new(run.await) }).await;
+                    Arc::try_unwrap(shared).unwrap_or_else(|shared| copy(&shared))
+                }
+                None => run.await,
+            })
         }
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
@@ -478,6 +495,31 @@ async fn execute(
         OBSERVED.call(call);
     }
     Some(answer)
+}
+
+/// What makes two queries of one read group the same question: the key that asks (a
+/// field may answer about it), the document, the operation, the variables and the
+/// extensions. `None` for a caller that has no read group.
+fn run_identity(principal: &Principal, request: &async_graphql::Request) -> Option<String> {
+    let Principal::ApiKey { key_id, .. } = principal else {
+        return None;
+    };
+    let variables = serde_json::to_string(&request.variables).ok()?;
+    let extensions = serde_json::to_string(&request.extensions).ok()?;
+    Some(format!(
+        "{key_id}\n{:?}\n{variables}\n{extensions}\n{}",
+        request.operation_name, request.query
+    ))
+}
+
+/// A copy of a response another request of the read group ran.
+fn copy(shared: &async_graphql::Response) -> async_graphql::Response {
+    let mut response = async_graphql::Response::new(shared.data.clone());
+    response.extensions = shared.extensions.clone();
+    response.cache_control = shared.cache_control.clone();
+    response.errors = shared.errors.clone();
+    response.http_headers = shared.http_headers.clone();
+    response
 }
 
 /// Who asks, from where, for which media type (one request's headers).

@@ -26,13 +26,20 @@
 //! ≈ 6 000–8 000 with 8 (p99 13–14 ms against 20–40). The rest of the pool stays free for
 //! writes and for other callers.
 //!
+//! Identical queries: members that ask the same thing (same key, document, operation and
+//! variables: [`Runs`]) while one of them runs it wait for its answer instead of running
+//! it again. They share its snapshot anyway, so the answer is the one they would have
+//! computed; a dashboard whose clients poll one page costs one page per group.
+//!
 //! The connection goes back to the pool when the last member finishes; the database
 //! confirms each key once for all of them, and if it refuses one, the snapshot ends and
 //! every member is answered from a fresh lookup of its own key, as a lone request would
 //! be: the revoked key's request gets 401, the others their answers.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -48,6 +55,8 @@ pub struct ReadGroups {
     max_connections: usize,
     /// Requests that joined a group another request opened.
     joins: AtomicU64,
+    /// Requests answered by an identical query another member ran.
+    shared: Arc<AtomicU64>,
 }
 
 /// One caller's open group (if any), and its slots for connections.
@@ -62,7 +71,20 @@ pub struct ReadGroup {
     pub(super) gate: Arc<Gate>,
     /// One `HashMap<K, Waiting<I, R>>` per kind, item and answer type.
     waiting: Mutex<TypeMap>,
+    /// The identical queries running for its members.
+    pub(super) runs: Runs,
 }
+
+/// Runs that members asking the same thing share ([`Runs::once`]).
+pub struct Runs {
+    /// One `Followers<R>` per answer type.
+    followers: Mutex<TypeMap>,
+    /// Counts the members answered by another's run.
+    shared: Arc<AtomicU64>,
+}
+
+/// The members waiting for each running identity's answer.
+type Followers<R> = HashMap<String, Vec<oneshot::Sender<R>>>;
 
 /// Whether a group still takes members, how many have not finished, and its caller's
 /// connection slots.
@@ -95,12 +117,19 @@ impl ReadGroups {
             max_members: max_members.max(1),
             max_connections: max_connections.max(1),
             joins: AtomicU64::new(0),
+            shared: Arc::default(),
         }
     }
 
     /// How many requests joined a group another request opened (`/metrics`).
     pub fn joins(&self) -> u64 {
         self.joins.load(Ordering::Relaxed)
+    }
+
+    /// How many requests were answered by an identical query another member of their
+    /// group ran (`/metrics`).
+    pub fn shared(&self) -> u64 {
+        self.shared.load(Ordering::Relaxed)
     }
 
     /// Joins the open group named `caller` (a tenant and role) with the key `statement`
@@ -135,6 +164,7 @@ impl ReadGroups {
             session: Arc::new(tokio::sync::Mutex::new(new(gate.clone()))),
             gate,
             waiting: Mutex::default(),
+            runs: Runs::new(self.shared.clone()),
         });
         let open = Arc::downgrade(&group);
         callers.insert(caller.to_owned(), CallerGroups { open, slots });
@@ -216,6 +246,88 @@ impl ReadGroup {
     }
 }
 
+impl Runs {
+    fn new(shared: Arc<AtomicU64>) -> Self {
+        Runs {
+            followers: Mutex::default(),
+            shared,
+        }
+    }
+
+    /// `run`'s answer, run once for every caller that asks with the same `identity`
+    /// while it runs: the first runs it, the others wait and get a clone of its answer.
+    /// A caller that comes after the answer runs it again (nothing is kept). If the one
+    /// running it goes away first, each waiting caller runs `run` itself.
+    pub(super) async fn once<R, F>(&self, identity: String, run: F) -> R
+    where
+        R: Clone + Send + 'static,
+        F: Future<Output = R>,
+    {
+        let waiting = {
+            let mut followers = lock(&self.followers);
+            let running = followers.entry::<Followers<R>>();
+            match running.get_mut(&identity) {
+                Some(waiting) => {
+                    let (answer, answered) = oneshot::channel();
+                    waiting.push(answer);
+                    Some(answered)
+                }
+                None => {
+                    running.insert(identity.clone(), Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(answered) = waiting {
+            return match answered.await {
+                Ok(answer) => {
+                    self.shared.fetch_add(1, Ordering::Relaxed);
+                    answer
+                }
+                Err(_) => run.await,
+            };
+        }
+        let mut lead = Lead::<R> {
+            runs: self,
+            identity: Some(identity),
+            answer: PhantomData,
+        };
+        let answer = run.await;
+        for follower in lead.take() {
+            let _ = follower.send(answer.clone());
+        }
+        answer
+    }
+}
+
+/// The first caller of an identity in [`Runs::once`]: its entry goes when it answers or
+/// goes away (the waiting callers' channels close then).
+struct Lead<'r, R: Send + 'static> {
+    runs: &'r Runs,
+    /// Until the entry is taken.
+    identity: Option<String>,
+    answer: PhantomData<fn() -> R>,
+}
+
+impl<R: Send + 'static> Lead<'_, R> {
+    /// The callers waiting for the answer, taken with the entry: later ones run it again.
+    fn take(&mut self) -> Vec<oneshot::Sender<R>> {
+        let Some(identity) = self.identity.take() else {
+            return Vec::new();
+        };
+        lock(&self.runs.followers)
+            .get_mut::<Followers<R>>()
+            .and_then(|running| running.remove(&identity))
+            .unwrap_or_default()
+    }
+}
+
+impl<R: Send + 'static> Drop for Lead<'_, R> {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +357,54 @@ mod tests {
         gate.close();
         assert!(!gate.enter(8, "c"), "closed");
         assert_eq!(gate.confirmations(), "a; b", "each key confirmed once");
+    }
+
+    /// A run that counts its calls and answers once `go` says so.
+    async fn counted(calls: &AtomicU64, go: &tokio::sync::Notify, answer: u32) -> u32 {
+        calls.fetch_add(1, Ordering::SeqCst);
+        go.notified().await;
+        answer
+    }
+
+    #[tokio::test]
+    async fn callers_asking_the_same_while_it_runs_share_one_run() {
+        let runs = Runs::new(Arc::default());
+        let (calls, go) = (AtomicU64::new(0), tokio::sync::Notify::new());
+        let same = || runs.once("page".to_owned(), counted(&calls, &go, 1));
+        let other = runs.once("other page".to_owned(), counted(&calls, &go, 2));
+        let release = async {
+            while calls.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+            go.notify_waiters();
+        };
+        let (a, b, c, d, ()) = tokio::join!(same(), same(), same(), other, release);
+        assert_eq!((a, b, c, d), (1, 1, 1, 2));
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one run per identity");
+        assert_eq!(runs.shared.load(Ordering::SeqCst), 2, "two callers shared");
+
+        // After the answer, the same identity runs again: answers are not kept.
+        go.notify_one();
+        assert_eq!(same().await, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(lock(&runs.followers).get::<Followers<u32>>().map(HashMap::len), Some(0));
+    }
+
+    #[tokio::test]
+    async fn when_the_running_caller_goes_away_the_waiting_ones_run_it_themselves() {
+        let runs = Runs::new(Arc::default());
+        let (calls, go) = (AtomicU64::new(0), tokio::sync::Notify::new());
+        let mut first = Box::pin(runs.once("page".to_owned(), counted(&calls, &go, 1)));
+        // The first caller starts its run, then is dropped half-way (its client left).
+        assert!(futures_util::poll!(first.as_mut()).is_pending());
+        let second = runs.once("page".to_owned(), async { 7 });
+        let leave = async {
+            tokio::task::yield_now().await;
+            drop(first);
+        };
+        let (second, ()) = tokio::join!(second, leave);
+        assert_eq!(second, 7, "its own run");
+        assert_eq!(runs.shared.load(Ordering::SeqCst), 0);
+        assert_eq!(runs.once("page".to_owned(), async { 8 }).await, 8);
     }
 }

@@ -348,6 +348,26 @@ impl TenantDb {
             .ok_or_else(|| AppError::internal(&"a read answered no item"))
     }
 
+    /// Whether this request shares a read group (its identical queries may then be
+    /// answered by another member's run: [`TenantDb::once`]).
+    pub fn grouped(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// `run`'s answer, run once for the members of this request's read group that ask
+    /// with the same `identity` while it runs (see [`group::Runs::once`]); outside a
+    /// group, `run` alone.
+    pub async fn once<R, F>(&self, identity: String, run: F) -> R
+    where
+        R: Clone + Send + 'static,
+        F: std::future::Future<Output = R>,
+    {
+        match &self.group {
+            Some(group) => group.runs.once(identity, run).await,
+            None => run.await,
+        }
+    }
+
     /// Ends the request: commits its read snapshot and returns the connection to the
     /// pool (a read group's, with its last member). (A request dropped half-way drops the
     /// connection inside its transaction; the pool sees that and discards it. A read

@@ -207,3 +207,33 @@ async fn customers_are_isolated_between_tenants() {
         .await;
     assert_eq!(r["data"]["upsertCustomer"]["created"], true, "{r}");
 }
+
+/// Sends `query` with each of `asked` (key, variables) at once while every pool connection is held, releasing
+/// them once `joins` requests joined a group another opened; the answers in order.
+async fn together(app: &TestApp, query: &str, asked: &[(String, Value)], joins: u64) -> Vec<Value> {
+    let mut held = Vec::new();
+    while held.len() < app.pool.status().max_size {
+        held.push(app.pool.get().await.unwrap());
+    }
+    let before = app.metric("growthgraph_read_group_joins_total").await;
+    let answers = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|(key, variables)| app.gql(key, query, variables.clone())),
+    );
+    let release = async {
+        let mut joined = 0;
+        for _ in 0..1000 {
+            joined = app.metric("growthgraph_read_group_joins_total").await - before;
+            if joined >= joins {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(joined, joins, "requests that joined a group");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drop(held);
+    };
+    let (answers, ()) = tokio::join!(answers, release);
+    answers.into_iter().map(without_budget).collect()
+}

@@ -449,3 +449,70 @@ async fn every_root_list_pages_backward_through_the_rows_it_pages_forward() {
         "{crossing_pages} lists with more than one page"
     );
 }
+
+/// Members of a read group asking the same query while one of them runs it share that
+/// run: five identical pages cost one page, and each member gets the answer it gets
+/// alone. Other variables, or another key (the query names its key), are other questions.
+/// A server with `identical-queries` off runs every member's page, with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_queries_of_a_read_group_run_once() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Winery A").await;
+    add_customers(&app, &a).await;
+    let other_key = app.key(&a, Role::Admin).await;
+    let off = app
+        .second_instance_with(ServeArgs {
+            speed: growthgraph::speed::Speed::without(&[
+                growthgraph::speed::Mechanism::IdenticalQueries,
+            ]),
+            ..ServeArgs::default()
+        })
+        .await;
+    let query = "query($first: Int!) { viewer { apiKey { name } }
+        customers(first: $first, orderBy: { field: CREATED_AT, direction: DESC }) {
+          nodes { id name currentEnrollment { stage { name } } activities(first: 2) { nodes { type } } }
+          pageInfo { endCursor } } }";
+    let five = json!({ "first": 5 });
+    let three = json!({ "first": 3 });
+    let mut asked: Vec<(String, Value)> = vec![(a.admin_key.clone(), five.clone()); 5];
+    asked.push((a.admin_key.clone(), three.clone()));
+    asked.push((a.admin_key.clone(), three.clone()));
+    asked.push((other_key.clone(), five.clone()));
+
+    for server in [&app, &off] {
+        for key in [&a.admin_key, &other_key] {
+            server.gql(key, "{ viewer { tenant { id } } }", json!({})).await;
+        }
+    }
+    // (The keys' first uses recorded last_used_at off the request path.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut alone = Vec::new();
+    let mut statements = 0;
+    for (key, variables) in &asked[4..] {
+        let before = app.statements.data_statements();
+        let r = app.gql(key, query, variables.clone()).await;
+        statements = app.statements.data_statements() - before;
+        assert!(r["data"]["customers"]["nodes"][0]["id"].is_string(), "{r}");
+        alone.push(without_budget(r));
+    }
+    assert_ne!(alone[0], alone[3], "the query names its key");
+    assert_ne!(alone[0], alone[1], "and depends on its variables");
+    let expected: Vec<&Value> = [0, 0, 0, 0, 0, 1, 2, 3].iter().map(|i| &alone[*i]).collect();
+
+    for (server, runs) in [(&app, 3), (&off, 8)] {
+        let shared = server.metric("growthgraph_read_group_shared_total").await;
+        let before = server.statements.data_statements();
+        let answers = together(server, query, &asked, 7).await;
+        assert_eq!(answers.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(
+            server.statements.data_statements() - before,
+            1 + runs * (statements - 1),
+            "one message confirming both keys, then {runs} runs of the page's statements"
+        );
+        assert_eq!(
+            server.metric("growthgraph_read_group_shared_total").await - shared,
+            8 - runs,
+            "members answered by another's run"
+        );
+    }
+}

@@ -441,36 +441,6 @@ async fn first_customer_ids(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
     nodes.iter().map(|n| n["id"].clone()).collect()
 }
 
-/// Sends `asked` (key, customer id) at once while every pool connection is held, releasing
-/// them once `joins` requests joined a group another opened; the answers in order.
-async fn together(app: &TestApp, query: &str, asked: &[(String, Value)], joins: u64) -> Vec<Value> {
-    let mut held = Vec::new();
-    while held.len() < app.pool.status().max_size {
-        held.push(app.pool.get().await.unwrap());
-    }
-    let before = app.metric("growthgraph_read_group_joins_total").await;
-    let answers = futures_util::future::join_all(
-        asked
-            .iter()
-            .map(|(key, id)| app.gql(key, query, json!({ "id": id }))),
-    );
-    let release = async {
-        let mut joined = 0;
-        for _ in 0..1000 {
-            joined = app.metric("growthgraph_read_group_joins_total").await - before;
-            if joined >= joins {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(joined, joins, "requests that joined a group");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        drop(held);
-    };
-    let (answers, ()) = tokio::join!(answers, release);
-    answers.into_iter().map(without_budget).collect()
-}
-
 /// Queries of several keys of one tenant and role that arrive together share one read
 /// group: one message confirms every key, one statement reads every 360, and each
 /// answers as alone. Another role's key has a group of its own. A key revoked since the
@@ -508,9 +478,9 @@ async fn the_360s_of_several_keys_of_one_tenant_share_a_group() {
     let mut asked: Vec<(String, Value)> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| (keys[i % 3].clone(), id.clone()))
+        .map(|(i, id)| (keys[i % 3].clone(), json!({ "id": id })))
         .collect();
-    asked.push((analyst.clone(), ids[0].clone()));
+    asked.push((analyst.clone(), json!({ "id": ids[0] })));
     let before = app.statements.data_statements();
     let answers = together(&app, query, &asked, 5).await;
     assert_eq!(

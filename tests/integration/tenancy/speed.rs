@@ -30,6 +30,7 @@ async fn switching_speed_mechanisms_off_changes_no_answer() {
             Mechanism::PipelinedBegin,
             Mechanism::ValidationSkip,
             Mechanism::PageRelations,
+            Mechanism::IdenticalQueries,
         ]))
         .await;
     let unpipelined = fast
