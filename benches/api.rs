@@ -29,7 +29,9 @@
 //! | `BENCH_PROSPECTS` | `100000` (importProspects: candidates imported, 1 000 per call) |
 //!
 //! `customer360_keys` is `customer360` with the clients spread over 32 admin keys of the
-//! tenant (read groups are per tenant and role, not per key).
+//! tenant (read groups are per tenant and role, not per key). `customersPages` (not in the
+//! default list) is `customersPage` with the clients on 256 distinct pages, so that no two
+//! requests in flight ask the same (identical queries of a read group run once).
 //!
 //! `postgraphile5_360`, `postgraphile5_page` and `postgraphile5_metrics` (not in the
 //! default list) drive PostGraphile 5 (amber preset, `bench/postgraphile.sh URL PORT 5`) at
@@ -159,6 +161,14 @@ const ASSIGN_PROMPT: &str = "query($t: String!, $k: String!) { assignPromptVaria
 
 const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
   currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
+
+/// `CUSTOMERS_PAGE` after a cursor (`customersPages`: each client on pages of its own).
+const CUSTOMERS_PAGES: &str = "query($after: String) { customers(first: 50, after: $after) { nodes { id pointsBalance
+  currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
+
+/// The cursor after a page of `CUSTOMERS_PAGES`.
+const CUSTOMERS_PAGE_END: &str =
+    "query($after: String) { customers(first: 50, after: $after) { pageInfo { endCursor } } }";
 
 const CAMPAIGN_METRICS: &str = "query($id: ID!) { campaign(id: $id) { metrics { recipients sent delivered opened clicked failed deliveryRate openRate clickRate clickToOpenRate failureRate } } }";
 
@@ -2088,6 +2098,22 @@ async fn run() {
                 |i| json!({ "query": CUSTOMER_360, "variables": { "id": ids[i] } }),
             ),
             "customersPage" => encode_bodies(1, |_| json!({ "query": CUSTOMERS_PAGE })),
+            "customersPages" => {
+                // The first 256 pages: with 64 clients (or any divisor of 256), no two
+                // requests in flight ask for the same page.
+                let mut probe = Client::new(Endpoint::new(&base, &key));
+                let mut after = Value::Null;
+                let mut pages = Vec::new();
+                for _ in 0..256 {
+                    pages.push(json!({ "query": CUSTOMERS_PAGES, "variables": { "after": after } }));
+                    let end = json!({ "query": CUSTOMERS_PAGE_END, "variables": { "after": after } });
+                    let (_, body) = probe.answer(Bytes::from(end.to_string())).await;
+                    let answer: Value = serde_json::from_slice(&body).expect("a JSON answer");
+                    after = answer["data"]["customers"]["pageInfo"]["endCursor"].clone();
+                    assert!(after.is_string(), "a next page: {answer}");
+                }
+                encode_bodies(pages.len(), |i| pages[i].clone())
+            }
             "campaignMetrics" => encode_bodies(
                 1,
                 |_| json!({ "query": CAMPAIGN_METRICS, "variables": { "id": campaign_id } }),
