@@ -387,7 +387,12 @@ mod tests {
         go.notify_one();
         assert_eq!(same().await, 1);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        assert_eq!(lock(&runs.followers).get::<Followers<u32>>().map(HashMap::len), Some(0));
+        assert_eq!(
+            lock(&runs.followers)
+                .get::<Followers<u32>>()
+                .map(HashMap::len),
+            Some(0)
+        );
     }
 
     #[tokio::test]

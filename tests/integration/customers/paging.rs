@@ -481,7 +481,9 @@ async fn identical_queries_of_a_read_group_run_once() {
 
     for server in [&app, &off] {
         for key in [&a.admin_key, &other_key] {
-            server.gql(key, "{ viewer { tenant { id } } }", json!({})).await;
+            server
+                .gql(key, "{ viewer { tenant { id } } }", json!({}))
+                .await;
         }
     }
     // (The keys' first uses recorded last_used_at off the request path.)
@@ -497,7 +499,10 @@ async fn identical_queries_of_a_read_group_run_once() {
     }
     assert_ne!(alone[0], alone[3], "the query names its key");
     assert_ne!(alone[0], alone[1], "and depends on its variables");
-    let expected: Vec<&Value> = [0, 0, 0, 0, 0, 1, 2, 3].iter().map(|i| &alone[*i]).collect();
+    let expected: Vec<&Value> = [0, 0, 0, 0, 0, 1, 2, 3]
+        .iter()
+        .map(|i| &alone[*i])
+        .collect();
 
     for (server, runs) in [(&app, 3), (&off, 8)] {
         let shared = server.metric("growthgraph_read_group_shared_total").await;
