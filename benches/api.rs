@@ -30,8 +30,9 @@
 //!
 //! `customer360_keys` is `customer360` with the clients spread over 32 admin keys of the
 //! tenant (read groups are per tenant and role, not per key). `customersPages` (not in the
-//! default list) is `customersPage` with the clients on 256 distinct pages, so that no two
-//! requests in flight ask the same (identical queries of a read group run once).
+//! default list) is `customersPage` over the list's first 256 pages, so that no two
+//! requests in flight ask the same (identical queries of a read group run once);
+//! `postgraphile5_pages` is its equivalent in PostGraphile 5.
 //!
 //! `postgraphile5_360`, `postgraphile5_page` and `postgraphile5_metrics` (not in the
 //! default list) drive PostGraphile 5 (amber preset, `bench/postgraphile.sh URL PORT 5`) at
@@ -151,6 +152,47 @@ const POSTGRAPHILE5_PAGE: &str = "query($t: UUID!) { allCustomers(first: 50, con
     clubEnrollmentsByTenantIdAndCustomerId { nodes { status clubStageByTenantIdAndStageId { name } } }
     customerActivitiesByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType } }
     ordersByTenantIdAndCustomerId(first: 3, orderBy: [ORDERED_AT_DESC, ROW_ID_DESC]) { nodes { orderTotal } } } } }";
+
+/// `CUSTOMERS_PAGES` in PostGraphile 5, and the cursor after one of its pages.
+const POSTGRAPHILE5_PAGES: &str = "query($t: UUID!, $after: Cursor) { allCustomers(first: 50, after: $after, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
+  nodes { rowId pointsBalance
+    clubEnrollmentsByTenantIdAndCustomerId { nodes { status clubStageByTenantIdAndStageId { name } } }
+    customerActivitiesByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType } }
+    ordersByTenantIdAndCustomerId(first: 3, orderBy: [ORDERED_AT_DESC, ROW_ID_DESC]) { nodes { orderTotal } } } } }";
+const POSTGRAPHILE5_PAGE_END: &str = "query($t: UUID!, $after: Cursor) { allCustomers(first: 50, after: $after, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) { pageInfo { endCursor } } }";
+
+/// How many distinct pages `customersPages` and `postgraphile5_pages` walk: with 64
+/// clients (or any divisor of 256), no two requests in flight ask for the same page.
+const PAGES: usize = 256;
+
+/// The `after` of each of the first [`PAGES`] pages of the list `field` at `url` (the
+/// first `null`), walked with `end` (which asks for the list's `pageInfo { endCursor }`)
+/// and `variables`.
+async fn page_cursors(
+    client: &reqwest::Client,
+    (url, key): (&str, &str),
+    end: &str,
+    variables: Value,
+    field: &str,
+) -> Vec<Value> {
+    let mut after = vec![Value::Null];
+    while after.len() < PAGES {
+        let mut variables = variables.clone();
+        variables["after"] = after[after.len() - 1].clone();
+        let request = client
+            .post(url)
+            .json(&json!({ "query": end, "variables": variables }));
+        let request = match key.is_empty() {
+            true => request,
+            false => request.bearer_auth(key),
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        let next = answer["data"][field]["pageInfo"]["endCursor"].clone();
+        assert!(next.is_string(), "a next page: {answer}");
+        after.push(next);
+    }
+    after
+}
 
 /// `CAMPAIGN_METRICS` in PostGraphile 5: the same counters row (the rates are left to the
 /// client).
@@ -2022,6 +2064,23 @@ async fn run() {
                         |_| json!({ "query": POSTGRAPHILE5_PAGE, "variables": { "t": tenant_id } }),
                     ),
                 ),
+                "pages" => {
+                    let end = CUSTOMERS_PAGE_END;
+                    let ours = page_cursors(&client, (&base, &key), end, json!({}), "customers");
+                    let (theirs, end) = (json!({ "t": tenant_id }), POSTGRAPHILE5_PAGE_END);
+                    let theirs = page_cursors(&client, (&url, ""), end, theirs, "allCustomers");
+                    let (ours, theirs) = (ours.await, theirs.await);
+                    (
+                        encode_bodies(
+                            ours.len(),
+                            |i| json!({ "query": CUSTOMERS_PAGES, "variables": { "after": ours[i] } }),
+                        ),
+                        encode_bodies(theirs.len(), |i| {
+                            let variables = json!({ "t": tenant_id, "after": theirs[i] });
+                            json!({ "query": POSTGRAPHILE5_PAGES, "variables": variables })
+                        }),
+                    )
+                }
                 "metrics" => (
                     encode_bodies(
                         1,
@@ -2051,6 +2110,11 @@ async fn run() {
                     post(&base, &key, &ours[i]).await,
                     post(&url, "", &theirs[i]).await,
                 );
+                // The pages answer as the page does.
+                let which = match which {
+                    "pages" => "page",
+                    other => other,
+                };
                 let (a, b) = (canonical(which, &a, false), canonical(which, &b, true));
                 assert_eq!(a, b, "{scenario}: the two answers differ");
             }
@@ -2099,29 +2163,13 @@ async fn run() {
             ),
             "customersPage" => encode_bodies(1, |_| json!({ "query": CUSTOMERS_PAGE })),
             "customersPages" => {
-                // The first 256 pages: with 64 clients (or any divisor of 256), no two
-                // requests in flight ask for the same page.
-                let mut after = Value::Null;
-                let mut pages = Vec::new();
-                for _ in 0..256 {
-                    pages
-                        .push(json!({ "query": CUSTOMERS_PAGES, "variables": { "after": after } }));
-                    let end =
-                        json!({ "query": CUSTOMERS_PAGE_END, "variables": { "after": after } });
-                    let answer: Value = client
-                        .post(&base)
-                        .bearer_auth(&key)
-                        .json(&end)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    after = answer["data"]["customers"]["pageInfo"]["endCursor"].clone();
-                    assert!(after.is_string(), "a next page: {answer}");
-                }
-                encode_bodies(pages.len(), |i| pages[i].clone())
+                let end = CUSTOMERS_PAGE_END;
+                let after = page_cursors(&client, (&base, &key), end, json!({}), "customers");
+                let after = after.await;
+                encode_bodies(
+                    after.len(),
+                    |i| json!({ "query": CUSTOMERS_PAGES, "variables": { "after": after[i] } }),
+                )
             }
             "campaignMetrics" => encode_bodies(
                 1,

@@ -41,7 +41,7 @@ use crate::domain::campaigns::model::{Campaign, Recipient};
 use crate::domain::comms::graphql::{CommunicationsOf, COMMUNICATIONS};
 use crate::domain::comms::model::Communication;
 use crate::domain::leads::graphql::LeadsOfCustomer;
-use crate::domain::leads::model::Lead;
+use crate::domain::leads::model::{Lead, LeadAction, LeadNote};
 use crate::domain::loyalty::graphql::{
     CurrentEnrollmentKey, EnrollmentsKey, PointsOf, RedemptionsOf, StageKey, POINT_TRANSACTIONS,
     REDEMPTIONS,
@@ -53,7 +53,8 @@ use crate::error::AppResult;
 use crate::graphql::context::RequestContext;
 use crate::graphql::loaders::ChildPage;
 
-/// The models the 360 reads as nested rows, with their tables and row types (see
+/// The models read as nested rows (the 360's, and a `leads` page's relations: see
+/// [`crate::domain::leads::prefetch`]), with their tables and row types (see
 /// [`NestedRow`]), and the list of them for the test that checks each type against its
 /// table and model.
 macro_rules! nested_rows {
@@ -82,6 +83,8 @@ nested_rows! {
     Campaign => "campaigns" as "campaign_row",
     model::CommunicationPreference => "communication_preferences" as "communication_preference_row",
     Lead => "lead_memory" as "lead_row",
+    LeadAction => "lead_actions" as "lead_action_row",
+    LeadNote => "lead_notes" as "lead_note_row",
 }
 
 /// The 360's plain pages: a first page of a model's rows per customer, the loader's

@@ -15,6 +15,7 @@ use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::scalars::{parse_id, Decimal};
+use crate::speed::Mechanism;
 
 /// An inbound lead with its AI analysis (seed 001 `lead_memory`).
 #[derive(SimpleObject, Clone)]
@@ -306,14 +307,20 @@ impl LeadsQuery {
                 async move { ops::list(conn, scope, filter, ascending, page).await }.scope_boxed()
             })
             .await?;
-        Ok(page.into_connection(
+        let connection = page.into_connection(
             rows,
             |l| Cursor {
                 key: l.created_at,
                 id: l.id,
             },
             Lead::from,
-        ))
+        );
+        if request.speed.on(Mechanism::PageRelations) {
+            // The page's nodes only (not the row read past it to learn of a next page).
+            let ids: Vec<Uuid> = connection.edges.iter().map(|e| e.node.lead_id).collect();
+            super::prefetch::page_relations(ctx, request, &ids).await?;
+        }
+        Ok(connection)
     }
 }
 

@@ -4,3 +4,4 @@ pub mod analytics;
 pub mod graphql;
 pub mod model;
 pub mod ops;
+pub mod prefetch;

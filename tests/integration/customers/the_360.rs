@@ -576,7 +576,11 @@ async fn attributes(app: &TestApp, relation: &str, columns: Option<&[String]>) -
 async fn each_nested_row_type_lists_its_models_columns_with_the_tables_types() {
     let app = TestApp::start().await;
     let row_types = growthgraph::domain::customers::prefetch::nested_row_types().unwrap();
-    assert_eq!(row_types.len(), 11, "every part of the 360 has a row type");
+    assert_eq!(
+        row_types.len(),
+        13,
+        "every part of the 360 and both relations of a leads page have a row type"
+    );
     for (table, row_type, columns) in row_types {
         let of_table = attributes(&app, table, Some(&columns)).await;
         let of_type = attributes(&app, row_type, None).await;

@@ -156,3 +156,91 @@ async fn leads_and_insights_are_isolated_between_tenants() {
         2
     );
 }
+
+/// A `leads` page reads the actions and notes its nodes ask for in one statement for the
+/// whole page, and answers as the loaders do (a server with `page-relations` off): under
+/// `nodes` or `edges { node }`, either order, ties in the relations' own order broken by
+/// id, a lead with neither. Asking for both costs one statement more than the page alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leads_page_reads_its_actions_and_notes_in_one_statement() {
+    use crate::common::without_budget;
+    use growthgraph::config::ServeArgs;
+    use growthgraph::speed::{Mechanism, Speed};
+
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Leads with history").await;
+    let loaders = app
+        .second_instance_with(ServeArgs {
+            speed: Speed::without(&[Mechanism::PageRelations]),
+            ..ServeArgs::default()
+        })
+        .await;
+    app.insert_for(
+        &t,
+        "INSERT INTO lead_memory (tenant_id, name, email, created_at)
+         SELECT $1, 'L' || i, 'l' || i || '@example.com', timestamptz '2026-01-01' + i * interval '1 hour'
+         FROM generate_series(0, 5) AS i;",
+    )
+    .await;
+    app.insert_for(
+        &t,
+        "INSERT INTO lead_actions (tenant_id, lead_id, action_type, tag, \"timestamp\", performed_by)
+         SELECT $1, id, 'tagged', 'tag ' || k, timestamptz '2026-02-01' + (k / 2) * interval '1 minute', 'ops'
+         FROM lead_memory, generate_series(1, 4) AS k WHERE tenant_id = $1 AND name <> 'L0'",
+    )
+    .await;
+    app.insert_for(
+        &t,
+        "INSERT INTO lead_notes (tenant_id, lead_id, note, created_at)
+         SELECT $1, id, 'note ' || k, timestamptz '2026-02-01' + (k % 2) * interval '1 minute'
+         FROM lead_memory, generate_series(1, 3) AS k WHERE tenant_id = $1 AND name <> 'L0'",
+    )
+    .await;
+    let both = "{ leads(first: 6) { nodes { id name actions { id action tag timestamp performedBy }
+        notes { id note createdAt } } } }";
+    let alone = "{ leads(first: 6) { nodes { id name } } }";
+    let selections = [
+        both,
+        "{ leads(first: 4, orderBy: { direction: ASC }) { edges { node { id actions { id tag } } } } }",
+        "{ leads(first: 3) { nodes { notes { note } } pageInfo { hasNextPage } } }",
+        "{ leads(first: 6) { nodes { id } edges { node { actions { id } notes { id } } } } }",
+        alone,
+    ];
+    for server in [&app, &loaders] {
+        server
+            .gql(&t.admin_key, "{ viewer { tenant { id } } }", json!({}))
+            .await;
+    }
+    // (The key's first use recorded last_used_at off the request path.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for query in selections {
+        let ours = app.gql(&t.admin_key, query, json!({})).await;
+        let theirs = loaders.gql(&t.admin_key, query, json!({})).await;
+        assert!(ours["errors"].is_null(), "{ours}");
+        assert_eq!(without_budget(ours), without_budget(theirs), "{query}");
+    }
+    let answer = app.gql(&t.admin_key, both, json!({})).await;
+    let nodes = answer["data"]["leads"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6);
+    assert_eq!(nodes[5]["actions"], json!([]), "L0 has none: {answer}");
+    assert_eq!(nodes[0]["actions"].as_array().unwrap().len(), 4);
+    assert_eq!(nodes[0]["notes"].as_array().unwrap().len(), 3);
+
+    async fn statements(server: &TestApp, key: &str, query: &str) -> u64 {
+        let before = server.statements.data_statements();
+        server.gql(key, query, json!({})).await;
+        server.statements.data_statements() - before
+    }
+    let key = &t.admin_key;
+    let page = statements(&app, key, alone).await;
+    assert_eq!(
+        statements(&app, key, both).await,
+        page + 1,
+        "one statement for both"
+    );
+    assert_eq!(
+        statements(&loaders, key, both).await,
+        page + 2,
+        "a loader batch each"
+    );
+}
