@@ -15,6 +15,17 @@ use crate::error::{AppError, AppResult};
 /// More are reached through the paged root lists.
 pub const UNPAGED_LIST_BOUND: usize = 50;
 
+/// The selection below a connection's nodes (the field `ctx` resolves): under `nodes`,
+/// else under `edges { node }`.
+pub fn node_selection<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Lookahead<'a> {
+    let look = ctx.look_ahead();
+    let nodes = look.field("nodes");
+    match nodes.exists() {
+        true => nodes,
+        false => look.field("edges").field("node"),
+    }
+}
+
 /// An unpaged list's items, at most [`UNPAGED_LIST_BOUND`] of them (the first ones in
 /// the list's order).
 pub fn bounded<T>(mut items: Vec<T>) -> Vec<T> {

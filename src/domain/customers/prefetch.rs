@@ -562,12 +562,7 @@ pub async fn page_relations(
     let Some(filed) = request.db.prefetched().cloned() else {
         return Ok(());
     };
-    let look = ctx.look_ahead();
-    let nodes = look.field("nodes");
-    let plan = match nodes.exists() {
-        true => Plan::of(&nodes),
-        false => Plan::of(&look.field("edges").field("node")),
-    };
+    let plan = Plan::of(&crate::graphql::connection::node_selection(ctx));
     if customers.is_empty() || plan == Plan::default() {
         return Ok(());
     }

@@ -40,12 +40,7 @@ pub async fn page_relations(
     let Some(filed) = request.db.prefetched().cloned() else {
         return Ok(());
     };
-    let look = ctx.look_ahead();
-    let nodes = look.field("nodes");
-    let node = match nodes.exists() {
-        true => nodes,
-        false => look.field("edges").field("node"),
-    };
+    let node = crate::graphql::connection::node_selection(ctx);
     let (actions, notes) = (node.field("actions").exists(), node.field("notes").exists());
     if leads.is_empty() || !(actions || notes) {
         return Ok(());
