@@ -516,7 +516,7 @@ fn run_identity(principal: &Principal, request: &async_graphql::Request) -> Opti
 fn copy(shared: &async_graphql::Response) -> async_graphql::Response {
     let mut response = async_graphql::Response::new(shared.data.clone());
     response.extensions = shared.extensions.clone();
-    response.cache_control = shared.cache_control.clone();
+    response.cache_control = shared.cache_control;
     response.errors = shared.errors.clone();
     response.http_headers = shared.http_headers.clone();
     response
