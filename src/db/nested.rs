@@ -88,6 +88,37 @@ where
     Ok(format!("ROW({})::{}", columns.join(", "), T::ROW_TYPE))
 }
 
+/// One relation of a page's rows in [`page_statement`]: the rows of `table` whose
+/// `parent` column names the page's row, in `order`, as the column `name` (`NULL` when
+/// not `asked` for); `row` is their `ROW(…)` ([`row_of`], unqualified).
+pub struct PagePart {
+    pub name: &'static str,
+    pub table: &'static str,
+    pub parent: &'static str,
+    pub order: &'static str,
+    pub row: String,
+    pub asked: bool,
+}
+
+/// `SELECT p.id, <each part> FROM unnest($2::uuid[]) AS p(id)`: every part of each row
+/// of a page (`$2`, its ids), in one statement scoped to the tenant `$1`.
+pub fn page_statement(parts: &[PagePart]) -> String {
+    let columns: Vec<String> = parts
+        .iter()
+        .map(|part| match part.asked {
+            true => format!(
+                "ARRAY(SELECT {} FROM {} WHERE tenant_id = $1 AND {} = p.id ORDER BY {}) AS {}",
+                part.row, part.table, part.parent, part.order, part.name
+            ),
+            false => format!("NULL AS {}", part.name),
+        })
+        .collect();
+    format!(
+        "SELECT p.id, {} FROM unnest($2::uuid[]) AS p(id)",
+        columns.join(", ")
+    )
+}
+
 /// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):
 /// the reference is read by a scalar subquery in the same part, instead of a part of its
 /// own that would look the rows up again.

@@ -22,6 +22,7 @@ use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
+use crate::speed::Mechanism;
 
 #[derive(SimpleObject, Clone)]
 pub struct CampaignSummary {
@@ -454,14 +455,24 @@ impl CampaignsQuery {
             campaign_filter(filter)?,
         )
         .await?;
-        Ok(page.into_connection(
+        let connection = page.into_connection(
             rows,
             |c| Cursor {
                 key: c.created_at,
                 id: c.id,
             },
             Campaign::from,
-        ))
+        );
+        if request.speed.on(Mechanism::PageRelations) {
+            // The page's nodes only (not the row read past it to learn of a next page).
+            let ids: Vec<Uuid> = connection
+                .edges
+                .iter()
+                .map(|e| e.node.campaign_id)
+                .collect();
+            super::prefetch::page_relations(ctx, request, &ids).await?;
+        }
+        Ok(connection)
     }
 
     /// The seed's `campaign_metrics` view: every campaign with its metrics.

@@ -6,4 +6,5 @@ pub mod graphql;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod prefetch;
 pub mod workflow;

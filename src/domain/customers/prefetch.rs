@@ -53,8 +53,9 @@ use crate::error::AppResult;
 use crate::graphql::context::RequestContext;
 use crate::graphql::loaders::ChildPage;
 
-/// The models read as nested rows (the 360's, and a `leads` page's relations: see
-/// [`crate::domain::leads::prefetch`]), with their tables and row types (see
+/// The models read as nested rows (the 360's, and the relations of `leads` and
+/// `campaigns` pages: see [`crate::domain::leads::prefetch`] and
+/// [`crate::domain::campaigns::prefetch`]), with their tables and row types (see
 /// [`NestedRow`]), and the list of them for the test that checks each type against its
 /// table and model.
 macro_rules! nested_rows {
@@ -85,6 +86,8 @@ nested_rows! {
     Lead => "lead_memory" as "lead_row",
     LeadAction => "lead_actions" as "lead_action_row",
     LeadNote => "lead_notes" as "lead_note_row",
+    crate::domain::campaigns::model::Counters => "campaign_delivery_counters" as "campaign_counters_row",
+    crate::domain::campaigns::model::Execution => "campaign_executions" as "campaign_execution_row",
 }
 
 /// The 360's plain pages: a first page of a model's rows per customer, the loader's

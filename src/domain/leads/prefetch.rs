@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::graphql::{ActionsOf, NotesOf};
 use super::model::{LeadAction, LeadNote};
-use crate::db::nested::{row_of, Records, Rows};
+use crate::db::nested::{page_statement, row_of, PagePart, Records, Rows};
 use crate::db::sql::Prepared;
 use crate::error::AppResult;
 use crate::graphql::context::RequestContext;
@@ -76,28 +76,22 @@ pub async fn page_relations(
 /// The statement: per lead of `$2` (the tenant's: `$1`), the rows of each relation asked
 /// for, in the loaders' order.
 fn statement(actions: bool, notes: bool) -> diesel::QueryResult<String> {
-    let part = |asked: bool, row: String, table: &str, order: &str, name: &str| match asked {
-        true => format!(
-            "ARRAY(SELECT {row} FROM {table} WHERE tenant_id = $1 AND lead_id = l.id \
-             ORDER BY {order}) AS {name}"
-        ),
-        false => format!("NULL AS {name}"),
-    };
-    let actions = part(
-        actions,
-        row_of::<LeadAction>(None)?,
-        "lead_actions",
-        "\"timestamp\", id",
-        "actions",
-    );
-    let notes = part(
-        notes,
-        row_of::<LeadNote>(None)?,
-        "lead_notes",
-        "created_at, id",
-        "notes",
-    );
-    Ok(format!(
-        "SELECT l.id, {actions}, {notes} FROM unnest($2::uuid[]) AS l(id)"
-    ))
+    Ok(page_statement(&[
+        PagePart {
+            name: "actions",
+            table: "lead_actions",
+            parent: "lead_id",
+            order: "\"timestamp\", id",
+            row: row_of::<LeadAction>(None)?,
+            asked: actions,
+        },
+        PagePart {
+            name: "notes",
+            table: "lead_notes",
+            parent: "lead_id",
+            order: "created_at, id",
+            row: row_of::<LeadNote>(None)?,
+            asked: notes,
+        },
+    ]))
 }

@@ -578,8 +578,8 @@ async fn each_nested_row_type_lists_its_models_columns_with_the_tables_types() {
     let row_types = growthgraph::domain::customers::prefetch::nested_row_types().unwrap();
     assert_eq!(
         row_types.len(),
-        13,
-        "every part of the 360 and both relations of a leads page have a row type"
+        15,
+        "every part of the 360 and the relations of leads and campaigns pages have a row type"
     );
     for (table, row_type, columns) in row_types {
         let of_table = attributes(&app, table, Some(&columns)).await;
