@@ -17,10 +17,10 @@ pub enum Mechanism {
     /// A document that passed the full validation before runs without it when its
     /// variables cannot fail it (`graphql::variables`).
     ValidationSkip,
-    /// A `customers` or `leads` page reads every relation its nodes' selection asks for
-    /// in one statement for all of them (`domain::customers::prefetch::page_relations`,
-    /// `domain::leads::prefetch::page_relations`), instead of one loader batch per
-    /// relation and level.
+    /// A `customers`, `leads` or `campaigns` page reads every relation its nodes'
+    /// selection asks for in one statement for all of them (`page_relations` in
+    /// `domain::customers::prefetch`, `domain::leads::prefetch` and
+    /// `domain::campaigns::prefetch`), instead of one loader batch per relation and level.
     PageRelations,
     /// Identical queries of one read group (same key, document, operation and variables,
     /// asked while one of them runs) run once and each gets its answer
