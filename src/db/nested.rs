@@ -119,6 +119,48 @@ pub fn page_statement(parts: &[PagePart]) -> String {
     )
 }
 
+/// Reads the `parts` asked for of a page's rows (`ids`, in order) in one statement
+/// ([`page_statement`]) in the request's snapshot, and hands each row to `file`, which
+/// files its parts for the child resolvers. Nothing is read when no part is asked for,
+/// the page is empty, or the handle is no request's. The rows are filed under the
+/// connection's lock: a write of the same request clears them before it begins.
+pub async fn read_page<R>(
+    db: &super::TenantDb,
+    ids: &[uuid::Uuid],
+    parts: &[PagePart],
+    file: fn(&super::prefetch::Prefetched, R),
+) -> Result<(), crate::error::AppError>
+where
+    R: diesel::deserialize::QueryableByName<Pg> + Send + 'static,
+{
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+
+    let Some(filed) = db.prefetched().cloned() else {
+        return Ok(());
+    };
+    if ids.is_empty() || !parts.iter().any(|part| part.asked) {
+        return Ok(());
+    }
+    let sql = page_statement(parts);
+    let ids = ids.to_vec();
+    db.query(|conn, scope| {
+        async move {
+            let rows: Vec<R> = super::sql::Prepared::new(sql)
+                .bind::<diesel::sql_types::Uuid, _>(scope.id())
+                .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+                .load(conn)
+                .await?;
+            for row in rows {
+                file(&filed, row);
+            }
+            QueryResult::Ok(())
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
 /// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):
 /// the reference is read by a scalar subquery in the same part, instead of a part of its
 /// own that would look the rows up again.

@@ -6,16 +6,14 @@
 //! (`ops::counters_of`, `ops::executions_of`).
 
 use async_graphql::Context;
-use diesel::sql_types::{Array, Uuid as SqlUuid};
+use diesel::sql_types::Uuid as SqlUuid;
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
-use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::graphql::{CountersKey, ExecutionsOf};
 use super::model::{Counters, Execution};
-use crate::db::nested::{page_statement, row_of, PagePart, Records, Rows};
-use crate::db::sql::Prepared;
+use crate::db::nested::{read_page, row_of, PagePart, Records, Rows};
+use crate::db::prefetch::Prefetched;
 use crate::error::AppResult;
 use crate::graphql::connection::node_selection;
 use crate::graphql::context::RequestContext;
@@ -33,32 +31,21 @@ struct Row {
 }
 
 /// Reads the relations the page's nodes ask for, for all of `campaigns` (the page's node
-/// ids) in one statement, and files them for the child resolvers. Nothing is read when
-/// the selection asks for no relation, or outside a request.
+/// ids) in one statement, and files them for the child resolvers.
 pub async fn page_relations(
     ctx: &Context<'_>,
     request: &RequestContext,
     campaigns: &[Uuid],
 ) -> AppResult<()> {
-    let Some(filed) = request.db.prefetched().cloned() else {
-        return Ok(());
-    };
     let node = node_selection(ctx);
-    let (metrics, executions) = (
-        node.field("metrics").exists(),
-        node.field("executions").exists(),
-    );
-    if campaigns.is_empty() || !(metrics || executions) {
-        return Ok(());
-    }
-    let sql = page_statement(&[
+    let parts = [
         PagePart {
             name: "counters",
             table: "campaign_delivery_counters",
             parent: "campaign_id",
             order: "campaign_id",
             row: row_of::<Counters>(None)?,
-            asked: metrics,
+            asked: node.field("metrics").exists(),
         },
         PagePart {
             name: "executions",
@@ -66,32 +53,17 @@ pub async fn page_relations(
             parent: "campaign_id",
             order: "started_at, id",
             row: row_of::<Execution>(None)?,
-            asked: executions,
+            asked: node.field("executions").exists(),
         },
-    ]);
-    let ids = campaigns.to_vec();
-    request
-        .db
-        .query(|conn, scope| {
-            async move {
-                let rows: Vec<Row> = Prepared::new(sql)
-                    .bind::<SqlUuid, _>(scope.id())
-                    .bind::<Array<SqlUuid>, _>(ids)
-                    .load(conn)
-                    .await?;
-                // Filed under the connection's lock: a write of the same request clears
-                // them before it begins.
-                for row in rows {
-                    if let Some(Rows(counters)) = row.counters {
-                        filed.put([(CountersKey(row.id), counters.into_iter().next())]);
-                    }
-                    if let Some(Rows(executions)) = row.executions {
-                        filed.put([(ExecutionsOf(row.id), Some(executions))]);
-                    }
-                }
-                diesel::QueryResult::Ok(())
-            }
-            .scope_boxed()
-        })
-        .await
+    ];
+    read_page(&request.db, campaigns, &parts, file).await
+}
+
+fn file(filed: &Prefetched, row: Row) {
+    if let Some(Rows(counters)) = row.counters {
+        filed.put([(CountersKey(row.id), counters.into_iter().next())]);
+    }
+    if let Some(Rows(executions)) = row.executions {
+        filed.put([(ExecutionsOf(row.id), Some(executions))]);
+    }
 }

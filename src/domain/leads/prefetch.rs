@@ -5,17 +5,16 @@
 //! rows and their order are the loaders' (`ops::actions_of`, `ops::notes_of`).
 
 use async_graphql::Context;
-use diesel::sql_types::{Array, Uuid as SqlUuid};
+use diesel::sql_types::Uuid as SqlUuid;
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
-use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::graphql::{ActionsOf, NotesOf};
 use super::model::{LeadAction, LeadNote};
-use crate::db::nested::{page_statement, row_of, PagePart, Records, Rows};
-use crate::db::sql::Prepared;
+use crate::db::nested::{read_page, row_of, PagePart, Records, Rows};
+use crate::db::prefetch::Prefetched;
 use crate::error::AppResult;
+use crate::graphql::connection::node_selection;
 use crate::graphql::context::RequestContext;
 
 /// One lead of the page with the relations asked for (`NULL` for the others).
@@ -30,60 +29,21 @@ struct Row {
 }
 
 /// Reads the relations the page's nodes ask for, for all of `leads` (the page's node ids)
-/// in one statement, and files them for the child resolvers. Nothing is read when the
-/// selection asks for no relation, or outside a request.
+/// in one statement, and files them for the child resolvers.
 pub async fn page_relations(
     ctx: &Context<'_>,
     request: &RequestContext,
     leads: &[Uuid],
 ) -> AppResult<()> {
-    let Some(filed) = request.db.prefetched().cloned() else {
-        return Ok(());
-    };
-    let node = crate::graphql::connection::node_selection(ctx);
-    let (actions, notes) = (node.field("actions").exists(), node.field("notes").exists());
-    if leads.is_empty() || !(actions || notes) {
-        return Ok(());
-    }
-    let sql = statement(actions, notes)?;
-    let ids = leads.to_vec();
-    request
-        .db
-        .query(|conn, scope| {
-            async move {
-                let rows: Vec<Row> = Prepared::new(sql)
-                    .bind::<SqlUuid, _>(scope.id())
-                    .bind::<Array<SqlUuid>, _>(ids)
-                    .load(conn)
-                    .await?;
-                // Filed under the connection's lock: a write of the same request clears
-                // them before it begins.
-                for row in rows {
-                    if let Some(Rows(actions)) = row.actions {
-                        filed.put([(ActionsOf(row.id), Some(actions))]);
-                    }
-                    if let Some(Rows(notes)) = row.notes {
-                        filed.put([(NotesOf(row.id), Some(notes))]);
-                    }
-                }
-                diesel::QueryResult::Ok(())
-            }
-            .scope_boxed()
-        })
-        .await
-}
-
-/// The statement: per lead of `$2` (the tenant's: `$1`), the rows of each relation asked
-/// for, in the loaders' order.
-fn statement(actions: bool, notes: bool) -> diesel::QueryResult<String> {
-    Ok(page_statement(&[
+    let node = node_selection(ctx);
+    let parts = [
         PagePart {
             name: "actions",
             table: "lead_actions",
             parent: "lead_id",
             order: "\"timestamp\", id",
             row: row_of::<LeadAction>(None)?,
-            asked: actions,
+            asked: node.field("actions").exists(),
         },
         PagePart {
             name: "notes",
@@ -91,7 +51,17 @@ fn statement(actions: bool, notes: bool) -> diesel::QueryResult<String> {
             parent: "lead_id",
             order: "created_at, id",
             row: row_of::<LeadNote>(None)?,
-            asked: notes,
+            asked: node.field("notes").exists(),
         },
-    ]))
+    ];
+    read_page(&request.db, leads, &parts, file).await
+}
+
+fn file(filed: &Prefetched, row: Row) {
+    if let Some(Rows(actions)) = row.actions {
+        filed.put([(ActionsOf(row.id), Some(actions))]);
+    }
+    if let Some(Rows(notes)) = row.notes {
+        filed.put([(NotesOf(row.id), Some(notes))]);
+    }
 }

@@ -658,3 +658,47 @@ pub fn without_budget(mut response: Value) -> Value {
     }
     response
 }
+
+/// A page that reads its nodes' relations in one statement (`page-relations`) answers
+/// each of `selections` as the loaders do (a server on the same database with the switch
+/// off), and asking for the two relations `both` selects costs one statement more than
+/// the page alone (`alone`), where the loaders run a batch each.
+pub async fn assert_page_relations_as_loaders(
+    app: &TestApp,
+    key: &str,
+    selections: &[&str],
+    (both, alone): (&str, &str),
+) {
+    use growthgraph::speed::{Mechanism, Speed};
+    let loaders = app
+        .second_instance_with(ServeArgs {
+            speed: Speed::without(&[Mechanism::PageRelations]),
+            ..ServeArgs::default()
+        })
+        .await;
+    for server in [app, &loaders] {
+        server
+            .gql(key, "{ viewer { tenant { id } } }", json!({}))
+            .await;
+    }
+    // (The key's first use recorded last_used_at off the request path.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for query in selections.iter().chain([&both, &alone]) {
+        let ours = app.gql(key, query, json!({})).await;
+        let theirs = loaders.gql(key, query, json!({})).await;
+        assert!(ours["errors"].is_null(), "{ours}");
+        assert_eq!(without_budget(ours), without_budget(theirs), "{query}");
+    }
+    async fn statements(server: &TestApp, key: &str, query: &str) -> u64 {
+        let before = server.statements.data_statements();
+        server.gql(key, query, json!({})).await;
+        server.statements.data_statements() - before
+    }
+    let page = statements(app, key, alone).await;
+    assert_eq!(statements(app, key, both).await, page + 1, "one for both");
+    assert_eq!(
+        statements(&loaders, key, both).await,
+        page + 2,
+        "a loader batch each"
+    );
+}

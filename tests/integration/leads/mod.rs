@@ -7,7 +7,7 @@ use growthgraph::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{count, error_code, TestApp, TestTenant};
+use crate::common::{assert_page_relations_as_loaders, count, error_code, TestApp, TestTenant};
 
 mod actions;
 mod insights;
@@ -158,23 +158,12 @@ async fn leads_and_insights_are_isolated_between_tenants() {
 }
 
 /// A `leads` page reads the actions and notes its nodes ask for in one statement for the
-/// whole page, and answers as the loaders do (a server with `page-relations` off): under
-/// `nodes` or `edges { node }`, either order, ties in the relations' own order broken by
-/// id, a lead with neither. Asking for both costs one statement more than the page alone.
+/// whole page, and answers as the loaders do: under `nodes` or `edges { node }`, either
+/// order, ties in the relations' own order broken by id, a lead with neither.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leads_page_reads_its_actions_and_notes_in_one_statement() {
-    use crate::common::without_budget;
-    use growthgraph::config::ServeArgs;
-    use growthgraph::speed::{Mechanism, Speed};
-
     let app = TestApp::start().await;
     let t = app.bare_tenant("Leads with history").await;
-    let loaders = app
-        .second_instance_with(ServeArgs {
-            speed: Speed::without(&[Mechanism::PageRelations]),
-            ..ServeArgs::default()
-        })
-        .await;
     app.insert_for(
         &t,
         "INSERT INTO lead_memory (tenant_id, name, email, created_at)
@@ -198,49 +187,17 @@ async fn a_leads_page_reads_its_actions_and_notes_in_one_statement() {
     .await;
     let both = "{ leads(first: 6) { nodes { id name actions { id action tag timestamp performedBy }
         notes { id note createdAt } } } }";
-    let alone = "{ leads(first: 6) { nodes { id name } } }";
     let selections = [
-        both,
         "{ leads(first: 4, orderBy: { direction: ASC }) { edges { node { id actions { id tag } } } } }",
         "{ leads(first: 3) { nodes { notes { note } } pageInfo { hasNextPage } } }",
         "{ leads(first: 6) { nodes { id } edges { node { actions { id } notes { id } } } } }",
-        alone,
     ];
-    for server in [&app, &loaders] {
-        server
-            .gql(&t.admin_key, "{ viewer { tenant { id } } }", json!({}))
-            .await;
-    }
-    // (The key's first use recorded last_used_at off the request path.)
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    for query in selections {
-        let ours = app.gql(&t.admin_key, query, json!({})).await;
-        let theirs = loaders.gql(&t.admin_key, query, json!({})).await;
-        assert!(ours["errors"].is_null(), "{ours}");
-        assert_eq!(without_budget(ours), without_budget(theirs), "{query}");
-    }
+    let alone = "{ leads(first: 6) { nodes { id name } } }";
+    assert_page_relations_as_loaders(&app, &t.admin_key, &selections, (both, alone)).await;
     let answer = app.gql(&t.admin_key, both, json!({})).await;
     let nodes = answer["data"]["leads"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 6);
     assert_eq!(nodes[5]["actions"], json!([]), "L0 has none: {answer}");
     assert_eq!(nodes[0]["actions"].as_array().unwrap().len(), 4);
     assert_eq!(nodes[0]["notes"].as_array().unwrap().len(), 3);
-
-    async fn statements(server: &TestApp, key: &str, query: &str) -> u64 {
-        let before = server.statements.data_statements();
-        server.gql(key, query, json!({})).await;
-        server.statements.data_statements() - before
-    }
-    let key = &t.admin_key;
-    let page = statements(&app, key, alone).await;
-    assert_eq!(
-        statements(&app, key, both).await,
-        page + 1,
-        "one statement for both"
-    );
-    assert_eq!(
-        statements(&loaders, key, both).await,
-        page + 2,
-        "a loader batch each"
-    );
 }
