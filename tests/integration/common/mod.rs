@@ -670,9 +670,12 @@ pub async fn assert_page_relations_as_loaders(
     (both, alone): (&str, &str),
 ) {
     use growthgraph::speed::{Mechanism, Speed};
+    // A debug build on a busy machine can take longer than the default 1 ms batch window
+    // to resolve a page's nodes; a wider one keeps one batch per relation deterministic.
     let loaders = app
         .second_instance_with(ServeArgs {
             speed: Speed::without(&[Mechanism::PageRelations]),
+            batch_window_us: 50_000,
             ..ServeArgs::default()
         })
         .await;
