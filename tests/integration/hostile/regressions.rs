@@ -3,6 +3,7 @@
 //! network.
 
 use super::*;
+use crate::loyalty::new_customer;
 
 async fn configure_widget(app: &TestApp, t: &TestTenant) -> String {
     let r = app
@@ -34,25 +35,11 @@ async fn a_widget_key_does_not_see_its_tenant() {
     );
 }
 
-async fn customer(app: &TestApp, t: &TestTenant, email: &str) -> String {
-    let r = app
-        .gql(
-            &t.admin_key,
-            "mutation($e: String!) { upsertCustomer(input: { email: $e }) { customer { id } } }",
-            json!({ "e": email }),
-        )
-        .await;
-    r["data"]["upsertCustomer"]["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn money_and_points_never_overflow_what_the_api_and_the_columns_hold() {
     let app = TestApp::start().await;
     let t = app.bare_tenant("Overflow").await;
-    let c = customer(&app, &t, "rich@example.com").await;
+    let c = new_customer(&app, &t, "rich@example.com").await;
     let mut owner = app.owner().await;
     owner
         .batch_execute(&format!(
@@ -112,7 +99,7 @@ async fn money_and_points_never_overflow_what_the_api_and_the_columns_hold() {
 async fn an_idempotency_keys_first_answer_stands_even_when_it_was_a_refusal() {
     let app = TestApp::start().await;
     let t = app.bare_tenant("Idempotent refusals").await;
-    let c = customer(&app, &t, "poor@example.com").await;
+    let c = new_customer(&app, &t, "poor@example.com").await;
     let r = app
         .gql(&t.admin_key, "mutation { createReward(input: { name: \"Prize\", rewardType: MERCHANDISE, pointsCost: 50, unlimitedInventory: true }) { reward { id } } }", json!({}))
         .await;
