@@ -21,6 +21,20 @@ async fn setting(conn: &mut AsyncPgConnection, name: &str) -> diesel::QueryResul
         .map(|s| s.value)
 }
 
+/// Begins a transaction past the manager (`begin`, sent unanswered) and records it.
+fn begin_by_hand(conn: &mut AsyncPgConnection, begin: &str) {
+    assert!(send_unanswered(conn, begin));
+    record_depth(conn, TransactionDepthChange::IncreaseDepth).unwrap();
+}
+
+/// Rolls the connection's transaction back through the manager, which then counts none.
+async fn roll_back(conn: &mut AsyncPgConnection) {
+    AnsiTransactionManager::rollback_transaction(conn)
+        .await
+        .unwrap();
+    assert!(!in_transaction(conn));
+}
+
 async fn connection(app: &TestApp) -> impl std::ops::DerefMut<Target = AsyncPgConnection> {
     app.pool.get().await.unwrap()
 }
@@ -69,10 +83,7 @@ async fn a_begin_polled_first_opens_the_transaction_of_the_lookup_sent_with_it()
     .unwrap();
     assert_eq!(found.as_deref(), Some("repeatable read on"));
     assert!(in_transaction(&mut conn), "the manager counts the snapshot");
-    AnsiTransactionManager::rollback_transaction(&mut *conn)
-        .await
-        .unwrap();
-    assert!(!in_transaction(&mut conn));
+    roll_back(&mut conn).await;
     assert_eq!(
         setting(&mut conn, "transaction_read_only").await.unwrap(),
         "off"
@@ -86,15 +97,11 @@ async fn a_begin_polled_first_opens_the_transaction_of_the_lookup_sent_with_it()
 async fn an_unanswered_failure_fails_the_next_statement_of_its_transaction() {
     let app = TestApp::start().await;
     let mut conn = connection(&app).await;
-    assert!(send_unanswered(&conn, "BEGIN"));
-    record_depth(&mut conn, TransactionDepthChange::IncreaseDepth).unwrap();
+    begin_by_hand(&mut conn, "BEGIN");
     assert!(send_unanswered(&conn, "SELECT 1 / 0"));
     let next = setting(&mut conn, "application_name").await;
     assert!(next.is_err(), "the transaction is aborted: {next:?}");
-    AnsiTransactionManager::rollback_transaction(&mut *conn)
-        .await
-        .unwrap();
-    assert!(!in_transaction(&mut conn));
+    roll_back(&mut conn).await;
     assert!(setting(&mut conn, "application_name").await.is_ok());
 }
 
@@ -105,11 +112,7 @@ async fn a_depth_recorded_by_hand_is_the_transaction_the_manager_commits() {
     let app = TestApp::start().await;
     let mut conn = connection(&app).await;
     assert!(!in_transaction(&mut conn));
-    assert!(send_unanswered(
-        &conn,
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-    ));
-    record_depth(&mut conn, TransactionDepthChange::IncreaseDepth).unwrap();
+    begin_by_hand(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     assert!(in_transaction(&mut conn));
     assert_eq!(
         setting(&mut conn, "transaction_read_only").await.unwrap(),
@@ -125,11 +128,7 @@ async fn a_depth_recorded_by_hand_is_the_transaction_the_manager_commits() {
     );
 
     // And ended by SQL: `COMMIT` sent unanswered, the depth recorded down.
-    assert!(send_unanswered(
-        &conn,
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-    ));
-    record_depth(&mut conn, TransactionDepthChange::IncreaseDepth).unwrap();
+    begin_by_hand(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     assert!(send_unanswered(&conn, "COMMIT"));
     record_depth(&mut conn, TransactionDepthChange::DecreaseDepth).unwrap();
     assert!(!in_transaction(&mut conn));
