@@ -18,7 +18,7 @@ use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::aggregate::Aggregate;
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{Cursor, PageRequest};
+use crate::graphql::connection::{node_ids, Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
@@ -464,12 +464,7 @@ impl CampaignsQuery {
             Campaign::from,
         );
         if request.speed.on(Mechanism::PageRelations) {
-            // The page's nodes only (not the row read past it to learn of a next page).
-            let ids: Vec<Uuid> = connection
-                .edges
-                .iter()
-                .map(|e| e.node.campaign_id)
-                .collect();
+            let ids = node_ids(&connection, |c| c.campaign_id);
             super::prefetch::page_relations(ctx, request, &ids).await?;
         }
         Ok(connection)

@@ -25,7 +25,7 @@ use crate::domain::write_payload;
 use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
+use crate::graphql::connection::{node_ids, Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::{parse_id, Decimal};
@@ -633,8 +633,7 @@ impl CustomersQuery {
             Customer,
         );
         if request.speed.on(Mechanism::PageRelations) {
-            // The page's nodes only (not the row read past it to learn of a next page).
-            let ids: Vec<Uuid> = connection.edges.iter().map(|e| e.node.0.id).collect();
+            let ids = node_ids(&connection, |c| c.0.id);
             prefetch::page_relations(ctx, request, &ids).await?;
         }
         Ok(connection)

@@ -12,7 +12,7 @@ use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
+use crate::graphql::connection::{node_ids, Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::scalars::{parse_id, Decimal};
 use crate::speed::Mechanism;
@@ -316,8 +316,7 @@ impl LeadsQuery {
             Lead::from,
         );
         if request.speed.on(Mechanism::PageRelations) {
-            // The page's nodes only (not the row read past it to learn of a next page).
-            let ids: Vec<Uuid> = connection.edges.iter().map(|e| e.node.lead_id).collect();
+            let ids = node_ids(&connection, |l| l.lead_id);
             super::prefetch::page_relations(ctx, request, &ids).await?;
         }
         Ok(connection)
