@@ -8,12 +8,20 @@
 //! ([`NestedRow`]). Nothing goes through JSON, so numerics, timestamps and enums keep
 //! their exact values.
 
-use diesel::deserialize::{self, FromSql, Queryable};
+use diesel::deserialize::{self, FromSql, Queryable, QueryableByName};
 use diesel::expression::Expression;
 use diesel::pg::{Pg, PgQueryBuilder, PgValue};
 use diesel::query_builder::{QueryBuilder, QueryFragment};
-use diesel::sql_types::{Array, Nullable, Record};
+use diesel::sql_types::{Array, Nullable, Record, Uuid as SqlUuid};
 use diesel::{QueryResult, Selectable};
+use diesel_async::RunQueryDsl;
+use scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use super::prefetch::Prefetched;
+use super::sql::Prepared;
+use super::TenantDb;
+use crate::error::AppError;
 
 /// The SQL type of `T`'s selection (a tuple of its columns' types).
 pub type SelectionType<T> = <<T as Selectable<Pg>>::SelectExpression as Expression>::SqlType;
@@ -125,17 +133,14 @@ pub fn page_statement(parts: &[PagePart]) -> String {
 /// the page is empty, or the handle is no request's. The rows are filed under the
 /// connection's lock: a write of the same request clears them before it begins.
 pub async fn read_page<R>(
-    db: &super::TenantDb,
-    ids: &[uuid::Uuid],
+    db: &TenantDb,
+    ids: &[Uuid],
     parts: &[PagePart],
-    file: fn(&super::prefetch::Prefetched, R),
-) -> Result<(), crate::error::AppError>
+    file: fn(&Prefetched, R),
+) -> Result<(), AppError>
 where
-    R: diesel::deserialize::QueryableByName<Pg> + Send + 'static,
+    R: QueryableByName<Pg> + Send + 'static,
 {
-    use diesel_async::RunQueryDsl;
-    use scoped_futures::ScopedFutureExt;
-
     let Some(filed) = db.prefetched().cloned() else {
         return Ok(());
     };
@@ -146,9 +151,9 @@ where
     let ids = ids.to_vec();
     db.query(|conn, scope| {
         async move {
-            let rows: Vec<R> = super::sql::Prepared::new(sql)
-                .bind::<diesel::sql_types::Uuid, _>(scope.id())
-                .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+            let rows: Vec<R> = Prepared::new(sql)
+                .bind::<SqlUuid, _>(scope.id())
+                .bind::<Array<SqlUuid>, _>(ids)
                 .load(conn)
                 .await?;
             for row in rows {
