@@ -146,15 +146,9 @@ const POSTGRAPHILE5_360: &str = "query($id: UUID!) { customerByRowId(rowId: $id)
 } }";
 
 /// `CUSTOMERS_PAGE` in PostGraphile 5 (the owner sees every tenant: the page is the
-/// tenant's by condition; the current enrollment is the active one among them).
-const POSTGRAPHILE5_PAGE: &str = "query($t: UUID!) { allCustomers(first: 50, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
-  nodes { rowId pointsBalance
-    clubEnrollmentsByTenantIdAndCustomerId { nodes { status clubStageByTenantIdAndStageId { name } } }
-    customerActivitiesByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType } }
-    ordersByTenantIdAndCustomerId(first: 3, orderBy: [ORDERED_AT_DESC, ROW_ID_DESC]) { nodes { orderTotal } } } } }";
-
-/// `CUSTOMERS_PAGES` in PostGraphile 5, and the cursor after one of its pages.
-const POSTGRAPHILE5_PAGES: &str = "query($t: UUID!, $after: Cursor) { allCustomers(first: 50, after: $after, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
+/// tenant's by condition; the current enrollment is the active one among them), and the
+/// cursor after one of its pages.
+const POSTGRAPHILE5_PAGE: &str = "query($t: UUID!, $after: Cursor) { allCustomers(first: 50, after: $after, condition: { tenantId: $t }, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
   nodes { rowId pointsBalance
     clubEnrollmentsByTenantIdAndCustomerId { nodes { status clubStageByTenantIdAndStageId { name } } }
     customerActivitiesByTenantIdAndCustomerId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { activityType } }
@@ -201,14 +195,11 @@ const POSTGRAPHILE5_METRICS: &str = "query($id: UUID!) { campaignByRowId(rowId: 
 
 const ASSIGN_PROMPT: &str = "query($t: String!, $k: String!) { assignPromptVariant(testName: $t, subjectKey: $k) { arm variant { id variantId } } }";
 
-const CUSTOMERS_PAGE: &str = "{ customers(first: 50) { nodes { id pointsBalance
+/// A page of customers: the first one, or the one `$after` a cursor.
+const CUSTOMERS_PAGE: &str = "query($after: String) { customers(first: 50, after: $after) { nodes { id pointsBalance
   currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
 
-/// `CUSTOMERS_PAGE` after a cursor (`customersPages`: each client on pages of its own).
-const CUSTOMERS_PAGES: &str = "query($after: String) { customers(first: 50, after: $after) { nodes { id pointsBalance
-  currentEnrollment { stage { name } } activities(first: 5) { nodes { type } } orders(first: 3) { nodes { orderTotal } } } } }";
-
-/// The cursor after a page of `CUSTOMERS_PAGES`.
+/// The cursor after a page of `CUSTOMERS_PAGE`.
 const CUSTOMERS_PAGE_END: &str =
     "query($after: String) { customers(first: 50, after: $after) { pageInfo { endCursor } } }";
 
@@ -2073,11 +2064,11 @@ async fn run() {
                     (
                         encode_bodies(
                             ours.len(),
-                            |i| json!({ "query": CUSTOMERS_PAGES, "variables": { "after": ours[i] } }),
+                            |i| json!({ "query": CUSTOMERS_PAGE, "variables": { "after": ours[i] } }),
                         ),
                         encode_bodies(theirs.len(), |i| {
                             let variables = json!({ "t": tenant_id, "after": theirs[i] });
-                            json!({ "query": POSTGRAPHILE5_PAGES, "variables": variables })
+                            json!({ "query": POSTGRAPHILE5_PAGE, "variables": variables })
                         }),
                     )
                 }
@@ -2168,7 +2159,7 @@ async fn run() {
                 let after = after.await;
                 encode_bodies(
                     after.len(),
-                    |i| json!({ "query": CUSTOMERS_PAGES, "variables": { "after": after[i] } }),
+                    |i| json!({ "query": CUSTOMERS_PAGE, "variables": { "after": after[i] } }),
                 )
             }
             "campaignMetrics" => encode_bodies(
