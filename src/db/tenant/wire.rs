@@ -23,7 +23,8 @@ use futures_util::FutureExt;
 
 /// Sends `sql` on `conn` without waiting for its answer: the first poll sends the
 /// message, and the connection's driver reads and drops the answer. `false` when it could
-/// not be sent.
+/// not be sent, or when its failure came back within that first poll (the driver runs on
+/// another thread): either way, what it was to do is not done.
 pub fn send_unanswered(conn: &AsyncPgConnection, sql: &str) -> bool {
     let mut sender = conn;
     !matches!(
