@@ -18,9 +18,11 @@ pub enum Mechanism {
     /// variables cannot fail it (`graphql::variables`).
     ValidationSkip,
     /// A `customers`, `leads` or `campaigns` page reads every relation its nodes'
-    /// selection asks for in one statement for all of them (`page_relations` in
+    /// selection asks for in the page's own statement, around the list's query
+    /// (`db::nested::read_page`, and the `*_page` functions of
     /// `domain::customers::prefetch`, `domain::leads::prefetch` and
-    /// `domain::campaigns::prefetch`), instead of one loader batch per relation and level.
+    /// `domain::campaigns::prefetch`), instead of one loader batch per relation and level
+    /// after the page.
     PageRelations,
     /// Identical queries of one read group (same key, document, operation and variables,
     /// asked while one of them runs) run once and each gets its answer

@@ -14,13 +14,15 @@ use diesel::pg::{Pg, PgQueryBuilder, PgValue};
 use diesel::query_builder::{QueryBuilder, QueryFragment};
 use diesel::sql_types::{Array, Nullable, Record, Uuid as SqlUuid};
 use diesel::{QueryResult, Selectable};
-use diesel_async::RunQueryDsl;
+use diesel_async::methods::LoadQuery;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedFutureExt;
-use uuid::Uuid;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::prefetch::Prefetched;
 use super::sql::Prepared;
-use super::TenantDb;
+use super::{Tenant, TenantDb};
 use crate::error::AppError;
 
 /// The SQL type of `T`'s selection (a tuple of its columns' types).
@@ -108,8 +110,8 @@ pub struct PagePart {
     pub asked: bool,
 }
 
-/// `SELECT p.id, <each part> FROM unnest($2::uuid[]) AS p(id)`: every part of each row
-/// of a page (`$2`, its ids), in one statement scoped to the tenant `$1`.
+/// `SELECT p.*, <each part> FROM ($2) p`: a page (`$2`, the list's own query) and every
+/// part of each of its rows, in one statement scoped to the tenant `$1`.
 pub fn page_statement(parts: &[PagePart]) -> String {
     let columns: Vec<String> = parts
         .iter()
@@ -121,47 +123,77 @@ pub fn page_statement(parts: &[PagePart]) -> String {
             false => format!("NULL AS {}", part.name),
         })
         .collect();
-    format!(
-        "SELECT p.id, {} FROM unnest($2::uuid[]) AS p(id)",
-        columns.join(", ")
-    )
+    format!("SELECT p.*, {} FROM ($2) p", columns.join(", "))
 }
 
-/// Reads the `parts` asked for of a page's rows (`ids`, in order) in one statement
-/// ([`page_statement`]) in the request's snapshot, and hands each row to `file`, which
-/// files its parts for the child resolvers. Nothing is read when no part is asked for,
-/// the page is empty, or the handle is no request's. The rows are filed under the
+/// A statement that reads a page's relations around the page's own query: its text, with
+/// `$1` the tenant and `$2` the list (a subquery whose order the statement keeps: its
+/// relations are columns, no join or sort above the list reorders the rows); `binds`
+/// binds its places after `$2`; `file` files a row's relations for the child resolvers
+/// and answers its model.
+pub struct Around<R, M> {
+    pub sql: Cow<'static, str>,
+    pub binds: Box<dyn FnOnce(Prepared<'static>) -> Prepared<'static> + Send>,
+    pub file: Box<dyn Fn(R) -> M + Send>,
+}
+
+/// Reads a page: the query `list` gives, alone, or through `around` (built from the
+/// request's filed rows) when the request files rows and the selection asks for a
+/// relation, in one statement in the request's snapshot. The rows are filed under the
 /// connection's lock: a write of the same request clears them before it begins.
-pub async fn read_page<R>(
+pub async fn read_page<Q, M, R, L>(
     db: &TenantDb,
-    ids: &[Uuid],
-    parts: &[PagePart],
-    file: fn(&Prefetched, R),
-) -> Result<(), AppError>
+    list: L,
+    around: impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>>,
+) -> Result<Vec<M>, AppError>
 where
+    L: FnOnce(Tenant) -> Result<Q, AppError> + Send,
+    Q: QueryFragment<Pg> + for<'q> LoadQuery<'q, AsyncPgConnection, M> + Send + 'static,
+    M: Send + 'static,
     R: QueryableByName<Pg> + Send + 'static,
 {
-    let Some(filed) = db.prefetched().cloned() else {
-        return Ok(());
+    let around = match db.prefetched() {
+        Some(filed) => around(filed)?,
+        None => None,
     };
-    if ids.is_empty() || !parts.iter().any(|part| part.asked) {
-        return Ok(());
-    }
-    let sql = page_statement(parts);
-    let ids = ids.to_vec();
     db.query(|conn, scope| {
         async move {
-            let rows: Vec<R> = Prepared::new(sql)
+            let list = list(scope)?;
+            let Some(Around { sql, binds, file }) = around else {
+                return Ok(list.load(conn).await?);
+            };
+            let query = Prepared::new(sql)
                 .bind::<SqlUuid, _>(scope.id())
-                .bind::<Array<SqlUuid>, _>(ids)
-                .load(conn)
-                .await?;
-            for row in rows {
-                file(&filed, row);
-            }
-            QueryResult::Ok(())
+                .query(list);
+            let rows: Vec<R> = binds(query).load(conn).await?;
+            Ok::<_, AppError>(rows.into_iter().map(file).collect())
         }
         .scope_boxed()
+    })
+    .await
+}
+
+/// [`read_page`] of a page whose relations are `parts` ([`page_statement`]), read when any
+/// is asked for; `file` files a row's parts and answers its model.
+pub async fn read_page_parts<Q, M, R, L>(
+    db: &TenantDb,
+    list: L,
+    parts: &[PagePart],
+    file: fn(&Prefetched, R) -> M,
+) -> Result<Vec<M>, AppError>
+where
+    L: FnOnce(Tenant) -> Result<Q, AppError> + Send,
+    Q: QueryFragment<Pg> + for<'q> LoadQuery<'q, AsyncPgConnection, M> + Send + 'static,
+    M: Send + 'static,
+    R: QueryableByName<Pg> + Send + 'static,
+{
+    read_page(db, list, |filed| {
+        let filed = filed.clone();
+        Ok(parts.iter().any(|part| part.asked).then(|| Around {
+            sql: page_statement(parts).into(),
+            binds: Box::new(|query| query),
+            file: Box::new(move |row| file(&filed, row)),
+        }))
     })
     .await
 }

@@ -44,6 +44,18 @@ impl<'f> Prepared<'f> {
         }));
         self
     }
+
+    /// Places `query` (a Diesel query, with its own binds) at the next placeholder, as a
+    /// subquery's text: a hand-written statement can then read around a list the Diesel
+    /// DSL builds (`SELECT …, <relations> FROM ($2) c`). The statement stays cacheable
+    /// when `query` is.
+    pub fn query<Q>(mut self, query: Q) -> Self
+    where
+        Q: QueryFragment<Pg> + Send + 'f,
+    {
+        self.binds.push(Box::new(query));
+        self
+    }
 }
 
 struct Bind<ST, V> {
@@ -185,6 +197,31 @@ mod tests {
         let query = Prepared::new("SELECT $2").bind::<Text, _>("only one");
         let mut builder = diesel::pg::PgQueryBuilder::default();
         assert!(query.to_sql(&mut builder, &Pg).is_err());
+    }
+
+    #[test]
+    fn a_query_at_a_placeholder_is_rendered_with_its_binds_in_place() {
+        use crate::db::schema::customers;
+        use diesel::prelude::*;
+        let list = customers::table
+            .select(customers::id)
+            .filter(customers::name.eq("Ana"))
+            .limit(3)
+            .into_boxed();
+        let query = Prepared::new("SELECT $1::int, c.id FROM ($2) c WHERE $3::int > 0")
+            .bind::<Integer, _>(7)
+            .query(list)
+            .bind::<Integer, _>(9);
+        let text = rendered(&query);
+        assert!(
+            text.starts_with(
+                "SELECT $1::int, c.id FROM (SELECT \"customers\".\"id\" FROM \"customers\" \
+                 WHERE (\"customers\".\"name\" = $2) LIMIT $3) c WHERE $4::int > 0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("binds: [7, \"Ana\", 3, 9]"), "{text}");
+        assert!(query.is_safe_to_cache_prepared(&Pg).unwrap());
     }
 
     #[test]

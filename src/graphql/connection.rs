@@ -15,19 +15,6 @@ use crate::error::{AppError, AppResult};
 /// More are reached through the paged root lists.
 pub const UNPAGED_LIST_BOUND: usize = 50;
 
-/// The ids of a page's nodes (`id` of each): not of the row read past the page to learn
-/// of a next one. What a page reading its nodes' relations at once reads them for.
-pub fn node_ids<C, N>(
-    connection: &Connection<C, N>,
-    id: impl Fn(&N) -> uuid::Uuid,
-) -> Vec<uuid::Uuid>
-where
-    C: CursorType + Send + Sync,
-    N: OutputType,
-{
-    connection.edges.iter().map(|edge| id(&edge.node)).collect()
-}
-
 /// The selection below a connection's nodes (the field `ctx` resolves): under `nodes`,
 /// else under `edges { node }`.
 pub fn node_selection<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Lookahead<'a> {

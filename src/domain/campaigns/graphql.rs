@@ -18,7 +18,7 @@ use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::aggregate::Aggregate;
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{node_ids, Cursor, PageRequest};
+use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
@@ -449,25 +449,24 @@ impl CampaignsQuery {
         filter: Option<CampaignFilter>,
     ) -> AppResult<Connection<Cursor<DateTime<Utc>>, Campaign>> {
         let request = request_context(ctx)?;
-        let (page, rows) = campaign_page(
-            request,
-            PageRequest::either(first, after, last, before)?,
-            campaign_filter(filter)?,
-        )
-        .await?;
-        let connection = page.into_connection(
+        let page = PageRequest::either(first, after, last, before)?;
+        let filter = campaign_filter(filter)?;
+        let (page, rows) = match request.speed.on(Mechanism::PageRelations) {
+            true => {
+                let list = |scope| Ok(ops::list_query(scope, &filter, &page));
+                let rows = super::prefetch::campaigns_page(ctx, request, list).await?;
+                (page, rows)
+            }
+            false => campaign_page(request, page, filter).await?,
+        };
+        Ok(page.into_connection(
             rows,
             |c| Cursor {
                 key: c.created_at,
                 id: c.id,
             },
             Campaign::from,
-        );
-        if request.speed.on(Mechanism::PageRelations) {
-            let ids = node_ids(&connection, |c| c.campaign_id);
-            super::prefetch::page_relations(ctx, request, &ids).await?;
-        }
-        Ok(connection)
+        ))
     }
 
     /// The seed's `campaign_metrics` view: every campaign with its metrics.

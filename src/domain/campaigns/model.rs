@@ -51,7 +51,7 @@ text_enum!(pub ExecutionStatus {
     Cancelled => "cancelled",
 });
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = campaigns, check_for_backend(diesel::pg::Pg))]
 pub struct Campaign {
     pub id: Uuid,

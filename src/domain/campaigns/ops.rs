@@ -5,6 +5,7 @@
 //! it in the same transaction, so metrics are exact and never need a recipient scan.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
@@ -52,6 +53,18 @@ pub async fn list(
     filter: &CampaignFilter,
     page: &PageRequest<DateTime<Utc>>,
 ) -> AppResult<Vec<Campaign>> {
+    Ok(list_query(scope, filter, page).load(conn).await?)
+}
+
+/// A page of campaigns as a query: the rows of [`list`], in its order.
+pub type ListQuery = campaigns::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Campaign, Pg>>>;
+
+/// The statement [`list`] runs, for a statement that reads around it.
+pub fn list_query(
+    scope: Tenant,
+    filter: &CampaignFilter,
+    page: &PageRequest<DateTime<Utc>>,
+) -> ListQuery {
     use campaigns as c;
     let mut query = c::table
         .filter(c::tenant_id.eq(scope.id()))
@@ -75,8 +88,7 @@ pub async fn list(
                 .or(c::description.ilike(pattern)),
         );
     }
-    query = crate::keyset!(query, page, c::created_at, c::id, desc);
-    Ok(query.load(conn).await?)
+    crate::keyset!(query, page, c::created_at, c::id, desc)
 }
 
 /// The campaigns `ids` with their delivery counters (`None`: none recorded yet), in one

@@ -1,4 +1,4 @@
-//! A `campaigns` page's relations in one statement (switch `page-relations`): the
+//! A `campaigns` page and its relations in one statement (switch `page-relations`): the
 //! counters (`metrics`) and executions its nodes ask for (under `nodes`, else under
 //! `edges { node }`), for every campaign of the page, read as nested rows (see
 //! [`crate::db::nested`]) and filed for the child resolvers under their loaders' keys,
@@ -6,14 +6,14 @@
 //! (`ops::counters_of`, `ops::executions_of`).
 
 use async_graphql::Context;
-use diesel::sql_types::Uuid as SqlUuid;
 use diesel::QueryableByName;
-use uuid::Uuid;
 
 use super::graphql::{CountersKey, ExecutionsOf};
-use super::model::{Counters, Execution};
-use crate::db::nested::{read_page, row_of, PagePart, Records, Rows};
+use super::model::{Campaign, Counters, Execution};
+use super::ops::ListQuery;
+use crate::db::nested::{read_page_parts, row_of, PagePart, Records, Rows};
 use crate::db::prefetch::Prefetched;
+use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::connection::node_selection;
 use crate::graphql::context::RequestContext;
@@ -21,8 +21,8 @@ use crate::graphql::context::RequestContext;
 /// One campaign of the page with the relations asked for (`NULL` for the others).
 #[derive(QueryableByName)]
 struct Row {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    #[diesel(embed)]
+    campaign: Campaign,
     /// At most one row.
     #[diesel(sql_type = Records<Counters>)]
     counters: Option<Rows<Counters>>,
@@ -30,13 +30,16 @@ struct Row {
     executions: Option<Rows<Execution>>,
 }
 
-/// Reads the relations the page's nodes ask for, for all of `campaigns` (the page's node
-/// ids) in one statement, and files them for the child resolvers.
-pub async fn page_relations(
+/// Reads a page of campaigns (`list`, `ops::list_query`) and the relations its nodes ask
+/// for in one statement, and files them for the child resolvers.
+pub async fn campaigns_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    campaigns: &[Uuid],
-) -> AppResult<()> {
+    list: F,
+) -> AppResult<Vec<Campaign>>
+where
+    F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
+{
     let node = node_selection(ctx);
     let parts = [
         PagePart {
@@ -56,14 +59,16 @@ pub async fn page_relations(
             asked: node.field("executions").exists(),
         },
     ];
-    read_page(&request.db, campaigns, &parts, file).await
+    read_page_parts(&request.db, list, &parts, file).await
 }
 
-fn file(filed: &Prefetched, row: Row) {
+fn file(filed: &Prefetched, row: Row) -> Campaign {
+    let id = row.campaign.id;
     if let Some(Rows(counters)) = row.counters {
-        filed.put([(CountersKey(row.id), counters.into_iter().next())]);
+        filed.put([(CountersKey(id), counters.into_iter().next())]);
     }
     if let Some(Rows(executions)) = row.executions {
-        filed.put([(ExecutionsOf(row.id), Some(executions))]);
+        filed.put([(ExecutionsOf(id), Some(executions))]);
     }
+    row.campaign
 }

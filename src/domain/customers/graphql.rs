@@ -25,7 +25,7 @@ use crate::domain::write_payload;
 use crate::domain::{payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{node_ids, Cursor, OrderDirection, PageRequest};
+use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::{parse_id, Decimal};
@@ -616,27 +616,29 @@ impl CustomersQuery {
             CustomerOrderByField::Name => CustomerOrderField::Name,
         };
         let descending = order_by.direction == OrderDirection::Desc;
-        let rows = request
-            .db
-            .query(|conn, scope| {
-                let (filter, page) = (&filter, &page);
-                async move { ops::list(conn, scope, filter, field, descending, page).await }
-                    .scope_boxed()
-            })
-            .await?;
-        let connection = page.into_connection(
+        let rows =
+            match request.speed.on(Mechanism::PageRelations) {
+                true => {
+                    let list = |scope| ops::list_query(scope, &filter, field, descending, &page);
+                    prefetch::customers_page(ctx, request, list).await?
+                }
+                false => request
+                    .db
+                    .query(|conn, scope| {
+                        let (filter, page) = (&filter, &page);
+                        async move { ops::list(conn, scope, filter, field, descending, page).await }
+                            .scope_boxed()
+                    })
+                    .await?,
+            };
+        Ok(page.into_connection(
             rows,
             |c| Cursor {
                 key: ops::sort_key(c, field),
                 id: c.id,
             },
             Customer,
-        );
-        if request.speed.on(Mechanism::PageRelations) {
-            let ids = node_ids(&connection, |c| c.0.id);
-            prefetch::page_relations(ctx, request, &ids).await?;
-        }
-        Ok(connection)
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -228,6 +229,22 @@ pub async fn list(
     descending: bool,
     page: &PageRequest<SortKey>,
 ) -> AppResult<Vec<Customer>> {
+    let query = list_query(scope, filter, field, descending, page)?;
+    Ok(query.load(conn).await?)
+}
+
+/// A page of customers as a query: the rows of [`list`], in its order.
+pub type ListQuery = customers::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Customer, Pg>>>;
+
+/// The statement [`list`] runs (a page of `filter`'s customers ordered by `field`), for a
+/// statement that reads around it.
+pub fn list_query(
+    scope: Tenant,
+    filter: &CustomerFilter,
+    field: CustomerOrderField,
+    descending: bool,
+    page: &PageRequest<SortKey>,
+) -> AppResult<ListQuery> {
     let query = filtered(scope, filter)
         .select(Customer::as_select())
         .limit(page.limit());
@@ -272,7 +289,7 @@ pub async fn list(
             crate::keyset!(query, after: after, backward: backward, customers::name, customers::id, descending: descending, nullable)
         }
     };
-    Ok(query.load(conn).await?)
+    Ok(query)
 }
 
 pub async fn preferences_of(

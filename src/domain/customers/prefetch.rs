@@ -30,8 +30,11 @@ use uuid::Uuid;
 
 use super::graphql::{ActivitiesOf, OrdersOf, PreferencesOf, ACTIVITIES, ORDERS};
 use super::model;
+use super::ops::ListQuery;
 use crate::db::children::{nested_first_children, ChildRelation};
-use crate::db::nested::{columns_of, row_of, NestedRow, PairRecords, Pairs, Records, Rows};
+use crate::db::nested::{
+    columns_of, read_page, row_of, Around, NestedRow, PairRecords, Pairs, Records, Rows,
+};
 use crate::db::page::PageRequest;
 use crate::db::prefetch::Prefetched;
 use crate::db::sql::Prepared;
@@ -278,9 +281,20 @@ struct Row {
     leads: Option<Rows<Lead>>,
 }
 
+/// Where the statement's customers come from (`$2`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// An array of ids.
+    Ids,
+    /// A lower-cased email.
+    Email,
+    /// A page: the list's own query, as a subquery.
+    Page,
+}
+
 /// The statement's parameters have fixed places, whichever parts it has, so its text
-/// depends only on the plan's shape: `$1` tenant, `$2` the ids (an array) or the
-/// lower-cased email, then the page sizes and the activity types, the plain pages' sizes
+/// depends only on the plan's shape: `$1` tenant, `$2` the ids (an array), the
+/// lower-cased email or the page's query ([`Source`]), then the page sizes and the activity types, the plain pages' sizes
 /// last, in `page_parts!`' order (a part left out leaves its parameter unused).
 const ACTIVITIES_LIMIT: usize = 3;
 const ACTIVITY_TYPES: usize = 4;
@@ -327,7 +341,7 @@ impl Plan {
     }
 
     /// What the statement's text depends on, one bit per choice.
-    fn shape(&self, by_email: bool) -> u32 {
+    fn shape(&self, source: Source) -> u32 {
         [
             self.enrollments,
             self.stages,
@@ -339,7 +353,8 @@ impl Plan {
             self.campaign_history.is_some() && self.campaigns,
             self.preferences,
             self.leads,
-            by_email,
+            source == Source::Email,
+            source == Source::Page,
         ]
         .into_iter()
         .chain(self.pages.asked())
@@ -353,13 +368,13 @@ impl Plan {
 static STATEMENTS: LazyLock<Mutex<HashMap<u32, &'static str>>> = LazyLock::new(Default::default);
 const MAX_STATEMENTS: usize = 256;
 
-fn statement_text(plan: &Plan, by_email: bool) -> diesel::QueryResult<Cow<'static, str>> {
-    let shape = plan.shape(by_email);
+fn statement_text(plan: &Plan, source: Source) -> diesel::QueryResult<Cow<'static, str>> {
+    let shape = plan.shape(source);
     let mut statements = STATEMENTS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(text) = statements.get(&shape) {
         return Ok(Cow::Borrowed(text));
     }
-    let text = build_statement(plan, by_email)?;
+    let text = build_statement(plan, source)?;
     if statements.len() >= MAX_STATEMENTS {
         return Ok(Cow::Owned(text));
     }
@@ -368,7 +383,7 @@ fn statement_text(plan: &Plan, by_email: bool) -> diesel::QueryResult<Cow<'stati
     Ok(Cow::Borrowed(text))
 }
 
-fn build_statement(plan: &Plan, by_email: bool) -> diesel::QueryResult<String> {
+fn build_statement(plan: &Plan, source: Source) -> diesel::QueryResult<String> {
     let mut columns = vec!["c.*".to_owned()];
     let mut column = |name: &str, sql: Option<String>| {
         let sql = sql.unwrap_or_else(|| "NULL".to_owned());
@@ -457,14 +472,16 @@ fn build_statement(plan: &Plan, by_email: bool) -> diesel::QueryResult<String> {
             )
         }),
     );
-    let found = match by_email {
-        false => "c.id = ANY($2)",
-        true => "lower(c.email) = $2 LIMIT 1",
-    };
-    Ok(format!(
-        "SELECT {} FROM customers c WHERE c.tenant_id = $1 AND {found}",
-        columns.join(", ")
-    ))
+    let columns = columns.join(", ");
+    Ok(match source {
+        Source::Ids => format!("SELECT {columns} FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)"),
+        Source::Email => format!(
+            "SELECT {columns} FROM customers c WHERE c.tenant_id = $1 AND lower(c.email) = $2 LIMIT 1"
+        ),
+        // The list's order is the subquery's: the relations are columns, no join or
+        // sort above it reorders the rows.
+        Source::Page => format!("SELECT {columns} FROM ($2) c"),
+    })
 }
 
 /// Page sizes (`first:`) of the 360's nested connections.
@@ -497,7 +514,7 @@ pub fn every_part_statement(first: Firsts) -> AppResult<(String, Vec<(usize, i64
         preferences: true,
         leads: true,
     };
-    let text = build_statement(&plan, false)?;
+    let text = build_statement(&plan, Source::Ids)?;
     let binds = plan.binds();
     let pages = binds.pages.into_iter().enumerate();
     let limits = [(ACTIVITIES_LIMIT, binds.activities)]
@@ -531,7 +548,7 @@ pub async fn customer(
                 .db
                 .query(|conn, scope| {
                     async move {
-                        let sql = statement_text(&plan, true)?;
+                        let sql = statement_text(&plan, Source::Email)?;
                         let query = Prepared::new(sql)
                             .bind::<SqlUuid, _>(scope.id())
                             .bind::<Text, _>(email);
@@ -551,33 +568,33 @@ pub async fn customer(
     }
 }
 
-/// Reads every relation the selection below a `customers` page's nodes asks for (under
-/// `nodes`, else under `edges { node }`), for all the page's `customers` in one
-/// statement, and files the rows for the child resolvers: the page's relations cost one
-/// statement instead of one loader batch per relation and level (`customers`: the page's
-/// node ids). Nothing is read when the
-/// selection asks for no relation, or outside a request.
-pub async fn page_relations(
+/// Reads a `customers` page (`list`, [`super::ops::list_query`]) and every relation the
+/// selection below its nodes asks for (under `nodes`, else under `edges { node }`) in one
+/// statement, the list as its subquery, and files the relations for the child resolvers:
+/// the page and its relations cost one statement instead of one plus a loader batch per
+/// relation and level. A page whose nodes ask for no relation, or outside a request, is
+/// the list alone.
+pub async fn customers_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    customers: &[Uuid],
-) -> AppResult<()> {
-    let Some(filed) = request.db.prefetched().cloned() else {
-        return Ok(());
-    };
-    let plan = Plan::of(&crate::graphql::connection::node_selection(ctx));
-    if customers.is_empty() || plan == Plan::default() {
-        return Ok(());
-    }
-    let items: Vec<ById> = customers
-        .iter()
-        .map(|id| (*id, Some(filed.clone())))
-        .collect();
-    request
-        .db
-        .query(|conn, scope| by_ids(conn, scope, &plan, items).scope_boxed())
-        .await?;
-    Ok(())
+    list: F,
+) -> AppResult<Vec<model::Customer>>
+where
+    F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
+{
+    read_page(&request.db, list, |filed| {
+        let plan = Plan::of(&crate::graphql::connection::node_selection(ctx));
+        if plan == Plan::default() {
+            return Ok(None);
+        }
+        let (filed, binds) = (filed.clone(), plan.binds());
+        Ok(Some(Around {
+            sql: statement_text(&plan, Source::Page)?,
+            binds: Box::new(|query| binds.bind(query)),
+            file: Box::new(move |row| file(Some(&filed), &plan, row)),
+        }))
+    })
+    .await
 }
 
 /// A customer to read by id, and where its request files the nested rows (`None`:
@@ -594,7 +611,7 @@ fn by_ids<'r>(
     items: Vec<ById>,
 ) -> BoxFuture<'r, diesel::QueryResult<Vec<Option<model::Customer>>>> {
     async move {
-        let sql = statement_text(plan, false)?;
+        let sql = statement_text(plan, Source::Ids)?;
         let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
         let query = Prepared::new(sql)
             .bind::<SqlUuid, _>(scope.id())

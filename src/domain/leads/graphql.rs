@@ -12,7 +12,7 @@ use crate::domain::write_payload;
 use crate::domain::{payload, run_and_load, OpResult, UserError};
 use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
-use crate::graphql::connection::{node_ids, Cursor, OrderDirection, PageRequest};
+use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::scalars::{parse_id, Decimal};
 use crate::speed::Mechanism;
@@ -300,26 +300,30 @@ impl LeadsQuery {
         let page = PageRequest::either(first, after, last, before)?;
         let filter = lead_filter(filter)?;
         let ascending = order_by.and_then(|o| o.direction) == Some(OrderDirection::Asc);
-        let rows = request
-            .db
-            .query(|conn, scope| {
-                let (filter, page) = (&filter, &page);
-                async move { ops::list(conn, scope, filter, ascending, page).await }.scope_boxed()
-            })
-            .await?;
-        let connection = page.into_connection(
+        let rows = match request.speed.on(Mechanism::PageRelations) {
+            true => {
+                let list = |scope| Ok(ops::list_query(scope, &filter, ascending, &page));
+                super::prefetch::leads_page(ctx, request, list).await?
+            }
+            false => {
+                request
+                    .db
+                    .query(|conn, scope| {
+                        let (filter, page) = (&filter, &page);
+                        async move { ops::list(conn, scope, filter, ascending, page).await }
+                            .scope_boxed()
+                    })
+                    .await?
+            }
+        };
+        Ok(page.into_connection(
             rows,
             |l| Cursor {
                 key: l.created_at,
                 id: l.id,
             },
             Lead::from,
-        );
-        if request.speed.on(Mechanism::PageRelations) {
-            let ids = node_ids(&connection, |l| l.lead_id);
-            super::prefetch::page_relations(ctx, request, &ids).await?;
-        }
-        Ok(connection)
+        ))
     }
 }
 

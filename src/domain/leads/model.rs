@@ -16,7 +16,7 @@ text_enum!(pub Language {
     Fr => "fr",
 });
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = lead_memory, check_for_backend(diesel::pg::Pg))]
 pub struct Lead {
     pub id: Uuid,

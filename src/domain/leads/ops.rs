@@ -6,6 +6,7 @@
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -171,12 +172,26 @@ pub async fn list(
     ascending: bool,
     page: &PageRequest<DateTime<Utc>>,
 ) -> AppResult<Vec<Lead>> {
+    Ok(list_query(scope, filter, ascending, page)
+        .load(conn)
+        .await?)
+}
+
+/// A page of leads as a query: the rows of [`list`], in its order.
+pub type ListQuery = lead_memory::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Lead, Pg>>>;
+
+/// The statement [`list`] runs, for a statement that reads around it.
+pub fn list_query(
+    scope: Tenant,
+    filter: &LeadFilter,
+    ascending: bool,
+    page: &PageRequest<DateTime<Utc>>,
+) -> ListQuery {
     use lead_memory as l;
     let query = filtered(scope, filter)
         .select(Lead::as_select())
         .limit(page.limit());
-    let query = crate::keyset!(query, page, l::created_at, l::id, descending: !ascending);
-    Ok(query.load(conn).await?)
+    crate::keyset!(query, page, l::created_at, l::id, descending: !ascending)
 }
 
 // ---- writes -----------------------------------------------------------------------------

@@ -1,18 +1,18 @@
-//! A `leads` page's relations in one statement (switch `page-relations`): the actions and
-//! notes its nodes ask for (under `nodes`, else under `edges { node }`), for every lead of
-//! the page, read as nested rows (see [`crate::db::nested`]) and filed for the child
+//! A `leads` page and its relations in one statement (switch `page-relations`): the
+//! actions and notes its nodes ask for (under `nodes`, else under `edges { node }`), for
+//! every lead of the page, read as nested rows (see [`crate::db::nested`]) and filed for the child
 //! resolvers under their loaders' keys, instead of one loader batch per relation. The
 //! rows and their order are the loaders' (`ops::actions_of`, `ops::notes_of`).
 
 use async_graphql::Context;
-use diesel::sql_types::Uuid as SqlUuid;
 use diesel::QueryableByName;
-use uuid::Uuid;
 
 use super::graphql::{ActionsOf, NotesOf};
-use super::model::{LeadAction, LeadNote};
-use crate::db::nested::{read_page, row_of, PagePart, Records, Rows};
+use super::model::{Lead, LeadAction, LeadNote};
+use super::ops::ListQuery;
+use crate::db::nested::{read_page_parts, row_of, PagePart, Records, Rows};
 use crate::db::prefetch::Prefetched;
+use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::connection::node_selection;
 use crate::graphql::context::RequestContext;
@@ -20,21 +20,24 @@ use crate::graphql::context::RequestContext;
 /// One lead of the page with the relations asked for (`NULL` for the others).
 #[derive(QueryableByName)]
 struct Row {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    #[diesel(embed)]
+    lead: Lead,
     #[diesel(sql_type = Records<LeadAction>)]
     actions: Option<Rows<LeadAction>>,
     #[diesel(sql_type = Records<LeadNote>)]
     notes: Option<Rows<LeadNote>>,
 }
 
-/// Reads the relations the page's nodes ask for, for all of `leads` (the page's node ids)
-/// in one statement, and files them for the child resolvers.
-pub async fn page_relations(
+/// Reads a page of leads (`list`, `ops::list_query`) and the relations its nodes ask
+/// for in one statement, and files them for the child resolvers.
+pub async fn leads_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    leads: &[Uuid],
-) -> AppResult<()> {
+    list: F,
+) -> AppResult<Vec<Lead>>
+where
+    F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
+{
     let node = node_selection(ctx);
     let parts = [
         PagePart {
@@ -54,14 +57,16 @@ pub async fn page_relations(
             asked: node.field("notes").exists(),
         },
     ];
-    read_page(&request.db, leads, &parts, file).await
+    read_page_parts(&request.db, list, &parts, file).await
 }
 
-fn file(filed: &Prefetched, row: Row) {
+fn file(filed: &Prefetched, row: Row) -> Lead {
+    let id = row.lead.id;
     if let Some(Rows(actions)) = row.actions {
-        filed.put([(ActionsOf(row.id), Some(actions))]);
+        filed.put([(ActionsOf(id), Some(actions))]);
     }
     if let Some(Rows(notes)) = row.notes {
-        filed.put([(NotesOf(row.id), Some(notes))]);
+        filed.put([(NotesOf(id), Some(notes))]);
     }
+    row.lead
 }
