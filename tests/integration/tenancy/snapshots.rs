@@ -77,6 +77,23 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_unit_of_work()
     );
 }
 
+/// Every pooled connection plans its statements once (generic plans) and never compiles
+/// them (no JIT): a generic plan takes a `LIMIT $n` for a tenth of the table, and by that
+/// estimate a page read with its relations (a millisecond's work) was compiled for 25 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_plans_generically_and_compiles_nothing() {
+    let app = TestApp::start().await;
+    let mut conn = app.pool.get().await.unwrap();
+    for (name, expected) in [("plan_cache_mode", "force_generic_plan"), ("jit", "off")] {
+        let setting: Setting =
+            diesel::sql_query(format!("SELECT current_setting('{name}') AS value"))
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(setting.value.as_deref(), Some(expected), "{name}");
+    }
+}
+
 /// A request's handle: its reads share one snapshot on one connection (read-only), a
 /// write ends the snapshot and later reads see it, a failed read does not poison the
 /// rest, and `finish` gives the connection back without leaving the tenant set.
