@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::prefetch::Prefetched;
-use super::sql::Prepared;
+use super::sql::{Limited, Prepared};
 use super::{Tenant, TenantDb};
 use crate::error::AppError;
 
@@ -137,18 +137,20 @@ pub struct Around<R, M> {
     pub file: Box<dyn Fn(R) -> M + Send>,
 }
 
-/// Reads a page: the query `list` gives, alone, or through `around` (built from the
-/// request's filed rows) when the request files rows and the selection asks for a
-/// relation, in one statement in the request's snapshot. The rows are filed under the
+/// Reads a page: the query `list` gives (its first `limit` rows, the limit written into
+/// the text: [`Limited`]), alone, or through `around` (built from the request's filed
+/// rows) when the request files rows and the selection asks for a relation, in one
+/// statement in the request's snapshot. The rows are filed under the
 /// connection's lock: a write of the same request clears them before it begins.
 pub async fn read_page<Q, M, R, L>(
     db: &TenantDb,
-    list: L,
+    (list, limit): (L, i64),
     around: impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>>,
 ) -> Result<Vec<M>, AppError>
 where
     L: FnOnce(Tenant) -> Result<Q, AppError> + Send,
-    Q: QueryFragment<Pg> + for<'q> LoadQuery<'q, AsyncPgConnection, M> + Send + 'static,
+    Q: QueryFragment<Pg> + Send + 'static,
+    Limited<Q>: for<'q> LoadQuery<'q, AsyncPgConnection, M>,
     M: Send + 'static,
     R: QueryableByName<Pg> + Send + 'static,
 {
@@ -158,7 +160,10 @@ where
     };
     db.query(|conn, scope| {
         async move {
-            let list = list(scope)?;
+            let list = Limited {
+                query: list(scope)?,
+                limit,
+            };
             let Some(Around { sql, binds, file }) = around else {
                 return Ok(list.load(conn).await?);
             };
@@ -173,29 +178,25 @@ where
     .await
 }
 
-/// [`read_page`] of a page whose relations are `parts` ([`page_statement`]), read when any
-/// is asked for; `file` files a row's parts and answers its model.
-pub async fn read_page_parts<Q, M, R, L>(
-    db: &TenantDb,
-    list: L,
+/// The `around` of [`read_page`] for a page whose relations are `parts`
+/// ([`page_statement`]), read when any is asked for; `file` files a row's parts and
+/// answers its model.
+pub fn parts_around<R, M>(
     parts: &[PagePart],
     file: fn(&Prefetched, R) -> M,
-) -> Result<Vec<M>, AppError>
+) -> impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>> + '_
 where
-    L: FnOnce(Tenant) -> Result<Q, AppError> + Send,
-    Q: QueryFragment<Pg> + for<'q> LoadQuery<'q, AsyncPgConnection, M> + Send + 'static,
-    M: Send + 'static,
-    R: QueryableByName<Pg> + Send + 'static,
+    R: 'static,
+    M: 'static,
 {
-    read_page(db, list, |filed| {
+    move |filed| {
         let filed = filed.clone();
         Ok(parts.iter().any(|part| part.asked).then(|| Around {
             sql: page_statement(parts).into(),
             binds: Box::new(|query| query),
             file: Box::new(move |row| file(&filed, row)),
         }))
-    })
-    .await
+    }
 }
 
 /// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):

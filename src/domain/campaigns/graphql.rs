@@ -454,7 +454,8 @@ impl CampaignsQuery {
         let (page, rows) = match request.speed.on(Mechanism::PageRelations) {
             true => {
                 let list = |scope| Ok(ops::list_query(scope, &filter, &page));
-                let rows = super::prefetch::campaigns_page(ctx, request, list).await?;
+                let rows =
+                    super::prefetch::campaigns_page(ctx, request, (list, page.limit())).await?;
                 (page, rows)
             }
             false => campaign_page(request, page, filter).await?,

@@ -53,10 +53,12 @@ pub async fn list(
     filter: &CampaignFilter,
     page: &PageRequest<DateTime<Utc>>,
 ) -> AppResult<Vec<Campaign>> {
-    Ok(list_query(scope, filter, page).load(conn).await?)
+    let query = list_query(scope, filter, page);
+    Ok(query.limit(page.limit()).load(conn).await?)
 }
 
-/// A page of campaigns as a query: the rows of [`list`], in its order.
+/// A page of campaigns as a query: the rows of [`list`], in its order (its limit left to
+/// the caller).
 pub type ListQuery = campaigns::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Campaign, Pg>>>;
 
 /// The statement [`list`] runs, for a statement that reads around it.
@@ -69,7 +71,6 @@ pub fn list_query(
     let mut query = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .select(Campaign::as_select())
-        .limit(page.limit())
         .into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(c::status.eq(status));

@@ -11,7 +11,7 @@ use diesel::QueryableByName;
 use super::graphql::{CountersKey, ExecutionsOf};
 use super::model::{Campaign, Counters, Execution};
 use super::ops::ListQuery;
-use crate::db::nested::{read_page_parts, row_of, PagePart, Records, Rows};
+use crate::db::nested::{parts_around, read_page, row_of, PagePart, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::Tenant;
 use crate::error::AppResult;
@@ -35,7 +35,7 @@ struct Row {
 pub async fn campaigns_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    list: F,
+    (list, limit): (F, i64),
 ) -> AppResult<Vec<Campaign>>
 where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
@@ -59,7 +59,7 @@ where
             asked: node.field("executions").exists(),
         },
     ];
-    read_page_parts(&request.db, list, &parts, file).await
+    read_page(&request.db, (list, limit), parts_around(&parts, file)).await
 }
 
 fn file(filed: &Prefetched, row: Row) -> Campaign {

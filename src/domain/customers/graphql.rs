@@ -620,7 +620,7 @@ impl CustomersQuery {
             match request.speed.on(Mechanism::PageRelations) {
                 true => {
                     let list = |scope| ops::list_query(scope, &filter, field, descending, &page);
-                    prefetch::customers_page(ctx, request, list).await?
+                    prefetch::customers_page(ctx, request, (list, page.limit())).await?
                 }
                 false => request
                     .db

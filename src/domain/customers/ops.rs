@@ -230,10 +230,11 @@ pub async fn list(
     page: &PageRequest<SortKey>,
 ) -> AppResult<Vec<Customer>> {
     let query = list_query(scope, filter, field, descending, page)?;
-    Ok(query.load(conn).await?)
+    Ok(query.limit(page.limit()).load(conn).await?)
 }
 
-/// A page of customers as a query: the rows of [`list`], in its order.
+/// A page of customers as a query: the rows of [`list`], in its order (its limit left to
+/// the caller).
 pub type ListQuery = customers::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Customer, Pg>>>;
 
 /// The statement [`list`] runs (a page of `filter`'s customers ordered by `field`), for a
@@ -245,9 +246,7 @@ pub fn list_query(
     descending: bool,
     page: &PageRequest<SortKey>,
 ) -> AppResult<ListQuery> {
-    let query = filtered(scope, filter)
-        .select(Customer::as_select())
-        .limit(page.limit());
+    let query = filtered(scope, filter).select(Customer::as_select());
 
     // The cursor's key, which must be of the field the list is ordered by.
     let mismatch =

@@ -577,12 +577,12 @@ pub async fn customer(
 pub async fn customers_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    list: F,
+    (list, limit): (F, i64),
 ) -> AppResult<Vec<model::Customer>>
 where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
 {
-    read_page(&request.db, list, |filed| {
+    read_page(&request.db, (list, limit), |filed| {
         let plan = Plan::of(&crate::graphql::connection::node_selection(ctx));
         if plan == Plan::default() {
             return Ok(None);

@@ -303,7 +303,7 @@ impl LeadsQuery {
         let rows = match request.speed.on(Mechanism::PageRelations) {
             true => {
                 let list = |scope| Ok(ops::list_query(scope, &filter, ascending, &page));
-                super::prefetch::leads_page(ctx, request, list).await?
+                super::prefetch::leads_page(ctx, request, (list, page.limit())).await?
             }
             false => {
                 request

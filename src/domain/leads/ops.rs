@@ -172,12 +172,12 @@ pub async fn list(
     ascending: bool,
     page: &PageRequest<DateTime<Utc>>,
 ) -> AppResult<Vec<Lead>> {
-    Ok(list_query(scope, filter, ascending, page)
-        .load(conn)
-        .await?)
+    let query = list_query(scope, filter, ascending, page);
+    Ok(query.limit(page.limit()).load(conn).await?)
 }
 
-/// A page of leads as a query: the rows of [`list`], in its order.
+/// A page of leads as a query: the rows of [`list`], in its order (its limit left to the
+/// caller).
 pub type ListQuery = lead_memory::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Lead, Pg>>>;
 
 /// The statement [`list`] runs, for a statement that reads around it.
@@ -188,9 +188,7 @@ pub fn list_query(
     page: &PageRequest<DateTime<Utc>>,
 ) -> ListQuery {
     use lead_memory as l;
-    let query = filtered(scope, filter)
-        .select(Lead::as_select())
-        .limit(page.limit());
+    let query = filtered(scope, filter).select(Lead::as_select());
     crate::keyset!(query, page, l::created_at, l::id, descending: !ascending)
 }
 

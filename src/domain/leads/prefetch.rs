@@ -10,7 +10,7 @@ use diesel::QueryableByName;
 use super::graphql::{ActionsOf, NotesOf};
 use super::model::{Lead, LeadAction, LeadNote};
 use super::ops::ListQuery;
-use crate::db::nested::{read_page_parts, row_of, PagePart, Records, Rows};
+use crate::db::nested::{parts_around, read_page, row_of, PagePart, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::Tenant;
 use crate::error::AppResult;
@@ -33,7 +33,7 @@ struct Row {
 pub async fn leads_page<F>(
     ctx: &Context<'_>,
     request: &RequestContext,
-    list: F,
+    (list, limit): (F, i64),
 ) -> AppResult<Vec<Lead>>
 where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
@@ -57,7 +57,7 @@ where
             asked: node.field("notes").exists(),
         },
     ];
-    read_page_parts(&request.db, list, &parts, file).await
+    read_page(&request.db, (list, limit), parts_around(&parts, file)).await
 }
 
 fn file(filed: &Prefetched, row: Row) -> Lead {
