@@ -256,12 +256,7 @@ pub async fn compact_rollups(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 
 async fn in_unit<'a, R, F>(db: &TenantDb, work: F) -> AppResult<R>
 where
-    F: for<'r> FnOnce(
-            &'r mut AsyncPgConnection,
-            Tenant,
-        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, OpResult<R>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<R>>,
     R: Send + 'a,
 {
     db.run(work).await.map_err(|e: OpError| AppError::from(e))

@@ -276,12 +276,7 @@ pub async fn write_payload<'a, T, P, F>(
     build: impl FnOnce(Option<T>, Vec<UserError>) -> P,
 ) -> Result<P, AppError>
 where
-    F: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, OpResult<T>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<T>>,
     T: Send + 'a,
 {
     let result = crate::graphql::context::request_context(ctx)?
@@ -299,12 +294,7 @@ pub async fn run_and_load<'a, T, W, L>(
     load: L,
 ) -> OpResult<Option<T>>
 where
-    W: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, OpResult<uuid::Uuid>>
-        + Send
-        + 'a,
+    W: crate::db::tenant::Work<'a, OpResult<uuid::Uuid>>,
     L: for<'r> FnOnce(
             &'r mut diesel_async::AsyncPgConnection,
             crate::db::Tenant,

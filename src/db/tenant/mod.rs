@@ -62,6 +62,19 @@ pub trait WorkError: From<AppError> {
 
 impl WorkError for AppError {}
 
+/// A unit of work on a tenant's connection, answering `T`: what [`TenantDb::run`],
+/// [`TenantDb::query`] and the mutation helpers take (`|conn, scope| async move { … }
+/// .scope_boxed()`).
+pub trait Work<'a, T>:
+    for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, T> + Send + 'a
+{
+}
+
+impl<'a, T, F> Work<'a, T> for F where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, T> + Send + 'a
+{
+}
+
 /// Proof that the work runs for one tenant. Only this module creates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tenant(Uuid);
@@ -232,12 +245,7 @@ impl TenantDb {
     /// connection, or on the request's after ending its read snapshot.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-                Tenant,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: Work<'a, Result<R, E>>,
         R: Send + 'a,
         E: WorkError + Send + 'a,
     {
@@ -281,12 +289,7 @@ impl TenantDb {
     /// the request's read snapshot. Anything that writes goes through [`TenantDb::run`].
     pub async fn query<'a, R, E, F>(&self, work: F) -> Result<R, AppError>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-                Tenant,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: Work<'a, Result<R, E>>,
         R: Send + 'a,
         E: Into<AppError> + Send + 'a,
     {
@@ -394,12 +397,7 @@ async fn read_on<'a, R, F>(
     work: F,
 ) -> Result<R, AppError>
 where
-    F: for<'r> FnOnce(
-            &'r mut AsyncPgConnection,
-            Tenant,
-        ) -> ScopedBoxFuture<'a, 'r, Result<R, AppError>>
-        + Send
-        + 'a,
+    F: Work<'a, Result<R, AppError>>,
     R: Send + 'a,
 {
     // The caller's confirmation, if still due, opens the snapshot ahead of `work`'s

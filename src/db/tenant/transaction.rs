@@ -83,9 +83,7 @@ pub async fn in_tenant_transaction<'a, R, E, F>(
     work: F,
 ) -> Result<R, E>
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-        + Send
-        + 'a,
+    F: super::Work<'a, Result<R, E>>,
     R: Send + 'a,
     E: WorkError + Send + 'a,
 {
@@ -105,9 +103,7 @@ pub(super) async fn write_transaction<'a, R, E, F>(
     work: F,
 ) -> Result<R, E>
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection, Tenant) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-        + Send
-        + 'a,
+    F: super::Work<'a, Result<R, E>>,
     R: Send + 'a,
     E: WorkError + Send + 'a,
 {

@@ -4,7 +4,7 @@ use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::analytics::Recipients;
@@ -602,12 +602,7 @@ fn campaign_fields(input: &CampaignInput) -> AppResult<ops::CampaignFields> {
 
 async fn campaign_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<CampaignPayload>
 where
-    F: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
     let result = run_and_load(&request.db, work, |conn, scope, id| {
         async move { Ok(ops::campaigns_by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()

@@ -1,7 +1,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::model::{self, Language, LeadActionType, Urgency};
@@ -405,12 +405,7 @@ pub struct LeadNotePayload {
 
 async fn lead_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<LeadPayload>
 where
-    F: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
     let result = run_and_load(&request.db, work, |conn, scope, id| {
         async move { Ok(ops::by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()

@@ -4,7 +4,7 @@ use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::model::{
@@ -744,12 +744,7 @@ async fn enrollment_payload<'a, F>(
     work: F,
 ) -> AppResult<EnrollmentPayload>
 where
-    F: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
     let result = run_and_load(&request.db, work, |conn, scope, id| {
         ops::enrollment(conn, scope, id).scope_boxed()
@@ -766,12 +761,7 @@ async fn redemption_payload<'a, F>(
     work: F,
 ) -> AppResult<RedemptionPayload>
 where
-    F: for<'r> FnOnce(
-            &'r mut diesel_async::AsyncPgConnection,
-            crate::db::Tenant,
-        ) -> ScopedBoxFuture<'a, 'r, OpResult<Uuid>>
-        + Send
-        + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
     let result = run_and_load(&request.db, work, |conn, scope, id| {
         ops::redemption(conn, scope, id).scope_boxed()
