@@ -8,7 +8,7 @@ use growthgraph::db::TenantDb;
 use growthgraph::scheduler;
 use serde_json::{json, Value};
 
-use crate::common::{count, TestApp, TestTenant};
+use crate::common::{count, user_error_code, TestApp, TestTenant};
 
 const VARIANT: &str = "mutation($i: CreatePromptVariantInput!) { createPromptVariant(input: $i) { prompt { id variantVersion isActive } userErrors { code field } } }";
 const TEST: &str = "mutation($i: CreatePromptAbTestInput!) { createPromptAbTest(input: $i) { test { id status } userErrors { code field message } } }";
@@ -157,10 +157,7 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
         .to_owned();
     assert_eq!(r["data"]["createPromptAbTest"]["test"]["status"], "DRAFT");
     let r = app.gql(&t.admin_key, TEST, json!({ "i": base })).await;
-    assert_eq!(
-        r["data"]["createPromptAbTest"]["userErrors"][0]["code"],
-        "CONFLICT"
-    );
+    assert_eq!(user_error_code(&r, "createPromptAbTest"), "CONFLICT");
     // A draft assigns nothing.
     let r = app
         .gql(
@@ -192,10 +189,7 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
         .unwrap()
         .to_owned();
     let r = app.gql(&t.admin_key, START, json!({ "id": second })).await;
-    assert_eq!(
-        r["data"]["startPromptAbTest"]["userErrors"][0]["code"], "CONFLICT",
-        "{r}"
-    );
+    assert_eq!(user_error_code(&r, "startPromptAbTest"), "CONFLICT", "{r}");
 
     // Each key keeps its arm; the shares follow the percentages (30 % of 400 keys: the
     // hash's exact shares over 10 000 keys are a unit test of `stats::bucket`).
@@ -229,7 +223,8 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
     let retire = "mutation($id: ID!) { updatePromptVariant(input: { id: $id, isActive: false }) { prompt { isActive } userErrors { code } } }";
     let r = app.gql(&t.admin_key, retire, json!({ "id": v1 })).await;
     assert_eq!(
-        r["data"]["updatePromptVariant"]["userErrors"][0]["code"], "CONFLICT",
+        user_error_code(&r, "updatePromptVariant"),
+        "CONFLICT",
         "{r}"
     );
     let r = app.gql(&t.admin_key, STOP, json!({ "id": test })).await;
@@ -239,7 +234,7 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
     );
     let r = app.gql(&t.admin_key, STOP, json!({ "id": test })).await;
     assert_eq!(
-        r["data"]["stopPromptAbTest"]["userErrors"][0]["code"],
+        user_error_code(&r, "stopPromptAbTest"),
         "INVALID_TRANSITION"
     );
     let r = app.gql(&t.admin_key, retire, json!({ "id": v1 })).await;

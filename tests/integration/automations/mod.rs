@@ -8,7 +8,7 @@ use growthgraph::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, TestApp, TestTenant};
+use crate::common::{error_code, user_error_code, TestApp, TestTenant};
 
 mod demo_sessions;
 mod sequences;

@@ -74,10 +74,7 @@ async fn email_sequences_start_pause_resume_and_cancel_once_each_way() {
     let again =
         json!({ "input": { "recipientEmail": "FROZEN@example.com", "segment": "FROZEN_STARTER" } });
     let r = app.gql(&partner, START, again.clone()).await;
-    assert_eq!(
-        r["data"]["startEmailSequence"]["userErrors"][0]["code"], "CONFLICT",
-        "{r}"
-    );
+    assert_eq!(user_error_code(&r, "startEmailSequence"), "CONFLICT", "{r}");
     let other_segment =
         json!({ "input": { "recipientEmail": "frozen@example.com", "segment": "FREE_MAXIMIZER" } });
     let r = app.gql(&partner, START, other_segment).await;

@@ -214,10 +214,7 @@ async fn configure_widget_refuses_bad_settings_and_non_admins_and_writes_nothing
                 json!(["input", field]),
                 "{input}: {r}"
             );
-            assert_eq!(
-                r["data"]["configureWidget"]["userErrors"][0]["code"],
-                "INVALID"
-            );
+            assert_eq!(user_error_code(&r, "configureWidget"), "INVALID");
         }
     }
     // Not a setting: refused before anything runs.
@@ -466,10 +463,7 @@ async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
         ),
     ] {
         let r = gql(&t.admin_key, CREATE, json!({ "i": input })).await;
-        assert_eq!(
-            r["data"]["createTestimonial"]["userErrors"][0]["code"], code,
-            "{r}"
-        );
+        assert_eq!(user_error_code(&r, "createTestimonial"), code, "{r}");
     }
     let r = gql(
         &other.admin_key,
@@ -478,7 +472,8 @@ async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
     )
     .await;
     assert_eq!(
-        r["data"]["createTestimonial"]["userErrors"][0]["code"], "NOT_FOUND",
+        user_error_code(&r, "createTestimonial"),
+        "NOT_FOUND",
         "another tenant's contact"
     );
     assert_eq!(
@@ -536,10 +531,7 @@ async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
         json!({ "id": ids[1], "d": "PUBLISH" }),
     )
     .await;
-    assert_eq!(
-        r["data"]["moderateTestimonial"]["userErrors"][0]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(user_error_code(&r, "moderateTestimonial"), "NOT_FOUND");
     for id in &ids[1..] {
         let r = gql(&t.admin_key, MODERATE, json!({ "id": id, "d": "PUBLISH" })).await;
         assert!(
@@ -552,7 +544,8 @@ async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
     // Sharing needs the contact's consent, stamped when given, and happens once.
     let r = gql(&t.admin_key, SHARE, json!({ "id": published })).await;
     assert_eq!(
-        r["data"]["shareTestimonialOnLinkedin"]["userErrors"][0]["code"], "NOT_ELIGIBLE",
+        user_error_code(&r, "shareTestimonialOnLinkedin"),
+        "NOT_ELIGIBLE",
         "{r}"
     );
     let r = gql(&t.admin_key, CONSENT, json!({ "c": contact, "v": true })).await;
@@ -578,7 +571,7 @@ async fn testimonials_are_moderated_once_and_shared_only_with_consent() {
     );
     let r = gql(&t.admin_key, SHARE, json!({ "id": ids[2] })).await;
     assert_eq!(
-        r["data"]["shareTestimonialOnLinkedin"]["userErrors"][0]["code"],
+        user_error_code(&r, "shareTestimonialOnLinkedin"),
         "NOT_ELIGIBLE"
     );
 

@@ -434,6 +434,11 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
         .n
 }
 
+/// The code of `mutation`'s first user error (`null` when it has none).
+pub fn user_error_code<'a>(response: &'a Value, mutation: &str) -> &'a Value {
+    &response["data"][mutation]["userErrors"][0]["code"]
+}
+
 /// The `extensions.code` of the first error, if any.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()

@@ -20,7 +20,7 @@ use growthgraph::jobs;
 use growthgraph::secrets::SecretKey;
 use serde_json::{json, Value};
 
-use crate::common::{count, error_code, TestApp, TestTenant};
+use crate::common::{count, error_code, user_error_code, TestApp, TestTenant};
 use crate::comms::SECRET_KEY;
 use crate::loyalty::{new_customer, stage, stages, ENROLL};
 

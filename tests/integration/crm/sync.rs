@@ -52,10 +52,7 @@ async fn configure_crm_seals_credentials_shows_the_hook_token_once_and_refuses_b
     let keyless = TestApp::start().await;
     let k = keyless.bare_tenant("Keyless").await;
     let r = configure(&keyless, &k.admin_key, shopify_input()).await;
-    assert_eq!(
-        r["data"]["configureCrm"]["userErrors"][0]["code"], "INVALID",
-        "{r}"
-    );
+    assert_eq!(user_error_code(&r, "configureCrm"), "INVALID", "{r}");
 
     // Connected: the token once, the credentials sealed and never returned.
     let r = configure(

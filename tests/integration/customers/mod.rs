@@ -13,7 +13,9 @@ use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{count, error_code, refusal, without_budget, TestApp, TestTenant};
+use crate::common::{
+    count, error_code, refusal, user_error_code, without_budget, TestApp, TestTenant,
+};
 
 mod paging;
 mod the_360;

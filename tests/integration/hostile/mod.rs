@@ -13,7 +13,7 @@ use diesel_async::SimpleAsyncConnection;
 use growthgraph::config::ServeArgs;
 use serde_json::{json, Value};
 
-use crate::common::{error_code, TestApp, TestTenant};
+use crate::common::{error_code, user_error_code, TestApp, TestTenant};
 use crate::events::Subscriber;
 
 mod limits;

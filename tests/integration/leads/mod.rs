@@ -7,7 +7,9 @@ use growthgraph::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{assert_page_relations_as_loaders, count, error_code, TestApp, TestTenant};
+use crate::common::{
+    assert_page_relations_as_loaders, count, error_code, user_error_code, TestApp, TestTenant,
+};
 
 mod actions;
 mod insights;
@@ -120,10 +122,7 @@ async fn leads_and_insights_are_isolated_between_tenants() {
         assert_eq!(code(&f), Some("NOT_FOUND"));
     }
     let r = app.gql(&a.admin_key, "mutation($id: ID!) { addLeadNote(input: { leadId: $id, note: \"n\" }) { userErrors { code } } }", json!({ "id": b_lead })).await;
-    assert_eq!(
-        r["data"]["addLeadNote"]["userErrors"][0]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(user_error_code(&r, "addLeadNote"), "NOT_FOUND");
     assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM lead_actions WHERE lead_id = '{b_lead}' AND action_type <> 'created' AND performed_by = 'api'")).await, 0);
 
     // Insights: each tenant's refresh sees its own leads only.

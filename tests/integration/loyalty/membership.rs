@@ -31,10 +31,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
             json!({ "c": customer, "s": stage(&stages, "Silver") }),
         )
         .await;
-    assert_eq!(
-        r["data"]["enrollCustomer"]["userErrors"][0]["code"],
-        "ALREADY_ENROLLED"
-    );
+    assert_eq!(user_error_code(&r, "enrollCustomer"), "ALREADY_ENROLLED");
 
     // Gold needs a qualifying order of at least 300.
     let r = app
@@ -44,10 +41,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
             json!({ "e": bronze_id, "s": stage(&stages, "Gold") }),
         )
         .await;
-    assert_eq!(
-        r["data"]["upgradeEnrollment"]["userErrors"][0]["code"],
-        "NOT_ELIGIBLE"
-    );
+    assert_eq!(user_error_code(&r, "upgradeEnrollment"), "NOT_ELIGIBLE");
     let small = order(&app, &t, &customer, "120.00").await;
     let r = app
         .gql(
@@ -56,10 +50,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
             json!({ "e": bronze_id, "s": stage(&stages, "Gold"), "o": small }),
         )
         .await;
-    assert_eq!(
-        r["data"]["upgradeEnrollment"]["userErrors"][0]["code"],
-        "NOT_ELIGIBLE"
-    );
+    assert_eq!(user_error_code(&r, "upgradeEnrollment"), "NOT_ELIGIBLE");
     let big = order(&app, &t, &customer, "350.00").await;
     let r = app
         .gql(
@@ -98,7 +89,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
         )
         .await;
     assert_eq!(
-        r["data"]["upgradeEnrollment"]["userErrors"][0]["code"],
+        user_error_code(&r, "upgradeEnrollment"),
         "INVALID_TRANSITION"
     );
 
@@ -125,10 +116,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
             json!({ "e": gold_id, "o": renewal_order }),
         )
         .await;
-    assert_eq!(
-        r["data"]["renewEnrollment"]["userErrors"][0]["code"],
-        "NOT_ELIGIBLE"
-    );
+    assert_eq!(user_error_code(&r, "renewEnrollment"), "NOT_ELIGIBLE");
 
     // Expiry (scheduled job and mutation) ends the membership and stops earning.
     exec(&app, &format!("UPDATE club_enrollments SET enrolled_at = now() - interval '800 days', expires_at = now() - interval '1 minute' WHERE id = '{gold_id}'")).await;
@@ -158,7 +146,7 @@ async fn enroll_upgrade_renew_and_expire_follow_seed_004() {
     );
     let r = app.gql(&t.admin_key, "mutation($e: ID!) { cancelEnrollment(input: { enrollmentId: $e }) { userErrors { code } } }", json!({ "e": gold_id })).await;
     assert_eq!(
-        r["data"]["cancelEnrollment"]["userErrors"][0]["code"],
+        user_error_code(&r, "cancelEnrollment"),
         "INVALID_TRANSITION"
     );
     // History kept: enrolled, upgrade, renewal, expired.
@@ -221,10 +209,7 @@ async fn points_need_365_membership_days_and_never_expire() {
             json!({ "c": customer, "p": -500, "r": "goodwill" }),
         )
         .await;
-    assert_eq!(
-        r["data"]["adjustPoints"]["userErrors"][0]["code"],
-        "INSUFFICIENT_POINTS"
-    );
+    assert_eq!(user_error_code(&r, "adjustPoints"), "INSUFFICIENT_POINTS");
     let r = app
         .gql(
             &t.admin_key,

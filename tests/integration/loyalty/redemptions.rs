@@ -98,7 +98,7 @@ async fn concurrent_redemptions_never_oversell_never_overdraw_and_apply_a_key_on
         )
         .await;
     assert_eq!(
-        r["data"]["redeemReward"]["userErrors"][0]["code"],
+        user_error_code(&r, "redeemReward"),
         "IDEMPOTENCY_KEY_REUSED"
     );
     assert_invariants(&app).await;

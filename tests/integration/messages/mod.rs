@@ -22,7 +22,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
 
-use crate::common::{count, TestApp, TestTenant};
+use crate::common::{count, user_error_code, TestApp, TestTenant};
 use crate::comms::SECRET_KEY;
 
 mod provider_apis;

@@ -66,10 +66,7 @@ async fn templates_are_checked_when_saved_and_a_message_goes_through_a_real_smtp
     );
     let r = app.gql(&t.admin_key, "query($t: ID!) { previewTemplate(templateId: $t, variables: {}) { rendered { text } userErrors { code field } } }",
         json!({ "t": template })).await;
-    assert_eq!(
-        r["data"]["previewTemplate"]["userErrors"][0]["code"],
-        "INVALID"
-    );
+    assert_eq!(user_error_code(&r, "previewTemplate"), "INVALID");
 
     configure(
         &app,

@@ -75,10 +75,7 @@ async fn templates_messages_and_email_events_stay_within_their_tenant() {
         json!({ "m": a_message, "t": a_template })).await;
     assert_eq!(r["data"]["message"], Value::Null);
     assert_eq!(r["data"]["emailEvents"], json!([]));
-    assert_eq!(
-        r["data"]["previewTemplate"]["userErrors"][0]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(user_error_code(&r, "previewTemplate"), "NOT_FOUND");
     let before = app
         .rows_and_events("communication_log", b.id, "message.queued")
         .await;
@@ -101,15 +98,12 @@ async fn templates_messages_and_email_events_stay_within_their_tenant() {
         )
         .await;
     assert_eq!(
-        r["data"]["saveCommunicationTemplate"]["userErrors"][0]["code"],
+        user_error_code(&r, "saveCommunicationTemplate"),
         "NOT_FOUND"
     );
     let r = app.gql(&b.admin_key, "mutation($i: SaveEmailTemplateInput!) { saveEmailTemplate(input: $i) { userErrors { code } } }",
         json!({ "i": { "id": a_email_template, "name": "Stolen", "subject": "x", "htmlContent": "x" } })).await;
-    assert_eq!(
-        r["data"]["saveEmailTemplate"]["userErrors"][0]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(user_error_code(&r, "saveEmailTemplate"), "NOT_FOUND");
     assert_eq!(
         app.rows_and_events("communication_log", b.id, "message.queued")
             .await,
@@ -286,7 +280,7 @@ async fn admins_retry_and_cancel_deliveries_through_their_jobs() {
     let r = app
         .gql(&other.admin_key, &act("retryJob"), json!({ "id": job }))
         .await;
-    assert_eq!(r["data"]["retryJob"]["userErrors"][0]["code"], "NOT_FOUND");
+    assert_eq!(user_error_code(&r, "retryJob"), "NOT_FOUND");
     let analyst = app.key(&t, growthgraph::auth::Role::Analyst).await;
     assert_eq!(
         app.gql(&analyst, &act("retryJob"), json!({ "id": job }))
@@ -304,19 +298,13 @@ async fn admins_retry_and_cancel_deliveries_through_their_jobs() {
     let r = app
         .gql(&t.admin_key, &act("retryJob"), json!({ "id": job }))
         .await;
-    assert_eq!(
-        r["data"]["retryJob"]["userErrors"][0]["code"],
-        "INVALID_TRANSITION"
-    );
+    assert_eq!(user_error_code(&r, "retryJob"), "INVALID_TRANSITION");
     run(&app, &t, &providers).await;
     assert_eq!(message(&app, &t, &first).await["status"], "SENT");
     let r = app
         .gql(&t.admin_key, &act("cancelJob"), json!({ "id": job }))
         .await;
-    assert_eq!(
-        r["data"]["cancelJob"]["userErrors"][0]["code"],
-        "INVALID_TRANSITION"
-    );
+    assert_eq!(user_error_code(&r, "cancelJob"), "INVALID_TRANSITION");
 
     // A queued message cancelled never leaves.
     let second = send(

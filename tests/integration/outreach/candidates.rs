@@ -172,10 +172,7 @@ async fn form_tests_end_once_and_feed_the_candidates_score() {
     let r = app
         .gql(&t.admin_key, START_TEST, json!({ "p": bistro }))
         .await;
-    assert_eq!(
-        r["data"]["recordFormTest"]["userErrors"][0]["code"],
-        "CONFLICT"
-    );
+    assert_eq!(user_error_code(&r, "recordFormTest"), "CONFLICT");
     let tests = format!(
         "SELECT count(*) AS n FROM prospect_form_tests WHERE tenant_id = '{}'",
         t.id

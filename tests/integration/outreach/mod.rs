@@ -8,7 +8,7 @@ use growthgraph::db::TenantDb;
 use growthgraph::scheduler;
 use serde_json::{json, Value};
 
-use crate::common::{count, TestApp, TestTenant};
+use crate::common::{count, user_error_code, TestApp, TestTenant};
 
 mod campaigns;
 mod candidates;

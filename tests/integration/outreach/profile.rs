@@ -184,7 +184,8 @@ async fn prospects_are_ranked_by_their_similarity_to_the_profile() {
         )
         .await;
     assert_eq!(
-        r["data"]["setProspectEmbedding"]["userErrors"][0]["code"], "NOT_FOUND",
+        user_error_code(&r, "setProspectEmbedding"),
+        "NOT_FOUND",
         "{r}"
     );
 

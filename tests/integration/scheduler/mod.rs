@@ -9,7 +9,7 @@ use growthgraph::domain::messages::{ops, providers};
 use growthgraph::scheduler::{self, Clock, ManualClock};
 use serde_json::{json, Value};
 
-use crate::common::{TestApp, TestTenant};
+use crate::common::{user_error_code, TestApp, TestTenant};
 use crate::comms::SECRET_KEY;
 use crate::messages::SmtpSink;
 
@@ -212,13 +212,10 @@ async fn a_confirmed_appointment_is_reminded_once_and_again_when_rescheduled() {
     // Another tenant's key finds no such appointment; a cancelled one cannot be rescheduled.
     let other = app.bare_tenant("Reminders Other").await;
     let r = app.gql(&other.admin_key, "mutation($id: ID!) { rescheduleAppointment(input: { id: $id, date: \"2027-03-21\", time: \"10:30:00\" }) { userErrors { code } } }", json!({ "id": ids[0] })).await;
-    assert_eq!(
-        r["data"]["rescheduleAppointment"]["userErrors"][0]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(user_error_code(&r, "rescheduleAppointment"), "NOT_FOUND");
     let r = app.gql(&t.admin_key, "mutation($id: ID!) { rescheduleAppointment(input: { id: $id, date: \"2027-03-21\", time: \"10:30:00\" }) { userErrors { code } } }", json!({ "id": ids[1] })).await;
     assert_eq!(
-        r["data"]["rescheduleAppointment"]["userErrors"][0]["code"],
+        user_error_code(&r, "rescheduleAppointment"),
         "INVALID_TRANSITION"
     );
 }

@@ -56,10 +56,7 @@ async fn http_refuses_missing_malformed_unknown_and_revoked_keys() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(
-        r["data"]["revokeApiKey"]["userErrors"][0]["code"],
-        "INVALID_TRANSITION"
-    );
+    assert_eq!(user_error_code(&r, "revokeApiKey"), "INVALID_TRANSITION");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
