@@ -366,21 +366,15 @@ pub async fn create(
 }
 
 async fn lock(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult<Campaign> {
-    campaigns::table
-        .filter(campaigns::tenant_id.eq(scope.id()))
-        .filter(campaigns::id.eq(id))
-        .select(Campaign::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "id"],
-                "no such campaign",
-            )
-        })
+    crate::tenant_row!(
+        locked conn,
+        scope,
+        campaigns,
+        id,
+        Campaign::as_select(),
+        &["input", "id"],
+        "no such campaign"
+    )
 }
 
 pub async fn update(
@@ -683,21 +677,15 @@ pub async fn record_delivery_event(
     // The campaign's counters are locked before the recipient (in every transaction that
     // moves recipients: see `lock_funnels`), so movers of many recipients never deadlock.
     lock_funnels(conn, scope, &[recipient_id]).await?;
-    let current: Recipient = r::table
-        .filter(r::tenant_id.eq(scope.id()))
-        .filter(r::id.eq(recipient_id))
-        .select(Recipient::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "recipientId"],
-                "no such recipient",
-            )
-        })?;
+    let current: Recipient = crate::tenant_row!(
+        locked conn,
+        scope,
+        campaign_recipients,
+        recipient_id,
+        Recipient::as_select(),
+        &["input", "recipientId"],
+        "no such recipient"
+    )?;
     let from = current.status;
     let moves_forward = from != RecipientStatus::Failed && status.rank() > from.rank();
     if !moves_forward {

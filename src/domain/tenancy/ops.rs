@@ -151,17 +151,15 @@ pub async fn revoke_api_key(
     scope: TenantScope,
     id: Uuid,
 ) -> OpResult<ApiKey> {
-    let key = api_keys::table
-        .filter(api_keys::tenant_id.eq(scope.id()))
-        .filter(api_keys::id.eq(id))
-        .select(ApiKey::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            UserError::new(UserErrorCode::NotFound, &["input", "id"], "no such API key")
-        })?;
+    let key = crate::tenant_row!(
+        locked conn,
+        scope,
+        api_keys,
+        id,
+        ApiKey::as_select(),
+        &["input", "id"],
+        "no such API key"
+    )?;
     if key.revoked_at.is_some() {
         return Err(UserError::new(
             UserErrorCode::InvalidTransition,

@@ -358,21 +358,15 @@ pub(super) async fn lock_active_enrollment(
     scope: Tenant,
     id: Uuid,
 ) -> OpResult<Enrollment> {
-    let enrollment = club_enrollments::table
-        .filter(club_enrollments::tenant_id.eq(scope.id()))
-        .filter(club_enrollments::id.eq(id))
-        .select(Enrollment::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "enrollmentId"],
-                "no such enrollment",
-            )
-        })?;
+    let enrollment = crate::tenant_row!(
+        locked conn,
+        scope,
+        club_enrollments,
+        id,
+        Enrollment::as_select(),
+        &["input", "enrollmentId"],
+        "no such enrollment"
+    )?;
     if enrollment.status != EnrollmentStatus::Active {
         return Err(user_error(
             UserErrorCode::InvalidTransition,

@@ -234,21 +234,15 @@ pub async fn transition_redemption(
     action: RedemptionAction,
 ) -> OpResult<Uuid> {
     use RedemptionStatus::*;
-    let current = reward_redemptions::table
-        .filter(reward_redemptions::tenant_id.eq(scope.id()))
-        .filter(reward_redemptions::id.eq(id))
-        .select(Redemption::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "redemptionId"],
-                "no such redemption",
-            )
-        })?;
+    let current = crate::tenant_row!(
+        locked conn,
+        scope,
+        reward_redemptions,
+        id,
+        Redemption::as_select(),
+        &["input", "redemptionId"],
+        "no such redemption"
+    )?;
     let (next, restore_points, restore_stock) = match (current.status, action) {
         (Pending, RedemptionAction::Fulfill) => (Fulfilled, false, false),
         (Pending, RedemptionAction::Cancel) => (Cancelled, true, true),
