@@ -159,6 +159,22 @@ async fn every_redemption_transition_pair() {
     assert_eq!(transition("refund", a.clone()).await, "REFUNDED");
     assert_eq!(balance(&app, &t, &customer).await, 1000);
     assert_eq!(stock().await, 8, "a refund returns points, not stock");
+    // Each transition stamps its own time and keeps the earlier ones.
+    let r = app
+        .gql(
+            &t.admin_key,
+            "query($c: ID!) { customer(id: $c) { redemptions(first: 10) { nodes { id fulfilledAt cancelledAt refundedAt } } } }",
+            json!({ "c": customer }),
+        )
+        .await;
+    let nodes = r["data"]["customer"]["redemptions"]["nodes"]
+        .as_array()
+        .unwrap();
+    let stamped = nodes.iter().find(|n| n["id"] == a.as_str()).unwrap();
+    assert!(stamped["fulfilledAt"].is_string(), "{stamped}");
+    assert!(stamped["refundedAt"].is_string(), "{stamped}");
+    assert!(stamped["cancelledAt"].is_null(), "{stamped}");
+    assert!(stamped["fulfilledAt"].as_str() <= stamped["refundedAt"].as_str());
     // refunded: everything refused; refunding twice restores points once.
     for action in ["fulfill", "cancel", "refund"] {
         assert_eq!(

@@ -263,42 +263,26 @@ pub async fn transition_redemption(
             ))
         }
     };
+    // The transition's own timestamp is now; the others stay as they were.
     let now = Utc::now();
-    let target = reward_redemptions::table
-        .filter(reward_redemptions::tenant_id.eq(scope.id()))
-        .filter(reward_redemptions::id.eq(id));
-    let updated = match next {
-        Fulfilled => {
-            diesel::update(target)
-                .set((
-                    reward_redemptions::status.eq(next),
-                    reward_redemptions::fulfilled_at.eq(now),
-                ))
-                .returning(Redemption::as_returning())
-                .get_result(conn)
-                .await?
-        }
-        Cancelled => {
-            diesel::update(target)
-                .set((
-                    reward_redemptions::status.eq(next),
-                    reward_redemptions::cancelled_at.eq(now),
-                ))
-                .returning(Redemption::as_returning())
-                .get_result(conn)
-                .await?
-        }
-        _ => {
-            diesel::update(target)
-                .set((
-                    reward_redemptions::status.eq(next),
-                    reward_redemptions::refunded_at.eq(now),
-                ))
-                .returning(Redemption::as_returning())
-                .get_result(conn)
-                .await?
-        }
+    let at = |status: RedemptionStatus, was: Option<DateTime<Utc>>| match next == status {
+        true => Some(now),
+        false => was,
     };
+    let updated = diesel::update(
+        reward_redemptions::table
+            .filter(reward_redemptions::tenant_id.eq(scope.id()))
+            .filter(reward_redemptions::id.eq(id)),
+    )
+    .set((
+        reward_redemptions::status.eq(next),
+        reward_redemptions::fulfilled_at.eq(at(Fulfilled, current.fulfilled_at)),
+        reward_redemptions::cancelled_at.eq(at(Cancelled, current.cancelled_at)),
+        reward_redemptions::refunded_at.eq(at(Refunded, current.refunded_at)),
+    ))
+    .returning(Redemption::as_returning())
+    .get_result(conn)
+    .await?;
     // Customer before reward, as in `redeem`: one lock order, no deadlock.
     if restore_points {
         let description = format!("Points returned for redemption ({})", next.as_str());
