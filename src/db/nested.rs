@@ -24,6 +24,7 @@ use super::prefetch::Prefetched;
 use super::sql::{Limited, Prepared};
 use super::{Tenant, TenantDb};
 use crate::error::AppError;
+use crate::speed::{Mechanism, Speed};
 
 /// The SQL type of `T`'s selection (a tuple of its columns' types).
 pub type SelectionType<T> = <<T as Selectable<Pg>>::SelectExpression as Expression>::SqlType;
@@ -139,11 +140,13 @@ pub struct Around<R, M> {
 
 /// Reads a page: the query `list` gives (its first `limit` rows, the limit written into
 /// the text: [`Limited`]), alone, or through `around` (built from the request's filed
-/// rows) when the request files rows and the selection asks for a relation, in one
-/// statement in the request's snapshot. The rows are filed under the
+/// rows) when `speed` reads pages' relations ([`Mechanism::PageRelations`]), the request
+/// files rows and the selection asks for a relation, in one statement in the request's
+/// snapshot. The rows are filed under the
 /// connection's lock: a write of the same request clears them before it begins.
 pub async fn read_page<Q, M, R, L>(
     db: &TenantDb,
+    speed: Speed,
     (list, limit): (L, i64),
     around: impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>>,
 ) -> Result<Vec<M>, AppError>
@@ -155,8 +158,8 @@ where
     R: QueryableByName<Pg> + Send + 'static,
 {
     let around = match db.prefetched() {
-        Some(filed) => around(filed)?,
-        None => None,
+        Some(filed) if speed.on(Mechanism::PageRelations) => around(filed)?,
+        _ => None,
     };
     db.query(|conn, scope| {
         async move {

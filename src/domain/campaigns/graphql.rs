@@ -22,7 +22,6 @@ use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::parse_id;
-use crate::speed::Mechanism;
 
 #[derive(SimpleObject, Clone)]
 pub struct CampaignSummary {
@@ -451,15 +450,8 @@ impl CampaignsQuery {
         let request = request_context(ctx)?;
         let page = PageRequest::either(first, after, last, before)?;
         let filter = campaign_filter(filter)?;
-        let (page, rows) = match request.speed.on(Mechanism::PageRelations) {
-            true => {
-                let list = |scope| Ok(ops::list_query(scope, &filter, &page));
-                let rows =
-                    super::prefetch::campaigns_page(ctx, request, (list, page.limit())).await?;
-                (page, rows)
-            }
-            false => campaign_page(request, page, filter).await?,
-        };
+        let list = |scope| Ok(ops::list_query(scope, &filter, &page));
+        let rows = super::prefetch::campaigns_page(ctx, request, (list, page.limit())).await?;
         Ok(page.into_connection(
             rows,
             |c| Cursor {

@@ -59,7 +59,8 @@ where
             asked: node.field("executions").exists(),
         },
     ];
-    read_page(&request.db, (list, limit), parts_around(&parts, file)).await
+    let around = parts_around(&parts, file);
+    read_page(&request.db, request.speed, (list, limit), around).await
 }
 
 fn file(filed: &Prefetched, row: Row) -> Campaign {

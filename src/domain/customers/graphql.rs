@@ -29,7 +29,6 @@ use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::{parse_id, Decimal};
-use crate::speed::Mechanism;
 
 /// One customer and everything known about them (customer 360).
 pub struct Customer(pub model::Customer);
@@ -616,21 +615,8 @@ impl CustomersQuery {
             CustomerOrderByField::Name => CustomerOrderField::Name,
         };
         let descending = order_by.direction == OrderDirection::Desc;
-        let rows =
-            match request.speed.on(Mechanism::PageRelations) {
-                true => {
-                    let list = |scope| ops::list_query(scope, &filter, field, descending, &page);
-                    prefetch::customers_page(ctx, request, (list, page.limit())).await?
-                }
-                false => request
-                    .db
-                    .query(|conn, scope| {
-                        let (filter, page) = (&filter, &page);
-                        async move { ops::list(conn, scope, filter, field, descending, page).await }
-                            .scope_boxed()
-                    })
-                    .await?,
-            };
+        let list = |scope| ops::list_query(scope, &filter, field, descending, &page);
+        let rows = prefetch::customers_page(ctx, request, (list, page.limit())).await?;
         Ok(page.into_connection(
             rows,
             |c| Cursor {

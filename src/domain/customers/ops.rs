@@ -219,26 +219,12 @@ pub fn order_rollup_rows(
     Some(query)
 }
 
-/// One keyset page of customers. Ties in the sort key are broken by id; NULL sort keys
-/// come last in both directions.
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    filter: &CustomerFilter,
-    field: CustomerOrderField,
-    descending: bool,
-    page: &PageRequest<SortKey>,
-) -> AppResult<Vec<Customer>> {
-    let query = list_query(scope, filter, field, descending, page)?;
-    Ok(query.limit(page.limit()).load(conn).await?)
-}
-
-/// A page of customers as a query: the rows of [`list`], in its order (its limit left to
-/// the caller).
+/// A page of customers as a query, in the list's order (its limit left to the caller:
+/// [`crate::db::nested::read_page`]).
 pub type ListQuery = customers::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Customer, Pg>>>;
 
-/// The statement [`list`] runs (a page of `filter`'s customers ordered by `field`), for a
-/// statement that reads around it.
+/// One keyset page of `filter`'s customers ordered by `field`. Ties in the sort key are
+/// broken by id; NULL sort keys come last in both directions.
 pub fn list_query(
     scope: Tenant,
     filter: &CustomerFilter,

@@ -582,7 +582,7 @@ pub async fn customers_page<F>(
 where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
 {
-    read_page(&request.db, (list, limit), |filed| {
+    read_page(&request.db, request.speed, (list, limit), |filed| {
         let plan = Plan::of(&crate::graphql::connection::node_selection(ctx));
         if plan == Plan::default() {
             return Ok(None);

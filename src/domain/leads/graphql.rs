@@ -15,7 +15,6 @@ use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::scalars::{parse_id, Decimal};
-use crate::speed::Mechanism;
 
 /// An inbound lead with its AI analysis (seed 001 `lead_memory`).
 #[derive(SimpleObject, Clone)]
@@ -300,22 +299,8 @@ impl LeadsQuery {
         let page = PageRequest::either(first, after, last, before)?;
         let filter = lead_filter(filter)?;
         let ascending = order_by.and_then(|o| o.direction) == Some(OrderDirection::Asc);
-        let rows = match request.speed.on(Mechanism::PageRelations) {
-            true => {
-                let list = |scope| Ok(ops::list_query(scope, &filter, ascending, &page));
-                super::prefetch::leads_page(ctx, request, (list, page.limit())).await?
-            }
-            false => {
-                request
-                    .db
-                    .query(|conn, scope| {
-                        let (filter, page) = (&filter, &page);
-                        async move { ops::list(conn, scope, filter, ascending, page).await }
-                            .scope_boxed()
-                    })
-                    .await?
-            }
-        };
+        let list = |scope| Ok(ops::list_query(scope, &filter, ascending, &page));
+        let rows = super::prefetch::leads_page(ctx, request, (list, page.limit())).await?;
         Ok(page.into_connection(
             rows,
             |l| Cursor {

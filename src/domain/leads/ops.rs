@@ -21,7 +21,6 @@ use crate::db::Tenant;
 use crate::domain::{
     check_text, events, idempotency, user_error, OpError, OpResult, UserErrorCode,
 };
-use crate::error::AppResult;
 
 // ---- reads ------------------------------------------------------------------------------
 
@@ -164,23 +163,12 @@ pub fn filtered(scope: Tenant, filter: &LeadFilter) -> lead_memory::BoxedQuery<'
     query
 }
 
-/// One keyset page of leads by creation time (newest first unless `ascending`).
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    scope: Tenant,
-    filter: &LeadFilter,
-    ascending: bool,
-    page: &PageRequest<DateTime<Utc>>,
-) -> AppResult<Vec<Lead>> {
-    let query = list_query(scope, filter, ascending, page);
-    Ok(query.limit(page.limit()).load(conn).await?)
-}
-
-/// A page of leads as a query: the rows of [`list`], in its order (its limit left to the
-/// caller).
+/// A page of leads as a query, in the list's order (its limit left to the caller:
+/// [`crate::db::nested::read_page`]).
 pub type ListQuery = lead_memory::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<Lead, Pg>>>;
 
-/// The statement [`list`] runs, for a statement that reads around it.
+/// One keyset page of `filter`'s leads by creation time (newest first unless
+/// `ascending`).
 pub fn list_query(
     scope: Tenant,
     filter: &LeadFilter,

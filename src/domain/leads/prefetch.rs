@@ -57,7 +57,8 @@ where
             asked: node.field("notes").exists(),
         },
     ];
-    read_page(&request.db, (list, limit), parts_around(&parts, file)).await
+    let around = parts_around(&parts, file);
+    read_page(&request.db, request.speed, (list, limit), around).await
 }
 
 fn file(filed: &Prefetched, row: Row) -> Lead {
