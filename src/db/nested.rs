@@ -18,7 +18,7 @@ use diesel_async::methods::LoadQuery;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedFutureExt;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::prefetch::Prefetched;
 use super::sql::{Limited, Prepared};
@@ -99,32 +99,84 @@ where
     Ok(format!("ROW({})::{}", columns.join(", "), T::ROW_TYPE))
 }
 
-/// One relation of a page's rows in [`page_statement`]: the rows of `table` whose
-/// `parent` column names the page's row, in `order`, as the column `name` (`NULL` when
-/// not `asked` for); `row` is their `ROW(…)` ([`row_of`], unqualified).
+/// One relation of a page's rows: the rows of `table` whose `parent` column names the
+/// page's row, in `order`, as the column `name`; `row` renders their `ROW(…)`
+/// ([`row_of`] of the relation's model).
 pub struct PagePart {
     pub name: &'static str,
     pub table: &'static str,
     pub parent: &'static str,
     pub order: &'static str,
-    pub row: String,
-    pub asked: bool,
+    pub row: fn(Option<&str>) -> QueryResult<String>,
 }
 
-/// `SELECT p.*, <each part> FROM ($2) p`: a page (`$2`, the list's own query) and every
-/// part of each of its rows, in one statement scoped to the tenant `$1`.
-pub fn page_statement(parts: &[PagePart]) -> String {
-    let columns: Vec<String> = parts
-        .iter()
-        .map(|part| match part.asked {
-            true => format!(
-                "ARRAY(SELECT {} FROM {} WHERE tenant_id = $1 AND {} = p.id ORDER BY {}) AS {}",
-                part.row, part.table, part.parent, part.order, part.name
-            ),
-            false => format!("NULL AS {}", part.name),
-        })
-        .collect();
-    format!("SELECT p.*, {} FROM ($2) p", columns.join(", "))
+/// A page's relations, and the statement of each choice of them (which are asked for),
+/// rendered once for the life of the process.
+pub struct PageParts<const N: usize> {
+    parts: [PagePart; N],
+    statements: OnceLock<Vec<String>>,
+}
+
+impl<const N: usize> PageParts<N> {
+    pub const fn new(parts: [PagePart; N]) -> Self {
+        PageParts {
+            parts,
+            statements: OnceLock::new(),
+        }
+    }
+
+    /// `SELECT p.*, <each part> FROM ($2) p`: a page (`$2`, the list's own query) and each
+    /// part `asked` for of each of its rows (`NULL` for the others), in one statement
+    /// scoped to the tenant `$1`.
+    fn statement(&self, asked: [bool; N]) -> QueryResult<&str> {
+        let choice = asked
+            .iter()
+            .enumerate()
+            .fold(0, |choice, (i, on)| choice | usize::from(*on) << i);
+        if let Some(statements) = self.statements.get() {
+            return Ok(&statements[choice]);
+        }
+        let statements = (0..1 << N)
+            .map(|choice| {
+                let columns = self.parts.iter().enumerate().map(|(i, part)| {
+                    Ok(match choice >> i & 1 == 1 {
+                        true => format!(
+                            "ARRAY(SELECT {} FROM {} WHERE tenant_id = $1 AND {} = p.id ORDER BY {}) AS {}",
+                            (part.row)(None)?,
+                            part.table,
+                            part.parent,
+                            part.order,
+                            part.name
+                        ),
+                        false => format!("NULL AS {}", part.name),
+                    })
+                });
+                let columns = columns.collect::<QueryResult<Vec<String>>>()?;
+                Ok(format!("SELECT p.*, {} FROM ($2) p", columns.join(", ")))
+            })
+            .collect::<QueryResult<Vec<String>>>()?;
+        Ok(&self.statements.get_or_init(|| statements)[choice])
+    }
+
+    /// The `around` of [`read_page`] for a page whose parts `asked` are read (none read
+    /// when none is asked for); `file` files a row's parts and answers its model.
+    pub fn around<R: 'static, M: 'static>(
+        &'static self,
+        asked: [bool; N],
+        file: fn(&Prefetched, R) -> M,
+    ) -> impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>> {
+        move |filed| {
+            if !asked.contains(&true) {
+                return Ok(None);
+            }
+            let filed = filed.clone();
+            Ok(Some(Around {
+                sql: Cow::Borrowed(self.statement(asked)?),
+                binds: Box::new(|query| query),
+                file: Box::new(move |row| file(&filed, row)),
+            }))
+        }
+    }
 }
 
 /// A statement that reads a page's relations around the page's own query: its text, with
@@ -181,27 +233,6 @@ where
     .await
 }
 
-/// The `around` of [`read_page`] for a page whose relations are `parts`
-/// ([`page_statement`]), read when any is asked for; `file` files a row's parts and
-/// answers its model.
-pub fn parts_around<R, M>(
-    parts: &[PagePart],
-    file: fn(&Prefetched, R) -> M,
-) -> impl FnOnce(&Arc<Prefetched>) -> QueryResult<Option<Around<R, M>>> + '_
-where
-    R: 'static,
-    M: 'static,
-{
-    move |filed| {
-        let filed = filed.clone();
-        Ok(parts.iter().any(|part| part.asked).then(|| Around {
-            sql: page_statement(parts).into(),
-            binds: Box::new(|query| query),
-            file: Box::new(move |row| file(&filed, row)),
-        }))
-    }
-}
-
 /// A nested row paired with the row it refers to (`ROW(<A's row>, <B's row or NULL>)`):
 /// the reference is read by a scalar subquery in the same part, instead of a part of its
 /// own that would look the rows up again.
@@ -236,6 +267,45 @@ where
 mod tests {
     use super::*;
     use crate::domain::customers::model::Activity;
+
+    #[test]
+    fn a_pages_statements_are_rendered_once_per_choice_of_parts() {
+        static PARTS: PageParts<2> = PageParts::new([
+            PagePart {
+                name: "a",
+                table: "customer_activities",
+                parent: "customer_id",
+                order: "created_at",
+                row: row_of::<Activity>,
+            },
+            PagePart {
+                name: "b",
+                table: "customer_activities",
+                parent: "customer_id",
+                order: "id",
+                row: row_of::<Activity>,
+            },
+        ]);
+        let both = PARTS.statement([true, true]).unwrap();
+        assert!(
+            both.starts_with("SELECT p.*, ARRAY(SELECT ROW(\"id\""),
+            "{both}"
+        );
+        assert!(both.ends_with("ORDER BY id) AS b FROM ($2) p"), "{both}");
+        let first = PARTS.statement([true, false]).unwrap();
+        assert!(
+            first.ends_with(
+                "WHERE tenant_id = $1 AND customer_id = p.id ORDER BY created_at) AS a, \
+                 NULL AS b FROM ($2) p"
+            ),
+            "{first}"
+        );
+        assert_eq!(
+            PARTS.statement([false, false]).unwrap(),
+            "SELECT p.*, NULL AS a, NULL AS b FROM ($2) p"
+        );
+        assert!(std::ptr::eq(both, PARTS.statement([true, true]).unwrap()));
+    }
 
     #[test]
     fn a_row_lists_the_models_columns_in_field_order_as_its_row_type() {

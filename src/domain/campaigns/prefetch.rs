@@ -11,7 +11,7 @@ use diesel::QueryableByName;
 use super::graphql::{CountersKey, ExecutionsOf};
 use super::model::{Campaign, Counters, Execution};
 use super::ops::ListQuery;
-use crate::db::nested::{parts_around, read_page, row_of, PagePart, Records, Rows};
+use crate::db::nested::{read_page, row_of, PagePart, PageParts, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::Tenant;
 use crate::error::AppResult;
@@ -30,6 +30,24 @@ struct Row {
     executions: Option<Rows<Execution>>,
 }
 
+/// The page's relations: their rows and order are the loaders'.
+static PARTS: PageParts<2> = PageParts::new([
+    PagePart {
+        name: "counters",
+        table: "campaign_delivery_counters",
+        parent: "campaign_id",
+        order: "campaign_id",
+        row: row_of::<Counters>,
+    },
+    PagePart {
+        name: "executions",
+        table: "campaign_executions",
+        parent: "campaign_id",
+        order: "started_at, id",
+        row: row_of::<Execution>,
+    },
+]);
+
 /// Reads a page of campaigns (`list`, `ops::list_query`) and the relations its nodes ask
 /// for in one statement, and files them for the child resolvers.
 pub async fn campaigns_page<F>(
@@ -41,25 +59,11 @@ where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
 {
     let node = node_selection(ctx);
-    let parts = [
-        PagePart {
-            name: "counters",
-            table: "campaign_delivery_counters",
-            parent: "campaign_id",
-            order: "campaign_id",
-            row: row_of::<Counters>(None)?,
-            asked: node.field("metrics").exists(),
-        },
-        PagePart {
-            name: "executions",
-            table: "campaign_executions",
-            parent: "campaign_id",
-            order: "started_at, id",
-            row: row_of::<Execution>(None)?,
-            asked: node.field("executions").exists(),
-        },
+    let asked = [
+        node.field("metrics").exists(),
+        node.field("executions").exists(),
     ];
-    let around = parts_around(&parts, file);
+    let around = PARTS.around(asked, file);
     read_page(&request.db, request.speed, (list, limit), around).await
 }
 

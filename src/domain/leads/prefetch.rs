@@ -10,7 +10,7 @@ use diesel::QueryableByName;
 use super::graphql::{ActionsOf, NotesOf};
 use super::model::{Lead, LeadAction, LeadNote};
 use super::ops::ListQuery;
-use crate::db::nested::{parts_around, read_page, row_of, PagePart, Records, Rows};
+use crate::db::nested::{read_page, row_of, PagePart, PageParts, Records, Rows};
 use crate::db::prefetch::Prefetched;
 use crate::db::Tenant;
 use crate::error::AppResult;
@@ -28,6 +28,24 @@ struct Row {
     notes: Option<Rows<LeadNote>>,
 }
 
+/// The page's relations: their rows and order are the loaders'.
+static PARTS: PageParts<2> = PageParts::new([
+    PagePart {
+        name: "actions",
+        table: "lead_actions",
+        parent: "lead_id",
+        order: "\"timestamp\", id",
+        row: row_of::<LeadAction>,
+    },
+    PagePart {
+        name: "notes",
+        table: "lead_notes",
+        parent: "lead_id",
+        order: "created_at, id",
+        row: row_of::<LeadNote>,
+    },
+]);
+
 /// Reads a page of leads (`list`, `ops::list_query`) and the relations its nodes ask
 /// for in one statement, and files them for the child resolvers.
 pub async fn leads_page<F>(
@@ -39,25 +57,8 @@ where
     F: FnOnce(Tenant) -> AppResult<ListQuery> + Send,
 {
     let node = node_selection(ctx);
-    let parts = [
-        PagePart {
-            name: "actions",
-            table: "lead_actions",
-            parent: "lead_id",
-            order: "\"timestamp\", id",
-            row: row_of::<LeadAction>(None)?,
-            asked: node.field("actions").exists(),
-        },
-        PagePart {
-            name: "notes",
-            table: "lead_notes",
-            parent: "lead_id",
-            order: "created_at, id",
-            row: row_of::<LeadNote>(None)?,
-            asked: node.field("notes").exists(),
-        },
-    ];
-    let around = parts_around(&parts, file);
+    let asked = [node.field("actions").exists(), node.field("notes").exists()];
+    let around = PARTS.around(asked, file);
     read_page(&request.db, request.speed, (list, limit), around).await
 }
 
