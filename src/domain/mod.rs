@@ -255,45 +255,115 @@ pub fn check_json_object(field: &str, value: &serde_json::Value, max_bytes: usiz
     Ok(())
 }
 
+/// A mutation's payload: what the operation returned (absent when it was refused) and the
+/// user errors that refused it. [`payload!`] declares the usual one-object payload; a pair
+/// `(Option<T>, Vec<UserError>)` serves a resolver that builds its answer itself.
+pub trait Payload: Sized {
+    /// What the operation returns when it succeeds.
+    type Value;
+    fn new(value: Option<Self::Value>, user_errors: Vec<UserError>) -> Self;
+}
+
+impl<T> Payload for (Option<T>, Vec<UserError>) {
+    type Value = T;
+    fn new(value: Option<T>, user_errors: Vec<UserError>) -> Self {
+        (value, user_errors)
+    }
+}
+
+/// Declares a mutation payload of one object, `Payload` of what the operation returns:
+/// `payload!(RewardPayload { reward: Reward } from model::Reward)` (the object is made
+/// `From` the value), or `from Option<model::Reward>` when the operation reads the object
+/// back and may find nothing; `{ api_key: ApiKey, secret } from (model::ApiKey, String)`
+/// for an object made with a secret shown only in this answer.
+#[macro_export]
+macro_rules! payload {
+    ($(#[$meta:meta])* $name:ident { $(#[$fmeta:meta])* $field:ident: $object:ty } from Option<$value:ty>) => {
+        $crate::payload!(@declare $(#[$meta])* $name { $(#[$fmeta])* $field: $object }
+            Option<$value>, |value: Option<Option<$value>>| value.flatten().map(<$object>::from));
+    };
+    ($(#[$meta:meta])* $name:ident { $(#[$fmeta:meta])* $field:ident: $object:ty } from $value:ty) => {
+        $crate::payload!(@declare $(#[$meta])* $name { $(#[$fmeta])* $field: $object }
+            $value, |value: Option<$value>| value.map(<$object>::from));
+    };
+    // An object made with a secret shown only in this answer: the value is the pair.
+    ($(#[$meta:meta])* $name:ident { $field:ident: $object:ty, $(#[$smeta:meta])* secret } from ($value:ty, String)) => {
+        $(#[$meta])*
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $name {
+            pub $field: Option<$object>,
+            $(#[$smeta])*
+            pub secret: Option<String>,
+            pub user_errors: Vec<$crate::domain::UserError>,
+        }
+
+        impl $crate::domain::Payload for $name {
+            type Value = ($value, String);
+            fn new(
+                made: Option<($value, String)>,
+                user_errors: Vec<$crate::domain::UserError>,
+            ) -> Self {
+                let ($field, secret) =
+                    made.map(|(made, secret)| (<$object>::from(made), secret)).unzip();
+                Self { $field, secret, user_errors }
+            }
+        }
+    };
+    (@declare $(#[$meta:meta])* $name:ident { $(#[$fmeta:meta])* $field:ident: $object:ty } $value:ty, $build:expr) => {
+        $(#[$meta])*
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $name {
+            $(#[$fmeta])*
+            pub $field: Option<$object>,
+            pub user_errors: Vec<$crate::domain::UserError>,
+        }
+
+        impl $crate::domain::Payload for $name {
+            type Value = $value;
+            fn new(value: Option<$value>, user_errors: Vec<$crate::domain::UserError>) -> Self {
+                Self { $field: ($build)(value), user_errors }
+            }
+        }
+    };
+}
+
 /// Maps an operation's outcome to a mutation payload: business-rule violations become
 /// `userErrors`, everything else stays a top-level error.
-pub fn payload<T, P>(
-    result: OpResult<T>,
-    build: impl FnOnce(Option<T>, Vec<UserError>) -> P,
-) -> Result<P, AppError> {
+pub fn payload<P: Payload>(result: OpResult<P::Value>) -> Result<P, AppError> {
     match result {
-        Ok(value) => Ok(build(Some(value), Vec::new())),
-        Err(OpError::User(error) | OpError::Answered(error)) => Ok(build(None, vec![error])),
+        Ok(value) => Ok(P::new(Some(value), Vec::new())),
+        Err(OpError::User(error) | OpError::Answered(error)) => Ok(P::new(None, vec![error])),
         Err(OpError::App(error)) => Err(error),
     }
 }
 
 /// Runs a write in the request's unit of work (`TenantDb::run`) and maps its outcome to
-/// the mutation's payload ([`payload`]).
-pub async fn write_payload<'a, T, P, F>(
+/// the mutation's payload ([`payload`]): the one way a mutation resolver writes.
+pub async fn write_payload<'a, P, F>(
     ctx: &async_graphql::Context<'_>,
     work: F,
-    build: impl FnOnce(Option<T>, Vec<UserError>) -> P,
 ) -> Result<P, AppError>
 where
-    F: crate::db::tenant::Work<'a, OpResult<T>>,
-    T: Send + 'a,
+    P: Payload,
+    P::Value: Send + 'a,
+    F: crate::db::tenant::Work<'a, OpResult<P::Value>>,
 {
     let result = crate::graphql::context::request_context(ctx)?
         .db
         .run(work)
         .await;
-    payload(result, build)
+    payload(result)
 }
 
-/// Runs a mutation that returns the id of what it changed, then loads that object in the
-/// same unit of work (for the mutation's payload).
-pub async fn run_and_load<'a, T, W, L>(
-    db: &crate::db::TenantDb,
+/// [`write_payload`] of an operation that returns the id of what it changed: `load` reads
+/// that object back in the same unit of work, for the payload.
+pub async fn write_and_load<'a, P, T, W, L>(
+    ctx: &async_graphql::Context<'_>,
     work: W,
     load: L,
-) -> OpResult<Option<T>>
+) -> Result<P, AppError>
 where
+    P: Payload<Value = Option<T>>,
     W: crate::db::tenant::Work<'a, OpResult<uuid::Uuid>>,
     L: for<'r> FnOnce(
             &'r mut diesel_async::AsyncPgConnection,
@@ -306,7 +376,7 @@ where
     T: Send + 'a,
 {
     use scoped_futures::ScopedFutureExt;
-    db.run(|conn, scope| {
+    write_payload(ctx, |conn, scope| {
         async move {
             let id = work(conn, scope).await?;
             Ok(load(conn, scope, id).await?)

@@ -6,7 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{SequenceSegment, SequenceStatus, TestimonialStatus};
 use super::{model, ops};
 use crate::auth::Access;
-use crate::domain::{write_payload, UserError};
+use crate::domain::write_payload;
 use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
@@ -14,6 +14,12 @@ use crate::graphql::context::request_context;
 use crate::graphql::scalars::{parse_id, parse_optional_id};
 
 pub struct Testimonial(pub model::Testimonial);
+
+impl From<model::Testimonial> for Testimonial {
+    fn from(testimonial: model::Testimonial) -> Self {
+        Testimonial(testimonial)
+    }
+}
 
 #[Object]
 impl Testimonial {
@@ -104,11 +110,7 @@ pub struct SetLinkedinConsentInput {
     pub consent: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct ContactPayload {
-    pub contact: Option<Contact>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ContactPayload { contact: Contact } from model::Contact);
 
 #[derive(InputObject)]
 pub struct CreateTestimonialInput {
@@ -138,28 +140,7 @@ pub struct TestimonialIdInput {
     pub id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct TestimonialPayload {
-    pub testimonial: Option<Testimonial>,
-    pub user_errors: Vec<UserError>,
-}
-
-fn testimonial_payload(
-    testimonial: Option<model::Testimonial>,
-    user_errors: Vec<UserError>,
-) -> TestimonialPayload {
-    TestimonialPayload {
-        testimonial: testimonial.map(Testimonial),
-        user_errors,
-    }
-}
-
-fn contact_payload(contact: Option<model::Contact>, user_errors: Vec<UserError>) -> ContactPayload {
-    ContactPayload {
-        contact: contact.map(Contact::from),
-        user_errors,
-    }
-}
+crate::payload!(TestimonialPayload { testimonial: Testimonial } from model::Testimonial);
 
 /// A re-engagement email sequence for one recipient.
 #[derive(SimpleObject)]
@@ -457,11 +438,7 @@ pub struct ConfigureWidgetInput {
     pub rotate_key: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct ConfigureWidgetPayload {
-    pub widget_config: Option<WidgetConfig>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ConfigureWidgetPayload { widget_config: WidgetConfig } from model::WidgetConfig);
 
 #[derive(InputObject)]
 pub struct StartEmailSequenceInput {
@@ -504,28 +481,16 @@ pub struct SaveEmailSequenceStepsInput {
     pub steps: Vec<SequenceStepInput>,
 }
 
-#[derive(SimpleObject)]
-pub struct SaveEmailSequenceStepsPayload {
-    pub steps: Option<Vec<SequenceStep>>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(SaveEmailSequenceStepsPayload { steps: Vec<SequenceStep> } from Vec<SequenceStep>);
 
 #[derive(InputObject)]
 pub struct EmailSequenceIdInput {
     pub id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct EmailSequencePayload {
-    pub email_sequence: Option<EmailSequence>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(EmailSequencePayload { email_sequence: EmailSequence } from model::EmailSequence);
 
-#[derive(SimpleObject)]
-pub struct CleanupExpiredDemoSessionsPayload {
-    pub deleted_count: Option<i32>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(CleanupExpiredDemoSessionsPayload { deleted_count: i32 } from i32);
 
 #[derive(Default)]
 pub struct AutomationsMutation;
@@ -538,22 +503,10 @@ impl AutomationsMutation {
         change: ops::SequenceChange,
     ) -> AppResult<EmailSequencePayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| ops::change_email_sequence(conn, scope, id, change).scope_boxed(),
-            sequence_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::change_email_sequence(conn, scope, id, change).scope_boxed()
+        })
         .await
-    }
-}
-
-fn sequence_payload(
-    sequence: Option<model::EmailSequence>,
-    user_errors: Vec<UserError>,
-) -> EmailSequencePayload {
-    EmailSequencePayload {
-        email_sequence: sequence.map(EmailSequence::from),
-        user_errors,
     }
 }
 
@@ -576,14 +529,9 @@ impl AutomationsMutation {
             is_active: input.is_active,
         };
         let rotate_key = input.rotate_key;
-        write_payload(
-            ctx,
-            |conn, scope| ops::configure_widget(conn, scope, fields, rotate_key).scope_boxed(),
-            |config, user_errors| ConfigureWidgetPayload {
-                widget_config: config.map(WidgetConfig::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::configure_widget(conn, scope, fields, rotate_key).scope_boxed()
+        })
         .await
     }
 
@@ -601,17 +549,13 @@ impl AutomationsMutation {
             steps.push((step.delay_hours, parse_id(&step.template_id, &field)?));
         }
         let segment = input.segment;
-        write_payload(
-            ctx,
-            move |conn, scope| {
-                async move { ops::save_sequence_steps(conn, scope, segment, &steps).await }
-                    .scope_boxed()
-            },
-            |steps, user_errors| SaveEmailSequenceStepsPayload {
-                steps: steps.map(|s| s.into_iter().map(SequenceStep::from).collect()),
-                user_errors,
-            },
-        )
+        write_payload(ctx, move |conn, scope| {
+            async move {
+                let saved = ops::save_sequence_steps(conn, scope, segment, &steps).await?;
+                Ok(saved.into_iter().map(SequenceStep::from).collect())
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -625,13 +569,9 @@ impl AutomationsMutation {
     ) -> AppResult<EmailSequencePayload> {
         let contact_id = parse_optional_id(&input.contact_id, &["input", "contactId"])?;
         let (email, segment) = (input.recipient_email, input.segment);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                ops::start_email_sequence(conn, scope, &email, segment, contact_id).scope_boxed()
-            },
-            sequence_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::start_email_sequence(conn, scope, &email, segment, contact_id).scope_boxed()
+        })
         .await
     }
 
@@ -664,17 +604,13 @@ impl AutomationsMutation {
         &self,
         ctx: &Context<'_>,
     ) -> AppResult<CleanupExpiredDemoSessionsPayload> {
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { Ok(super::demo::purge_expired(conn, scope, Utc::now()).await?) }
-                    .scope_boxed()
-            },
-            |deleted, user_errors| CleanupExpiredDemoSessionsPayload {
-                deleted_count: deleted.map(|n| n as i32),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let deleted = super::demo::purge_expired(conn, scope, Utc::now()).await?;
+                Ok(deleted as i32)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -694,11 +630,9 @@ impl AutomationsMutation {
             linkedin_url: input.linkedin_url,
             customer_id: parse_optional_id(&input.customer_id, &["input", "customerId"])?,
         };
-        write_payload(
-            ctx,
-            |conn, scope| super::audience::save_contact(conn, scope, id, fields).scope_boxed(),
-            contact_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            super::audience::save_contact(conn, scope, id, fields).scope_boxed()
+        })
         .await
     }
 
@@ -711,13 +645,9 @@ impl AutomationsMutation {
         input: SetLinkedinConsentInput,
     ) -> AppResult<ContactPayload> {
         let id = parse_id(&input.contact_id, &["input", "contactId"])?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                super::audience::set_linkedin_consent(conn, scope, id, input.consent).scope_boxed()
-            },
-            contact_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            super::audience::set_linkedin_consent(conn, scope, id, input.consent).scope_boxed()
+        })
         .await
     }
 
@@ -730,19 +660,13 @@ impl AutomationsMutation {
     ) -> AppResult<TestimonialPayload> {
         let contact = parse_id(&input.contact_id, &["input", "contactId"])?;
         let (content, rating, video) = (input.content, input.rating, input.video_url);
-        write_payload(
-            ctx,
-            move |conn, scope| {
-                async move {
-                    super::audience::create_testimonial(
-                        conn, scope, contact, &content, rating, video,
-                    )
+        write_payload(ctx, move |conn, scope| {
+            async move {
+                super::audience::create_testimonial(conn, scope, contact, &content, rating, video)
                     .await
-                }
-                .scope_boxed()
-            },
-            testimonial_payload,
-        )
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -755,13 +679,9 @@ impl AutomationsMutation {
     ) -> AppResult<TestimonialPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
         let publish = input.decision == ModerationDecision::Publish;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                super::audience::moderate_testimonial(conn, scope, id, publish).scope_boxed()
-            },
-            testimonial_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            super::audience::moderate_testimonial(conn, scope, id, publish).scope_boxed()
+        })
         .await
     }
 
@@ -774,11 +694,9 @@ impl AutomationsMutation {
         input: TestimonialIdInput,
     ) -> AppResult<TestimonialPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| super::audience::share_on_linkedin(conn, scope, id).scope_boxed(),
-            testimonial_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            super::audience::share_on_linkedin(conn, scope, id).scope_boxed()
+        })
         .await
     }
 

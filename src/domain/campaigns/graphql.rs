@@ -14,7 +14,7 @@ use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::write_payload;
-use crate::domain::{payload, run_and_load, OpResult, UserError};
+use crate::domain::{write_and_load, OpResult};
 use crate::error::{AppError, AppResult};
 use crate::graphql::aggregate::Aggregate;
 use crate::graphql::connection::IntoConnection;
@@ -564,17 +564,9 @@ pub struct RecordDeliveryEventInput {
     pub error: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct CampaignPayload {
-    pub campaign: Option<Campaign>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(CampaignPayload { campaign: Campaign } from Option<model::Campaign>);
 
-#[derive(SimpleObject)]
-pub struct RecordDeliveryEventPayload {
-    pub recipient: Option<CampaignRecipient>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RecordDeliveryEventPayload { recipient: CampaignRecipient } from model::Recipient);
 
 fn campaign_fields(input: &CampaignInput) -> AppResult<ops::CampaignFields> {
     Ok(ops::CampaignFields {
@@ -592,18 +584,14 @@ fn campaign_fields(input: &CampaignInput) -> AppResult<ops::CampaignFields> {
     })
 }
 
-async fn campaign_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<CampaignPayload>
+async fn campaign_payload<'a, F>(ctx: &Context<'_>, work: F) -> AppResult<CampaignPayload>
 where
     F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
-    let result = run_and_load(&request.db, work, |conn, scope, id| {
+    write_and_load(ctx, work, |conn, scope, id| {
         async move { Ok(ops::campaigns_by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()
     })
-    .await;
-    payload(result, |c, user_errors| CampaignPayload {
-        campaign: c.flatten().map(Campaign::from),
-        user_errors,
-    })
+    .await
 }
 
 #[derive(Default)]
@@ -617,9 +605,8 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: CampaignInput,
     ) -> AppResult<CampaignPayload> {
-        let request = request_context(ctx)?;
         let fields = campaign_fields(&input)?;
-        campaign_payload(request, |conn, scope| {
+        campaign_payload(ctx, |conn, scope| {
             async move { ops::create(conn, scope, fields).await }.scope_boxed()
         })
         .await
@@ -631,13 +618,12 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: CampaignInput,
     ) -> AppResult<CampaignPayload> {
-        let request = request_context(ctx)?;
         let Some(id) = &input.id else {
             return Err(AppError::bad_input(&["input", "id"], "id is required"));
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = campaign_fields(&input)?;
-        campaign_payload(request, |conn, scope| {
+        campaign_payload(ctx, |conn, scope| {
             async move { ops::update(conn, scope, id, fields).await }.scope_boxed()
         })
         .await
@@ -650,9 +636,8 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: CampaignIdInput,
     ) -> AppResult<CampaignPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
-        campaign_payload(request, |conn, scope| {
+        campaign_payload(ctx, |conn, scope| {
             async move { ops::launch(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -695,19 +680,12 @@ impl CampaignsMutation {
         let id = parse_id(&input.recipient_id, &["input", "recipientId"])?;
         let at = input.occurred_at.unwrap_or_else(Utc::now);
         let (status, error) = (input.status, input.error);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::record_delivery_event(conn, scope, id, status, at, error.as_deref()).await
-                }
-                .scope_boxed()
-            },
-            |r, user_errors| RecordDeliveryEventPayload {
-                recipient: r.map(CampaignRecipient::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::record_delivery_event(conn, scope, id, status, at, error.as_deref()).await
+            }
+            .scope_boxed()
+        })
         .await
     }
 }
@@ -719,9 +697,8 @@ impl CampaignsMutation {
         input: CampaignIdInput,
         change: ops::StatusChange,
     ) -> AppResult<CampaignPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.id, &["input", "id"])?;
-        campaign_payload(request, |conn, scope| {
+        campaign_payload(ctx, |conn, scope| {
             async move { ops::change_status(conn, scope, id, change).await }.scope_boxed()
         })
         .await

@@ -6,7 +6,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{self, DiscountType, WineType};
 use super::ops;
 use crate::auth::Access;
-use crate::domain::{write_payload, UserError};
+use crate::domain::write_payload;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::scalars::Decimal;
@@ -199,17 +199,9 @@ pub struct UpsertDiscountInput {
     pub is_active: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct ProductPayload {
-    pub product: Option<Product>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ProductPayload { product: Product } from Option<model::Product>);
 
-#[derive(SimpleObject)]
-pub struct DiscountPayload {
-    pub discount: Option<Discount>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(DiscountPayload { discount: Discount } from Option<model::Discount>);
 
 #[derive(Default)]
 pub struct CatalogMutation;
@@ -234,20 +226,13 @@ impl CatalogMutation {
             inventory: input.inventory,
             is_active: input.is_active,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::upsert_product(conn, scope, product).await?;
-                    Ok(ops::products_by_ids(conn, scope, &[id]).await?.pop())
-                }
-                .scope_boxed()
-            },
-            |product, user_errors| ProductPayload {
-                product: product.flatten().map(Product::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::upsert_product(conn, scope, product).await?;
+                Ok(ops::products_by_ids(conn, scope, &[id]).await?.pop())
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -268,20 +253,13 @@ impl CatalogMutation {
             ends_at: input.ends_at,
             is_active: input.is_active,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::upsert_discount(conn, scope, discount).await?;
-                    Ok(ops::discounts_by_ids(conn, scope, &[id]).await?.pop())
-                }
-                .scope_boxed()
-            },
-            |discount, user_errors| DiscountPayload {
-                discount: discount.flatten().map(Discount::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::upsert_discount(conn, scope, discount).await?;
+                Ok(ops::discounts_by_ids(conn, scope, &[id]).await?.pop())
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

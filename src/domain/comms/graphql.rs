@@ -14,7 +14,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::domain::{write_payload, UserError};
+use crate::domain::{write_payload, Payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -437,6 +437,20 @@ pub struct ConfigureChannelPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl Payload for ConfigureChannelPayload {
+    type Value = ops::Configured;
+    fn new(configured: Option<ops::Configured>, user_errors: Vec<UserError>) -> Self {
+        let (configuration, hook_token) = configured.map_or((None, None), |c| {
+            (Some(c.configuration.into()), c.hook_token)
+        });
+        ConfigureChannelPayload {
+            channel_configuration: configuration,
+            hook_token,
+            user_errors,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct OpenTicketInput {
     pub subject: String,
@@ -487,11 +501,7 @@ pub struct RecordCallInput {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject)]
-pub struct CallPayload {
-    pub call: Option<Call>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(CallPayload { call: Call } from model::Call);
 
 #[derive(InputObject)]
 pub struct RecordProspectInput {
@@ -521,21 +531,7 @@ pub struct UpdateProspectInput {
     pub notes: MaybeUndefined<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct ProspectPayload {
-    pub prospect: Option<Prospect>,
-    pub user_errors: Vec<UserError>,
-}
-
-fn prospect_payload(
-    prospect: Option<model::Prospect>,
-    user_errors: Vec<UserError>,
-) -> ProspectPayload {
-    ProspectPayload {
-        prospect: prospect.map(Prospect::from),
-        user_errors,
-    }
-}
+crate::payload!(ProspectPayload { prospect: Prospect } from model::Prospect);
 
 #[derive(InputObject)]
 pub struct BookAppointmentInput {
@@ -575,34 +571,9 @@ pub struct RescheduleAppointmentInput {
     pub time: NaiveTime,
 }
 
-#[derive(SimpleObject)]
-pub struct AppointmentPayload {
-    pub appointment: Option<Appointment>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(AppointmentPayload { appointment: Appointment } from model::Appointment);
 
-fn appointment_payload(
-    appointment: Option<model::Appointment>,
-    user_errors: Vec<UserError>,
-) -> AppointmentPayload {
-    AppointmentPayload {
-        appointment: appointment.map(Appointment::from),
-        user_errors,
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct TicketPayload {
-    pub ticket: Option<Ticket>,
-    pub user_errors: Vec<UserError>,
-}
-
-fn ticket_payload(ticket: Option<model::Ticket>, user_errors: Vec<UserError>) -> TicketPayload {
-    TicketPayload {
-        ticket: ticket.map(Ticket::from),
-        user_errors,
-    }
-}
+crate::payload!(TicketPayload { ticket: Ticket } from model::Ticket);
 
 #[derive(Default)]
 pub struct CommsMutation;
@@ -633,33 +604,19 @@ impl CommsMutation {
         };
         let key = ctx.data_opt::<SecretKey>();
         let rotate = input.rotate_hook_token;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                ops::configure_channel(
-                    conn,
-                    scope,
-                    channel,
-                    provider,
-                    fields,
-                    credentials,
-                    rotate,
-                    key,
-                )
-                .scope_boxed()
-            },
-            |configured, user_errors| {
-                let (config, hook_token) = match configured {
-                    Some(c) => (Some(c.configuration), c.hook_token),
-                    None => (None, None),
-                };
-                ConfigureChannelPayload {
-                    channel_configuration: config.map(ChannelConfiguration::from),
-                    hook_token,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::configure_channel(
+                conn,
+                scope,
+                channel,
+                provider,
+                fields,
+                credentials,
+                rotate,
+                key,
+            )
+            .scope_boxed()
+        })
         .await
     }
 
@@ -682,11 +639,9 @@ impl CommsMutation {
             customer_email: input.customer_email.map(|e| e.trim().to_lowercase()),
             customer_phone: input.customer_phone,
         };
-        write_payload(
-            ctx,
-            |conn, scope| ops::open_ticket(conn, scope, fields).scope_boxed(),
-            ticket_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::open_ticket(conn, scope, fields).scope_boxed()
+        })
         .await
     }
 
@@ -712,25 +667,18 @@ impl CommsMutation {
         };
         let (provider, direction, status) = (input.provider, input.direction, input.status);
         let provider_call_id = input.provider_call_id;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                ops::record_call(
-                    conn,
-                    scope,
-                    provider,
-                    provider_call_id,
-                    direction,
-                    status,
-                    fields,
-                )
-                .scope_boxed()
-            },
-            |call, user_errors| CallPayload {
-                call: call.map(Call::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::record_call(
+                conn,
+                scope,
+                provider,
+                provider_call_id,
+                direction,
+                status,
+                fields,
+            )
+            .scope_boxed()
+        })
         .await
     }
 
@@ -754,11 +702,9 @@ impl CommsMutation {
             source: input.source,
             notes: input.notes,
         };
-        write_payload(
-            ctx,
-            |conn, scope| ops::record_prospect(conn, scope, fields).scope_boxed(),
-            prospect_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::record_prospect(conn, scope, fields).scope_boxed()
+        })
         .await
     }
 
@@ -772,11 +718,9 @@ impl CommsMutation {
         let id = parse_id(&input.id, &["input", "id"])?;
         let status = input.status;
         let (score, notes) = (input.qualification_score.into(), input.notes.into());
-        write_payload(
-            ctx,
-            |conn, scope| ops::update_prospect(conn, scope, id, status, score, notes).scope_boxed(),
-            prospect_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::update_prospect(conn, scope, id, status, score, notes).scope_boxed()
+        })
         .await
     }
 
@@ -800,11 +744,9 @@ impl CommsMutation {
             service_type: input.service_type,
             notes: input.notes,
         };
-        write_payload(
-            ctx,
-            |conn, scope| ops::book_appointment(conn, scope, fields).scope_boxed(),
-            appointment_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::book_appointment(conn, scope, fields).scope_boxed()
+        })
         .await
     }
 
@@ -817,11 +759,9 @@ impl CommsMutation {
     ) -> AppResult<AppointmentPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
         let status = input.status;
-        write_payload(
-            ctx,
-            |conn, scope| ops::change_appointment(conn, scope, id, status).scope_boxed(),
-            appointment_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::change_appointment(conn, scope, id, status).scope_boxed()
+        })
         .await
     }
 
@@ -835,11 +775,9 @@ impl CommsMutation {
     ) -> AppResult<AppointmentPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
         let (date, time) = (input.date, input.time);
-        write_payload(
-            ctx,
-            |conn, scope| ops::reschedule_appointment(conn, scope, id, date, time).scope_boxed(),
-            appointment_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::reschedule_appointment(conn, scope, id, date, time).scope_boxed()
+        })
         .await
     }
 
@@ -854,13 +792,9 @@ impl CommsMutation {
         let id = parse_id(&input.id, &["input", "id"])?;
         let (status, priority) = (input.status, input.priority);
         let assigned_to = input.assigned_to.into();
-        write_payload(
-            ctx,
-            |conn, scope| {
-                ops::update_ticket(conn, scope, id, status, priority, assigned_to).scope_boxed()
-            },
-            ticket_payload,
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::update_ticket(conn, scope, id, status, priority, assigned_to).scope_boxed()
+        })
         .await
     }
 }

@@ -5,7 +5,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::{self, CrmPlatform};
 use super::ops;
 use crate::auth::Access;
-use crate::domain::{write_payload, UserError};
+use crate::domain::{write_payload, Payload, UserError};
 use crate::error::AppResult;
 use crate::graphql::context::request_context;
 use crate::secrets::SecretKey;
@@ -89,6 +89,19 @@ pub struct ConfigureCrmPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl Payload for ConfigureCrmPayload {
+    type Value = ops::ConfiguredCrm;
+    fn new(configured: Option<ops::ConfiguredCrm>, user_errors: Vec<UserError>) -> Self {
+        let (connection, hook_token) =
+            configured.map_or((None, None), |c| (Some(c.connection.into()), c.hook_token));
+        ConfigureCrmPayload {
+            crm_connection: connection,
+            hook_token,
+            user_errors,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CrmQuery;
 
@@ -126,21 +139,9 @@ impl CrmMutation {
             rotate_hook_token: input.rotate_hook_token,
         };
         let key = ctx.data_opt::<SecretKey>();
-        write_payload(
-            ctx,
-            |conn, scope| ops::configure_crm(conn, scope, crm, key).scope_boxed(),
-            |configured, user_errors| {
-                let (connection, hook_token) = match configured {
-                    Some(c) => (Some(CrmConnection::from(c.connection)), c.hook_token),
-                    None => (None, None),
-                };
-                ConfigureCrmPayload {
-                    crm_connection: connection,
-                    hook_token,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::configure_crm(conn, scope, crm, key).scope_boxed()
+        })
         .await
     }
 }

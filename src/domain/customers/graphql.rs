@@ -22,7 +22,7 @@ use crate::domain::loyalty::graphql::{
 };
 use crate::domain::loyalty::model::cumulative_membership_days;
 use crate::domain::write_payload;
-use crate::domain::{payload, UserError};
+use crate::domain::{payload, Payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
@@ -662,11 +662,7 @@ pub struct RecordCustomerActivityInput {
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject)]
-pub struct RecordCustomerActivityPayload {
-    pub activity: Option<Activity>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RecordCustomerActivityPayload { activity: Activity } from model::Activity);
 
 #[derive(InputObject)]
 pub struct RecordOrderInput {
@@ -704,6 +700,18 @@ pub struct RefundOrderPayload {
     /// The order after the refund.
     pub order: Option<Order>,
     pub user_errors: Vec<UserError>,
+}
+
+impl Payload for RefundOrderPayload {
+    type Value = (Option<model::OrderRefund>, Option<model::Order>);
+    fn new(value: Option<Self::Value>, user_errors: Vec<UserError>) -> Self {
+        let (refund, order) = value.unwrap_or_default();
+        RefundOrderPayload {
+            refund: refund.map(OrderRefund::from),
+            order: order.map(Order::from),
+            user_errors,
+        }
+    }
 }
 
 /// A refund of an order and the points it took back.
@@ -748,11 +756,9 @@ pub struct SetCommunicationPreferencesInput {
     pub preferences: Vec<CommunicationPreferenceInput>,
 }
 
-#[derive(SimpleObject)]
-pub struct SetCommunicationPreferencesPayload {
-    pub preferences: Option<Vec<CommunicationPreference>>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(SetCommunicationPreferencesPayload {
+    preferences: Vec<CommunicationPreference>
+} from Vec<CommunicationPreference>);
 
 #[derive(Default)]
 pub struct CustomersMutation;
@@ -788,15 +794,15 @@ impl CustomersMutation {
                     .scope_boxed()
             })
             .await;
-        let outcome = payload(result, |done, user_errors| (done, user_errors))?;
-        let customer = match outcome.0 {
+        let (outcome, user_errors): (Option<_>, _) = payload(result)?;
+        let customer = match outcome {
             Some((id, _)) => reload(request, id).await?,
             None => None,
         };
         Ok(UpsertCustomerPayload {
             customer,
-            created: outcome.0.map(|(_, c)| c),
-            user_errors: outcome.1,
+            created: outcome.map(|(_, c)| c),
+            user_errors,
         })
     }
 
@@ -816,16 +822,9 @@ impl CustomersMutation {
                 .unwrap_or_else(|| serde_json::json!({})),
             occurred_at: input.occurred_at,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::record_activity(conn, scope, record).await }.scope_boxed()
-            },
-            |activity, user_errors| RecordCustomerActivityPayload {
-                activity: activity.map(Activity::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::record_activity(conn, scope, record).await }.scope_boxed()
+        })
         .await
     }
 
@@ -863,7 +862,7 @@ impl CustomersMutation {
                 .scope_boxed()
             })
             .await;
-        let (order, user_errors) = payload(result, |order, errors| (order, errors))?;
+        let (order, user_errors): (Option<_>, _) = payload(result)?;
         let customer = match &order {
             Some(_) => reload(request, customer_id).await?,
             None => None,
@@ -890,29 +889,18 @@ impl CustomersMutation {
             amount: input.amount.map(|d| d.0),
         };
         let key = input.idempotency_key;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::refund_order(conn, scope, refund, key.as_deref()).await?;
-                    let refund = ops::refunds_by_ids(conn, scope, &[id]).await?.pop();
-                    let order = match &refund {
-                        Some(r) => Some(ops::order_by_id(conn, scope, r.order_id).await?),
-                        None => None,
-                    };
-                    Ok((refund, order))
-                }
-                .scope_boxed()
-            },
-            |done, user_errors| {
-                let (refund, order) = done.unwrap_or_default();
-                RefundOrderPayload {
-                    refund: refund.map(OrderRefund::from),
-                    order: order.map(Order::from),
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::refund_order(conn, scope, refund, key.as_deref()).await?;
+                let refund = ops::refunds_by_ids(conn, scope, &[id]).await?.pop();
+                let order = match &refund {
+                    Some(r) => Some(ops::order_by_id(conn, scope, r.order_id).await?),
+                    None => None,
+                };
+                Ok((refund, order))
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -933,18 +921,16 @@ impl CustomersMutation {
                 reason: p.reason,
             })
             .collect();
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::set_preferences(conn, scope, customer_id, changes).await }
-                    .scope_boxed()
-            },
-            |prefs, user_errors| SetCommunicationPreferencesPayload {
-                preferences: prefs
-                    .map(|p| p.into_iter().map(CommunicationPreference::from).collect()),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let saved = ops::set_preferences(conn, scope, customer_id, changes).await?;
+                Ok(saved
+                    .into_iter()
+                    .map(CommunicationPreference::from)
+                    .collect())
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

@@ -6,7 +6,6 @@ use scoped_futures::ScopedFutureExt;
 use super::ops::{self, StoredInsights};
 use crate::auth::Access;
 use crate::domain::write_payload;
-use crate::domain::UserError;
 use crate::error::AppResult;
 use crate::graphql::context::request_context;
 
@@ -58,6 +57,12 @@ pub enum InsightLanguage {
 
 /// Weekly growth insights over the tenant's live leads (seed 001 `growth_brain`).
 pub struct GrowthInsights(StoredInsights);
+
+impl From<StoredInsights> for GrowthInsights {
+    fn from(insights: StoredInsights) -> Self {
+        GrowthInsights(insights)
+    }
+}
 
 fn f(v: &Option<bigdecimal::BigDecimal>) -> Option<f64> {
     v.as_ref().and_then(|d| d.to_f64())
@@ -196,11 +201,9 @@ pub struct RefreshGrowthInsightsInput {
     pub period_end: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject)]
-pub struct RefreshGrowthInsightsPayload {
-    pub growth_insights: Option<GrowthInsights>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RefreshGrowthInsightsPayload {
+    growth_insights: GrowthInsights
+} from Option<StoredInsights>);
 
 #[derive(Default)]
 pub struct GrowthMutation;
@@ -215,20 +218,13 @@ impl GrowthMutation {
         input: Option<RefreshGrowthInsightsInput>,
     ) -> AppResult<RefreshGrowthInsightsPayload> {
         let input = input.unwrap_or_default();
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::refresh(conn, scope, input.period_start, input.period_end).await?;
-                    Ok::<_, crate::domain::OpError>(ops::stored(conn, scope).await?)
-                }
-                .scope_boxed()
-            },
-            |stored, user_errors| RefreshGrowthInsightsPayload {
-                growth_insights: stored.flatten().map(GrowthInsights),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::refresh(conn, scope, input.period_start, input.period_end).await?;
+                Ok(ops::stored(conn, scope).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

@@ -16,9 +16,7 @@ use crate::auth::Access;
 use crate::db::schema::{intent_translations, translation_dictionary};
 use crate::db::Tenant;
 use crate::domain::leads::model::Language;
-use crate::domain::{
-    check_required_text, user_error, write_payload, OpResult, UserError, UserErrorCode,
-};
+use crate::domain::{check_required_text, user_error, write_payload, OpResult, UserErrorCode};
 use crate::error::AppResult;
 
 /// How long a provider's translation is kept.
@@ -263,11 +261,17 @@ pub struct Translation {
     pub quality: Option<crate::graphql::scalars::Decimal>,
 }
 
-#[derive(SimpleObject)]
-pub struct TranslatePayload {
-    pub translation: Option<Translation>,
-    pub user_errors: Vec<UserError>,
+impl From<Answer> for Translation {
+    fn from(answer: Answer) -> Self {
+        Translation {
+            translated_text: answer.translated,
+            provider: answer.provider.to_owned(),
+            quality: answer.quality.map(crate::graphql::scalars::Decimal),
+        }
+    }
 }
+
+crate::payload!(TranslatePayload { translation: Translation } from Answer);
 
 #[derive(Default)]
 pub struct TranslationMutation;
@@ -282,29 +286,18 @@ impl TranslationMutation {
         ctx: &Context<'_>,
         input: TranslateInput,
     ) -> AppResult<TranslatePayload> {
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let request = Request {
-                        text: &input.text,
-                        from: input.from,
-                        to: input.to,
-                        context: input.context,
-                    };
-                    translate(conn, scope, &ReferenceTranslator, request, Utc::now()).await
-                }
-                .scope_boxed()
-            },
-            |answer, user_errors| TranslatePayload {
-                translation: answer.map(|a| Translation {
-                    translated_text: a.translated,
-                    provider: a.provider.to_owned(),
-                    quality: a.quality.map(crate::graphql::scalars::Decimal),
-                }),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let request = Request {
+                    text: &input.text,
+                    from: input.from,
+                    to: input.to,
+                    context: input.context,
+                };
+                translate(conn, scope, &ReferenceTranslator, request, Utc::now()).await
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

@@ -9,11 +9,11 @@ use super::ops;
 use crate::auth::Access;
 use crate::domain::customers::graphql::{Customer, CustomerKey};
 use crate::domain::write_payload;
-use crate::domain::{payload, run_and_load, OpResult, UserError};
+use crate::domain::{write_and_load, OpResult};
 use crate::error::AppResult;
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, OrderDirection, PageRequest};
-use crate::graphql::context::{request_context, RequestContext};
+use crate::graphql::context::request_context;
 use crate::graphql::scalars::{parse_id, Decimal};
 
 /// An inbound lead with its AI analysis (seed 001 `lead_memory`).
@@ -376,30 +376,18 @@ pub struct UpdateLeadNoteInput {
     pub note: String,
 }
 
-#[derive(SimpleObject)]
-pub struct LeadPayload {
-    pub lead: Option<Lead>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(LeadPayload { lead: Lead } from Option<model::Lead>);
 
-#[derive(SimpleObject)]
-pub struct LeadNotePayload {
-    pub note: Option<LeadNote>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(LeadNotePayload { note: LeadNote } from model::LeadNote);
 
-async fn lead_payload<'a, F>(request: &RequestContext, work: F) -> AppResult<LeadPayload>
+async fn lead_payload<'a, F>(ctx: &Context<'_>, work: F) -> AppResult<LeadPayload>
 where
     F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
-    let result = run_and_load(&request.db, work, |conn, scope, id| {
+    write_and_load(ctx, work, |conn, scope, id| {
         async move { Ok(ops::by_ids(conn, scope, &[id]).await?.pop()) }.scope_boxed()
     })
-    .await;
-    payload(result, |lead, user_errors| LeadPayload {
-        lead: lead.flatten().map(Lead::from),
-        user_errors,
-    })
+    .await
 }
 
 fn lead_id(id: &ID) -> AppResult<Uuid> {
@@ -418,7 +406,6 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: IngestLeadInput,
     ) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let key = input.idempotency_key.clone();
         let ingest = ops::IngestLead {
             name: input.name,
@@ -431,7 +418,7 @@ impl LeadsMutation {
             urgency: input.urgency,
             confidence_score: input.confidence_score.map(|d| d.0),
         };
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::ingest(conn, scope, ingest, key.as_deref()).await }.scope_boxed()
         })
         .await
@@ -439,10 +426,9 @@ impl LeadsMutation {
 
     #[graphql(guard = "Access::Admin")]
     async fn tag_lead(&self, ctx: &Context<'_>, input: TagLeadInput) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
         let tag = input.tag;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::tag(conn, scope, id, &tag).await }.scope_boxed()
         })
         .await
@@ -450,9 +436,8 @@ impl LeadsMutation {
 
     #[graphql(guard = "Access::Admin")]
     async fn archive_lead(&self, ctx: &Context<'_>, input: LeadIdInput) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::archive(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -464,9 +449,8 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: LeadIdInput,
     ) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::reactivate(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -475,9 +459,8 @@ impl LeadsMutation {
     /// Soft delete: hidden by default, kept for the audit trail.
     #[graphql(guard = "Access::Admin")]
     async fn delete_lead(&self, ctx: &Context<'_>, input: LeadIdInput) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::delete(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -489,14 +472,13 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: ConvertLeadInput,
     ) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
         let customer = input
             .customer_id
             .as_ref()
             .map(|c| parse_id(c, &["input", "customerId"]))
             .transpose()?;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::convert(conn, scope, id, customer).await }.scope_boxed()
         })
         .await
@@ -508,10 +490,9 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: RevertLeadConversionInput,
     ) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
         let reason = input.reason;
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::revert_conversion(conn, scope, id, &reason).await }.scope_boxed()
         })
         .await
@@ -524,7 +505,6 @@ impl LeadsMutation {
         ctx: &Context<'_>,
         input: UpdateLeadAnalysisInput,
     ) -> AppResult<LeadPayload> {
-        let request = request_context(ctx)?;
         let id = lead_id(&input.lead_id)?;
         let analysis = ops::Analysis {
             ai_summary: input.ai_summary,
@@ -533,7 +513,7 @@ impl LeadsMutation {
             urgency: input.urgency,
             confidence_score: input.confidence_score.map(|d| d.0),
         };
-        lead_payload(request, |conn, scope| {
+        lead_payload(ctx, |conn, scope| {
             async move { ops::update_analysis(conn, scope, id, analysis).await }.scope_boxed()
         })
         .await
@@ -547,14 +527,9 @@ impl LeadsMutation {
     ) -> AppResult<LeadNotePayload> {
         let id = lead_id(&input.lead_id)?;
         let note = input.note;
-        write_payload(
-            ctx,
-            |conn, scope| async move { ops::add_note(conn, scope, id, &note).await }.scope_boxed(),
-            |note, user_errors| LeadNotePayload {
-                note: note.map(LeadNote::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::add_note(conn, scope, id, &note).await }.scope_boxed()
+        })
         .await
     }
 
@@ -566,16 +541,9 @@ impl LeadsMutation {
     ) -> AppResult<LeadNotePayload> {
         let id = parse_id(&input.note_id, &["input", "noteId"])?;
         let note = input.note;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::update_note(conn, scope, id, &note).await }.scope_boxed()
-            },
-            |note, user_errors| LeadNotePayload {
-                note: note.map(LeadNote::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::update_note(conn, scope, id, &note).await }.scope_boxed()
+        })
         .await
     }
 }

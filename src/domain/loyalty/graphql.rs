@@ -14,11 +14,11 @@ use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
 use crate::domain::write_payload;
-use crate::domain::{payload, run_and_load, OpError, OpResult, UserError};
+use crate::domain::{write_and_load, OpError, OpResult};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
-use crate::graphql::context::{request_context, RequestContext};
+use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
 use crate::graphql::scalars::{parse_id, parse_optional_id, Decimal};
 
@@ -660,53 +660,23 @@ pub struct RedemptionTransitionInput {
     pub redemption_id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct ClubProgramPayload {
-    pub club_program: Option<ClubProgram>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ClubProgramPayload { club_program: ClubProgram } from model::ClubProgram);
 
-#[derive(SimpleObject)]
-pub struct ClubStagePayload {
-    pub stage: Option<ClubStage>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ClubStagePayload { stage: ClubStage } from model::ClubStage);
 
-#[derive(SimpleObject)]
-pub struct EnrollmentPayload {
-    pub enrollment: Option<Enrollment>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(EnrollmentPayload { enrollment: Enrollment } from Option<model::Enrollment>);
 
-#[derive(SimpleObject)]
-pub struct ExpireEnrollmentsPayload {
-    pub expired_count: Option<i32>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ExpireEnrollmentsPayload { expired_count: i32 } from i32);
 
-#[derive(SimpleObject)]
-pub struct LoyaltyRulesPayload {
-    pub loyalty_rules: Option<LoyaltyRules>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(LoyaltyRulesPayload { loyalty_rules: LoyaltyRules } from model::LoyaltyRules);
 
-#[derive(SimpleObject)]
-pub struct AdjustPointsPayload {
-    pub point_transaction: Option<PointTransaction>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(AdjustPointsPayload {
+    point_transaction: PointTransaction
+} from model::PointTransaction);
 
-#[derive(SimpleObject)]
-pub struct RewardPayload {
-    pub reward: Option<Reward>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RewardPayload { reward: Reward } from model::Reward);
 
-#[derive(SimpleObject)]
-pub struct RedemptionPayload {
-    pub redemption: Option<Redemption>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RedemptionPayload { redemption: Redemption } from Option<model::Redemption>);
 
 fn stage_fields(input: &ClubStageInput) -> model::StageFields {
     model::StageFields {
@@ -739,38 +709,24 @@ fn reward_fields(input: &RewardInput) -> model::RewardFields {
 }
 
 /// Runs an enrollment operation and returns the payload with the resulting enrollment.
-async fn enrollment_payload<'a, F>(
-    request: &RequestContext,
-    work: F,
-) -> AppResult<EnrollmentPayload>
+async fn enrollment_payload<'a, F>(ctx: &Context<'_>, work: F) -> AppResult<EnrollmentPayload>
 where
     F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
-    let result = run_and_load(&request.db, work, |conn, scope, id| {
+    write_and_load(ctx, work, |conn, scope, id| {
         ops::enrollment(conn, scope, id).scope_boxed()
     })
-    .await;
-    payload(result, |e, user_errors| EnrollmentPayload {
-        enrollment: e.flatten().map(Enrollment::from),
-        user_errors,
-    })
+    .await
 }
 
-async fn redemption_payload<'a, F>(
-    request: &RequestContext,
-    work: F,
-) -> AppResult<RedemptionPayload>
+async fn redemption_payload<'a, F>(ctx: &Context<'_>, work: F) -> AppResult<RedemptionPayload>
 where
     F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
 {
-    let result = run_and_load(&request.db, work, |conn, scope, id| {
+    write_and_load(ctx, work, |conn, scope, id| {
         ops::redemption(conn, scope, id).scope_boxed()
     })
-    .await;
-    payload(result, |r, user_errors| RedemptionPayload {
-        redemption: r.flatten().map(Redemption::from),
-        user_errors,
-    })
+    .await
 }
 
 #[derive(Default)]
@@ -785,27 +741,20 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: SaveClubProgramInput,
     ) -> AppResult<ClubProgramPayload> {
-        write_payload(
-            ctx,
-            |conn, scope| {
-                let input = &input;
-                async move {
-                    ops::save_program(
-                        conn,
-                        scope,
-                        &input.name,
-                        input.description.as_deref(),
-                        input.is_active,
-                    )
-                    .await
-                }
-                .scope_boxed()
-            },
-            |p, user_errors| ClubProgramPayload {
-                club_program: p.map(ClubProgram::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            let input = &input;
+            async move {
+                ops::save_program(
+                    conn,
+                    scope,
+                    &input.name,
+                    input.description.as_deref(),
+                    input.is_active,
+                )
+                .await
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -816,14 +765,9 @@ impl LoyaltyMutation {
         input: ClubStageInput,
     ) -> AppResult<ClubStagePayload> {
         let fields = stage_fields(&input);
-        write_payload(
-            ctx,
-            |conn, scope| async move { ops::create_stage(conn, scope, fields).await }.scope_boxed(),
-            |s, user_errors| ClubStagePayload {
-                stage: s.map(ClubStage::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::create_stage(conn, scope, fields).await }.scope_boxed()
+        })
         .await
     }
 
@@ -838,16 +782,9 @@ impl LoyaltyMutation {
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = stage_fields(&input);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()
-            },
-            |s, user_errors| ClubStagePayload {
-                stage: s.map(ClubStage::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()
+        })
         .await
     }
 
@@ -858,7 +795,6 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: EnrollCustomerInput,
     ) -> AppResult<EnrollmentPayload> {
-        let request = request_context(ctx)?;
         let enroll = ops::Enroll {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             stage_id: parse_id(&input.stage_id, &["input", "stageId"])?,
@@ -868,7 +804,7 @@ impl LoyaltyMutation {
             )?,
         };
         let key = input.idempotency_key;
-        enrollment_payload(request, |conn, scope| {
+        enrollment_payload(ctx, |conn, scope| {
             async move { ops::enroll(conn, scope, enroll, key.as_deref()).await }.scope_boxed()
         })
         .await
@@ -881,11 +817,10 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: UpgradeEnrollmentInput,
     ) -> AppResult<EnrollmentPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         let stage = parse_id(&input.stage_id, &["input", "stageId"])?;
         let order = parse_optional_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
-        enrollment_payload(request, |conn, scope| {
+        enrollment_payload(ctx, |conn, scope| {
             async move { ops::upgrade(conn, scope, id, stage, order).await }.scope_boxed()
         })
         .await
@@ -898,10 +833,9 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RenewEnrollmentInput,
     ) -> AppResult<EnrollmentPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
         let order = parse_id(&input.qualifying_order_id, &["input", "qualifyingOrderId"])?;
-        enrollment_payload(request, |conn, scope| {
+        enrollment_payload(ctx, |conn, scope| {
             async move { ops::renew(conn, scope, id, order).await }.scope_boxed()
         })
         .await
@@ -913,9 +847,8 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: CancelEnrollmentInput,
     ) -> AppResult<EnrollmentPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
-        enrollment_payload(request, |conn, scope| {
+        enrollment_payload(ctx, |conn, scope| {
             async move { ops::cancel(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -929,9 +862,8 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RetryCrmSyncInput,
     ) -> AppResult<EnrollmentPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.enrollment_id, &["input", "enrollmentId"])?;
-        enrollment_payload(request, |conn, scope| {
+        enrollment_payload(ctx, |conn, scope| {
             async move { ops::retry_crm_sync(conn, scope, id).await }.scope_boxed()
         })
         .await
@@ -940,16 +872,10 @@ impl LoyaltyMutation {
     /// Expires every active enrollment past its expiry now (the scheduler does this too).
     #[graphql(guard = "Access::Admin")]
     async fn expire_enrollments(&self, ctx: &Context<'_>) -> AppResult<ExpireEnrollmentsPayload> {
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::expire_due(conn, scope, Utc::now()).await }.scope_boxed()
-            },
-            |ids, user_errors| ExpireEnrollmentsPayload {
-                expired_count: ids.map(|i| i.len() as i32),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { Ok(ops::expire_due(conn, scope, Utc::now()).await?.len() as i32) }
+                .scope_boxed()
+        })
         .await
     }
 
@@ -966,14 +892,9 @@ impl LoyaltyMutation {
             point_dollar_value: input.point_dollar_value.map(|d| d.0),
             is_active: input.is_active,
         };
-        write_payload(
-            ctx,
-            |conn, scope| async move { ops::update_rules(conn, scope, update).await }.scope_boxed(),
-            |r, user_errors| LoyaltyRulesPayload {
-                loyalty_rules: r.map(LoyaltyRules::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::update_rules(conn, scope, update).await }.scope_boxed()
+        })
         .await
     }
 
@@ -990,20 +911,13 @@ impl LoyaltyMutation {
             reason: input.reason,
         };
         let key = input.idempotency_key;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::adjust_points(conn, scope, adjust, key.as_deref()).await?;
-                    Ok::<_, OpError>(ops::point_transaction(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |t, user_errors| AdjustPointsPayload {
-                point_transaction: t.map(PointTransaction::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::adjust_points(conn, scope, adjust, key.as_deref()).await?;
+                Ok::<_, OpError>(ops::point_transaction(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -1014,16 +928,9 @@ impl LoyaltyMutation {
         input: RewardInput,
     ) -> AppResult<RewardPayload> {
         let fields = reward_fields(&input);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()
-            },
-            |r, user_errors| RewardPayload {
-                reward: r.map(Reward::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::create_reward(conn, scope, fields).await }.scope_boxed()
+        })
         .await
     }
 
@@ -1038,16 +945,9 @@ impl LoyaltyMutation {
         };
         let id = parse_id(id, &["input", "id"])?;
         let fields = reward_fields(&input);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()
-            },
-            |r, user_errors| RewardPayload {
-                reward: r.map(Reward::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()
+        })
         .await
     }
 
@@ -1059,14 +959,13 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RedeemRewardInput,
     ) -> AppResult<RedemptionPayload> {
-        let request = request_context(ctx)?;
         let redeem = ops::Redeem {
             customer_id: parse_id(&input.customer_id, &["input", "customerId"])?,
             reward_id: parse_id(&input.reward_id, &["input", "rewardId"])?,
             quantity: input.quantity,
         };
         let key = input.idempotency_key;
-        redemption_payload(request, |conn, scope| {
+        redemption_payload(ctx, |conn, scope| {
             async move { ops::redeem(conn, scope, redeem, key.as_deref()).await }.scope_boxed()
         })
         .await
@@ -1112,9 +1011,8 @@ impl LoyaltyMutation {
         input: RedemptionTransitionInput,
         action: ops::RedemptionAction,
     ) -> AppResult<RedemptionPayload> {
-        let request = request_context(ctx)?;
         let id = parse_id(&input.redemption_id, &["input", "redemptionId"])?;
-        redemption_payload(request, |conn, scope| {
+        redemption_payload(ctx, |conn, scope| {
             async move { ops::transition_redemption(conn, scope, id, action).await }.scope_boxed()
         })
         .await

@@ -12,7 +12,7 @@ use super::ops::{self, Content, MessageFilter, Outgoing};
 use super::templates::Rendered;
 use crate::auth::Access;
 use crate::domain::comms::model::{Channel, MessageStatus};
-use crate::domain::{payload, write_payload, UserError};
+use crate::domain::{payload, write_payload};
 use crate::error::AppResult;
 use crate::graphql::connection::{bounded, created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -215,11 +215,7 @@ impl From<Rendered> for RenderedTemplate {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct TemplatePreview {
-    pub rendered: Option<RenderedTemplate>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(TemplatePreview { rendered: RenderedTemplate } from Rendered);
 
 #[derive(Default)]
 pub struct MessagesQuery;
@@ -279,10 +275,7 @@ impl MessagesQuery {
                 .scope_boxed()
             })
             .await?;
-        payload(result, |rendered, user_errors| TemplatePreview {
-            rendered: rendered.map(RenderedTemplate::from),
-            user_errors,
-        })
+        payload(result)
     }
 
     #[graphql(guard = "Access::Read")]
@@ -365,11 +358,9 @@ pub struct SaveCommunicationTemplateInput {
     pub is_active: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct SaveCommunicationTemplatePayload {
-    pub template: Option<CommunicationTemplate>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(SaveCommunicationTemplatePayload {
+    template: CommunicationTemplate
+} from model::CommunicationTemplate);
 
 #[derive(InputObject)]
 pub struct SaveEmailTemplateInput {
@@ -389,11 +380,7 @@ pub struct SaveEmailTemplateInput {
     pub is_active: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct SaveEmailTemplatePayload {
-    pub template: Option<EmailTemplate>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(SaveEmailTemplatePayload { template: EmailTemplate } from model::EmailTemplate);
 
 /// A message to send: to a customer (their address or number on the channel) or to an
 /// address, with a template and its variables or with its own subject and body.
@@ -413,11 +400,7 @@ pub struct SendMessageInput {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct SendMessagePayload {
-    pub message: Option<Message>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(SendMessagePayload { message: Message } from Option<model::Message>);
 
 #[derive(Default)]
 pub struct MessagesMutation;
@@ -442,14 +425,9 @@ impl MessagesMutation {
             variables: serde_json::json!(input.variables),
             is_active: input.is_active,
         };
-        write_payload(
-            ctx,
-            |conn, scope| ops::save_communication_template(conn, scope, id, fields).scope_boxed(),
-            |t, user_errors| SaveCommunicationTemplatePayload {
-                template: t.map(CommunicationTemplate::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::save_communication_template(conn, scope, id, fields).scope_boxed()
+        })
         .await
     }
 
@@ -472,14 +450,9 @@ impl MessagesMutation {
             variables: serde_json::json!(input.variables),
             is_active: input.is_active,
         };
-        write_payload(
-            ctx,
-            |conn, scope| ops::save_email_template(conn, scope, id, fields).scope_boxed(),
-            |t, user_errors| SaveEmailTemplatePayload {
-                template: t.map(EmailTemplate::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            ops::save_email_template(conn, scope, id, fields).scope_boxed()
+        })
         .await
     }
 
@@ -518,29 +491,22 @@ impl MessagesMutation {
             outreach_email_id: None,
             email_sequence_id: None,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let key = outgoing.idempotency_key.clone();
-                    let id = crate::domain::idempotency::once(
-                        conn,
-                        scope,
-                        key.as_deref(),
-                        "sendMessage",
-                        &outgoing,
-                        async |conn| ops::deliver(conn, scope, outgoing.clone()).await,
-                    )
-                    .await?;
-                    Ok(ops::message(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |m, user_errors| SendMessagePayload {
-                message: m.flatten().map(Message::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let key = outgoing.idempotency_key.clone();
+                let id = crate::domain::idempotency::once(
+                    conn,
+                    scope,
+                    key.as_deref(),
+                    "sendMessage",
+                    &outgoing,
+                    async |conn| ops::deliver(conn, scope, outgoing.clone()).await,
+                )
+                .await?;
+                Ok(ops::message(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

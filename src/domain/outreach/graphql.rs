@@ -10,7 +10,7 @@ use crate::auth::Access;
 use crate::domain::campaigns::metrics::{FunnelCounts, OutreachMetrics};
 use crate::domain::campaigns::model::CampaignStatus;
 use crate::domain::leads::model::Language;
-use crate::domain::{write_payload, UserError};
+use crate::domain::{write_payload, Payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, IntoConnection, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
@@ -536,11 +536,7 @@ pub struct RecordOutreachEventInput {
     pub reply_content: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct RecordOutreachEventPayload {
-    pub event: Option<OutreachEvent>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RecordOutreachEventPayload { event: OutreachEvent } from model::OutreachEvent);
 
 #[derive(InputObject)]
 pub struct ProspectCandidateInput {
@@ -567,6 +563,22 @@ pub struct ImportProspectCandidatesPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl Payload for ImportProspectCandidatesPayload {
+    /// The candidates imported and the rows refused.
+    type Value = (Vec<model::ProspectCandidate>, Vec<UserError>);
+    fn new(imported: Option<Self::Value>, mut user_errors: Vec<UserError>) -> Self {
+        let (candidates, refused) = imported.unwrap_or_default();
+        user_errors.extend(refused);
+        ImportProspectCandidatesPayload {
+            candidates: candidates
+                .into_iter()
+                .map(ProspectCandidate::from)
+                .collect(),
+            user_errors,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct ProfileChunkInput {
     pub text: String,
@@ -589,6 +601,20 @@ pub struct ProfileEmbeddingsPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl Payload for ProfileEmbeddingsPayload {
+    type Value = Vec<model::ProfileChunk>;
+    fn new(chunks: Option<Self::Value>, user_errors: Vec<UserError>) -> Self {
+        ProfileEmbeddingsPayload {
+            chunks: chunks
+                .unwrap_or_default()
+                .into_iter()
+                .map(ProfileChunk::from)
+                .collect(),
+            user_errors,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct SetProspectEmbeddingInput {
     pub prospect_id: ID,
@@ -596,11 +622,9 @@ pub struct SetProspectEmbeddingInput {
     pub embedding: Option<Vec<f64>>,
 }
 
-#[derive(SimpleObject)]
-pub struct ProspectCandidatePayload {
-    pub candidate: Option<ProspectCandidate>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(ProspectCandidatePayload {
+    candidate: ProspectCandidate
+} from Option<model::ProspectCandidate>);
 
 #[derive(InputObject)]
 pub struct RecordFormTestInput {
@@ -622,11 +646,7 @@ pub struct RecordFormTestResultInput {
     pub autoresponder_content: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct FormTestPayload {
-    pub form_test: Option<FormTest>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(FormTestPayload { form_test: FormTest } from Option<FormTest>);
 
 #[derive(InputObject)]
 pub struct OutreachTargetInput {
@@ -657,11 +677,9 @@ pub struct OutreachCampaignInput {
     pub status: Option<CampaignStatus>,
 }
 
-#[derive(SimpleObject)]
-pub struct OutreachCampaignPayload {
-    pub campaign: Option<OutreachCampaign>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(OutreachCampaignPayload {
+    campaign: OutreachCampaign
+} from Option<OutreachCampaign>);
 
 #[derive(SimpleObject)]
 pub struct GenerateOutreachEmailsPayload {
@@ -672,11 +690,20 @@ pub struct GenerateOutreachEmailsPayload {
     pub user_errors: Vec<UserError>,
 }
 
-#[derive(SimpleObject)]
-pub struct OutreachEmailPayload {
-    pub email: Option<OutreachEmail>,
-    pub user_errors: Vec<UserError>,
+impl Payload for GenerateOutreachEmailsPayload {
+    type Value = (ops::Generated, Option<OutreachCampaign>);
+    fn new(generated: Option<Self::Value>, mut user_errors: Vec<UserError>) -> Self {
+        let (generated, campaign) = generated.unwrap_or_default();
+        user_errors.extend(generated.refused);
+        GenerateOutreachEmailsPayload {
+            created: generated.created as i32,
+            campaign,
+            user_errors,
+        }
+    }
 }
+
+crate::payload!(OutreachEmailPayload { email: OutreachEmail } from Option<OutreachEmail>);
 
 fn campaign_change(input: OutreachCampaignInput) -> AppResult<ops::CampaignChange> {
     let template_id = input
@@ -762,20 +789,13 @@ async fn decide(
     decision: OutreachEmailStatus,
 ) -> AppResult<OutreachEmailPayload> {
     let id = parse_id(&id, &["id"])?;
-    write_payload(
-        ctx,
-        |conn, scope| {
-            async move {
-                ops::decide_outreach_email(conn, scope, id, decision).await?;
-                Ok(email_of(conn, scope, id).await?)
-            }
-            .scope_boxed()
-        },
-        |email, user_errors| OutreachEmailPayload {
-            email: email.flatten(),
-            user_errors,
-        },
-    )
+    write_payload(ctx, |conn, scope| {
+        async move {
+            ops::decide_outreach_email(conn, scope, id, decision).await?;
+            Ok(email_of(conn, scope, id).await?)
+        }
+        .scope_boxed()
+    })
     .await
 }
 
@@ -796,19 +816,12 @@ impl OutreachMutation {
         let at = input.occurred_at.unwrap_or_else(Utc::now);
         let action = input.action;
         let reply = input.reply_content;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::record_outreach_event(conn, scope, id, action, at, reply.as_deref()).await
-                }
-                .scope_boxed()
-            },
-            |e, user_errors| RecordOutreachEventPayload {
-                event: e.map(OutreachEvent::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::record_outreach_event(conn, scope, id, action, at, reply.as_deref()).await
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -839,29 +852,15 @@ impl OutreachMutation {
                 metadata: row.metadata.map(|m| m.0),
             })
             .collect();
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let imported = ops::import_candidates(conn, scope, rows).await?;
-                    let mut found = ops::candidates_by_ids(conn, scope, &imported.ids).await?;
-                    found.sort_by_key(|c| imported.ids.iter().position(|id| *id == c.id));
-                    Ok((found, imported.refused))
-                }
-                .scope_boxed()
-            },
-            |imported, mut user_errors| {
-                let (candidates, refused) = imported.unwrap_or_default();
-                user_errors.extend(refused);
-                ImportProspectCandidatesPayload {
-                    candidates: candidates
-                        .into_iter()
-                        .map(ProspectCandidate::from)
-                        .collect(),
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let imported = ops::import_candidates(conn, scope, rows).await?;
+                let mut found = ops::candidates_by_ids(conn, scope, &imported.ids).await?;
+                found.sort_by_key(|c| imported.ids.iter().position(|id| *id == c.id));
+                Ok((found, imported.refused))
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -883,24 +882,13 @@ impl OutreachMutation {
                 metadata: c.metadata.map(|m| m.0),
             })
             .collect();
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::replace_profile(conn, scope, chunks).await?;
-                    Ok(ops::profile_chunks(conn, scope).await?)
-                }
-                .scope_boxed()
-            },
-            |chunks, user_errors| ProfileEmbeddingsPayload {
-                chunks: chunks
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(ProfileChunk::from)
-                    .collect(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::replace_profile(conn, scope, chunks).await?;
+                Ok(ops::profile_chunks(conn, scope).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -914,20 +902,13 @@ impl OutreachMutation {
     ) -> AppResult<ProspectCandidatePayload> {
         let id = parse_id(&input.prospect_id, &["input", "prospectId"])?;
         let embedding = input.embedding;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::set_candidate_embedding(conn, scope, id, embedding).await?;
-                    Ok(ops::candidates_by_ids(conn, scope, &[id]).await?.pop())
-                }
-                .scope_boxed()
-            },
-            |candidate, user_errors| ProspectCandidatePayload {
-                candidate: candidate.flatten().map(ProspectCandidate::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::set_candidate_embedding(conn, scope, id, embedding).await?;
+                Ok(ops::candidates_by_ids(conn, scope, &[id]).await?.pop())
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -940,20 +921,13 @@ impl OutreachMutation {
     ) -> AppResult<FormTestPayload> {
         let prospect = parse_id(&input.prospect_id, &["input", "prospectId"])?;
         let at = input.submitted_at.unwrap_or_else(Utc::now);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::start_form_test(conn, scope, prospect, at).await?;
-                    Ok(form_test_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |test, user_errors| FormTestPayload {
-                form_test: test.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::start_form_test(conn, scope, prospect, at).await?;
+                Ok(form_test_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -973,20 +947,13 @@ impl OutreachMutation {
             autoresponder_tone: input.autoresponder_tone,
             autoresponder_content: input.autoresponder_content,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::finish_form_test(conn, scope, test, result, Utc::now()).await?;
-                    Ok(form_test_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |test, user_errors| FormTestPayload {
-                form_test: test.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::finish_form_test(conn, scope, test, result, Utc::now()).await?;
+                Ok(form_test_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -1004,20 +971,13 @@ impl OutreachMutation {
             ));
         }
         let change = campaign_change(input)?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::create_outreach_campaign(conn, scope, change).await?;
-                    Ok(campaign_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |campaign, user_errors| OutreachCampaignPayload {
-                campaign: campaign.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::create_outreach_campaign(conn, scope, change).await?;
+                Ok(campaign_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -1035,20 +995,13 @@ impl OutreachMutation {
             .transpose()?
             .ok_or_else(|| AppError::bad_input(&["input", "id"], "which campaign to change"))?;
         let change = campaign_change(input)?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::update_outreach_campaign(conn, scope, id, change).await?;
-                    Ok(campaign_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |campaign, user_errors| OutreachCampaignPayload {
-                campaign: campaign.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::update_outreach_campaign(conn, scope, id, change).await?;
+                Ok(campaign_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -1061,28 +1014,13 @@ impl OutreachMutation {
         campaign_id: ID,
     ) -> AppResult<GenerateOutreachEmailsPayload> {
         let id = parse_id(&campaign_id, &["campaignId"])?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let generated = ops::generate_outreach_emails(conn, scope, id).await?;
-                    Ok((generated, campaign_of(conn, scope, id).await?))
-                }
-                .scope_boxed()
-            },
-            |generated, mut user_errors| {
-                let (generated, campaign) = match generated {
-                    Some((generated, campaign)) => (generated, campaign),
-                    None => (ops::Generated::default(), None),
-                };
-                user_errors.extend(generated.refused);
-                GenerateOutreachEmailsPayload {
-                    created: generated.created as i32,
-                    campaign,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let generated = ops::generate_outreach_emails(conn, scope, id).await?;
+                Ok((generated, campaign_of(conn, scope, id).await?))
+            }
+            .scope_boxed()
+        })
         .await
     }
 

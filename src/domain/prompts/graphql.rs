@@ -9,7 +9,7 @@ use super::model::{self, AbTestStatus};
 use super::ops::{self, PromptArm};
 use crate::auth::Access;
 use crate::domain::leads::model::Language;
-use crate::domain::{write_payload, UserError};
+use crate::domain::{write_payload, Payload, UserError};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
 use crate::graphql::context::request_context;
@@ -378,11 +378,7 @@ pub struct UpdatePromptVariantInput {
     pub is_active: Option<bool>,
 }
 
-#[derive(SimpleObject)]
-pub struct PromptPayload {
-    pub prompt: Option<Prompt>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(PromptPayload { prompt: Prompt } from Option<Prompt>);
 
 #[derive(InputObject)]
 pub struct CreatePromptAbTestInput {
@@ -402,11 +398,7 @@ pub struct CreatePromptAbTestInput {
     pub significance_level: Decimal,
 }
 
-#[derive(SimpleObject)]
-pub struct PromptAbTestPayload {
-    pub test: Option<PromptAbTest>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(PromptAbTestPayload { test: PromptAbTest } from Option<PromptAbTest>);
 
 #[derive(InputObject)]
 pub struct RecordPromptExecutionInput {
@@ -444,6 +436,23 @@ pub struct RecordPromptExecutionPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl Payload for RecordPromptExecutionPayload {
+    /// The execution's id, its variant and the variant's test.
+    type Value = (Uuid, Option<Prompt>, Option<PromptAbTest>);
+    fn new(recorded: Option<Self::Value>, user_errors: Vec<UserError>) -> Self {
+        let (id, prompt, test) = match recorded {
+            Some((id, prompt, test)) => (Some(ID(id.to_string())), prompt, test),
+            None => (None, None, None),
+        };
+        RecordPromptExecutionPayload {
+            execution_id: id,
+            prompt,
+            test,
+            user_errors,
+        }
+    }
+}
+
 async fn prompt_of(
     conn: &mut diesel_async::AsyncPgConnection,
     scope: crate::db::Tenant,
@@ -477,20 +486,13 @@ impl PromptsMutation {
         next: AbTestStatus,
     ) -> AppResult<PromptAbTestPayload> {
         let id = parse_id(&id, &["id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::change_test(conn, scope, id, next, Utc::now()).await?;
-                    Ok(test_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |test, user_errors| PromptAbTestPayload {
-                test: test.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::change_test(conn, scope, id, next, Utc::now()).await?;
+                Ok(test_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 }
@@ -510,20 +512,13 @@ impl PromptsMutation {
             text: input.text,
             language: input.language,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::create_variant(conn, scope, variant).await?;
-                    Ok(prompt_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |prompt, user_errors| PromptPayload {
-                prompt: prompt.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::create_variant(conn, scope, variant).await?;
+                Ok(prompt_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -536,20 +531,13 @@ impl PromptsMutation {
     ) -> AppResult<PromptPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
         let (text, active) = (input.text, input.is_active);
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::update_variant(conn, scope, id, text, active).await?;
-                    Ok(prompt_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |prompt, user_errors| PromptPayload {
-                prompt: prompt.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::update_variant(conn, scope, id, text, active).await?;
+                Ok(prompt_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -573,20 +561,13 @@ impl PromptsMutation {
             max_duration_days: input.max_duration_days,
             significance_level: input.significance_level.0,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::create_test(conn, scope, test).await?;
-                    Ok(test_of(conn, scope, id).await?)
-                }
-                .scope_boxed()
-            },
-            |test, user_errors| PromptAbTestPayload {
-                test: test.flatten(),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::create_test(conn, scope, test).await?;
+                Ok(test_of(conn, scope, id).await?)
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -641,30 +622,15 @@ impl PromptsMutation {
                 .map(|f| parse_id(&f, &["input", "feedbackId"]))
                 .transpose()?,
         };
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    let id = ops::record_execution(conn, scope, execution, Utc::now()).await?;
-                    let prompt = prompt_of(conn, scope, variant).await?;
-                    let test = ops::test_of_variant(conn, scope, variant).await?;
-                    Ok((id, prompt, test.map(PromptAbTest::from)))
-                }
-                .scope_boxed()
-            },
-            |recorded, user_errors| {
-                let (id, prompt, test) = match recorded {
-                    Some((id, prompt, test)) => (Some(ID(id.to_string())), prompt, test),
-                    None => (None, None, None),
-                };
-                RecordPromptExecutionPayload {
-                    execution_id: id,
-                    prompt,
-                    test,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                let id = ops::record_execution(conn, scope, execution, Utc::now()).await?;
+                let prompt = prompt_of(conn, scope, variant).await?;
+                let test = ops::test_of_variant(conn, scope, variant).await?;
+                Ok((id, prompt, test.map(PromptAbTest::from)))
+            }
+            .scope_boxed()
+        })
         .await
     }
 }

@@ -8,8 +8,7 @@ use scoped_futures::ScopedFutureExt;
 use super::model::JobStatus;
 use super::{model, ops};
 use crate::auth::{Access, Principal, Role};
-use crate::domain::write_payload;
-use crate::domain::{payload, UserError};
+use crate::domain::{payload, write_payload};
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::graphql::connection::{created_page, Cursor, PageRequest};
@@ -17,6 +16,12 @@ use crate::graphql::context::request_context;
 use crate::graphql::scalars::parse_id;
 
 pub struct Tenant(pub model::Tenant);
+
+impl From<model::Tenant> for Tenant {
+    fn from(tenant: model::Tenant) -> Self {
+        Tenant(tenant)
+    }
+}
 
 #[Object]
 impl Tenant {
@@ -79,13 +84,15 @@ pub struct UpdateTenantSettingsInput {
     pub last_active_at: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject)]
-pub struct TenantPayload {
-    pub tenant: Option<Tenant>,
-    pub user_errors: Vec<crate::domain::UserError>,
-}
+crate::payload!(TenantPayload { tenant: Tenant } from model::Tenant);
 
 pub struct ApiKey(pub model::ApiKey);
+
+impl From<model::ApiKey> for ApiKey {
+    fn from(key: model::ApiKey) -> Self {
+        ApiKey(key)
+    }
+}
 
 #[Object]
 impl ApiKey {
@@ -248,11 +255,7 @@ pub struct JobInput {
     pub id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct JobPayload {
-    pub job: Option<Job>,
-    pub user_errors: Vec<crate::domain::UserError>,
-}
+crate::payload!(JobPayload { job: Job } from model::Job);
 
 async fn job_action(
     ctx: &Context<'_>,
@@ -260,14 +263,9 @@ async fn job_action(
     action: ops::JobAction,
 ) -> AppResult<JobPayload> {
     let id = parse_id(&input.id, &["input", "id"])?;
-    crate::domain::write_payload(
-        ctx,
-        move |conn, scope| ops::act_on_job(conn, scope, id, action).scope_boxed(),
-        |job, user_errors| JobPayload {
-            job: job.map(Job::from),
-            user_errors,
-        },
-    )
+    crate::domain::write_payload(ctx, move |conn, scope| {
+        ops::act_on_job(conn, scope, id, action).scope_boxed()
+    })
     .await
 }
 
@@ -277,24 +275,18 @@ pub struct CreateApiKeyInput {
     pub role: Role,
 }
 
-#[derive(SimpleObject)]
-pub struct CreateApiKeyPayload {
-    pub api_key: Option<ApiKey>,
+crate::payload!(CreateApiKeyPayload {
+    api_key: ApiKey,
     /// The secret, shown this once.
-    pub secret: Option<String>,
-    pub user_errors: Vec<UserError>,
-}
+    secret
+} from (model::ApiKey, String));
 
 #[derive(InputObject)]
 pub struct RevokeApiKeyInput {
     pub id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct RevokeApiKeyPayload {
-    pub api_key: Option<ApiKey>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(RevokeApiKeyPayload { api_key: ApiKey } from model::ApiKey);
 
 #[derive(Default)]
 pub struct TenancyMutation;
@@ -322,16 +314,9 @@ impl TenancyMutation {
             serde_json::Value::Object(changed)
         });
         let last_active_at = input.last_active_at;
-        write_payload(
-            ctx,
-            move |conn, scope| {
-                ops::update_tenant_settings(conn, scope, preferences, last_active_at).scope_boxed()
-            },
-            |tenant, user_errors| TenantPayload {
-                tenant: tenant.map(Tenant),
-                user_errors,
-            },
-        )
+        write_payload(ctx, move |conn, scope| {
+            ops::update_tenant_settings(conn, scope, preferences, last_active_at).scope_boxed()
+        })
         .await
     }
 
@@ -341,22 +326,11 @@ impl TenancyMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> AppResult<CreateApiKeyPayload> {
-        write_payload(
-            ctx,
-            |conn, scope| {
-                let input = &input;
-                async move { ops::create_api_key(conn, scope, &input.name, input.role).await }
-                    .scope_boxed()
-            },
-            |created, user_errors| {
-                let (api_key, secret) = created.map(|(k, s)| (ApiKey(k), s)).unzip();
-                CreateApiKeyPayload {
-                    api_key,
-                    secret,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            let input = &input;
+            async move { ops::create_api_key(conn, scope, &input.name, input.role).await }
+                .scope_boxed()
+        })
         .await
     }
 
@@ -393,9 +367,6 @@ impl TenancyMutation {
         if let (Ok(_), Some(hub)) = (&result, ctx.data_opt::<Arc<EventHub>>()) {
             hub.known_keys.forget_key(id);
         }
-        payload(result, |key, user_errors| RevokeApiKeyPayload {
-            api_key: key.map(ApiKey),
-            user_errors,
-        })
+        payload(result)
     }
 }

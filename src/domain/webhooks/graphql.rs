@@ -134,24 +134,20 @@ pub struct CreateWebhookEndpointInput {
     pub secret: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct CreateWebhookEndpointPayload {
-    pub webhook_endpoint: Option<WebhookEndpoint>,
+crate::payload!(CreateWebhookEndpointPayload {
+    webhook_endpoint: WebhookEndpoint,
     /// The signing secret, shown this once.
-    pub secret: Option<String>,
-    pub user_errors: Vec<UserError>,
-}
+    secret
+} from (model::Endpoint, String));
 
 #[derive(InputObject)]
 pub struct DisableWebhookEndpointInput {
     pub id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct DisableWebhookEndpointPayload {
-    pub webhook_endpoint: Option<WebhookEndpoint>,
-    pub user_errors: Vec<UserError>,
-}
+crate::payload!(DisableWebhookEndpointPayload {
+    webhook_endpoint: WebhookEndpoint
+} from model::Endpoint);
 
 #[derive(Default)]
 pub struct WebhooksMutation;
@@ -176,31 +172,19 @@ impl WebhooksMutation {
                 user_errors: vec![error],
             });
         }
-        write_payload(
-            ctx,
-            |conn, scope| {
-                async move {
-                    ops::create_endpoint(
-                        conn,
-                        scope,
-                        &input.url,
-                        input.event_types.unwrap_or_default(),
-                        input.secret,
-                    )
-                    .await
-                }
-                .scope_boxed()
-            },
-            |created, user_errors| {
-                let (endpoint, secret) =
-                    created.map(|(e, s)| (WebhookEndpoint::from(e), s)).unzip();
-                CreateWebhookEndpointPayload {
-                    webhook_endpoint: endpoint,
-                    secret,
-                    user_errors,
-                }
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move {
+                ops::create_endpoint(
+                    conn,
+                    scope,
+                    &input.url,
+                    input.event_types.unwrap_or_default(),
+                    input.secret,
+                )
+                .await
+            }
+            .scope_boxed()
+        })
         .await
     }
 
@@ -211,14 +195,9 @@ impl WebhooksMutation {
         input: DisableWebhookEndpointInput,
     ) -> AppResult<DisableWebhookEndpointPayload> {
         let id = parse_id(&input.id, &["input", "id"])?;
-        write_payload(
-            ctx,
-            |conn, scope| async move { ops::disable_endpoint(conn, scope, id).await }.scope_boxed(),
-            |e, user_errors| DisableWebhookEndpointPayload {
-                webhook_endpoint: e.map(WebhookEndpoint::from),
-                user_errors,
-            },
-        )
+        write_payload(ctx, |conn, scope| {
+            async move { ops::disable_endpoint(conn, scope, id).await }.scope_boxed()
+        })
         .await
     }
 }
