@@ -450,6 +450,53 @@ async fn launch_skips_opted_out_customers_and_every_status_transition_pair() {
     assert!(r["data"]["campaign"]["completedAt"].is_string());
 }
 
+/// An update sets the fields it is given in one statement (the name trimmed), leaves the
+/// others as they are, and writes nothing when it is given nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_sets_the_fields_given_at_once_and_leaves_the_others() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Campaigns U").await;
+    let input = json!({ "name": "Spring", "description": "Wines", "targetSegment": "vip" });
+    let r = app
+        .gql(&t.admin_key, CREATE, json!({ "input": input }))
+        .await;
+    let id = r["data"]["createCampaign"]["campaign"]["id"].clone();
+    const UPDATE: &str = "mutation($input: CampaignInput!) { updateCampaign(input: $input) { campaign { name description channel targetSegment scheduledAt } userErrors { code } } }";
+    let steps = [
+        (
+            json!({ "id": id, "name": "  Summer  " }),
+            json!({ "name": "Summer", "description": "Wines", "channel": "EMAIL", "targetSegment": "vip", "scheduledAt": null }),
+        ),
+        (
+            json!({ "id": id, "description": "Reds", "channel": "SMS", "targetSegment": "club", "scheduledAt": "2027-03-01T09:00:00Z" }),
+            json!({ "name": "Summer", "description": "Reds", "channel": "SMS", "targetSegment": "club", "scheduledAt": "2027-03-01T09:00:00+00:00" }),
+        ),
+        (
+            json!({ "id": id }),
+            json!({ "name": "Summer", "description": "Reds", "channel": "SMS", "targetSegment": "club", "scheduledAt": "2027-03-01T09:00:00+00:00" }),
+        ),
+    ];
+    let mut statements = Vec::new();
+    for (input, expected) in steps {
+        let before = app.statements.data_statements();
+        let r = app
+            .gql(&t.admin_key, UPDATE, json!({ "input": input }))
+            .await;
+        statements.push(app.statements.data_statements() - before);
+        assert_eq!(r["data"]["updateCampaign"]["userErrors"], json!([]), "{r}");
+        assert_eq!(r["data"]["updateCampaign"]["campaign"], expected, "{input}");
+    }
+    assert_eq!(
+        statements[0], statements[1],
+        "one field or four: one UPDATE"
+    );
+    assert_eq!(
+        statements[2] + 1,
+        statements[0],
+        "nothing to change: no UPDATE"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_validation_points_at_the_offending_field() {
     let app = TestApp::start().await;

@@ -7,6 +7,19 @@ use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
 };
 
+/// The fields of a campaign an update sets (`None`: left as it is).
+#[derive(Debug, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = campaigns)]
+pub struct CampaignChanges<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub channel: Option<CampaignChannel>,
+    pub workflow_data: Option<&'a serde_json::Value>,
+    pub target_group_id: Option<Uuid>,
+    pub target_segment: Option<&'a str>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
 text_enum!(pub CampaignStatus {
     Draft => "draft",
     Active => "active",

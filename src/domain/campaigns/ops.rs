@@ -392,51 +392,26 @@ pub async fn update(
         ));
     }
     check_fields(conn, scope, &fields).await?;
-    use campaigns as c;
-    let target = c::table
-        .filter(c::tenant_id.eq(scope.id()))
-        .filter(c::id.eq(id));
-    if let Some(name) = &fields.name {
-        diesel::update(target)
-            .set(c::name.eq(name.trim()))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(description) = &fields.description {
-        diesel::update(target)
-            .set(c::description.eq(description))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(channel) = fields.channel {
-        diesel::update(target)
-            .set(c::channel.eq(channel))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(workflow) = &fields.workflow {
-        diesel::update(target)
-            .set(c::workflow_data.eq(workflow))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(group) = fields.target_group_id {
-        diesel::update(target)
-            .set(c::target_group_id.eq(group))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(segment) = &fields.target_segment {
-        diesel::update(target)
-            .set(c::target_segment.eq(segment))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(at) = fields.scheduled_at {
-        diesel::update(target)
-            .set(c::scheduled_at.eq(at))
-            .execute(conn)
-            .await?;
+    let changes = CampaignChanges {
+        name: fields.name.as_deref().map(str::trim),
+        description: fields.description.as_deref(),
+        channel: fields.channel,
+        workflow_data: fields.workflow.as_ref(),
+        target_group_id: fields.target_group_id,
+        target_segment: fields.target_segment.as_deref(),
+        scheduled_at: fields.scheduled_at,
+    };
+    // Nothing to change writes nothing (`updated_at` stays).
+    if changes != CampaignChanges::default() {
+        use campaigns as c;
+        diesel::update(
+            c::table
+                .filter(c::tenant_id.eq(scope.id()))
+                .filter(c::id.eq(id)),
+        )
+        .set(changes)
+        .execute(conn)
+        .await?;
     }
     events::record(conn, scope, "campaign.updated", id, json!({})).await?;
     Ok(id)
