@@ -11,6 +11,17 @@ use crate::domain::campaigns::metrics::FunnelCounts;
 use crate::domain::campaigns::model::CampaignStatus;
 use crate::domain::leads::model::Language;
 
+/// The fields of an outreach campaign an update sets (`None`: left as it is).
+#[derive(Debug, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = outreach_campaigns)]
+pub struct OutreachCampaignChanges<'a> {
+    pub name: Option<&'a str>,
+    pub status: Option<CampaignStatus>,
+    pub target_criteria: Option<serde_json::Value>,
+    pub email_template_id: Option<Uuid>,
+    pub follow_up_schedule: Option<serde_json::Value>,
+}
+
 text_enum!(pub OutreachAction {
     Sent => "sent",
     Delivered => "delivered",

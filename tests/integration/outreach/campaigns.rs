@@ -590,3 +590,49 @@ async fn an_unsubscribed_prospect_gets_no_follow_up() {
     );
     assert_eq!(count(&app, &all).await, 1);
 }
+
+/// An update sets the fields it is given in one statement (the name trimmed), leaves the
+/// others as they are, and writes nothing when it is given nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outreach_campaign_update_sets_the_fields_given_at_once() {
+    let app = TestApp::start().await;
+    let t = app.bare_tenant("Outreach U").await;
+    let r = app
+        .gql(&t.admin_key, CAMPAIGN, json!({ "i": { "name": "Q1" } }))
+        .await;
+    let id = r["data"]["createOutreachCampaign"]["campaign"]["id"].clone();
+    const SHOW: &str = "mutation($i: OutreachCampaignInput!) { updateOutreachCampaign(input: $i) { campaign { name status targetCriteria followUpSchedule } userErrors { code } } }";
+    let update = |input: Value| {
+        let (app, key) = (&app, t.admin_key.clone());
+        async move {
+            let before = app.statements.data_statements();
+            let r = app.gql(&key, SHOW, json!({ "i": input })).await;
+            let p = &r["data"]["updateOutreachCampaign"];
+            assert_eq!(p["userErrors"], json!([]), "{r}");
+            (
+                p["campaign"].clone(),
+                app.statements.data_statements() - before,
+            )
+        }
+    };
+    // A first update warms the key's lookup, so the updates measured compare alike.
+    update(json!({ "id": id, "name": "Q1" })).await;
+    let (first, name_only) = update(json!({ "id": id, "name": "  Q2  " })).await;
+    assert_eq!(first["name"], "Q2");
+    assert_eq!(first["status"], "DRAFT");
+    let (second, three_fields) = update(json!({ "id": id, "name": "Q3",
+        "target": { "industry": "restaurant" }, "followUpSchedule": [{ "afterDays": 3 }] }))
+    .await;
+    assert_eq!(second["name"], "Q3");
+    assert_eq!(second["targetCriteria"]["industry"], "restaurant");
+    assert_eq!(second["followUpSchedule"].as_array().map(Vec::len), Some(1));
+    assert_ne!(second["targetCriteria"], first["targetCriteria"]);
+    assert_eq!(name_only, three_fields, "one field or three: one UPDATE");
+    let (third, nothing) = update(json!({ "id": id })).await;
+    assert_eq!(third, second, "nothing given, nothing changes");
+    assert_eq!(nothing + 1, name_only, "nothing to change: no UPDATE");
+    let (fourth, _) = update(json!({ "id": id, "status": "ACTIVE" })).await;
+    assert_eq!(fourth["status"], "ACTIVE");
+    assert_eq!(fourth["name"], "Q3", "the other fields stay");
+    assert_eq!(fourth["followUpSchedule"], second["followUpSchedule"]);
+}

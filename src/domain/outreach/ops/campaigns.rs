@@ -302,38 +302,26 @@ pub async fn update_outreach_campaign(
             ));
         }
     }
-    let row = c::table
-        .filter(c::tenant_id.eq(scope.id()))
-        .filter(c::id.eq(id));
-    if let Some(name) = &change.name {
-        diesel::update(row)
-            .set(c::name.eq(name.trim()))
-            .execute(conn)
-            .await?;
+    let next = change.status.filter(|next| *next != status);
+    let changes = OutreachCampaignChanges {
+        name: change.name.as_deref().map(str::trim),
+        status: next,
+        target_criteria: change.target.as_ref().map(|target| json!(target)),
+        email_template_id: change.template_id,
+        follow_up_schedule: change.follow_ups.as_ref().map(|steps| json!(steps)),
+    };
+    // Nothing to change writes nothing (`updated_at` stays).
+    if changes != OutreachCampaignChanges::default() {
+        diesel::update(
+            c::table
+                .filter(c::tenant_id.eq(scope.id()))
+                .filter(c::id.eq(id)),
+        )
+        .set(changes)
+        .execute(conn)
+        .await?;
     }
-    if let Some(target) = &change.target {
-        diesel::update(row)
-            .set(c::target_criteria.eq(json!(target)))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(template) = change.template_id {
-        diesel::update(row)
-            .set(c::email_template_id.eq(template))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(steps) = &change.follow_ups {
-        diesel::update(row)
-            .set(c::follow_up_schedule.eq(json!(steps)))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(next) = change.status.filter(|next| *next != status) {
-        diesel::update(row)
-            .set(c::status.eq(next))
-            .execute(conn)
-            .await?;
+    if let Some(next) = next {
         events::record(
             conn,
             scope,
