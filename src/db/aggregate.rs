@@ -27,6 +27,8 @@ pub struct Field {
 
 /// What a domain's GraphQL enum of fields stands for.
 pub trait AsField: Copy {
+    /// Every field, in declaration order.
+    const FIELDS: &'static [Field];
     fn field(self) -> Field;
 }
 
@@ -40,17 +42,14 @@ macro_rules! aggregate_fields {
         $vis enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $crate::db::aggregate::AsField for $name {
+            const FIELDS: &'static [$crate::db::aggregate::Field] =
+                &[$($crate::db::aggregate::Field { name: $field, sql: $sql }),+];
+
             fn field(self) -> $crate::db::aggregate::Field {
                 match self {
                     $($name::$variant => $crate::db::aggregate::Field { name: $field, sql: $sql }),+
                 }
             }
-        }
-
-        impl $name {
-            /// Every field, in declaration order.
-            pub const FIELDS: &'static [$crate::db::aggregate::Field] =
-                &[$($crate::db::aggregate::Field { name: $field, sql: $sql }),+];
         }
     };
 }

@@ -44,10 +44,6 @@ pub const MAX_POINTS: i64 = 10_000;
 pub trait Aggregated: Send + Sync + 'static {
     /// The prefix of the GraphQL names: `Customer` gives `CustomerAggregate`, ….
     const NAME: &'static str;
-    /// The numeric fields, named as [`Aggregated::Numbers`]' fields.
-    const NUMBERS: &'static [Field];
-    /// The time field `series` buckets by when none is given.
-    const TIME: Field;
     /// The list's filter as its operations take it (validated).
     type Filter: Send + Sync + 'static;
     /// One value per numeric field (`Option<Decimal>` each), read from the answer.
@@ -55,7 +51,9 @@ pub trait Aggregated: Send + Sync + 'static {
     /// One value per groupable field, those not grouped by `null`.
     type Key: OutputType + DeserializeOwned + Send + Sync + 'static;
     type GroupField: InputType + AsField + Send + Sync;
+    /// The numeric fields, named as [`Aggregated::Numbers`]' fields.
     type NumericField: InputType + AsField + Send + Sync;
+    /// The time fields; `series` buckets by the first when none is given.
     type TimeField: InputType + AsField + Send + Sync;
     /// Its `groupBy` ordering (see [`group_order_by!`]).
     type GroupOrderBy: InputType + GroupOrdering + Send + Sync;
@@ -114,7 +112,7 @@ fn measures_of<S: Aggregated>(selection: SelectionField<'_>) -> Measures {
         };
         for number in field.selection_set() {
             let name = snake_case(number.name());
-            if let Some(numeric) = S::NUMBERS.iter().find(|n| n.name == name) {
+            if let Some(numeric) = S::NumericField::FIELDS.iter().find(|n| n.name == name) {
                 measures.add(function, *numeric);
             }
         }
@@ -370,7 +368,7 @@ impl<S: Aggregated> Aggregate<S> {
         let keys = keys_of(&by, &["by"])?;
         let bounds = bucket_starts(interval, from, to, zone)?;
         let shape = Shape::Series {
-            time: field.map(|f| f.field()).unwrap_or(S::TIME),
+            time: field.map(|f| f.field()).unwrap_or(S::TimeField::FIELDS[0]),
             bounds: bounds.clone(),
             from,
             to,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::model::{CampaignChannel, RecipientStatus};
 use super::ops;
-use crate::db::aggregate::{Field, Rollup, RollupSpec};
+use crate::db::aggregate::{Rollup, RollupSpec};
 use crate::db::Tenant;
 use crate::graphql::aggregate::Aggregated;
 use crate::graphql::scalars::Decimal;
@@ -62,8 +62,6 @@ pub struct Recipients;
 
 impl Aggregated for Recipients {
     const NAME: &'static str = "CampaignRecipient";
-    const NUMBERS: &'static [Field] = RecipientNumericField::FIELDS;
-    const TIME: Field = RecipientTimeField::FIELDS[0];
     /// The campaign and the filter of its `recipients`.
     type Filter = (Uuid, ops::RecipientFilter);
     type Numbers = CampaignRecipientNumbers;

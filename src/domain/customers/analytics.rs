@@ -10,7 +10,7 @@ use super::graphql::{customer_filter, CustomerFilter};
 use super::model::ChurnRisk;
 use super::ops;
 use crate::auth::Access;
-use crate::db::aggregate::{Field, Rollup, RollupSpec};
+use crate::db::aggregate::{AsField, Rollup, RollupSpec};
 use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::aggregate::{Aggregate, Aggregated};
@@ -62,8 +62,6 @@ pub struct Customers;
 
 impl Aggregated for Customers {
     const NAME: &'static str = "Customer";
-    const NUMBERS: &'static [Field] = CustomerNumericField::FIELDS;
-    const TIME: Field = CustomerTimeField::FIELDS[0];
     type Filter = ops::CustomerFilter;
     type Numbers = CustomerNumbers;
     type Key = CustomerKey;
@@ -141,8 +139,6 @@ pub struct Orders;
 
 impl Aggregated for Orders {
     const NAME: &'static str = "Order";
-    const NUMBERS: &'static [Field] = OrderNumericField::FIELDS;
-    const TIME: Field = OrderTimeField::FIELDS[0];
     type Filter = ops::OrderFilter;
     type Numbers = OrderNumbers;
     type Key = OrderKey;
@@ -168,7 +164,7 @@ impl Aggregated for Orders {
 static ORDER_ROLLUP: RollupSpec = RollupSpec {
     keys: &["status", "is_club_shipment"],
     sums: &["order_total", "subtotal", "discount_total"],
-    time: Some(OrderTimeField::FIELDS[0]),
+    time: Some(<OrderTimeField as AsField>::FIELDS[0]),
 };
 
 #[derive(Default)]

@@ -10,7 +10,6 @@ use super::graphql::{lead_filter, LeadFilter};
 use super::model::{Language, Urgency};
 use super::ops;
 use crate::auth::Access;
-use crate::db::aggregate::Field;
 use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::aggregate::{Aggregate, Aggregated};
@@ -59,8 +58,6 @@ pub struct Leads;
 
 impl Aggregated for Leads {
     const NAME: &'static str = "Lead";
-    const NUMBERS: &'static [Field] = LeadNumericField::FIELDS;
-    const TIME: Field = LeadTimeField::FIELDS[0];
     type Filter = ops::LeadFilter;
     type Numbers = LeadNumbers;
     type Key = LeadKey;

@@ -12,7 +12,6 @@ use super::graphql::{redemption_filter, RedemptionFilter};
 use super::model::{PointTransactionType, RedemptionStatus};
 use super::ops;
 use crate::auth::Access;
-use crate::db::aggregate::Field;
 use crate::db::Tenant;
 use crate::error::AppResult;
 use crate::graphql::aggregate::{Aggregate, Aggregated};
@@ -64,8 +63,6 @@ pub struct PointTransactions;
 
 impl Aggregated for PointTransactions {
     const NAME: &'static str = "PointTransaction";
-    const NUMBERS: &'static [Field] = PointTransactionNumericField::FIELDS;
-    const TIME: Field = PointTransactionTimeField::FIELDS[0];
     type Filter = ops::PointTransactionFilter;
     type Numbers = PointTransactionNumbers;
     type Key = PointTransactionKey;
@@ -117,8 +114,6 @@ pub struct Redemptions;
 
 impl Aggregated for Redemptions {
     const NAME: &'static str = "Redemption";
-    const NUMBERS: &'static [Field] = RedemptionNumericField::FIELDS;
-    const TIME: Field = RedemptionTimeField::FIELDS[0];
     type Filter = ops::RedemptionFilter;
     type Numbers = RedemptionNumbers;
     type Key = RedemptionKey;
