@@ -14,6 +14,15 @@ pub fn parse_optional_id(id: &Option<ID>, field: &[&str]) -> AppResult<Option<Uu
     id.as_ref().map(|id| parse_id(id, field)).transpose()
 }
 
+/// [`parse_id`] of an ID an input may leave out but this operation needs (an update's
+/// `id` in an input shared with creation): absent, a `BAD_USER_INPUT` error on `field`.
+pub fn parse_required_id(id: &Option<ID>, field: &[&str]) -> AppResult<Uuid> {
+    match id {
+        Some(id) => parse_id(id, field),
+        None => Err(crate::error::AppError::bad_input(field, "id is required")),
+    }
+}
+
 /// Money and other exact decimals, serialised as strings so they never pass through
 /// floating point (`"42.50"`). Input may be a string or a JSON number: a number is read
 /// as the decimal it was written as (JSON parsers hold it as a double, which keeps 15

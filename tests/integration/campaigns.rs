@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{assert_page_relations_as_loaders, TestApp, TestTenant};
+use crate::common::{assert_page_relations_as_loaders, count, TestApp, TestTenant};
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Recount {
@@ -476,6 +476,28 @@ async fn an_update_sets_the_fields_given_at_once_and_leaves_the_others() {
             json!({ "name": "Summer", "description": "Reds", "channel": "SMS", "targetSegment": "club", "scheduledAt": "2027-03-01T09:00:00+00:00" }),
         ),
     ];
+    // An update names its campaign: without an id it is refused and nothing is written.
+    let r = app
+        .gql(
+            &t.admin_key,
+            UPDATE,
+            json!({ "input": { "name": "Orphan" } }),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
+    assert_eq!(
+        r["errors"][0]["extensions"]["field"],
+        json!(["input", "id"]),
+        "{r}"
+    );
+    let orphans = format!(
+        "SELECT count(*) AS n FROM campaigns WHERE tenant_id = '{}' AND name = 'Orphan'",
+        t.id
+    );
+    assert_eq!(count(&app, &orphans).await, 0);
     // A first update warms the key's lookup, so the updates measured compare alike.
     let warm = json!({ "input": { "id": id, "name": "Spring" } });
     app.gql(&t.admin_key, UPDATE, warm).await;

@@ -21,7 +21,7 @@ use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::{request_context, RequestContext};
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::parse_id;
+use crate::graphql::scalars::{parse_id, parse_required_id};
 
 #[derive(SimpleObject, Clone)]
 pub struct CampaignSummary {
@@ -618,10 +618,7 @@ impl CampaignsMutation {
         ctx: &Context<'_>,
         input: CampaignInput,
     ) -> AppResult<CampaignPayload> {
-        let Some(id) = &input.id else {
-            return Err(AppError::bad_input(&["input", "id"], "id is required"));
-        };
-        let id = parse_id(id, &["input", "id"])?;
+        let id = parse_required_id(&input.id, &["input", "id"])?;
         let fields = campaign_fields(&input)?;
         campaign_payload(ctx, |conn, scope| {
             async move { ops::update(conn, scope, id, fields).await }.scope_boxed()

@@ -20,7 +20,7 @@ use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};
 use crate::graphql::context::request_context;
 use crate::graphql::loaders::{load_child_pages, ChildPage, TenantLoader};
-use crate::graphql::scalars::{parse_id, parse_optional_id, Decimal};
+use crate::graphql::scalars::{parse_id, parse_optional_id, parse_required_id, Decimal};
 
 #[derive(SimpleObject, Clone)]
 pub struct ClubStage {
@@ -777,10 +777,7 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: ClubStageInput,
     ) -> AppResult<ClubStagePayload> {
-        let Some(id) = &input.id else {
-            return Err(AppError::bad_input(&["input", "id"], "id is required"));
-        };
-        let id = parse_id(id, &["input", "id"])?;
+        let id = parse_required_id(&input.id, &["input", "id"])?;
         let fields = stage_fields(&input);
         write_payload(ctx, |conn, scope| {
             async move { ops::update_stage(conn, scope, id, fields).await }.scope_boxed()
@@ -940,10 +937,7 @@ impl LoyaltyMutation {
         ctx: &Context<'_>,
         input: RewardInput,
     ) -> AppResult<RewardPayload> {
-        let Some(id) = &input.id else {
-            return Err(AppError::bad_input(&["input", "id"], "id is required"));
-        };
-        let id = parse_id(id, &["input", "id"])?;
+        let id = parse_required_id(&input.id, &["input", "id"])?;
         let fields = reward_fields(&input);
         write_payload(ctx, |conn, scope| {
             async move { ops::update_reward(conn, scope, id, fields).await }.scope_boxed()
