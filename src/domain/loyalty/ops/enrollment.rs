@@ -398,6 +398,24 @@ pub(super) async fn close_enrollment(
     .await
 }
 
+/// The stage an enrollment is at.
+async fn stage_of(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    enrollment: &Enrollment,
+) -> OpResult<ClubStage> {
+    let stage = stages_by_ids(conn, scope, &[enrollment.stage_id])
+        .await?
+        .pop();
+    stage.ok_or_else(|| {
+        user_error(
+            UserErrorCode::NotFound,
+            &["input", "enrollmentId"],
+            "stage missing",
+        )
+    })
+}
+
 /// Upgrades to a higher stage: the original `enrolled_at` is kept and `expires_at` is
 /// recomputed from it; the superseded row is marked `upgraded` (history is kept).
 pub async fn upgrade(
@@ -408,16 +426,7 @@ pub async fn upgrade(
     order: Option<Uuid>,
 ) -> OpResult<Uuid> {
     let current = lock_active_enrollment(conn, scope, enrollment_id).await?;
-    let from = stages_by_ids(conn, scope, &[current.stage_id])
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "enrollmentId"],
-                "stage missing",
-            )
-        })?;
+    let from = stage_of(conn, scope, &current).await?;
     let to = active_stage(conn, scope, stage_id, &["input", "stageId"]).await?;
     if to.stage_order <= from.stage_order {
         return Err(user_error(
@@ -472,16 +481,7 @@ pub async fn renew(
     order: Uuid,
 ) -> OpResult<Uuid> {
     let current = lock_active_enrollment(conn, scope, enrollment_id).await?;
-    let stage = stages_by_ids(conn, scope, &[current.stage_id])
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            user_error(
-                UserErrorCode::NotFound,
-                &["input", "enrollmentId"],
-                "stage missing",
-            )
-        })?;
+    let stage = stage_of(conn, scope, &current).await?;
     let already_used = club_extensions::table
         .filter(club_extensions::tenant_id.eq(scope.id()))
         .filter(club_extensions::qualifying_order_id.eq(order))
