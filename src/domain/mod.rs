@@ -126,8 +126,23 @@ pub type OpResult<T> = Result<T, OpError>;
 /// `selection` of the tenant's row `id` in `table` (a table of `db::schema` with
 /// `tenant_id` and `id`), or a `NOT_FOUND` user error on the field, for ids that input
 /// names. `tenant_row!(locked conn, …)` also locks the row for the transaction.
+/// `tenant_row!(change conn, scope, table, id, changes)` sets `changes` (an `AsChangeset`
+/// of `Option`s whose `Default` sets nothing) on the row in one statement, and runs none
+/// when there is nothing to change (its `updated_at` stays).
 #[macro_export]
 macro_rules! tenant_row {
+    (change $conn:expr, $scope:expr, $table:ident, $id:expr, $changes:expr) => {{
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use $crate::db::schema::$table as table;
+        let changes = $changes;
+        if changes != Default::default() {
+            let row = table::table
+                .filter(table::tenant_id.eq($scope.id()))
+                .filter(table::id.eq($id));
+            diesel::update(row).set(changes).execute($conn).await?;
+        }
+    }};
     (locked $conn:expr, $scope:expr, $table:ident, $id:expr, $selection:expr, $field:expr, $message:expr) => {
         $crate::tenant_row!(@find $conn, $scope, $table, $id, $selection, $field, $message, for_update)
     };

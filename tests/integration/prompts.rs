@@ -242,6 +242,28 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
         r["data"]["updatePromptVariant"]["prompt"]["isActive"], false,
         "{r}"
     );
+    // Text and state change in one statement: one field or both cost the same.
+    let update = "mutation($i: UpdatePromptVariantInput!) { updatePromptVariant(input: $i) { prompt { text isActive } userErrors { code } } }";
+    let mut statements = Vec::new();
+    for (input, expected) in [
+        (
+            json!({ "id": v1, "text": "Hello" }),
+            json!({ "text": "Hello", "isActive": false }),
+        ),
+        (
+            json!({ "id": v1, "text": "Bonjour", "isActive": true }),
+            json!({ "text": "Bonjour", "isActive": true }),
+        ),
+    ] {
+        let before = app.statements.data_statements();
+        let r = app.gql(&t.admin_key, update, json!({ "i": input })).await;
+        statements.push(app.statements.data_statements() - before);
+        assert_eq!(r["data"]["updatePromptVariant"]["prompt"], expected, "{r}");
+    }
+    assert_eq!(
+        statements[0], statements[1],
+        "one UPDATE for one field or two"
+    );
     // Analysts read, they do not run tests.
     let r = app.gql(&analyst, START, json!({ "id": second })).await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");

@@ -401,18 +401,7 @@ pub async fn update(
         target_segment: fields.target_segment.as_deref(),
         scheduled_at: fields.scheduled_at,
     };
-    // Nothing to change writes nothing (`updated_at` stays).
-    if changes != CampaignChanges::default() {
-        use campaigns as c;
-        diesel::update(
-            c::table
-                .filter(c::tenant_id.eq(scope.id()))
-                .filter(c::id.eq(id)),
-        )
-        .set(changes)
-        .execute(conn)
-        .await?;
-    }
+    crate::tenant_row!(change conn, scope, campaigns, id, changes);
     events::record(conn, scope, "campaign.updated", id, json!({})).await?;
     Ok(id)
 }

@@ -12,6 +12,14 @@ text_enum!(pub AbTestStatus {
     Cancelled => "cancelled",
 });
 
+/// What an update of a variant sets (`None`: left as it is).
+#[derive(Debug, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = prompt_registry)]
+pub struct VariantChanges {
+    pub prompt_text: Option<String>,
+    pub is_active: Option<bool>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = prompt_registry, check_for_backend(diesel::pg::Pg))]
 pub struct PromptVariant {

@@ -9,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::model::{AbTest, AbTestStatus, Evolution, PromptVariant};
+use super::model::{AbTest, AbTestStatus, Evolution, PromptVariant, VariantChanges};
 use super::stats::{bucket, two_proportion_z_test, Arm};
 use crate::db::page::PageRequest;
 use crate::db::schema::{
@@ -298,21 +298,11 @@ pub async fn update_variant(
             ));
         }
     }
-    let row = p::table
-        .filter(p::tenant_id.eq(scope.id()))
-        .filter(p::id.eq(id));
-    if let Some(text) = text {
-        diesel::update(row)
-            .set(p::prompt_text.eq(text))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(active) = active {
-        diesel::update(row)
-            .set(p::is_active.eq(active))
-            .execute(conn)
-            .await?;
-    }
+    let changes = VariantChanges {
+        prompt_text: text,
+        is_active: active,
+    };
+    crate::tenant_row!(change conn, scope, prompt_registry, id, changes);
     events::record(
         conn,
         scope,

@@ -310,17 +310,7 @@ pub async fn update_outreach_campaign(
         email_template_id: change.template_id,
         follow_up_schedule: change.follow_ups.as_ref().map(|steps| json!(steps)),
     };
-    // Nothing to change writes nothing (`updated_at` stays).
-    if changes != OutreachCampaignChanges::default() {
-        diesel::update(
-            c::table
-                .filter(c::tenant_id.eq(scope.id()))
-                .filter(c::id.eq(id)),
-        )
-        .set(changes)
-        .execute(conn)
-        .await?;
-    }
+    crate::tenant_row!(change conn, scope, outreach_campaigns, id, changes);
     if let Some(next) = next {
         events::record(
             conn,
