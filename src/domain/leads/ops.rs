@@ -684,48 +684,39 @@ pub async fn update_analysis(
         diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!("{column} || "))
             .bind::<diesel::sql_types::Jsonb, _>(history_entry(value))
     };
-    if let Some(t) = &analysis.tone {
-        if Some(t) != tone.as_ref() {
-            diesel::update(target(scope, id))
-                .set((
-                    l::tone.eq(t),
-                    l::tone_history.eq(append("tone_history", json!(t))),
-                ))
-                .execute(conn)
-                .await?;
-        }
-    }
-    if let Some(u) = analysis.urgency {
-        if Some(u) != urgency {
-            diesel::update(target(scope, id))
-                .set((
-                    l::urgency.eq(u),
-                    l::urgency_history.eq(append("urgency_history", json!(u.as_str()))),
-                ))
-                .execute(conn)
-                .await?;
-        }
-    }
-    if let Some(c) = &analysis.confidence_score {
-        if Some(c) != confidence.as_ref() {
-            diesel::update(target(scope, id))
-                .set((
-                    l::confidence_score.eq(c),
-                    l::confidence_history.eq(append("confidence_history", json!(c.to_string()))),
-                ))
-                .execute(conn)
-                .await?;
-        }
-    }
-    if let Some(summary) = &analysis.ai_summary {
+    // A changed tone, urgency or confidence appends to its history; one UPDATE sets them
+    // all, none when nothing is given.
+    let tone = analysis.tone.as_ref().filter(|t| Some(*t) != tone.as_ref());
+    let urgency = analysis.urgency.filter(|u| Some(*u) != urgency);
+    let confidence =
+        (analysis.confidence_score.as_ref()).filter(|c| Some(*c) != confidence.as_ref());
+    let (summary, intent) = (analysis.ai_summary.as_ref(), analysis.intent.as_ref());
+    let given = tone.is_some()
+        || urgency.is_some()
+        || confidence.is_some()
+        || summary.is_some()
+        || intent.is_some();
+    let changes = (
+        tone.map(|t| {
+            (
+                l::tone.eq(t),
+                l::tone_history.eq(append("tone_history", json!(t))),
+            )
+        }),
+        urgency.map(|u| {
+            let entry = append("urgency_history", json!(u.as_str()));
+            (l::urgency.eq(u), l::urgency_history.eq(entry))
+        }),
+        confidence.map(|c| {
+            let entry = append("confidence_history", json!(c.to_string()));
+            (l::confidence_score.eq(c), l::confidence_history.eq(entry))
+        }),
+        summary.map(|summary| l::ai_summary.eq(summary)),
+        intent.map(|intent| l::intent.eq(intent)),
+    );
+    if given {
         diesel::update(target(scope, id))
-            .set(l::ai_summary.eq(summary))
-            .execute(conn)
-            .await?;
-    }
-    if let Some(intent) = &analysis.intent {
-        diesel::update(target(scope, id))
-            .set(l::intent.eq(intent))
+            .set(changes)
             .execute(conn)
             .await?;
     }

@@ -13,8 +13,7 @@ use super::model::{
 use super::ops;
 use crate::auth::Access;
 use crate::db::children::ChildRelation;
-use crate::domain::write_payload;
-use crate::domain::{write_and_load, OpError, OpResult};
+use crate::domain::{write_and_load, write_payload, OpError, OpResult};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::IntoConnection;
 use crate::graphql::connection::{Cursor, PageRequest};

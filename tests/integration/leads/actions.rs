@@ -128,6 +128,48 @@ async fn every_lead_action_is_audited_once_and_refused_transitions_write_nothing
     assert_eq!(lead["history"]["confidence"].as_array().unwrap().len(), 2);
     assert_eq!(lead["history"]["urgency"].as_array().unwrap().len(), 1);
 
+    // One UPDATE whatever the analysis changes: five fields cost what one does, and a
+    // changed urgency and confidence append to their histories as the tone did.
+    let analysis = "mutation($i: UpdateLeadAnalysisInput!) { updateLeadAnalysis(input: $i) { lead { aiSummary intent tone urgency confidenceScore } } }";
+    let mut statements = Vec::new();
+    for input in [
+        json!({ "leadId": id, "intent": "pricing" }),
+        json!({ "leadId": id, "aiSummary": "Wants a quote", "intent": "quote", "tone": "Warm",
+            "urgency": "LOW", "confidenceScore": "0.5" }),
+    ] {
+        let before = app.statements.data_statements();
+        let r = app.gql(&t.admin_key, analysis, json!({ "i": input })).await;
+        statements.push(app.statements.data_statements() - before);
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    assert_eq!(
+        statements[0], statements[1],
+        "one field or five: one UPDATE"
+    );
+    let r = app.gql(&t.admin_key, "query($id: ID!) { lead(id: $id) { aiSummary intent tone urgency confidenceScore history { tone { value } confidence { value } urgency { value } } } }", json!({ "id": id })).await;
+    let analysed = &r["data"]["lead"];
+    assert_eq!(
+        (
+            &analysed["aiSummary"],
+            &analysed["intent"],
+            &analysed["tone"],
+            &analysed["urgency"]
+        ),
+        (
+            &json!("Wants a quote"),
+            &json!("quote"),
+            &json!("Warm"),
+            &json!("LOW")
+        ),
+        "{r}"
+    );
+    assert_eq!(analysed["history"]["tone"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        analysed["history"]["confidence"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(analysed["history"]["urgency"].as_array().unwrap().len(), 2);
+
     // Deleted: hidden, and every further action refused.
     assert_eq!(
         run(&app, &t, "deleteLead", "", &id).await["lead"]["deleted"],
