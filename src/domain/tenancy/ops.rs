@@ -326,22 +326,16 @@ pub async fn update_tenant_settings(
     last_active_at: Option<DateTime<Utc>>,
 ) -> OpResult<Tenant> {
     let target = tenants::table.filter(tenants::id.eq(scope.id()));
-    if let Some(preferences) = &preferences {
-        diesel::update(target)
-            .set(
-                tenants::email_preferences.eq(diesel::dsl::sql::<diesel::sql_types::Jsonb>(
-                    "email_preferences || ",
-                )
-                .bind::<diesel::sql_types::Jsonb, _>(preferences.clone())),
-            )
-            .execute(conn)
-            .await?;
-    }
-    if let Some(at) = last_active_at {
-        diesel::update(target)
-            .set(tenants::last_active_at.eq(Some(at)))
-            .execute(conn)
-            .await?;
+    if preferences.is_some() || last_active_at.is_some() {
+        let merged = preferences.map(|p| {
+            let merge = diesel::dsl::sql::<diesel::sql_types::Jsonb>("email_preferences || ");
+            tenants::email_preferences.eq(merge.bind::<diesel::sql_types::Jsonb, _>(p))
+        });
+        let changes = (
+            merged,
+            last_active_at.map(|at| tenants::last_active_at.eq(Some(at))),
+        );
+        diesel::update(target).set(changes).execute(conn).await?;
     }
     let tenant: Tenant = target.select(Tenant::as_select()).first(conn).await?;
     crate::domain::events::record(
