@@ -255,9 +255,9 @@ async fn variants_and_tests_are_checked_and_each_subject_keeps_its_arm() {
             json!({ "text": "Bonjour", "isActive": true }),
         ),
     ] {
-        let before = app.statements.data_statements();
-        let r = app.gql(&t.admin_key, update, json!({ "i": input })).await;
-        statements.push(app.statements.data_statements() - before);
+        let request = app.gql(&t.admin_key, update, json!({ "i": input }));
+        let (r, cost) = crate::common::statements_of(&app, request).await;
+        statements.push(cost);
         assert_eq!(r["data"]["updatePromptVariant"]["prompt"], expected, "{r}");
     }
     assert_eq!(

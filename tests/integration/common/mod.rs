@@ -435,6 +435,30 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
 }
 
 /// The code of `mutation`'s first user error (`null` when it has none).
+/// The data statements `request` costs, counted between two moments when the app's
+/// background work (event delivery reacting to a write, which runs on the same counter)
+/// has settled, so that requests with the same writes compare alike whatever the timing.
+pub async fn statements_of<T>(
+    app: &TestApp,
+    request: impl std::future::Future<Output = T>,
+) -> (T, u64) {
+    async fn settled(app: &TestApp) -> u64 {
+        let mut last = app.statements.data_statements();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = app.statements.data_statements();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+    let before = settled(app).await;
+    let answer = request.await;
+    (answer, settled(app).await - before)
+}
+
 pub fn user_error_code<'a>(response: &'a Value, mutation: &str) -> &'a Value {
     &response["data"][mutation]["userErrors"][0]["code"]
 }

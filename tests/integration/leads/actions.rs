@@ -137,9 +137,9 @@ async fn every_lead_action_is_audited_once_and_refused_transitions_write_nothing
         json!({ "leadId": id, "aiSummary": "Wants a quote", "intent": "quote", "tone": "Warm",
             "urgency": "LOW", "confidenceScore": "0.5" }),
     ] {
-        let before = app.statements.data_statements();
-        let r = app.gql(&t.admin_key, analysis, json!({ "i": input })).await;
-        statements.push(app.statements.data_statements() - before);
+        let request = app.gql(&t.admin_key, analysis, json!({ "i": input }));
+        let (r, cost) = crate::common::statements_of(&app, request).await;
+        statements.push(cost);
         assert!(r["errors"].is_null(), "{r}");
     }
     assert_eq!(

@@ -407,9 +407,8 @@ async fn admins_set_their_tenants_email_preferences_and_last_activity() {
         json!({ "marketing": false, "sequences": true, "weeklyDigest": true }),
         "{r}"
     );
-    let before = app.statements.data_statements();
-    let r = app.gql(&a.admin_key, UPDATE, json!({ "i": { "emailPreferences": { "weeklyDigest": false }, "lastActiveAt": "2026-12-01T10:00:00Z" } })).await;
-    let both = app.statements.data_statements() - before;
+    let request = app.gql(&a.admin_key, UPDATE, json!({ "i": { "emailPreferences": { "weeklyDigest": false }, "lastActiveAt": "2026-12-01T10:00:00Z" } }));
+    let (r, both) = crate::common::statements_of(&app, request).await;
     let tenant = &r["data"]["updateTenantSettings"]["tenant"];
     assert_eq!(
         tenant["emailPreferences"],
@@ -417,12 +416,11 @@ async fn admins_set_their_tenants_email_preferences_and_last_activity() {
     );
     assert_eq!(tenant["lastActiveAt"], "2026-12-01T10:00:00+00:00");
     // Preferences alone cost what preferences with the activity do: one UPDATE (the
-    // first write above warmed the key's lookup).
-    let before = app.statements.data_statements();
+    // first write comes before both).
     let again = json!({ "i": { "emailPreferences": { "weeklyDigest": false } } });
-    let r = app.gql(&a.admin_key, UPDATE, again).await;
+    let request = app.gql(&a.admin_key, UPDATE, again);
+    let (r, one) = crate::common::statements_of(&app, request).await;
     assert_eq!(r["data"]["updateTenantSettings"]["tenant"], *tenant, "{r}");
-    let one = app.statements.data_statements() - before;
     assert_eq!(
         one, both,
         "preferences alone or with the activity: one UPDATE"
