@@ -344,6 +344,8 @@ struct LeadState {
     customer_id: Option<Uuid>,
     confidence_score: Option<BigDecimal>,
     intent: Option<String>,
+    tone: Option<String>,
+    urgency: Option<Urgency>,
 }
 
 /// Locks the lead (serialising concurrent actions on it) and returns its state.
@@ -358,6 +360,8 @@ async fn lock(conn: &mut AsyncPgConnection, scope: Tenant, id: Uuid) -> OpResult
             l::customer_id,
             l::confidence_score,
             l::intent,
+            l::tone,
+            l::urgency,
         ))
         .for_update()
         .first(conn)
@@ -671,25 +675,18 @@ pub async fn update_analysis(
     check_text("intent", analysis.intent.as_deref(), 200)?;
     check_text("tone", analysis.tone.as_deref(), 100)?;
     check_confidence(&analysis.confidence_score)?;
-    lock(conn, scope, id).await?;
+    let current = lock(conn, scope, id).await?;
     use lead_memory as l;
-    let (tone, urgency, confidence): (Option<String>, Option<Urgency>, Option<BigDecimal>) =
-        l::table
-            .filter(l::tenant_id.eq(scope.id()))
-            .filter(l::id.eq(id))
-            .select((l::tone, l::urgency, l::confidence_score))
-            .first(conn)
-            .await?;
     let append = |column: &str, value: serde_json::Value| {
         diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!("{column} || "))
             .bind::<diesel::sql_types::Jsonb, _>(history_entry(value))
     };
     // A changed tone, urgency or confidence appends to its history; one UPDATE sets them
     // all, none when nothing is given.
-    let tone = analysis.tone.as_ref().filter(|t| Some(*t) != tone.as_ref());
-    let urgency = analysis.urgency.filter(|u| Some(*u) != urgency);
-    let confidence =
-        (analysis.confidence_score.as_ref()).filter(|c| Some(*c) != confidence.as_ref());
+    let tone = (analysis.tone.as_ref()).filter(|t| Some(*t) != current.tone.as_ref());
+    let urgency = analysis.urgency.filter(|u| Some(*u) != current.urgency);
+    let confidence = (analysis.confidence_score.as_ref())
+        .filter(|c| Some(*c) != current.confidence_score.as_ref());
     let (summary, intent) = (analysis.ai_summary.as_ref(), analysis.intent.as_ref());
     let given = tone.is_some()
         || urgency.is_some()
