@@ -221,3 +221,66 @@ async fn every_redemption_transition_pair() {
     assert_eq!(balance(&app, &t, &customer).await, 1000);
     assert_invariants(&app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_once() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Winery A").await;
+    let unlimited = reward(&app, &t, 10, None).await;
+    let counted = reward(&app, &t, 10, Some(5)).await;
+    let customer = funded_customer(&app, &t, "measured@example.com", 1000).await;
+    // One redemption first, so that the measured ones each follow one.
+    let warm = json!({ "c": customer, "r": unlimited, "q": 1 });
+    app.gql(&t.admin_key, REDEEM, warm).await;
+
+    let mut statements = Vec::new();
+    for prize in [&unlimited, &counted] {
+        let request = app.gql(
+            &t.admin_key,
+            REDEEM,
+            json!({ "c": customer, "r": prize, "q": 2 }),
+        );
+        let (r, cost) = crate::common::statements_of(&app, request).await;
+        assert_eq!(r["data"]["redeemReward"]["userErrors"], json!([]), "{r}");
+        statements.push(cost);
+    }
+    // Data statements: the key, the reward, the customer's lock, the redemption, the
+    // balance, the entry (its sequence read in it), both events at once, the payload.
+    assert_eq!(statements[0], 8, "{statements:?}");
+    assert_eq!(
+        statements[1],
+        statements[0] + 1,
+        "counted stock: one UPDATE more"
+    );
+
+    assert_eq!(balance(&app, &t, &customer).await, 1000 - 10 - 20 - 20);
+    let r = app
+        .gql(
+            &t.admin_key,
+            "query($id: ID!) { reward(id: $id) { inventory } }",
+            json!({ "id": counted }),
+        )
+        .await;
+    assert_eq!(r["data"]["reward"]["inventory"], 3, "{r}");
+    // Each redemption's entries continue the customer's ledger, and each wrote its
+    // points.changed then its redemption.changed.
+    let sequences = format!(
+        "SELECT count(*) AS n FROM point_transactions WHERE customer_id = '{customer}' \
+         AND sequence BETWEEN 1 AND 4"
+    );
+    assert_eq!(count(&app, &sequences).await, 4);
+    let ordered = format!(
+        "SELECT count(*) AS n FROM domain_events p JOIN domain_events r \
+         ON r.tenant_id = p.tenant_id AND r.event_type = 'redemption.changed' \
+         AND r.payload->>'customerId' = '{customer}' \
+         AND p.event_type = 'points.changed' AND p.subject_id = '{customer}' \
+         AND p.id < r.id AND NOT EXISTS (SELECT 1 FROM domain_events x \
+           WHERE x.tenant_id = p.tenant_id AND x.id > p.id AND x.id < r.id)"
+    );
+    assert_eq!(
+        count(&app, &ordered).await,
+        3,
+        "each redemption's two events, in order"
+    );
+    assert_invariants(&app).await;
+}

@@ -34,7 +34,25 @@ pub(super) async fn append_locked(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     entry: LedgerEntry<'_>,
+    locked: (i64, i64),
+) -> OpResult<PointTransaction> {
+    append_locked_with(conn, scope, entry, locked, Vec::new()).await
+}
+
+diesel::define_sql_function!(
+    /// SQL `coalesce` over a ledger's nullable `max(sequence)`.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt
+);
+
+/// [`append_locked`], recording `then` (events the caller's change owes, as
+/// [`events::record_many`] takes them) in the statement that records the entry's own
+/// `points.changed`, after it.
+pub(super) async fn append_locked_with(
+    conn: &mut AsyncPgConnection,
+    scope: Tenant,
+    entry: LedgerEntry<'_>,
     (balance, lifetime): (i64, i64),
+    then: Vec<(String, Uuid, serde_json::Value)>,
 ) -> OpResult<PointTransaction> {
     let new_balance = balance.saturating_add(entry.points);
     if new_balance < 0 {
@@ -51,14 +69,14 @@ pub(super) async fn append_locked(
             &format!("a points balance or lifetime total may not exceed {MAX_POINTS}"),
         ));
     }
-    let sequence: i64 = point_transactions::table
+    // The next sequence is read by the INSERT itself: the customer's lock is held, so no
+    // other entry of theirs can commit in between, and the statement's snapshot (READ
+    // COMMITTED) is taken after the lock was granted.
+    let last_sequence = point_transactions::table
         .filter(point_transactions::tenant_id.eq(scope.id()))
         .filter(point_transactions::customer_id.eq(entry.customer_id))
         .select(diesel::dsl::max(point_transactions::sequence))
-        .first::<Option<i64>>(conn)
-        .await?
-        .unwrap_or(0)
-        + 1;
+        .single_value();
     let credit = matches!(
         entry.kind,
         PointTransactionType::Earned | PointTransactionType::Bonus
@@ -83,7 +101,7 @@ pub(super) async fn append_locked(
         .values((
             point_transactions::tenant_id.eq(scope.id()),
             point_transactions::customer_id.eq(entry.customer_id),
-            point_transactions::sequence.eq(sequence),
+            point_transactions::sequence.eq(coalesce(last_sequence, 0) + 1),
             point_transactions::transaction_type.eq(entry.kind),
             point_transactions::points.eq(entry.points),
             point_transactions::balance_after.eq(new_balance),
@@ -95,14 +113,12 @@ pub(super) async fn append_locked(
         .returning(PointTransaction::as_returning())
         .get_result(conn)
         .await?;
-    events::record(
-        conn,
-        scope,
-        "points.changed",
+    let changed = (
+        "points.changed".to_string(),
         entry.customer_id,
         json!({ "transactionId": transaction.id, "type": entry.kind, "points": entry.points, "balance": new_balance }),
-    )
-    .await?;
+    );
+    events::record_many(conn, scope, [changed].into_iter().chain(then).collect()).await?;
     Ok(transaction)
 }
 

@@ -119,19 +119,21 @@ pub struct Redeem {
     pub quantity: i32,
 }
 
+/// The `redemption.changed` event of `r`'s current state.
+fn redemption_event(r: &Redemption) -> (String, Uuid, serde_json::Value) {
+    (
+        "redemption.changed".to_string(),
+        r.id,
+        json!({ "status": r.status, "customerId": r.customer_id, "rewardId": r.reward_id, "quantity": r.quantity }),
+    )
+}
+
 pub(super) async fn redemption_changed(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     r: &Redemption,
 ) -> QueryResult<()> {
-    events::record(
-        conn,
-        scope,
-        "redemption.changed",
-        r.id,
-        json!({ "status": r.status, "customerId": r.customer_id, "rewardId": r.reward_id, "quantity": r.quantity }),
-    )
-    .await
+    events::record_many(conn, scope, vec![redemption_event(r)]).await
 }
 
 /// Redeems a reward: checks it is active and inside its window, then (in this one
@@ -168,21 +170,24 @@ pub async fn redeem(
         // The lock is held to the end: the ledger entry below uses the balance read here.
         let locked =
             lock_customer(conn, scope, input.customer_id, &["input", "customerId"]).await?;
-        let taken = diesel::update(
-            loyalty_rewards::table
-                .filter(loyalty_rewards::tenant_id.eq(scope.id()))
-                .filter(loyalty_rewards::id.eq(reward.id))
-                .filter(loyalty_rewards::inventory.ge(input.quantity)),
-        )
-        .set(loyalty_rewards::inventory.eq(loyalty_rewards::inventory - input.quantity))
-        .execute(conn)
-        .await?;
-        if taken == 0 && reward.inventory.is_some() {
-            return Err(user_error(
-                UserErrorCode::OutOfStock,
-                field,
-                "not enough of this reward left",
-            ));
+        // Unlimited stock (as read above) has nothing to take.
+        if reward.inventory.is_some() {
+            let taken = diesel::update(
+                loyalty_rewards::table
+                    .filter(loyalty_rewards::tenant_id.eq(scope.id()))
+                    .filter(loyalty_rewards::id.eq(reward.id))
+                    .filter(loyalty_rewards::inventory.ge(input.quantity)),
+            )
+            .set(loyalty_rewards::inventory.eq(loyalty_rewards::inventory - input.quantity))
+            .execute(conn)
+            .await?;
+            if taken == 0 {
+                return Err(user_error(
+                    UserErrorCode::OutOfStock,
+                    field,
+                    "not enough of this reward left",
+                ));
+            }
         }
         let cost = i64::from(reward.points_cost) * i64::from(input.quantity);
         let redemption = diesel::insert_into(reward_redemptions::table)
@@ -197,7 +202,7 @@ pub async fn redeem(
             .get_result(conn)
             .await?;
         let description = format!("Redeemed {} × {}", input.quantity, reward.name);
-        append_locked(
+        append_locked_with(
             conn,
             scope,
             LedgerEntry {
@@ -210,9 +215,9 @@ pub async fn redeem(
                 description: Some(&description),
             },
             locked,
+            vec![redemption_event(&redemption)],
         )
         .await?;
-        redemption_changed(conn, scope, &redemption).await?;
         Ok(redemption.id)
     })
     .await
