@@ -27,6 +27,7 @@ use scoped_futures::ScopedFutureExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::db::filter::FilterSome;
 use crate::db::schema::{
     club_enrollments, club_programs, club_stages, communication_templates, customers, rendez_vous,
     scheduled_runs,
@@ -331,7 +332,7 @@ async fn members(
     expiring_before: Option<DateTime<Utc>>,
 ) -> QueryResult<Vec<Member>> {
     use club_enrollments as e;
-    let mut query = e::table
+    let query = e::table
         .inner_join(
             club_stages::table.on(club_stages::id
                 .eq(e::stage_id)
@@ -353,10 +354,8 @@ async fn members(
             customers::points_lifetime,
         ))
         .order(e::id)
-        .into_boxed();
-    if let Some(before) = expiring_before {
-        query = query.filter(e::expires_at.le(before));
-    }
+        .into_boxed()
+        .filter_some(expiring_before, |v| e::expires_at.le(v));
     query.load(conn).await
 }
 

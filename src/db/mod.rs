@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod children;
 pub mod cluster;
+pub mod filter;
 pub mod nested;
 pub mod page;
 pub mod prefetch;

@@ -236,9 +236,9 @@ macro_rules! newest_first {
             .limit(page.limit())
             .into_boxed();
         $(
-            if let Some(value) = $value {
-                query = query.filter(table::$column.eq(value));
-            }
+            query = $crate::db::filter::FilterSome::filter_some(query, $value, |v| {
+                table::$column.eq(v)
+            });
         )*
         $crate::keyset!(query, page, table::created_at, table::id, desc)
             .load($conn)

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::db::filter::FilterSome;
 use crate::db::schema::domain_events;
 use crate::db::sql::Prepared;
 use crate::db::Tenant;
@@ -134,19 +135,15 @@ pub async fn events_after(
     limit: i64,
     types: Option<&[String]>,
 ) -> QueryResult<Vec<StoredEvent>> {
-    let mut query = domain_events::table
+    let query = domain_events::table
         .filter(domain_events::tenant_id.eq(scope.id()))
         .filter(domain_events::position.gt(after))
         .select(StoredEvent::as_select())
         .order(domain_events::position)
         .limit(limit)
-        .into_boxed();
-    if let Some(up_to) = up_to {
-        query = query.filter(domain_events::position.le(up_to));
-    }
-    if let Some(types) = types {
-        query = query.filter(domain_events::event_type.eq_any(types));
-    }
+        .into_boxed()
+        .filter_some(up_to, |v| domain_events::position.le(v))
+        .filter_some(types, |v| domain_events::event_type.eq_any(v));
     query.load(conn).await
 }
 

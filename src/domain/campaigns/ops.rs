@@ -14,11 +14,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::*;
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     campaign_delivery_counters, campaign_executions, campaign_recipients, campaigns,
     recipient_rollups, target_group_mappings,
 };
+use crate::db::sql::contains_pattern;
 use crate::db::Tenant;
 use crate::domain::{events, user_error, OpResult, UserError, UserErrorCode};
 use crate::error::AppResult;
@@ -68,27 +70,16 @@ pub fn list_query(
     page: &PageRequest<DateTime<Utc>>,
 ) -> ListQuery {
     use campaigns as c;
-    let mut query = c::table
+    let query = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .select(Campaign::as_select())
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(c::status.eq(status));
-    }
-    if let Some(from) = filter.scheduled_from {
-        query = query.filter(c::scheduled_at.ge(from));
-    }
-    if let Some(to) = filter.scheduled_to {
-        query = query.filter(c::scheduled_at.lt(to));
-    }
-    if let Some(search) = &filter.search {
-        let pattern = crate::db::sql::contains_pattern(search);
-        query = query.filter(
-            c::name
-                .ilike(pattern.clone())
-                .or(c::description.ilike(pattern)),
-        );
-    }
+        .into_boxed()
+        .filter_some(filter.status, |v| c::status.eq(v))
+        .filter_some(filter.scheduled_from, |v| c::scheduled_at.ge(v))
+        .filter_some(filter.scheduled_to, |v| c::scheduled_at.lt(v))
+        .filter_some(filter.search.as_deref().map(contains_pattern), |p| {
+            c::name.ilike(p.clone()).or(c::description.ilike(p))
+        });
     crate::keyset!(query, page, c::created_at, c::id, desc)
 }
 
@@ -153,17 +144,12 @@ pub fn recipients_filtered(
     filter: &RecipientFilter,
 ) -> campaign_recipients::BoxedQuery<'static, Pg> {
     use campaign_recipients as r;
-    let mut query = r::table
+    r::table
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::campaign_id.eq(campaign))
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(r::status.eq(status));
-    }
-    if let Some(channel) = filter.channel {
-        query = query.filter(r::channel.eq(channel));
-    }
-    query
+        .into_boxed()
+        .filter_some(filter.status, |v| r::status.eq(v))
+        .filter_some(filter.channel, |v| r::channel.eq(v))
 }
 
 /// The recipient rollup rows of `campaign` under `filter` (the rollup keeps status and
@@ -174,17 +160,12 @@ pub fn recipient_rollup_rows(
     filter: &RecipientFilter,
 ) -> recipient_rollups::BoxedQuery<'static, Pg> {
     use recipient_rollups as r;
-    let mut query = r::table
+    r::table
         .filter(r::tenant_id.eq(scope.id()))
         .filter(r::campaign_id.eq(campaign))
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(r::status.eq(status));
-    }
-    if let Some(channel) = filter.channel {
-        query = query.filter(r::channel.eq(channel));
-    }
-    query
+        .into_boxed()
+        .filter_some(filter.status, |v| r::status.eq(v))
+        .filter_some(filter.channel, |v| r::channel.eq(v))
 }
 
 /// One campaign's recipients in creation order.

@@ -13,10 +13,12 @@ use super::model::{
     Activity, CommunicationPreference, Customer, CustomerProfile, NewActivity, NewCustomer,
     NewOrder, Order, OrderRefund,
 };
+use crate::db::filter::FilterSome;
 use crate::db::page::{Cursor, PageRequest};
 use crate::db::schema::{
     communication_preferences, customer_rollups, customers, order_refunds, order_rollups, orders,
 };
+use crate::db::sql::contains_pattern;
 use crate::db::Tenant;
 use crate::domain::loyalty::ops as loyalty;
 use crate::domain::{check_money, events, idempotency, OpResult, UserError, UserErrorCode};
@@ -98,39 +100,25 @@ pub fn sort_key(customer: &Customer, field: CustomerOrderField) -> SortKey {
 /// The customers `filter` selects, every column: the rows of the list and of its
 /// aggregates.
 pub fn filtered(scope: Tenant, filter: &CustomerFilter) -> customers::BoxedQuery<'static, Pg> {
-    let mut query = customers::table
+    customers::table
         .filter(customers::tenant_id.eq(scope.id()))
-        .into_boxed();
-    if let Some(segment) = &filter.segment {
-        query = query.filter(customers::segment.eq(segment.clone()));
-    }
-    if let Some(risk) = &filter.churn_risk {
-        query = query.filter(customers::churn_risk.eq(risk.clone()));
-    }
-    if let Some(member) = filter.is_club_member {
-        query = query.filter(customers::is_club_member.eq(member));
-    }
-    if let Some(min) = &filter.ltv_min {
-        query = query.filter(customers::ltv.ge(min.clone()));
-    }
-    if let Some(max) = &filter.ltv_max {
-        query = query.filter(customers::ltv.le(max.clone()));
-    }
-    if let Some(from) = filter.last_activity_from {
-        query = query.filter(customers::last_activity_at.ge(from));
-    }
-    if let Some(to) = filter.last_activity_to {
-        query = query.filter(customers::last_activity_at.lt(to));
-    }
-    if let Some(search) = &filter.search {
-        let pattern = crate::db::sql::contains_pattern(search);
-        query = query.filter(
+        .into_boxed()
+        .filter_some(filter.segment.clone(), |v| customers::segment.eq(v))
+        .filter_some(filter.churn_risk.clone(), |v| customers::churn_risk.eq(v))
+        .filter_some(filter.is_club_member, |v| customers::is_club_member.eq(v))
+        .filter_some(filter.ltv_min.clone(), |v| customers::ltv.ge(v))
+        .filter_some(filter.ltv_max.clone(), |v| customers::ltv.le(v))
+        .filter_some(filter.last_activity_from, |v| {
+            customers::last_activity_at.ge(v)
+        })
+        .filter_some(filter.last_activity_to, |v| {
+            customers::last_activity_at.lt(v)
+        })
+        .filter_some(filter.search.as_deref().map(contains_pattern), |p| {
             customers::name
-                .ilike(pattern.clone())
-                .or(customers::email.ilike(pattern)),
-        );
-    }
-    query
+                .ilike(p.clone())
+                .or(customers::email.ilike(p))
+        })
 }
 
 /// Which orders an aggregate reads (every filter optional).
@@ -145,25 +133,14 @@ pub struct OrderFilter {
 
 /// The orders `filter` selects, every column.
 pub fn orders_filtered(scope: Tenant, filter: &OrderFilter) -> orders::BoxedQuery<'static, Pg> {
-    let mut query = orders::table
+    orders::table
         .filter(orders::tenant_id.eq(scope.id()))
-        .into_boxed();
-    if let Some(customer) = filter.customer_id {
-        query = query.filter(orders::customer_id.eq(customer));
-    }
-    if let Some(status) = &filter.status {
-        query = query.filter(orders::status.eq(status.clone()));
-    }
-    if let Some(club) = filter.is_club_shipment {
-        query = query.filter(orders::is_club_shipment.eq(club));
-    }
-    if let Some(from) = filter.ordered_from {
-        query = query.filter(orders::ordered_at.ge(from));
-    }
-    if let Some(to) = filter.ordered_to {
-        query = query.filter(orders::ordered_at.lt(to));
-    }
-    query
+        .into_boxed()
+        .filter_some(filter.customer_id, |v| orders::customer_id.eq(v))
+        .filter_some(filter.status.clone(), |v| orders::status.eq(v))
+        .filter_some(filter.is_club_shipment, |v| orders::is_club_shipment.eq(v))
+        .filter_some(filter.ordered_from, |v| orders::ordered_at.ge(v))
+        .filter_some(filter.ordered_to, |v| orders::ordered_at.lt(v))
 }
 
 /// The customer rollup rows (see the aggregate rollups migration) of `filter`, when it
@@ -186,16 +163,12 @@ pub fn customer_rollup_rows(
         return None;
     };
     use customer_rollups as r;
-    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
-    if let Some(segment) = segment {
-        query = query.filter(r::segment.eq(segment.clone()));
-    }
-    if let Some(risk) = churn_risk {
-        query = query.filter(r::churn_risk.eq(risk.clone()));
-    }
-    if let Some(member) = is_club_member {
-        query = query.filter(r::is_club_member.eq(*member));
-    }
+    let query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .into_boxed()
+        .filter_some(segment.clone(), |v| r::segment.eq(v))
+        .filter_some(churn_risk.clone(), |v| r::churn_risk.eq(v))
+        .filter_some(*is_club_member, |v| r::is_club_member.eq(v));
     Some(query)
 }
 
@@ -209,13 +182,11 @@ pub fn order_rollup_rows(
         return None;
     }
     use order_rollups as r;
-    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
-    if let Some(status) = &filter.status {
-        query = query.filter(r::status.eq(status.clone()));
-    }
-    if let Some(club) = filter.is_club_shipment {
-        query = query.filter(r::is_club_shipment.eq(club));
-    }
+    let query = r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .into_boxed()
+        .filter_some(filter.status.clone(), |v| r::status.eq(v))
+        .filter_some(filter.is_club_shipment, |v| r::is_club_shipment.eq(v));
     Some(query)
 }
 

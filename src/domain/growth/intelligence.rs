@@ -12,6 +12,7 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use crate::auth::Access;
+use crate::db::filter::FilterSome;
 use crate::db::schema::{
     feedback_tracking, intent_translations, translation_cache, translation_dictionary,
 };
@@ -87,14 +88,12 @@ async fn list_feedback(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<FeedbackRow>> {
     use feedback_tracking as f;
-    let mut query = f::table
+    let query = f::table
         .filter(f::tenant_id.eq(scope.id()))
         .select(FeedbackRow::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(lead) = lead {
-        query = query.filter(f::lead_id.eq(lead));
-    }
+        .into_boxed()
+        .filter_some(lead, |v| f::lead_id.eq(v));
     crate::keyset!(query, page, f::created_at, f::id, desc)
         .load(conn)
         .await
@@ -189,20 +188,14 @@ async fn list_translations(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<CachedTranslationRow>> {
     use translation_cache as t;
-    let mut query = t::table
+    let query = t::table
         .filter(t::tenant_id.eq(scope.id()))
         .select(CachedTranslationRow::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(language) = filter.source_language {
-        query = query.filter(t::source_language.eq(language));
-    }
-    if let Some(language) = filter.target_language {
-        query = query.filter(t::target_language.eq(language));
-    }
-    if let Some(context) = filter.context_type {
-        query = query.filter(t::context_type.eq(context));
-    }
+        .into_boxed()
+        .filter_some(filter.source_language, |v| t::source_language.eq(v))
+        .filter_some(filter.target_language, |v| t::target_language.eq(v))
+        .filter_some(filter.context_type, |v| t::context_type.eq(v));
     crate::keyset!(query, page, t::created_at, t::id, desc)
         .load(conn)
         .await
@@ -318,20 +311,13 @@ impl IntelligenceQuery {
         let rows = request_context(ctx)?
             .db
             .query(|conn, _| {
-                let mut query = d::table
+                d::table
                     .select(DictionaryRow::as_select())
                     .order((d::source_text, d::source_language, d::target_language))
-                    .into_boxed();
-                if let Some(language) = source_language {
-                    query = query.filter(d::source_language.eq(language));
-                }
-                if let Some(language) = target_language {
-                    query = query.filter(d::target_language.eq(language));
-                }
-                if let Some(category) = category {
-                    query = query.filter(d::category.eq(category));
-                }
-                query
+                    .into_boxed()
+                    .filter_some(source_language, |v| d::source_language.eq(v))
+                    .filter_some(target_language, |v| d::target_language.eq(v))
+                    .filter_some(category, |v| d::category.eq(v))
                     .limit(crate::graphql::connection::UNPAGED_LIST_BOUND as i64)
                     .load(conn)
                     .scope_boxed()

@@ -12,6 +12,7 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use crate::auth::Access;
+use crate::db::filter::FilterSome;
 use crate::db::page::{CreatedRow, PageRequest};
 use crate::db::schema::{integration_logs, performance_metrics};
 use crate::db::Tenant;
@@ -144,17 +145,15 @@ async fn list_metrics(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<MetricRow>> {
     use performance_metrics as m;
-    let mut query = m::table
+    let query = m::table
         .filter(m::tenant_id.eq(scope.id()))
         .select(MetricRow::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(operation) = operation {
-        query = query.filter(
+        .into_boxed()
+        .filter_some(operation, |v| {
             diesel::dsl::sql::<diesel::sql_types::Bool>("metadata ->> 'operationName' = ")
-                .bind::<diesel::sql_types::Text, _>(operation),
-        );
-    }
+                .bind::<diesel::sql_types::Text, _>(v)
+        });
     crate::keyset!(query, page, m::recorded_at, m::id, desc)
         .load(conn)
         .await

@@ -15,8 +15,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::{Language, Lead, LeadAction, LeadActionType, LeadDetail, LeadNote, Urgency};
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{customers, feedback_tracking, lead_actions, lead_memory, lead_notes};
+use crate::db::sql::contains_pattern;
 use crate::db::Tenant;
 use crate::domain::{
     check_text, events, idempotency, user_error, OpError, OpResult, UserErrorCode,
@@ -115,52 +117,26 @@ pub struct LeadFilter {
 /// The leads `filter` selects, every column: the rows of the list and of its aggregates.
 pub fn filtered(scope: Tenant, filter: &LeadFilter) -> lead_memory::BoxedQuery<'static, Pg> {
     use lead_memory as l;
-    let mut query = l::table
+    l::table
         .filter(l::tenant_id.eq(scope.id()))
         .filter(l::deleted.eq(filter.deleted.unwrap_or(false)))
-        .into_boxed();
-    if let Some(archived) = filter.archived {
-        query = query.filter(l::archived.eq(archived));
-    } else {
-        query = query.filter(l::archived.eq(false));
-    }
-    if let Some(tag) = &filter.tag {
-        query = query.filter(l::current_tag.eq(tag.clone()));
-    }
-    if let Some(urgency) = filter.urgency {
-        query = query.filter(l::urgency.eq(urgency));
-    }
-    if let Some(intent) = &filter.intent {
-        query = query.filter(l::intent.eq(intent.clone()));
-    }
-    if let Some(tone) = &filter.tone {
-        query = query.filter(l::tone.eq(tone.clone()));
-    }
-    if let Some(language) = filter.language {
-        query = query.filter(l::language.eq(language));
-    }
-    if let Some(min) = &filter.confidence_min {
-        query = query.filter(l::confidence_score.ge(min.clone()));
-    }
-    if let Some(max) = &filter.confidence_max {
-        query = query.filter(l::confidence_score.le(max.clone()));
-    }
-    if let Some(from) = filter.created_from {
-        query = query.filter(l::created_at.ge(from));
-    }
-    if let Some(to) = filter.created_to {
-        query = query.filter(l::created_at.lt(to));
-    }
-    if let Some(search) = &filter.search {
-        let pattern = crate::db::sql::contains_pattern(search);
-        query = query.filter(
+        .filter(l::archived.eq(filter.archived.unwrap_or(false)))
+        .into_boxed()
+        .filter_some(filter.tag.clone(), |v| l::current_tag.eq(v))
+        .filter_some(filter.urgency, |v| l::urgency.eq(v))
+        .filter_some(filter.intent.clone(), |v| l::intent.eq(v))
+        .filter_some(filter.tone.clone(), |v| l::tone.eq(v))
+        .filter_some(filter.language, |v| l::language.eq(v))
+        .filter_some(filter.confidence_min.clone(), |v| l::confidence_score.ge(v))
+        .filter_some(filter.confidence_max.clone(), |v| l::confidence_score.le(v))
+        .filter_some(filter.created_from, |v| l::created_at.ge(v))
+        .filter_some(filter.created_to, |v| l::created_at.lt(v))
+        .filter_some(filter.search.as_deref().map(contains_pattern), |p| {
             l::name
-                .ilike(pattern.clone())
-                .or(l::email.ilike(pattern.clone()))
-                .or(l::message.ilike(pattern)),
-        );
-    }
-    query
+                .ilike(p.clone())
+                .or(l::email.ilike(p.clone()))
+                .or(l::message.ilike(p))
+        })
 }
 
 /// A page of leads as a query, in the list's order (its limit left to the caller:

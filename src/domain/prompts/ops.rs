@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::model::{AbTest, AbTestStatus, Evolution, PromptVariant, VariantChanges};
 use super::stats::{bucket, two_proportion_z_test, Arm};
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     feedback_tracking, prompt_ab_tests, prompt_evolution, prompt_performance, prompt_registry,
@@ -45,14 +46,12 @@ pub async fn list_prompts(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<PromptVariant>> {
     use prompt_registry as p;
-    let mut query = p::table
+    let query = p::table
         .filter(p::tenant_id.eq(scope.id()))
         .select(PromptVariant::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(name) = name {
-        query = query.filter(p::prompt_name.eq(name.to_owned()));
-    }
+        .into_boxed()
+        .filter_some(name, |v| p::prompt_name.eq(v.to_owned()));
     crate::keyset!(query, page, p::created_at, p::id, desc)
         .load(conn)
         .await
@@ -138,19 +137,15 @@ pub async fn evolutions(
     prompt: Option<Uuid>,
 ) -> QueryResult<Vec<Evolution>> {
     use prompt_evolution as e;
-    let mut query = e::table
+    let query = e::table
         .filter(e::tenant_id.eq(scope.id()))
         .select(Evolution::as_select())
         .order((e::evolved_at.desc(), e::id.desc()))
         .limit(100)
-        .into_boxed();
-    if let Some(prompt) = prompt {
-        query = query.filter(
-            e::parent_prompt_id
-                .eq(prompt)
-                .or(e::child_prompt_id.eq(prompt)),
-        );
-    }
+        .into_boxed()
+        .filter_some(prompt, |v| {
+            e::parent_prompt_id.eq(v).or(e::child_prompt_id.eq(v))
+        });
     query.load(conn).await
 }
 

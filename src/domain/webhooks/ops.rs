@@ -7,6 +7,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::model::{Delivery, DeliveryStatus, Endpoint};
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{domain_events, webhook_deliveries, webhook_endpoints};
 use crate::db::Tenant;
@@ -126,10 +127,8 @@ pub async fn deliveries(
         .filter(d::tenant_id.eq(scope.id()))
         .select(Delivery::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(endpoint) = endpoint {
-        query = query.filter(d::endpoint_id.eq(endpoint));
-    }
+        .into_boxed()
+        .filter_some(endpoint, |v| d::endpoint_id.eq(v));
     query = crate::keyset!(query, page, d::created_at, d::id, desc);
     Ok(query.load(conn).await?)
 }

@@ -19,20 +19,14 @@ pub async fn list_appointments(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<Appointment>> {
     use rendez_vous as r;
-    let mut query = r::table
+    let query = r::table
         .filter(r::tenant_id.eq(scope.id()))
         .select(Appointment::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(from) = filter.from {
-        query = query.filter(r::rdv_date.ge(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(r::rdv_date.le(to));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(r::status.eq(status));
-    }
+        .into_boxed()
+        .filter_some(filter.from, |v| r::rdv_date.ge(v))
+        .filter_some(filter.to, |v| r::rdv_date.le(v))
+        .filter_some(filter.status, |v| r::status.eq(v));
     crate::keyset!(query, page, r::created_at, r::id, desc)
         .load(conn)
         .await

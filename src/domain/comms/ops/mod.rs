@@ -25,6 +25,7 @@ use super::model::{
     CallProvider, CallStatus, Channel, ChannelConfiguration, ChannelFields, ChannelProvider,
     Prospect, ProspectFields, ProspectStatus, Ticket, TicketFields, TicketPriority, TicketStatus,
 };
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{call_logs, channel_configurations, prospects, rendez_vous, tickets};
 use crate::db::Tenant;

@@ -17,6 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::*;
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     club_enrollments, club_extensions, club_programs, club_stages, customers, loyalty_point_rules,

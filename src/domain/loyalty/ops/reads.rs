@@ -80,16 +80,10 @@ pub async fn list_enrollments(
         .filter(club_enrollments::tenant_id.eq(scope.id()))
         .select(Enrollment::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(club_enrollments::status.eq(status));
-    }
-    if let Some(customer) = filter.customer_id {
-        query = query.filter(club_enrollments::customer_id.eq(customer));
-    }
-    if let Some(stage) = filter.stage_id {
-        query = query.filter(club_enrollments::stage_id.eq(stage));
-    }
+        .into_boxed()
+        .filter_some(filter.status, |v| club_enrollments::status.eq(v))
+        .filter_some(filter.customer_id, |v| club_enrollments::customer_id.eq(v))
+        .filter_some(filter.stage_id, |v| club_enrollments::stage_id.eq(v));
     query = crate::keyset!(
         query,
         page,
@@ -190,9 +184,7 @@ pub async fn list_rewards(
         Some(false) => query = query.filter(open.is_distinct_from(true)),
         None => {}
     }
-    if let Some(kind) = filter.reward_type {
-        query = query.filter(r::reward_type.eq(kind));
-    }
+    query = query.filter_some(filter.reward_type, |v| r::reward_type.eq(v));
     query = crate::keyset!(query, page, r::created_at, r::id, asc);
     Ok(query.load(conn).await?)
 }
@@ -226,20 +218,13 @@ pub fn point_transactions_filtered(
     filter: &PointTransactionFilter,
 ) -> point_transactions::BoxedQuery<'static, Pg> {
     use point_transactions as p;
-    let mut query = p::table.filter(p::tenant_id.eq(scope.id())).into_boxed();
-    if let Some(customer) = filter.customer_id {
-        query = query.filter(p::customer_id.eq(customer));
-    }
-    if let Some(kind) = filter.transaction_type {
-        query = query.filter(p::transaction_type.eq(kind));
-    }
-    if let Some(from) = filter.created_from {
-        query = query.filter(p::created_at.ge(from));
-    }
-    if let Some(to) = filter.created_to {
-        query = query.filter(p::created_at.lt(to));
-    }
-    query
+    p::table
+        .filter(p::tenant_id.eq(scope.id()))
+        .into_boxed()
+        .filter_some(filter.customer_id, |v| p::customer_id.eq(v))
+        .filter_some(filter.transaction_type, |v| p::transaction_type.eq(v))
+        .filter_some(filter.created_from, |v| p::created_at.ge(v))
+        .filter_some(filter.created_to, |v| p::created_at.lt(v))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -256,17 +241,12 @@ pub fn redemptions_filtered(
     filter: &RedemptionFilter,
 ) -> reward_redemptions::BoxedQuery<'static, Pg> {
     use reward_redemptions as r;
-    let mut query = r::table.filter(r::tenant_id.eq(scope.id())).into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(r::status.eq(status));
-    }
-    if let Some(customer) = filter.customer_id {
-        query = query.filter(r::customer_id.eq(customer));
-    }
-    if let Some(reward) = filter.reward_id {
-        query = query.filter(r::reward_id.eq(reward));
-    }
-    query
+    r::table
+        .filter(r::tenant_id.eq(scope.id()))
+        .into_boxed()
+        .filter_some(filter.status, |v| r::status.eq(v))
+        .filter_some(filter.customer_id, |v| r::customer_id.eq(v))
+        .filter_some(filter.reward_id, |v| r::reward_id.eq(v))
 }
 
 pub async fn list_redemptions(

@@ -31,6 +31,7 @@ use scoped_futures::ScopedFutureExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     channel_configurations, communication_log, communication_preferences, communication_templates,

@@ -491,14 +491,12 @@ pub async fn email_events_of(
     limit: i64,
 ) -> QueryResult<Vec<EmailEvent>> {
     use email_events as e;
-    let mut query = e::table
+    let query = e::table
         .filter(e::tenant_id.eq(scope.id()))
         .select(EmailEvent::as_select())
         .order((e::occurred_at, e::id))
         .limit(limit)
-        .into_boxed();
-    if let Some(message) = message {
-        query = query.filter(e::communication_log_id.eq(message));
-    }
+        .into_boxed()
+        .filter_some(message, |v| e::communication_log_id.eq(v));
     query.load(conn).await
 }

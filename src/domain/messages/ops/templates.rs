@@ -111,17 +111,13 @@ pub async fn communication_templates(
     template_type: Option<TemplateType>,
 ) -> QueryResult<Vec<CommunicationTemplate>> {
     use communication_templates as t;
-    let mut query = t::table
+    let query = t::table
         .filter(t::tenant_id.eq(scope.id()))
         .select(CommunicationTemplate::as_select())
         .order((t::template_type, t::channel))
-        .into_boxed();
-    if let Some(channel) = channel {
-        query = query.filter(t::channel.eq(channel));
-    }
-    if let Some(kind) = template_type {
-        query = query.filter(t::template_type.eq(kind));
-    }
+        .into_boxed()
+        .filter_some(channel, |v| t::channel.eq(v))
+        .filter_some(template_type, |v| t::template_type.eq(v));
     query.load(conn).await
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{
     outreach_campaigns, outreach_emails, outreach_metrics, outreach_tracking, prospect_candidates,
@@ -86,10 +87,8 @@ pub async fn outreach_emails(
         .filter(e::tenant_id.eq(scope.id()))
         .select(OutreachEmail::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(campaign) = campaign {
-        query = query.filter(e::campaign_id.eq(campaign));
-    }
+        .into_boxed()
+        .filter_some(campaign, |v| e::campaign_id.eq(v));
     query = crate::keyset!(query, page, e::created_at, e::id, asc);
     Ok(query.load(conn).await?)
 }
@@ -485,7 +484,7 @@ pub async fn generate_outreach_emails(
         template.ok_or_else(|| invalid("campaignId", "the campaign has no email template"))?;
     let template = active_template(conn, scope, template, &["input", "campaignId"]).await?;
     let target: Target = serde_json::from_value(target).unwrap_or_default();
-    let mut query = p::table
+    let query = p::table
         .filter(p::tenant_id.eq(scope.id()))
         .filter(p::contacted.eq(false))
         .filter(diesel::dsl::not(diesel::dsl::exists(
@@ -501,22 +500,12 @@ pub async fn generate_outreach_emails(
             p::id,
         ))
         .limit(MAX_GENERATED)
-        .into_boxed();
-    if let Some(industry) = target.industry {
-        query = query.filter(p::industry.eq(industry));
-    }
-    if let Some(region) = target.region {
-        query = query.filter(p::region.eq(region));
-    }
-    if let Some(language) = target.language {
-        query = query.filter(p::language.eq(language));
-    }
-    if let Some(min) = target.score_min {
-        query = query.filter(p::automation_need_score.ge(min));
-    }
-    if let Some(max) = target.score_max {
-        query = query.filter(p::automation_need_score.le(max));
-    }
+        .into_boxed()
+        .filter_some(target.industry, |v| p::industry.eq(v))
+        .filter_some(target.region, |v| p::region.eq(v))
+        .filter_some(target.language, |v| p::language.eq(v))
+        .filter_some(target.score_min, |v| p::automation_need_score.ge(v))
+        .filter_some(target.score_max, |v| p::automation_need_score.le(v));
     let candidates: Vec<ProspectCandidate> = query.load(conn).await?;
     let mut generated = Generated::default();
     let mut drafts = Vec::with_capacity(candidates.len());

@@ -11,6 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::db::filter::FilterSome;
 use crate::db::page::PageRequest;
 use crate::db::schema::{prospect_candidates, prospect_form_tests, prospect_industry_performance};
 use crate::db::Tenant;
@@ -47,29 +48,17 @@ pub async fn list_candidates(
     page: &PageRequest<DateTime<Utc>>,
 ) -> QueryResult<Vec<ProspectCandidate>> {
     use prospect_candidates as c;
-    let mut query = c::table
+    let query = c::table
         .filter(c::tenant_id.eq(scope.id()))
         .select(ProspectCandidate::as_select())
         .limit(page.limit())
-        .into_boxed();
-    if let Some(industry) = filter.industry {
-        query = query.filter(c::industry.eq(industry));
-    }
-    if let Some(region) = filter.region {
-        query = query.filter(c::region.eq(region));
-    }
-    if let Some(language) = filter.language {
-        query = query.filter(c::language.eq(language));
-    }
-    if let Some(min) = filter.score_min {
-        query = query.filter(c::automation_need_score.ge(min));
-    }
-    if let Some(max) = filter.score_max {
-        query = query.filter(c::automation_need_score.le(max));
-    }
-    if let Some(contacted) = filter.contacted {
-        query = query.filter(c::contacted.eq(contacted));
-    }
+        .into_boxed()
+        .filter_some(filter.industry, |v| c::industry.eq(v))
+        .filter_some(filter.region, |v| c::region.eq(v))
+        .filter_some(filter.language, |v| c::language.eq(v))
+        .filter_some(filter.score_min, |v| c::automation_need_score.ge(v))
+        .filter_some(filter.score_max, |v| c::automation_need_score.le(v))
+        .filter_some(filter.contacted, |v| c::contacted.eq(v));
     crate::keyset!(query, page, c::created_at, c::id, desc)
         .load(conn)
         .await
