@@ -958,7 +958,7 @@ impl LoyaltyMutation {
             quantity: input.quantity,
         };
         let key = input.idempotency_key;
-        redemption_payload(ctx, |conn, scope| {
+        write_payload(ctx, |conn, scope| {
             async move { ops::redeem(conn, scope, redeem, key.as_deref()).await }.scope_boxed()
         })
         .await

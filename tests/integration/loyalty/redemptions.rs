@@ -245,15 +245,36 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
         statements.push(cost);
     }
     // Data statements: the key, the reward, the customer's lock, the redemption, the
-    // balance, the entry (its sequence read in it), both events at once, the payload.
-    assert_eq!(statements[0], 8, "{statements:?}");
+    // balance, the entry (its sequence read in it), both events at once; the payload is
+    // the redemption written, not read back.
+    assert_eq!(statements[0], 7, "{statements:?}");
     assert_eq!(
         statements[1],
         statements[0] + 1,
         "counted stock: one UPDATE more"
     );
 
-    assert_eq!(balance(&app, &t, &customer).await, 1000 - 10 - 20 - 20);
+    // The payload is the redemption as a read of it answers.
+    const FIELDS: &str = "id customerId rewardId quantity pointsSpent status fulfilledAt cancelledAt refundedAt createdAt reward { id inventory }";
+    let written = app
+        .gql(
+            &t.admin_key,
+            &format!("mutation($c: ID!, $r: ID!) {{ redeemReward(input: {{ customerId: $c, rewardId: $r, quantity: 1 }}) {{ redemption {{ {FIELDS} }} }} }}"),
+            json!({ "c": customer, "r": counted }),
+        )
+        .await;
+    let written = &written["data"]["redeemReward"]["redemption"];
+    let read = app
+        .gql(
+            &t.admin_key,
+            &format!("query($c: ID!) {{ redemptions(first: 1, filter: {{ customerId: $c }}) {{ nodes {{ {FIELDS} }} }} }}"),
+            json!({ "c": customer }),
+        )
+        .await;
+    assert_eq!(written, &read["data"]["redemptions"]["nodes"][0], "{read}");
+    assert_eq!(written["reward"]["inventory"], 2, "{written}");
+
+    assert_eq!(balance(&app, &t, &customer).await, 1000 - 10 - 20 - 20 - 10);
     let r = app
         .gql(
             &t.admin_key,
@@ -261,14 +282,14 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
             json!({ "id": counted }),
         )
         .await;
-    assert_eq!(r["data"]["reward"]["inventory"], 3, "{r}");
+    assert_eq!(r["data"]["reward"]["inventory"], 2, "{r}");
     // Each redemption's entries continue the customer's ledger, and each wrote its
     // points.changed then its redemption.changed.
     let sequences = format!(
         "SELECT count(*) AS n FROM point_transactions WHERE customer_id = '{customer}' \
-         AND sequence BETWEEN 1 AND 4"
+         AND sequence BETWEEN 1 AND 5"
     );
-    assert_eq!(count(&app, &sequences).await, 4);
+    assert_eq!(count(&app, &sequences).await, 5);
     let ordered = format!(
         "SELECT count(*) AS n FROM domain_events p JOIN domain_events r \
          ON r.tenant_id = p.tenant_id AND r.event_type = 'redemption.changed' \
@@ -279,7 +300,7 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
     );
     assert_eq!(
         count(&app, &ordered).await,
-        3,
+        4,
         "each redemption's two events, in order"
     );
     assert_invariants(&app).await;

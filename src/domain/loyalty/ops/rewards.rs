@@ -139,13 +139,14 @@ pub(super) async fn redemption_changed(
 /// Redeems a reward: checks it is active and inside its window, then (in this one
 /// transaction) takes the stock with a conditional decrement (no oversell under any
 /// concurrency), debits the points through the ledger (never negative), and creates the
-/// `pending` redemption. Any failure rolls all of it back.
+/// `pending` redemption. Any failure rolls all of it back. Answers the redemption as it
+/// now is: the row just written, or on a replayed key the one its first call made.
 pub async fn redeem(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     input: Redeem,
     key: Option<&str>,
-) -> OpResult<Uuid> {
+) -> OpResult<Option<Redemption>> {
     if !(1..=1000).contains(&input.quantity) {
         return Err(user_error(
             UserErrorCode::Invalid,
@@ -153,7 +154,9 @@ pub async fn redeem(
             "quantity must be 1 to 1000",
         ));
     }
-    idempotency::once(conn, scope, key, "redeemReward", &input, async |conn| {
+    // A replay stores and returns the id only; the row written here needs no reading back.
+    let mut written = None;
+    let id = idempotency::once(conn, scope, key, "redeemReward", &input, async |conn| {
         let field = &["input", "rewardId"];
         let reward = rewards_by_ids(conn, scope, &[input.reward_id])
             .await?
@@ -218,9 +221,15 @@ pub async fn redeem(
             vec![redemption_event(&redemption)],
         )
         .await?;
-        Ok(redemption.id)
+        let id = redemption.id;
+        written = Some(redemption);
+        Ok(id)
     })
-    .await
+    .await?;
+    match written {
+        Some(redemption) => Ok(Some(redemption)),
+        None => Ok(super::redemption(conn, scope, id).await?),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
