@@ -718,16 +718,6 @@ where
     .await
 }
 
-async fn redemption_payload<'a, F>(ctx: &Context<'_>, work: F) -> AppResult<RedemptionPayload>
-where
-    F: crate::db::tenant::Work<'a, OpResult<Uuid>>,
-{
-    write_and_load(ctx, work, |conn, scope, id| {
-        ops::redemption(conn, scope, id).scope_boxed()
-    })
-    .await
-}
-
 #[derive(Default)]
 pub struct LoyaltyMutation;
 
@@ -1005,7 +995,7 @@ impl LoyaltyMutation {
         action: ops::RedemptionAction,
     ) -> AppResult<RedemptionPayload> {
         let id = parse_id(&input.redemption_id, &["input", "redemptionId"])?;
-        redemption_payload(ctx, |conn, scope| {
+        write_payload(ctx, |conn, scope| {
             async move { ops::transition_redemption(conn, scope, id, action).await }.scope_boxed()
         })
         .await

@@ -273,6 +273,27 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
         .await;
     assert_eq!(written, &read["data"]["redemptions"]["nodes"][0], "{read}");
     assert_eq!(written["reward"]["inventory"], 2, "{written}");
+    // So is a transition's.
+    let fulfilled = app
+        .gql(
+            &t.admin_key,
+            &format!("mutation($id: ID!) {{ fulfillRedemption(input: {{ redemptionId: $id }}) {{ redemption {{ {FIELDS} }} }} }}"),
+            json!({ "id": written["id"] }),
+        )
+        .await;
+    let fulfilled = &fulfilled["data"]["fulfillRedemption"]["redemption"];
+    assert_eq!(fulfilled["status"], "FULFILLED", "{fulfilled}");
+    let read = app
+        .gql(
+            &t.admin_key,
+            &format!("query($c: ID!) {{ redemptions(first: 1, filter: {{ customerId: $c }}) {{ nodes {{ {FIELDS} }} }} }}"),
+            json!({ "c": customer }),
+        )
+        .await;
+    assert_eq!(
+        fulfilled, &read["data"]["redemptions"]["nodes"][0],
+        "{read}"
+    );
 
     assert_eq!(balance(&app, &t, &customer).await, 1000 - 10 - 20 - 20 - 10);
     let r = app

@@ -240,13 +240,14 @@ pub enum RedemptionAction {
 }
 
 /// `pending → fulfilled`, `pending → cancelled` (points and stock restored),
-/// `fulfilled → refunded` (points restored); anything else is INVALID_TRANSITION.
+/// `fulfilled → refunded` (points restored); anything else is INVALID_TRANSITION. Answers
+/// the redemption as the transition left it.
 pub async fn transition_redemption(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
     id: Uuid,
     action: RedemptionAction,
-) -> OpResult<Uuid> {
+) -> OpResult<Option<Redemption>> {
     use RedemptionStatus::*;
     let current = crate::tenant_row!(
         locked conn,
@@ -327,5 +328,5 @@ pub async fn transition_redemption(
         .await?;
     }
     redemption_changed(conn, scope, &updated).await?;
-    Ok(updated.id)
+    Ok(Some(updated))
 }
