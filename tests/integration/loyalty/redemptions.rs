@@ -256,6 +256,13 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
 
     // The payload is the redemption as a read of it answers.
     const FIELDS: &str = "id customerId rewardId quantity pointsSpent status fulfilledAt cancelledAt refundedAt createdAt reward { id inventory }";
+    let latest = || async {
+        let query = format!("query($c: ID!) {{ redemptions(first: 1, filter: {{ customerId: $c }}) {{ nodes {{ {FIELDS} }} }} }}");
+        let r = app
+            .gql(&t.admin_key, &query, json!({ "c": customer }))
+            .await;
+        r["data"]["redemptions"]["nodes"][0].clone()
+    };
     let written = app
         .gql(
             &t.admin_key,
@@ -264,14 +271,7 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
         )
         .await;
     let written = &written["data"]["redeemReward"]["redemption"];
-    let read = app
-        .gql(
-            &t.admin_key,
-            &format!("query($c: ID!) {{ redemptions(first: 1, filter: {{ customerId: $c }}) {{ nodes {{ {FIELDS} }} }} }}"),
-            json!({ "c": customer }),
-        )
-        .await;
-    assert_eq!(written, &read["data"]["redemptions"]["nodes"][0], "{read}");
+    assert_eq!(written, &latest().await);
     assert_eq!(written["reward"]["inventory"], 2, "{written}");
     // So is a transition's.
     let fulfilled = app
@@ -283,17 +283,7 @@ async fn a_redemption_takes_stock_only_when_counted_and_writes_its_events_at_onc
         .await;
     let fulfilled = &fulfilled["data"]["fulfillRedemption"]["redemption"];
     assert_eq!(fulfilled["status"], "FULFILLED", "{fulfilled}");
-    let read = app
-        .gql(
-            &t.admin_key,
-            &format!("query($c: ID!) {{ redemptions(first: 1, filter: {{ customerId: $c }}) {{ nodes {{ {FIELDS} }} }} }}"),
-            json!({ "c": customer }),
-        )
-        .await;
-    assert_eq!(
-        fulfilled, &read["data"]["redemptions"]["nodes"][0],
-        "{read}"
-    );
+    assert_eq!(fulfilled, &latest().await);
 
     assert_eq!(balance(&app, &t, &customer).await, 1000 - 10 - 20 - 20 - 10);
     let r = app
