@@ -62,14 +62,20 @@ WITH event AS (
     deliveries_of_events!()
 );
 
-/// Appends many events in one statement: `(type, subject, payload)` each, in order.
+/// Appends many events in one statement: `(type, subject, payload)` each, in order (one
+/// event alone is [`record`]'s statement).
 pub async fn record_many(
     conn: &mut AsyncPgConnection,
     scope: Tenant,
-    events: Vec<(String, Uuid, serde_json::Value)>,
+    mut events: Vec<(String, Uuid, serde_json::Value)>,
 ) -> QueryResult<()> {
-    if events.is_empty() {
-        return Ok(());
+    if events.len() <= 1 {
+        return match events.pop() {
+            Some((event_type, subject, payload)) => {
+                record(conn, scope, &event_type, subject, payload).await
+            }
+            None => Ok(()),
+        };
     }
     let mut types = Vec::with_capacity(events.len());
     let mut subjects = Vec::with_capacity(events.len());

@@ -133,7 +133,8 @@ pub(super) async fn redemption_changed(
     scope: Tenant,
     r: &Redemption,
 ) -> QueryResult<()> {
-    events::record_many(conn, scope, vec![redemption_event(r)]).await
+    let (event_type, subject, payload) = redemption_event(r);
+    events::record(conn, scope, &event_type, subject, payload).await
 }
 
 /// Redeems a reward: checks it is active and inside its window, then (in this one
